@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Bootstrap and run Aurora from a fresh checkout with nothing but Python 3.11+.
+
+    python3 scripts/dev.py demo [ARGS...]   # create .venv (runtime lock), run `aurora demo`
+    python3 scripts/dev.py test [ARGS...]   # create .venv (dev lock), run ruff + pytest
+    python3 scripts/dev.py aurora ARGS...   # any aurora command inside the environment
+
+The virtual environment lives in `.venv/` next to this repository. It is (re)installed
+from the pinned lock files whenever their content changes, so a second call starts at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / "python"
+
+
+def _lock_digest(lock: Path) -> str:
+    text = lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    return hashlib.sha256(text).hexdigest()
+
+
+def ensure_env(dev: bool) -> None:
+    """Create `.venv` and install the locked dependencies plus Aurora (editable) once."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - runs on the system Python
+        sys.exit(f"Aurora needs Python 3.11+, this is {sys.version.split()[0]}")
+    lock = ROOT / ("requirements-dev.lock" if dev else "requirements.lock")
+    stamp = VENV / f".installed-{'dev' if dev else 'runtime'}"
+    digest = _lock_digest(lock)
+    if stamp.exists() and stamp.read_text() == digest and PY.exists():
+        return
+    if not PY.exists():
+        print(f"creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = [str(PY), "-m", "pip", "--disable-pip-version-check", "-q"]
+    print(f"installing locked dependencies from {lock.name}", flush=True)
+    subprocess.run([*pip, "install", "-r", str(lock)], check=True)
+    subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT)], check=True)
+    stamp.write_text(digest)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"demo", "test", "aurora"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_env(dev=command == "test" or bool(os.environ.get("AURORA_DEV_ENV")))
+    if command == "demo":
+        return subprocess.call([str(BIN / "aurora"), "demo", *rest])
+    if command == "aurora":
+        return subprocess.call([str(BIN / "aurora"), *rest])
+    lint = subprocess.call([str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "scripts"])
+    if lint != 0:
+        return lint
+    return subprocess.call([str(PY), "-m", "pytest", "-n", "2", "-q", *rest], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,1 @@
+"""The `aurora` command line: a thin layer over the library API."""

@@ -1,0 +1,38 @@
+"""Shared CLI plumbing: options, configuration loading, one-line error reporting."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from aurora.config import AuroraConfig, load_config
+from aurora.errors import StageNotAvailable
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data directory (default ./data, env AURORA_DATA_DIR)."),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", help="TOML configuration file (default ./aurora.toml, env AURORA_CONFIG)."
+    ),
+]
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console for human-readable output (stderr for progress and errors)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def make_config(config: Path | None, **overrides: Any) -> AuroraConfig:
+    """Load configuration with CLI flags as dotted-key overrides (None = flag not given)."""
+    return load_config(config, overrides=overrides)
+
+
+def not_available(stage: str) -> None:
+    """Fail clearly for a stage that is not built yet."""
+    raise StageNotAvailable(f"`aurora {stage}` is not available yet in this version of Aurora")

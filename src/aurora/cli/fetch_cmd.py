@@ -1,0 +1,24 @@
+"""`aurora fetch`, `aurora import`, `aurora validate`."""
+
+from __future__ import annotations
+
+import typer
+
+from aurora.cli.common import not_available
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("fetch")
+    def fetch() -> None:
+        """Fetch daily bars from Alpaca into the validated, versioned price store."""
+        not_available("fetch")
+
+    @app.command("import")
+    def import_() -> None:
+        """Import reference data: `aurora import sector-map FILE` or `fundamentals FILE`."""
+        not_available("import")
+
+    @app.command("validate")
+    def validate() -> None:
+        """Validate the stored data and checksums; exit non-zero on failure."""
+        not_available("validate")

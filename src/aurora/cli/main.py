@@ -1,0 +1,54 @@
+"""Entry point of the `aurora` console command.
+
+Each stage's commands live in their own module with a `register(app)` function; this module
+only assembles them and turns `AuroraError` into a one-line message and an exit code.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from aurora.cli import build_cmd, emulator_cmd, fetch_cmd, ops_cmd, predict_cmd
+from aurora.errors import AuroraError
+
+app = typer.Typer(
+    name="aurora",
+    help="Aurora: Alpaca daily bars -> validated store -> 45 features -> ranked predictions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (fetch_cmd, build_cmd, predict_cmd, ops_cmd, emulator_cmd):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; AuroraError becomes `error: <message>` on stderr and its exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except AuroraError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

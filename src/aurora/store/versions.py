@@ -1,0 +1,274 @@
+"""The versioned store: `data/archive/<version>/` snapshots and the `data/latest` pointer.
+
+Layout under the data directory::
+
+    latest -> archive/20261124T101500123456Z-fetch     (a symlink, swapped atomically)
+    archive/<version>/prices.parquet, features.parquet, ..., manifest.json
+    archive/.staging-<id>/                             (a transaction in progress)
+    universe/top300.txt, universe/sector_map.csv       (inputs, not versioned)
+    state/                                             (checkpoints, limiter state)
+
+Contract:
+- A version is immutable once published. It holds every file of the store at that moment:
+  a transaction writes the files it changes into a staging directory, and the unchanged
+  files of the parent version are hard-linked in (copied where links are impossible).
+- `manifest.json` lists each file with its sha256 and size, the stage that produced the
+  version, its parent, and stage-specific metadata (row counts, date range, parameters).
+- Publication is a rename of the staging directory into `archive/` followed by an atomic
+  replacement of the `latest` symlink. A failed or killed transaction never touches
+  `latest`: readers see the previous complete version or the new one, nothing between.
+- One writer at a time: a transaction holds an exclusive `flock` on `data/.lock`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aurora.atomic import atomic_write_json, fsync_dir, sha256_file
+from aurora.errors import ConfigError, StoreError
+
+MANIFEST = "manifest.json"
+_STAGING_PREFIX = ".staging-"
+
+
+def new_version_id(stage: str, now: dt.datetime | None = None) -> str:
+    """A sortable, unique version name: UTC timestamp to the microsecond plus the stage."""
+    now = now or dt.datetime.now(dt.UTC)
+    return f"{now.strftime('%Y%m%dT%H%M%S%fZ')}-{stage}"
+
+
+@dataclass
+class Transaction:
+    """Files being written for one new version. Use via `Store.transaction()`."""
+
+    store: Store
+    stage: str
+    staging: Path
+    parent: str | None
+    params: dict[str, Any]
+    file_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
+    removed: set[str] = field(default_factory=set)
+
+    def path(self, name: str) -> Path:
+        """Where to write file `name` of the new version (a plain name, no directories)."""
+        if not name or "/" in name or "\\" in name or name.startswith(".") or name == MANIFEST:
+            raise StoreError(f"invalid store file name {name!r}")
+        self.removed.discard(name)
+        return self.staging / name
+
+    def describe(self, name: str, **meta: Any) -> None:
+        """Attach metadata (rows, date range, ...) to file `name` in the manifest."""
+        self.file_meta.setdefault(name, {}).update(meta)
+
+    def remove(self, name: str) -> None:
+        """Leave file `name` of the parent version out of the new version."""
+        self.removed.add(name)
+        with contextlib.suppress(FileNotFoundError):
+            (self.staging / name).unlink()
+
+
+class Store:
+    """The data directory: versioned outputs plus inputs and run state."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.root = Path(data_dir).expanduser().absolute()
+
+    # -- paths ---------------------------------------------------------------------------
+    @property
+    def latest(self) -> Path:
+        return self.root / "latest"
+
+    @property
+    def archive(self) -> Path:
+        return self.root / "archive"
+
+    @property
+    def universe_dir(self) -> Path:
+        return self.root / "universe"
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    def inside(self, relative: str | Path) -> Path:
+        """Resolve a path given in configuration and refuse one that escapes the data dir."""
+        candidate = (self.root / relative).resolve()
+        root = self.root.resolve()
+        if candidate != root and root not in candidate.parents:
+            raise ConfigError(f"path {str(relative)!r} escapes the data directory {self.root}")
+        return candidate
+
+    def latest_file(self, name: str) -> Path | None:
+        """Path of file `name` in the current version, or None when absent."""
+        version = self.current_version()
+        if version is None:
+            return None
+        path = self.archive / version / name
+        return path if path.exists() else None
+
+    def require_latest(self, name: str, hint: str) -> Path:
+        """Like `latest_file`, but raise StoreError with `hint` (what to run) when absent."""
+        path = self.latest_file(name)
+        if path is None:
+            raise StoreError(f"{self.latest / name} does not exist: {hint}")
+        return path
+
+    # -- versions ------------------------------------------------------------------------
+    def current_version(self) -> str | None:
+        """The version `latest` points to, or None for an empty store."""
+        if not self.latest.is_symlink():
+            if self.latest.exists():
+                raise StoreError(
+                    f"{self.latest} is not a version pointer (expected a symlink into archive/)"
+                )
+            return None
+        return Path(os.readlink(self.latest)).name
+
+    def versions(self) -> list[str]:
+        """Published versions, oldest first."""
+        if not self.archive.is_dir():
+            return []
+        return sorted(
+            p.name
+            for p in self.archive.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
+        )
+
+    def manifest(self, version: str | None = None) -> dict[str, Any]:
+        """The manifest of `version` (default: latest). Raises StoreError when missing."""
+        version = version or self.current_version()
+        if version is None:
+            raise StoreError(f"{self.root}: the store is empty (run `aurora fetch` first)")
+        path = self.archive / version / MANIFEST
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise StoreError(f"{path}: manifest missing") from None
+        except json.JSONDecodeError as exc:
+            raise StoreError(f"{path}: manifest is not valid JSON ({exc.msg})") from None
+
+    def verify(self, version: str | None = None) -> list[str]:
+        """Check every file of a version against its manifest; return the problems found."""
+        version = version or self.current_version()
+        if version is None:
+            return []
+        try:
+            manifest = self.manifest(version)
+        except StoreError as exc:
+            return [str(exc)]
+        problems = []
+        base = self.archive / version
+        for name, meta in manifest.get("files", {}).items():
+            path = base / name
+            if not path.exists():
+                problems.append(f"{name}: listed in the manifest of {version} but missing")
+            elif sha256_file(path) != meta.get("sha256"):
+                problems.append(f"{name}: checksum mismatch in {version} (file changed or corrupt)")
+        return problems
+
+    def point_latest_to(self, version: str) -> None:
+        """Atomically make `latest` point at an existing version."""
+        target = self.archive / version
+        if not (target / MANIFEST).exists():
+            raise StoreError(f"version {version} does not exist in {self.archive}")
+        tmp = self.root / f".latest-{uuid.uuid4().hex}"
+        os.symlink(Path("archive") / version, tmp)
+        os.replace(tmp, self.latest)
+        fsync_dir(self.root)
+
+    # -- writing -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the store's exclusive writer lock; fail at once if another process has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise StoreError(
+                    f"{self.root} is locked by another aurora process; try again when it ends"
+                ) from None
+            yield
+        finally:
+            os.close(fd)
+
+    def clean_staging(self) -> list[str]:
+        """Remove staging directories left by killed runs. Call only while holding the lock."""
+        removed = []
+        if self.archive.is_dir():
+            for p in self.archive.iterdir():
+                if p.name.startswith(_STAGING_PREFIX):
+                    shutil.rmtree(p, ignore_errors=True)
+                    removed.append(p.name)
+        return removed
+
+    @contextlib.contextmanager
+    def transaction(
+        self, stage: str, params: dict[str, Any] | None = None
+    ) -> Iterator[Transaction]:
+        """Write a new version; publish it on success, discard it on any exception."""
+        with self.lock():
+            self.clean_staging()
+            self.archive.mkdir(parents=True, exist_ok=True)
+            parent = self.current_version()
+            staging = self.archive / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
+            staging.mkdir()
+            txn = Transaction(self, stage, staging, parent, dict(params or {}))
+            try:
+                yield txn
+                self._publish(txn)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _publish(self, txn: Transaction) -> str:
+        parent_files: dict[str, Any] = {}
+        if txn.parent is not None:
+            parent_files = self.manifest(txn.parent).get("files", {})
+            for name in parent_files:
+                target = txn.staging / name
+                if name in txn.removed or target.exists():
+                    continue
+                source = self.archive / txn.parent / name
+                try:
+                    os.link(source, target)
+                except OSError:
+                    shutil.copy2(source, target)
+        files: dict[str, Any] = {}
+        for path in sorted(txn.staging.iterdir()):
+            if path.name == MANIFEST or path.name.startswith("."):
+                continue
+            with open(path, "rb") as fh:
+                os.fsync(fh.fileno())
+            inherited = path.name not in txn.file_meta and path.name in parent_files
+            meta = dict(parent_files[path.name]) if inherited else {}
+            meta.update(txn.file_meta.get(path.name, {}))
+            meta.update(sha256=sha256_file(path), bytes=path.stat().st_size)
+            if not inherited:
+                meta["written_by"] = txn.stage
+            files[path.name] = meta
+        version = new_version_id(txn.stage)
+        manifest = {
+            "version": version,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "stage": txn.stage,
+            "parent": txn.parent,
+            "params": txn.params,
+            "files": files,
+        }
+        atomic_write_json(txn.staging / MANIFEST, manifest)
+        fsync_dir(txn.staging)
+        os.rename(txn.staging, self.archive / version)
+        fsync_dir(self.archive)
+        self.point_latest_to(version)
+        return version

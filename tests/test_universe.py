@@ -1,0 +1,54 @@
+from pathlib import Path
+
+import pytest
+
+from aurora.errors import UniverseError
+from aurora.universe import default_universe, load_universe, normalize_symbol, parse_universe_lines
+
+
+def test_default_universe_has_130_unique_symbols_with_sectors():
+    uni = default_universe()
+    assert len(uni) == 130
+    assert len(set(uni.symbols)) == 130
+    assert {"AAPL", "MSFT", "JPM", "XOM", "JNJ"} <= set(uni.symbols)
+    assert set(uni.sectors) == set(uni.symbols)
+    assert len(set(uni.sectors.values())) == 11
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("BRK-B", "BRK.B"), ("bf-b", "BF.B"), ("ANTM", "ELV"), ("HCP", "PEAK"), ("FB", "META"),
+     (" aapl ", "AAPL")],
+)
+def test_normalisation_map(raw, expected):
+    assert normalize_symbol(raw) == expected
+
+
+def test_comments_and_blank_lines_are_allowed():
+    assert parse_universe_lines(["# header", "", "AAPL  # apple", "  msft", "FB"], "u") == [
+        "AAPL", "MSFT", "META"]
+
+
+@pytest.mark.parametrize(
+    ("lines", "needle"),
+    [
+        (["AAPL", "AAPL"], "u:2: duplicate symbol 'AAPL' (first on line 1)"),
+        (["AAPL", "FB", "META"], "u:3: duplicate symbol 'META'"),
+        (["AAPL", "../etc"], "u:2: path separator"),
+        (["AAPL", "BRK B"], "u:2: whitespace inside"),
+        (["ABCDEFGHIJK"], "u:1: symbol 'ABCDEFGHIJK' is longer than 10"),
+        (["AA\x07PL"], "u:1: control character"),
+        (["NaN"], "u:1: symbol 'NaN' would be read as a missing value"),
+        (["$SPX"], "u:1: symbol '$SPX' is not a ticker"),
+        (["# only comments"], "u: the universe is empty"),
+    ],
+)
+def test_bad_universe_lines_name_the_line(lines, needle):
+    with pytest.raises(UniverseError) as info:
+        parse_universe_lines(lines, "u")
+    assert needle in str(info.value)
+
+
+def test_load_universe_missing_file(tmp_path: Path):
+    with pytest.raises(UniverseError, match="universe file not found"):
+        load_universe(tmp_path / "nope.txt")
