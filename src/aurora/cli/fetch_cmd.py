@@ -1,4 +1,4 @@
-"""`aurora fetch`, `aurora import`, `aurora validate`."""
+"""`aurora fetch`, `aurora import`."""
 
 from __future__ import annotations
 
@@ -17,8 +17,3 @@ def register(app: typer.Typer) -> None:
     def import_() -> None:
         """Import reference data: `aurora import sector-map FILE` or `fundamentals FILE`."""
         not_available("import")
-
-    @app.command("validate")
-    def validate() -> None:
-        """Validate the stored data and checksums; exit non-zero on failure."""
-        not_available("validate")

@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from aurora.cli import build_cmd, emulator_cmd, fetch_cmd, ops_cmd, predict_cmd
+from aurora.cli import build_cmd, emulator_cmd, fetch_cmd, ops_cmd, predict_cmd, validate_cmd
 from aurora.errors import AuroraError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fetch_cmd, build_cmd, predict_cmd, ops_cmd, emulator_cmd):
+for module in (fetch_cmd, validate_cmd, build_cmd, predict_cmd, ops_cmd, emulator_cmd):
     module.register(app)
 
 
