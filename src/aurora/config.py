@@ -88,6 +88,7 @@ class ValidationConfig(_Section):
     severities: dict[str, Literal["error", "warning", "ignore"]] = Field(default_factory=dict)
     max_move: float = Field(0.5, gt=0)
     stale_run_sessions: int = Field(5, ge=2)
+    long_gap_sessions: int = Field(5, ge=2)
 
 
 class BuildConfig(_Section):
@@ -99,6 +100,17 @@ class PredictConfig(_Section):
     horizon: int = Field(5, ge=1, le=60)
     seed: int = 7
     train_sessions: int = Field(750, ge=60)
+    embargo_sessions: int = Field(5, ge=0, le=60)
+    min_train_sessions: int = Field(252, ge=20)
+    test_sessions: int = Field(63, ge=5, le=504)
+    quantiles: int = Field(5, ge=2, le=20)
+    leakage_threshold: float = Field(0.1, gt=0, le=1)
+    n_estimators: int = Field(100, ge=1, le=5000)
+    learning_rate: float = Field(0.05, gt=0, le=1)
+    num_leaves: int = Field(7, ge=2, le=255)
+    min_data_in_leaf: int = Field(500, ge=1)
+    num_threads: int = Field(1, ge=1, le=64)
+    ridge_alpha: float = Field(0.1, ge=0)
 
 
 class OpsConfig(_Section):

@@ -1,0 +1,249 @@
+"""Split and dividend adjustment of daily bars, with Alpaca's semantics.
+
+Contract (shared by fetch, features, the emulator and the synthetic market):
+
+* A split with ex_date E on symbol S multiplies every S price (open, high, low, close, vwap)
+  dated before E by old_rate / new_rate and every S volume dated before E by
+  new_rate / old_rate. A 2-for-1 split (old_rate 1, new_rate 2) halves earlier prices and
+  doubles earlier volumes; a 1-for-10 reverse split (old_rate 10, new_rate 1) multiplies
+  earlier prices by 10.
+* A cash dividend of `cash_rate` per share with ex_date E on S multiplies every S price dated
+  before E by 1 - cash_rate / C, where C is the RAW close of S's last bar before E (normally
+  the session before E; if that bar is missing, the last raw close before E). Volume is not
+  touched by dividends. A dividend with no S bar before E affects no row and is skipped.
+* Only actions with ex_date <= as_of are applied (as_of None: all of them). Factors compose
+  multiplicatively, so 'all' is the split adjustment followed by the dividend adjustment.
+* Actions match bars on the symbol column exactly. name_change rows and any other action
+  type are ignored: a rename does not move history between symbols here.
+* trade_count and any other column pass through untouched; rows and their order are
+  preserved; the output volume is Float64 whatever the input volume type.
+
+Bad input (missing columns, null or non-positive split rates, a dividend that is null,
+negative or not smaller than the prior close, a null ex_date) raises DataValidationError
+naming the action id, symbol and ex_date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal, get_args
+
+import numpy as np
+import polars as pl
+
+from aurora.errors import ConfigError, DataValidationError
+
+AdjustmentMode = Literal["raw", "split", "dividend", "all"]
+ADJUSTMENT_MODES: tuple[str, ...] = get_args(AdjustmentMode)
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
+SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split")
+DIVIDEND_TYPES: tuple[str, ...] = ("cash_dividend",)
+_REQUIRED_BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume")
+_REQUIRED_ACTION_COLUMNS = ("id", "action_type", "symbol", "ex_date")
+
+_FACTOR_SCHEMA = {
+    "symbol": pl.String,
+    "ex_date": pl.Date,
+    "price_factor": pl.Float64,
+    "volume_factor": pl.Float64,
+}
+
+
+def adjust_bars(
+    bars: pl.DataFrame,
+    actions: pl.DataFrame,
+    mode: AdjustmentMode,
+    as_of: dt.date | None = None,
+) -> pl.DataFrame:
+    """Return `bars` adjusted for the splits and/or dividends in `actions` (see module doc).
+
+    `bars` follows the prices schema (date, symbol, open, high, low, close, volume, optional
+    vwap and trade_count; volume Int64 or Float64). `actions` follows the corporate-actions
+    schema. mode 'raw' returns the bars unchanged except for volume cast to Float64.
+    """
+    _check_bars(bars)
+    factors = adjustment_factors(bars, actions, mode, as_of)
+    price_factor = factors.get_column("price_factor")
+    volume_factor = factors.get_column("volume_factor")
+    updates = [
+        (pl.col(name) * price_factor).cast(pl.Float64).alias(name)
+        for name in PRICE_COLUMNS
+        if name in bars.columns
+    ]
+    updates.append((pl.col("volume").cast(pl.Float64) * volume_factor).alias("volume"))
+    return bars.with_columns(updates)
+
+
+def adjustment_factors(
+    bars: pl.DataFrame,
+    actions: pl.DataFrame,
+    mode: AdjustmentMode,
+    as_of: dt.date | None = None,
+) -> pl.DataFrame:
+    """Per-row factors: adjusted price = raw price * price_factor, volume likewise.
+
+    Returns one row per row of `bars`, in the same order, with columns symbol, date,
+    price_factor, volume_factor (Float64; 1.0 where no action applies). Only `bars`' date,
+    symbol and close columns are read (close for the dividend ratios).
+    """
+    if mode not in ADJUSTMENT_MODES:
+        raise ConfigError(f"unknown adjustment mode {mode!r} (expected one of {ADJUSTMENT_MODES})")
+    _check_bars(bars, required=("date", "symbol", "close"))
+    chosen = _applicable_actions(bars, actions, mode, as_of)
+    price = np.ones(bars.height)
+    volume = np.ones(bars.height)
+    if chosen.height and bars.height:
+        index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+        splits = chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES))
+        dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
+        events = pl.concat([_split_factors(splits), _dividend_factors(index, dividends)])
+        # Factor in force on a bar dated d = product over actions with ex_date > d. Collapse
+        # same-day actions, then take a cumulative product from the latest ex_date backwards.
+        cumulative = (
+            events.group_by("symbol", "ex_date")
+            .agg(pl.col("price_factor").product(), pl.col("volume_factor").product())
+            .sort("symbol", "ex_date", descending=[False, True])
+            .with_columns(
+                pl.col("price_factor").cum_prod().over("symbol"),
+                pl.col("volume_factor").cum_prod().over("symbol"),
+            )
+        )
+        codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
+        order = np.argsort(keys, kind="stable")
+        codes, keys = codes[order], keys[order]
+        if keys.size:
+            after = np.searchsorted(keys, index.keys, side="right")  # first action after bar
+            clamped = np.minimum(after, keys.size - 1)
+            hit = (after < keys.size) & (codes[clamped] == index.codes)
+            pick = order[clamped]
+            price = np.where(hit, cumulative["price_factor"].to_numpy()[pick], 1.0)
+            volume = np.where(hit, cumulative["volume_factor"].to_numpy()[pick], 1.0)
+    return bars.select(
+        "symbol",
+        "date",
+        pl.Series("price_factor", price, dtype=pl.Float64),
+        pl.Series("volume_factor", volume, dtype=pl.Float64),
+    )
+
+
+class _BarIndex:
+    """Bars keyed by (symbol code, date) as sortable int64 keys for numpy searchsorted.
+
+    Codes number the given symbols (those with actions); every other symbol gets -1.
+    """
+
+    def __init__(self, bars: pl.DataFrame, symbols: list[str]) -> None:
+        self.mapping = {symbol: code for code, symbol in enumerate(symbols)}
+        dates = bars.get_column("date")
+        if dates.null_count():
+            raise DataValidationError(f"bars: row {dates.is_null().arg_true()[0]} has no date")
+        self.codes, self.keys = self.encode(bars.get_column("symbol"), dates)
+        order = np.argsort(self.keys, kind="stable")
+        self.sorted_keys = self.keys[order]
+        self.sorted_codes = self.codes[order]
+        self.sorted_close = bars.get_column("close").cast(pl.Float64).to_numpy()[order]
+
+    def encode(self, symbols: pl.Series, dates: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(codes, keys): key = code * 2^32 + day number, ordered like (symbol, date)."""
+        codes = symbols.replace_strict(self.mapping, default=-1, return_dtype=pl.Int64).to_numpy()
+        days = dates.cast(pl.Date).cast(pl.Int64).to_numpy()
+        return codes, codes * (1 << 32) + (days + (1 << 31))
+
+    def previous_close(self, symbols: pl.Series, dates: pl.Series) -> tuple[np.ndarray, pl.Series]:
+        """(found, close): raw close of each (symbol, date)'s last bar strictly before date.
+
+        found is False where the symbol has no bar before date (close is then meaningless);
+        a null close in the bars stays null.
+        """
+        codes, keys = self.encode(symbols, dates)
+        if keys.size == 0 or self.sorted_keys.size == 0:
+            return np.zeros(keys.size, dtype=bool), pl.Series("close", [None] * keys.size)
+        before = np.searchsorted(self.sorted_keys, keys, side="left") - 1
+        clamped = np.maximum(before, 0)
+        found = (before >= 0) & (self.sorted_codes[clamped] == codes)
+        return found, pl.Series("close", self.sorted_close[clamped], dtype=pl.Float64)
+
+
+def _applicable_actions(
+    bars: pl.DataFrame, actions: pl.DataFrame, mode: str, as_of: dt.date | None
+) -> pl.DataFrame:
+    """The split/dividend rows of `actions` that `mode` and `as_of` apply to `bars`."""
+    types: tuple[str, ...] = ()
+    if mode in ("split", "all"):
+        types += SPLIT_TYPES
+    if mode in ("dividend", "all"):
+        types += DIVIDEND_TYPES
+    if not types or actions.height == 0:
+        return pl.DataFrame()
+    missing = [c for c in _REQUIRED_ACTION_COLUMNS if c not in actions.columns]
+    if missing:
+        raise DataValidationError(f"corporate actions: missing column(s) {', '.join(missing)}")
+    chosen = actions.filter(pl.col("action_type").is_in(types))
+    _reject(chosen, pl.col("ex_date").is_null(), "has no ex_date")
+    chosen = chosen.with_columns(pl.col("ex_date").cast(pl.Date))
+    if as_of is not None:
+        chosen = chosen.filter(pl.col("ex_date") <= as_of)
+    return chosen.filter(pl.col("symbol").is_in(bars.get_column("symbol").unique().implode()))
+
+
+def _split_factors(splits: pl.DataFrame) -> pl.DataFrame:
+    if splits.height == 0:
+        return pl.DataFrame(schema=_FACTOR_SCHEMA)
+    _require(splits, ("old_rate", "new_rate"), "split")
+    old, new = pl.col("old_rate").cast(pl.Float64), pl.col("new_rate").cast(pl.Float64)
+    bad = old.is_null() | new.is_null() | (old <= 0) | (new <= 0) | ~old.is_finite()
+    _reject(splits, bad | ~new.is_finite(), "needs positive old_rate and new_rate")
+    return splits.select(
+        "symbol",
+        "ex_date",
+        (old / new).alias("price_factor"),
+        (new / old).alias("volume_factor"),
+    )
+
+
+def _dividend_factors(index: _BarIndex, dividends: pl.DataFrame) -> pl.DataFrame:
+    if dividends.height == 0:
+        return pl.DataFrame(schema=_FACTOR_SCHEMA)
+    _require(dividends, ("cash_rate",), "dividend")
+    cash = pl.col("cash_rate").cast(pl.Float64)
+    _reject(dividends, cash.is_null() | (cash < 0) | ~cash.is_finite(), "needs cash_rate >= 0")
+    found, close_before = index.previous_close(dividends["symbol"], dividends["ex_date"])
+    # A dividend with no earlier bar of its symbol affects no row.
+    prior = dividends.with_columns(close_before.cast(pl.Float64)).filter(pl.Series(found))
+    close = pl.col("close")
+    _reject(
+        prior,
+        close.is_null() | (close <= 0) | (cash >= close),
+        "needs a positive prior raw close larger than cash_rate",
+    )
+    return prior.select(
+        "symbol",
+        "ex_date",
+        (1.0 - cash / close).alias("price_factor"),
+        pl.lit(1.0).alias("volume_factor"),
+    )
+
+
+def _check_bars(bars: pl.DataFrame, required: tuple[str, ...] = _REQUIRED_BAR_COLUMNS) -> None:
+    missing = [c for c in required if c not in bars.columns]
+    if missing:
+        raise DataValidationError(f"bars: missing column(s) {', '.join(missing)}")
+
+
+def _require(frame: pl.DataFrame, columns: tuple[str, ...], kind: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataValidationError(
+            f"corporate actions: {kind} rows need column(s) {', '.join(missing)}"
+        )
+
+
+def _reject(frame: pl.DataFrame, bad: pl.Expr, problem: str) -> None:
+    """Raise DataValidationError naming the first action for which `bad` holds."""
+    offenders = frame.filter(bad.fill_null(True))
+    if offenders.height:
+        row = offenders.row(0, named=True)
+        raise DataValidationError(
+            f"corporate action {row.get('id')!r} ({row.get('action_type', 'dividend')} "
+            f"{row.get('symbol')} ex_date {row.get('ex_date')}) {problem}"
+        )

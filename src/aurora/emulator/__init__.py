@@ -1,0 +1,14 @@
+"""A local, Alpaca-compatible market-data emulator: a test and demo bed.
+
+Serves daily bars (`/v2/stocks/bars`, `/v2/stocks/{symbol}/bars`, the latest-bar routes) and
+`/v1/corporate-actions` from a `MarketData` on 127.0.0.1, with Alpaca's paging, validation,
+authentication, rate-limit headers and gzip, plus scriptable faults (`FaultPlan`).
+Production code must not import this package. See docs/emulator.md.
+"""
+
+from aurora.emulator.data import MarketData
+from aurora.emulator.faults import FaultAction, FaultPlan, Revision
+from aurora.emulator.server import EmulatorServer, LoggedRequest
+
+__all__ = ["EmulatorServer", "FaultAction", "FaultPlan", "LoggedRequest", "MarketData",
+           "Revision"]
