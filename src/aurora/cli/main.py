@@ -12,6 +12,7 @@ import typer
 
 from aurora.cli import build_cmd, emulator_cmd, fetch_cmd, ops_cmd, predict_cmd, validate_cmd
 from aurora.errors import AuroraError
+from aurora.ops.audit import audit_cli
 
 app = typer.Typer(
     name="aurora",
@@ -26,28 +27,37 @@ for module in (fetch_cmd, validate_cmd, build_cmd, predict_cmd, ops_cmd, emulato
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; AuroraError becomes `error: <message>` on stderr and its exit code."""
+    """Run the CLI; AuroraError becomes `error: <message>` on stderr and its exit code.
+
+    Every command is recorded in the audit log of its data directory (`aurora.ops.audit`).
+    """
+    args = list(sys.argv[1:] if argv is None else argv)
+    return audit_cli(args, lambda: _dispatch(args))
+
+
+def _dispatch(argv: list[str]) -> tuple[int, str | None]:
+    """Run the command; (exit code, one-line error or None)."""
     try:
         app(args=argv, standalone_mode=False)
     except AuroraError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exc.exit_code, str(exc)
     except typer.Exit as exc:
-        return exc.exit_code
+        return exc.exit_code, None
     except typer.Abort:
         print("aborted", file=sys.stderr)
-        return 130
+        return 130, "aborted"
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return 130
+        return 130, "interrupted"
     except Exception as exc:  # click usage errors arrive here in non-standalone mode
         import click
 
         if isinstance(exc, click.ClickException):
             exc.show()
-            return exc.exit_code
+            return exc.exit_code, exc.format_message()
         raise
-    return 0
+    return 0, None
 
 
 if __name__ == "__main__":

@@ -1,0 +1,152 @@
+"""Benchmark the feature build against the seed's pandas idiom, measured in the same run.
+
+    .venv/bin/python benchmarks/bench_features.py [--symbols 3000] [--years 10] [--quick]
+
+Cases, each in its own subprocess so its peak RSS is clean:
+  baseline: the seed's idiom, pandas groupby().transform(lambda ...) for its example features
+            (ret_1d, vol_5d, volume_surprise, amihud, cs rank, cs zscore): 6 features.
+  aurora:   `compute_features`, all 45 features (the build minus gates and I/O).
+Throughput is feature-cells per second (features x rows / seconds); rows are the rows each
+produces (Aurora emits only rows past the warm-up). Datasets: ../shared/data/sp500-sample
+and a synthetic universe (aurora.synthetic.generate_market, split/dividend adjusted).
+Prints the ratio aurora / baseline per feature-cell (target >= 20x) and peak memory
+(target: the synthetic build within 8 GB).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sp500-sample"
+
+
+def baseline(prices: pl.DataFrame) -> tuple[int, int]:
+    """The seed's pandas idiom; returns (features, rows)."""
+    df = prices.select("date", "symbol", "close", "volume").to_pandas()
+    df = df.sort_values(["symbol", "date"])
+    g = df.groupby("symbol")
+    df["ret_1d"] = g["close"].transform(lambda x: x.pct_change())
+    df["vol_5d"] = df.groupby("symbol")["ret_1d"].transform(lambda x: x.rolling(5).std())
+    df["volume_surprise"] = g["volume"].transform(lambda x: x / x.rolling(20).mean() - 1)
+    df["amihud"] = df.groupby("symbol")["ret_1d"].transform(lambda x: x.abs()) / (
+        df["close"] * df["volume"])
+    df["cs_rank_ret"] = df.groupby("date")["ret_1d"].transform(lambda x: x.rank(pct=True))
+    df["cs_zscore_vol"] = df.groupby("date")["vol_5d"].transform(
+        lambda x: (x - x.mean()) / x.std())
+    return 6, len(df)
+
+
+def aurora(prices: pl.DataFrame, sectors: pl.DataFrame) -> tuple[int, int]:
+    from aurora.features.compute import compute_features
+
+    out = compute_features(prices, sectors=sectors, fundamentals=None)
+    return 45, out.height
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set (VmHWM: reset by exec, unlike ru_maxrss which keeps
+    the forking parent's high-water mark on Linux)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_case(case: str, prices_path: str, sectors_path: str) -> None:
+    from aurora.calendar import sessions
+
+    sessions(dt.date(2000, 1, 3), dt.date(2000, 1, 4))  # build the calendar: start-up, untimed
+    prices = pl.read_parquet(prices_path)
+    sectors = pl.read_parquet(sectors_path)
+    start = time.perf_counter()
+    features, rows = baseline(prices) if case == "baseline" else aurora(prices, sectors)
+    seconds = time.perf_counter() - start
+    peak_mb = peak_rss_mb()
+    print(json.dumps({"features": features, "rows": rows, "seconds": seconds,
+                      "peak_mb": peak_mb}))
+
+
+def sample_inputs(tmp: Path) -> tuple[Path, Path]:
+    raw = pl.read_parquet(SAMPLE / "prices.parquet")
+    k = pl.col("adj_close") / pl.col("close")
+    prices = raw.select("date", "symbol",
+                        *[(pl.col(c) * k).alias(c) for c in ("open", "high", "low", "close")],
+                        "volume")
+    prices.write_parquet(tmp / "sp500.parquet")
+    pl.read_parquet(SAMPLE / "sector_map.parquet").select("symbol", "sector").write_parquet(
+        tmp / "sp500-sectors.parquet")
+    return tmp / "sp500.parquet", tmp / "sp500-sectors.parquet"
+
+
+def synthetic_inputs(tmp: Path, symbols: int, years: int) -> tuple[Path, Path]:
+    from aurora.adjustments import adjust_bars
+    from aurora.synthetic import generate_market
+
+    names = [f"S{i:04d}" for i in range(symbols)]
+    end = dt.date(2024, 12, 31)
+    market = generate_market(names, dt.date(end.year - years + 1, 1, 1), end, seed=7)
+    prices = adjust_bars(market.bars, market.corporate_actions, mode="all")
+    prices.select("date", "symbol", "open", "high", "low", "close", "volume").write_parquet(
+        tmp / "synthetic.parquet")
+    pl.DataFrame({"symbol": list(market.sectors), "sector": list(market.sectors.values())}
+                 ).write_parquet(tmp / "synthetic-sectors.parquet")
+    return tmp / "synthetic.parquet", tmp / "synthetic-sectors.parquet"
+
+
+def measure(case: str, prices: Path, sectors: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--case", case, "--prices", str(prices),
+                          "--sectors", str(sectors)], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result["cells_per_s"] = result["features"] * result["rows"] / result["seconds"]
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--case", choices=["baseline", "aurora"])
+    parser.add_argument("--prices")
+    parser.add_argument("--sectors")
+    parser.add_argument("--symbols", type=int, default=3000)
+    parser.add_argument("--years", type=int, default=10)
+    args = parser.parse_args()
+    if args.case:
+        run_case(args.case, args.prices, args.sectors)
+        return 0
+    with tempfile.TemporaryDirectory() as name:
+        tmp = Path(name)
+        datasets = []
+        if (SAMPLE / "prices.parquet").exists():
+            datasets.append(("sp500-sample", *sample_inputs(tmp)))
+        t = time.perf_counter()
+        datasets.append((f"synthetic {args.symbols}x{args.years}y",
+                         *synthetic_inputs(tmp, args.symbols, args.years)))
+        print(f"(synthetic market generated in {time.perf_counter() - t:.0f}s, not timed)")
+        for label, prices, sectors in datasets:
+            base = measure("baseline", prices, sectors)
+            ours = measure("aurora", prices, sectors)
+            print(f"\n{label}")
+            for name, r in (("pandas baseline", base), ("aurora build", ours)):
+                print(f"  {name:16s} {r['features']:3.0f} features x {r['rows']:>9,.0f} rows"
+                      f" in {r['seconds']:7.2f}s = {r['cells_per_s'] / 1e6:7.2f} M cells/s,"
+                      f" peak RSS {r['peak_mb'] / 1024:5.2f} GB")
+            ratio = ours["cells_per_s"] / base["cells_per_s"]
+            print(f"  ratio aurora/baseline per feature-cell: {ratio:.1f}x (target >= 20x);"
+                  f" aurora peak {ours['peak_mb'] / 1024:.2f} GB (limit 8 GB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""`build_features`: the build stage over the store, from stored inputs to a published panel.
+
+Reads the latest prices.parquet (adjusting raw prices with corporate_actions.parquet when
+the fetch stored them unadjusted), sector_map.parquet (else Aurora's default sectors) and
+fundamentals.parquet (optional); computes the 45 features; runs every quality gate,
+including the perturbation lookahead check; and, only if all pass, publishes
+features.parquet and features.meta.json in ONE store transaction. The gate report is always
+written to data/state/build-report.json; on a failure the store's `latest` is untouched and
+DataValidationError names the gate, feature and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from aurora.atomic import atomic_write_json, atomic_write_parquet, sha256_file
+from aurora.calendar import sessions_back
+from aurora.config import AuroraConfig
+from aurora.errors import DataValidationError
+from aurora.features.compute import FeatureFrame, Progress, compute_features, compute_panel
+from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
+from aurora.features.registry import (
+    FEATURE_NAMES,
+    MAX_LOOKBACK,
+    REGISTRY,
+    REGISTRY_VERSION,
+    family_counts,
+)
+from aurora.store import Store
+from aurora.universe import load_universe
+
+PRICES = "prices.parquet"
+ACTIONS = "corporate_actions.parquet"
+SECTORS = "sector_map.parquet"
+FUNDAMENTALS = "fundamentals.parquet"
+REPORT = "build-report.json"
+LOOKAHEAD_TAIL = 10  # sessions between the lookahead cutoff and the last date
+
+
+@dataclass
+class BuildInputs:
+    """The inputs as read from the store, prices already adjusted ("all")."""
+
+    prices: pl.DataFrame
+    sectors: pl.DataFrame | None
+    fundamentals: pl.DataFrame | None
+    actions: pl.DataFrame | None
+    adjustment: str
+    sha256: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BuildResult:
+    """What a successful build published."""
+
+    version: str | None
+    rows: int
+    symbols: int
+    date_range: tuple[str, str]
+    gates: GateReport
+    seconds: float
+    meta: dict[str, Any]
+
+
+def prices_adjustment(store: Store) -> str:
+    """The adjustment recorded for the latest prices: file meta `adjustment`, or
+    `params.adjustment` in the file meta, or the params of the version that wrote it."""
+    manifest = store.manifest()
+    meta = manifest.get("files", {}).get(PRICES, {})
+    for found in (meta.get("adjustment"), (meta.get("params") or {}).get("adjustment")):
+        if found:
+            return str(found)
+    version: str | None = manifest.get("version")
+    for _ in range(1000):  # walk back to the version that wrote the current prices
+        if version is None:
+            break
+        m = store.manifest(version)
+        if m.get("files", {}).get(PRICES, {}).get("sha256") != meta.get("sha256"):
+            break
+        if m.get("stage") == meta.get("written_by") and (m.get("params") or {}).get("adjustment"):
+            return str(m["params"]["adjustment"])
+        version = m.get("parent")
+    return "all"
+
+
+def load_inputs(store: Store) -> BuildInputs:
+    """Read and adjust the build's inputs from the latest store version."""
+    path = store.require_latest(PRICES, "run `aurora fetch` first")
+    sha = {PRICES: sha256_file(path)}
+    prices = pl.read_parquet(path)
+    optional = {}
+    for name in (ACTIONS, SECTORS, FUNDAMENTALS):
+        p = store.latest_file(name)
+        optional[name] = pl.read_parquet(p) if p is not None else None
+        if p is not None:
+            sha[name] = sha256_file(p)
+    actions = optional[ACTIONS]
+    adjustment = prices_adjustment(store)
+    notes = []
+    if adjustment != "all":
+        missing = {"raw": "all", "split": "dividend", "dividend": "split"}.get(adjustment)
+        if missing is None:
+            raise DataValidationError(f"{path}: unknown price adjustment {adjustment!r}")
+        if actions is None:
+            if adjustment == "split":
+                notes.append("prices are split-adjusted only and no corporate actions are"
+                             " stored: returns exclude dividends")
+            else:
+                raise DataValidationError(
+                    f"{path}: prices are stored with adjustment={adjustment} and"
+                    f" {ACTIONS} is missing, so splits would show as returns; fetch corporate"
+                    " actions or fetch with adjustment=all")
+        else:
+            from aurora.adjustments import adjust_bars
+
+            raw = prices
+            prices = adjust_bars(prices, actions, mode=missing, as_of=None)  # type: ignore[arg-type]
+            if adjustment == "raw":  # exact point-in-time USD traded from the raw bars
+                prices = prices.with_columns(
+                    (raw["close"] * raw["volume"].cast(pl.Float64)).alias("dollar_volume"))
+            notes.append(f"prices stored with adjustment={adjustment}; applied {missing}"
+                         f" adjustment from {ACTIONS}")
+    return BuildInputs(prices, optional[SECTORS], optional[FUNDAMENTALS], actions,
+                       adjustment, sha, notes)
+
+
+def resolve_universe(config: AuroraConfig, prices: pl.DataFrame,
+                     universe: Sequence[str] | None) -> tuple[list[str], str]:
+    """The symbols to build: the argument, else the configured universe file, else every
+    symbol in the stored prices."""
+    if universe is not None:
+        return list(universe), "argument"
+    if config.universe is not None:
+        u = load_universe(config.universe)
+        return list(u.symbols), u.source
+    return prices["symbol"].unique().sort().to_list(), "stored prices"
+
+
+def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str]) -> GateResult:
+    """Perturbation check on the tail of the history: cutoff LOOKAHEAD_TAIL sessions before
+    the last date, recomputed from MAX_LOOKBACK + 20 sessions before the cutoff."""
+    last = inputs.prices["date"].max()
+    assert isinstance(last, dt.date)
+    cutoff = sessions_back(last, LOOKAHEAD_TAIL)
+    start = sessions_back(cutoff, MAX_LOOKBACK + 20)
+    tail = inputs.prices.filter(pl.col("date") >= start)
+
+    def compute(prices: pl.DataFrame) -> pl.DataFrame:
+        return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                                actions=inputs.actions, universe=symbols)
+
+    return check_lookahead(tail, compute, cutoff)
+
+
+def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
+               universe_source: str, report: GateReport) -> dict[str, Any]:
+    f = frame.features
+    lo, hi = f["date"].min(), f["date"].max()
+    return {
+        "feature_count": len(FEATURE_NAMES),
+        "symbol_count": f["symbol"].n_unique(),
+        "row_count": f.height,
+        "date_range": [str(lo), str(hi)],
+        "feature_types": family_counts(),
+        "registry_version": REGISTRY_VERSION,
+        "max_lookback": MAX_LOOKBACK,
+        "features": [{"name": s.name, "family": s.family, "lookback": s.lookback}
+                     for s in REGISTRY],
+        "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
+        "price_adjustment": inputs.adjustment,
+        "universe": {"source": universe_source, "symbols": len(symbols),
+                     "ignored_in_prices": frame.ignored_symbols},
+        "sector_source": frame.info.sector_source if inputs.sectors is None else SECTORS,
+        "unknown_sector_symbols": frame.info.unknown_sector,
+        "shares_source": frame.info.shares_source,
+        "turnover_fallback_rows": frame.turnover_fallback,
+        "missing_bars": frame.info.missing_bars,
+        "notes": inputs.notes,
+        "gates": {r.name + (f":{r.feature}" if r.feature else ""): r.passed
+                  for r in report.results},
+        "built_at": dt.datetime.now(dt.UTC).isoformat(),
+    }
+
+
+def build_features(
+    store: Store,
+    config: AuroraConfig,
+    *,
+    universe: Sequence[str] | None = None,
+    progress: Progress | None = None,
+    lookahead: bool = True,
+) -> BuildResult:
+    """Build, gate and publish the feature panel (see the module docstring)."""
+    started = time.monotonic()
+    report_path = store.state_dir / REPORT
+    note: Callable[[str, int, int], None] = progress or (lambda s, d, n: None)
+    inputs: BuildInputs | None = None
+    try:
+        inputs = load_inputs(store)
+        symbols, source = resolve_universe(config, inputs.prices, universe)
+        frame = compute_panel(inputs.prices, sectors=inputs.sectors,
+                              fundamentals=inputs.fundamentals, actions=inputs.actions,
+                              universe=symbols, progress=progress)
+    except DataValidationError as exc:
+        _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
+                                    "inputs": inputs.sha256 if inputs else {}})
+        raise
+    note("gates", 0, 1)
+    extra = [lookahead_gate(inputs, symbols)] if lookahead else []
+    last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
+                .agg(pl.col("date").max().alias("last_date")))
+    report = run_gates(frame.features, universe=symbols, last_bar=last_bar,
+                       max_missing_fraction=config.build.max_missing_fraction,
+                       min_dispersion=config.build.min_dispersion, extra=extra)
+    note("gates", 1, 1)
+    meta = build_meta(frame, inputs, symbols, source, report)
+    _write_report(report_path, {**report.to_json(), "meta": meta})
+    if not report.passed:
+        raise DataValidationError(f"{report.summary()}; nothing published (report: "
+                                  f"{report_path})")
+    note("publish", 0, 1)
+    with store.transaction("build", params={"registry_version": REGISTRY_VERSION}) as txn:
+        atomic_write_parquet(txn.path("features.parquet"), frame.features)
+        atomic_write_json(txn.path("features.meta.json"), meta)
+        txn.describe("features.parquet", rows=meta["row_count"], symbols=meta["symbol_count"],
+                     date_range=meta["date_range"], registry_version=REGISTRY_VERSION)
+        txn.describe("features.meta.json", registry_version=REGISTRY_VERSION)
+    note("publish", 1, 1)
+    return BuildResult(
+        version=store.current_version(), rows=meta["row_count"], symbols=meta["symbol_count"],
+        date_range=(meta["date_range"][0], meta["date_range"][1]), gates=report,
+        seconds=time.monotonic() - started, meta=meta,
+    )
+
+
+def _write_report(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, payload)

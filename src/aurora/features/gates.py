@@ -1,0 +1,286 @@
+"""Quality gates of the build: the seed's checks, made sound.
+
+`run_gates` checks a computed feature frame: exactly the 45 registry features; consistent
+types and unique (date, symbol) keys; every universe symbol present; every expected session
+present; no feature flat across the cross-section (a scale-free test); at most
+`max_missing_fraction` missing per feature. `check_lookahead` is the real point-in-time test:
+it perturbs every bar after a date T, recomputes, and requires every feature at or before T
+to be unchanged.
+
+A gate never raises on bad data: it returns a `GateResult` that names the feature and dates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from aurora.calendar import sessions
+from aurora.features.registry import FEATURE_NAMES
+
+MAX_LISTED = 10
+LOOKAHEAD_RTOL = 1e-12
+FLAT_DATES_ALLOWED = 0.05
+
+
+@dataclass
+class GateResult:
+    name: str
+    passed: bool
+    message: str
+    feature: str | None = None
+    dates: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class GateReport:
+    results: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def failures(self) -> list[GateResult]:
+        return [r for r in self.results if not r.passed]
+
+    def summary(self) -> str:
+        """One line: the first failure (gate, feature, dates) and how many others failed."""
+        fails = self.failures
+        if not fails:
+            return f"all {len(self.results)} gates passed"
+        first = fails[0]
+        more = f"; {len(fails) - 1} more gate failure(s)" if len(fails) > 1 else ""
+        return f"gate {first.name} failed: {first.message}{more}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"passed": self.passed, "gates": [asdict(r) for r in self.results]}
+
+
+def _listed(values: Sequence[Any]) -> str:
+    shown = ", ".join(str(v) for v in values[:MAX_LISTED])
+    return shown + (f" (+{len(values) - MAX_LISTED} more)" if len(values) > MAX_LISTED else "")
+
+
+def gate_feature_count(frame: pl.DataFrame) -> GateResult:
+    cols = [c for c in frame.columns if c.startswith("f_")]
+    missing = [n for n in FEATURE_NAMES if n not in cols]
+    extra = [c for c in cols if c not in FEATURE_NAMES]
+    ok = len(cols) == len(FEATURE_NAMES) and not missing and not extra
+    msg = (f"{len(cols)} features" if ok else
+           f"expected {len(FEATURE_NAMES)} features, found {len(cols)}; missing: "
+           f"{_listed(missing) or 'none'}; unexpected: {_listed(extra) or 'none'}")
+    return GateResult("feature_count", ok, msg, details={"count": len(cols)})
+
+
+def gate_types(frame: pl.DataFrame) -> GateResult:
+    problems = []
+    if frame.schema.get("date") != pl.Date:
+        problems.append(f"date is {frame.schema.get('date')}, expected Date")
+    if frame.schema.get("symbol") != pl.String:
+        problems.append(f"symbol is {frame.schema.get('symbol')}, expected String")
+    bad = [c for c in frame.columns if c.startswith("f_") and frame.schema[c] != pl.Float64]
+    problems += [f"{c} is {frame.schema[c]}, expected Float64" for c in bad]
+    if not problems and frame.select(pl.struct("date", "symbol").is_duplicated().any()).item():
+        dup = frame.filter(pl.struct("date", "symbol").is_duplicated()).row(0, named=True)
+        problems.append(f"duplicate row for {dup['symbol']} on {dup['date']}")
+    return GateResult("types", not problems, "; ".join(problems) or "types consistent",
+                      feature=bad[0] if bad else None)
+
+
+def gate_symbols(frame: pl.DataFrame, universe: Sequence[str]) -> GateResult:
+    present = set(frame["symbol"].unique().to_list())
+    missing = sorted(set(universe) - present)
+    msg = (f"all {len(universe)} universe symbols present" if not missing else
+           f"{len(missing)} universe symbol(s) have no feature rows (no bars, or less history"
+           f" than the warm-up): {_listed(missing)}")
+    return GateResult("symbol_coverage", not missing, msg, details={"missing": missing})
+
+
+def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None) -> GateResult:
+    """Every session between the first and last date is present, with no hole per symbol;
+    with `last_bar` (symbol, last_date), each symbol also reaches its last bar."""
+    if frame.height == 0:
+        return GateResult("session_coverage", False, "no feature rows at all")
+    lo, hi = frame["date"].min(), frame["date"].max()
+    assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
+    cal = sessions(lo, hi)
+    absent = sorted(set(cal) - set(frame["date"].unique().to_list()))
+    problems, dates = [], [str(d) for d in absent]
+    if absent:
+        problems.append(f"{len(absent)} session(s) have no rows: {_listed(dates)}")
+    cal_idx = pl.DataFrame({"date": cal}, schema={"date": pl.Date}).with_row_index("i")
+    spans = (frame.select("symbol", "date").join(cal_idx, on="date")
+             .group_by("symbol").agg(pl.len().alias("n"), pl.col("i").min().alias("lo"),
+                                     pl.col("i").max().alias("hi"), pl.col("date").max()))
+    holes = spans.filter(pl.col("n") != pl.col("hi") - pl.col("lo") + 1).sort("symbol")
+    if holes.height:
+        problems.append(f"{holes.height} symbol(s) miss sessions inside their span: "
+                        f"{_listed(holes['symbol'].to_list())}")
+    if last_bar is not None:
+        short = spans.join(last_bar, on="symbol").filter(pl.col("date") != pl.col("last_date"))
+        if short.height:
+            problems.append("symbol(s) end before their last bar: "
+                            f"{_listed(short['symbol'].sort().to_list())}")
+    return GateResult("session_coverage", not problems,
+                      "; ".join(problems) or f"{len(cal)} sessions, no holes", dates=dates)
+
+
+def dispersion_table(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """Per date and feature: std / mean|x| across symbols (null with < 2 values)."""
+    aggs = []
+    for n in names:
+        x = pl.col(n)
+        rel = pl.when(x.count() >= 2).then(
+            pl.when(x.abs().mean() > 0).then(x.std(ddof=1) / x.abs().mean()).otherwise(0.0))
+        aggs.append(rel.alias(n))
+    return frame.group_by("date").agg(aggs).sort("date")
+
+
+def gate_dispersion(
+    frame: pl.DataFrame, min_dispersion: float, max_flat_fraction: float = FLAT_DATES_ALLOWED
+) -> list[GateResult]:
+    """A feature is flat on a date when std/mean|x| across symbols <= min_dispersion; it
+    fails when flat on more than `max_flat_fraction` of the dates with two or more values
+    (a bounded rank can tie by chance on a date with a handful of symbols).
+
+    The ratio is unchanged when the feature is multiplied by any constant, so Amihud in
+    natural units (~1e-10) and a feature in the thousands are judged alike.
+    """
+    names = [n for n in FEATURE_NAMES if n in frame.columns]
+    table = dispersion_table(frame, names)
+    results = []
+    for n in names:
+        col = table.select("date", n).drop_nulls()
+        flat = col.filter(pl.col(n) <= min_dispersion)["date"].to_list()
+        if col.height == 0:
+            results.append(GateResult("dispersion", False, f"{n}: no date has two or more"
+                                      " values to compare", feature=n))
+        elif len(flat) > max_flat_fraction * col.height:
+            dates = [str(d) for d in flat]
+            results.append(GateResult(
+                "dispersion", False,
+                f"{n} is flat across the cross-section (std/mean|x| <= {min_dispersion:g}) on"
+                f" {len(dates)} of {col.height} date(s): {_listed(dates)}", feature=n, dates=dates))
+    if not results:
+        median = table.select(pl.exclude("date").median()).row(0)
+        low = min(zip(median, names, strict=True), key=lambda t: (t[0] is None, t[0]))
+        results.append(GateResult("dispersion", True, "no feature flat; lowest"
+                                  f" median dispersion {low[0]:.3g} ({low[1]})"))
+    return results
+
+
+def gate_missing(frame: pl.DataFrame, max_fraction: float) -> list[GateResult]:
+    names = [n for n in FEATURE_NAMES if n in frame.columns]
+    if frame.height == 0:
+        return [GateResult("missing", False, "no rows")]
+    frac = frame.select(pl.col(names).null_count() / frame.height).row(0, named=True)
+    results = []
+    for n in names:
+        if frac[n] > max_fraction:
+            worst = (frame.filter(pl.col(n).is_null()).group_by("date").len()
+                     .sort(["len", "date"], descending=[True, False]).head(MAX_LISTED))
+            syms = (frame.filter(pl.col(n).is_null()).group_by("symbol").len()
+                    .sort(["len", "symbol"], descending=[True, False]).head(5))
+            dates = [str(d) for d in worst["date"].to_list()]
+            results.append(GateResult(
+                "missing", False,
+                f"{n} is missing on {frac[n]:.1%} of rows (max {max_fraction:.0%}); worst dates:"
+                f" {_listed(dates)}; worst symbols: {_listed(syms['symbol'].to_list())}",
+                feature=n, dates=dates, details={"fraction": frac[n]}))
+    if not results:
+        top = max(names, key=lambda k: frac[k])
+        results.append(GateResult("missing", True, f"max missing {frac[top]:.2%} ({top})"))
+    return results
+
+
+def run_gates(
+    frame: pl.DataFrame,
+    *,
+    universe: Sequence[str],
+    last_bar: pl.DataFrame | None = None,
+    max_missing_fraction: float = 0.05,
+    min_dispersion: float = 1e-6,
+    extra: Sequence[GateResult] = (),
+) -> GateReport:
+    """Run every data gate on `frame` (date, symbol, features); `extra` appends results of
+    gates computed elsewhere (the lookahead check)."""
+    results = [gate_feature_count(frame), gate_types(frame)]
+    if "date" in frame.columns and "symbol" in frame.columns:
+        results += [gate_symbols(frame, universe), gate_sessions(frame, last_bar)]
+        results += gate_dispersion(frame, min_dispersion)
+        results += gate_missing(frame, max_missing_fraction)
+    return GateReport(results + list(extra))
+
+
+def perturb_after(prices: pl.DataFrame, cutoff: dt.date, seed: int = 0) -> pl.DataFrame:
+    """Multiply every bar strictly after `cutoff` by random factors (prices 0.5-1.5, the same
+    factor for a bar's open/high/low/close; volume 0.2-5) and drop 5% of those bars."""
+    rng = np.random.default_rng(seed)
+    n = prices.height
+    after = prices["date"] > cutoff
+    pf = np.where(after.to_numpy(), rng.uniform(0.5, 1.5, n), 1.0)
+    vf = np.where(after.to_numpy(), np.exp(rng.uniform(np.log(0.2), np.log(5.0), n)), 1.0)
+    keep = ~(after.to_numpy() & (rng.uniform(size=n) < 0.05))
+    cols = [pl.col(c) * pl.Series(pf) for c in ("open", "high", "low", "close")]
+    cols.append(pl.col("volume") * pl.Series(vf))
+    if "dollar_volume" in prices.columns:
+        cols.append(pl.col("dollar_volume") * pl.Series(pf * vf))
+    return prices.with_columns(cols).filter(pl.Series(keep))
+
+
+def compare_until(
+    base: pl.DataFrame, other: pl.DataFrame, cutoff: dt.date, rtol: float = LOOKAHEAD_RTOL
+) -> dict[str, list[str]]:
+    """Features whose values at dates <= cutoff differ between two builds -> dates differing.
+
+    Rows present in one build and not the other count as a difference under key "rows".
+    """
+    a = base.filter(pl.col("date") <= cutoff)
+    b = other.filter(pl.col("date") <= cutoff)
+    keys = ["date", "symbol"]
+    joined = a.join(b, on=keys, how="inner", suffix="__p")
+    diffs: dict[str, list[str]] = {}
+    unmatched = pl.concat([a.join(b, on=keys, how="anti").select(keys),
+                           b.join(a, on=keys, how="anti").select(keys)])
+    if unmatched.height:
+        diffs["rows"] = sorted({str(d) for d in unmatched["date"].to_list()})
+    for n in FEATURE_NAMES:
+        x, y = pl.col(n), pl.col(f"{n}__p")
+        tol = rtol * pl.max_horizontal(x.abs(), y.abs()) + 1e-300
+        bad = (x.is_null() != y.is_null()) | ((x - y).abs() > tol).fill_null(False)
+        dates = joined.filter(bad)["date"].unique().sort().to_list()
+        if dates:
+            diffs[n] = [str(d) for d in dates]
+    return diffs
+
+
+def check_lookahead(
+    prices: pl.DataFrame,
+    compute: Callable[[pl.DataFrame], pl.DataFrame],
+    cutoff: dt.date,
+    seed: int = 0,
+) -> GateResult:
+    """Perturb every bar after `cutoff`, recompute with `compute`, and require every feature
+    at dates <= cutoff to be unchanged (to a relative 1e-12)."""
+    base = compute(prices)
+    other = compute(perturb_after(prices, cutoff, seed))
+    diffs = compare_until(base, other, cutoff)
+    checked = base.filter(pl.col("date") <= cutoff).height
+    if checked == 0:
+        return GateResult("lookahead", False, f"no feature rows at or before {cutoff} to check")
+    if diffs:
+        name = next(iter(diffs))
+        return GateResult(
+            "lookahead", False,
+            f"{name} at or before {cutoff} changed when bars after {cutoff} were perturbed,"
+            f" on {_listed(diffs[name])}; affected: {_listed(list(diffs))}",
+            feature=name, dates=diffs[name], details={"features": list(diffs)})
+    return GateResult("lookahead", True, f"{checked} rows at or before {cutoff} unchanged after"
+                      " perturbing every later bar", details={"cutoff": str(cutoff)})

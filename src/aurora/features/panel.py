@@ -1,0 +1,248 @@
+"""Load, check and align the build's inputs into one (symbol, session) panel.
+
+The panel is the full grid of NYSE sessions x symbols between each symbol's first and last
+bar, sorted by (symbol, date). A session without a bar stays in the grid with null prices:
+nothing is forward-filled, each feature documents what a missing bar does to it. Columns:
+
+    date, symbol, _pos (sessions since the symbol's first bar, 0-based), sector,
+    open, high, low, close, volume (adjusted, same basis), dollar_volume (USD),
+    shares (shares outstanding known at t on the volume's basis, null when unknown)
+
+Bad input (duplicate keys, a bar on a non-session, a non-positive or non-finite price, an
+implausible market cap) raises DataValidationError naming the file, symbol and date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from aurora.calendar import sessions
+from aurora.errors import DataValidationError
+from aurora.universe import default_sectors
+
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+UNKNOWN_SECTOR = "Unknown"
+SPLIT_TYPES = ("forward_split", "reverse_split")
+# No listed company is worth USD 100 trillion, and none in an equity universe under USD 1M:
+# a value outside this range is a unit error (e.g. billions stored as USD or the reverse).
+MARKET_CAP_RANGE = (1e6, 1e14)
+
+
+@dataclass
+class PanelInfo:
+    """What the alignment did, for the build report and metadata."""
+
+    unknown_sector: list[str] = field(default_factory=list)
+    sector_source: str = "given"
+    shares_source: str = "none"
+    missing_bars: int = 0
+    grid_rows: int = 0
+
+
+def _fail(source: str, problem: str, rows: pl.DataFrame, cols: tuple[str, ...]) -> None:
+    first = rows.row(0, named=True)
+    where = ", ".join(f"{c}={first[c]}" for c in cols)
+    more = f" (and {rows.height - 1} more row(s))" if rows.height > 1 else ""
+    raise DataValidationError(f"{source}: {problem} at {where}{more}")
+
+
+def check_prices(prices: pl.DataFrame, source: str = "prices") -> pl.DataFrame:
+    """Validate and normalise prices to the store schema's types; returns a new frame."""
+    missing = [c for c in ("date", "symbol", *PRICE_COLUMNS) if c not in prices.columns]
+    if missing:
+        raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
+    extra = [c for c in ("dollar_volume",) if c in prices.columns]
+    frame = prices.select(
+        pl.col("date").cast(pl.Date),
+        pl.col("symbol").cast(pl.String),
+        *[pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, *extra)],
+    )
+    if frame.height == 0:
+        raise DataValidationError(f"{source}: no rows")
+    if frame["symbol"].null_count() or frame["date"].null_count():
+        bad = frame.filter(pl.col("symbol").is_null() | pl.col("date").is_null())
+        _fail(source, "null symbol or date", bad.with_row_index("row"), ("row",))
+    frame = frame.sort("symbol", "date")
+    same = (pl.col("symbol") == pl.col("symbol").shift(1)) & (
+        pl.col("date") == pl.col("date").shift(1))
+    dup = frame.filter(same)
+    if dup.height:
+        _fail(source, "duplicate (symbol, date)", dup, ("symbol", "date"))
+    prices_ok = pl.all_horizontal(
+        [(pl.col(c) > 0) & pl.col(c).is_finite() | pl.col(c).is_null()
+         for c in ("open", "high", "low", "close")]
+    )
+    volume_ok = (pl.col("volume") >= 0) & pl.col("volume").is_finite() | pl.col("volume").is_null()
+    bad = frame.filter(~(prices_ok & volume_ok))
+    if bad.height:
+        _fail(source, "non-positive or non-finite price/volume", bad.sort("symbol", "date"),
+              ("symbol", "date"))
+    return frame
+
+
+def session_grid(prices: pl.DataFrame, source: str = "prices") -> pl.DataFrame:
+    """(symbol, date, _pos) for every NYSE session between each symbol's first and last bar.
+
+    Raises DataValidationError if a bar is dated on a non-session.
+    """
+    first, last = prices["date"].min(), prices["date"].max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
+    cal = pl.DataFrame({"date": sessions(first, last)}, schema={"date": pl.Date})
+    cal = cal.with_row_index("_idx").with_columns(pl.col("_idx").cast(pl.Int64))
+    off = prices.join(cal, on="date", how="anti")
+    if off.height:
+        _fail(source, "bar on a date that is not an NYSE session", off, ("symbol", "date"))
+    spans = (
+        prices.join(cal, on="date").group_by("symbol")
+        .agg(pl.col("_idx").min().alias("lo"), pl.col("_idx").max().alias("hi"))
+    )
+    grid = (
+        spans.select("symbol", "lo", pl.int_ranges("lo", pl.col("hi") + 1).alias("_idx"))
+        .explode("_idx")
+        .with_columns((pl.col("_idx") - pl.col("lo")).alias("_pos"))
+        .join(cal, on="_idx")
+        .select("symbol", "date", "_pos")
+        .sort("symbol", "date")
+    )
+    return grid
+
+
+def sector_frame(
+    sectors: Mapping[str, str] | pl.DataFrame | None, symbols: list[str], info: PanelInfo
+) -> pl.DataFrame:
+    """symbol -> sector for `symbols`; unknown ones get "Unknown" (recorded in `info`)."""
+    if sectors is None:
+        sectors = default_sectors()
+        info.sector_source = "aurora default sectors (no sector_map.parquet)"
+    if isinstance(sectors, pl.DataFrame):
+        table = sectors.select(pl.col("symbol").cast(pl.String), pl.col("sector").cast(pl.String))
+        table = table.unique("symbol", keep="first")
+    else:
+        table = pl.DataFrame({"symbol": list(sectors), "sector": list(sectors.values())},
+                             schema={"symbol": pl.String, "sector": pl.String})
+    out = (
+        pl.DataFrame({"symbol": symbols}, schema={"symbol": pl.String})
+        .join(table, on="symbol", how="left")
+        .with_columns(pl.col("sector").fill_null(UNKNOWN_SECTOR))
+    )
+    info.unknown_sector = sorted(
+        set(symbols) - set(table.filter(pl.col("sector").is_not_null())["symbol"].to_list())
+    )
+    return out
+
+
+def _split_factor_after(fund: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """Per (symbol, as_of): product of new_rate/old_rate of splits with ex_date > as_of."""
+    base = fund.select("symbol", "as_of").unique()
+    if actions is None or actions.height == 0:
+        return base.with_columns(pl.lit(1.0).alias("_split"))
+    splits = actions.filter(pl.col("action_type").is_in(SPLIT_TYPES)).select(
+        "symbol", "ex_date", (pl.col("new_rate") / pl.col("old_rate")).alias("ratio")
+    )
+    factor = (
+        base.join(splits, on="symbol").filter(pl.col("ex_date") > pl.col("as_of"))
+        .group_by("symbol", "as_of").agg(pl.col("ratio").product().alias("_split"))
+    )
+    return base.join(factor, on=["symbol", "as_of"], how="left").with_columns(
+        pl.col("_split").fill_null(1.0)
+    )
+
+
+def shares_table(
+    fundamentals: pl.DataFrame | None,
+    prices: pl.DataFrame,
+    actions: pl.DataFrame | None,
+    info: PanelInfo,
+    source: str = "fundamentals",
+) -> pl.DataFrame | None:
+    """(symbol, as_of, shares) on the volume's adjustment basis, or None when unusable.
+
+    shares_outstanding (if present) is scaled by the splits after as_of; otherwise
+    market_cap (USD) is divided by the adjusted close of the last session <= as_of, which
+    lands on the same basis without needing the split history.
+    """
+    if fundamentals is None or fundamentals.height == 0:
+        return None
+    if not {"symbol", "as_of"} <= set(fundamentals.columns):
+        raise DataValidationError(f"{source}: needs columns symbol and as_of")
+    fund = fundamentals.with_columns(pl.col("as_of").cast(pl.Date),
+                                     pl.col("symbol").cast(pl.String))
+    has_shares = "shares_outstanding" in fund.columns
+    has_cap = "market_cap" in fund.columns
+    if not has_shares and not has_cap:
+        return None
+    if has_cap:
+        lo, hi = MARKET_CAP_RANGE
+        cap = pl.col("market_cap").cast(pl.Float64)
+        bad = fund.filter(cap.is_not_null() & ~((cap >= lo) & (cap <= hi))).sort("as_of", "symbol")
+        if bad.height:
+            dates = sorted({str(d) for d in bad["as_of"].to_list()})
+            _fail(source, f"implausible market_cap (expected USD between {lo:.0e} and {hi:.0e};"
+                  f" a unit error? bad snapshot(s): {', '.join(dates)})", bad,
+                  ("symbol", "as_of", "market_cap"))
+    parts = []
+    if has_shares:
+        s = fund.filter(pl.col("shares_outstanding").is_not_null()).select(
+            "symbol", "as_of", pl.col("shares_outstanding").cast(pl.Float64).alias("shares"))
+        s = s.join(_split_factor_after(s, actions), on=["symbol", "as_of"]).select(
+            "symbol", "as_of", pl.col("shares") * pl.col("_split"))
+        parts.append(s)
+        info.shares_source = "shares_outstanding"
+    if has_cap:
+        c = fund.filter(pl.col("market_cap").is_not_null())
+        if has_shares:
+            c = c.filter(pl.col("shares_outstanding").is_null())
+        closes = prices.filter(pl.col("close").is_not_null()).select(
+            "symbol", pl.col("date").alias("as_of"), pl.col("close").alias("_close")).sort("as_of")
+        c = (c.select("symbol", "as_of", pl.col("market_cap").cast(pl.Float64)).sort("as_of")
+             .join_asof(closes, on="as_of", by="symbol", strategy="backward",
+                       check_sortedness=False)
+             .select("symbol", "as_of", (pl.col("market_cap") / pl.col("_close")).alias("shares")))
+        parts.append(c)
+        info.shares_source = ("shares_outstanding, else market_cap / close"
+                              if has_shares else "market_cap / close at as_of")
+    table = pl.concat(parts).filter(pl.col("shares").is_not_null() & (pl.col("shares") > 0))
+    return table.unique(["symbol", "as_of"], keep="last").sort("as_of")
+
+
+def align_panel(
+    prices: pl.DataFrame,
+    *,
+    sectors: Mapping[str, str] | pl.DataFrame | None,
+    fundamentals: pl.DataFrame | None = None,
+    actions: pl.DataFrame | None = None,
+) -> tuple[pl.DataFrame, PanelInfo]:
+    """Build the aligned panel (see the module docstring) from adjusted prices."""
+    info = PanelInfo()
+    frame = check_prices(prices)
+    grid = session_grid(frame)
+    if "dollar_volume" not in frame.columns:
+        frame = frame.with_columns((pl.col("close") * pl.col("volume")).alias("dollar_volume"))
+    if grid.height == frame.height:  # no missing bar: same keys in the same order
+        panel = frame.with_columns(grid["_pos"])
+    else:
+        panel = grid.join(frame, on=["symbol", "date"], how="left", maintain_order="left")
+    symbols = panel["symbol"].unique().sort().to_list()
+    table = sector_frame(sectors, symbols, info)
+    panel = panel.with_columns(pl.col("symbol").replace_strict(
+        table["symbol"], table["sector"], return_dtype=pl.String).alias("sector"))
+    shares = shares_table(fundamentals, frame, actions, info)
+    if shares is None:
+        panel = panel.with_columns(pl.lit(None, dtype=pl.Float64).alias("shares"))
+    else:
+        panel = (
+            panel.sort("date")
+            .join_asof(shares.rename({"as_of": "date"}), on="date", by="symbol",
+                       strategy="backward", check_sortedness=False)
+        )
+    panel = panel.sort("symbol", "date")
+    info.grid_rows = panel.height
+    info.missing_bars = panel.height - frame.height
+    return panel.select(
+        "date", "symbol", pl.col("_pos").cast(pl.Int64), "sector", *PRICE_COLUMNS,
+        "dollar_volume", "shares",
+    ), info

@@ -1,0 +1,199 @@
+"""Alert rules over a run record, and their delivery: log, store, post to a webhook.
+
+Rules are small pure functions returning a list of `Alert` (empty: nothing to say):
+- `rule_failed_run`: the run failed;
+- `rule_coverage`: fewer symbols than the universe came through (coverage < 100%);
+- `rule_quality`: a validation / quality gate failed;
+- `rule_slow_stages`: a stage took more than `ops.slow_factor` times its recent median
+  (needs `MIN_SAMPLES` earlier successful runs of that stage, and at least `MIN_SLOW_SECONDS`
+  so that noise on sub-second stages does not page anyone);
+- `rule_stale`: the latest stored session is older than the session due by the deadline.
+
+Delivery posts `{"text": ..., "alert": {...}}` (Slack-compatible `text`) to
+`config.ops.webhook_url` with retries and exponential backoff on connection errors, HTTP 429
+and 5xx. The URL is a secret (it often embeds a token): it is never logged or stored, and
+delivery errors are described without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import httpx
+
+from aurora.config import AuroraConfig
+from aurora.ops.freshness import Freshness
+from aurora.ops.history import History, RunRecord
+from aurora.ops.redact import redact, redact_url
+
+log = logging.getLogger("aurora.ops.alerts")
+
+MIN_SAMPLES = 3
+MIN_SLOW_SECONDS = 1.0
+MEDIAN_WINDOW = 10
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert to raise. `key` identifies the condition (for deduplication while open)."""
+
+    rule: str
+    severity: str  # "critical" or "warning"
+    message: str
+    key: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """The outcome of posting one alert to the webhook."""
+
+    delivered: bool
+    attempts: int
+    error: str | None = None
+
+
+# -- rules -------------------------------------------------------------------------------
+def rule_failed_run(run: RunRecord) -> list[Alert]:
+    if run.success:
+        return []
+    return [Alert("failed_run", "critical",
+                  f"aurora {run.command} failed (exit {run.exit_code}): {run.error or 'unknown'}",
+                  f"failed_run:{run.id}", {"exit_code": run.exit_code})]
+
+
+def rule_coverage(run: RunRecord) -> list[Alert]:
+    if run.coverage is None or run.coverage >= 1.0:
+        return []
+    missing = list(run.details.get("missing_symbols", []))
+    shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
+    text = f"coverage {run.coverage:.1%} in aurora {run.command}"
+    if missing:
+        text += f": {len(missing)} symbol(s) missing: {shown}"
+    return [Alert("coverage", "critical", text, f"coverage:{run.id}",
+                  {"coverage": run.coverage, "missing_symbols": missing})]
+
+
+def rule_quality(run: RunRecord) -> list[Alert]:
+    alerts = []
+    for result in run.quality:
+        if not result.ok:
+            first = result.errors[0] if result.errors else "no detail"
+            more = f" (+{len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+            alerts.append(Alert("quality_gate", "critical",
+                                f"quality gate {result.name} failed: {first}{more}",
+                                f"quality_gate:{run.id}:{result.name}",
+                                {"gate": result.name, "errors": result.errors[:20]}))
+    return alerts
+
+
+def rule_slow_stages(run: RunRecord, medians: dict[str, tuple[float | None, int]],
+                     factor: float) -> list[Alert]:
+    """`medians` maps stage name to (median seconds of earlier runs, number of samples)."""
+    alerts = []
+    for stage in run.stages:
+        median, samples = medians.get(stage.name, (None, 0))
+        if median is None or samples < MIN_SAMPLES or stage.seconds < MIN_SLOW_SECONDS:
+            continue
+        if stage.seconds > factor * median:
+            alerts.append(Alert(
+                "slow_stage", "warning",
+                f"stage {stage.name} took {stage.seconds:.1f}s, {stage.seconds / median:.1f}x "
+                f"its median of {median:.1f}s over the last {samples} runs",
+                f"slow_stage:{run.id}:{stage.name}",
+                {"stage": stage.name, "seconds": stage.seconds, "median": median,
+                 "samples": samples, "factor": factor},
+            ))
+    return alerts
+
+
+def rule_stale(freshness: Freshness | None) -> list[Alert]:
+    if freshness is None or not freshness.stale:
+        return []
+    return [Alert("stale_data", "critical", f"data stale past the deadline: {freshness.summary()}",
+                  f"stale_data:{freshness.due_session.isoformat()}", freshness.to_dict())]
+
+
+def evaluate_rules(run: RunRecord, history: History, freshness: Freshness | None,
+                   config: AuroraConfig) -> list[Alert]:
+    """All alerts for `run` (median timings come from earlier runs in `history`)."""
+    medians = {s.name: history.stage_median(s.name, MEDIAN_WINDOW, exclude_run=run.id)
+               for s in run.stages}
+    return [
+        *rule_failed_run(run),
+        *rule_coverage(run),
+        *rule_quality(run),
+        *rule_slow_stages(run, medians, config.ops.slow_factor),
+        *rule_stale(freshness),
+    ]
+
+
+# -- delivery ----------------------------------------------------------------------------
+def alert_payload(alert: Alert, run_id: str | None, alert_id: int | None = None) -> dict:
+    """The JSON body posted to the webhook (Slack reads `text`)."""
+    icon = ":rotating_light:" if alert.severity == "critical" else ":warning:"
+    return {
+        "text": f"{icon} Aurora {alert.severity}: {alert.message}",
+        "alert": {**asdict(alert), "id": alert_id, "run_id": run_id},
+    }
+
+
+def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: float = 0.5,
+                 timeout_seconds: float = 5.0,
+                 sleep: Callable[[float], None] = time.sleep) -> Delivery:
+    """POST `payload` as JSON to `url`; retry connection errors, 429 and 5xx.
+
+    Never raises for delivery problems: the result says what happened, without the URL.
+    """
+    error = None
+    attempts = 0
+    with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
+        for attempt in range(retries + 1):
+            attempts = attempt + 1
+            try:
+                response = client.post(url, json=payload)
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__} posting to {redact_url(url)}"
+            else:
+                if response.status_code < 300:
+                    return Delivery(True, attempts)
+                error = f"HTTP {response.status_code} from {redact_url(url)}"
+                if response.status_code != 429 and response.status_code < 500:
+                    break
+            if attempt < retries:
+                sleep(min(backoff_seconds * 2**attempt, 30.0))
+    return Delivery(False, attempts, error)
+
+
+Raised = list[tuple[int, Alert, Delivery | None]]
+
+
+def raise_alerts(alerts: Iterable[Alert], history: History, config: AuroraConfig,
+                 run_id: str | None, secrets: tuple[str, ...] = (), *,
+                 sleep: Callable[[float], None] = time.sleep) -> Raised:
+    """Log, store and post each alert not already open; return (id, alert, delivery)."""
+    raised = []
+    url = config.ops.webhook_url.get_secret_value() if config.ops.webhook_url else None
+    for alert in alerts:
+        alert = Alert(alert.rule, alert.severity, redact(alert.message, secrets), alert.key,
+                      alert.details)
+        alert_id = history.add_alert(run_id=run_id, rule=alert.rule, key=alert.key,
+                                     severity=alert.severity, message=alert.message,
+                                     details=alert.details)
+        if alert_id is None:
+            continue  # the same condition is already open and was announced
+        log.warning("alert [%s] %s", alert.severity, alert.message)
+        delivery = None
+        if url:
+            delivery = post_webhook(url, alert_payload(alert, run_id, alert_id), sleep=sleep)
+            history.mark_delivery(alert_id, delivery.delivered, delivery.attempts,
+                                  delivery.error and redact(delivery.error, secrets))
+            if not delivery.delivered:
+                log.warning("alert %d not delivered after %d attempt(s): %s", alert_id,
+                            delivery.attempts, delivery.error)
+        raised.append((alert_id, alert, delivery))
+    return raised

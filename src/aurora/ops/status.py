@@ -1,0 +1,45 @@
+"""`aurora status` as data: recent runs, data freshness and open alerts (read-only)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from aurora.config import AuroraConfig
+from aurora.errors import AuroraError
+from aurora.ops.freshness import Freshness, check_freshness
+from aurora.ops.history import AlertRecord, History, RunRecord
+from aurora.store import Store
+
+
+@dataclass
+class StatusReport:
+    runs: list[RunRecord]
+    freshness: Freshness | None
+    freshness_error: str | None
+    alerts: list[AlertRecord]
+    latest_version: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latest_version": self.latest_version,
+            "runs": [r.to_dict() for r in self.runs],
+            "freshness": self.freshness.to_dict() if self.freshness else None,
+            "freshness_error": self.freshness_error,
+            "open_alerts": [a.__dict__ for a in self.alerts],
+        }
+
+
+def collect_status(store: Store, config: AuroraConfig, *, limit: int = 10,
+                   now: dt.datetime | None = None) -> StatusReport:
+    """Gather the status; reads only (a missing database means no runs yet)."""
+    history = History(store.root)
+    freshness, problem, latest = None, None, None
+    try:
+        latest = store.current_version()
+        freshness = check_freshness(store, config, now)
+    except AuroraError as exc:
+        problem = str(exc)
+    return StatusReport(history.recent_runs(limit), freshness, problem,
+                        history.alerts("open"), latest)

@@ -1,0 +1,101 @@
+"""build_features over a real Store and `aurora build` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from aurora.atomic import atomic_write_parquet
+from aurora.cli.main import main
+from aurora.config import AuroraConfig
+from aurora.errors import DataValidationError
+from aurora.features.builder import build_features
+from aurora.features.registry import FEATURE_NAMES, REGISTRY_VERSION
+from aurora.store import Store
+
+from .conftest import SECTORS, random_fundamentals
+
+
+def _seed(store: Store, prices: pl.DataFrame, fundamentals=None, adjustment="all"):
+    with store.transaction("fetch", params={"adjustment": adjustment}) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), prices)
+        txn.describe("prices.parquet", rows=prices.height, adjustment=adjustment)
+        sm = pl.DataFrame({"symbol": list(SECTORS), "sector": list(SECTORS.values())})
+        atomic_write_parquet(txn.path("sector_map.parquet"), sm)
+        if fundamentals is not None:
+            atomic_write_parquet(txn.path("fundamentals.parquet"), fundamentals)
+
+
+def test_build_publishes_features_and_meta(data_dir, panel):
+    store = Store(data_dir)
+    _seed(store, panel, random_fundamentals(panel))
+    before = store.current_version()
+    result = build_features(store, AuroraConfig(data_dir=data_dir))
+    assert result.gates.passed and store.current_version() != before
+    frame = pl.read_parquet(store.latest_file("features.parquet"))
+    assert frame.columns == ["date", "symbol", *FEATURE_NAMES]
+    assert all(frame.schema[n] == pl.Float64 for n in FEATURE_NAMES)
+    meta = json.loads(store.latest_file("features.meta.json").read_text())
+    assert meta["feature_count"] == 45 and meta["symbol_count"] == len(SECTORS)
+    assert meta["feature_types"] == {"price": 15, "volume": 10, "cross_sectional": 12,
+                                     "residual": 8}
+    assert meta["registry_version"] == REGISTRY_VERSION
+    assert set(meta["inputs"]) == {"prices.parquet", "sector_map.parquet",
+                                   "fundamentals.parquet"}
+    assert meta["date_range"] == [str(frame["date"].min()), str(frame["date"].max())]
+    assert any(k.startswith("lookahead") for k in meta["gates"])
+    assert store.manifest()["files"]["features.parquet"]["rows"] == frame.height
+    assert (store.state_dir / "build-report.json").exists()
+
+
+def test_failing_gate_leaves_latest_untouched(data_dir, panel, capsys):
+    store = Store(data_dir)
+    _seed(store, panel)
+    before = store.current_version()
+    config = AuroraConfig(data_dir=data_dir)
+    with pytest.raises(DataValidationError, match=r"symbol_coverage.*ZZZ"):
+        build_features(store, config, universe=[*SECTORS, "ZZZ"])
+    assert store.current_version() == before
+    report = json.loads((store.state_dir / "build-report.json").read_text())
+    assert report["passed"] is False
+    code = main(["build", "--data-dir", str(data_dir), "--config", str(_toml(data_dir))])
+    assert code == 5 and "symbol_coverage" in capsys.readouterr().err
+    assert store.current_version() == before
+
+
+def _toml(data_dir):
+    universe = data_dir.parent / "u.txt"
+    universe.write_text("\n".join([*SECTORS, "ZZZ"]) + "\n")
+    path = data_dir.parent / "aurora.toml"
+    path.write_text(f'universe = "{universe}"\n')
+    return path
+
+
+def test_cli_build_prints_summary(data_dir, panel, capsys):
+    _seed(Store(data_dir), panel)
+    assert main(["build", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "built 45 features" in out and "gates:" in out
+
+
+def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
+    aaa = panel.filter(pl.col("symbol") == "AAA")
+    ex = aaa["date"][300]
+    raw = panel.with_columns(
+        pl.when((pl.col("symbol") == "AAA") & (pl.col("date") >= ex))
+        .then(pl.col(c) / 2).otherwise(pl.col(c)).alias(c) for c in ("open", "high", "low",
+                                                                      "close"))
+    store = Store(data_dir)
+    _seed(store, raw, adjustment="raw")
+    actions = pl.DataFrame({"id": ["x"], "action_type": ["forward_split"], "symbol": ["AAA"],
+                            "old_symbol": [None], "ex_date": [ex], "process_date": [ex],
+                            "old_rate": [1.0], "new_rate": [2.0], "cash_rate": [None]},
+                           schema_overrides={"old_symbol": pl.String, "cash_rate": pl.Float64})
+    with store.transaction("actions") as txn:
+        atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
+    build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
+    frame = pl.read_parquet(store.latest_file("features.parquet"))
+    split_day = frame.filter((pl.col("symbol") == "AAA") & (pl.col("date") == ex))
+    assert split_day["f_ret_1d"].abs().item() < 0.2

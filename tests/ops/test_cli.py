@@ -1,0 +1,41 @@
+import datetime as dt
+import json
+
+from ops_helpers import prices_frame, publish
+
+from aurora.cli.main import main
+from aurora.ops.history import History
+from aurora.store import Store
+
+
+def test_prune_status_json_and_ack(data_dir, capsys):
+    store = Store(data_dir)
+    versions = [publish(store, "fetch", **{"prices.parquet": prices_frame(dt.date(2024, 3, 15),
+                                                                          days=i + 1)})
+                for i in range(4)]
+    assert main(["prune", "--keep", "2", "--dry-run", "--data-dir", str(data_dir)]) == 0
+    assert store.versions() == versions
+    assert main(["prune", "--keep", "2", "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "removed 2 version(s), kept 2" in out and versions[0] in out
+    assert store.versions() == versions[2:]
+    alert_id = History(data_dir).add_alert(run_id=None, rule="coverage", key="k",
+                                           severity="critical", message="AAA missing",
+                                           details={})
+    assert main(["status", "--json", "--data-dir", str(data_dir)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["latest_version"] == versions[-1]
+    assert [r["command"] for r in status["runs"]] == ["prune", "prune"]
+    assert status["freshness"]["latest_session"] == "2024-03-15"
+    assert "AAA missing" in [a["message"] for a in status["open_alerts"]]
+    assert main(["status", "--ack", str(alert_id), "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"alert {alert_id}: acknowledged" in out and "recent runs" in out
+    assert all(a.id != alert_id for a in History(data_dir).alerts())
+
+
+def test_bad_storage_option_is_a_one_line_error(data_dir, capsys):
+    assert main(["backup", "--to", str(data_dir.parent / "b"), "-o", "oops",
+                 "--data-dir", str(data_dir)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --storage-option #1: expected "
+                                               "KEY=VALUE")

@@ -1,0 +1,125 @@
+"""SIGKILL `aurora run` at random points in each stage, rerun, compare with a clean run.
+
+After every kill, `latest` must be absent, the previous version, or a complete version whose
+files all match its manifest. The final rerun must produce the same prices, features and
+predictions (timestamps aside) as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aurora.config import load_config
+from aurora.ops.pipeline import run_pipeline
+from aurora.store import Store
+from aurora.universe import Universe, default_universe
+
+emulator = pytest.importorskip("aurora.emulator")
+
+KEY_ID, SECRET = "PKKILLTEST", "kill-test-secret-123"
+START, END = dt.date(2023, 1, 3), dt.date(2024, 12, 31)
+SYMBOLS = default_universe().symbols[:10]
+SMALL = {"AURORA_PREDICT__N_ESTIMATORS": "20", "AURORA_PREDICT__MIN_DATA_IN_LEAF": "20",
+         "AURORA_PREDICT__TRAIN_SESSIONS": "250", "AURORA_PREDICT__MIN_TRAIN_SESSIONS": "120",
+         "AURORA_FETCH__BATCH_SIZE": "2"}  # several batches, so fetch has points to die in
+VOLATILE = ("generated_at", "created_at", "seconds", "elapsed", "version")
+STAGES = ("fetch", "build", "predict")
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if not any(t in k for t in VOLATILE)}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def _outputs(store: Store) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for name in ("prices.parquet", "corporate_actions.parquet", "features.parquet"):
+        out[name] = pl.read_parquet(store.require_latest(name, "run the pipeline"))
+    out["predictions.json"] = _strip(json.loads(
+        store.require_latest("predictions.json", "run the pipeline").read_text()))
+    return out
+
+
+def _assert_consistent(store: Store, previous: set[str]) -> None:
+    current = store.current_version()
+    if current is None:
+        assert not previous
+        return
+    assert current in store.versions(), f"latest -> {current}, which is not published"
+    assert store.verify() == [], f"latest {current} does not verify"
+
+
+def _env(url: str, data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "AURORA_"))}
+    env.update(SMALL, APCA_API_KEY_ID=KEY_ID, APCA_API_SECRET_KEY=SECRET,
+               APCA_API_DATA_URL=url, AURORA_DATA_DIR=str(data_dir))
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_in_every_stage_then_rerun_matches_a_clean_run(tmp_path, monkeypatch):
+    market = emulator.MarketData.synthetic(SYMBOLS, START, END, seed=7)
+    rng = random.Random(20261124)
+    universe_file = tmp_path / "universe.txt"
+    universe_file.write_text("".join(f"{s}\n" for s in SYMBOLS))
+    with emulator.EmulatorServer(market, {KEY_ID: SECRET}, rate_limit_per_minute=100_000) as srv:
+        # The uninterrupted reference, in process.
+        clean_dir = tmp_path / "clean"
+        for name, value in _env(srv.url, clean_dir).items():
+            monkeypatch.setenv(name, value)
+        reference = run_pipeline(load_config(), universe=Universe(SYMBOLS, {}, "t"),
+                                 start=START, end=END, progress=False)
+        durations = reference.stage_seconds
+        expected = _outputs(Store(clean_dir))
+
+        data_dir = tmp_path / "killed"
+        store = Store(data_dir)
+        argv = [sys.executable, "-m", "aurora.cli.main", "run", "--universe", str(universe_file),
+                "--start", START.isoformat(), "--end", END.isoformat(), "--no-progress"]
+        env = _env(srv.url, data_dir)
+        killed_in = []
+        for stage_index, stage in enumerate(STAGES):
+            before = set(store.versions())
+            proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 60
+            # Wait until the process is in `stage`: fetch has begun when its checkpoint
+            # directory exists; build and predict begin when the previous stage published.
+            while time.monotonic() < deadline and proc.poll() is None:
+                new = set(store.versions()) - before
+                started = (store.state_dir / "fetch").exists() if stage_index == 0 else \
+                    len(new) >= stage_index
+                if started:
+                    break
+                time.sleep(0.01)
+            time.sleep(rng.uniform(0.0, 0.9) * durations[stage])
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                killed_in.append(stage)
+            proc.wait(timeout=30)
+            _assert_consistent(store, before)
+        # Kills land inside their stage unless the machine is much faster than the reference.
+        assert len(killed_in) >= 2, f"killed only in {killed_in}: too little was tested"
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert store.verify() == []
+        got = _outputs(store)
+    for name, frame in expected.items():
+        if isinstance(frame, pl.DataFrame):
+            assert frame.equals(got[name]), f"{name} differs after kills in {killed_in}"
+        else:
+            assert frame == got[name], f"{name} differs after kills in {killed_in}"
