@@ -1,19 +1,101 @@
-"""`aurora fetch`, `aurora import`."""
+"""`aurora fetch`, `aurora import sector-map|fundamentals` (thin wrappers over the library)."""
 
 from __future__ import annotations
 
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
-from aurora.cli.common import not_available
+from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
+from aurora.errors import ConfigError
+
+_ADJUSTMENTS = ("raw", "split", "dividend", "all")
+_FEEDS = ("iex", "sip")
+
+
+def _date(value: str | None, flag: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: expected a date as YYYY-MM-DD") from None
+
+
+def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | None:
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{flag} {value!r}: expected one of {', '.join(allowed)}")
+    return value
 
 
 def register(app: typer.Typer) -> None:
     @app.command("fetch")
-    def fetch() -> None:
-        """Fetch daily bars from Alpaca into the validated, versioned price store."""
-        not_available("fetch")
+    def fetch(
+        data_dir: DataDirOption = None,
+        config: ConfigOption = None,
+        universe: Annotated[Path | None, typer.Option(
+            "--universe", help="Universe file (default: configured, else data/universe/"
+            "top300.txt, else the built-in 130 names).")] = None,
+        start: Annotated[str | None, typer.Option(
+            "--start", help="First NYSE session, YYYY-MM-DD (default: two years back).")] = None,
+        end: Annotated[str | None, typer.Option(
+            "--end", help="Last NYSE session, YYYY-MM-DD, inclusive (default: the last "
+            "completed session).")] = None,
+        adjustment: Annotated[str | None, typer.Option(
+            "--adjustment", help="raw|split|dividend|all (default all).")] = None,
+        feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,
+        progress: Annotated[bool, typer.Option(
+            "--progress/--no-progress", help="Progress bar on stderr.")] = True,
+    ) -> None:
+        """Fetch daily bars from Alpaca into the validated, versioned price store.
 
-    @app.command("import")
-    def import_() -> None:
-        """Import reference data: `aurora import sector-map FILE` or `fundamentals FILE`."""
-        not_available("import")
+        Credentials and endpoint: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL.
+        """
+        from aurora.fetch import fetch_prices
+
+        cfg = make_config(config, data_dir=data_dir, universe=universe, **{
+            "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
+            "fetch.feed": _choice(feed, "--feed", _FEEDS),
+        })
+        report = fetch_prices(cfg, start=_date(start, "--start"), end=_date(end, "--end"),
+                              progress=progress)
+        out = console()
+        for line in report.summary_lines():
+            out.print(line, markup=False)
+
+    import_app = typer.Typer(help="Import reference data into the store.",
+                             no_args_is_help=True)
+    app.add_typer(import_app, name="import")
+
+    @import_app.command("sector-map")
+    def sector_map(
+        file: Annotated[Path, typer.Argument(help="CSV or Parquet with symbol, sector.")],
+        data_dir: DataDirOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Import a sector map into data/latest/sector_map.parquet."""
+        from aurora.reference import import_sector_map
+        from aurora.store import Store
+
+        cfg = make_config(config, data_dir=data_dir)
+        result = import_sector_map(Store(cfg.data_dir), file)
+        for line in result.summary_lines():
+            console().print(line, markup=False)
+
+    @import_app.command("fundamentals")
+    def fundamentals(
+        file: Annotated[Path, typer.Argument(
+            help="CSV or Parquet with symbol, as_of and numeric columns.")],
+        data_dir: DataDirOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Import point-in-time fundamentals into data/latest/fundamentals.parquet."""
+        from aurora.reference import import_fundamentals
+        from aurora.store import Store
+
+        cfg = make_config(config, data_dir=data_dir)
+        result = import_fundamentals(Store(cfg.data_dir), file)
+        for line in result.summary_lines():
+            console().print(line, markup=False)

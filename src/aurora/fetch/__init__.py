@@ -1,0 +1,19 @@
+"""The fetch stage: Alpaca daily bars into the validated, versioned price store.
+
+Library API::
+
+    from aurora.fetch import fetch_prices
+    report = fetch_prices(config)            # -> FetchReport
+    print("\\n".join(report.summary_lines()))
+
+Modules: `client` (HTTP + pagination + parsing), `retry`, `ratelimit`, `batches`
+(normalise, batch, checkpoint), `incremental` (plan, restatements, merge),
+`corporate_actions`, `publish` (store side), `progress`, `summary`, `stage` (orchestration).
+"""
+
+from aurora.fetch.client import AlpacaBarsClient, RequestRejected, RetriesExhausted
+from aurora.fetch.stage import fetch_prices
+from aurora.fetch.summary import BatchFailure, FetchReport
+
+__all__ = ["AlpacaBarsClient", "BatchFailure", "FetchReport", "RequestRejected",
+           "RetriesExhausted", "fetch_prices"]

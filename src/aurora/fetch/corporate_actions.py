@@ -1,0 +1,129 @@
+"""Corporate actions from `GET /v1/corporate-actions` into Aurora's actions table.
+
+Contract:
+- Requests splits, cash dividends and name changes for the given symbols (batches of
+  `batch_size`), `start`..`end` inclusive dates matched by the API on `process_date`,
+  `limit=1000`, following `next_page_token`; pages merge per action type.
+- Output schema (shared contract): id, action_type (forward_split | reverse_split |
+  cash_dividend | name_change), symbol (the NEW symbol for a name change), old_symbol,
+  ex_date (for a name change: its ex_date when given, else its process_date),
+  process_date, old_rate, new_rate (splits), cash_rate (dividends); one row per id.
+- Records of other types and unknown keys are ignored. A record missing a required field
+  raises FetchError naming the type and id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import polars as pl
+
+from aurora.errors import FetchError
+from aurora.fetch.client import AlpacaBarsClient
+
+CA_PATH = "/v1/corporate-actions"
+TYPES = ("forward_split", "reverse_split", "cash_dividend", "name_change")
+CA_SCHEMA: dict[str, Any] = {
+    "id": pl.String,
+    "action_type": pl.String,
+    "symbol": pl.String,
+    "old_symbol": pl.String,
+    "ex_date": pl.Date,
+    "process_date": pl.Date,
+    "old_rate": pl.Float64,
+    "new_rate": pl.Float64,
+    "cash_rate": pl.Float64,
+}
+
+
+def empty_actions() -> pl.DataFrame:
+    """An empty actions table with the shared schema."""
+    return pl.DataFrame(schema=CA_SCHEMA)
+
+
+def _date(value: Any) -> dt.date | None:
+    return dt.date.fromisoformat(str(value)[:10]) if value else None
+
+
+def _row(kind: str, rec: dict[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(CA_SCHEMA)
+    row["id"] = str(rec["id"])
+    row["action_type"] = kind
+    row["process_date"] = _date(rec.get("process_date"))
+    if kind == "name_change":
+        row["symbol"] = rec["new_symbol"]
+        row["old_symbol"] = rec["old_symbol"]
+        row["ex_date"] = _date(rec.get("ex_date")) or row["process_date"]
+    else:
+        row["symbol"] = rec["symbol"]
+        row["ex_date"] = _date(rec["ex_date"])
+    if kind in ("forward_split", "reverse_split"):
+        row["old_rate"] = float(rec["old_rate"])
+        row["new_rate"] = float(rec["new_rate"])
+    elif kind == "cash_dividend":
+        row["cash_rate"] = float(rec["rate"])
+    return row
+
+
+def parse_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of one response page (types outside `TYPES` are skipped)."""
+    groups = payload.get("corporate_actions") or {}
+    if not isinstance(groups, dict):
+        raise FetchError(f"{CA_PATH}: 'corporate_actions' is not an object")
+    rows = []
+    for plural, records in groups.items():
+        kind = plural[:-1] if plural.endswith("s") else plural
+        if kind not in TYPES:
+            continue
+        for rec in records or []:
+            try:
+                rows.append(_row(kind, rec))
+            except (KeyError, TypeError, ValueError) as exc:
+                ident = rec.get("id", "?") if isinstance(rec, dict) else "?"
+                raise FetchError(f"{CA_PATH}: {kind} {ident} lacks or mangles {exc}") from None
+    return rows
+
+
+def fetch_corporate_actions(
+    client: AlpacaBarsClient,
+    symbols: Sequence[str],
+    start: dt.date,
+    end: dt.date,
+    *,
+    batch_size: int = 50,
+) -> pl.DataFrame:
+    """All splits, dividends and name changes of `symbols` processed in `start`..`end`."""
+    rows: list[dict[str, Any]] = []
+    for i in range(0, len(symbols), batch_size):
+        params: dict[str, Any] = {
+            "symbols": ",".join(symbols[i : i + batch_size]),
+            "types": ",".join(TYPES),
+            "start": start.isoformat(),
+            "end": end.isoformat(),
+            "limit": 1000,
+            "sort": "asc",
+        }
+        token: str | None = None
+        while True:
+            page = client.get_json(CA_PATH, dict(params, page_token=token) if token else params)
+            rows.extend(parse_actions(page))
+            token = page.get("next_page_token") or None
+            if token is None:
+                break
+    if not rows:
+        return empty_actions()
+    frame = pl.DataFrame(rows, schema=CA_SCHEMA)
+    return frame.unique("id", keep="first", maintain_order=True).sort(
+        "symbol", "ex_date", "action_type"
+    )
+
+
+def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame) -> pl.DataFrame:
+    """Union by `id`; a fetched record replaces a stored one with the same id."""
+    if stored is None or stored.height == 0:
+        return fetched
+    stored = stored.select(list(CA_SCHEMA)).cast(CA_SCHEMA)  # type: ignore[arg-type]
+    both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
+    return both.sort("symbol", "ex_date", "action_type")

@@ -1,0 +1,123 @@
+"""Corporate-actions parsing/paging, concurrent batches, and the `aurora import` commands."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import httpx
+import polars as pl
+import pytest
+from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
+
+from aurora.cli.main import main
+from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
+from aurora.errors import FetchError
+from aurora.fetch import fetch_prices
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.corporate_actions import fetch_corporate_actions, merge_actions, parse_actions
+from aurora.fetch.ratelimit import RateLimiter
+from aurora.store import Store
+from aurora.universe import Universe
+
+D = dt.date
+PAGE1 = {"corporate_actions": {
+    "forward_splits": [{"id": "s1", "symbol": "NVDA", "cusip": "X", "new_rate": 10,
+                        "old_rate": 1, "process_date": "2024-06-10", "ex_date": "2024-06-10",
+                        "record_date": "2024-06-06"}],
+    "reverse_splits": [{"id": "r1", "symbol": "GE", "old_cusip": "A", "new_cusip": "B",
+                        "new_rate": 1, "old_rate": 8, "process_date": "2021-08-02",
+                        "ex_date": "2021-08-02"}],
+    "spin_offs": [{"id": "x1", "source_symbol": "GE", "new_symbol": "GEHC"}],
+}, "next_page_token": "abc"}
+PAGE2 = {"corporate_actions": {
+    "name_changes": [{"id": "n1", "old_symbol": "FB", "new_symbol": "META", "old_cusip": "C",
+                      "new_cusip": "D", "process_date": "2022-06-09"}],
+    "cash_dividends": [{"id": "d1", "symbol": "KO", "rate": 0.46, "special": False,
+                        "foreign": False, "process_date": "2024-03-15",
+                        "ex_date": "2024-03-14", "cusip": "E"}],
+}, "next_page_token": None}
+
+
+def test_corporate_actions_pages_merge_into_the_shared_schema(clock):
+    pages = [PAGE1, PAGE2]
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.url.params))
+        return httpx.Response(200, json=pages[len(seen) - 1])
+
+    client = AlpacaBarsClient("http://api.test", KEY, SECRET, limiter=RateLimiter(
+        1000, clock=clock.time, sleep=clock.sleep), transport=httpx.MockTransport(handler))
+    table = fetch_corporate_actions(client, ["NVDA", "GE", "META", "KO"], D(2020, 1, 1),
+                                    D(2024, 12, 31))
+    assert seen[0]["types"] == "forward_split,reverse_split,cash_dividend,name_change"
+    assert seen[0]["start"] == "2020-01-01" and seen[0]["limit"] == "1000"
+    assert seen[1]["page_token"] == "abc"
+    rows = {r["id"]: r for r in table.to_dicts()}
+    assert set(rows) == {"s1", "r1", "n1", "d1"}  # the spin-off is not a type we keep
+    assert (rows["s1"]["old_rate"], rows["s1"]["new_rate"]) == (1.0, 10.0)
+    assert rows["r1"]["action_type"] == "reverse_split" and rows["r1"]["old_rate"] == 8.0
+    assert rows["n1"] | {} == {"id": "n1", "action_type": "name_change", "symbol": "META",
+                               "old_symbol": "FB", "ex_date": D(2022, 6, 9),
+                               "process_date": D(2022, 6, 9), "old_rate": None,
+                               "new_rate": None, "cash_rate": None}
+    assert rows["d1"]["cash_rate"] == 0.46 and rows["d1"]["ex_date"] == D(2024, 3, 14)
+    merged = merge_actions(table.filter(pl.col("id") != "d1"), table.filter(pl.col("id") == "d1"))
+    assert merged.height == 4
+
+
+def test_corporate_action_missing_field_is_a_clear_error():
+    bad = {"corporate_actions": {"cash_dividends": [{"id": "d9", "symbol": "KO"}]}}
+    with pytest.raises(FetchError, match="cash_dividend d9"):
+        parse_actions(bad)
+
+
+def test_concurrent_batches_give_the_same_store(data_dir, tmp_path, clock):
+    symbols = [f"S{i}" for i in range(7)]
+    api = FakeAlpaca(make_bars(symbols, D(2024, 1, 2), D(2024, 2, 29)))
+
+    def config(path, workers):
+        return AuroraConfig(data_dir=path, alpaca=AlpacaConfig(
+            key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+            fetch=FetchConfig(batch_size=2, concurrency=workers))
+
+    universe = Universe(tuple(symbols), {}, "t")
+    for path, workers in ((data_dir, 1), (tmp_path / "other", 3)):
+        fetch_prices(config(path, workers), universe=universe, start=D(2024, 1, 2),
+                     end=D(2024, 2, 29), progress=False, sleep=clock.sleep, clock=clock.time,
+                     transport=api.transport())
+    one, many = (pl.read_parquet(Store(p).latest_file("prices.parquet"))
+                 for p in (data_dir, tmp_path / "other"))
+    assert one.height == 7 * 41 and one.equals(many)
+
+
+def test_cli_import_commands(tmp_path, data_dir, capsys):
+    sectors = tmp_path / "sectors.csv"
+    sectors.write_text("symbol,sector\nAAPL,Information Technology\nBRK-B,Financials\n")
+    funds = tmp_path / "f.csv"
+    funds.write_text("symbol,as_of,market_cap\nAAPL,2024-01-02,3.0\nBRK.B,2024-01-02,0.9\n")
+    assert main(["import", "sector-map", str(sectors), "--data-dir", str(data_dir)]) == 0
+    assert main(["import", "fundamentals", str(funds), "--data-dir", str(data_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "imported sector map: 2 rows" in out and "billions" in out
+    store = Store(data_dir)
+    assert set(store.manifest()["files"]) == {"sector_map.parquet", "fundamentals.parquet"}
+    bad = tmp_path / "bad.csv"
+    bad.write_text("symbol,as_of,market_cap\nAAPL,yesterday,3\n")
+    assert main(["import", "fundamentals", str(bad), "--data-dir", str(data_dir)]) == 5
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and f"{bad}: row 2" in err and "Traceback" not in err
+
+
+def test_cli_fetch_rejects_bad_flags(data_dir, capsys, monkeypatch):
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    assert main(["fetch", "--data-dir", str(data_dir), "--start", "2024-13-01"]) == 2
+    assert "--start '2024-13-01'" in capsys.readouterr().err
+    assert main(["fetch", "--data-dir", str(data_dir), "--feed", "otc"]) == 2
+    assert main(["fetch", "--data-dir", str(data_dir), "--start", "2024-03-01",
+                 "--end", "2024-02-01"]) == 2
+    monkeypatch.delenv("APCA_API_SECRET_KEY")
+    assert main(["fetch", "--data-dir", str(data_dir)]) == 3
+    assert "APCA_API_SECRET_KEY" in capsys.readouterr().err
+    assert Store(data_dir).current_version() is None

@@ -1,0 +1,105 @@
+"""Sector map and fundamentals import: keys, units, one-line errors, point-in-time use."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aurora.errors import DataValidationError
+from aurora.reference import fundamentals_as_of, import_fundamentals, import_sector_map
+from aurora.store import Store
+
+SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sp500-sample"
+D = dt.date
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_sector_map_csv_normalises_and_publishes(tmp_path, data_dir):
+    path = write(tmp_path, "sectors.csv",
+                 "Symbol,GICS Sector,name\nbrk-b,Financials,Berkshire\nAAPL, Information "
+                 "Technology ,Apple\n")
+    store = Store(data_dir)
+    result = import_sector_map(store, path)
+    frame = pl.read_parquet(store.latest_file("sector_map.parquet"))
+    assert frame.to_dicts() == [{"symbol": "AAPL", "sector": "Information Technology"},
+                                {"symbol": "BRK.B", "sector": "Financials"}]
+    assert result.rows == 2 and store.manifest()["params"]["kind"] == "sector-map"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("symbol,sector\nAAPL,Tech\naapl,Tech\n", "row 3: duplicate symbol AAPL (first at row 2)"),
+    ("symbol,sector\nAAPL,\n", "row 2: empty sector for AAPL"),
+    ("symbol,sector\nA/B,Tech\n", "row 2: path separator"),
+    ("ticker,industry\nAAPL,Tech\n", "missing column(s) sector"),
+    ("symbol,sector\n", "no data rows"),
+])
+def test_sector_map_errors_name_file_and_row(tmp_path, data_dir, text, message):
+    path = write(tmp_path, "bad.csv", text)
+    with pytest.raises(DataValidationError) as info:
+        import_sector_map(Store(data_dir), path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+    assert "\n" not in str(info.value)
+    assert Store(data_dir).current_version() is None
+
+
+def test_fundamentals_units_per_snapshot_and_pit(tmp_path, data_dir):
+    path = write(tmp_path, "f.csv", "\n".join([
+        "symbol,as_of,market_cap,eps,name",
+        "AAA,2016-07-10,107.4,7.5,Alpha",      # billions (old snapshot)
+        "BBB,2016-07-10,2.5,1.0,Beta",
+        "AAA,2018-02-08,1.3e11,8.1,Alpha",     # USD (new snapshot)
+        "BBB,2018-02-08,3.0e9,,Beta",
+    ]) + "\n")
+    store = Store(data_dir)
+    result = import_fundamentals(store, path)
+    frame = pl.read_parquet(store.latest_file("fundamentals.parquet"))
+    caps = dict(zip(zip(frame["symbol"], frame["as_of"], strict=True), frame["market_cap"],
+                    strict=True))
+    assert caps[("AAA", D(2016, 7, 10))] == pytest.approx(107.4e9)
+    assert caps[("BBB", D(2018, 2, 8))] == pytest.approx(3.0e9)
+    assert frame.columns == ["symbol", "as_of", "market_cap", "eps"]
+    meta = store.manifest()["files"]["fundamentals.parquet"]
+    assert meta["market_cap_rescaled"]["as_of"] == ["2016-07-10"]
+    assert any("billions" in n for n in result.notes) and any("eps 1" in n for n in result.notes)
+    # point in time: visible from as_of on, never before
+    keys = pl.DataFrame({"symbol": ["AAA", "AAA", "AAA", "BBB"],
+                         "date": [D(2016, 7, 8), D(2016, 7, 11), D(2018, 2, 8), D(2017, 1, 3)]})
+    pit = fundamentals_as_of(frame, keys)
+    assert pit["eps"].to_list() == [None, 7.5, 8.1, 1.0]
+    assert pit["date"].to_list() == keys["date"].to_list()
+
+
+@pytest.mark.parametrize("rows, message", [
+    (["AAA,2016-07-10,1", "AAA,2016-07-10,2"],
+     "row 3: duplicate (symbol, as_of) (AAA, 2016-07-10)"),
+    (["AAA,10/07/2016,1"], "row 2: as_of '10/07/2016' is not a date"),
+    (["AAA,2016-07-10,1", "BBB,2016-07-10,lots"], "row 3: column market_cap is not numeric"),
+    (["AAA,2016-07-10,-5"], "row 2: negative market_cap for AAA"),
+])
+def test_fundamentals_errors_name_file_and_row(tmp_path, data_dir, rows, message):
+    path = write(tmp_path, "f.csv", "symbol,as_of,market_cap\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataValidationError) as info:
+        import_fundamentals(Store(data_dir), path)
+    assert str(info.value).startswith(f"{path}: ") and message in str(info.value)
+
+
+@pytest.mark.skipif(not SAMPLE.exists(), reason="sp500 sample not available")
+def test_real_sample_fundamentals_and_sectors(data_dir):
+    store = Store(data_dir)
+    result = import_fundamentals(store, SAMPLE / "fundamentals.parquet")
+    frame = pl.read_parquet(store.latest_file("fundamentals.parquet"))
+    by_snapshot = frame.group_by("as_of").agg(pl.col("market_cap").median()).sort("as_of")
+    # every snapshot ends up in USD: medians of S&P 500 caps are in the tens of billions
+    assert all(1e10 < m < 1e11 for m in by_snapshot["market_cap"])
+    assert result.rows == 368 and any("market_cap was in billions" in n for n in result.notes)
+    sectors = import_sector_map(store, SAMPLE / "sector_map.parquet")
+    assert sectors.rows == 129
+    assert set(store.manifest()["files"]) >= {"fundamentals.parquet", "sector_map.parquet"}

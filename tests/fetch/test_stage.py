@@ -1,0 +1,238 @@
+"""fetch_prices end to end over httpx.MockTransport: publish, incremental, restatement,
+failures, resume, credentials, secrets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+
+import httpx
+import polars as pl
+import pytest
+from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
+
+from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
+from aurora.errors import CredentialsError, DataValidationError, FetchError
+from aurora.fetch import fetch_prices
+from aurora.store import Store
+from aurora.universe import Universe
+
+D = dt.date
+SYMBOLS = ["AAA", "BBB", "CCC"]
+UNIVERSE = Universe(tuple(SYMBOLS), {"AAA": "Energy"}, "test universe")
+
+
+def config(data_dir, secret=SECRET, **fetch) -> AuroraConfig:
+    return AuroraConfig(
+        data_dir=data_dir,
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=secret, data_url="http://api.test"),
+        fetch=FetchConfig(**{"batch_size": 2, **fetch}),
+    )
+
+
+def run(data_dir, api, clock, *, end=D(2024, 2, 29), start=D(2024, 1, 2), secret=SECRET,
+        progress=False, **fetch):
+    return fetch_prices(config(data_dir, secret, **fetch), universe=UNIVERSE, start=start,
+                        end=end, progress=progress, sleep=clock.sleep, clock=clock.time,
+                        transport=api.transport())
+
+
+def expected_frame(bars: dict[str, list[dict]], end: dt.date) -> pl.DataFrame:
+    rows = [(s, b) for s in sorted(bars) for b in bars[s]]
+    frame = pl.DataFrame({
+        "symbol": [s for s, _ in rows], "t": [b["t"] for _, b in rows],
+        "close": [float(b["c"]) for _, b in rows]})
+    frame = frame.with_columns(date=pl.col("t").str.to_datetime(time_zone="UTC")
+                               .dt.convert_time_zone("America/New_York").dt.date())
+    return frame.filter(pl.col("date") <= end).select("symbol", "date", "close")
+
+
+def stored(data_dir) -> pl.DataFrame:
+    return pl.read_parquet(Store(data_dir).require_latest("prices.parquet", "fetch"))
+
+
+def test_first_fetch_publishes_everything(data_dir, clock):
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = FakeAlpaca(bars, actions={"cash_dividends": [
+        {"id": "d1", "symbol": "AAA", "rate": 0.5, "special": False, "foreign": False,
+         "process_date": "2024-02-10", "ex_date": "2024-02-08", "cusip": "X"}]})
+    report = run(data_dir, api, clock)
+    prices = stored(data_dir)
+    assert prices.select("symbol", "date", "close").equals(
+        expected_frame(bars, D(2024, 2, 29)))
+    assert prices.schema["date"] == pl.Date and prices.schema["trade_count"] == pl.Int64
+    assert report.bars == prices.height == 3 * 41 and report.sessions == 41
+    assert report.symbols == 3 and report.batches == 2 and report.version
+    assert report.requests == report.successful_requests == 4  # 2 bar + 2 actions batches
+    store = Store(data_dir)
+    manifest = store.manifest()
+    assert manifest["params"]["universe"] == SYMBOLS
+    assert manifest["params"]["adjustment"] == "all" and manifest["params"]["feed"] == "sip"
+    meta = manifest["files"]["prices.parquet"]
+    assert (meta["rows"], meta["symbols"], meta["date_min"], meta["date_max"]) == (
+        123, 3, "2024-01-02", "2024-02-29")
+    assert manifest["files"]["sector_map.parquet"]["source"] == "default"
+    assert set(manifest["files"]) >= {"prices.parquet", "corporate_actions.parquet",
+                                      "validation.json", "fetch_report.json", "universe.txt"}
+    actions = pl.read_parquet(store.latest_file("corporate_actions.parquet"))
+    assert actions.row(0, named=True) | {} == {
+        "id": "d1", "action_type": "cash_dividend", "symbol": "AAA", "old_symbol": None,
+        "ex_date": D(2024, 2, 8), "process_date": D(2024, 2, 10), "old_rate": None,
+        "new_rate": None, "cash_rate": 0.5}
+    assert json.loads(store.latest_file("validation.json").read_text())["ok"] is True
+    assert (data_dir / "universe" / "top300.txt").read_text().splitlines()[1:] == SYMBOLS
+    assert (data_dir / "universe" / "sector_map.csv").exists()
+    assert not any((data_dir / "state" / "fetch").iterdir())  # checkpoint removed
+    assert (data_dir / "state" / "ratelimit.json").exists()
+    assert any("requests: 4" in line for line in report.summary_lines())
+
+
+def test_incremental_fetch_asks_only_for_the_overlap(data_dir, clock):
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = FakeAlpaca(bars)
+    run(data_dir, api, clock, end=D(2024, 2, 29))
+    api.log.clear()
+    report = run(data_dir, api, clock, end=D(2024, 3, 7))
+    requests = api.bar_requests()
+    # five sessions before Feb 29 is Feb 22 (New York midnight = 05:00Z in winter)
+    assert {r["start"] for r in requests} == {"2024-02-22T05:00:00Z"}
+    assert report.restated == {} and report.bars_fetched == 3 * 11  # 6 overlap + 5 new
+    assert stored(data_dir).select("symbol", "date", "close").equals(
+        expected_frame(bars, D(2024, 3, 7)))
+    # nothing left to fetch: no bar request at all, and a new version anyway
+    api.log.clear()
+    report = run(data_dir, api, clock, end=D(2024, 3, 7))
+    assert api.bar_requests() == [] and report.symbols_up_to_date == 3
+
+
+def test_restatement_inside_overlap_refetches_that_symbol_in_full(data_dir, clock):
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = FakeAlpaca(bars)
+    run(data_dir, api, clock, end=D(2024, 2, 29))
+    revised = next(b for b in bars["BBB"] if b["t"].startswith("2024-02-27"))
+    revised["c"] = revised["c"] * 1.002
+    api.log.clear()
+    report = run(data_dir, api, clock, end=D(2024, 3, 7))
+    assert report.restated == {"BBB": "bar values changed on 2024-02-27"}
+    full = [r for r in api.bar_requests() if r["start"] == "2024-01-02T05:00:00Z"]
+    assert [r["symbols"] for r in full] == ["BBB"]
+    prices = stored(data_dir)
+    assert prices.select("symbol", "date", "close").equals(expected_frame(bars, D(2024, 3, 7)))
+    assert Store(data_dir).manifest()["params"]["restated"] == ["BBB"]
+
+
+def test_bad_credentials_fail_cleanly_and_leave_latest(data_dir, clock):
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    run(data_dir, api, clock)
+    store = Store(data_dir)
+    before = store.current_version()
+    api.log.clear()
+    with pytest.raises(CredentialsError) as info:
+        run(data_dir, api, clock, end=D(2024, 3, 7), secret="wrong-secret-value")
+    assert "APCA_API_KEY_ID" in str(info.value) and "wrong-secret-value" not in str(info.value)
+    assert len(api.log) == 1  # no retry, no other batch
+    assert store.current_version() == before and store.verify() == []
+
+
+def failing_for(api: FakeAlpaca, symbol: str, status: int = 500):
+    def handler(request: httpx.Request) -> httpx.Response:
+        if (request.url.path == "/v2/stocks/bars"
+                and symbol in request.url.params.get("symbols", "").split(",")):
+            api.log.append((request.url.path, dict(request.url.params)))
+            return httpx.Response(status, json={"message": "internal server error occurred"})
+        return api(request)
+    return httpx.MockTransport(handler)
+
+
+def test_failed_batch_is_reported_others_go_on_then_resume(data_dir, clock):
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    cfg = config(data_dir, batch_size=1, max_retries=2)
+    with pytest.raises(FetchError) as info:
+        fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
+                     progress=False, sleep=clock.sleep, clock=clock.time,
+                     transport=failing_for(api, "BBB"))
+    assert "BBB" in str(info.value) and "after 3 attempts" in str(info.value)
+    assert Store(data_dir).current_version() is None  # nothing published
+    failures = json.loads((data_dir / "state" / "fetch-failures.json").read_text())
+    assert [f["symbols"] for f in failures["failures"]] == [["BBB"]]
+    asked = [r["symbols"] for r in api.bar_requests()]
+    assert asked.count("AAA") == 1 and asked.count("CCC") == 1  # the others went on
+    api.log.clear()
+    report = fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
+                          progress=False, sleep=clock.sleep, clock=clock.time,
+                          transport=api.transport())
+    assert [r["symbols"] for r in api.bar_requests()] == ["BBB"]  # resumed
+    assert report.batches_resumed == 2
+    prices = stored(data_dir)
+    assert prices.height == 3 * 41 and prices.select("symbol", "date").is_duplicated().sum() == 0
+
+
+def test_killed_run_resumes_without_refetching_or_duplicates(data_dir, clock):
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    calls = []
+
+    def dying(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the process is interrupted inside the second batch
+        return api(request)
+
+    cfg = config(data_dir, batch_size=1)
+    with pytest.raises(KeyboardInterrupt):
+        fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
+                     progress=False, sleep=clock.sleep, clock=clock.time,
+                     transport=httpx.MockTransport(dying))
+    assert Store(data_dir).current_version() is None
+    api.log.clear()
+    report = fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
+                          progress=False, sleep=clock.sleep, clock=clock.time,
+                          transport=api.transport())
+    assert [r["symbols"] for r in api.bar_requests()] == ["BBB", "CCC"]
+    assert report.batches_resumed == 1
+    prices = stored(data_dir)
+    assert prices.height == 3 * 41 and prices.select("symbol", "date").is_duplicated().sum() == 0
+
+
+def test_validation_errors_block_publication(data_dir, clock):
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29))
+    api = FakeAlpaca(bars)
+    run(data_dir, api, clock, end=D(2024, 2, 15))
+    store = Store(data_dir)
+    before = store.current_version()
+    bad = next(b for b in bars["CCC"] if b["t"].startswith("2024-02-26"))
+    bad["h"], bad["l"] = bad["l"], bad["h"]  # high below low
+    with pytest.raises(DataValidationError, match="CCC"):
+        run(data_dir, api, clock, end=D(2024, 2, 29))
+    assert store.current_version() == before
+    report = json.loads((data_dir / "state" / "fetch-validation-report.json").read_text())
+    assert report["ok"] is False
+    assert any(f["symbol"] == "CCC" and "2024-02-26" in f["dates"] for f in report["findings"])
+
+
+def test_changed_adjustment_refetches_everything(data_dir, clock):
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    run(data_dir, api, clock, end=D(2024, 2, 15))
+    api.log.clear()
+    report = run(data_dir, api, clock, end=D(2024, 2, 29), adjustment="raw")
+    assert {r["start"] for r in api.bar_requests()} == {"2024-01-02T05:00:00Z"}
+    assert {r["adjustment"] for r in api.bar_requests()} == {"raw"}
+    assert any("adjustment=all" in w for w in report.warnings)
+    assert Store(data_dir).manifest()["files"]["prices.parquet"]["adjustment"] == "raw"
+
+
+def test_secret_never_written_or_printed(data_dir, clock, capsys, caplog):
+    caplog.set_level(logging.DEBUG)
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    api.faults += [httpx.Response(500, text=f"echo {SECRET}"), httpx.ReadTimeout("slow")]
+    run(data_dir, api, clock, progress=True)
+    with pytest.raises(FetchError):
+        fetch_prices(config(data_dir, max_retries=0), universe=UNIVERSE, start=D(2024, 1, 2),
+                     end=D(2024, 3, 7), progress=True, sleep=clock.sleep, clock=clock.time,
+                     transport=failing_for(api, "AAA"))
+    out = capsys.readouterr()
+    texts = [out.out, out.err, caplog.text]
+    texts += [p.read_bytes().decode("latin-1") for p in data_dir.rglob("*") if p.is_file()]
+    assert len(texts) > 10
+    for text in texts:
+        assert SECRET not in text and KEY not in text
