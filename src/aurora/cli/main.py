@@ -36,27 +36,22 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(argv: list[str]) -> tuple[int, str | None]:
-    """Run the command; (exit code, one-line error or None)."""
+    """Run the command; (exit code, one-line error or None).
+
+    Click's standalone mode reports usage errors itself (usage line, message, exit 2) and
+    ends with SystemExit; an AuroraError raised by a command propagates to here.
+    """
     try:
-        app(args=argv, standalone_mode=False)
+        app(args=argv, standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return code, None if code == 0 else "usage error or aborted"
     except AuroraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code, str(exc)
-    except typer.Exit as exc:
-        return exc.exit_code, None
-    except typer.Abort:
-        print("aborted", file=sys.stderr)
-        return 130, "aborted"
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130, "interrupted"
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            return exc.exit_code, exc.format_message()
-        raise
     return 0, None
 
 
