@@ -17,20 +17,11 @@ from pathlib import Path
 import polars as pl
 
 from aurora.errors import DataValidationError
+from aurora.schemas import CORPORATE_ACTIONS_SCHEMA
 
 BAR_REQUIRED = ("date", "symbol", "open", "high", "low", "close", "volume")
 BAR_OPTIONAL = ("vwap", "trade_count")
-ACTIONS_SCHEMA: dict[str, pl.DataType] = {
-    "id": pl.String(),
-    "action_type": pl.String(),
-    "symbol": pl.String(),
-    "old_symbol": pl.String(),
-    "ex_date": pl.Date(),
-    "process_date": pl.Date(),
-    "old_rate": pl.Float64(),
-    "new_rate": pl.Float64(),
-    "cash_rate": pl.Float64(),
-}
+ACTIONS_SCHEMA = CORPORATE_ACTIONS_SCHEMA
 ACTION_TYPES = ("forward_split", "reverse_split", "cash_dividend", "name_change")
 
 

@@ -32,6 +32,7 @@ import polars as pl
 from aurora.errors import CredentialsError, FetchError
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.retry import Outcome, RetryPolicy, classify_status
+from aurora.schemas import PRICE_COLUMNS
 
 NEW_YORK = ZoneInfo("America/New_York")
 BARS_PATH = "/v2/stocks/bars"
@@ -53,8 +54,6 @@ BAR_SCHEMA: dict[str, Any] = {
     "vwap": pl.Float64,
     "trade_count": pl.Int64,
 }
-PRICE_COLUMNS = ["date", "symbol", "open", "high", "low", "close", "volume", "vwap",
-                 "trade_count"]
 
 
 class RequestRejected(FetchError):

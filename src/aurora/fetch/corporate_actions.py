@@ -22,20 +22,11 @@ import polars as pl
 
 from aurora.errors import FetchError
 from aurora.fetch.client import AlpacaBarsClient
+from aurora.schemas import CORPORATE_ACTIONS_SCHEMA
 
 CA_PATH = "/v1/corporate-actions"
 TYPES = ("forward_split", "reverse_split", "cash_dividend", "name_change")
-CA_SCHEMA: dict[str, Any] = {
-    "id": pl.String,
-    "action_type": pl.String,
-    "symbol": pl.String,
-    "old_symbol": pl.String,
-    "ex_date": pl.Date,
-    "process_date": pl.Date,
-    "old_rate": pl.Float64,
-    "new_rate": pl.Float64,
-    "cash_rate": pl.Float64,
-}
+CA_SCHEMA = CORPORATE_ACTIONS_SCHEMA
 
 
 def empty_actions() -> pl.DataFrame:

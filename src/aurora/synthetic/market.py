@@ -20,6 +20,7 @@ import polars as pl
 
 from aurora.calendar import sessions
 from aurora.errors import ConfigError
+from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, PRICES_SCHEMA
 from aurora.synthetic.factors import FACTOR_GARCH, MARKET_VOL, SECTOR_VOL, garch_returns
 from aurora.synthetic.simulate import BlockResult, simulate_block
 from aurora.synthetic.streams import ORIGIN, factor_normals, hashed_sector
@@ -33,28 +34,8 @@ PLANTED_RENAMES: Mapping[str, tuple[str, dt.date]] = {
 
 _CELLS_PER_CHUNK = 6_000_000  # sessions x names simulated at once (bounds memory)
 
-BARS_SCHEMA = {
-    "date": pl.Date,
-    "symbol": pl.String,
-    "open": pl.Float64,
-    "high": pl.Float64,
-    "low": pl.Float64,
-    "close": pl.Float64,
-    "volume": pl.Float64,
-    "vwap": pl.Float64,
-    "trade_count": pl.Int64,
-}
-ACTIONS_SCHEMA = {
-    "id": pl.String,
-    "action_type": pl.String,
-    "symbol": pl.String,
-    "old_symbol": pl.String,
-    "ex_date": pl.Date,
-    "process_date": pl.Date,
-    "old_rate": pl.Float64,
-    "new_rate": pl.Float64,
-    "cash_rate": pl.Float64,
-}
+BARS_SCHEMA = PRICES_SCHEMA
+ACTIONS_SCHEMA = CORPORATE_ACTIONS_SCHEMA
 GAPS_SCHEMA = {"symbol": pl.String, "date": pl.Date}
 
 
