@@ -152,7 +152,7 @@ def test_cli_missing_inputs_exit_codes(tmp_path, helpers, market, capsys):
     assert main(["evaluate", "--data-dir", str(data)]) == 7
     assert "prices.parquet does not exist: run `aurora fetch` first" in capsys.readouterr().err
     assert main(["predict", "--data-dir", str(data), "--decision-date", "soon"]) == 2
-    assert "--decision-date: 'soon' is not a date" in capsys.readouterr().err
+    assert "--decision-date 'soon': expected a date as YYYY-MM-DD" in capsys.readouterr().err
 
 
 def test_cli_predict_and_evaluate(tmp_path, helpers, market, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -9,7 +10,7 @@ import typer
 from rich.console import Console
 
 from aurora.config import AuroraConfig, load_config
-from aurora.errors import StageNotAvailable
+from aurora.errors import ConfigError, StageNotAvailable
 
 DataDirOption = Annotated[
     Path | None,
@@ -36,3 +37,23 @@ def make_config(config: Path | None, **overrides: Any) -> AuroraConfig:
 def not_available(stage: str) -> None:
     """Fail clearly for a stage that is not built yet."""
     raise StageNotAvailable(f"`aurora {stage}` is not available yet in this version of Aurora")
+
+
+UniverseOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--universe",
+        help="Universe file (default: configured, else data/universe/top300.txt, "
+        "else the built-in 130 names).",
+    ),
+]
+
+
+def parse_date_flag(value: str | None, flag: str) -> dt.date | None:
+    """A `YYYY-MM-DD` flag value as a date (None when the flag was not given)."""
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise ConfigError(f"{flag} {value!r}: expected a date as YYYY-MM-DD") from None

@@ -16,20 +16,9 @@ from typing import Annotated
 
 import typer
 
-from aurora.cli.common import console
+from aurora.cli.common import console, parse_date_flag
 
 DEFAULT_START = dt.date(2015, 1, 1)
-
-
-def _parse_day(value: str | None, flag: str) -> dt.date | None:
-    from aurora.errors import ConfigError
-
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r} is not a YYYY-MM-DD date") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -71,8 +60,8 @@ def register(app: typer.Typer) -> None:
             raise CredentialsError(f"the emulator needs credentials: set {' and '.join(missing)}")
         assert key_id is not None and secret_key is not None
         err = console(stderr=True)
-        first = _parse_day(start, "--start")
-        last = _parse_day(end, "--end")
+        first = parse_date_flag(start, "--start")
+        last = parse_date_flag(end, "--end")
         if bars is not None:
             if first or last or universe:
                 raise ConfigError("--start, --end and --universe apply to the synthetic market, "

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
+from aurora.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    UniverseOption,
+    console,
+    make_config,
+    parse_date_flag,
+)
 from aurora.errors import ConfigError
 
 _ADJUSTMENTS = ("raw", "split", "dividend", "all")
 _FEEDS = ("iex", "sip")
-
-
-def _date(value: str | None, flag: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: expected a date as YYYY-MM-DD") from None
 
 
 def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | None:
@@ -35,9 +32,7 @@ def register(app: typer.Typer) -> None:
     def fetch(
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
-        universe: Annotated[Path | None, typer.Option(
-            "--universe", help="Universe file (default: configured, else data/universe/"
-            "top300.txt, else the built-in 130 names).")] = None,
+        universe: UniverseOption = None,
         start: Annotated[str | None, typer.Option(
             "--start", help="First NYSE session, YYYY-MM-DD (default: two years back).")] = None,
         end: Annotated[str | None, typer.Option(
@@ -59,8 +54,12 @@ def register(app: typer.Typer) -> None:
             "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
             "fetch.feed": _choice(feed, "--feed", _FEEDS),
         })
-        report = fetch_prices(cfg, start=_date(start, "--start"), end=_date(end, "--end"),
-                              progress=progress)
+        report = fetch_prices(
+            cfg,
+            start=parse_date_flag(start, "--start"),
+            end=parse_date_flag(end, "--end"),
+            progress=progress,
+        )
         out = console()
         for line in report.summary_lines():
             out.print(line, markup=False)

@@ -6,7 +6,6 @@ Thin over `aurora.ops`: each command loads the configuration, calls the library 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import Annotated
@@ -15,9 +14,16 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
+from aurora.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    UniverseOption,
+    console,
+    make_config,
+    parse_date_flag,
+)
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError, DataValidationError
+from aurora.errors import DataValidationError
 from aurora.ops.backup import backup_store, parse_storage_options, restore_version
 from aurora.ops.history import History
 from aurora.ops.recovery import drill as run_drill
@@ -33,15 +39,6 @@ StorageOptions = Annotated[
                       " for an S3-compatible server). Prefer AWS_* environment variables for "
                       "credentials."),
 ]
-
-
-def _date(value: str | None, flag: str) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{flag} {value!r}: expected a date as YYYY-MM-DD") from None
 
 
 def _key(cfg: AuroraConfig) -> str | None:
@@ -101,9 +98,7 @@ def register(app: typer.Typer) -> None:
     def run(
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
-        universe: Annotated[Path | None, typer.Option(
-            "--universe", help="Universe file (default: configured, else data/universe/"
-            "top300.txt, else the built-in 130 names).")] = None,
+        universe: UniverseOption = None,
         start: Annotated[str | None, typer.Option(
             "--start", help="First session to fetch, YYYY-MM-DD.")] = None,
         end: Annotated[str | None, typer.Option(
@@ -118,8 +113,13 @@ def register(app: typer.Typer) -> None:
         from aurora.ops.pipeline import run_pipeline
 
         cfg = make_config(config, data_dir=data_dir, universe=universe)
-        result = run_pipeline(cfg, start=_date(start, "--start"), end=_date(end, "--end"),
-                              evaluate=evaluate, progress=progress)
+        result = run_pipeline(
+            cfg,
+            start=parse_date_flag(start, "--start"),
+            end=parse_date_flag(end, "--end"),
+            evaluate=evaluate,
+            progress=progress,
+        )
         _print_lines(result.summary_lines())
 
     @app.command("demo")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
@@ -10,8 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
-from aurora.errors import ConfigError
+from aurora.cli.common import ConfigOption, DataDirOption, console, make_config, parse_date_flag
 from aurora.store import Store
 
 DecisionDateOption = Annotated[
@@ -20,15 +18,6 @@ DecisionDateOption = Annotated[
                  "next NYSE session after the last stored one)."),
 ]
 TOP = 10
-
-
-def _parse_date(text: str | None) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"--decision-date: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @contextmanager
@@ -75,7 +64,7 @@ def register(app: typer.Typer) -> None:
         from aurora.predict import predict as run_predict
 
         cfg = make_config(config, data_dir=data_dir)
-        day = _parse_date(decision_date)
+        day = parse_date_flag(decision_date, "--decision-date")
         with _fold_progress() as progress:
             result = run_predict(Store(cfg.data_dir), cfg, decision_date=day,
                                  progress=progress)
