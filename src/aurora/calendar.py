@@ -9,9 +9,10 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import exchange_calendars as xcals
-import pandas as pd
+if TYPE_CHECKING:
+    import exchange_calendars as xcals
 
 NEW_YORK = "America/New_York"
 _FIRST = dt.date(1990, 1, 2)
@@ -19,6 +20,10 @@ _FIRST = dt.date(1990, 1, 2)
 
 @lru_cache(maxsize=1)
 def _xnys() -> xcals.ExchangeCalendar:
+    # Imported here: exchange-calendars (and pandas) cost ~1 s, which the CLI should not pay
+    # for commands that never touch the calendar.
+    import exchange_calendars as xcals
+
     end = dt.date.today() + dt.timedelta(days=730)
     return xcals.get_calendar("XNYS", start=_FIRST.isoformat(), end=end.isoformat())
 
@@ -64,6 +69,8 @@ def sessions_back(day: dt.date, count: int) -> dt.date:
 
 def session_close_utc(day: dt.date) -> dt.datetime:
     """The UTC instant of the session's close (16:00 New York, 13:00 on half days)."""
+    import pandas as pd
+
     close = _xnys().session_close(pd.Timestamp(day))
     return close.to_pydatetime().astimezone(dt.UTC)
 

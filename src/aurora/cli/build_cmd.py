@@ -6,7 +6,6 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
-from aurora.features.builder import build_features
 from aurora.store import Store
 
 
@@ -14,6 +13,8 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         """Build the 45-feature panel from the stored prices; publish it if every gate passes."""
+        from aurora.features.builder import build_features
+
         cfg = make_config(config, data_dir=data_dir)
         store = Store(cfg.data_dir)
         err = console(stderr=True)
