@@ -29,18 +29,5 @@ def register(app: typer.Typer) -> None:
 
             result = build_features(store, cfg, progress=progress)
         out = console()
-        meta = result.meta
-        out.print(f"built {meta['feature_count']} features "
-                  f"({', '.join(f'{k} {v}' for k, v in meta['feature_types'].items())})")
-        out.print(f"symbols {result.symbols}, rows {result.rows}, "
-                  f"dates {result.date_range[0]} .. {result.date_range[1]}")
-        passed = sum(r.passed for r in result.gates.results)
-        out.print(f"gates: {passed}/{len(result.gates.results)} passed "
-                  f"({', '.join(sorted({r.name for r in result.gates.results}))})")
-        if meta["unknown_sector_symbols"]:
-            out.print(f"sector unknown for: {', '.join(meta['unknown_sector_symbols'])}")
-        if meta["turnover_fallback_rows"]:
-            out.print(f"turnover fallback (no shares known) on "
-                      f"{sum(meta['turnover_fallback_rows'].values())} rows of "
-                      f"{len(meta['turnover_fallback_rows'])} symbols")
-        out.print(f"version {result.version} in {result.seconds:.1f}s")
+        for line in result.summary_lines():
+            out.print(line)

@@ -69,6 +69,27 @@ class BuildResult:
     seconds: float
     meta: dict[str, Any]
 
+    def summary_lines(self) -> list[str]:
+        """A few human-readable lines: counts, dates, gates, data notes (no printing here)."""
+        meta = self.meta
+        families = ", ".join(f"{k} {v}" for k, v in meta["feature_types"].items())
+        passed = sum(r.passed for r in self.gates.results)
+        lines = [
+            f"built {meta['feature_count']} features ({families})",
+            f"symbols {self.symbols}, rows {self.rows:,}, "
+            f"dates {self.date_range[0]} .. {self.date_range[1]}",
+            f"gates: {passed}/{len(self.gates.results)} passed "
+            f"({', '.join(sorted({r.name for r in self.gates.results}))})",
+        ]
+        if meta.get("unknown_sector_symbols"):
+            lines.append(f"sector unknown for: {', '.join(meta['unknown_sector_symbols'])}")
+        fallback = meta.get("turnover_fallback_rows") or {}
+        if fallback:
+            lines.append(f"turnover fallback (no shares known) on {sum(fallback.values()):,} "
+                         f"rows of {len(fallback)} symbols")
+        lines.append(f"version {self.version} in {self.seconds:.1f}s")
+        return lines
+
 
 def prices_adjustment(store: Store) -> str:
     """The adjustment recorded for the latest prices: file meta `adjustment`, or

@@ -1,98 +1,206 @@
-"""Expression building blocks shared by the feature families.
+"""Numeric building blocks of the features, on wide (symbols x sessions) float64 arrays.
 
-Time-series helpers act on a frame sorted by (symbol, date) on the full session grid; the
-builder evaluates rolling ones per symbol and masks values inside the look-back. Rolling
-statistics skip missing bars and are null unless at least `MIN_COVERAGE` of the window is
-present (so one missing bar does not blank a 60-session statistic).
+NaN means missing. Time-series kernels run along axis 1, one symbol per row, with the
+bottleneck moving-window functions: causal (the value at t reads only columns <= t of its
+own row) and NaN-aware. Rolling statistics skip missing bars and are NaN unless at least
+`MIN_COVERAGE` of the window is present (so one missing bar does not blank a 60-session
+statistic). Cross-sectional kernels run along axis 0 (one column = one date) over the
+symbols with a non-missing value, optionally within groups of rows (sectors).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
-import polars as pl
+import bottleneck as bn
+import numpy as np
 
 MIN_COVERAGE = 0.8
+NAN = np.nan
 
-C = pl.col("close")
-O = pl.col("open")  # noqa: E741
-H = pl.col("high")
-L = pl.col("low")
-V = pl.col("volume")
-DV = pl.col("dollar_volume")
-# The daily return column f_ret_1d, computed first and reused by the other features.
-R = pl.col("f_ret_1d")
+Groups = Sequence[np.ndarray]  # row-index arrays, one per group (e.g. per sector)
 
 
 def min_obs(window: int) -> int:
-    """The fewest non-null observations a rolling window of `window` sessions accepts."""
+    """The fewest non-missing observations a rolling window of `window` sessions accepts."""
     return max(1, math.ceil(MIN_COVERAGE * window))
 
 
-def ret(k: int = 1) -> pl.Expr:
-    """Simple close-to-close return over k sessions: close_t / close_{t-k} - 1."""
-    return C / C.shift(k) - 1.0
+def _move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int,
+          **kw: object) -> np.ndarray:
+    """Apply a bottleneck moving-window function along axis 1, also when the history is
+    shorter than the window (bottleneck refuses that; NaN padding on the left is neutral)."""
+    short = window - x.shape[1]
+    if short <= 0:
+        return fn(x, window, min_count=min_count, axis=1, **kw)
+    pad = np.full((x.shape[0], short), NAN)
+    return fn(np.hstack([pad, x]), window, min_count=min_count, axis=1, **kw)[:, short:]
 
 
-def rmean(x: pl.Expr, window: int) -> pl.Expr:
-    return x.rolling_mean(window, min_samples=min_obs(window))
+def rmean(x: np.ndarray, window: int) -> np.ndarray:
+    return _move(bn.move_mean, x, window, min_obs(window))
 
 
-def rstd(x: pl.Expr, window: int) -> pl.Expr:
+def rstd(x: np.ndarray, window: int) -> np.ndarray:
     """Sample standard deviation (ddof=1) over the window."""
-    return x.rolling_std(window, min_samples=min_obs(window), ddof=1)
+    return _move(bn.move_std, x, window, min_obs(window), ddof=1)
 
 
-def rmax(x: pl.Expr, window: int) -> pl.Expr:
-    return x.rolling_max(window, min_samples=min_obs(window))
+def rmax(x: np.ndarray, window: int) -> np.ndarray:
+    return _move(bn.move_max, x, window, min_obs(window))
 
 
-def rmin(x: pl.Expr, window: int) -> pl.Expr:
-    return x.rolling_min(window, min_samples=min_obs(window))
+def rmin(x: np.ndarray, window: int) -> np.ndarray:
+    return _move(bn.move_min, x, window, min_obs(window))
 
 
-def paired(x: pl.Expr, y: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """x and y, each nulled where the other is null, so rolling moments use the same bars."""
-    both = x.is_not_null() & y.is_not_null()
-    return pl.when(both).then(x), pl.when(both).then(y)
+def rmedian(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
+    return _move(bn.move_median, x, window, min_count)
 
 
-def rcov(x: pl.Expr, y: pl.Expr, window: int) -> pl.Expr:
+def rcount(x: np.ndarray, window: int) -> np.ndarray:
+    """Number of non-missing values in the window (0 allowed)."""
+    return _move(bn.move_sum, (~np.isnan(x)).astype(np.float64), window, 1)
+
+
+def shift(x: np.ndarray, k: int) -> np.ndarray:
+    """x_{t-k} along axis 1 (NaN for the first k sessions)."""
+    out = np.full_like(x, NAN)
+    if k < x.shape[1]:
+        out[:, k:] = x[:, : x.shape[1] - k]
+    return out
+
+
+def where(cond: np.ndarray, x: np.ndarray | float, y: np.ndarray | float = NAN) -> np.ndarray:
+    return np.where(cond, x, y)
+
+
+def paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """x and y, each NaN where the other is, so rolling moments use the same bars."""
+    both = ~(np.isnan(x) | np.isnan(y))
+    return where(both, x), where(both, y)
+
+
+def rcov(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Sample covariance (ddof=1) over the bars where both are present."""
     xp, yp = paired(x, y)
-    n = xp.is_not_null().cast(pl.Float64).rolling_sum(window, min_samples=1)
+    n = rcount(xp, window)
     raw = rmean(xp * yp, window) - rmean(xp, window) * rmean(yp, window)
-    return raw * n / (n - 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return raw * n / (n - 1.0)
 
 
-def rcorr(x: pl.Expr, y: pl.Expr, window: int) -> pl.Expr:
+def rcorr(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Pearson correlation over the bars where both are present."""
     xp, yp = paired(x, y)
-    return rcov(xp, yp, window) / (rstd(xp, window) * rstd(yp, window))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return rcov(xp, yp, window) / (rstd(xp, window) * rstd(yp, window))
 
 
-def safe_log(x: pl.Expr) -> pl.Expr:
-    """Natural log; null for non-positive input instead of -inf/NaN."""
-    return pl.when(x > 0).then(x.log())
+def safe_log(x: np.ndarray) -> np.ndarray:
+    """Natural log; NaN for non-positive or missing input instead of -inf."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return where(x > 0, np.log(x))
 
 
-def cs_pct_rank(x: pl.Expr, *by: str) -> pl.Expr:
-    """Percentile rank within each group: average rank / count of non-null values, in (0, 1].
-
-    Same convention as pandas `rank(pct=True)`; nulls stay null and are not counted.
-    """
-    keys = by or ("date",)
-    return x.rank("average").over(keys) / x.count().over(keys).cast(pl.Float64)
+def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """x / y without floating-point warnings (0/0 is NaN, x/0 is +-inf: masked later)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return x / y
 
 
-def cs_zscore(x: pl.Expr, *by: str) -> pl.Expr:
-    """(x - mean) / std (ddof=1) within each group; null when the std is 0 or undefined."""
-    keys = by or ("date",)
-    sd = x.std(ddof=1).over(keys)
-    return pl.when(sd > 0).then((x - x.mean().over(keys)) / sd)
+# ---- cross-sectional kernels (axis 0: symbols of one date) ----------------------------
 
 
-def cs_demean(x: pl.Expr, *by: str) -> pl.Expr:
-    """x minus the equal-weight mean of x within each group (non-null members only)."""
-    keys = by or ("date",)
-    return x - x.mean().over(keys)
+_TOP = np.uint64(1 << 63)
+_ALL = np.uint64(2**64 - 1)
+
+
+def _sort_order(xt: np.ndarray) -> np.ndarray:
+    """Per row of xt (dates x symbols), the column order that sorts the row ascending, NaN
+    last. Exact: one SIMD sort of order-preserving uint64 keys of the values whose low bits
+    are replaced by the column index; a row where that truncation could misorder two values
+    (they agree to ~1e-12) is re-sorted with argsort."""
+    cols = xt.shape[1]
+    bits = np.uint64(max(1, (cols - 1).bit_length()))
+    u = xt.view(np.uint64)
+    keys = np.negative(u >> np.uint64(63))  # all ones for negative values, else 0
+    keys |= _TOP
+    keys ^= u  # monotone in the float's value
+    keys[np.isnan(xt)] = _ALL
+    keys >>= bits
+    keys <<= bits
+    keys |= np.arange(cols, dtype=np.uint64)[None, :]
+    keys.sort(axis=1)
+    keys &= (np.uint64(1) << bits) - np.uint64(1)
+    order = keys.astype(np.intp)
+    del keys
+    s = np.take_along_axis(xt, order, axis=1)
+    bad = np.flatnonzero((s[:, 1:] < s[:, :-1]).any(axis=1))
+    if bad.size:
+        order[bad] = np.argsort(xt[bad], axis=1)
+    return order
+
+
+def _pct_rank(x: np.ndarray) -> np.ndarray:
+    """Average rank / count of the non-missing values in each column, in (0, 1]."""
+    xt = np.ascontiguousarray(x.T)  # one date per row: the sort runs on contiguous memory
+    cols = xt.shape[1]
+    order = _sort_order(xt)
+    s = np.take_along_axis(xt, order, axis=1)
+    pos = np.arange(cols, dtype=np.float64)[None, :]
+    starts = np.empty(s.shape, dtype=bool)
+    starts[:, 0] = True
+    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])  # NaNs never tie: masked below
+    del s
+    first = np.where(starts, pos, 0.0)
+    np.maximum.accumulate(first, axis=1, out=first)
+    ends = np.empty(starts.shape, dtype=bool)
+    ends[:, -1] = True
+    ends[:, :-1] = starts[:, 1:]
+    del starts
+    last = np.where(ends, pos, float(cols))[:, ::-1]
+    del ends
+    np.minimum.accumulate(last, axis=1, out=last)
+    first += last[:, ::-1]
+    del last
+    first *= 0.5
+    first += 1.0  # average 1-based rank of each sorted position's tie group
+    ranked = np.empty_like(xt)
+    np.put_along_axis(ranked, order, first, axis=1)
+    present = ~np.isnan(xt)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ranked /= present.sum(axis=1)[:, None]
+    ranked[~present] = NAN
+    return np.ascontiguousarray(ranked.T)
+
+
+def _by_group(kernel: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
+              groups: Groups | None) -> np.ndarray:
+    if groups is None:
+        return kernel(x)
+    out = np.full_like(x, NAN)
+    for rows in groups:  # one pass per group (sector), each vectorised over its rows x dates
+        out[rows] = kernel(x[rows])
+    return out
+
+
+def cs_pct_rank(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
+    """Percentile rank per date (within each group): average rank / count of non-missing
+    values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average."""
+    return _by_group(_pct_rank, x, groups)
+
+
+def cs_zscore(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
+    """(x - mean) / std (ddof=1) per date; NaN when the std is 0 or undefined."""
+    def kernel(v: np.ndarray) -> np.ndarray:
+        sd = bn.nanstd(v, axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(sd > 0, (v - bn.nanmean(v, axis=0)) / sd, NAN)
+    return _by_group(kernel, x, groups)
+
+
+def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
+    """x minus the equal-weight mean of the non-missing values per date (within group)."""
+    return _by_group(lambda v: v - bn.nanmean(v, axis=0), x, groups)

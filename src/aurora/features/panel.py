@@ -1,12 +1,9 @@
-"""Load, check and align the build's inputs into one (symbol, session) panel.
+"""Check the build's inputs and derive the per-symbol tables the wide panel needs.
 
-The panel is the full grid of NYSE sessions x symbols between each symbol's first and last
-bar, sorted by (symbol, date). A session without a bar stays in the grid with null prices:
-nothing is forward-filled, each feature documents what a missing bar does to it. Columns:
-
-    date, symbol, _pos (sessions since the symbol's first bar, 0-based), sector,
-    open, high, low, close, volume (adjusted, same basis), dollar_volume (USD),
-    shares (shares outstanding known at t on the volume's basis, null when unknown)
+`check_prices` and `session_grid` give the row-level error messages (file, symbol, date) for
+bad bars; `sector_frame` maps symbols to sectors; `shares_table` puts shares outstanding on
+the volume's adjustment basis, point in time from `as_of`. `wide.align_wide` assembles them
+into the (symbols x sessions) matrices the features are computed on.
 
 Bad input (duplicate keys, a bar on a non-session, a non-positive or non-finite price, an
 implausible market cap) raises DataValidationError naming the file, symbol and date.
@@ -207,42 +204,3 @@ def shares_table(
                               if has_shares else "market_cap / close at as_of")
     table = pl.concat(parts).filter(pl.col("shares").is_not_null() & (pl.col("shares") > 0))
     return table.unique(["symbol", "as_of"], keep="last").sort("as_of")
-
-
-def align_panel(
-    prices: pl.DataFrame,
-    *,
-    sectors: Mapping[str, str] | pl.DataFrame | None,
-    fundamentals: pl.DataFrame | None = None,
-    actions: pl.DataFrame | None = None,
-) -> tuple[pl.DataFrame, PanelInfo]:
-    """Build the aligned panel (see the module docstring) from adjusted prices."""
-    info = PanelInfo()
-    frame = check_prices(prices)
-    grid = session_grid(frame)
-    if "dollar_volume" not in frame.columns:
-        frame = frame.with_columns((pl.col("close") * pl.col("volume")).alias("dollar_volume"))
-    if grid.height == frame.height:  # no missing bar: same keys in the same order
-        panel = frame.with_columns(grid["_pos"])
-    else:
-        panel = grid.join(frame, on=["symbol", "date"], how="left", maintain_order="left")
-    symbols = panel["symbol"].unique().sort().to_list()
-    table = sector_frame(sectors, symbols, info)
-    panel = panel.with_columns(pl.col("symbol").replace_strict(
-        table["symbol"], table["sector"], return_dtype=pl.String).alias("sector"))
-    shares = shares_table(fundamentals, frame, actions, info)
-    if shares is None:
-        panel = panel.with_columns(pl.lit(None, dtype=pl.Float64).alias("shares"))
-    else:
-        panel = (
-            panel.sort("date")
-            .join_asof(shares.rename({"as_of": "date"}), on="date", by="symbol",
-                       strategy="backward", check_sortedness=False)
-        )
-    panel = panel.sort("symbol", "date")
-    info.grid_rows = panel.height
-    info.missing_bars = panel.height - frame.height
-    return panel.select(
-        "date", "symbol", pl.col("_pos").cast(pl.Int64), "sector", *PRICE_COLUMNS,
-        "dollar_volume", "shares",
-    ), info

@@ -14,6 +14,7 @@ from aurora.features import cross_sectional, price, residual, volume
 from aurora.features.spec import FAMILIES, Family, FeatureSpec
 
 __all__ = [
+    "CROSS_INPUTS",
     "EXPECTED_COUNTS",
     "FAMILIES",
     "FEATURE_NAMES",
@@ -33,6 +34,11 @@ EXPECTED_COUNTS: dict[Family, int] = {
     "price": 15, "volume": 10, "cross_sectional": 12, "residual": 8,
 }
 MAX_LOOKBACK: int = max(s.lookback for s in REGISTRY)
+# The features the cross stage reads (kept as full date x symbol matrices by the engine).
+CROSS_INPUTS: tuple[str, ...] = (
+    "f_ret_1d", "f_ret_5d", "f_ret_20d", "f_mom_12_1", "f_vol_5d", "f_vol_20d",
+    "f_volume_surprise", "f_amihud_illiquidity", "f_turnover_20d", "f_log_dollar_volume_20d",
+)
 _BY_NAME = {s.name: s for s in REGISTRY}
 
 

@@ -1,0 +1,181 @@
+"""Align the build's inputs into wide matrices: one row per symbol, one column per session.
+
+`align_wide` turns long adjusted bars into float64 matrices (symbols x sessions) on the full
+NYSE session grid from the first to the last bar of the input. Row i is `symbols[i]` (sorted),
+column j is `dates[j]`. A symbol's span is the grid between its first and last bar
+(`start[i]`..`end[i]`); a session without a bar stays NaN: nothing is forward-filled, each
+feature documents what a missing bar does to it. Arrays:
+
+    open, high, low, close, volume (adjusted, same basis), dollar_volume (USD),
+    shares (shares outstanding known at t on the volume's basis, NaN when unknown)
+
+Bad input (duplicate keys, a bar on a non-session, a non-positive or non-finite price, an
+implausible market cap) raises DataValidationError naming the file, symbol and date: the
+checks are vectorised, and on a failure the row-level messages of `panel.check_prices` and
+`panel.session_grid` are produced.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from aurora.calendar import sessions
+from aurora.errors import DataValidationError
+from aurora.features.panel import (
+    PRICE_COLUMNS,
+    PanelInfo,
+    check_prices,
+    sector_frame,
+    session_grid,
+    shares_table,
+)
+
+
+@dataclass
+class WidePanel:
+    """Named (symbols x sessions) float64 arrays plus the labels and spans that give them
+    meaning. `panel[name]` returns an input array or an already computed feature/helper."""
+
+    symbols: list[str]
+    dates: pl.Series  # pl.Date, the session of each column
+    start: np.ndarray  # int64 (symbols,): column of each symbol's first bar
+    end: np.ndarray  # int64 (symbols,): column of each symbol's last bar
+    sectors: np.ndarray  # object (symbols,): sector of each row
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self.symbols), len(self.dates)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+    def sector_groups(self) -> list[np.ndarray]:
+        """Row indices of each sector's members (sectors in sorted order)."""
+        names, codes = np.unique(self.sectors, return_inverse=True)
+        return [np.flatnonzero(codes == g) for g in range(len(names))]
+
+    def rows(self, sl: slice, extra: dict[str, np.ndarray]) -> WidePanel:
+        """The sub-panel of symbols `sl` (array views) plus `extra` arrays of that shape."""
+        arrays = {k: v[sl] for k, v in self.arrays.items()}
+        return WidePanel(self.symbols[sl], self.dates, self.start[sl], self.end[sl],
+                         self.sectors[sl], {**arrays, **extra})
+
+    def columns(self, sl: slice, arrays: dict[str, np.ndarray]) -> WidePanel:
+        """The sub-panel of sessions `sl` with the given (symbols x len(sl)) arrays."""
+        first = sl.start or 0
+        return WidePanel(self.symbols, self.dates[sl], self.start - first, self.end - first,
+                         self.sectors, arrays)
+
+    def valid(self, lookback: int) -> np.ndarray:
+        """Bool mask: cells inside the symbol's span with at least `lookback` sessions of
+        the symbol before them."""
+        cols = np.arange(self.shape[1])[None, :]
+        return (cols >= (self.start + lookback)[:, None]) & (cols <= self.end[:, None])
+
+
+def _cast(prices: pl.DataFrame) -> pl.DataFrame | None:
+    """The store schema's types, or None when a column is missing (let check_prices say so)."""
+    if any(c not in prices.columns for c in ("date", "symbol", *PRICE_COLUMNS)):
+        return None
+    extra = [c for c in ("dollar_volume",) if c in prices.columns]
+    return prices.select(
+        pl.col("date").cast(pl.Date),
+        pl.col("symbol").cast(pl.String),
+        *[pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, *extra)],
+    )
+
+
+def _values_ok(frame: pl.DataFrame) -> bool:
+    prices_ok = pl.all_horizontal(
+        [((pl.col(c) > 0) & pl.col(c).is_finite()) | pl.col(c).is_null()
+         for c in ("open", "high", "low", "close")])
+    volume_ok = ((pl.col("volume") >= 0) & pl.col("volume").is_finite()) | pl.col(
+        "volume").is_null()
+    return bool(frame.select((prices_ok & volume_ok).all()).item())
+
+
+def _raise_row_error(prices: pl.DataFrame) -> None:
+    """Re-run the row-level checks, which raise the message naming symbol and date."""
+    session_grid(check_prices(prices))
+    raise DataValidationError("prices: invalid input")  # unreachable unless checks disagree
+
+
+def _scatter(key: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    out = np.full(shape[0] * shape[1], np.nan)
+    out[key] = values
+    return out.reshape(shape)
+
+
+def _shares_wide(table: pl.DataFrame, symbols: list[str], days: np.ndarray,
+                 shape: tuple[int, int]) -> np.ndarray:
+    """Shares known at each session: the last as_of <= the session (forward-filled)."""
+    index = pl.DataFrame({"symbol": symbols, "_row": np.arange(len(symbols))})
+    t = table.join(index, on="symbol").sort("as_of")
+    col = np.searchsorted(days, t["as_of"].cast(pl.Int32).to_numpy(), side="left")
+    inside = col < shape[1]
+    key = t["_row"].to_numpy()[inside] * shape[1] + col[inside]
+    vals = t["shares"].to_numpy()[inside]
+    # several as_of in one session's gap: the latest one wins (unique keeps the first of the
+    # reversed order, i.e. the last as_of)
+    _, first = np.unique(key[::-1], return_index=True)
+    keep = len(key) - 1 - first
+    known = _scatter(key[keep], vals[keep], shape)
+    cols = np.arange(shape[1])[None, :]
+    last = np.maximum.accumulate(np.where(np.isnan(known), -1, cols), axis=1)
+    filled = np.take_along_axis(known, np.maximum(last, 0), axis=1)
+    filled[last < 0] = np.nan
+    return filled
+
+
+def align_wide(
+    prices: pl.DataFrame,
+    *,
+    sectors: Mapping[str, str] | pl.DataFrame | None,
+    fundamentals: pl.DataFrame | None = None,
+    actions: pl.DataFrame | None = None,
+) -> tuple[WidePanel, PanelInfo]:
+    """Build the wide panel (see the module docstring) from adjusted prices."""
+    info = PanelInfo()
+    frame = _cast(prices)
+    if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
+            "date"].null_count() or not _values_ok(frame):
+        _raise_row_error(prices)
+    assert frame is not None
+    first, last = frame["date"].min(), frame["date"].max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
+    dates = pl.Series("date", sessions(first, last), dtype=pl.Date)
+    days = dates.cast(pl.Int32).to_numpy()
+    symbols = frame["symbol"].unique().sort()
+    row = frame["symbol"].cast(pl.Enum(symbols)).to_physical().to_numpy().astype(np.int64)
+    bar_days = frame["date"].cast(pl.Int32).to_numpy()
+    col = np.minimum(np.searchsorted(days, bar_days), len(days) - 1)
+    shape = (len(symbols), len(days))
+    key = row * shape[1] + col
+    counts = np.bincount(key, minlength=shape[0] * shape[1])
+    if (days[col] != bar_days).any() or (counts > 1).any():
+        _raise_row_error(prices)
+    have = (counts > 0).reshape(shape)
+    start = have.argmax(axis=1).astype(np.int64)
+    end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
+
+    arrays = {c: _scatter(key, frame[c].to_numpy(), shape) for c in PRICE_COLUMNS}
+    if "dollar_volume" in frame.columns:
+        arrays["dollar_volume"] = _scatter(key, frame["dollar_volume"].to_numpy(), shape)
+    else:
+        arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
+    names = symbols.to_list()
+    table = sector_frame(sectors, names, info).sort("symbol")
+    shares = shares_table(fundamentals, frame, actions, info)
+    arrays["shares"] = (np.full(shape, np.nan) if shares is None
+                        else _shares_wide(shares, names, days, shape))
+    info.grid_rows = int((end - start + 1).sum())
+    info.missing_bars = info.grid_rows - frame.height
+    panel = WidePanel(symbols=names, dates=dates, start=start, end=end,
+                      sectors=table["sector"].to_numpy(), arrays=arrays)
+    return panel, info
