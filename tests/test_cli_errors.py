@@ -35,12 +35,25 @@ def creds() -> dict[str, str]:
 
 
 def test_bad_universe_file_names_file_and_line(tmp_path: Path, creds):
-    universe = tmp_path / "u.txt"
+    universe = tmp_path / "d" / "universe" / "u.txt"
+    universe.parent.mkdir(parents=True)
     universe.write_text("AAPL\nMSFT\nAAPL\n")
     proc = _run(["fetch", "--data-dir", str(tmp_path / "d"), "--universe", str(universe)],
                 tmp_path, **creds)
     _assert_one_line_error(proc, f"{universe}:3: duplicate symbol 'AAPL'", 2)
     assert not (tmp_path / "d" / "latest").exists()
+
+
+def test_configured_universe_cannot_escape_the_data_dir(tmp_path: Path, creds):
+    outside = tmp_path / "u.txt"
+    outside.write_text("AAPL\n")
+    (tmp_path / "d" / "universe").mkdir(parents=True)
+    (tmp_path / "d" / "universe" / "link.txt").symlink_to(outside)
+    for path in (outside, tmp_path / "d" / "universe" / ".." / ".." / "u.txt",
+                 tmp_path / "d" / "universe" / "link.txt"):
+        proc = _run(["fetch", "--data-dir", str(tmp_path / "d"), "--universe", str(path)],
+                    tmp_path, **creds)
+        _assert_one_line_error(proc, "is outside the data directory", 2)
 
 
 def test_bad_config_value_names_setting(tmp_path: Path, creds):

@@ -124,6 +124,24 @@ def default_sectors() -> dict[str, str]:
     return dict(_default_rows())
 
 
+def load_configured_universe(path: Path, data_dir: Path) -> Universe:
+    """Load the universe file named in the configuration (file, environment or --universe).
+
+    Configured paths may not lead out of the data directory: the file must resolve (after
+    symlinks) to a place inside `data_dir`, e.g. `data/universe/top300.txt`. Raises
+    ConfigError naming both paths otherwise, and UniverseError for a malformed file.
+    """
+    from aurora.errors import ConfigError
+
+    resolved, root = path.resolve(), data_dir.resolve()
+    if root not in resolved.parents:
+        raise ConfigError(
+            f"universe file {path} is outside the data directory {data_dir}: "
+            f"copy it into {data_dir / 'universe'}"
+        )
+    return load_universe(path)
+
+
 def default_universe() -> Universe:
     """Aurora's default universe: 130 large S&P 500 names with GICS sectors."""
     rows = _default_rows()

@@ -158,7 +158,8 @@ def test_pacing_against_the_emulator_window_never_walks_into_429(small_market, d
 
 def test_cli_bad_credentials_leave_latest_untouched(small_market, data_dir, tmp_path,
                                                     monkeypatch, capsys):
-    universe_file = tmp_path / "u.txt"
+    universe_file = data_dir / "universe" / "u.txt"
+    universe_file.parent.mkdir(parents=True, exist_ok=True)
     universe_file.write_text("AAPL\nMSFT\n")
     with EmulatorServer(small_market, {KEY: SECRET}, auth_failure_status=403) as server:
         monkeypatch.setenv("APCA_API_DATA_URL", server.url)

@@ -74,7 +74,8 @@ def _env(url: str, data_dir: Path) -> dict[str, str]:
 def test_sigkill_in_every_stage_then_rerun_matches_a_clean_run(tmp_path, monkeypatch):
     market = emulator.MarketData.synthetic(SYMBOLS, START, END, seed=7)
     rng = random.Random(20261124)
-    universe_file = tmp_path / "universe.txt"
+    universe_file = tmp_path / "killed" / "universe" / "top300.txt"
+    universe_file.parent.mkdir(parents=True)
     universe_file.write_text("".join(f"{s}\n" for s in SYMBOLS))
     with emulator.EmulatorServer(market, {KEY_ID: SECRET}, rate_limit_per_minute=100_000) as srv:
         # The uninterrupted reference, in process.

@@ -138,7 +138,7 @@ def test_corrupt_latest_is_caught_then_restored_and_drilled_from_s3(market, data
         with emulator.EmulatorServer(market, {KEY_ID: SECRET},
                                      rate_limit_per_minute=10_000) as srv:
             _env(monkeypatch, srv.url, data_dir)
-            assert main(["run", "--universe", _universe_file(data_dir.parent), "--start",
+            assert main(["run", "--universe", _universe_file(data_dir / "universe"), "--start",
                          START.isoformat(), "--end", END.isoformat(), "--no-progress"]) == 0
         assert main(["backup", "--to", url, *options]) == 0
         store = Store(data_dir)
@@ -163,6 +163,7 @@ def test_corrupt_latest_is_caught_then_restored_and_drilled_from_s3(market, data
 
 def _universe_file(where: Path) -> str:
     path = where / "universe.txt"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(f"{s}\n" for s in SYMBOLS))
     return str(path)
 

@@ -85,7 +85,8 @@ def test_universe_falls_back_to_config_then_default(data_dir, prices, tmp_path):
     report = validate_store(store, config_for(data_dir), today=TODAY)
     assert report.stats["universe_source"] == "default universe"
     assert {f.check for f in report.findings} == {"missing_symbols", "unexpected_symbols"}
-    universe = tmp_path / "u.txt"
+    universe = data_dir / "universe" / "u.txt"
+    universe.parent.mkdir(parents=True, exist_ok=True)
     universe.write_text("AAA\nBBB\nCCC\n")
     cfg = AuroraConfig(data_dir=data_dir, universe=universe)
     report = validate_store(store, cfg, today=TODAY)

@@ -25,7 +25,13 @@ from aurora.atomic import atomic_write_json, atomic_write_parquet, atomic_write_
 from aurora.config import AuroraConfig
 from aurora.errors import StoreError
 from aurora.store import Store
-from aurora.universe import Universe, default_sectors, load_universe, write_universe_file
+from aurora.universe import (
+    Universe,
+    default_sectors,
+    load_configured_universe,
+    load_universe,
+    write_universe_file,
+)
 
 PRICES = "prices.parquet"
 ACTIONS = "corporate_actions.parquet"
@@ -48,7 +54,7 @@ def resolve_universe(config: AuroraConfig, store: Store) -> Universe:
     from aurora.universe import default_universe
 
     if config.universe is not None:
-        return load_universe(config.universe)
+        return load_configured_universe(config.universe, config.data_dir)
     saved = store.universe_dir / UNIVERSE_FILE
     if saved.exists():
         return load_universe(saved)

@@ -21,7 +21,7 @@ import polars as pl
 from aurora.config import AuroraConfig
 from aurora.errors import AuroraError
 from aurora.store.versions import MANIFEST, Store
-from aurora.universe import default_universe, load_universe
+from aurora.universe import default_universe, load_configured_universe, load_universe
 from aurora.validation.checks import finding
 from aurora.validation.findings import Finding, ValidationReport
 from aurora.validation.prices import apply_severities, effective_severities, validate_prices
@@ -244,5 +244,6 @@ def _universe(
             if symbols:
                 return symbols, f"{where} ({key})"
     if config.universe is not None:
-        return list(load_universe(config.universe).symbols), str(config.universe)
+        universe = load_configured_universe(config.universe, config.data_dir)
+        return list(universe.symbols), str(config.universe)
     return list(default_universe().symbols), "default universe"
