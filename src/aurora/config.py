@@ -105,7 +105,7 @@ class PredictConfig(_Section):
     test_sessions: int = Field(63, ge=5, le=504)
     quantiles: int = Field(5, ge=2, le=20)
     leakage_threshold: float = Field(0.1, gt=0, le=1)
-    n_estimators: int = Field(300, ge=1, le=5000)
+    n_estimators: int = Field(100, ge=1, le=5000)
     learning_rate: float = Field(0.05, gt=0, le=1)
     num_leaves: int = Field(2, ge=2, le=255)
     min_data_in_leaf: int = Field(1000, ge=1)

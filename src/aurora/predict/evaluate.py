@@ -237,8 +237,8 @@ def summarise(
         "main_model": names[0],
         "baseline": names[1],
         "models": results,
-        # Paired daily rank-IC difference main - baseline: "matches" = not significantly
-        # below (t > -2).
+        # Paired daily rank-IC difference main - baseline, with its Newey-West t: the
+        # evidence for "the model at least matches the baseline" (docs/predict.md).
         "main_minus_baseline_rank_ic": versus,
     }
     return EvaluationReport(summary=summary, daily=daily_all, oos=oos)

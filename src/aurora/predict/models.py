@@ -5,9 +5,10 @@ features (see `dataset.build_panel`), so a score is "expected return, in cross-s
 standard deviations"; only its order across symbols on one date is used downstream.
 
 - LightGBM: gradient-boosted trees, L2 loss, heavily regularised because daily return
-  labels are mostly noise. The defaults (300 depth-1 trees, i.e. num_leaves 2, at least
-  1000 rows a leaf) make it an additive model of per-feature step functions: on the
-  evaluation data deeper trees fitted noise and lost out-of-sample rank IC (docs/predict.md).
+  labels are mostly noise. The defaults (100 depth-1 trees, i.e. num_leaves 2, at least
+  1000 rows a leaf, learning rate 0.05) make it a strongly shrunk additive model of
+  per-feature step functions: on the evaluation data deeper trees, and more rounds (300,
+  600, 1000), fitted noise and lost out-of-sample rank IC (docs/predict.md).
   Deterministic for a seed: `deterministic=True`, `force_col_wise=True`, every random
   stream seeded from `seed`, a fixed thread count.
 - Ridge baseline: ordinary least squares with an L2 penalty on the same inputs, missing
