@@ -164,3 +164,20 @@ def test_unfinished_sessions_are_hidden_and_start_defaults_to_today(make_server,
     with httpx.Client(base_url=late.url, headers=auth) as c:
         body = c.get("/v2/stocks/bars", params={"symbols": "AAPL", "timeframe": "1Day"}).json()
         assert [b["t"] for b in body["bars"]["AAPL"]] == ["2022-03-15T04:00:00Z"]
+
+
+def test_default_synthetic_market_serves_every_core_session(make_server, auth, fetch_all,
+                                                            tls_context):
+    """The acceptance check on the market `aurora emulator` serves by default."""
+    import httpx
+
+    from aurora.emulator import MarketData
+
+    market = MarketData.synthetic(CORE.split(","), dt.date(2021, 6, 1), dt.date(2024, 3, 28))
+    server = make_server(market)
+    with httpx.Client(base_url=server.url, headers=auth, timeout=10, verify=tls_context) as c:
+        merged, pages = fetch_all(c, "/v2/stocks/bars",
+                                  {"symbols": CORE, "limit": 1000, "adjustment": "raw", **RANGE})
+    assert len(pages) == 3
+    assert {sym: len(bars) for sym, bars in merged.items()} == dict.fromkeys(CORE.split(","), 501)
+    assert {bars[0]["t"] for bars in merged.values()} == {"2022-01-03T05:00:00Z"}

@@ -233,3 +233,13 @@ def test_a_range_without_sessions_gives_empty_frames() -> None:
     m = generate_market(["AAPL"], D(2021, 1, 2), D(2021, 1, 3))  # a weekend
     assert m.bars.is_empty() and dict(m.bars.schema) == BARS_SCHEMA
     assert m.corporate_actions.is_empty() and m.halts.is_empty()
+
+
+def test_mega_caps_trade_every_session():
+    """The conformance reference names never miss a bar (a real mega-cap is not halted)."""
+    core = ["AAPL", "MSFT", "JPM", "XOM", "JNJ"]
+    start, end = dt.date(2022, 1, 1), dt.date(2023, 12, 31)
+    market = generate_market(core, start, end)
+    counts = dict(market.bars.group_by("symbol").len().iter_rows())
+    assert counts == dict.fromkeys(core, len(sessions(start, end))) == dict.fromkeys(core, 501)
+    assert market.halts.is_empty() and market.missing_bars.is_empty()

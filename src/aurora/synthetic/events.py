@@ -7,6 +7,9 @@ Rates are per symbol and session, so the expected counts scale with symbol-years
   per 100 symbol-years.
 
 The price keeps evolving through an absent session; only the bar is not published.
+Mega-caps (ALWAYS_TRADED) never miss a bar: real ones are not halted, and they serve as the
+gap-free reference series of conformance checks (every 2022-2023 session for AAPL, MSFT, JPM,
+XOM and JNJ).
 
 Cash dividends: payers go ex every DIVIDEND_INTERVAL sessions (phase per name), skipping an
 ex session that has no bar or follows a session without one. The price drops at the open by
@@ -35,6 +38,8 @@ import numpy as np
 MISSING_BAR_RATE = 3.0 / (100 * 252)
 HALT_RATE = 1.5 / (100 * 252)
 HALT_MAX_SESSIONS = 3
+ALWAYS_TRADED = frozenset({"AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "BRK.B", "JPM",
+                           "XOM", "JNJ"})
 SPLIT_NOTICE = 15
 SPLIT_COOLDOWN = 250
 REVERSE_SPLIT_BELOW = 3.0

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from aurora.synthetic.bars import build_bars, log_dollar_volume
-from aurora.synthetic.events import Splits, absence_masks, dividend_days, plant_splits
+from aurora.synthetic.events import (
+    ALWAYS_TRADED,
+    Splits,
+    absence_masks,
+    dividend_days,
+    plant_splits,
+)
 from aurora.synthetic.factors import (
     IDIO_GARCH,
     MARKET_DRIFT,
@@ -83,6 +89,8 @@ def simulate_block(
     halted, missing = absence_masks(np.ascontiguousarray(uniforms_t.transpose(2, 1, 0)))
     for column, session in force_bar.items():
         halted[session, column] = missing[session, column] = False
+    always = [j for j, name in enumerate(names) if name in ALWAYS_TRADED]
+    halted[:, always] = missing[:, always] = False
     absent = halted | missing
     phase = np.array([p.dividend_phase if p.pays_dividend else -1 for p in params])
     quarterly = param("dividend_yield") / 4.0
