@@ -66,7 +66,8 @@ def test_failing_gate_leaves_latest_untouched(data_dir, panel, capsys):
 
 
 def _toml(data_dir):
-    universe = data_dir.parent / "u.txt"
+    universe = data_dir / "universe" / "u.txt"
+    universe.parent.mkdir(parents=True, exist_ok=True)
     universe.write_text("\n".join([*SECTORS, "ZZZ"]) + "\n")
     path = data_dir.parent / "aurora.toml"
     path.write_text(f'universe = "{universe}"\n')

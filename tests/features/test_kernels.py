@@ -109,3 +109,15 @@ def test_group_kernels_equal_pandas_groupby(x, n_groups):
     sd = frame.std(ddof=1)
     z = np.where(sd.to_numpy() > 0, ((frame - frame.mean()) / sd).to_numpy(), np.nan)
     np.testing.assert_allclose(cs_zscore(x), z, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 300), st.integers(1, 8))
+def test_pct_rank_long_tie_runs_equal_pandas(seed, n_symbols, n_levels):
+    """Many symbols on a few levels: long tie groups, at the ends of rows and next to NaNs."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, n_levels, (n_symbols, 6)).astype(np.float64) * 0.1
+    x[rng.uniform(size=x.shape) < 0.15] = np.nan
+    x[:, 0] = 0.3  # one date where every symbol ties
+    expected = pd.DataFrame(x).rank(axis=0, pct=True).to_numpy()
+    np.testing.assert_array_equal(cs_pct_rank(x), expected)

@@ -34,7 +34,7 @@ from aurora.features.registry import (
     family_counts,
 )
 from aurora.store import Store
-from aurora.universe import load_universe
+from aurora.universe import load_configured_universe
 
 PRICES = "prices.parquet"
 ACTIONS = "corporate_actions.parquet"
@@ -160,7 +160,7 @@ def resolve_universe(config: AuroraConfig, prices: pl.DataFrame,
     if universe is not None:
         return list(universe), "argument"
     if config.universe is not None:
-        u = load_universe(config.universe)
+        u = load_configured_universe(config.universe, config.data_dir)
         return list(u.symbols), u.source
     return prices["symbol"].unique().sort().to_list(), "stored prices"
 

@@ -117,11 +117,11 @@ _TOP = np.uint64(1 << 63)
 _ALL = np.uint64(2**64 - 1)
 
 
-def _sort_order(xt: np.ndarray) -> np.ndarray:
+def _sort_order(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per row of xt (dates x symbols), the column order that sorts the row ascending, NaN
-    last. Exact: one SIMD sort of order-preserving uint64 keys of the values whose low bits
-    are replaced by the column index; a row where that truncation could misorder two values
-    (they agree to ~1e-12) is re-sorted with argsort."""
+    last, and the sorted values. Exact: one SIMD sort of order-preserving uint64 keys of the
+    values whose low bits are replaced by the column index; a row where that truncation
+    could misorder two values (they agree to ~1e-12) is re-sorted with argsort."""
     cols = xt.shape[1]
     bits = np.uint64(max(1, (cols - 1).bit_length()))
     u = xt.view(np.uint64)
@@ -134,46 +134,58 @@ def _sort_order(xt: np.ndarray) -> np.ndarray:
     keys |= np.arange(cols, dtype=np.uint64)[None, :]
     keys.sort(axis=1)
     keys &= (np.uint64(1) << bits) - np.uint64(1)
-    order = keys.astype(np.intp)
-    del keys
+    order = keys.view(np.intp) if keys.dtype.itemsize == np.dtype(np.intp).itemsize else \
+        keys.astype(np.intp)
     s = np.take_along_axis(xt, order, axis=1)
     bad = np.flatnonzero((s[:, 1:] < s[:, :-1]).any(axis=1))
     if bad.size:
         order[bad] = np.argsort(xt[bad], axis=1)
-    return order
+        s[bad] = np.take_along_axis(xt[bad], order[bad], axis=1)
+    return order, s
+
+
+def _sorted_ranks(s: np.ndarray) -> np.ndarray:
+    """The average 1-based rank of each position of rows of sorted values: j + 1, except
+    inside a tie group (equal neighbours; NaNs, sorted last, never tie), whose positions
+    first..last all get (first + last) / 2 + 1. Costs O(cells) plus O(tied cells)."""
+    cols = s.shape[1]
+    rank = np.broadcast_to(np.arange(1.0, cols + 1.0), s.shape)
+    eq = s[:, 1:] == s[:, :-1]
+    r, j = np.nonzero(eq)  # position j ties with j + 1, row-major order
+    if r.size == 0:
+        return rank
+    rank = np.array(rank)
+    new_run = np.ones(r.size, dtype=bool)
+    new_run[1:] = (r[1:] != r[:-1]) | (j[1:] != j[:-1] + 1)
+    run = np.cumsum(new_run) - 1
+    heads = np.flatnonzero(new_run)
+    tails = np.append(heads[1:], r.size) - 1
+    first = j[heads].astype(np.float64)
+    last = j[tails].astype(np.float64) + 1.0
+    average = (first + last) * 0.5 + 1.0
+    rank[r, j] = average[run]
+    rank[r[tails], j[tails] + 1] = average
+    return rank
 
 
 def _pct_rank(x: np.ndarray) -> np.ndarray:
-    """Average rank / count of the non-missing values in each column, in (0, 1]."""
+    """Average rank / count of the non-missing values in each column, in (0, 1].
+
+    Returns the transpose of a date-major array (a view): pass x as the transpose of a
+    date-major (C-contiguous) block and no copy is made either way."""
     xt = np.ascontiguousarray(x.T)  # one date per row: the sort runs on contiguous memory
-    cols = xt.shape[1]
-    order = _sort_order(xt)
-    s = np.take_along_axis(xt, order, axis=1)
-    pos = np.arange(cols, dtype=np.float64)[None, :]
-    starts = np.empty(s.shape, dtype=bool)
-    starts[:, 0] = True
-    np.not_equal(s[:, 1:], s[:, :-1], out=starts[:, 1:])  # NaNs never tie: masked below
+    rows, cols = xt.shape
+    order, s = _sort_order(xt)
+    rank = _sorted_ranks(s)
     del s
-    first = np.where(starts, pos, 0.0)
-    np.maximum.accumulate(first, axis=1, out=first)
-    ends = np.empty(starts.shape, dtype=bool)
-    ends[:, -1] = True
-    ends[:, :-1] = starts[:, 1:]
-    del starts
-    last = np.where(ends, pos, float(cols))[:, ::-1]
-    del ends
-    np.minimum.accumulate(last, axis=1, out=last)
-    first += last[:, ::-1]
-    del last
-    first *= 0.5
-    first += 1.0  # average 1-based rank of each sorted position's tie group
-    ranked = np.empty_like(xt)
-    np.put_along_axis(ranked, order, first, axis=1)
     present = ~np.isnan(xt)
+    count = present.sum(axis=1)[:, None].astype(np.float64)
+    ranked = np.empty_like(xt)
+    flat = order + (np.arange(rows, dtype=np.intp) * cols)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        ranked /= present.sum(axis=1)[:, None]
-    ranked[~present] = NAN
-    return np.ascontiguousarray(ranked.T)
+        ranked.ravel()[flat.ravel()] = (rank / count).ravel()
+    np.putmask(ranked, ~present, NAN)
+    return ranked.T
 
 
 def _by_group(kernel: Callable[[np.ndarray], np.ndarray], x: np.ndarray,

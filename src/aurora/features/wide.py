@@ -42,7 +42,7 @@ class WidePanel:
     meaning. `panel[name]` returns an input array or an already computed feature/helper."""
 
     symbols: list[str]
-    dates: pl.Series  # pl.Date, the session of each column
+    dates: np.ndarray  # datetime64[D], the session of each column
     start: np.ndarray  # int64 (symbols,): column of each symbol's first bar
     end: np.ndarray  # int64 (symbols,): column of each symbol's last bar
     sectors: np.ndarray  # object (symbols,): sector of each row
@@ -72,9 +72,13 @@ class WidePanel:
         return WidePanel(self.symbols, self.dates[sl], self.start - first, self.end - first,
                          self.sectors, arrays)
 
-    def valid(self, lookback: int) -> np.ndarray:
-        """Bool mask: cells inside the symbol's span with at least `lookback` sessions of
-        the symbol before them."""
+    def valid(self, lookback: int, transposed: bool = False) -> np.ndarray:
+        """Bool mask (symbols x sessions): cells inside the symbol's span with at least
+        `lookback` sessions of the symbol before them. transposed: the same mask as the
+        transposed view of a C-contiguous (sessions x symbols) array."""
+        if transposed:
+            rows = np.arange(self.shape[1])[:, None]
+            return ((rows >= (self.start + lookback)[None, :]) & (rows <= self.end[None, :])).T
         cols = np.arange(self.shape[1])[None, :]
         return (cols >= (self.start + lookback)[:, None]) & (cols <= self.end[:, None])
 
@@ -176,6 +180,6 @@ def align_wide(
                         else _shares_wide(shares, names, days, shape))
     info.grid_rows = int((end - start + 1).sum())
     info.missing_bars = info.grid_rows - frame.height
-    panel = WidePanel(symbols=names, dates=dates, start=start, end=end,
+    panel = WidePanel(symbols=names, dates=dates.to_numpy(), start=start, end=end,
                       sectors=table["sector"].to_numpy(), arrays=arrays)
     return panel, info
