@@ -14,6 +14,7 @@ def register(app: typer.Typer) -> None:
     def build(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         """Build the 45-feature panel from the stored prices; publish it if every gate passes."""
         from aurora.features.builder import build_features
+        from aurora.ops.runner import run_context
 
         cfg = make_config(config, data_dir=data_dir)
         store = Store(cfg.data_dir)
@@ -27,7 +28,11 @@ def register(app: typer.Typer) -> None:
                     tasks[stage] = bar.add_task(stage, total=max(total, 1))
                 bar.update(tasks[stage], completed=done, total=max(total, 1))
 
-            result = build_features(store, cfg, progress=progress)
+            with run_context(store, cfg, "build") as run, run.stage("build"):
+                result = build_features(store, cfg, progress=progress)
+                run.add(rows=result.rows, symbols=result.symbols)
+                run.record_quality("feature gates", result.gates.passed,
+                                   [f"{g.name}: {g.message}" for g in result.gates.failures])
         out = console()
         for line in result.summary_lines():
             out.print(line)

@@ -49,17 +49,19 @@ def register(app: typer.Typer) -> None:
         Credentials and endpoint: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL.
         """
         from aurora.fetch import fetch_prices
+        from aurora.ops.runner import run_context
+        from aurora.store import Store
 
         cfg = make_config(config, data_dir=data_dir, universe=universe, **{
             "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
             "fetch.feed": _choice(feed, "--feed", _FEEDS),
         })
-        report = fetch_prices(
-            cfg,
-            start=parse_date_flag(start, "--start"),
-            end=parse_date_flag(end, "--end"),
-            progress=progress,
-        )
+        first, last = parse_date_flag(start, "--start"), parse_date_flag(end, "--end")
+        with run_context(Store(cfg.data_dir), cfg, "fetch") as run, run.stage("fetch"):
+            report = fetch_prices(cfg, start=first, end=last, progress=progress)
+            run.add(rows=report.bars, symbols=report.symbols, requests=report.requests,
+                    retries=report.retries)
+            run.record_quality("fetch validation", True, warnings=report.warnings)
         out = console()
         for line in report.summary_lines():
             out.print(line, markup=False)

@@ -61,13 +61,16 @@ def register(app: typer.Typer) -> None:
         decision_date: DecisionDateOption = None,
     ) -> None:
         """Train point-in-time and rank the universe for a decision date."""
+        from aurora.ops.runner import run_context
         from aurora.predict import predict as run_predict
 
         cfg = make_config(config, data_dir=data_dir)
         day = parse_date_flag(decision_date, "--decision-date")
-        with _fold_progress() as progress:
-            result = run_predict(Store(cfg.data_dir), cfg, decision_date=day,
-                                 progress=progress)
+        store = Store(cfg.data_dir)
+        with _fold_progress() as progress, run_context(store, cfg, "predict") as run, \
+                run.stage("predict"):
+            result = run_predict(store, cfg, decision_date=day, progress=progress)
+            run.add(symbols=sum(e["score"] is not None for e in result.document["predictions"]))
         doc = result.document
         out = console()
         entries = doc["predictions"]
@@ -89,11 +92,13 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
         """Purged walk-forward evaluation of the model and the baseline."""
+        from aurora.ops.runner import run_context
         from aurora.predict import evaluate as run_evaluate
 
         cfg = make_config(config, data_dir=data_dir)
         store = Store(cfg.data_dir)
-        with _fold_progress() as progress:
+        with _fold_progress() as progress, run_context(store, cfg, "evaluate") as run, \
+                run.stage("evaluate"):
             report = run_evaluate(store, cfg, progress=progress)
         _print_evaluation(report.summary)
         console().print(f"wrote evaluation.json in version {store.current_version()}")

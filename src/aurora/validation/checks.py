@@ -18,20 +18,14 @@ from typing import Any
 
 import polars as pl
 
+from aurora.schemas import PRICES_SCHEMA
 from aurora.validation.findings import CHECKS, Finding, format_dates
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
-PRICE_SCHEMA: dict[str, pl.DataType] = {
-    "date": pl.Date(),
-    "symbol": pl.String(),
-    "open": pl.Float64(),
-    "high": pl.Float64(),
-    "low": pl.Float64(),
-    "close": pl.Float64(),
-    "volume": pl.Float64(),
-}
-OPTIONAL_SCHEMA: dict[str, pl.DataType] = {"vwap": pl.Float64(), "trade_count": pl.Int64()}
+OPTIONAL_COLUMNS = ("vwap", "trade_count")
+PRICE_SCHEMA = {k: v for k, v in PRICES_SCHEMA.items() if k not in OPTIONAL_COLUMNS}
+OPTIONAL_SCHEMA = {k: PRICES_SCHEMA[k] for k in OPTIONAL_COLUMNS}
 # Relative slack for OHLC ordering: absorbs float rounding of adjusted prices, nothing more.
 OHLC_TOLERANCE = 1e-9
 
