@@ -32,6 +32,7 @@ import polars as pl
 from aurora.errors import CredentialsError, FetchError
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.retry import Outcome, RetryPolicy, classify_status
+from aurora.redaction import redact
 from aurora.schemas import PRICE_COLUMNS
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -41,7 +42,6 @@ _TIMEFRAME = re.compile(
     r"^(?:([1-9]|[1-5][0-9])(?:Min|T)|([1-9]|1[0-9]|2[0-3])(?:Hour|H)|1(?:Day|D)|1(?:Week|W)"
     r"|(?:1|2|3|4|6|12)(?:Month|M))$"
 )
-_MASK = "***"
 
 BAR_SCHEMA: dict[str, Any] = {
     "symbol": pl.String,
@@ -293,9 +293,7 @@ class AlpacaBarsClient:
         return self._scrub(" ".join(text.split())[:200] or "(empty body)")
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, _MASK)
-        return text
+        return redact(text, self._secrets)
 
     # -- bars ----------------------------------------------------------------------------
     def get_bars(

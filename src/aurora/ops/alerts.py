@@ -28,7 +28,7 @@ import httpx
 from aurora.config import AuroraConfig
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import History, RunRecord
-from aurora.ops.redact import redact, redact_url
+from aurora.redaction import redact, redact_url
 
 log = logging.getLogger("aurora.ops.alerts")
 

@@ -37,7 +37,7 @@ from aurora.atomic import sha256_file
 from aurora.config import AuroraConfig, load_config
 from aurora.errors import AuroraError
 from aurora.ops.history import create_private_file
-from aurora.ops.redact import MASK, redact, redact_url, secret_values
+from aurora.redaction import MASK, redact, redact_url, secret_values
 from aurora.store import MANIFEST, Store
 
 AUDIT_FILE = Path("audit") / "audit.jsonl"

@@ -41,7 +41,7 @@ import fsspec
 from aurora.atomic import atomic_write_bytes, fsync_dir, sha256_bytes, sha256_file
 from aurora.errors import ConfigError, CredentialsError, StoreError
 from aurora.ops.crypto import Cipher, new_key_record, open_key_record
-from aurora.ops.redact import redact_url
+from aurora.redaction import redact_url
 from aurora.store import MANIFEST, Store
 
 FORMAT = "aurora-backup/1"

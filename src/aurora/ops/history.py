@@ -7,7 +7,7 @@ Tables:
   delivery outcome. `key` deduplicates alerts that describe a lasting condition (stale
   data): a new alert with the key of an open one is not stored twice.
 
-Nothing secret is ever written here: callers pass redacted text (see `aurora.ops.redact`).
+Nothing secret is ever written here: callers pass redacted text (see `aurora.redaction`).
 All timestamps are ISO 8601 UTC strings. Connections are short-lived (one per call site).
 """
 

@@ -38,8 +38,8 @@ from aurora import calendar
 from aurora.config import AlpacaConfig, AuroraConfig
 from aurora.errors import AuroraError, ConfigError, DataValidationError
 from aurora.ops.alerts import Alert
-from aurora.ops.redact import redact_url
 from aurora.ops.runner import RunContext, run_context
+from aurora.redaction import redact_url
 from aurora.store import Store
 from aurora.universe import Universe, default_universe
 

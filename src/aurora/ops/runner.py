@@ -40,7 +40,7 @@ from aurora.ops.audit import AuditEntry, AuditLog, current_entry, snapshot
 from aurora.ops.freshness import Freshness, check_freshness
 from aurora.ops.history import History, QualityResult, RunRecord, StageRecord, utc_now_iso
 from aurora.ops.metrics import write_metrics
-from aurora.ops.redact import redact, secret_values
+from aurora.redaction import redact, secret_values
 from aurora.store import Store
 
 log = logging.getLogger("aurora.ops.runner")
