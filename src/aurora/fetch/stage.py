@@ -43,7 +43,7 @@ from aurora.fetch.publish import load_stored, publish_fetch, resolve_universe
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.retry import RetryPolicy
 from aurora.fetch.summary import BatchFailure, FetchReport
-from aurora.ops.redact import redact_url
+from aurora.redaction import redact_url
 from aurora.store import Store
 from aurora.universe import Universe
 from aurora.validation import validate_prices
