@@ -57,3 +57,15 @@ def test_unknown_setting_is_rejected(tmp_path: Path):
     toml.write_text("[fetch]\nbtach_size = 3\n")
     with pytest.raises(ConfigError, match=r"fetch\.btach_size: unknown setting"):
         load_config(toml, env={})
+
+
+@pytest.mark.parametrize("body", ['[alpaca]\nsecret = "MyRealSecretValue123"\n',
+                                  '[ops]\nwebhook = "MyRealSecretValue123"\n',
+                                  '[alpaca]\ndata_url = "MyRealSecretValue123"\n'])
+def test_values_in_secret_sections_are_never_echoed(tmp_path: Path, body: str):
+    toml = tmp_path / "a.toml"
+    toml.write_text(body)
+    with pytest.raises(ConfigError) as info:
+        load_config(toml, env={})
+    assert "MyRealSecretValue123" not in str(info.value)
+    assert str(info.value).startswith(f"{toml}: ")

@@ -247,3 +247,67 @@ def _reject(frame: pl.DataFrame, bad: pl.Expr, problem: str) -> None:
             f"corporate action {row.get('id')!r} ({row.get('action_type', 'dividend')} "
             f"{row.get('symbol')} ex_date {row.get('ex_date')}) {problem}"
         )
+
+
+def dividend_factors_from_adjusted(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.Series:
+    """Per row of `bars`, the cumulative dividend price factor that `adjust_bars(raw, actions,
+    "all")` applied to it, recovered from the ADJUSTED bars alone (same order as `bars`).
+
+    Why: close x volume of 'all'-adjusted bars is the raw dollar volume times this factor, and
+    the factor depends on dividends paid AFTER the bar. Dividing it out gives the USD actually
+    traded that day, whatever happened later (no lookahead through the adjustment).
+
+    How: Alpaca's dividend factor is 1 - cash / raw prior close. For a dividend going ex on E,
+    the adjusted prior close is Ca = (C_raw - cash) * S * G, where S is the split factor on E
+    and G the product of the factors of every later action; so C_raw = Ca / (S * G) + cash.
+    Walking each symbol's actions from the latest backwards makes G known at every step (one
+    vectorised pass per action rank, not per symbol). Exact up to float rounding.
+    """
+    chosen = _applicable_actions(bars, actions, "all", None)
+    ones = pl.Series("dividend_factor", np.ones(bars.height), dtype=pl.Float64)
+    if chosen.height == 0 or bars.height == 0:
+        return ones
+    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+    splits = _split_factors(chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES)))
+    dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
+    if dividends.height == 0:
+        return ones
+    _require(dividends, ("cash_rate",), "dividend")
+    found, prior = index.previous_close(dividends["symbol"], dividends["ex_date"])
+    dividends = dividends.with_columns(prior.alias("prior_close")).filter(pl.Series(found))
+    events = (
+        pl.concat([
+            splits.select("symbol", "ex_date", pl.col("price_factor").alias("split"),
+                          pl.lit(0.0).alias("cash"), pl.lit(None, pl.Float64).alias("prior")),
+            dividends.select("symbol", "ex_date", pl.lit(1.0).alias("split"),
+                             pl.col("cash_rate").cast(pl.Float64).alias("cash"),
+                             pl.col("prior_close").cast(pl.Float64).alias("prior")),
+        ])
+        .group_by("symbol", "ex_date")
+        .agg(pl.col("split").product(), pl.col("cash").sum(), pl.col("prior").max())
+        .sort("symbol", "ex_date", descending=[False, True])
+        .with_columns(pl.int_range(pl.len()).over("symbol").alias("rank"))
+    )
+    codes, _ = index.encode(events["symbol"], events["ex_date"])
+    rank = events["rank"].to_numpy()
+    split, cash = events["split"].to_numpy(), events["cash"].to_numpy()
+    prior_adj = events["prior"].fill_null(1.0).to_numpy()
+    later = np.ones(len(index.mapping))  # G per symbol code
+    factor = np.ones(events.height)
+    for step in range(int(rank.max()) + 1):
+        rows = np.flatnonzero(rank == step)
+        g = later[codes[rows]]
+        paid = cash[rows] > 0
+        raw_prior = prior_adj[rows] / (split[rows] * g) + cash[rows]
+        factor[rows] = np.where(paid, 1.0 - cash[rows] / np.where(paid, raw_prior, 1.0), 1.0)
+        later[codes[rows]] = g * split[rows] * factor[rows]
+    cumulative = events.select("symbol", "ex_date").with_columns(
+        pl.Series("f", factor)).with_columns(pl.col("f").cum_prod().over("symbol"))
+    ev_codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
+    order = np.argsort(keys, kind="stable")
+    ev_codes, keys = ev_codes[order], keys[order]
+    after = np.searchsorted(keys, index.keys, side="right")
+    clamped = np.minimum(after, keys.size - 1)
+    hit = (after < keys.size) & (ev_codes[clamped] == index.codes)
+    values = np.where(hit, cumulative["f"].to_numpy()[order[clamped]], 1.0)
+    return pl.Series("dividend_factor", values, dtype=pl.Float64)

@@ -242,7 +242,10 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
     message = err["msg"]
     if err["type"] == "extra_forbidden":
         message = "unknown setting"
-    secret = keys[:2] in SECRET_FIELDS
-    shown = "" if secret or "input" not in err else f" (got {err['input']!r})"
+    # An unknown key may be a misspelt secret (`[alpaca] secret = ...`): never echo it, nor
+    # any value of the sections that hold secrets.
+    secret = keys[:2] in SECRET_FIELDS or keys[:1] in {(s,) for s, _ in SECRET_FIELDS}
+    hidden = secret or err["type"] == "extra_forbidden" or "input" not in err
+    shown = "" if hidden else f" (got {err['input']!r})"
     more = f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""
     return f"{where}: {'.'.join(keys)}: {message}{shown}{more}"

@@ -91,7 +91,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"cannot listen on 127.0.0.1:{port} ({exc.strerror})") from None
             print(url, flush=True)
             err.print(f"serving {market.bars.height:,} bars of {len(market.symbols)} symbols "
-                      f"({source}) for key {key_id}; Ctrl-C to stop")
+                      f"({source}); Ctrl-C to stop")
             while not stop.wait(0.5):
                 pass
         finally:

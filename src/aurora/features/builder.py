@@ -149,6 +149,17 @@ def load_inputs(store: Store) -> BuildInputs:
                     (raw["close"] * raw["volume"].cast(pl.Float64)).alias("dollar_volume"))
             notes.append(f"prices stored with adjustment={adjustment}; applied {missing}"
                          f" adjustment from {ACTIONS}")
+    elif actions is not None and actions.height:
+        from aurora.adjustments import dividend_factors_from_adjusted
+
+        # close x volume of dividend-adjusted bars carries the factor of every LATER dividend
+        # (a lookahead of ~2%/year); divide it out to get the USD actually traded that day.
+        factor = dividend_factors_from_adjusted(prices, actions)
+        prices = prices.with_columns(
+            (pl.col("close") * pl.col("volume").cast(pl.Float64) / factor)
+            .alias("dollar_volume"))
+        notes.append(f"dollar volume from 'all'-adjusted prices with the dividend factors of"
+                     f" {ACTIONS} divided out (point-in-time USD traded)")
     return BuildInputs(prices, optional[SECTORS], optional[FUNDAMENTALS], actions,
                        adjustment, sha, notes)
 

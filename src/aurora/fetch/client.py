@@ -249,7 +249,7 @@ class AlpacaBarsClient:
         except httpx.TimeoutException as exc:
             self.stats.count_status("timeout")
             return f"timeout ({type(exc).__name__})", self.policy.backoff(retries)
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:  # transport errors, corrupt bodies (DecodingError)
             self.stats.count_status("connection")
             return f"connection error ({type(exc).__name__})", self.policy.backoff(retries)
         self.stats.count_status(str(response.status_code))
