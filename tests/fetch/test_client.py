@@ -227,3 +227,16 @@ def test_auth_headers_sent(clock):
     assert api.headers[0]["APCA-API-KEY-ID"] == KEY
     assert api.headers[0]["APCA-API-SECRET-KEY"] == SECRET
     assert json.loads(json.dumps(dict(api.bar_requests()[0])))["symbols"] == "AAA"
+
+
+def test_session_window_stays_out_of_the_last_15_minutes_of_sip():
+    import datetime as dt
+
+    from aurora.fetch.client import session_window
+
+    day = dt.date(2024, 7, 1)  # EDT: NY midnight is 04:00Z
+    assert session_window(day, day) == ("2024-07-01T04:00:00Z", "2024-07-02T03:59:59Z")
+    evening = dt.datetime(2024, 7, 1, 21, 30, tzinfo=dt.UTC)  # 17:30 New York, same day
+    assert session_window(day, day, not_after=evening)[1] == "2024-07-01T21:30:00Z"
+    too_early = dt.datetime(2024, 7, 1, 1, 0, tzinfo=dt.UTC)
+    assert session_window(day, day, not_after=too_early)[1] == "2024-07-01T04:00:00Z"

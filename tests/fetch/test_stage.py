@@ -236,3 +236,40 @@ def test_secret_never_written_or_printed(data_dir, clock, capsys, caplog):
     assert len(texts) > 10
     for text in texts:
         assert SECRET not in text and KEY not in text
+
+
+def test_one_off_universe_does_not_replace_the_standing_one(data_dir, clock):
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    run(data_dir, api, clock, end=D(2024, 2, 15))
+    standing = Store(data_dir).universe_dir / "top300.txt"
+    assert [ln for ln in standing.read_text().splitlines() if not ln.startswith("#")] == SYMBOLS
+    fetch_prices(config(data_dir), universe=Universe(("AAA",), {}, "one-off"),
+                 start=D(2024, 1, 2), end=D(2024, 2, 29), progress=False, sleep=clock.sleep,
+                 clock=clock.time, transport=api.transport())
+    assert [ln for ln in standing.read_text().splitlines() if not ln.startswith("#")] == SYMBOLS
+    assert Store(data_dir).latest_file("universe.txt").read_text().split() == ["AAA"]
+
+
+def test_a_version_published_meanwhile_is_never_reverted(data_dir, clock):
+    import httpx
+
+    from aurora.atomic import atomic_write_text
+    from aurora.errors import StoreError
+
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    run(data_dir, api, clock, end=D(2024, 2, 15))
+    inner, raced = api.transport(), []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if not raced:  # another process publishes while this fetch is under way
+            with Store(data_dir).transaction("import") as txn:
+                atomic_write_text(txn.path("note.txt"), "concurrent\n")
+            raced.append(Store(data_dir).current_version())
+        return inner.handle_request(request)
+
+    with pytest.raises(StoreError, match="another run published"):
+        fetch_prices(config(data_dir), universe=UNIVERSE, start=D(2024, 1, 2),
+                     end=D(2024, 2, 29), progress=False, sleep=clock.sleep, clock=clock.time,
+                     transport=httpx.MockTransport(handler))
+    assert Store(data_dir).current_version() == raced[0]
+    assert Store(data_dir).latest_file("note.txt") is not None

@@ -101,17 +101,29 @@ class ClientStats:
             }
 
 
+RECENT_SIP_DELAY = dt.timedelta(minutes=16)  # the free plan's 15 minutes, plus a margin
+
+
 def rfc3339(instant: dt.datetime) -> str:
     """`2024-01-02T05:00:00Z`: an aware datetime as a UTC RFC-3339 string (seconds)."""
     return instant.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def session_window(start: dt.date, end: dt.date) -> tuple[str, str]:
-    """The RFC-3339 UTC instants covering sessions `start`..`end` inclusive (see module doc)."""
+def session_window(start: dt.date, end: dt.date,
+                   not_after: dt.datetime | None = None) -> tuple[str, str]:
+    """The RFC-3339 UTC instants covering sessions `start`..`end` inclusive (see module doc).
+
+    `not_after` caps the end instant (never before the end session's midnight stamp, so its
+    daily bar stays covered): Alpaca's free plan refuses SIP data from the last 15 minutes
+    with a 403, and 23:59:59 New York of today's session is still in the future at 17:00.
+    """
     if start > end:
         raise ValueError(f"start {start} is after end {end}")
     first = dt.datetime.combine(start, dt.time(0, 0), NEW_YORK)
     last = dt.datetime.combine(end, dt.time(23, 59, 59), NEW_YORK)
+    if not_after is not None:
+        stamp = dt.datetime.combine(end, dt.time(0, 0), NEW_YORK)
+        last = max(min(last, not_after), stamp)
     return rfc3339(first), rfc3339(last)
 
 
@@ -316,7 +328,8 @@ class AlpacaBarsClient:
         if not symbols:
             raise ValueError("no symbols to request")
         check_timeframe(timeframe)
-        start_s, end_s = session_window(start, end)
+        recent = dt.datetime.now(dt.UTC) - RECENT_SIP_DELAY if feed == "sip" else None
+        start_s, end_s = session_window(start, end, not_after=recent)
         params: dict[str, Any] = {
             "symbols": ",".join(symbols),
             "timeframe": timeframe,

@@ -47,6 +47,7 @@ class Stored:
     actions: pl.DataFrame | None = None
     history_start: dt.date | None = None
     warnings: list[str] = field(default_factory=list)
+    version: str | None = None  # the version this was read from (publication checks it)
 
 
 def resolve_universe(config: AuroraConfig, store: Store) -> Universe:
@@ -63,7 +64,7 @@ def resolve_universe(config: AuroraConfig, store: Store) -> Universe:
 
 def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
     """Stored prices/actions usable as the base of an incremental fetch (see module doc)."""
-    out = Stored()
+    out = Stored(version=store.current_version())
     path = store.latest_file(PRICES)
     if path is None:
         return out
@@ -107,10 +108,20 @@ def publish_fetch(
     fetch_report: dict[str, Any],
     params: dict[str, Any],
     history_start: dt.date,
+    base_version: str | None,
 ) -> str:
-    """Publish one fetch version (see module doc); return its version id."""
+    """Publish one fetch version (see module doc); return its version id.
+
+    Raises StoreError, publishing nothing, when `latest` no longer is `base_version` (the
+    version the incremental merge started from): another run published meanwhile, and
+    publishing now would silently revert its changes.
+    """
     dates = prices.get_column("date")
     with store.transaction("fetch", params=params) as txn:
+        if txn.parent != base_version:
+            raise StoreError(f"{store.root}: another run published version {txn.parent} while "
+                             f"this fetch worked from {base_version}; nothing was published, "
+                             "run again")
         atomic_write_parquet(txn.path(PRICES), prices)
         txn.describe(
             PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
@@ -132,7 +143,11 @@ def publish_fetch(
             txn.describe(SECTOR_MAP, rows=sectors.height, source="default")
     version = store.current_version()
     assert version is not None
-    write_universe_file(store.universe_dir / UNIVERSE_FILE, universe)
+    # The standing universe is written once; a one-off `--universe` run must not shrink what
+    # later default runs fetch (each version keeps its own universe.txt).
+    standing = store.universe_dir / UNIVERSE_FILE
+    if not standing.exists():
+        write_universe_file(standing, universe)
     csv_path = store.universe_dir / "sector_map.csv"
     if not csv_path.exists():
         buffer = io.StringIO()

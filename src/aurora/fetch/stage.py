@@ -48,6 +48,7 @@ from aurora.store import Store
 from aurora.universe import Universe
 from aurora.validation import validate_prices
 
+ACTIONS_LOOKBACK_DAYS = 92
 TIMEFRAME = "1Day"
 
 
@@ -175,7 +176,11 @@ def fetch_prices(
     stored = load_stored(store, adjustment=fc.adjustment, feed=fc.feed)
     plan = plan_fetch(stored.prices, symbols, start, end, batch_size=fc.batch_size,
                       overlap=fc.overlap_sessions, stored_from=stored.history_start)
-    params = {"adjustment": fc.adjustment, "feed": fc.feed, "timeframe": TIMEFRAME}
+    # Checkpoints are only reused for the same source and the same day: bars fetched from
+    # another endpoint, or before a restatement, must never be published as today's.
+    params = {"adjustment": fc.adjustment, "feed": fc.feed, "timeframe": TIMEFRAME,
+              "source": redact_url(config.alpaca.data_url, keep_path=True),
+              "day": dt.datetime.fromtimestamp(clock(), dt.UTC).date().isoformat()}
     checkpoint = Checkpoint(store.state_dir / "fetch" / plan_id(plan.batches, params))
     limiter = RateLimiter(fc.rate_limit_per_minute, state_path=store.state_dir / "ratelimit.json",
                           clock=clock, sleep=sleep)
@@ -201,7 +206,9 @@ def fetch_prices(
             _run_batches(run, refetch, fc.concurrency)
         new_actions = None
         if plan.batches:
-            ca_start = min(b.start for b in [*plan.batches, *refetch])
+            # Actions can be published late: always look back a quarter, not just the overlap.
+            ca_start = min(min(b.start for b in [*plan.batches, *refetch]),
+                           end - dt.timedelta(days=ACTIONS_LOOKBACK_DAYS))
             try:
                 new_actions = fetch_corporate_actions(client, symbols, ca_start, end,
                                                       batch_size=fc.batch_size)
@@ -256,6 +263,7 @@ def fetch_prices(
     report.version = publish_fetch(
         store, prices=prices, actions=actions, universe=universe, validation=report.validation,
         fetch_report=report.to_dict(), params=publish_params, history_start=history_start,
+        base_version=stored.version,
     )
     checkpoint.clear()
     return report
