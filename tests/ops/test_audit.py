@@ -83,3 +83,12 @@ def test_stage_commands_without_a_run_context_get_a_history_row(data_dir, capsys
     [record] = AuditLog(data_dir).records()  # exactly one audit line for the command
     assert record["runs"] == [run.id] and record["argv"][0] == "fetch"
     assert {a.rule for a in History(data_dir).alerts()} >= {"failed_run"}
+
+
+def test_safe_argv_masks_attached_storage_options():
+    argv = ["backup", "--storage-option=secret=TOPSECRET99", "-osecret=ALSOSECRET",
+            "--storage-option", "key=AKIA1234", "--data-dir=/srv/data"]
+    masked = safe_argv(argv, ())
+    assert masked == ["backup", "--storage-option=secret=***", "-osecret=***",
+                      "--storage-option", "key=***", "--data-dir=/srv/data"]
+    assert not any(s in " ".join(masked) for s in ("TOPSECRET99", "ALSOSECRET", "AKIA1234"))

@@ -191,9 +191,16 @@ def safe_argv(argv: list[str], secrets: tuple[str, ...]) -> list[str]:
         text = redact(arg, secrets)
         if "://" in text:
             text = redact_url(text, keep_path=True)
-        key, sep, _value = text.partition("=")
+        # `--storage-option=secret=X` and `-osecret=X` carry KEY=VALUE after the flag.
+        flag, body = "", text
+        if text.startswith("--") and "=" in text:
+            flag, body = text.split("=", 1)
+            flag += "="
+        elif text.startswith("-o") and len(text) > 2:
+            flag, body = "-o", text[2:]
+        key, sep, _value = body.partition("=")
         if sep and not key.startswith("-") and any(s in key.lower() for s in _SECRETISH):
-            text = f"{key}={MASK}"
+            text = f"{flag}{key}={MASK}"
         out.append(text)
     return out
 
