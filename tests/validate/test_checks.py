@@ -392,3 +392,16 @@ def test_sort_bars_orders_by_symbol_then_date_nulls_last(clean):
     expected = frame.sort("symbol", "date", nulls_last=True)
     assert sort_bars(shuffled).equals(expected)
     assert sort_bars(expected).equals(expected)
+
+
+def test_symbol_whose_bars_stop_early_is_stale(clean):
+    aaa = clean.filter(pl.col("symbol") == "AAA")
+    days = aaa["date"].to_list()
+    short = clean.filter((pl.col("symbol") != "BBB") | (pl.col("date") <= days[-3]))
+    [f] = only(run(short), "missing_sessions")
+    assert (f.symbol, f.severity, f.dates) == ("BBB", "warning", tuple(days[-2:]))
+    stopped = clean.filter((pl.col("symbol") != "BBB") | (pl.col("date") <= days[-8]))
+    report = run(stopped)
+    [f] = only(report, "stale_symbol")
+    assert (f.symbol, f.severity, f.dates) == ("BBB", "error", tuple(days[-7:]))
+    assert not report.ok

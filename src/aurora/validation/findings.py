@@ -26,6 +26,7 @@ CHECKS: dict[str, Severity] = {
     "unexpected_symbols": "warning",
     "missing_sessions": "warning",
     "long_gap": "error",
+    "stale_symbol": "error",
     "non_session_dates": "error",
     "future_dates": "error",
     "duplicates": "error",

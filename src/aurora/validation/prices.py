@@ -124,6 +124,7 @@ def _run_checks(
         lambda: checks.check_duplicates(frame),
         lambda: series.check_calendar(frame, today),
         lambda: series.check_session_gaps(frame, config.long_gap_sessions),
+        lambda: series.check_trailing_gaps(frame, config.long_gap_sessions),
         lambda: checks.check_non_positive_prices(frame),
         lambda: checks.check_ohlc(frame),
         lambda: checks.check_negative_volume(frame),

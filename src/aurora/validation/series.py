@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from aurora import calendar
@@ -105,6 +106,32 @@ def check_session_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5) -> list[
             f"{len(dates)} consecutive sessions missing: {dates[0]}..{dates[-1]}",
             row["symbol"], dates,
         ))
+    return out
+
+
+def check_trailing_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5) -> list[Finding]:
+    """Symbols whose bars stop before the panel's last session (the gap check above only sees
+    sessions between a symbol's own first and last bar).
+
+    Fewer than `long_gap_sessions` trailing sessions without a bar: `missing_sessions`
+    (warning; a halt on the last days); that many or more: `stale_symbol` (error: the
+    symbol's data stopped, and publishing it beside current symbols would hide that).
+    """
+    rows = frame.filter(pl.col("date").is_not_null() & pl.col("symbol").is_not_null())
+    if rows.height == 0:
+        return []
+    cal = pl.Series("s", calendar.sessions(rows["date"].min(), rows["date"].max()),
+                    dtype=pl.Date)
+    last = rows.group_by("symbol").agg(pl.col("date").max()).sort("symbol")
+    behind = (cal.len() - cal.search_sorted(last["date"], side="right")).to_numpy()
+    out = []
+    late = np.flatnonzero(behind > 0)
+    for symbol, day, count in zip(last["symbol"].gather(late), last["date"].gather(late),
+                                  behind[late], strict=True):
+        missing = tuple(cal.slice(cal.len() - int(count)).to_list())
+        check = "stale_symbol" if count >= long_gap_sessions else "missing_sessions"
+        out.append(finding(check, f"no bar after {day}: the last {count} session(s) missing "
+                                  f"({format_dates(missing)})", symbol, missing))
     return out
 
 
