@@ -192,3 +192,29 @@ def test_cli_severity_from_config_file(data_dir, bars, zigzag, tmp_path):
 def test_cli_empty_store_exit_code(data_dir, capsys):
     assert main(["validate", "--data-dir", str(data_dir)]) == 7
     assert "empty" in capsys.readouterr().err
+
+
+def test_predictions_from_other_prices_are_stale(data_dir, prices, monkeypatch):
+    import aurora.predict.predictions as predictions
+
+    monkeypatch.setattr(predictions, "validate_document", lambda doc, source="": None)
+    store = Store(data_dir)
+    publish(store, {"prices.parquet": prices})
+    sha = store.manifest()["files"]["prices.parquet"]["sha256"]
+    doc = {"decision_date": "2024-02-01", "inputs": {"prices_sha256": sha}}
+    publish(store, {"predictions.json": json.dumps(doc)})
+    assert "stale_predictions" not in {f.check for f in
+                                       validate_store(store, config_for(data_dir)).findings}
+    doc["inputs"]["prices_sha256"] = "0" * 64  # made from yesterday's prices
+    publish(store, {"predictions.json": json.dumps(doc)})
+    [f] = [f for f in validate_store(store, config_for(data_dir)).findings
+           if f.check == "stale_predictions"]
+    assert f.severity == "warning" and "other prices.parquet" in f.message
+
+
+def test_predictions_breaking_the_schema_are_an_error(data_dir, prices):
+    store = Store(data_dir)
+    publish(store, {"prices.parquet": prices, "predictions.json": '{"decision_date": 5}'})
+    report = validate_store(store, config_for(data_dir))
+    assert any(f.check == "file_schema" and "predictions.json" in f.message
+               for f in report.errors)

@@ -45,6 +45,7 @@ CHECKS: dict[str, Severity] = {
     "unreadable": "error",
     "file_schema": "error",
     "duplicate_keys": "error",
+    "stale_predictions": "warning",
 }
 
 MESSAGE_DATES = 5

@@ -73,7 +73,7 @@ def validate_store(
             report = validate_prices(prices, universe=universe, corporate_actions=actions,
                                      config=config.validation, today=today)
     findings += _check_features(base / FEATURES)
-    findings += _check_predictions(base / PREDICTIONS)
+    findings += _check_predictions(base / PREDICTIONS, files)
     for name, schema in _KNOWN_TABLES.items():
         if name != CORPORATE_ACTIONS:  # read (and checked) with the prices above
             findings += _check_table(base / name, schema)
@@ -180,13 +180,30 @@ def _check_features(path: Path) -> list[Finding]:
     return out
 
 
-def _check_predictions(path: Path) -> list[Finding]:
+def _check_predictions(path: Path, files: dict[str, Any]) -> list[Finding]:
+    """predictions.json must satisfy its JSON Schema, and should have been made from the
+    prices and features of the same version (a run stopped between build and predict leaves
+    yesterday's ranking beside today's features: `stale_predictions`)."""
     if not path.exists():
         return []
+    from aurora.errors import DataValidationError
+    from aurora.predict.predictions import validate_document
+
     try:
-        json.loads(path.read_text(encoding="utf-8"))
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        validate_document(doc, path.name)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         return [finding("unreadable", f"{path.name}: not valid JSON ({exc})")]
+    except DataValidationError as exc:
+        return [finding("file_schema", str(exc))]
+    inputs = doc.get("inputs", {})
+    stale = [name for name, key in ((PRICES, "prices_sha256"), (FEATURES, "features_sha256"))
+             if name in files and inputs.get(key) not in (None, files[name].get("sha256"))]
+    if stale:
+        return [finding("stale_predictions",
+                        f"{path.name} was made from other {' and '.join(stale)} than this "
+                        f"version holds (decision date {doc.get('decision_date')}); run "
+                        "`aurora predict`")]
     return []
 
 
