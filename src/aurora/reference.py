@@ -42,6 +42,7 @@ TEXT_COLUMNS = ("name", "company", "security", "sector")
 _ALIASES = {"ticker": "symbol", "gics sector": "sector", "gics_sector": "sector",
             "date": "as_of", "asof": "as_of"}
 _BILLIONS_BELOW = 1e6
+MARKET_CAP_MEDIAN_USD = (1e7, 1e13)  # a universe whose median company is $10M .. $10T
 
 
 @dataclass
@@ -202,6 +203,22 @@ def _rescale(frame: pl.DataFrame) -> tuple[pl.DataFrame, dict[str, Any], list[st
     return frame, meta, notes
 
 
+def _check_market_cap_scale(frame: pl.DataFrame, path: Path) -> None:
+    """Refuse a snapshot whose median market cap, in USD after unit detection, is outside
+    MARKET_CAP_MEDIAN_USD: the units were not USD or billions (millions, thousands, ...),
+    and guessing would silently scale every turnover figure by 1000x."""
+    if "market_cap" not in frame.columns:
+        return
+    low, high = MARKET_CAP_MEDIAN_USD
+    medians = frame.group_by("as_of").agg(pl.col("market_cap").median().alias("m"))
+    for as_of, median in medians.sort("as_of").iter_rows():
+        if median is not None and not low <= median <= high:
+            raise DataValidationError(
+                f"{path}: market_cap of the as_of {as_of} snapshot has median {median:.4g} "
+                f"USD after unit detection (plausible: {low:g}..{high:g}); give it in USD "
+                "or in billions of USD")
+
+
 def import_fundamentals(store: Store, path: Path) -> ImportResult:
     """Validate, normalise units of and publish point-in-time fundamentals."""
     path = Path(path)
@@ -232,6 +249,7 @@ def import_fundamentals(store: Store, path: Path) -> ImportResult:
                 f"{path}: row {row['_row'] + first}: negative {name} for {row['symbol']}")
     out, meta, unit_notes = _rescale(out.drop("_row"))
     notes.extend(unit_notes)
+    _check_market_cap_scale(out, path)
     nulls = {c: n for c, n in zip(out.columns, out.null_count().row(0), strict=True) if n}
     if nulls:
         notes.append("missing values: " + ", ".join(f"{c} {n}" for c, n in nulls.items()))

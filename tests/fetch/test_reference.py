@@ -103,3 +103,28 @@ def test_real_sample_fundamentals_and_sectors(data_dir):
     sectors = import_sector_map(store, SAMPLE / "sector_map.parquet")
     assert sectors.rows == 129
     assert set(store.manifest()["files"]) >= {"fundamentals.parquet", "sector_map.parquet"}
+
+
+@pytest.mark.parametrize(("caps", "ok"), [
+    ([3000.0, 260.0, 35.0], True),                      # billions
+    ([3.0e12, 2.6e11, 3.5e10], True),                   # USD
+    ([3_000_000.0, 260_000.0, 35_000.0], False),        # millions: would be read as USD
+    ([35_000.0, 20_000.0, 9_000.0], False),             # millions below 1e6: x1e9 too big
+])
+def test_market_cap_units_must_be_usd_or_billions(tmp_path, caps, ok):
+    from aurora.errors import DataValidationError
+    from aurora.reference import import_fundamentals
+    from aurora.store import Store
+
+    path = tmp_path / "f.csv"
+    path.write_text("symbol,as_of,market_cap\n" + "".join(
+        f"{s},2024-01-02,{c}\n" for s, c in zip(["AAA", "BBB", "CCC"], caps, strict=True)))
+    store = Store(tmp_path / "data")
+    if ok:
+        result = import_fundamentals(store, path)
+        assert result.rows == 3
+    else:
+        with pytest.raises(DataValidationError, match=r"f\.csv: market_cap of the as_of "
+                                                      r"2024-01-02 snapshot has median"):
+            import_fundamentals(store, path)
+        assert store.current_version() is None
