@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 import resource
 import sys
 import time
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
 from aurora.errors import AuroraError
 from aurora.ops import alerts as alert_rules
@@ -66,6 +68,9 @@ def describe_error(exc: BaseException, secrets: Sequence[str]) -> tuple[str, int
     return redact(first_line, secrets)[:500], code
 
 
+RUNNING = "running.json"  # under state/: the stage in progress (see RunContext.stage)
+
+
 @dataclass
 class RunContext:
     """Collects what a run does. Create it with `run_context`, not directly."""
@@ -86,8 +91,16 @@ class RunContext:
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        """Time a stage; it is recorded as failed if the block raises."""
+        """Time a stage; it is recorded as failed if the block raises.
+
+        While it runs, `state/running.json` names the process, command and stage (what a
+        scheduler or `aurora status` can show; a killed run leaves it behind, stale).
+        """
         started, t0, ok = utc_now_iso(), time.perf_counter(), False
+        with contextlib.suppress(OSError):
+            atomic_write_json(self.store.state_dir / RUNNING, {
+                "pid": os.getpid(), "command": self.command, "stage": name,
+                "started_at": started})
         try:
             yield
             ok = True
@@ -168,6 +181,8 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
                                           if not k.startswith("_")},
             **run.counters,
         )
+        with contextlib.suppress(OSError):
+            (store.state_dir / RUNNING).unlink(missing_ok=True)
         try:
             _finish(run, run.record, before, after, secrets, now, sleep)
         except Exception as exc:  # bookkeeping must never mask the command's outcome
