@@ -39,3 +39,27 @@ def test_bad_storage_option_is_a_one_line_error(data_dir, capsys):
                  "--data-dir", str(data_dir)]) == 2
     assert capsys.readouterr().err.strip() == ("error: --storage-option #1: expected "
                                                "KEY=VALUE")
+
+
+def test_status_shows_a_run_killed_inside_a_stage(data_dir, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from aurora.config import AuroraConfig
+    from aurora.ops.status import collect_status
+
+    store = Store(data_dir)
+    publish(store, "fetch", **{"prices.parquet": prices_frame(dt.date(2026, 11, 20))})
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    state = {"pid": int(dead.stdout), "command": "run", "stage": "build",
+             "started_at": "2026-11-24T01:00:00+00:00"}
+    store.state_dir.mkdir(parents=True, exist_ok=True)
+    (store.state_dir / "running.json").write_text(json.dumps(state))
+    report = collect_status(store, AuroraConfig(data_dir=data_dir))
+    assert report.in_progress == {**state, "alive": False}
+    assert main(["status", "--data-dir", str(data_dir)]) == 0
+    assert "was interrupted in stage build" in capsys.readouterr().out
+    (store.state_dir / "running.json").write_text(json.dumps({**state, "pid": os.getpid()}))
+    assert collect_status(store, AuroraConfig(data_dir=data_dir)).in_progress["alive"]

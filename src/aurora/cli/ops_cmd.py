@@ -78,6 +78,12 @@ def render_status(report: StatusReport) -> list[Table | Text]:
     elif report.freshness_error:
         out.append(Text(f"data: {report.freshness_error}", style="red"))
     out.append(Text(f"latest version: {report.latest_version or 'none'}"))
+    if report.in_progress:
+        state = report.in_progress
+        verb = "running" if state["alive"] else "was interrupted in"
+        out.append(Text(f"`aurora {state.get('command')}` (pid {state.get('pid')}) {verb} "
+                        f"stage {state.get('stage')} since {state.get('started_at')}",
+                        style="yellow" if state["alive"] else "red"))
     if report.alerts:
         alerts = Table(title=f"open alerts ({len(report.alerts)})", title_justify="left")
         for column in ("id", "when (UTC)", "severity", "alert", "delivered"):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +12,7 @@ from aurora.config import AuroraConfig
 from aurora.errors import AuroraError
 from aurora.ops.freshness import Freshness, check_freshness
 from aurora.ops.history import AlertRecord, History, RunRecord
+from aurora.ops.runner import RUNNING
 from aurora.store import Store
 
 
@@ -20,6 +23,8 @@ class StatusReport:
     freshness_error: str | None
     alerts: list[AlertRecord]
     latest_version: str | None
+    in_progress: dict[str, Any] | None = None  # state/running.json; "alive" says if its pid is
+
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -28,6 +33,7 @@ class StatusReport:
             "freshness": self.freshness.to_dict() if self.freshness else None,
             "freshness_error": self.freshness_error,
             "open_alerts": [a.__dict__ for a in self.alerts],
+            "in_progress": self.in_progress,
         }
 
 
@@ -42,4 +48,21 @@ def collect_status(store: Store, config: AuroraConfig, *, limit: int = 10,
     except AuroraError as exc:
         problem = str(exc)
     return StatusReport(history.recent_runs(limit), freshness, problem,
-                        history.alerts("open"), latest)
+                        history.alerts("open"), latest, _in_progress(store))
+
+
+def _in_progress(store: Store) -> dict[str, Any] | None:
+    """The stage a run reported last (state/running.json), and whether its process still
+    lives: a dead one was killed inside that stage. None when no run left a report."""
+    try:
+        state = json.loads((store.state_dir / RUNNING).read_text())
+        pid = int(state["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    alive = pid > 0
+    if alive:
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process exists
+        except OSError:
+            alive = False
+    return {**state, "alive": alive}
