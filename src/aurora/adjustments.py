@@ -108,16 +108,8 @@ def adjustment_factors(
                 pl.col("volume_factor").cum_prod().over("symbol"),
             )
         )
-        codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
-        order = np.argsort(keys, kind="stable")
-        codes, keys = codes[order], keys[order]
-        if keys.size:
-            after = np.searchsorted(keys, index.keys, side="right")  # first action after bar
-            clamped = np.minimum(after, keys.size - 1)
-            hit = (after < keys.size) & (codes[clamped] == index.codes)
-            pick = order[clamped]
-            price = np.where(hit, cumulative["price_factor"].to_numpy()[pick], 1.0)
-            volume = np.where(hit, cumulative["volume_factor"].to_numpy()[pick], 1.0)
+        price = _in_force(index, cumulative, "price_factor")
+        volume = _in_force(index, cumulative, "volume_factor")
     return bars.select(
         "symbol",
         "date",
@@ -162,6 +154,21 @@ class _BarIndex:
         clamped = np.maximum(before, 0)
         found = (before >= 0) & (self.sorted_codes[clamped] == codes)
         return found, pl.Series("close", self.sorted_close[clamped], dtype=pl.Float64)
+
+
+def _in_force(index: _BarIndex, cumulative: pl.DataFrame, column: str) -> np.ndarray:
+    """Per bar of `index`, `column` of the first row of `cumulative` (symbol, ex_date,
+    column: the cumulative factor of actions from that ex_date on) with ex_date after the
+    bar's date, i.e. the factor in force on the bar; 1.0 where no action follows."""
+    codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
+    if keys.size == 0:
+        return np.ones(index.keys.size)
+    order = np.argsort(keys, kind="stable")
+    codes, keys = codes[order], keys[order]
+    after = np.searchsorted(keys, index.keys, side="right")  # first action after the bar
+    clamped = np.minimum(after, keys.size - 1)
+    hit = (after < keys.size) & (codes[clamped] == index.codes)
+    return np.where(hit, cumulative[column].to_numpy()[order[clamped]], 1.0)
 
 
 def _applicable_actions(
@@ -303,11 +310,4 @@ def dividend_factors_from_adjusted(bars: pl.DataFrame, actions: pl.DataFrame) ->
         later[codes[rows]] = g * split[rows] * factor[rows]
     cumulative = events.select("symbol", "ex_date").with_columns(
         pl.Series("f", factor)).with_columns(pl.col("f").cum_prod().over("symbol"))
-    ev_codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
-    order = np.argsort(keys, kind="stable")
-    ev_codes, keys = ev_codes[order], keys[order]
-    after = np.searchsorted(keys, index.keys, side="right")
-    clamped = np.minimum(after, keys.size - 1)
-    hit = (after < keys.size) & (ev_codes[clamped] == index.codes)
-    values = np.where(hit, cumulative["f"].to_numpy()[order[clamped]], 1.0)
-    return pl.Series("dividend_factor", values, dtype=pl.Float64)
+    return pl.Series("dividend_factor", _in_force(index, cumulative, "f"), dtype=pl.Float64)

@@ -49,6 +49,18 @@ UniverseOption = Annotated[
 ]
 
 
+StartOption = Annotated[
+    str | None,
+    typer.Option("--start", help="First NYSE session to fetch, YYYY-MM-DD (default: "
+                 "fetch.history_years back)."),
+]
+EndOption = Annotated[
+    str | None,
+    typer.Option("--end", help="Last NYSE session to fetch, YYYY-MM-DD, inclusive (default: "
+                 "the last completed session)."),
+]
+
+
 def parse_date_flag(value: str | None, flag: str) -> dt.date | None:
     """A `YYYY-MM-DD` flag value as a date (None when the flag was not given)."""
     if value is None:

@@ -10,6 +10,8 @@ import typer
 from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
+    EndOption,
+    StartOption,
     UniverseOption,
     console,
     make_config,
@@ -33,11 +35,8 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         universe: UniverseOption = None,
-        start: Annotated[str | None, typer.Option(
-            "--start", help="First NYSE session, YYYY-MM-DD (default: two years back).")] = None,
-        end: Annotated[str | None, typer.Option(
-            "--end", help="Last NYSE session, YYYY-MM-DD, inclusive (default: the last "
-            "completed session).")] = None,
+        start: StartOption = None,
+        end: EndOption = None,
         adjustment: Annotated[str | None, typer.Option(
             "--adjustment", help="raw|split|dividend|all (default all).")] = None,
         feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,

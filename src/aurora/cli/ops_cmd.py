@@ -17,6 +17,8 @@ from rich.text import Text
 from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
+    EndOption,
+    StartOption,
     UniverseOption,
     console,
     make_config,
@@ -105,11 +107,8 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         universe: UniverseOption = None,
-        start: Annotated[str | None, typer.Option(
-            "--start", help="First session to fetch, YYYY-MM-DD.")] = None,
-        end: Annotated[str | None, typer.Option(
-            "--end", help="Last session to fetch, YYYY-MM-DD (default: last completed).")
-        ] = None,
+        start: StartOption = None,
+        end: EndOption = None,
         evaluate: Annotated[bool, typer.Option(
             "--evaluate", help="Also run the walk-forward evaluation.")] = False,
         progress: Annotated[bool, typer.Option(
