@@ -10,12 +10,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from aurora.features import kernels
 from aurora.features.ops import (
     cs_demean,
     cs_pct_rank,
     cs_zscore,
     min_obs,
+    rbeta,
+    rcorr,
     rcount,
+    rcov,
     rmax,
     rmean,
     rmedian,
@@ -100,7 +104,7 @@ def test_pct_rank_exact_for_nearly_equal_values():
 @given(symbols_by_dates, st.integers(1, 3))
 def test_group_kernels_equal_pandas_groupby(x, n_groups):
     labels = np.arange(x.shape[0]) % n_groups
-    groups = [np.flatnonzero(labels == g) for g in range(n_groups)]
+    groups = labels  # the group code of each row
     frame = pd.DataFrame(x)
     by = frame.groupby(labels)
     np.testing.assert_allclose(cs_demean(x, groups), (frame - by.transform("mean")).to_numpy(),
@@ -121,3 +125,105 @@ def test_pct_rank_long_tie_runs_equal_pandas(seed, n_symbols, n_levels):
     x[:, 0] = 0.3  # one date where every symbol ties
     expected = pd.DataFrame(x).rank(axis=0, pct=True).to_numpy()
     np.testing.assert_array_equal(cs_pct_rank(x), expected)
+
+
+def naive_pairs(x: np.ndarray, y: np.ndarray, window: int, fn) -> np.ndarray:
+    """fn(a, b) over the bars of each window where both are present (>= min_obs, >= 2)."""
+    out = np.full(x.shape, np.nan)
+    for i in range(x.shape[0]):
+        for t in range(x.shape[1]):
+            lo = max(0, t - window + 1)
+            a, b = x[i, lo:t + 1], y[i, lo:t + 1]
+            both = ~(np.isnan(a) | np.isnan(b))
+            if both.sum() >= max(2, min_obs(window)):
+                out[i, t] = fn(a[both], b[both])
+    return out
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    sa, sb = a.std(), b.std()
+    return float(np.cov(a, b)[0, 1] / (a.std(ddof=1) * b.std(ddof=1))) if sa > 0 and sb > 0 \
+        else math.nan
+
+
+def _beta(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.cov(a, b)[0, 1] / b.var(ddof=1)) if b.std() > 0 else math.nan
+
+
+noisy = st.one_of(st.just(math.nan), st.floats(-3, 3, allow_nan=False).map(lambda v: 100 + v))
+pair_matrix = arrays(np.float64, st.tuples(st.integers(1, 3), st.integers(1, 25)),
+                     elements=noisy)
+
+
+@settings(max_examples=30, deadline=None)
+@given(pair_matrix, pair_matrix, st.integers(2, 10))
+def test_rolling_comoments_equal_naive_windows(x, y, window):
+    """Covariance, correlation and beta over the pairs present, on values far from 0 (the
+    running sums are shifted, so they do not cancel)."""
+    y = np.resize(y, x.shape)
+    cov = naive_pairs(x, y, window, lambda a, b: float(np.cov(a, b)[0, 1]))
+    np.testing.assert_allclose(rcov(x, y, window), cov, rtol=1e-6, atol=1e-9)
+    corr, beta = naive_pairs(x, y, window, _corr), naive_pairs(x, y, window, _beta)
+    ours_corr, ours_beta = rcorr(x, y, window), rbeta(x, y, window)
+    # a window with (numerically) no variance may come out NaN on one side only
+    flat = np.isnan(corr) != np.isnan(ours_corr)
+    np.testing.assert_allclose(np.where(flat, 0, ours_corr), np.where(flat, 0, corr),
+                               rtol=1e-6, atol=1e-6)
+    flat = np.isnan(beta) != np.isnan(ours_beta)
+    np.testing.assert_allclose(np.where(flat, 0, ours_beta), np.where(flat, 0, beta),
+                               rtol=1e-6, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(2, 400), st.integers(1, 5))
+def test_group_ranks_exact_for_nearly_equal_values(seed, n_symbols, n_groups):
+    """Values a few ulps apart, within sectors: ranks and z-scores equal pandas'."""
+    rng = np.random.default_rng(seed)
+    base = rng.choice([0.01, -0.02, 0.5, 3.0], size=(n_symbols, 4))
+    x = base * (1 + rng.integers(0, 4, size=base.shape) * 2.0**-50)
+    x[rng.uniform(size=x.shape) < 0.1] = np.nan
+    labels = rng.integers(0, n_groups, n_symbols)
+    by = pd.DataFrame(x).groupby(labels)
+    np.testing.assert_array_equal(cs_pct_rank(x, labels), by.rank(pct=True).to_numpy())
+    frame = pd.DataFrame(x)
+    mean, sd = by.transform("mean"), by.transform(lambda c: c.std(ddof=1))
+    expected = np.where(sd.to_numpy() > 0, ((frame - mean) / sd).to_numpy(), np.nan)
+    ours = cs_zscore(x, labels)
+    both = ~np.isnan(expected)
+    np.testing.assert_allclose(ours[both], expected[both], rtol=1e-9, atol=1e-9)
+
+
+def test_rows_in_no_group_are_missing():
+    x = np.arange(12.0).reshape(4, 3)
+    codes = np.array([0, -1, 0, 1])
+    assert np.isnan(cs_pct_rank(x, codes)[1]).all()
+    assert np.isnan(cs_demean(x, codes)[1]).all()
+    np.testing.assert_array_equal(cs_pct_rank(x, codes)[[0, 2, 3]],
+                                  [[0.5, 0.5, 0.5], [1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.integers(0, 70), elements=values))
+def test_validity_bitmap_matches_packbits(x):
+    bitmap = np.empty((len(x) + 7) // 8, dtype=np.uint8)
+    missing = kernels.validity_bitmap(x, bitmap)
+    assert missing == int(np.isnan(x).sum())
+    np.testing.assert_array_equal(bitmap, np.packbits(~np.isnan(x), bitorder="little"))
+
+
+@settings(max_examples=30, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 12)),
+              elements=st.one_of(values, st.just(math.inf))),
+       st.lists(st.tuples(st.integers(-2, 13), st.integers(-2, 13)), min_size=5, max_size=5))
+def test_mask_cells_in_both_layouts(x, spans):
+    first = np.array([a for a, _ in spans][: x.shape[0]], dtype=np.int64)
+    last = np.array([b for _, b in spans][: x.shape[0]], dtype=np.int64)
+    cols = np.arange(x.shape[1])[None, :]
+    keep = (cols >= first[:, None]) & (cols <= last[:, None]) & np.isfinite(x)
+    expected = np.where(keep, x, np.nan)
+    by_symbol = x.copy()
+    kernels.mask_cells(by_symbol, first, last, False)
+    np.testing.assert_array_equal(by_symbol, expected)
+    by_date = np.ascontiguousarray(x.T)
+    kernels.mask_cells(by_date, first, last, True)
+    np.testing.assert_array_equal(by_date.T, expected)

@@ -1,4 +1,4 @@
-"""Worker processes: the same cells, bit for bit, as the in-process build."""
+"""Worker threads and prefaulted outputs: the same cells, bit for bit, as one thread."""
 
 from __future__ import annotations
 
@@ -6,44 +6,69 @@ import numpy as np
 import polars as pl
 import pytest
 
+from aurora.features import compute
 from aurora.features.compute import compute_panel
-from aurora.features.parallel import can_fork, run_blocks, shared_empty
+from aurora.features.memory import Prefault
+from aurora.features.parallel import run_blocks
 from aurora.features.registry import REGISTRY
 
 from .conftest import SECTORS, random_fundamentals, random_panel
-
-pytestmark = pytest.mark.skipif(not can_fork(), reason="needs the fork start method")
 
 
 def test_workers_and_blocking_do_not_change_any_cell():
     prices = random_panel(missing=0.05, seed=11)
     fund = random_fundamentals(prices)
     ref = compute_panel(prices, sectors=SECTORS, fundamentals=fund, workers=1)
-    # 800 cells per block: 2-symbol series blocks and 100-date cross blocks on 2 processes
+    # 800 cells per block: 2-symbol series blocks and 100-date cross blocks on 2 threads
     par = compute_panel(prices, sectors=SECTORS, fundamentals=fund, workers=2, block_cells=800)
     assert ref.features.height > 0
     assert par.features.equals(ref.features)
     assert par.turnover_fallback == ref.turnover_fallback
 
 
-def test_run_blocks_fills_shared_output_from_every_worker():
-    out = shared_empty((7, 3))
+def test_prefaulted_outputs_give_the_same_cells(monkeypatch):
+    prices = random_panel(missing=0.05, seed=12)
+    ref = compute_panel(prices, sectors=SECTORS, workers=1)
+    started: list[Prefault] = []
+    original = compute._prefault
+
+    def spy(frame: pl.DataFrame) -> Prefault | None:
+        result = original(frame)
+        started.append(result)
+        return result
+
+    monkeypatch.setattr(compute, "PREFAULT_MIN_BYTES", 0)
+    monkeypatch.setattr(compute, "_prefault", spy)
+    par = compute_panel(prices, sectors=SECTORS, workers=2, block_cells=800)
+    assert started and started[0] is not None  # the planned shapes were the real ones
+    assert par.features.equals(ref.features)
+
+
+def test_prefault_maps_zeroed_arrays_in_order():
+    prefault = Prefault([("a", (3, 4), np.float64), ("b", (5,), np.int64)])
+    assert prefault.shapes() == {"a": (3, 4), "b": (5,)}
+    a, b = prefault.get("a"), prefault.get("b")
+    assert a.shape == (3, 4) and a.dtype == np.float64 and not a.any()
+    assert b.dtype == np.int64 and not b.any()
+    a[2, 3] = 7.0  # writable
+    assert a.sum() == 7.0
+
+
+def test_run_blocks_runs_every_block_once_and_reports_progress():
+    out = np.zeros(7)
     seen: list[int] = []
-    run_blocks(lambda i: out.__setitem__(i, float(i)), 7, 3, seen.append)
-    np.testing.assert_array_equal(out[:, 0], np.arange(7.0))
-    assert seen[-1] == 7
+    run_blocks(lambda i: out.__setitem__(i, out[i] + i + 1), 7, 3, seen.append)
+    np.testing.assert_array_equal(out, np.arange(1.0, 8.0))
+    assert seen[-1] == 7 and seen == sorted(seen)
 
 
-def test_run_blocks_reports_a_failed_worker():
+def test_run_blocks_raises_the_first_error_of_a_block():
     def fn(i: int) -> None:
         if i == 5:
             raise ValueError("boom")
 
-    # whichever process claims block 5 fails: in a worker -> RuntimeError, in the caller
-    # -> the ValueError itself
-    with pytest.raises((RuntimeError, ValueError)):
+    with pytest.raises(ValueError, match="boom"):
         run_blocks(fn, 8, 2, lambda done: None)
-
 
 
 @pytest.mark.parametrize("workers", [1, 2])

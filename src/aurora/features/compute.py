@@ -20,33 +20,39 @@ missing values are nulls in the output and count as missing in the gates.
 Memory layout: stage 2 runs on blocks of whole symbols and stage 3 on blocks of whole dates
 (about BLOCK_CELLS cells each, vectorised inside the block; blocks are independent, so the
 result does not depend on the blocking) and each block writes its emitted cells straight into
-the output columns. Temporaries stay a few MB (reused by the allocator instead of fresh pages
-for every 60 MB intermediate). With `workers` > 1 the blocks of each stage run on forked
-processes writing into shared-memory output columns (`parallel.run_blocks`); every cell is
-computed by the same code on the same block, so the result equals the in-process one bit
-for bit.
+the output columns (`kernels.emit_rows`, `kernels.emit_columns`). Temporaries stay a few MB
+and are reused by the allocator; the large arrays are mapped ahead on a background thread
+(`memory`). With `workers` > 1 the blocks of each stage run on worker threads
+(`parallel.run_blocks`; the kernels release the GIL); every cell is computed by the same code
+on the same block, so the result equals the single-threaded one bit for bit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
+from aurora.calendar import sessions
+from aurora.errors import AuroraError
+from aurora.features import kernels, memory
+from aurora.features.memory import Prefault
 from aurora.features.panel import PanelInfo
-from aurora.features.parallel import default_workers, run_blocks, shared_empty
+from aurora.features.parallel import default_workers, run_blocks
 from aurora.features.registry import CROSS_INPUTS, FEATURE_NAMES, MAX_LOOKBACK, REGISTRY
 from aurora.features.residual import HELPERS, market_return
 from aurora.features.spec import FeatureSpec
-from aurora.features.wide import WidePanel, align_wide
+from aurora.features.wide import WIDE_PRICE_ARRAYS, WidePanel, align_wide
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_CHUNK_ROWS = 1_000_000  # accepted for compatibility; blocks are sized by BLOCK_CELLS
-BLOCK_CELLS = 600_000
+BLOCK_CELLS = 300_000
+RECYCLED_INPUTS = len(WIDE_PRICE_ARRAYS) + 1  # the wide price arrays and shares
+PREFAULT_MIN_BYTES = 256 << 20  # below this, mapping pages in the background is not worth a thread
 
 
 @dataclass
@@ -59,55 +65,20 @@ class FeatureFrame:
     ignored_symbols: list[str]
 
 
-@contextmanager
-def _small_pages() -> Iterator[None]:
-    """Do not ask for transparent huge pages while the build runs (restored afterwards).
-
-    numpy madvises large arrays for huge pages; under the common THP defrag policy `madvise`
-    every fresh huge page then waits for direct memory compaction, which made first-touch
-    of memory ~5x slower than the arithmetic on the machines we measured. The build touches
-    GBs of fresh memory once, so it opts out. Process-wide numpy setting: other threads
-    allocating meanwhile get normal pages, which is only a performance difference.
-    """
-    try:
-        from numpy._core import multiarray
-    except ImportError:  # numpy < 2
-        from numpy.core import multiarray  # type: ignore[no-redef]
-    setter = getattr(multiarray, "_set_madvise_hugepage", None)
-    previous = setter(False) if setter is not None else None
-    try:
-        yield
-    finally:
-        if setter is not None and previous is not None:
-            setter(previous)
-
-
-Masks = Callable[[int], np.ndarray]
-
-
-def _masks(panel: WidePanel, transposed: bool = False) -> Masks:
-    """lookback -> panel.valid(lookback, transposed), each mask computed once."""
-    cache: dict[int, np.ndarray] = {}
-
-    def valid(lookback: int) -> np.ndarray:
-        if lookback not in cache:
-            cache[lookback] = panel.valid(lookback, transposed)
-        return cache[lookback]
-    return valid
-
-
-def _evaluate(spec: FeatureSpec, panel: WidePanel, valid: Masks) -> np.ndarray:
+def _evaluate(spec: FeatureSpec, panel: WidePanel, date_major: bool = False) -> np.ndarray:
     """spec.fn on the panel, masked: NaN outside the span, inside the look-back, non-finite.
-    valid: the panel's masks (`_masks`). The result is a fresh array (masked in place)."""
+    date_major: the panel's arrays are transposed views of date-major blocks (the cross
+    stage), and so is the result. The result is a fresh array (masked in place)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         value = np.asarray(spec.fn(panel), dtype=np.float64)
-        if not value.flags.writeable or any(
-                np.may_share_memory(value, a) for a in panel.arrays.values()):
-            value = value.copy(order="K")  # fn returned (a view of) an input
-        drop = np.isfinite(value)
-        drop &= valid(spec.lookback)
-        np.logical_not(drop, out=drop)
-        np.putmask(value, drop, np.nan)
+    if not value.flags.writeable or any(
+            np.may_share_memory(value, a) for a in panel.arrays.values()):
+        value = value.copy(order="K")  # fn returned (a view of) an input
+    first = panel.start + spec.lookback
+    if date_major:
+        kernels.mask_cells(value.T, first, panel.end, True)
+    else:
+        kernels.mask_cells(value, first, panel.end, False)
     return value
 
 
@@ -115,88 +86,202 @@ def _specs(stage: str) -> list[FeatureSpec]:
     return [s for s in REGISTRY if s.stage == stage]
 
 
-def _blocks(n: int, size: int) -> list[slice]:
+def _blocks(n: int, size: int, start: int = 0) -> list[slice]:
+    """Consecutive slices of at most `size` covering start .. n - 1."""
     size = max(1, size)
-    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+    return [slice(i, min(n, i + size)) for i in range(start, n, size)]
 
 
-def _nullable(name: str, values: np.ndarray) -> pl.Series:
-    """A Float64 series over `values` (no copy) with NaN as null."""
-    valid = ~np.isnan(values)
-    bitmap = np.packbits(valid, bitorder="little")
-    array = pa.Array.from_buffers(pa.float64(), len(values),
-                                  [pa.py_buffer(bitmap), pa.py_buffer(values)],
-                                  null_count=int(len(values) - np.count_nonzero(valid)))
+def _nullable(name: str, values: np.ndarray, bitmap: np.ndarray, missing: int) -> pl.Series:
+    """A Float64 series over `values` (no copy) with the NaNs null (bitmap, missing: from
+    `kernels.validity_bitmap`)."""
+    array = pa.Array.from_buffers(
+        pa.float64(), len(values),
+        [pa.py_buffer(bitmap) if missing else None, pa.py_buffer(values)],
+        null_count=missing)
     series = pl.from_arrow(array)
     assert isinstance(series, pl.Series)
     return series.alias(name)
 
 
-class _Build:
-    """The output columns and the cross-stage inputs of one panel, filled block by block."""
+def _spans(prices: pl.DataFrame) -> pl.DataFrame:
+    """symbol, first and last date of its bars. One pass over the run boundaries when the
+    bars come sorted by (symbol, date), the store's order; else a group-by. (Only a plan:
+    `_Build` uses the planned arrays only if their shapes are the real ones.)"""
+    runs = prices["symbol"].rle()
+    values = runs.struct.field("value")
+    date = prices["date"].cast(pl.Date)
+    if values.len() < 2 or bool((values.slice(1) > values.slice(0, values.len() - 1)).all()):
+        lengths = runs.struct.field("len").to_numpy()
+        ends = np.cumsum(lengths)
+        return pl.DataFrame({"symbol": values, "first": date.gather(ends - lengths),
+                             "last": date.gather(ends - 1)})
+    return prices.lazy().group_by("symbol").agg(
+        pl.col("date").cast(pl.Date).min().alias("first"),
+        pl.col("date").cast(pl.Date).max().alias("last")).collect()
 
-    def __init__(self, panel: WidePanel, shared: bool) -> None:
+
+def _planned_shape(prices: pl.DataFrame) -> tuple[int, int, int] | None:
+    """(symbols, sessions, emitted rows) that `align_wide` and `_Build` will find, from a
+    cheap pass over the bars; None when the input is too broken to say (align_wide then
+    says what is wrong)."""
+    if prices.height == 0 or not {"symbol", "date"} <= set(prices.columns):
+        return None
+    try:
+        spans = _spans(prices)
+        first, last = spans["first"].min(), spans["last"].max()
+        if not isinstance(first, dt.date) or not isinstance(last, dt.date):
+            return None
+        days = pl.Series(sessions(first, last), dtype=pl.Date).cast(pl.Int32).to_numpy()
+    except (pl.exceptions.PolarsError, AuroraError, ValueError, TypeError):
+        return None
+    start = np.searchsorted(days, spans["first"].cast(pl.Int32).to_numpy())
+    end = np.searchsorted(days, spans["last"].cast(pl.Int32).to_numpy())
+    return spans.height, len(days), int(np.maximum(end - start - MAX_LOOKBACK + 1, 0).sum())
+
+
+def _prefault(prices: pl.DataFrame) -> Prefault | None:
+    """Start mapping the build's large arrays in the background (see `memory.Prefault`),
+    when they are large enough for it to matter."""
+    shape = _planned_shape(prices)
+    if shape is None:
+        return None
+    # the last cross-stage outputs reuse the memory of the wide inputs (`_Build.allocate`)
+    plan = _array_plan(*shape)[:-RECYCLED_INPUTS]
+    if sum(8 * int(np.prod(s)) for _, s, _ in plan) < PREFAULT_MIN_BYTES:
+        return None
+    return Prefault(plan)
+
+
+def _array_plan(rows: int, cols: int, total: int) -> list[tuple[str, tuple[int, ...], type]]:
+    """The large arrays of a build, in the order the stages first write them: the wide
+    price arrays of `align_wide` ("panel:NAME", symbols x sessions), the date-major daily
+    returns ("cross:f_ret_1d", sessions x symbols: the market return and the series stage
+    read them), then the output columns ("out:NAME", one cell per emitted row) of the
+    series, market and cross stages."""
+    plan: list[tuple[str, tuple[int, ...], type]] = [
+        (f"panel:{name}", (rows, cols), np.float64) for name in WIDE_PRICE_ARRAYS]
+    plan += [("cross:f_ret_1d", (cols, rows), np.float64)]
+    for stage in ("series", "market", "cross"):
+        plan += [(f"out:{s.name}", (total,), np.float64) for s in _specs(stage)]
+    return plan
+
+
+def _panel_arrays(prefault: Prefault | None) -> Callable[[str, tuple[int, int]], np.ndarray]:
+    """The `empty` argument of align_wide: its arrays from `prefault` when planned with
+    that shape."""
+    def empty(name: str, shape: tuple[int, int]) -> np.ndarray:
+        if prefault is not None and prefault.shapes().get(f"panel:{name}") == shape:
+            return prefault.get(f"panel:{name}")
+        return np.empty(shape)
+    return empty
+
+
+class _Build:
+    """The output columns and the cross-stage inputs of one panel, filled block by block.
+
+    The large arrays are handed out stage by stage (`allocate`): from `prefault` when it was
+    started for this panel's shapes (`_prefault`), else freshly allocated.
+    """
+
+    def __init__(self, panel: WidePanel, prefault: Prefault | None) -> None:
         self.panel = panel
         rows, cols = panel.shape
         self.emit_start = panel.start + MAX_LOOKBACK
         counts = np.maximum(panel.end - self.emit_start + 1, 0)
         self.offset = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        total = int(self.offset[-1])
-        # written by the blocks (possibly in worker processes): shared when `shared`
-        self.out = {name: shared_empty((total,), shared) for name in FEATURE_NAMES}
-        self.cross = {name: shared_empty((cols, rows), shared)  # date-major
-                      for name in CROSS_INPUTS}
-        self.fallback = shared_empty((rows,), shared, np.int64)
+        plan = _array_plan(rows, cols, int(self.offset[-1]))
+        self.shapes = {key: shape for key, shape, _ in plan if not key.startswith("panel:")}
+        planned = {} if prefault is None else prefault.shapes()
+        self.prefault = prefault if planned and all(
+            planned.get(key, shape) == shape for key, shape in self.shapes.items()) else None
+        self.out: dict[str, np.ndarray] = {}
+        self.cross: dict[str, np.ndarray] = {}
+        # the other cross inputs are read back from their output columns, plus their cells
+        # before the first emitted one (warm-up cells: still part of other symbols'
+        # cross-sections), kept here
+        warm = np.maximum(np.minimum(self.emit_start, panel.end + 1) - panel.start, 0)
+        self.warm_offset = np.concatenate([[0], np.cumsum(warm)]).astype(np.int64)
+        self.warm = {name: np.empty(int(self.warm_offset[-1]))
+                     for name in CROSS_INPUTS if name != "f_ret_1d"}
+        self.fallback = np.zeros(rows, dtype=np.int64)
         self.mkt = np.empty(cols)
+        self.bitmaps: dict[int, tuple[np.ndarray, int]] = {}
+
+    def allocate(self, keys: Sequence[str], reuse: Sequence[np.ndarray] = ()) -> None:
+        """Make the arrays `keys` ("cross:NAME" or "out:NAME") available: call before the
+        stage that writes them. Each comes from the prefault if planned there, else from
+        `reuse` (arrays no longer read, large enough: their pages are mapped already, so
+        a few output columns are views of the first cells of a spent input), else is new."""
+        spare = [a.reshape(-1) for a in reuse]
+        for key in keys:
+            kind, name = key.split(":")
+            size = int(np.prod(self.shapes[key]))
+            if self.prefault is not None and self.prefault.has(key):
+                array = self.prefault.get(key)
+            elif spare and spare[-1].size >= size and kind == "out":
+                array = spare.pop()[:size]
+            else:
+                array = np.empty(self.shapes[key])
+            (self.cross if kind == "cross" else self.out)[name] = array
 
     def returns(self, sl: slice) -> None:
         sub = self.panel.rows(sl, {})
-        self.cross["f_ret_1d"][:, sl] = _evaluate(_RET, sub, _masks(sub)).T
+        self.cross["f_ret_1d"][:, sl] = _evaluate(_RET, sub).T
 
     def series(self, sl: slice) -> None:
         """Every series and market feature of the symbols in `sl`."""
         ret = np.ascontiguousarray(self.cross["f_ret_1d"][:, sl].T)
         sub = self.panel.rows(sl, {"f_ret_1d": ret})
         sub.arrays["_mkt"] = np.broadcast_to(self.mkt, ret.shape)
-        valid = _masks(sub)
         for spec in (*_specs("series"), *HELPERS, *_specs("market")):
             if spec is not _RET:
-                sub.arrays[spec.name] = _evaluate(spec, sub, valid)
+                sub.arrays[spec.name] = _evaluate(spec, sub)
         # each symbol's emitted cells are one contiguous run of its row and of the output
-        runs = [(i - sl.start, int(self.offset[i]), int(self.offset[i + 1]),
-                 int(self.emit_start[i]))
-                for i in range(sl.start, sl.stop) if self.offset[i + 1] > self.offset[i]]
+        first, offset = self.emit_start[sl], self.offset[sl.start:sl.stop + 1]
         for spec in (*_specs("series"), *_specs("market")):
-            x, out = sub[spec.name], self.out[spec.name]
-            for row, lo, hi, first in runs:
-                out[lo:hi] = x[row, first:first + hi - lo]
-        for name in CROSS_INPUTS:
-            if name != "f_ret_1d":
-                self.cross[name][:, sl] = sub[name].T
-        self.fallback[sl] = (np.isnan(sub["shares"]) & valid(MAX_LOOKBACK)).sum(axis=1)
+            kernels.emit_rows(sub[spec.name], first, offset, self.out[spec.name])
+        warm_offset = self.warm_offset[sl.start:sl.stop + 1]
+        for name, warm in self.warm.items():
+            kernels.emit_rows(sub[name], sub.start, warm_offset, warm)
+        self.fallback[sl] = (np.isnan(sub["shares"]) & sub.valid(MAX_LOOKBACK)).sum(axis=1)
 
     def cross_sectional(self, sl: slice) -> None:
         """Every cross-stage feature of the dates in `sl`."""
         # the (symbols x dates) arrays are transposed views of date-major blocks: the
         # per-date kernels read each date's values contiguously
-        sub = self.panel.columns(sl, {name: a[sl].T for name, a in self.cross.items()})
-        valid = _masks(sub, transposed=True)
-        sym, day = np.nonzero(valid(MAX_LOOKBACK))  # symbol-major: sequential writes
-        pos = self.offset[sym] + (day + (sl.start or 0) - self.emit_start[sym])
-        flat = day * len(self.panel.symbols) + sym  # index into the date-major block
-        del sym, day
+        panel, d0 = self.panel, sl.start or 0
+        arrays = {"f_ret_1d": self.cross["f_ret_1d"][sl].T}
+        for name, warm in self.warm.items():
+            block = np.empty((sl.stop - d0, len(panel.symbols)))
+            kernels.gather_columns(self.out[name], warm, d0, panel.start, self.emit_start,
+                                   panel.end, self.offset, self.warm_offset, block)
+            arrays[name] = block.T
+        sub = panel.columns(sl, arrays)
         for spec in _specs("cross"):
-            value = np.ascontiguousarray(_evaluate(spec, sub, valid).T)
-            self.out[spec.name][pos] = value.ravel()[flat]
+            value = np.ascontiguousarray(_evaluate(spec, sub, date_major=True).T)
+            kernels.emit_columns(value, sl.start or 0, self.emit_start, self.offset,
+                                 self.out[spec.name])
+
+    def validity(self, i: int) -> None:
+        """The Arrow validity bitmap and null count of output column FEATURE_NAMES[i]."""
+        values = self.out[FEATURE_NAMES[i]]
+        bitmap = np.empty((len(values) + 7) // 8, dtype=np.uint8)
+        self.bitmaps[i] = (bitmap, kernels.validity_bitmap(values, bitmap))
 
     def frame(self) -> pl.DataFrame:
-        rows = self.panel.shape[0]
-        sym = np.repeat(np.arange(rows), np.diff(self.offset))
-        day = np.arange(self.offset[-1]) - self.offset[sym] + self.emit_start[sym]
-        columns = [pl.Series("date", self.panel.dates, dtype=pl.Date).gather(day),
-                   pl.Series("symbol", self.panel.symbols, dtype=pl.String).gather(sym)]
-        del sym, day
-        columns += [_nullable(name, self.out.pop(name)) for name in FEATURE_NAMES]
+        """The long output frame over the filled columns (no copy; call `validity` for every
+        column first)."""
+        total = int(self.offset[-1])
+        row, column = np.empty(total, np.int32), np.empty(total, np.int32)
+        kernels.long_index(self.offset, self.emit_start, row, column)
+        day = self.panel.dates.astype("datetime64[D]").astype(np.int32)
+        columns = [pl.Series("date", day, dtype=pl.Int32).gather(column).cast(pl.Date),
+                   pl.Series("symbol", self.panel.symbols, dtype=pl.String).gather(row)]
+        del row, column
+        for i, name in enumerate(FEATURE_NAMES):
+            bitmap, missing = self.bitmaps.pop(i)
+            columns.append(_nullable(name, self.out.pop(name), bitmap, missing))
         return pl.DataFrame(columns)
 
 
@@ -223,9 +308,9 @@ def compute_panel(
     actions: corporate actions, used only to put shares_outstanding on the volume's basis.
     universe: restrict to these symbols (others are ignored and listed in the result).
     chunk_rows: ignored (kept for API compatibility).
-    workers: processes for the block stages (None: `parallel.default_workers()`, the CPU
-    count capped at 4; 1: in-process). The result does not depend on it, nor on
-    block_cells (cells per block, a memory/speed knob; a panel of one block runs in-process).
+    workers: threads for the block stages (None: `parallel.default_workers()`, the CPU
+    count capped at 4; 1: the calling thread only). The result does not depend on it, nor
+    on block_cells (cells per block, a memory/speed knob).
     Returns columns date, symbol and the 45 features (Float64), sorted by (symbol, date).
     """
     del chunk_rows
@@ -236,32 +321,44 @@ def compute_panel(
         ignored = sorted(set(prices["symbol"].unique().to_list()) - wanted)
         prices = prices.filter(pl.col("symbol").is_in(list(wanted)))
     report("align", 0, 1)
-    with _small_pages():
-        panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
-                                 actions=actions)
+    with memory.small_pages(), memory.retain_freed_memory():
+        prefault = _prefault(prices)
+        try:
+            panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
+                                     actions=actions, empty=_panel_arrays(prefault))
+        except BaseException:
+            if prefault is not None:
+                prefault.close()
+            raise
         report("align", 1, 1)
         rows, cols = panel.shape
         by_symbol = _blocks(rows, block_cells // cols)
-        by_date = _blocks(cols, block_cells // rows)
+        # no cross-sectional value before the first emitted session is ever emitted
+        first_emitted = int((panel.start + MAX_LOOKBACK).min(initial=cols))
+        by_date = _blocks(cols, block_cells // rows, start=first_emitted)
         n_workers = default_workers() if workers is None else max(1, workers)
-        if max(len(by_symbol), len(by_date)) == 1:
-            n_workers = 1  # nothing to split: no fork, no shared memory
-        build = _Build(panel, shared=n_workers > 1)
+        build = _Build(panel, prefault)
 
-        def run(stage: str, fn: Callable[[slice], None], blocks: list[slice],
-                processes: int) -> None:
-            report(stage, 0, len(blocks))
-            run_blocks(lambda i: fn(blocks[i]), len(blocks), processes,
-                       lambda done: report(stage, done, len(blocks)))
+        def run(stage: str, fn: Callable[[int], None], n: int) -> None:
+            report(stage, 0, n)
+            run_blocks(fn, n, n_workers, lambda done: report(stage, done, n))
 
-        run("returns", build.returns, by_symbol, 1)  # ~1% of the work: not worth a fork
+        build.allocate([key for key in build.shapes if key.startswith("cross:")])
+        run("returns", lambda i: build.returns(by_symbol[i]), len(by_symbol))
         build.mkt[:] = market_return(build.cross["f_ret_1d"])
-        run("series", build.series, by_symbol, n_workers)
-        panel.arrays.clear()  # the inputs: no later stage reads them
-        run("cross", build.cross_sectional, by_date, n_workers)
-        report("emit", 0, 1)
+        build.allocate([f"out:{s.name}" for s in (*_specs("series"), *_specs("market"))])
+        run("series", lambda i: build.series(by_symbol[i]), len(by_symbol))
+        spent = list(panel.arrays.values())  # the inputs: no later stage reads them
+        panel.arrays.clear()
+        build.allocate([f"out:{s.name}" for s in _specs("cross")], reuse=spent)
+        del spent
+        run("cross", lambda i: build.cross_sectional(by_date[i]), len(by_date))
+        build.cross.clear()
+        report("emit", 0, len(FEATURE_NAMES) + 1)
+        run_blocks(build.validity, len(FEATURE_NAMES), n_workers,
+                   lambda done: report("emit", done, len(FEATURE_NAMES) + 1))
         features = build.frame()
-        report("emit", 1, 1)
+        report("emit", len(FEATURE_NAMES) + 1, len(FEATURE_NAMES) + 1)
     nonzero = np.flatnonzero(build.fallback)
     return FeatureFrame(
         features=features,

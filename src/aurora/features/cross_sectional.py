@@ -48,8 +48,8 @@ SPECS: tuple[FeatureSpec, ...] = (
     FeatureSpec("f_rs_sector_ret_20d", "cross_sectional", 20,
                 "f_ret_20d minus the equal-weight mean f_ret_20d of the symbol's sector on the"
                 " date (relative strength against peers)",
-                lambda w: cs_demean(w["f_ret_20d"], w.sector_groups()), stage="cross"),
+                lambda w: cs_demean(w["f_ret_20d"], w.sector_codes), stage="cross"),
     FeatureSpec("f_rs_sector_rank_ret_20d", "cross_sectional", 20,
                 "percentile rank of f_ret_20d within the symbol's sector on the date",
-                lambda w: cs_pct_rank(w["f_ret_20d"], w.sector_groups()), stage="cross"),
+                lambda w: cs_pct_rank(w["f_ret_20d"], w.sector_codes), stage="cross"),
 )

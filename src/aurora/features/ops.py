@@ -11,15 +11,17 @@ symbols with a non-missing value, optionally within groups of rows (sectors).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import bottleneck as bn
 import numpy as np
 
+from aurora.features import kernels
+
 MIN_COVERAGE = 0.8
 NAN = np.nan
 
-Groups = Sequence[np.ndarray]  # row-index arrays, one per group (e.g. per sector)
+Groups = np.ndarray  # int64 group code per row (e.g. its sector): 0, 1, ..; -1: no group
 
 
 def min_obs(window: int) -> int:
@@ -76,26 +78,28 @@ def where(cond: np.ndarray, x: np.ndarray | float, y: np.ndarray | float = NAN) 
     return np.where(cond, x, y)
 
 
-def paired(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and y, each NaN where the other is, so rolling moments use the same bars."""
-    both = ~(np.isnan(x) | np.isnan(y))
-    return where(both, x), where(both, y)
+def _comoment(x: np.ndarray, y: np.ndarray, window: int, kind: int) -> np.ndarray:
+    out = np.empty(np.broadcast_shapes(x.shape, y.shape))
+    xb, yb = np.broadcast_to(x, out.shape), np.broadcast_to(y, out.shape)
+    kernels.rolling_comoment(xb, yb, window, min_obs(window), kind, out)
+    return out
 
 
 def rcov(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Sample covariance (ddof=1) over the bars where both are present."""
-    xp, yp = paired(x, y)
-    n = rcount(xp, window)
-    raw = rmean(xp * yp, window) - rmean(xp, window) * rmean(yp, window)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return raw * n / (n - 1.0)
+    return _comoment(x, y, window, kernels.COV)
 
 
 def rcorr(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
-    """Pearson correlation over the bars where both are present."""
-    xp, yp = paired(x, y)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return rcov(xp, yp, window) / (rstd(xp, window) * rstd(yp, window))
+    """Pearson correlation over the bars where both are present (NaN when either has no
+    variance in the window)."""
+    return _comoment(x, y, window, kernels.CORR)
+
+
+def rbeta(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
+    """OLS slope of x on y, cov(x, y) / var(y), over the bars where both are present (NaN
+    when y has no variance in the window)."""
+    return _comoment(x, y, window, kernels.BETA)
 
 
 def safe_log(x: np.ndarray) -> np.ndarray:
@@ -113,106 +117,61 @@ def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # ---- cross-sectional kernels (axis 0: symbols of one date) ----------------------------
 
 
-_TOP = np.uint64(1 << 63)
-_ALL = np.uint64(2**64 - 1)
-
-
-def _sort_order(xt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per row of xt (dates x symbols), the column order that sorts the row ascending, NaN
-    last, and the sorted values. Exact: one SIMD sort of order-preserving uint64 keys of the
-    values whose low bits are replaced by the column index; a row where that truncation
-    could misorder two values (they agree to ~1e-12) is re-sorted with argsort."""
-    cols = xt.shape[1]
-    bits = np.uint64(max(1, (cols - 1).bit_length()))
-    u = xt.view(np.uint64)
-    keys = np.negative(u >> np.uint64(63))  # all ones for negative values, else 0
-    keys |= _TOP
-    keys ^= u  # monotone in the float's value
-    keys[np.isnan(xt)] = _ALL
-    keys >>= bits
-    keys <<= bits
-    keys |= np.arange(cols, dtype=np.uint64)[None, :]
-    keys.sort(axis=1)
-    keys &= (np.uint64(1) << bits) - np.uint64(1)
-    order = keys.view(np.intp) if keys.dtype.itemsize == np.dtype(np.intp).itemsize else \
-        keys.astype(np.intp)
-    s = np.take_along_axis(xt, order, axis=1)
-    bad = np.flatnonzero((s[:, 1:] < s[:, :-1]).any(axis=1))
-    if bad.size:
-        order[bad] = np.argsort(xt[bad], axis=1)
-        s[bad] = np.take_along_axis(xt[bad], order[bad], axis=1)
-    return order, s
-
-
-def _sorted_ranks(s: np.ndarray) -> np.ndarray:
-    """The average 1-based rank of each position of rows of sorted values: j + 1, except
-    inside a tie group (equal neighbours; NaNs, sorted last, never tie), whose positions
-    first..last all get (first + last) / 2 + 1. Costs O(cells) plus O(tied cells)."""
-    cols = s.shape[1]
-    rank = np.broadcast_to(np.arange(1.0, cols + 1.0), s.shape)
-    eq = s[:, 1:] == s[:, :-1]
-    r, j = np.nonzero(eq)  # position j ties with j + 1, row-major order
-    if r.size == 0:
-        return rank
-    rank = np.array(rank)
-    new_run = np.ones(r.size, dtype=bool)
-    new_run[1:] = (r[1:] != r[:-1]) | (j[1:] != j[:-1] + 1)
-    run = np.cumsum(new_run) - 1
-    heads = np.flatnonzero(new_run)
-    tails = np.append(heads[1:], r.size) - 1
-    first = j[heads].astype(np.float64)
-    last = j[tails].astype(np.float64) + 1.0
-    average = (first + last) * 0.5 + 1.0
-    rank[r, j] = average[run]
-    rank[r[tails], j[tails] + 1] = average
-    return rank
-
-
-def _pct_rank(x: np.ndarray) -> np.ndarray:
-    """Average rank / count of the non-missing values in each column, in (0, 1].
-
-    Returns the transpose of a date-major array (a view): pass x as the transpose of a
-    date-major (C-contiguous) block and no copy is made either way."""
-    xt = np.ascontiguousarray(x.T)  # one date per row: the sort runs on contiguous memory
-    rows, cols = xt.shape
-    order, s = _sort_order(xt)
-    rank = _sorted_ranks(s)
-    del s
-    present = ~np.isnan(xt)
-    count = present.sum(axis=1)[:, None].astype(np.float64)
-    ranked = np.empty_like(xt)
-    flat = order + (np.arange(rows, dtype=np.intp) * cols)[:, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ranked.ravel()[flat.ravel()] = (rank / count).ravel()
-    np.putmask(ranked, ~present, NAN)
-    return ranked.T
-
-
-def _by_group(kernel: Callable[[np.ndarray], np.ndarray], x: np.ndarray,
-              groups: Groups | None) -> np.ndarray:
+def _codes(n: int, groups: Groups | None) -> tuple[np.ndarray, int]:
+    """Group code per row (-1: in no group) and the number of groups (1 when ungrouped)."""
     if groups is None:
-        return kernel(x)
-    out = np.full_like(x, NAN)
-    for rows in groups:  # one pass per group (sector), each vectorised over its rows x dates
-        out[rows] = kernel(x[rows])
-    return out
+        return np.zeros(n, dtype=np.int64), 1
+    codes = np.asarray(groups, dtype=np.int64)
+    if codes.shape != (n,):
+        raise ValueError(f"groups: expected one code per row ({n}), got shape {codes.shape}")
+    return codes.copy(), int(codes.max(initial=-1)) + 1
+
+
+def _date_major(x: np.ndarray) -> np.ndarray:
+    """x (symbols x dates) as a C-contiguous (dates x symbols) array: no copy when x is the
+    transpose of one, as the build passes it."""
+    return np.ascontiguousarray(x.T)
 
 
 def cs_pct_rank(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """Percentile rank per date (within each group): average rank / count of non-missing
-    values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average."""
-    return _by_group(_pct_rank, x, groups)
+    values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average.
+    Rows in no group are NaN.
+
+    One SIMD sort per date of uint64 keys ordering (group, value, row), then one compiled
+    pass for ties and counts (`kernels.rank_keys`, `kernels.ranks_from_keys`: exact).
+    Returns the transpose of a date-major array (see `_date_major`)."""
+    xt = _date_major(x)
+    codes, n_groups = _codes(x.shape[0], groups)
+    in_none = codes < 0
+    codes[in_none] = n_groups  # ranked as a group of their own, then blanked
+    group_bits = 0 if groups is None else int(n_groups).bit_length()
+    bits = max(1, (xt.shape[1] - 1).bit_length())
+    keys = np.empty(xt.shape, dtype=np.uint64)
+    kernels.rank_keys(xt, codes, group_bits, bits, keys)
+    keys.sort(axis=1)
+    ranked = np.empty_like(xt)
+    kernels.ranks_from_keys(xt, keys, group_bits, bits, ranked)
+    if in_none.any():
+        ranked[:, in_none] = NAN
+    return ranked.T
+
+
+def _moments(x: np.ndarray, groups: Groups | None, standardize: bool) -> np.ndarray:
+    xt = _date_major(x)
+    codes, n_groups = _codes(x.shape[0], groups)
+    out = np.empty_like(xt)
+    kernels.group_moments(xt, codes, n_groups, standardize, out)
+    return out.T
 
 
 def cs_zscore(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
-    """(x - mean) / std (ddof=1) per date; NaN when the std is 0 or undefined."""
-    def kernel(v: np.ndarray) -> np.ndarray:
-        sd = bn.nanstd(v, axis=0, ddof=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(sd > 0, (v - bn.nanmean(v, axis=0)) / sd, NAN)
-    return _by_group(kernel, x, groups)
+    """(x - mean) / std (ddof=1) per date (within each group); NaN when the std is 0 or
+    undefined. Returns the transpose of a date-major array (see `_date_major`)."""
+    return _moments(x, groups, standardize=True)
 
 
 def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
-    """x minus the equal-weight mean of the non-missing values per date (within group)."""
-    return _by_group(lambda v: v - bn.nanmean(v, axis=0), x, groups)
+    """x minus the equal-weight mean of the non-missing values per date (within group).
+    Returns the transpose of a date-major array (see `_date_major`)."""
+    return _moments(x, groups, standardize=False)

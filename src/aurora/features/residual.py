@@ -16,7 +16,7 @@ from __future__ import annotations
 import bottleneck as bn
 import numpy as np
 
-from aurora.features.ops import cs_demean, rcorr, rcov, rmean, rstd, shift, where
+from aurora.features.ops import cs_demean, rbeta, rcorr, rmean, rstd, shift
 from aurora.features.spec import FeatureSpec
 from aurora.features.wide import WidePanel
 
@@ -30,9 +30,7 @@ def market_return(returns_by_date: np.ndarray) -> np.ndarray:
 
 
 def beta(w: WidePanel) -> np.ndarray:
-    r, m = w["f_ret_1d"], w["_mkt"]
-    m_paired = where(np.isnan(r), np.nan, m)
-    return rcov(r, m, BETA_WINDOW) / rstd(m_paired, BETA_WINDOW) ** 2
+    return rbeta(w["f_ret_1d"], w["_mkt"], BETA_WINDOW)
 
 
 # Intermediate arrays, evaluated in order after `_mkt` (= market_return, a per-date mean of
@@ -67,13 +65,13 @@ SPECS: tuple[FeatureSpec, ...] = (
                 stage="market"),
     FeatureSpec("f_ret_sector_neutral", "residual", 1,
                 "f_ret_1d minus the equal-weight mean f_ret_1d of the symbol's sector on the date",
-                lambda w: cs_demean(w["f_ret_1d"], w.sector_groups()), stage="cross"),
+                lambda w: cs_demean(w["f_ret_1d"], w.sector_codes), stage="cross"),
     FeatureSpec("f_vol_sector_neutral", "residual", 20,
                 "f_vol_20d minus the equal-weight mean f_vol_20d of the symbol's sector on the"
                 " date",
-                lambda w: cs_demean(w["f_vol_20d"], w.sector_groups()), stage="cross"),
+                lambda w: cs_demean(w["f_vol_20d"], w.sector_codes), stage="cross"),
     FeatureSpec("f_mom_sector_neutral", "residual", 252,
                 "f_mom_12_1 minus the equal-weight mean f_mom_12_1 of the symbol's sector on the"
                 " date (industry-neutral momentum)",
-                lambda w: cs_demean(w["f_mom_12_1"], w.sector_groups()), stage="cross"),
+                lambda w: cs_demean(w["f_mom_12_1"], w.sector_codes), stage="cross"),
 )

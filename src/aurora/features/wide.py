@@ -18,14 +18,17 @@ checks are vectorised, and on a failure the row-level messages of `panel.check_p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import polars as pl
 
 from aurora.calendar import sessions
 from aurora.errors import DataValidationError
+from aurora.features import kernels
 from aurora.features.panel import (
     PRICE_COLUMNS,
     PanelInfo,
@@ -34,6 +37,9 @@ from aurora.features.panel import (
     session_grid,
     shares_table,
 )
+
+# The float64 (symbols x sessions) arrays align_wide fills from the bars.
+WIDE_PRICE_ARRAYS: tuple[str, ...] = (*PRICE_COLUMNS, "dollar_volume")
 
 
 @dataclass
@@ -55,10 +61,10 @@ class WidePanel:
     def __getitem__(self, name: str) -> np.ndarray:
         return self.arrays[name]
 
-    def sector_groups(self) -> list[np.ndarray]:
-        """Row indices of each sector's members (sectors in sorted order)."""
-        names, codes = np.unique(self.sectors, return_inverse=True)
-        return [np.flatnonzero(codes == g) for g in range(len(names))]
+    @cached_property
+    def sector_codes(self) -> np.ndarray:
+        """Group code of each row's sector (int64, 0..; sectors in sorted order)."""
+        return np.unique(self.sectors, return_inverse=True)[1].astype(np.int64).ravel()
 
     def rows(self, sl: slice, extra: dict[str, np.ndarray]) -> WidePanel:
         """The sub-panel of symbols `sl` (array views) plus `extra` arrays of that shape."""
@@ -72,13 +78,9 @@ class WidePanel:
         return WidePanel(self.symbols, self.dates[sl], self.start - first, self.end - first,
                          self.sectors, arrays)
 
-    def valid(self, lookback: int, transposed: bool = False) -> np.ndarray:
+    def valid(self, lookback: int) -> np.ndarray:
         """Bool mask (symbols x sessions): cells inside the symbol's span with at least
-        `lookback` sessions of the symbol before them. transposed: the same mask as the
-        transposed view of a C-contiguous (sessions x symbols) array."""
-        if transposed:
-            rows = np.arange(self.shape[1])[:, None]
-            return ((rows >= (self.start + lookback)[None, :]) & (rows <= self.end[None, :])).T
+        `lookback` sessions of the symbol before them."""
         cols = np.arange(self.shape[1])[None, :]
         return (cols >= (self.start + lookback)[:, None]) & (cols <= self.end[:, None])
 
@@ -108,6 +110,19 @@ def _raise_row_error(prices: pl.DataFrame) -> None:
     """Re-run the row-level checks, which raise the message naming symbol and date."""
     session_grid(check_prices(prices))
     raise DataValidationError("prices: invalid input")  # unreachable unless checks disagree
+
+
+def _symbol_rows(symbol: pl.Series) -> tuple[list[str], np.ndarray]:
+    """The sorted distinct symbols and each bar's row among them (int64). Bars sorted by
+    symbol (the store's order) take one run-length pass; others a categorical lookup."""
+    runs = symbol.rle()
+    values = runs.struct.field("value")
+    if values.len() < 2 or bool((values.slice(1) > values.slice(0, values.len() - 1)).all()):
+        lengths = runs.struct.field("len").to_numpy()
+        return values.to_list(), np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    names = symbol.unique().sort()
+    return names.to_list(), symbol.cast(pl.Enum(names)).to_physical().to_numpy().astype(
+        np.int64)
 
 
 def _scatter(key: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -143,8 +158,13 @@ def align_wide(
     sectors: Mapping[str, str] | pl.DataFrame | None,
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
+    empty: Callable[[str, tuple[int, int]], np.ndarray] | None = None,
 ) -> tuple[WidePanel, PanelInfo]:
-    """Build the wide panel (see the module docstring) from adjusted prices."""
+    """Build the wide panel (see the module docstring) from adjusted prices.
+
+    empty(name, shape): where the arrays named in WIDE_PRICE_ARRAYS are allocated (default
+    np.empty; the build passes memory it has mapped ahead, see `memory.Prefault`)."""
+    new = empty or (lambda name, shape: np.empty(shape))
     info = PanelInfo()
     frame = _cast(prices)
     if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
@@ -155,25 +175,28 @@ def align_wide(
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
     dates = pl.Series("date", sessions(first, last), dtype=pl.Date)
     days = dates.cast(pl.Int32).to_numpy()
-    symbols = frame["symbol"].unique().sort()
-    row = frame["symbol"].cast(pl.Enum(symbols)).to_physical().to_numpy().astype(np.int64)
+    names, row = _symbol_rows(frame["symbol"])
+    shape = (len(names), len(days))
+    column_of_day = np.full(int(days[-1]) - int(days[0]) + 1, -1, dtype=np.int64)
+    column_of_day[days - days[0]] = np.arange(len(days))
+    key = np.empty(frame.height, dtype=np.int64)
+    seen = np.zeros(shape[0] * shape[1], dtype=np.bool_)
     bar_days = frame["date"].cast(pl.Int32).to_numpy()
-    col = np.minimum(np.searchsorted(days, bar_days), len(days) - 1)
-    shape = (len(symbols), len(days))
-    key = row * shape[1] + col
-    counts = np.bincount(key, minlength=shape[0] * shape[1])
-    if (days[col] != bar_days).any() or (counts > 1).any():
-        _raise_row_error(prices)
-    have = (counts > 0).reshape(shape)
+    if kernels.grid_keys(row, bar_days, column_of_day, int(days[0]), shape[1], key, seen) >= 0:
+        _raise_row_error(prices)  # a bar off the session grid, or a duplicate (symbol, date)
+    have = seen.reshape(shape)
     start = have.argmax(axis=1).astype(np.int64)
     end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
+    del seen, have, row
 
-    arrays = {c: _scatter(key, frame[c].to_numpy(), shape) for c in PRICE_COLUMNS}
-    if "dollar_volume" in frame.columns:
-        arrays["dollar_volume"] = _scatter(key, frame["dollar_volume"].to_numpy(), shape)
-    else:
-        arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
-    names = symbols.to_list()
+    columns = [*PRICE_COLUMNS, *(["dollar_volume"] if "dollar_volume" in frame.columns else [])]
+    arrays = {c: new(c, shape) for c in columns}
+    with ThreadPoolExecutor(2) as pool:  # the scatters release the GIL
+        list(pool.map(lambda c: kernels.scatter(key, frame[c].to_numpy(), arrays[c].ravel()),
+                      columns))
+    if "dollar_volume" not in arrays:
+        arrays["dollar_volume"] = np.multiply(arrays["close"], arrays["volume"],
+                                              out=new("dollar_volume", shape))
     table = sector_frame(sectors, names, info).sort("symbol")
     shares = shares_table(fundamentals, frame, actions, info)
     arrays["shares"] = (np.full(shape, np.nan) if shares is None

@@ -1,0 +1,57 @@
+"""align_wide: bars placed on the session grid, and bad bars named."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aurora.errors import DataValidationError
+from aurora.features import compute
+from aurora.features.wide import align_wide
+
+from .conftest import SECTORS, random_panel
+
+
+def test_unsorted_bars_give_the_same_panel_and_plan():
+    prices = random_panel(missing=0.05, seed=5)
+    shuffled = prices.sample(fraction=1.0, shuffle=True, seed=1)
+    a, _ = align_wide(prices, sectors=SECTORS)
+    b, _ = align_wide(shuffled, sectors=SECTORS)
+    assert a.symbols == b.symbols
+    np.testing.assert_array_equal(a.start, b.start)
+    for name, array in a.arrays.items():
+        np.testing.assert_array_equal(array, b.arrays[name], err_msg=name)
+    rows, cols = a.shape
+    emitted = int(np.maximum(a.end - a.start - compute.MAX_LOOKBACK + 1, 0).sum())
+    assert compute._planned_shape(prices) == (rows, cols, emitted)
+    assert compute._planned_shape(shuffled) == (rows, cols, emitted)
+
+
+def test_a_missing_bar_is_nan_and_keeps_its_column():
+    prices = random_panel(seed=6)
+    day = prices["date"][20]
+    panel, info = align_wide(prices.filter(~((pl.col("symbol") == "CCC")
+                                              & (pl.col("date") == day))), sectors=SECTORS)
+    row, col = panel.symbols.index("CCC"), int(np.flatnonzero(panel.dates == np.datetime64(day))[0])
+    assert np.isnan(panel["close"][row, col])
+    assert info.missing_bars >= 1
+
+
+def test_duplicate_bar_is_named():
+    prices = random_panel(seed=7)
+    dup = pl.concat([prices, prices.filter(pl.col("symbol") == "BBB").slice(30, 1)])
+    with pytest.raises(DataValidationError, match=r"BBB"):
+        align_wide(dup, sectors=SECTORS)
+
+
+def test_bar_on_a_non_session_is_named():
+    prices = random_panel(seed=8)
+    saturday = dt.date(2020, 1, 4)
+    bad = prices.with_columns(
+        pl.when((pl.col("symbol") == "DDD") & (pl.col("date") == dt.date(2020, 1, 3)))
+        .then(pl.lit(saturday)).otherwise(pl.col("date")).alias("date"))
+    with pytest.raises(DataValidationError, match=r"DDD.*2020-01-04|2020-01-04.*DDD"):
+        align_wide(bad, sectors=SECTORS)
