@@ -147,7 +147,8 @@ def _prefault(prices: pl.DataFrame) -> Prefault | None:
     if shape is None:
         return None
     # the last cross-stage outputs reuse the memory of the wide inputs (`_Build.allocate`)
-    plan = _array_plan(*shape)[:-RECYCLED_INPUTS]
+    recycled = {f"out:{s.name}" for s in _specs("cross")[-RECYCLED_INPUTS:]}
+    plan = [entry for entry in _array_plan(*shape) if entry[0] not in recycled]
     if sum(8 * int(np.prod(s)) for _, s, _ in plan) < PREFAULT_MIN_BYTES:
         return None
     return Prefault(plan)
@@ -157,13 +158,17 @@ def _array_plan(rows: int, cols: int, total: int) -> list[tuple[str, tuple[int, 
     """The large arrays of a build, in the order the stages first write them: the wide
     price arrays of `align_wide` ("panel:NAME", symbols x sessions), the date-major daily
     returns ("cross:f_ret_1d", sessions x symbols: the market return and the series stage
-    read them), then the output columns ("out:NAME", one cell per emitted row) of the
-    series, market and cross stages."""
+    read them), the output columns ("out:NAME", one cell per emitted row) of the series,
+    market and cross stages, then the index, date and validity arrays of the frame
+    ("frame:NAME")."""
     plan: list[tuple[str, tuple[int, ...], type]] = [
         (f"panel:{name}", (rows, cols), np.float64) for name in WIDE_PRICE_ARRAYS]
     plan += [("cross:f_ret_1d", (cols, rows), np.float64)]
     for stage in ("series", "market", "cross"):
         plan += [(f"out:{s.name}", (total,), np.float64) for s in _specs(stage)]
+    plan += [("frame:row", (total,), np.uint32), ("frame:column", (total,), np.uint32),
+             ("frame:date", (total,), np.int32),
+             ("frame:bitmaps", (len(FEATURE_NAMES), (total + 7) // 8), np.uint8)]
     return plan
 
 
@@ -192,6 +197,8 @@ class _Build:
         self.offset = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         plan = _array_plan(rows, cols, int(self.offset[-1]))
         self.shapes = {key: shape for key, shape, _ in plan if not key.startswith("panel:")}
+        self.dtypes = {key: dtype for key, _, dtype in plan}
+        self.frame_arrays: dict[str, np.ndarray] = {}
         planned = {} if prefault is None else prefault.shapes()
         self.prefault = prefault if planned and all(
             planned.get(key, shape) == shape for key, shape in self.shapes.items()) else None
@@ -209,7 +216,7 @@ class _Build:
         self.bitmaps: dict[int, tuple[np.ndarray, int]] = {}
 
     def allocate(self, keys: Sequence[str], reuse: Sequence[np.ndarray] = ()) -> None:
-        """Make the arrays `keys` ("cross:NAME" or "out:NAME") available: call before the
+        """Make the arrays `keys` ("cross:", "out:" or "frame:NAME") available: call before the
         stage that writes them. Each comes from the prefault if planned there, else from
         `reuse` (arrays no longer read, large enough: their pages are mapped already, so
         a few output columns are views of the first cells of a spent input), else is new."""
@@ -222,8 +229,11 @@ class _Build:
             elif spare and spare[-1].size >= size and kind == "out":
                 array = spare.pop()[:size]
             else:
-                array = np.empty(self.shapes[key])
-            (self.cross if kind == "cross" else self.out)[name] = array
+                array = np.empty(self.shapes[key], dtype=self.dtypes[key])
+            if kind == "frame":
+                self.frame_arrays[key] = array
+            else:
+                (self.cross if kind == "cross" else self.out)[name] = array
 
     def returns(self, sl: slice) -> None:
         sub = self.panel.rows(sl, {})
@@ -234,13 +244,18 @@ class _Build:
         ret = np.ascontiguousarray(self.cross["f_ret_1d"][:, sl].T)
         sub = self.panel.rows(sl, {"f_ret_1d": ret})
         sub.arrays["_mkt"] = np.broadcast_to(self.mkt, ret.shape)
-        for spec in (*_specs("series"), *HELPERS, *_specs("market")):
-            if spec is not _RET:
-                sub.arrays[spec.name] = _evaluate(spec, sub)
         # each symbol's emitted cells are one contiguous run of its row and of the output
         first, offset = self.emit_start[sl], self.offset[sl.start:sl.stop + 1]
-        for spec in (*_specs("series"), *_specs("market")):
-            kernels.emit_rows(sub[spec.name], first, offset, self.out[spec.name])
+        for spec in (*_specs("series"), *HELPERS, *_specs("market")):
+            if spec.name in _READ_BACK:  # masked on the whole grid: later specs read it
+                if spec is not _RET:
+                    sub.arrays[spec.name] = _evaluate(spec, sub)
+                value = sub[spec.name]
+            else:  # only its emitted cells matter, all past every look-back: no mask
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                    value = np.asarray(spec.fn(sub), dtype=np.float64)
+            if spec.name in self.out:
+                kernels.emit_rows(value, first, offset, self.out[spec.name])
         warm_offset = self.warm_offset[sl.start:sl.stop + 1]
         for name, warm in self.warm.items():
             kernels.emit_rows(sub[name], sub.start, warm_offset, warm)
@@ -266,18 +281,20 @@ class _Build:
     def validity(self, i: int) -> None:
         """The Arrow validity bitmap and null count of output column FEATURE_NAMES[i]."""
         values = self.out[FEATURE_NAMES[i]]
-        bitmap = np.empty((len(values) + 7) // 8, dtype=np.uint8)
+        bitmap = self.frame_arrays["frame:bitmaps"][i]
         self.bitmaps[i] = (bitmap, kernels.validity_bitmap(values, bitmap))
 
     def frame(self) -> pl.DataFrame:
-        """The long output frame over the filled columns (no copy; call `validity` for every
-        column first)."""
-        total = int(self.offset[-1])
-        row, column = np.empty(total, np.int32), np.empty(total, np.int32)
+        """The long output frame over the filled columns (no copy; call `allocate` for the
+        "frame:" arrays and `validity` for every column first)."""
+        row, column = self.frame_arrays.pop("frame:row"), self.frame_arrays.pop("frame:column")
         kernels.long_index(self.offset, self.emit_start, row, column)
         day = self.panel.dates.astype("datetime64[D]").astype(np.int32)
-        columns = [pl.Series("date", day, dtype=pl.Int32).gather(column).cast(pl.Date),
-                   pl.Series("symbol", self.panel.symbols, dtype=pl.String).gather(row)]
+        date = np.take(day, column, out=self.frame_arrays.pop("frame:date"))
+        # (a polars Series as the gather index: several times faster than a numpy array)
+        columns = [pl.Series("date", date, dtype=pl.Int32).cast(pl.Date),
+                   pl.Series("symbol", self.panel.symbols, dtype=pl.String).gather(
+                       pl.Series(row, dtype=pl.UInt32))]
         del row, column
         for i, name in enumerate(FEATURE_NAMES):
             bitmap, missing = self.bitmaps.pop(i)
@@ -286,6 +303,10 @@ class _Build:
 
 
 _RET = next(s for s in REGISTRY if s.name == "f_ret_1d")
+# The series/market arrays other specs (or the cross stage) read: computed on the whole grid
+# and masked. Any other series feature is emitted straight from its function's result and
+# not kept, so a spec reading it fails loudly (KeyError) instead of seeing unmasked cells.
+_READ_BACK = frozenset({"f_ret_1d", *CROSS_INPUTS, *(h.name for h in HELPERS)})
 
 
 def compute_panel(
@@ -354,6 +375,7 @@ def compute_panel(
         del spent
         run("cross", lambda i: build.cross_sectional(by_date[i]), len(by_date))
         build.cross.clear()
+        build.allocate([key for key in build.shapes if key.startswith("frame:")])
         report("emit", 0, len(FEATURE_NAMES) + 1)
         run_blocks(build.validity, len(FEATURE_NAMES), n_workers,
                    lambda done: report("emit", done, len(FEATURE_NAMES) + 1))

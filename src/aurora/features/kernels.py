@@ -23,12 +23,14 @@ from numba import njit
 @njit(cache=True, nogil=True)
 def emit_rows(x: np.ndarray, first: np.ndarray, offset: np.ndarray, out: np.ndarray) -> None:
     """Copy each row's emitted run: out[offset[r] + k] = x[r, first[r] + k] for
-    k < offset[r + 1] - offset[r] (x: rows x sessions; offset: rows + 1 output bounds)."""
+    k < offset[r + 1] - offset[r] (x: rows x sessions; offset: rows + 1 output bounds),
+    non-finite values as NaN."""
     for r in range(x.shape[0]):
         lo = offset[r]
         f = first[r] - lo
         for k in range(lo, offset[r + 1]):
-            out[k] = x[r, f + k]
+            v = x[r, f + k]
+            out[k] = v if np.isfinite(v) else np.nan
 
 
 @njit(cache=True, nogil=True)
@@ -67,7 +69,9 @@ def rank_keys(x: np.ndarray, codes: np.ndarray, group_bits: int, bits: int,
     bits left, and in the low `bits` bits the column index. Sorting a row's keys therefore
     groups its columns, then orders them by value, NaN last. Values whose keys agree in
     everything but the column index (a relative difference below ~2**(group_bits + bits -
-    52)) form a run in column order; `ranks_from_keys` orders such runs exactly.
+    52)) form a run in column order; `ranks_from_keys` orders such runs exactly. The top
+    bit is then flipped, so the keys viewed as int64 sort in the same order (callers sort
+    that view: numpy's int64 sort is faster than its uint64 one).
     """
     mask = (np.uint64(1) << np.uint64(bits)) - np.uint64(1)
     keep = ~mask
@@ -83,7 +87,8 @@ def rank_keys(x: np.ndarray, codes: np.ndarray, group_bits: int, bits: int,
                 u = ~u if u >> np.uint64(63) else u | _TOP
             if group_bits > 0:
                 u = (u >> low) | (np.uint64(codes[j]) << top)
-            keys[r, j] = (u & keep) | np.uint64(j)
+            # top bit flipped: the keys sort the same as int64, which numpy sorts faster
+            keys[r, j] = ((u & keep) | np.uint64(j)) ^ _TOP
 
 
 @njit(cache=True, nogil=True)

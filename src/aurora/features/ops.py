@@ -138,7 +138,7 @@ def cs_pct_rank(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average.
     Rows in no group are NaN.
 
-    One SIMD sort per date of uint64 keys ordering (group, value, row), then one compiled
+    One numpy sort per date of 64-bit keys ordering (group, value, row), then one compiled
     pass for ties and counts (`kernels.rank_keys`, `kernels.ranks_from_keys`: exact).
     Returns the transpose of a date-major array (see `_date_major`)."""
     xt = _date_major(x)
@@ -149,7 +149,7 @@ def cs_pct_rank(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     bits = max(1, (xt.shape[1] - 1).bit_length())
     keys = np.empty(xt.shape, dtype=np.uint64)
     kernels.rank_keys(xt, codes, group_bits, bits, keys)
-    keys.sort(axis=1)
+    keys.view(np.int64).sort(axis=1)  # see kernels.rank_keys
     ranked = np.empty_like(xt)
     kernels.ranks_from_keys(xt, keys, group_bits, bits, ranked)
     if in_none.any():
