@@ -55,3 +55,14 @@ def test_bar_on_a_non_session_is_named():
         .then(pl.lit(saturday)).otherwise(pl.col("date")).alias("date"))
     with pytest.raises(DataValidationError, match=r"DDD.*2020-01-04|2020-01-04.*DDD"):
         align_wide(bad, sectors=SECTORS)
+
+
+def test_symbol_column_from_views_equals_polars_gather():
+    row = np.array([2, 0, 0, 1, 2, 2], dtype=np.uint32)
+    short = ["A", "BRK.B", "TWELVE_BYTES"]
+    views = np.zeros((len(row), 16), dtype=np.uint8)
+    got = compute._symbol_column(short, row, views)
+    assert got.dtype == pl.String
+    assert got.to_list() == [short[i] for i in row]
+    long = ["A", "THIRTEEN_BYTE", "É"]  # too long for an inline view: polars gathers
+    assert compute._symbol_column(long, row, views).to_list() == [long[i] for i in row]

@@ -104,6 +104,31 @@ def _nullable(name: str, values: np.ndarray, bitmap: np.ndarray, missing: int) -
     return series.alias(name)
 
 
+_INLINE_VIEW_BYTES = 12  # an Arrow string view holds a string of up to 12 bytes inline
+
+
+def _symbol_column(symbols: list[str], row: np.ndarray, views: np.ndarray) -> pl.Series:
+    """The long `symbol` column: symbols[row[k]] for every output row k.
+
+    Written as Arrow string views straight into `views` (total x 16 bytes, mapped ahead),
+    which polars adopts without a copy: its own gather would write the same 16 bytes per row
+    into fresh memory. Symbols longer than 12 bytes do not fit a view inline; then polars
+    gathers."""
+    encoded = [s.encode() for s in symbols]
+    if any(len(b) > _INLINE_VIEW_BYTES for b in encoded) or views.shape != (len(row), 16):
+        return pl.Series("symbol", symbols, dtype=pl.String).gather(
+            pl.Series(row, dtype=pl.UInt32))  # a polars index: much faster than numpy's
+    table = np.zeros((len(encoded), 16), dtype=np.uint8)
+    for i, b in enumerate(encoded):
+        table[i, :4] = np.frombuffer(np.int32(len(b)).tobytes(), dtype=np.uint8)
+        table[i, 4:4 + len(b)] = np.frombuffer(b, dtype=np.uint8)
+    kernels.string_views(row, table.view(np.uint64), views.view(np.uint64))
+    array = pa.Array.from_buffers(pa.string_view(), len(row), [None, pa.py_buffer(views)])
+    series = pl.from_arrow(array)
+    assert isinstance(series, pl.Series)
+    return series.alias("symbol")
+
+
 def _spans(prices: pl.DataFrame) -> pl.DataFrame:
     """symbol, first and last date of its bars. One pass over the run boundaries when the
     bars come sorted by (symbol, date), the store's order; else a group-by. (Only a plan:
@@ -167,7 +192,7 @@ def _array_plan(rows: int, cols: int, total: int) -> list[tuple[str, tuple[int, 
     for stage in ("series", "market", "cross"):
         plan += [(f"out:{s.name}", (total,), np.float64) for s in _specs(stage)]
     plan += [("frame:row", (total,), np.uint32), ("frame:column", (total,), np.uint32),
-             ("frame:date", (total,), np.int32),
+             ("frame:date", (total,), np.int32), ("frame:symbol_views", (total, 16), np.uint8),
              ("frame:bitmaps", (len(FEATURE_NAMES), (total + 7) // 8), np.uint8)]
     return plan
 
@@ -291,10 +316,9 @@ class _Build:
         kernels.long_index(self.offset, self.emit_start, row, column)
         day = self.panel.dates.astype("datetime64[D]").astype(np.int32)
         date = np.take(day, column, out=self.frame_arrays.pop("frame:date"))
-        # (a polars Series as the gather index: several times faster than a numpy array)
         columns = [pl.Series("date", date, dtype=pl.Int32).cast(pl.Date),
-                   pl.Series("symbol", self.panel.symbols, dtype=pl.String).gather(
-                       pl.Series(row, dtype=pl.UInt32))]
+                   _symbol_column(self.panel.symbols, row,
+                                  self.frame_arrays.pop("frame:symbol_views"))]
         del row, column
         for i, name in enumerate(FEATURE_NAMES):
             bitmap, missing = self.bitmaps.pop(i)

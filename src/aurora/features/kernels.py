@@ -377,3 +377,12 @@ def gather_columns(out: np.ndarray, warm: np.ndarray, d0: int, start: np.ndarray
                 block[t - d0, i] = warm[warm_offset[i] + t - start[i]]
             else:
                 block[t - d0, i] = out[offset[i] + t - first[i]]
+
+
+@njit(cache=True, nogil=True)
+def string_views(row: np.ndarray, table: np.ndarray, views: np.ndarray) -> None:
+    """Arrow string views of a long column: views[k] = table[row[k]], each view 16 bytes
+    as two uint64 (table: one inline view per distinct string, all of at most 12 bytes)."""
+    for k in range(row.shape[0]):
+        views[k, 0] = table[row[k], 0]
+        views[k, 1] = table[row[k], 1]
