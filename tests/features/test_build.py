@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import polars as pl
@@ -12,7 +13,8 @@ from aurora.cli.main import main
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
 from aurora.features.builder import build_features
-from aurora.features.registry import FEATURE_NAMES, REGISTRY_VERSION
+from aurora.features.gates import gate_symbols
+from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK, REGISTRY_VERSION
 from aurora.store import Store
 
 from .conftest import SECTORS, random_fundamentals
@@ -55,7 +57,7 @@ def test_failing_gate_leaves_latest_untouched(data_dir, panel, capsys):
     _seed(store, panel)
     before = store.current_version()
     config = AuroraConfig(data_dir=data_dir)
-    with pytest.raises(DataValidationError, match=r"symbol_coverage.*ZZZ"):
+    with pytest.raises(DataValidationError, match=r"symbol_coverage.*ZZZ \(no bars\)"):
         build_features(store, config, universe=[*SECTORS, "ZZZ"])
     assert store.current_version() == before
     report = json.loads((store.state_dir / "build-report.json").read_text())
@@ -100,3 +102,15 @@ def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
     frame = pl.read_parquet(store.latest_file("features.parquet"))
     split_day = frame.filter((pl.col("symbol") == "AAA") & (pl.col("date") == ex))
     assert split_day["f_ret_1d"].abs().item() < 0.2
+
+
+def test_symbol_with_too_little_history_is_named_with_its_sessions():
+    frame = pl.DataFrame({"date": [dt.date(2024, 1, 2)], "symbol": ["AAA"]})
+    spans = pl.DataFrame({"symbol": ["NEW"], "first_date": [dt.date(2024, 1, 2)],
+                          "last_date": [dt.date(2024, 1, 31)]})
+    result = gate_symbols(frame, ["AAA", "NEW", "GONE"], spans)
+    assert not result.passed
+    assert "NEW (21 sessions of history from 2024-01-02, the warm-up needs" in result.message
+    assert f"needs {MAX_LOOKBACK + 1})" in result.message
+    assert "GONE (no bars)" in result.message
+    assert result.details["missing"] == ["GONE", "NEW"]

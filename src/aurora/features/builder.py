@@ -248,7 +248,8 @@ def build_features(
     note("gates", 0, 1)
     extra = [lookahead_gate(inputs, symbols)] if lookahead else []
     last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
-                .agg(pl.col("date").max().alias("last_date")))
+                .agg(pl.col("date").min().alias("first_date"),
+                     pl.col("date").max().alias("last_date")))
     report = run_gates(frame.features, universe=symbols, last_bar=last_bar,
                        max_missing_fraction=config.build.max_missing_fraction,
                        min_dispersion=config.build.min_dispersion, extra=extra)

@@ -21,7 +21,7 @@ import numpy as np
 import polars as pl
 
 from aurora.calendar import sessions
-from aurora.features.registry import FEATURE_NAMES
+from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK
 
 MAX_LISTED = 10
 LOOKAHEAD_RTOL = 1e-12
@@ -94,13 +94,32 @@ def gate_types(frame: pl.DataFrame) -> GateResult:
                       feature=bad[0] if bad else None)
 
 
-def gate_symbols(frame: pl.DataFrame, universe: Sequence[str]) -> GateResult:
+def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
+                 last_bar: pl.DataFrame | None = None) -> GateResult:
+    """Every universe symbol has feature rows. With `last_bar` (symbol, first_date,
+    last_date of its bars) the message says why one has none: no bars at all, or fewer
+    sessions of history than the warm-up (MAX_LOOKBACK + 1 sessions for a first row)."""
     present = set(frame["symbol"].unique().to_list())
     missing = sorted(set(universe) - present)
-    msg = (f"all {len(universe)} universe symbols present" if not missing else
-           f"{len(missing)} universe symbol(s) have no feature rows (no bars, or less history"
-           f" than the warm-up): {_listed(missing)}")
-    return GateResult("symbol_coverage", not missing, msg, details={"missing": missing})
+    if not missing:
+        return GateResult("symbol_coverage", True, f"all {len(universe)} universe symbols present",
+                          details={"missing": []})
+    reasons = {}
+    if last_bar is not None and "first_date" in last_bar.columns:
+        spans = {r["symbol"]: (r["first_date"], r["last_date"])
+                 for r in last_bar.filter(pl.col("symbol").is_in(missing)).iter_rows(named=True)}
+        for sym in missing:
+            if sym not in spans:
+                reasons[sym] = f"{sym} (no bars)"
+            else:
+                first, last = spans[sym]
+                n = len(sessions(first, last))
+                reasons[sym] = (f"{sym} ({n} sessions of history from {first},"
+                                f" the warm-up needs {MAX_LOOKBACK + 1})")
+    listed = _listed([reasons.get(sym, sym) for sym in missing])
+    msg = (f"{len(missing)} universe symbol(s) have no feature rows (no bars, or less history"
+           f" than the warm-up): {listed}")
+    return GateResult("symbol_coverage", False, msg, details={"missing": missing})
 
 
 def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None) -> GateResult:
@@ -213,7 +232,7 @@ def run_gates(
     gates computed elsewhere (the lookahead check)."""
     results = [gate_feature_count(frame), gate_types(frame)]
     if "date" in frame.columns and "symbol" in frame.columns:
-        results += [gate_symbols(frame, universe), gate_sessions(frame, last_bar)]
+        results += [gate_symbols(frame, universe, last_bar), gate_sessions(frame, last_bar)]
         results += gate_dispersion(frame, min_dispersion)
         results += gate_missing(frame, max_missing_fraction)
     return GateReport(results + list(extra))
