@@ -32,10 +32,10 @@ import numpy as np
 def small_pages() -> Iterator[None]:
     """Do not ask for transparent huge pages while the build runs (restored afterwards).
 
-    numpy madvises large arrays for huge pages; under the common THP defrag policy `madvise`
-    every fresh huge page then waits for direct memory compaction, which made first-touch
-    of memory ~5x slower than the arithmetic on the machines we measured. The build touches
-    GBs of fresh memory once, so it opts out. Process-wide numpy setting: other threads
+    numpy madvises large arrays for huge pages. A fresh huge page can wait for direct memory
+    compaction, or on a virtual machine for the hypervisor to back 2 MB at once: we measured
+    up to 4 s per GB on first touch, against 0.55 s per GB with small pages. The build
+    touches GBs of fresh memory once, so it opts out. Process-wide numpy setting: other threads
     allocating meanwhile get normal pages, which is only a performance difference.
     """
     try:
@@ -75,7 +75,9 @@ def retain_freed_memory() -> Iterator[None]:
     (the build's workers) share the main heap instead of each growing and trimming an arena
     of its own; afterwards the settings are set back to glibc's defaults and the pool is
     released (`malloc_trim`). Process-wide, like
-    every allocator setting: other threads allocating meanwhile are only affected in speed.
+    every allocator setting: other threads allocating meanwhile are only affected in speed
+    (and glibc fixes its arena limit once it has computed it, so threads started later in
+    the process may keep sharing arenas: again only a speed difference).
     """
     libc = _libc()
     mallopt = getattr(libc, "mallopt", None)

@@ -1,4 +1,4 @@
-"""Run the independent blocks of a build stage on worker threads, and allocate its outputs.
+"""Run the independent blocks of a build stage on worker threads.
 
 The build's kernels spend their time in code that releases the GIL (numpy ufuncs,
 bottleneck's moving windows, the numba kernels of `kernels`, which are compiled `nogil`), so
