@@ -30,6 +30,7 @@ from aurora.ops.backup import backup_store, parse_storage_options, restore_versi
 from aurora.ops.history import History
 from aurora.ops.recovery import drill as run_drill
 from aurora.ops.recovery import prune as run_prune
+from aurora.ops.rollback import rollback
 from aurora.ops.runner import run_context
 from aurora.ops.status import StatusReport, collect_status
 from aurora.store import Store
@@ -80,6 +81,12 @@ def render_status(report: StatusReport) -> list[Table | Text]:
     elif report.freshness_error:
         out.append(Text(f"data: {report.freshness_error}", style="red"))
     out.append(Text(f"latest version: {report.latest_version or 'none'}"))
+    if report.newer_than_latest:
+        out.append(Text(
+            f"{len(report.newer_than_latest)} published version(s) newer than latest, not"
+            f" current: {', '.join(report.newer_than_latest[-3:])} (a run killed while"
+            " publishing, or a rollback; `aurora rollback --to ID` makes one current)",
+            style="yellow"))
     if report.in_progress:
         state = report.in_progress
         verb = "running" if state["alive"] else "was interrupted in"
@@ -201,6 +208,22 @@ def register(app: typer.Typer) -> None:
             report = restore_version(store, source, version=version, key=_key(cfg),
                                      storage_options=options)
             ctx.add(rows=len(report.files_downloaded))
+        _print_lines(report.summary_lines())
+
+    @app.command("rollback")
+    def rollback_cmd(
+        to: Annotated[str | None, typer.Option(
+            "--to", help="Version to make latest (default: the parent of the current one).")
+        ] = None,
+        data_dir: DataDirOption = None,
+        config: ConfigOption = None,
+    ) -> None:
+        """Point latest back at an earlier version of the local store, after verifying it."""
+        cfg = make_config(config, data_dir=data_dir)
+        store = Store(cfg.data_dir)
+        with run_context(store, cfg, "rollback") as ctx, ctx.stage("rollback"):
+            report = rollback(store, to)
+            ctx.add(rows=report.files_verified)
         _print_lines(report.summary_lines())
 
     @app.command("drill")

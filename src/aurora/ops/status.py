@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aurora.config import AuroraConfig
@@ -24,6 +24,9 @@ class StatusReport:
     alerts: list[AlertRecord]
     latest_version: str | None
     in_progress: dict[str, Any] | None = None  # state/running.json; "alive" says if its pid is
+    # Published versions newer than `latest`: a run killed between publishing its version and
+    # moving `latest` (its outputs are complete but not current), or a restore to an older one
+    newer_than_latest: list[str] = field(default_factory=list)
 
 
     def to_dict(self) -> dict[str, Any]:
@@ -34,6 +37,7 @@ class StatusReport:
             "freshness_error": self.freshness_error,
             "open_alerts": [a.__dict__ for a in self.alerts],
             "in_progress": self.in_progress,
+            "newer_than_latest": self.newer_than_latest,
         }
 
 
@@ -47,8 +51,9 @@ def collect_status(store: Store, config: AuroraConfig, *, limit: int = 10,
         freshness = check_freshness(store, config, now)
     except AuroraError as exc:
         problem = str(exc)
+    newer = [v for v in store.versions() if latest is not None and v > latest]
     return StatusReport(history.recent_runs(limit), freshness, problem,
-                        history.alerts("open"), latest, _in_progress(store))
+                        history.alerts("open"), latest, _in_progress(store), newer)
 
 
 def _in_progress(store: Store) -> dict[str, Any] | None:
