@@ -46,7 +46,7 @@ from aurora.features.parallel import default_workers, run_blocks
 from aurora.features.registry import CROSS_INPUTS, FEATURE_NAMES, MAX_LOOKBACK, REGISTRY
 from aurora.features.residual import HELPERS, market_return
 from aurora.features.spec import FeatureSpec
-from aurora.features.wide import WIDE_PRICE_ARRAYS, WidePanel, align_wide
+from aurora.features.wide import WIDE_PRICE_ARRAYS, WidePanel, align_wide, sorted_runs
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_CHUNK_ROWS = 1_000_000  # accepted for compatibility; blocks are sized by BLOCK_CELLS
@@ -65,12 +65,17 @@ class FeatureFrame:
     ignored_symbols: list[str]
 
 
+def _raw(spec: FeatureSpec, panel: WidePanel) -> np.ndarray:
+    """spec.fn on the panel as float64, unmasked (0/0 and x/0 give NaN and inf silently)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.asarray(spec.fn(panel), dtype=np.float64)
+
+
 def _evaluate(spec: FeatureSpec, panel: WidePanel, date_major: bool = False) -> np.ndarray:
     """spec.fn on the panel, masked: NaN outside the span, inside the look-back, non-finite.
     date_major: the panel's arrays are transposed views of date-major blocks (the cross
     stage), and so is the result. The result is a fresh array (masked in place)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        value = np.asarray(spec.fn(panel), dtype=np.float64)
+    value = _raw(spec, panel)
     if not value.flags.writeable or any(
             np.may_share_memory(value, a) for a in panel.arrays.values()):
         value = value.copy(order="K")  # fn returned (a view of) an input
@@ -133,11 +138,10 @@ def _spans(prices: pl.DataFrame) -> pl.DataFrame:
     """symbol, first and last date of its bars. One pass over the run boundaries when the
     bars come sorted by (symbol, date), the store's order; else a group-by. (Only a plan:
     `_Build` uses the planned arrays only if their shapes are the real ones.)"""
-    runs = prices["symbol"].rle()
-    values = runs.struct.field("value")
-    date = prices["date"].cast(pl.Date)
-    if values.len() < 2 or bool((values.slice(1) > values.slice(0, values.len() - 1)).all()):
-        lengths = runs.struct.field("len").to_numpy()
+    runs = sorted_runs(prices["symbol"])
+    if runs is not None:
+        values, lengths = runs
+        date = prices["date"].cast(pl.Date)
         ends = np.cumsum(lengths)
         return pl.DataFrame({"symbol": values, "first": date.gather(ends - lengths),
                              "last": date.gather(ends - 1)})
@@ -171,9 +175,7 @@ def _prefault(prices: pl.DataFrame) -> Prefault | None:
     shape = _planned_shape(prices)
     if shape is None:
         return None
-    # the last cross-stage outputs reuse the memory of the wide inputs (`_Build.allocate`)
-    recycled = {f"out:{s.name}" for s in _specs("cross")[-RECYCLED_INPUTS:]}
-    plan = [entry for entry in _array_plan(*shape) if entry[0] not in recycled]
+    plan = [entry for entry in _array_plan(*shape) if entry[0] not in _RECYCLED]
     if sum(8 * int(np.prod(s)) for _, s, _ in plan) < PREFAULT_MIN_BYTES:
         return None
     return Prefault(plan)
@@ -197,14 +199,11 @@ def _array_plan(rows: int, cols: int, total: int) -> list[tuple[str, tuple[int, 
     return plan
 
 
-def _panel_arrays(prefault: Prefault | None) -> Callable[[str, tuple[int, int]], np.ndarray]:
-    """The `empty` argument of align_wide: its arrays from `prefault` when planned with
-    that shape."""
-    def empty(name: str, shape: tuple[int, int]) -> np.ndarray:
-        if prefault is not None and prefault.shapes().get(f"panel:{name}") == shape:
-            return prefault.get(f"panel:{name}")
-        return np.empty(shape)
-    return empty
+def _take(prefault: Prefault | None, key: str, shape: tuple[int, ...],
+          dtype: type = np.float64) -> np.ndarray:
+    """Array `key` from the prefault when planned with this shape, else a new one."""
+    return (prefault.take(key, shape, dtype) if prefault is not None
+            else np.empty(shape, dtype=dtype))
 
 
 class _Build:
@@ -224,9 +223,7 @@ class _Build:
         self.shapes = {key: shape for key, shape, _ in plan if not key.startswith("panel:")}
         self.dtypes = {key: dtype for key, _, dtype in plan}
         self.frame_arrays: dict[str, np.ndarray] = {}
-        planned = {} if prefault is None else prefault.shapes()
-        self.prefault = prefault if planned and all(
-            planned.get(key, shape) == shape for key, shape in self.shapes.items()) else None
+        self.prefault = prefault
         self.out: dict[str, np.ndarray] = {}
         self.cross: dict[str, np.ndarray] = {}
         # the other cross inputs are read back from their output columns, plus their cells
@@ -248,13 +245,11 @@ class _Build:
         spare = [a.reshape(-1) for a in reuse]
         for key in keys:
             kind, name = key.split(":")
-            size = int(np.prod(self.shapes[key]))
-            if self.prefault is not None and self.prefault.has(key):
-                array = self.prefault.get(key)
-            elif spare and spare[-1].size >= size and kind == "out":
-                array = spare.pop()[:size]
+            shape = self.shapes[key]
+            if key in _RECYCLED and spare and spare[-1].size >= shape[0]:
+                array = spare.pop()[:shape[0]]
             else:
-                array = np.empty(self.shapes[key], dtype=self.dtypes[key])
+                array = _take(self.prefault, key, shape, self.dtypes[key])
             if kind == "frame":
                 self.frame_arrays[key] = array
             else:
@@ -277,8 +272,7 @@ class _Build:
                     sub.arrays[spec.name] = _evaluate(spec, sub)
                 value = sub[spec.name]
             else:  # only its emitted cells matter, all past every look-back: no mask
-                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                    value = np.asarray(spec.fn(sub), dtype=np.float64)
+                value = _raw(spec, sub)
             if spec.name in self.out:
                 kernels.emit_rows(value, first, offset, self.out[spec.name])
         warm_offset = self.warm_offset[sl.start:sl.stop + 1]
@@ -300,7 +294,7 @@ class _Build:
         sub = panel.columns(sl, arrays)
         for spec in _specs("cross"):
             value = np.ascontiguousarray(_evaluate(spec, sub, date_major=True).T)
-            kernels.emit_columns(value, sl.start or 0, self.emit_start, self.offset,
+            kernels.emit_columns(value, d0, self.emit_start, self.offset,
                                  self.out[spec.name])
 
     def validity(self, i: int) -> None:
@@ -330,6 +324,9 @@ _RET = next(s for s in REGISTRY if s.name == "f_ret_1d")
 # The series/market arrays other specs (or the cross stage) read: computed on the whole grid
 # and masked. Any other series feature is emitted straight from its function's result and
 # not kept, so a spec reading it fails loudly (KeyError) instead of seeing unmasked cells.
+# The last cross-stage outputs reuse the memory of the spent wide inputs (`_Build.allocate`),
+# so the prefault does not map them.
+_RECYCLED = frozenset(f"out:{s.name}" for s in _specs("cross")[-RECYCLED_INPUTS:])
 _READ_BACK = frozenset({"f_ret_1d", *CROSS_INPUTS, *(h.name for h in HELPERS)})
 
 
@@ -370,7 +367,9 @@ def compute_panel(
         prefault = _prefault(prices)
         try:
             panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
-                                     actions=actions, empty=_panel_arrays(prefault))
+                                     actions=actions,
+                                     empty=lambda name, shape: _take(prefault, f"panel:{name}",
+                                                                     shape))
         except BaseException:
             if prefault is not None:
                 prefault.close()

@@ -151,11 +151,15 @@ class Prefault:
             if self._stop.is_set() or not populate(array):
                 return
 
-    def has(self, name: str) -> bool:
-        """Whether `name` is planned and not yet handed out."""
-        return name in self._arrays
-
     def get(self, name: str) -> np.ndarray:
+        return self._arrays.pop(name)
+
+    def take(self, name: str, shape: tuple[int, ...], dtype: type = np.float64) -> np.ndarray:
+        """The planned array `name` if it has this shape and dtype (and was not handed out
+        yet), else a new uninitialised one: the caller never depends on the plan being right."""
+        array = self._arrays.get(name)
+        if array is None or array.shape != tuple(shape) or array.dtype != np.dtype(dtype):
+            return np.empty(shape, dtype=dtype)
         return self._arrays.pop(name)
 
     def close(self) -> None:

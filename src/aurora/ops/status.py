@@ -25,7 +25,7 @@ class StatusReport:
     latest_version: str | None
     in_progress: dict[str, Any] | None = None  # state/running.json; "alive" says if its pid is
     # Published versions newer than `latest`: a run killed between publishing its version and
-    # moving `latest` (its outputs are complete but not current), or a restore to an older one
+    # moving `latest` (its outputs are complete but not current), or a rollback
     newer_than_latest: list[str] = field(default_factory=list)
 
 
