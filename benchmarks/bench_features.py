@@ -20,7 +20,7 @@ does a warm-up run of the same case on 5 symbols (it loads Aurora's compiled ker
 numba's on-disk cache, about 0.6 s once per process; its time is printed).
 Throughput is feature-cells per second (features x rows / seconds); rows are the rows each
 produces (Aurora emits only rows past the warm-up). Datasets: ../shared/data/sp500-sample
-and a synthetic universe (aurora.synthetic.generate_market, split/dividend adjusted).
+and a synthetic universe (aurora_testbed.synthetic.generate_market, split/dividend adjusted).
 Prints the ratio aurora / baseline per feature-cell (target >= 20x) by wall time and by CPU
 time (user + sys of the case's process, all threads: fairer when the machine is shared), the
 load average at each measurement, and peak memory (target: the synthetic build within 8 GB):
@@ -147,7 +147,7 @@ def sample_inputs(tmp: Path) -> tuple[Path, Path]:
 
 def synthetic_inputs(tmp: Path, symbols: int, years: int) -> tuple[Path, Path]:
     from aurora.adjustments import adjust_bars
-    from aurora.synthetic import generate_market
+    from aurora_testbed.synthetic import generate_market
 
     names = [f"S{i:04d}" for i in range(symbols)]
     end = dt.date(2024, 12, 31)

@@ -91,7 +91,7 @@ def worker(name: str, url: str, symbols: list[str], start: dt.date, end: dt.date
                 validation={"severities": {"large_move": "warning"}},
             )
             report = fetch_prices(cfg, universe=Universe(tuple(symbols), {}, "bench"),
-                                  start=start, end=end, progress=False)
+                                  start=start, end=end, progress=None)
             bars = report.bars
     else:
         client = StockHistoricalDataClient(KEY, SECRET, url_override=url,
@@ -108,8 +108,8 @@ def worker(name: str, url: str, symbols: list[str], start: dt.date, end: dt.date
 
 
 def _market(args: argparse.Namespace):
-    from aurora.emulator import MarketData
     from aurora.universe import default_universe
+    from aurora_testbed.emulator import MarketData
 
     if args.sp500:
         if not SAMPLE.exists():
@@ -139,7 +139,7 @@ def main() -> None:
                                 dt.date.fromisoformat(spec["end"]))))
         return
 
-    from aurora.emulator import EmulatorServer
+    from aurora_testbed.emulator import EmulatorServer
 
     market, symbols, (start, end) = _market(args)
     print(f"data: {'sp500 sample' if args.sp500 else 'synthetic'}: {len(symbols)} symbols, "

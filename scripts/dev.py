@@ -7,6 +7,9 @@
 
 The virtual environment lives in `.venv/` next to this repository. It is (re)installed
 from the pinned lock files whenever their content changes, so a second call starts at once.
+Both environments also get the test bed (`testbed/`: the Alpaca emulator and the synthetic
+market, which add `aurora emulator` and `aurora demo`), installed editable; it is not part
+of Aurora's runtime wheel.
 """
 
 from __future__ import annotations
@@ -24,13 +27,18 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / "python"
 
 
+TESTBED = ROOT / "testbed"
+
+
 def _lock_digest(lock: Path) -> str:
-    text = lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    text = (lock.read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+            + (TESTBED / "pyproject.toml").read_bytes())
     return hashlib.sha256(text).hexdigest()
 
 
 def ensure_env(dev: bool) -> None:
-    """Create `.venv` and install the locked dependencies plus Aurora (editable) once."""
+    """Create `.venv` and install the locked dependencies, Aurora and its test bed (both
+    editable) once."""
     if sys.version_info < (3, 11):  # noqa: UP036 - runs on the system Python
         sys.exit(f"Aurora needs Python 3.11+, this is {sys.version.split()[0]}")
     lock = ROOT / ("requirements-dev.lock" if dev else "requirements.lock")
@@ -44,7 +52,8 @@ def ensure_env(dev: bool) -> None:
     pip = [str(PY), "-m", "pip", "--disable-pip-version-check", "-q"]
     print(f"installing locked dependencies from {lock.name}", flush=True)
     subprocess.run([*pip, "install", "-r", str(lock)], check=True)
-    subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT)], check=True)
+    subprocess.run([*pip, "install", "--no-deps", "-e", str(ROOT), "-e", str(TESTBED)],
+                   check=True)
     stamp.write_text(digest)
 
 

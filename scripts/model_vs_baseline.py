@@ -17,8 +17,8 @@ from aurora.adjustments import adjust_bars
 from aurora.config import AuroraConfig
 from aurora.features import compute_features
 from aurora.predict import walk_forward
-from aurora.synthetic import generate_market
 from aurora.universe import default_universe
+from aurora_testbed.synthetic import generate_market
 
 
 def main() -> None:

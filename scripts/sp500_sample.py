@@ -31,16 +31,18 @@ from pathlib import Path
 import polars as pl
 from pydantic import SecretStr
 
+from aurora.cli.progress import progress_bars
 from aurora.config import AlpacaConfig, AuroraConfig, ValidationConfig
-from aurora.emulator import EmulatorServer, MarketData
 from aurora.errors import AuroraError
 from aurora.features import build_features
 from aurora.fetch import fetch_prices
 from aurora.predict import evaluate
+from aurora.progress import Progress
 from aurora.reference import import_fundamentals, import_sector_map
 from aurora.schemas import CORPORATE_ACTIONS_SCHEMA
 from aurora.store import Store
 from aurora.universe import Universe, load_universe
+from aurora_testbed.emulator import EmulatorServer, MarketData
 
 DEFAULT_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sp500-sample"
 
@@ -91,7 +93,7 @@ class SampleRun:
     evaluation: dict | None = None
 
 
-def run_sample(sample: Path, data_dir: Path, *, progress: bool = False) -> SampleRun:
+def run_sample(sample: Path, data_dir: Path, *, progress: Progress | None = None) -> SampleRun:
     """Steps 1-6 of the module docstring on a fresh store in `data_dir`."""
     raw = pl.read_parquet(sample / "prices.parquet")
     dividends = dividends_from_adj_close(raw)
@@ -141,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.sample}: the S&P 500 sample is not there", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as scratch:
-        result = run_sample(args.sample, args.data_dir or Path(scratch) / "data", progress=True)
+        with progress_bars() as bars:
+            result = run_sample(args.sample, args.data_dir or Path(scratch) / "data",
+                                progress=bars)
         print("1. fetch with default severities:",
               f"blocked: {result.blocked_by}" if result.blocked_by else "published")
         print("2. fetch with large_move as a warning:")

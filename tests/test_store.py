@@ -10,7 +10,7 @@ from aurora.store import Store
 
 
 def _write(store: Store, stage: str, **frames: pl.DataFrame) -> str:
-    with store.transaction(stage, params={"k": 1}) as txn:
+    with store.transaction(stage, base=store.current_version(), params={"k": 1}) as txn:
         for name, frame in frames.items():
             atomic_write_parquet(txn.path(f"{name}.parquet"), frame)
             txn.describe(f"{name}.parquet", rows=frame.height)
@@ -32,10 +32,10 @@ def test_publish_inherits_unchanged_files(data_dir: Path):
     v2 = _write(store, "build", features=pl.DataFrame({"b": [3]}))
     assert v1 != v2 and store.versions() == [v1, v2]
     manifest = store.manifest()
-    assert manifest["parent"] == v1 and manifest["stage"] == "build"
-    assert set(manifest["files"]) == {"prices.parquet", "features.parquet"}
-    assert manifest["files"]["prices.parquet"]["rows"] == 2
-    assert manifest["files"]["prices.parquet"]["written_by"] == "fetch"
+    assert manifest.parent == v1 and manifest.stage == "build"
+    assert set(manifest.files) == {"prices.parquet", "features.parquet"}
+    assert manifest.files["prices.parquet"].meta("rows") == 2
+    assert manifest.files["prices.parquet"].written_by == "fetch"
     assert pl.read_parquet(data_dir / "latest" / "prices.parquet")["a"].to_list() == [1, 2]
     assert store.verify() == []
 
@@ -43,7 +43,8 @@ def test_publish_inherits_unchanged_files(data_dir: Path):
 def test_failed_transaction_leaves_latest_untouched(data_dir: Path):
     store = Store(data_dir)
     v1 = _write(store, "fetch", prices=pl.DataFrame({"a": [1]}))
-    with pytest.raises(RuntimeError), store.transaction("fetch") as txn:
+    with pytest.raises(RuntimeError), \
+            store.transaction("fetch", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), pl.DataFrame({"a": [9]}))
         raise RuntimeError("boom")
     assert store.current_version() == v1
@@ -65,7 +66,7 @@ def test_paths_cannot_escape_the_data_dir(data_dir: Path):
     assert store.inside("universe/top300.txt") == (data_dir / "universe/top300.txt").resolve()
     with pytest.raises(ConfigError, match="escapes the data directory"):
         store.inside("../../etc/passwd")
-    with pytest.raises(StoreError), store.transaction("x") as txn:
+    with pytest.raises(StoreError), store.transaction("x", base=store.current_version()) as txn:
         txn.path("../evil")
 
 

@@ -32,13 +32,11 @@ import numpy as np
 import polars as pl
 
 from aurora.errors import ConfigError, DataValidationError
+from aurora.schemas import BAR_COLUMNS, DIVIDEND_TYPES, PER_SHARE_COLUMNS, SPLIT_TYPES
 
 AdjustmentMode = Literal["raw", "split", "dividend", "all"]
 ADJUSTMENT_MODES: tuple[str, ...] = get_args(AdjustmentMode)
-PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "vwap")
-SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split")
-DIVIDEND_TYPES: tuple[str, ...] = ("cash_dividend",)
-_REQUIRED_BAR_COLUMNS = ("date", "symbol", "open", "high", "low", "close", "volume")
+_REQUIRED_BAR_COLUMNS = ("date", "symbol", *BAR_COLUMNS)
 _REQUIRED_ACTION_COLUMNS = ("id", "action_type", "symbol", "ex_date")
 
 _FACTOR_SCHEMA = {
@@ -67,7 +65,7 @@ def adjust_bars(
     volume_factor = factors.get_column("volume_factor")
     updates = [
         (pl.col(name) * price_factor).cast(pl.Float64).alias(name)
-        for name in PRICE_COLUMNS
+        for name in PER_SHARE_COLUMNS
         if name in bars.columns
     ]
     updates.append((pl.col("volume").cast(pl.Float64) * volume_factor).alias("volume"))

@@ -69,7 +69,7 @@ def sessions_back(day: dt.date, count: int) -> dt.date:
 
 def session_close_utc(day: dt.date) -> dt.datetime:
     """The UTC instant of the session's close (16:00 New York, 13:00 on half days)."""
-    import pandas as pd
+    import pandas as pd  # deferred with exchange-calendars, which loads it (see _xnys)
 
     close = _xnys().session_close(pd.Timestamp(day))
     return close.to_pydatetime().astimezone(dt.UTC)

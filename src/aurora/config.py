@@ -182,7 +182,11 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _find_config_file(config_file: Path | None, env: Mapping[str, str]) -> Path | None:
+def find_config_file(config_file: Path | None = None,
+                     env: Mapping[str, str] | None = None) -> Path | None:
+    """The TOML file `load_config` reads: `config_file`, else `$AURORA_CONFIG`, else
+    `./aurora.toml` when it exists, else None."""
+    env = os.environ if env is None else env
     if config_file is not None:
         return config_file
     if env.get("AURORA_CONFIG"):
@@ -204,7 +208,7 @@ def load_config(
     env = os.environ if env is None else env
     tree: dict[str, Any] = {}
     origin: dict[tuple[str, ...], str] = {}
-    path = _find_config_file(config_file, env)
+    path = find_config_file(config_file, env)
     if path is not None:
         try:
             file_tree = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -3,15 +3,28 @@
 Every error Aurora raises on bad input or a failed stage derives from `AuroraError`. Its
 message is one line that names the file, symbol, row or setting at fault; the CLI prints it
 without a traceback and exits with `exit_code`. Messages never contain secret values.
+
+An error also carries the data a caller needs to act on it, so nothing has to be read back
+from side files: `missing_symbols` (universe symbols the failed stage could not cover) and
+`report` (the stage's JSON-able report: failed batches, validation findings).
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 
 class AuroraError(Exception):
     """Base class: a one-line, user-facing failure."""
 
     exit_code: int = 1
+
+    def __init__(self, message: str, *, missing_symbols: Sequence[str] = (),
+                 report: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.missing_symbols: tuple[str, ...] = tuple(missing_symbols)
+        self.report: dict[str, Any] | None = dict(report) if report is not None else None
 
 
 class ConfigError(AuroraError):
@@ -32,8 +45,8 @@ class CredentialsError(AuroraError):
     exit_code = 3
 
 
-class StageNotAvailable(AuroraError):
-    """A command whose stage is not built yet."""
+class NotInstalled(AuroraError):
+    """A command needs an optional part of Aurora that is not installed here."""
 
     exit_code = 4
 

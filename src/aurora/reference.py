@@ -33,6 +33,7 @@ import polars as pl
 from aurora.atomic import atomic_write_parquet, sha256_file
 from aurora.errors import DataValidationError
 from aurora.store import Store
+from aurora.store.files import FUNDAMENTALS, SECTOR_MAP
 from aurora.universe import normalize_symbol, ticker_problem
 
 MONEY_COLUMNS = ("market_cap", "ebitda", "revenue", "enterprise_value", "net_income")
@@ -109,10 +110,10 @@ def _symbols(frame: pl.DataFrame, path: Path, first: int) -> list[str]:
     return out
 
 
-def _publish(store: Store, kind: str, name: str, frame: pl.DataFrame, path: Path,
-             meta: dict[str, Any]) -> str:
+def _publish(store: Store, base: str | None, kind: str, name: str, frame: pl.DataFrame,
+             path: Path, meta: dict[str, Any]) -> str:
     params = {"kind": kind, "source": str(path), "source_sha256": sha256_file(path)}
-    with store.transaction("import", params=params) as txn:
+    with store.transaction("import", base=base, params=params) as txn:
         atomic_write_parquet(txn.path(name), frame)
         txn.describe(name, rows=frame.height, source=str(path), **meta)
     version = store.current_version()
@@ -122,6 +123,7 @@ def _publish(store: Store, kind: str, name: str, frame: pl.DataFrame, path: Path
 
 def import_sector_map(store: Store, path: Path) -> ImportResult:
     """Validate and publish a sector map (see module docstring)."""
+    base = store.current_version()
     path = Path(path)
     frame, first = _read(path)
     _require(frame, path, ("symbol", "sector"))
@@ -137,7 +139,7 @@ def import_sector_map(store: Store, path: Path) -> ImportResult:
             )
         seen[symbol] = i + first
     out = pl.DataFrame({"symbol": symbols, "sector": [s.strip() for s in sectors]}).sort("symbol")
-    version = _publish(store, "sector-map", "sector_map.parquet", out, path, {})
+    version = _publish(store, base, "sector-map", SECTOR_MAP, out, path, {})
     return ImportResult("sector map", path, out.height, out.height, version)
 
 
@@ -221,6 +223,7 @@ def _check_market_cap_scale(frame: pl.DataFrame, path: Path) -> None:
 
 def import_fundamentals(store: Store, path: Path) -> ImportResult:
     """Validate, normalise units of and publish point-in-time fundamentals."""
+    base = store.current_version()
     path = Path(path)
     frame, first = _read(path)
     _require(frame, path, ("symbol", "as_of"))
@@ -257,7 +260,7 @@ def import_fundamentals(store: Store, path: Path) -> ImportResult:
     as_of = out.get_column("as_of")
     meta.update(symbols=out.get_column("symbol").n_unique(), as_of_min=str(as_of.min()),
                 as_of_max=str(as_of.max()), point_in_time="usable from as_of on")
-    version = _publish(store, "fundamentals", "fundamentals.parquet", out, path, meta)
+    version = _publish(store, base, "fundamentals", FUNDAMENTALS, out, path, meta)
     return ImportResult("fundamentals", path, out.height, meta["symbols"], version, notes)
 
 

@@ -4,6 +4,12 @@
 (symbol, NY session date), prices in USD per share, volume in shares (float64 because
 split-adjusted volumes can be fractional), vwap/trade_count nullable.
 
+`PRICE_COLUMNS` are the per-share quotes (USD), `BAR_COLUMNS` adds the volume (shares) and
+`PER_SHARE_COLUMNS` adds the vwap: what a split or dividend adjustment scales.
+
+`find_duplicate_keys` is the one check of duplicated (symbol, date) keys, for every table
+keyed that way (prices, features, a fetched batch).
+
 `CORPORATE_ACTIONS_SCHEMA` is corporate_actions.parquet. `symbol` is the symbol the action
 applies to (the NEW symbol for a name_change); `ex_date` is the first session the action is
 in effect; `old_rate`/`new_rate` only for splits (2-for-1: 1 -> 2); `cash_rate` only for
@@ -12,7 +18,20 @@ cash dividends (USD per share).
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import polars as pl
+
+from aurora.errors import DataValidationError
+
+PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+BAR_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
+PER_SHARE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "vwap")
+KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
+SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split")
+DIVIDEND_TYPES: tuple[str, ...] = ("cash_dividend",)
 
 PRICES_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -25,7 +44,6 @@ PRICES_SCHEMA: dict[str, pl.DataType] = {
     "vwap": pl.Float64(),
     "trade_count": pl.Int64(),
 }
-PRICE_COLUMNS: list[str] = list(PRICES_SCHEMA)
 
 CORPORATE_ACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "id": pl.String(),
@@ -38,3 +56,63 @@ CORPORATE_ACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "new_rate": pl.Float64(),
     "cash_rate": pl.Float64(),
 }
+
+
+@dataclass(frozen=True)
+class DuplicateKeys:
+    """Rows of a table that share a (symbol, date) key.
+
+    `groups` has one row per duplicated key: symbol, date, `rows` (how many rows carry the
+    key) and `distinct` (how many of them differ in some column), sorted by symbol, date.
+    """
+
+    groups: pl.DataFrame
+
+    @property
+    def surplus(self) -> int:
+        """Rows beyond the first of each key: what deduplication would remove."""
+        return int(self.groups["rows"].sum()) - self.groups.height
+
+    @property
+    def conflicting(self) -> pl.DataFrame:
+        """The keys whose rows disagree (not mere identical copies)."""
+        return self.groups.filter(pl.col("distinct") > 1)
+
+    def first(self, conflicting: bool = False) -> tuple[str, dt.date]:
+        """(symbol, date) of the first duplicated (or conflicting) key."""
+        rows = self.conflicting if conflicting else self.groups
+        symbol, day = rows.row(0)[:2]
+        return str(symbol), day
+
+    def message(self) -> str:
+        """One line: how many keys, how many surplus rows, the first key, conflicting or not."""
+        symbol, day = self.first()
+        clash = self.conflicting.height
+        kind = (f"{clash} with conflicting values, first {self.first(True)[0]} on "
+                f"{self.first(True)[1]}" if clash else "identical copies")
+        return (f"{self.groups.height} duplicated (symbol, date) key(s), {self.surplus} surplus "
+                f"row(s), first {symbol} on {day} ({kind})")
+
+
+def find_duplicate_keys(frame: pl.DataFrame, keys: Sequence[str] = KEY_COLUMNS
+                        ) -> DuplicateKeys | None:
+    """The duplicated keys of `frame`, or None when every key is unique. Null keys count
+    as values (two rows with a null date for one symbol are duplicates)."""
+    keys = list(keys)
+    flagged = frame.filter(frame.select(keys).is_duplicated())
+    if flagged.height == 0:
+        return None
+    others = [c for c in frame.columns if c not in keys]
+    groups = (flagged.group_by(keys)
+              .agg(pl.len().alias("rows"),
+                   (pl.struct(others).n_unique() if others else pl.lit(1)).alias("distinct"))
+              .sort(keys, nulls_last=True))
+    return DuplicateKeys(groups.with_columns(pl.col("rows").cast(pl.Int64),
+                                             pl.col("distinct").cast(pl.Int64)))
+
+
+def require_unique_keys(frame: pl.DataFrame, source: str) -> None:
+    """DataValidationError `<source>: <DuplicateKeys.message()>` when a key repeats."""
+    duplicates = find_duplicate_keys(frame)
+    if duplicates is not None:
+        raise DataValidationError(f"{source}: {duplicates.message()}")

@@ -8,6 +8,14 @@ ticker (letters, digits, `.`, `-`; starting with a letter).
 
 Symbols are normalised with the map in `resources/symbol_map.toml` (BRK-B -> BRK.B,
 FB -> META, ...). That map is data: edit the TOML, not this module.
+
+Which universe a stage uses is decided in one place, `resolve_universe`:
+1. the configured file (`--universe`, else `AURORA_UNIVERSE`, else `universe` in
+   aurora.toml): any readable file;
+2. else the universe recorded in the store version the stage reads (`Manifest.universe`:
+   what the fetch, build or predict that made it used);
+3. else Aurora's default universe of 130 S&P 500 names.
+Every publishing stage records the symbols it used, with their source, in its manifest.
 """
 
 from __future__ import annotations
@@ -15,13 +23,16 @@ from __future__ import annotations
 import csv
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from aurora.atomic import atomic_write_text
+from aurora.config import AuroraConfig
 from aurora.errors import UniverseError
+from aurora.store import Store, UniverseRecord
 
 MAX_TICKER_LENGTH = 10
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]*$")
@@ -37,6 +48,10 @@ class Universe:
 
     def __len__(self) -> int:
         return len(self.symbols)
+
+    def record(self) -> UniverseRecord:
+        """What a store version records of this universe."""
+        return UniverseRecord(symbols=self.symbols, source=self.source)
 
 
 @lru_cache(maxsize=1)
@@ -105,6 +120,11 @@ def load_universe(path: Path, sectors: Mapping[str, str] | None = None) -> Unive
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UniverseError(f"{path}: universe file not found") from None
+    except IsADirectoryError:
+        raise UniverseError(f"{path}: is a directory, not a universe file") from None
+    except PermissionError:
+        raise UniverseError(f"{path}: universe file is not readable (permission denied)"
+                            ) from None
     except UnicodeDecodeError as exc:
         raise UniverseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     symbols = parse_universe_lines(text.splitlines(), str(path))
@@ -124,33 +144,45 @@ def default_sectors() -> dict[str, str]:
     return dict(_default_rows())
 
 
-def load_configured_universe(path: Path, data_dir: Path) -> Universe:
-    """Load the universe file named in the configuration (file, environment or --universe).
-
-    Configured paths may not lead out of the data directory: the file must resolve (after
-    symlinks) to a place inside `data_dir`, e.g. `data/universe/top300.txt`. Raises
-    ConfigError naming both paths otherwise, and UniverseError for a malformed file.
-    """
-    from aurora.errors import ConfigError
-
-    resolved, root = path.resolve(), data_dir.resolve()
-    if root not in resolved.parents:
-        raise ConfigError(
-            f"universe file {path} is outside the data directory {data_dir}: "
-            f"copy it into {data_dir / 'universe'}"
-        )
-    return load_universe(path)
-
-
 def default_universe() -> Universe:
     """Aurora's default universe: 130 large S&P 500 names with GICS sectors."""
     rows = _default_rows()
     return Universe(tuple(s for s, _ in rows), dict(rows), "aurora default universe")
 
 
+UniverseLike = Universe | Sequence[str]
+
+
+def as_universe(symbols: UniverseLike, source: str = "given by the caller") -> Universe:
+    """`symbols` as a Universe (a notebook may pass a plain list); default sectors attached.
+
+    Raises UniverseError for an implausible ticker or an empty list.
+    """
+    if isinstance(symbols, Universe):
+        return symbols
+    parsed = parse_universe_lines(list(symbols), source)
+    known = default_sectors()
+    return Universe(tuple(parsed), {s: known[s] for s in parsed if s in known}, source)
+
+
+def resolve_universe(config: AuroraConfig, store: Store,
+                     version: str | None = None) -> Universe:
+    """The universe a stage uses (the rule in the module docstring).
+
+    `version` is the store version the stage reads (default: latest). Raises
+    UniverseError naming the file and line for a malformed configured file.
+    """
+    if config.universe is not None:
+        return load_universe(config.universe)
+    recorded = store.universe(version) if (version or store.current_version()) else None
+    if recorded is not None:
+        known = default_sectors()
+        return Universe(recorded.symbols, {s: known[s] for s in recorded.symbols if s in known},
+                        recorded.source)
+    return default_universe()
+
+
 def write_universe_file(path: Path, universe: Universe) -> None:
     """Write `universe` as a universe file (one symbol a line, with a header comment)."""
-    from aurora.atomic import atomic_write_text
-
     header = f"# {len(universe)} symbols ({universe.source})\n"
     atomic_write_text(path, header + "".join(f"{s}\n" for s in universe.symbols))

@@ -20,7 +20,7 @@ import polars as pl
 import pytest
 
 from aurora.calendar import sessions
-from aurora.emulator import EmulatorServer, MarketData
+from aurora_testbed.emulator import EmulatorServer, MarketData
 
 KEY, SECRET = "TESTKEY", "test-secret-value"
 START, END = dt.date(2021, 11, 1), dt.date(2024, 1, 31)

@@ -14,7 +14,7 @@ from alpaca.data.requests import CorporateActionsRequest, StockBarsRequest, Stoc
 from alpaca.data.timeframe import TimeFrame
 
 from aurora.calendar import sessions
-from aurora.emulator import MarketData
+from aurora_testbed.emulator import MarketData
 
 START, END = dt.date(2022, 1, 1), dt.date(2023, 12, 31)
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from aurora.emulator.corporate_actions_api import cusip_check_digit, fake_cusip, served_id
+from aurora_testbed.emulator.corporate_actions_api import cusip_check_digit, fake_cusip, served_id
 
 ALL = {"start": "2020-01-01", "end": "2024-12-31"}
 

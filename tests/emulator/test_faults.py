@@ -9,7 +9,7 @@ import time
 import httpx
 import pytest
 
-from aurora.emulator import FaultPlan
+from aurora_testbed.emulator import FaultPlan
 
 PAGE = {"symbols": "AAPL,MSFT", "timeframe": "1Day", "start": "2023-01-01",
         "end": "2023-03-31", "limit": 50}

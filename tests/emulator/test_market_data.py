@@ -9,8 +9,8 @@ import httpx
 import polars as pl
 import pytest
 
-from aurora.emulator import MarketData
 from aurora.errors import DataValidationError
+from aurora_testbed.emulator import MarketData
 
 SAMPLE = Path("/work/shared/data/sp500-sample/prices.parquet")
 
@@ -82,7 +82,7 @@ def test_the_real_sample_loads_and_serves(make_server, auth, tls_context):
 
 
 def test_synthetic_market_comes_from_generate_market():
-    from aurora.synthetic import generate_market
+    from aurora_testbed.synthetic import generate_market
 
     start, end = dt.date(2022, 5, 1), dt.date(2022, 7, 29)
     market = MarketData.synthetic(["AAPL", "META"], start, end, seed=11)

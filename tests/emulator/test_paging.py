@@ -171,7 +171,7 @@ def test_default_synthetic_market_serves_every_core_session(make_server, auth, f
     """The acceptance check on the market `aurora emulator` serves by default."""
     import httpx
 
-    from aurora.emulator import MarketData
+    from aurora_testbed.emulator import MarketData
 
     market = MarketData.synthetic(CORE.split(","), dt.date(2021, 6, 1), dt.date(2024, 3, 28))
     server = make_server(market)

@@ -11,8 +11,8 @@ import json
 import httpx
 import pytest
 
-from aurora.emulator import EmulatorServer
 from aurora.errors import ConfigError
+from aurora_testbed.emulator import EmulatorServer
 
 PARAMS = {"symbols": "AAPL", "timeframe": "1Day", "start": "2023-01-03", "end": "2023-01-31"}
 

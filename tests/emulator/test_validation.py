@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aurora.emulator.params import ParamError, parse_adjustment, parse_time, parse_timeframe
+from aurora_testbed.emulator.params import ParamError, parse_adjustment, parse_time, parse_timeframe
 
 BASE = {"symbols": "AAPL", "timeframe": "1Day", "start": "2023-01-01", "end": "2023-02-01"}
 

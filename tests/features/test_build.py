@@ -15,13 +15,15 @@ from aurora.errors import DataValidationError
 from aurora.features.builder import build_features
 from aurora.features.gates import gate_symbols
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK, REGISTRY_VERSION
-from aurora.store import Store
+from aurora.store import Store, UniverseRecord
 
 from .conftest import SECTORS, random_fundamentals
 
 
 def _seed(store: Store, prices: pl.DataFrame, fundamentals=None, adjustment="all"):
-    with store.transaction("fetch", params={"adjustment": adjustment}) as txn:
+    universe = UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="test")
+    with store.transaction("fetch", base=store.current_version(), universe=universe,
+                           params={"adjustment": adjustment}) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), prices)
         txn.describe("prices.parquet", rows=prices.height, adjustment=adjustment)
         sm = pl.DataFrame({"symbol": list(SECTORS), "sector": list(SECTORS.values())})
@@ -48,7 +50,7 @@ def test_build_publishes_features_and_meta(data_dir, panel):
                                    "fundamentals.parquet"}
     assert meta["date_range"] == [str(frame["date"].min()), str(frame["date"].max())]
     assert any(k.startswith("lookahead") for k in meta["gates"])
-    assert store.manifest()["files"]["features.parquet"]["rows"] == frame.height
+    assert store.manifest().files["features.parquet"].meta("rows") == frame.height
     assert (store.state_dir / "build-report.json").exists()
 
 
@@ -96,7 +98,7 @@ def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
                             "old_symbol": [None], "ex_date": [ex], "process_date": [ex],
                             "old_rate": [1.0], "new_rate": [2.0], "cash_rate": [None]},
                            schema_overrides={"old_symbol": pl.String, "cash_rate": pl.Float64})
-    with store.transaction("actions") as txn:
+    with store.transaction("actions", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
     build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
     frame = pl.read_parquet(store.latest_file("features.parquet"))

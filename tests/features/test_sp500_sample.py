@@ -19,7 +19,7 @@ from aurora.atomic import atomic_write_parquet
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
 from aurora.features.builder import build_features
-from aurora.store import Store
+from aurora.store import Store, UniverseRecord
 
 SAMPLE = Path(__file__).resolve().parents[3] / "shared" / "data" / "sp500-sample"
 pytestmark = pytest.mark.skipif(not (SAMPLE / "prices.parquet").exists(),
@@ -36,7 +36,9 @@ def _import(data_dir: Path, fundamentals: pl.DataFrame) -> Store:
         pl.lit(None, dtype=pl.Int64).alias("trade_count"),
     ).sort("symbol", "date")
     store = Store(data_dir)
-    with store.transaction("import", params={"adjustment": "all"}) as txn:
+    universe = UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="sample")
+    with store.transaction("import", base=store.current_version(), universe=universe,
+                           params={"adjustment": "all"}) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), prices)
         txn.describe("prices.parquet", adjustment="all", rows=prices.height)
         atomic_write_parquet(txn.path("sector_map.parquet"),

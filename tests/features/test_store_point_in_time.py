@@ -14,8 +14,8 @@ from aurora.atomic import atomic_write_parquet
 from aurora.config import AuroraConfig
 from aurora.features import build_features
 from aurora.features.registry import FEATURE_NAMES
-from aurora.store import Store
-from aurora.synthetic import generate_market
+from aurora.store import Store, UniverseRecord
+from aurora_testbed.synthetic import generate_market
 
 SYMBOLS = ["AAPL", "KO", "XOM", "T", "IBM", "PG", "JPM", "CVX", "MRK", "PFE", "S001", "S002"]
 START, CUT, END = dt.date(2018, 1, 2), dt.date(2020, 6, 1), dt.date(2021, 6, 30)
@@ -27,7 +27,9 @@ def _store(path, market, before: dt.date | None) -> Store:
         bars = bars.filter(pl.col("date") < before)
         actions = actions.filter(pl.col("ex_date") < before)
     store = Store(path)
-    with store.transaction("fetch", params={"adjustment": "all"}) as txn:
+    universe = UniverseRecord(symbols=tuple(bars["symbol"].unique().sort()), source="test")
+    with store.transaction("fetch", base=store.current_version(), universe=universe,
+                           params={"adjustment": "all"}) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), adjust_bars(bars, actions, "all"))
         txn.describe("prices.parquet", adjustment="all")
         atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)

@@ -84,7 +84,7 @@ def test_concurrent_batches_give_the_same_store(data_dir, tmp_path, clock):
     universe = Universe(tuple(symbols), {}, "t")
     for path, workers in ((data_dir, 1), (tmp_path / "other", 3)):
         fetch_prices(config(path, workers), universe=universe, start=D(2024, 1, 2),
-                     end=D(2024, 2, 29), progress=False, sleep=clock.sleep, clock=clock.time,
+                     end=D(2024, 2, 29), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=api.transport())
     one, many = (pl.read_parquet(Store(p).latest_file("prices.parquet"))
                  for p in (data_dir, tmp_path / "other"))
@@ -101,7 +101,7 @@ def test_cli_import_commands(tmp_path, data_dir, capsys):
     out = capsys.readouterr().out
     assert "imported sector map: 2 rows" in out and "billions" in out
     store = Store(data_dir)
-    assert set(store.manifest()["files"]) == {"sector_map.parquet", "fundamentals.parquet"}
+    assert set(store.manifest().files) == {"sector_map.parquet", "fundamentals.parquet"}
     bad = tmp_path / "bad.csv"
     bad.write_text("symbol,as_of,market_cap\nAAPL,yesterday,3\n")
     assert main(["import", "fundamentals", str(bad), "--data-dir", str(data_dir)]) == 5

@@ -19,7 +19,7 @@ from aurora.fetch.client import (
     session_window,
 )
 from aurora.fetch.ratelimit import RateLimiter
-from aurora.fetch.retry import RetryPolicy
+from aurora.retry import RetryPolicy
 
 D = dt.date
 
@@ -138,6 +138,37 @@ def test_non_json_or_malformed_200_bodies_retry(clock, body):
     with client_for(api, clock) as client:
         assert client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)).height == 4
         assert client.stats.retries == 1
+
+
+def test_backoff_sleeps_are_counted_in_stats(clock):
+    api = FakeAlpaca(make_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)))
+    api.faults += [httpx.Response(503), httpx.ReadTimeout("timed out")]
+    with client_for(api, clock) as client:
+        client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5))
+        stats = client.stats.to_dict()
+    assert (stats["requests"], stats["retries"], stats["successful"]) == (3, 2, 1)
+    assert stats["backoff_seconds"] == pytest.approx(sum(clock.slept), abs=1e-3)
+    assert stats["statuses"] == {"200": 1, "503": 1, "timeout": 1}
+
+
+def test_malformed_pages_are_retried_then_give_up(clock):
+    api = FakeAlpaca({})
+    api.faults += [httpx.Response(200, json={"bars": "nope"})] * 10
+    with client_for(api, clock, retries=2) as client, pytest.raises(RetriesExhausted) as info:
+        client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5))
+    assert str(info.value) == (
+        "GET /v2/stocks/bars: malformed page: 'bars' is not an object keyed by symbol")
+    assert len(api.log) == 3 and client.stats.retries == 2 and len(clock.slept) == 2
+
+
+def test_corporate_actions_path_retries_under_the_same_policy(clock):
+    api = FakeAlpaca({}, actions={"forward_splits": []})
+    api.faults += [httpx.Response(502), httpx.ConnectError("refused")]
+    with client_for(api, clock) as client:
+        page = client.get_json("/v1/corporate-actions", {"symbols": "AAA"})
+        assert client.stats.retries == 2
+    assert page["corporate_actions"] == {"forward_splits": []}
+    assert [path for path, _ in api.log] == ["/v1/corporate-actions"] * 3
 
 
 def test_connection_drop_mid_pagination_resumes_same_page(clock):

@@ -20,10 +20,10 @@ from aurora.fetch.client import session_window
 from aurora.store import Store
 from aurora.universe import Universe, default_universe
 
-emulator = pytest.importorskip("aurora.emulator")
-from aurora.emulator import EmulatorServer, FaultPlan, MarketData  # noqa: E402
-from aurora.emulator.bars_api import DAY  # noqa: E402
-from aurora.emulator.series import SeriesSpec, build_series  # noqa: E402
+emulator = pytest.importorskip("aurora_testbed.emulator")
+from aurora_testbed.emulator import EmulatorServer, FaultPlan, MarketData  # noqa: E402
+from aurora_testbed.emulator.bars_api import DAY  # noqa: E402
+from aurora_testbed.emulator.series import SeriesSpec, build_series  # noqa: E402
 
 D = dt.date
 KEY, SECRET = "PKEMULATORKEY", "emulator-secret-planted-1234"
@@ -70,7 +70,7 @@ def test_faulty_130_symbols_5_years_end_with_exactly_the_served_bars(big_market,
     clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
     with EmulatorServer(big_market, {KEY: SECRET}, faults=faults) as server:
         report = fetch_prices(make_config(data_dir, server.url), universe=universe,
-                              start=D(2020, 1, 2), end=D(2024, 12, 31), progress=False,
+                              start=D(2020, 1, 2), end=D(2024, 12, 31), progress=None,
                               sleep=clock.sleep, clock=clock.time)
         log = server.request_log
     prices = stored(data_dir)
@@ -111,10 +111,10 @@ def test_incremental_week_and_planted_restatement(small_market, data_dir):
     week = D(2024, 6, 7)
     with EmulatorServer(small_market, {KEY: SECRET}) as server:
         cfg = make_config(data_dir, server.url)
-        fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=day, progress=False)
+        fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=day, progress=None)
         server.clear_log()
         report = fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=week,
-                              progress=False)
+                              progress=None)
         bar_requests = [r for r in server.request_log if r.path == "/v2/stocks/bars"]
         overlap_start = sessions_back(day, 5)
         assert {r.params["start"] for r in bar_requests} == {
@@ -126,7 +126,7 @@ def test_incremental_week_and_planted_restatement(small_market, data_dir):
                                  from_request=len(server.request_log) + 1)
         server.clear_log()
         report = fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=D(2024, 6, 14),
-                              progress=False)
+                              progress=None)
         bar_requests = [r for r in server.request_log if r.path == "/v2/stocks/bars"]
     assert report.restated == {"JPM": f"bar values changed on {revised_day}"}
     full = [r for r in bar_requests if r.params["start"] == session_window(D(2023, 6, 1), week)[0]]
@@ -150,7 +150,7 @@ def test_pacing_against_the_emulator_window_never_walks_into_429(small_market, d
         cfg = make_config(data_dir, server.url, batch_size=1, rate_limit_per_minute=20)
         for end in (D(2024, 6, 3), D(2024, 6, 10), D(2024, 6, 17)):
             fetch_prices(cfg, universe=universe, start=D(2024, 1, 2), end=end,
-                         progress=False, sleep=clock.sleep, clock=clock.time)
+                         progress=None, sleep=clock.sleep, clock=clock.time)
         statuses = [r.status for r in server.request_log]
     assert len(statuses) >= 30 and statuses.count(429) == 0
     assert sum(clock.slept) >= 60  # the limiter (persisted across the three runs) waited
@@ -193,7 +193,7 @@ def test_sp500_sample_defects_reported_by_symbol_and_date(data_dir):
             fetch=FetchConfig(adjustment="raw"))
         with pytest.raises(DataValidationError, match="failed validation"):
             fetch_prices(cfg, universe=universe, start=D(2015, 1, 12), end=D(2018, 12, 31),
-                         progress=False)
+                         progress=None)
     assert Store(data_dir).current_version() is None
     raw = pl.read_parquet(SAMPLE / "prices.parquet")
     # the fetch transported the real data bar for bar (kept in its checkpoint on failure)
@@ -224,7 +224,7 @@ def test_lenient_bars_and_full_page_token(small_market, data_dir):
     with EmulatorServer(small_market, {KEY: SECRET}, faults=faults) as server:
         cfg = make_config(data_dir, server.url, page_limit=41)
         report = fetch_prices(cfg, universe=universe, start=D(2024, 1, 2), end=D(2024, 2, 29),
-                              progress=False)
+                              progress=None)
         pages = [r for r in server.request_log if r.path == "/v2/stocks/bars"]
     prices = stored(data_dir)
     assert prices.height == 82 and report.bars == 82

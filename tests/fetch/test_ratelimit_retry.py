@@ -6,13 +6,14 @@ import json
 import random
 
 import httpx
+import pytest
 from fetch_fakeapi import FakeClock
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
-from aurora.fetch.retry import Outcome, RetryPolicy, classify_status
+from aurora.retry import GaveUp, Outcome, RetryPolicy, TransientFailure, classify_status
 
 
 def max_in_window(starts: list[float], window: float) -> int:
@@ -129,3 +130,71 @@ def test_backoff_grows_is_capped_and_jittered():
         if attempt >= 2:
             assert len(set(delays)) > 40  # jitter, not a fixed sleep
     assert policy.exhausted(6) and not policy.exhausted(5)
+
+
+def _flaky(failures: list[TransientFailure | Exception], result: str = "done"):
+    """An attempt that raises `failures` in turn, then returns `result`; records retries_done."""
+    seen: list[int] = []
+
+    def attempt(retries_done: int) -> str:
+        seen.append(retries_done)
+        if failures:
+            raise failures.pop(0)
+        return result
+
+    return attempt, seen
+
+
+def test_call_retries_transient_failures_with_jittered_backoff():
+    slept: list[float] = []
+    hooks: list[tuple[str, float]] = []
+    policy = RetryPolicy(3, 0.5, 8.0, rng=random.Random(7))
+    attempt, seen = _flaky([TransientFailure("HTTP 503"), TransientFailure("timeout")])
+    assert policy.call(attempt, sleep=slept.append,
+                       on_retry=lambda f, d: hooks.append((f.problem, d))) == "done"
+    assert seen == [0, 1, 2]
+    assert [p for p, _ in hooks] == ["HTTP 503", "timeout"]
+    assert [d for _, d in hooks] == slept
+    assert 0.25 <= slept[0] <= 0.5 and 0.25 <= slept[1] <= 1.0
+    # the same seed gives the same waits: tests stay deterministic
+    again: list[float] = []
+    replay = RetryPolicy(3, 0.5, 8.0, rng=random.Random(7))
+    replay.call(_flaky([TransientFailure("a"), TransientFailure("b")])[0], sleep=again.append)
+    assert again == slept
+
+
+def test_call_gives_up_after_max_retries_with_the_last_problem():
+    slept: list[float] = []
+    policy = RetryPolicy(2, 0.5, 8.0, rng=random.Random(1))
+    attempt, seen = _flaky([TransientFailure(f"HTTP 50{i}") for i in range(5)])
+    with pytest.raises(GaveUp) as info:
+        policy.call(attempt, sleep=slept.append)
+    assert (info.value.attempts, info.value.problem) == (3, "HTTP 502")
+    assert seen == [0, 1, 2] and len(slept) == 2
+
+
+def test_call_never_retries_other_exceptions():
+    slept: list[float] = []
+    attempt, seen = _flaky([ValueError("rejected")])
+    with pytest.raises(ValueError, match="rejected"):
+        RetryPolicy(5).call(attempt, sleep=slept.append)
+    assert seen == [0] and slept == []
+
+
+def test_failure_without_backoff_retries_without_sleeping():
+    slept: list[float] = []
+    delays: list[float] = []
+    attempt, _ = _flaky([TransientFailure("HTTP 429", backoff=False)] * 2)
+    RetryPolicy(3, rng=random.Random(0)).call(attempt, sleep=slept.append,
+                                              on_retry=lambda _f, d: delays.append(d))
+    assert slept == [] and delays == [0.0, 0.0]
+
+
+def test_unjittered_backoff_doubles_and_is_capped():
+    policy = RetryPolicy(10, 5.0, 30.0, jitter=False)
+    assert [policy.backoff(n) for n in range(6)] == [5.0, 10.0, 20.0, 30.0, 30.0, 30.0]
+    slept: list[float] = []
+    with pytest.raises(GaveUp):
+        RetryPolicy(4, 0.5, 30.0, jitter=False).call(
+            _flaky([TransientFailure("x")] * 9)[0], sleep=slept.append)
+    assert slept == [0.5, 1.0, 2.0, 4.0]

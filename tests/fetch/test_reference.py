@@ -31,7 +31,7 @@ def test_sector_map_csv_normalises_and_publishes(tmp_path, data_dir):
     frame = pl.read_parquet(store.latest_file("sector_map.parquet"))
     assert frame.to_dicts() == [{"symbol": "AAPL", "sector": "Information Technology"},
                                 {"symbol": "BRK.B", "sector": "Financials"}]
-    assert result.rows == 2 and store.manifest()["params"]["kind"] == "sector-map"
+    assert result.rows == 2 and store.manifest().params["kind"] == "sector-map"
 
 
 @pytest.mark.parametrize("text, message", [
@@ -66,8 +66,8 @@ def test_fundamentals_units_per_snapshot_and_pit(tmp_path, data_dir):
     assert caps[("AAA", D(2016, 7, 10))] == pytest.approx(107.4e9)
     assert caps[("BBB", D(2018, 2, 8))] == pytest.approx(3.0e9)
     assert frame.columns == ["symbol", "as_of", "market_cap", "eps"]
-    meta = store.manifest()["files"]["fundamentals.parquet"]
-    assert meta["market_cap_rescaled"]["as_of"] == ["2016-07-10"]
+    meta = store.manifest().files["fundamentals.parquet"]
+    assert meta.meta("market_cap_rescaled")["as_of"] == ["2016-07-10"]
     assert any("billions" in n for n in result.notes) and any("eps 1" in n for n in result.notes)
     # point in time: visible from as_of on, never before
     keys = pl.DataFrame({"symbol": ["AAA", "AAA", "AAA", "BBB"],
@@ -102,7 +102,7 @@ def test_real_sample_fundamentals_and_sectors(data_dir):
     assert result.rows == 368 and any("market_cap was in billions" in n for n in result.notes)
     sectors = import_sector_map(store, SAMPLE / "sector_map.parquet")
     assert sectors.rows == 129
-    assert set(store.manifest()["files"]) >= {"fundamentals.parquet", "sector_map.parquet"}
+    assert set(store.manifest().files) >= {"fundamentals.parquet", "sector_map.parquet"}
 
 
 @pytest.mark.parametrize(("caps", "ok"), [

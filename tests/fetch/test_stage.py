@@ -15,7 +15,7 @@ from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
 from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
 from aurora.errors import CredentialsError, DataValidationError, FetchError
 from aurora.fetch import fetch_prices
-from aurora.store import Store
+from aurora.store import Store, UniverseRecord
 from aurora.universe import Universe
 
 D = dt.date
@@ -32,8 +32,8 @@ def config(data_dir, secret=SECRET, **fetch) -> AuroraConfig:
 
 
 def run(data_dir, api, clock, *, end=D(2024, 2, 29), start=D(2024, 1, 2), secret=SECRET,
-        progress=False, **fetch):
-    return fetch_prices(config(data_dir, secret, **fetch), universe=UNIVERSE, start=start,
+        progress=None, universe=UNIVERSE, **fetch):
+    return fetch_prices(config(data_dir, secret, **fetch), universe=universe, start=start,
                         end=end, progress=progress, sleep=clock.sleep, clock=clock.time,
                         transport=api.transport())
 
@@ -67,22 +67,23 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     assert report.requests == report.successful_requests == 4  # 2 bar + 2 actions batches
     store = Store(data_dir)
     manifest = store.manifest()
-    assert manifest["params"]["universe"] == SYMBOLS
-    assert manifest["params"]["adjustment"] == "all" and manifest["params"]["feed"] == "sip"
-    meta = manifest["files"]["prices.parquet"]
-    assert (meta["rows"], meta["symbols"], meta["date_min"], meta["date_max"]) == (
+    assert manifest.params["universe"] == SYMBOLS
+    assert manifest.params["adjustment"] == "all" and manifest.params["feed"] == "sip"
+    meta = manifest.files["prices.parquet"].meta
+    assert (meta("rows"), meta("symbols"), meta("date_min"), meta("date_max")) == (
         123, 3, "2024-01-02", "2024-02-29")
-    assert manifest["files"]["sector_map.parquet"]["source"] == "default"
-    assert set(manifest["files"]) >= {"prices.parquet", "corporate_actions.parquet",
-                                      "validation.json", "fetch_report.json", "universe.txt"}
+    assert manifest.files["sector_map.parquet"].meta("source") == "default"
+    assert set(manifest.files) >= {"prices.parquet", "corporate_actions.parquet",
+                                   "validation.json", "fetch_report.json", "universe.txt"}
     actions = pl.read_parquet(store.latest_file("corporate_actions.parquet"))
     assert actions.row(0, named=True) | {} == {
         "id": "d1", "action_type": "cash_dividend", "symbol": "AAA", "old_symbol": None,
         "ex_date": D(2024, 2, 8), "process_date": D(2024, 2, 10), "old_rate": None,
         "new_rate": None, "cash_rate": 0.5}
     assert json.loads(store.latest_file("validation.json").read_text())["ok"] is True
-    assert (data_dir / "universe" / "top300.txt").read_text().splitlines()[1:] == SYMBOLS
-    assert (data_dir / "universe" / "sector_map.csv").exists()
+    assert manifest.universe is not None and manifest.universe.symbols == tuple(SYMBOLS)
+    assert manifest.universe.source == "test universe"
+    assert not (data_dir / "universe").exists()  # the version records it, no side file
     assert not any((data_dir / "state" / "fetch").iterdir())  # checkpoint removed
     assert (data_dir / "state" / "ratelimit.json").exists()
     assert any("requests: 4" in line for line in report.summary_lines())
@@ -119,7 +120,7 @@ def test_restatement_inside_overlap_refetches_that_symbol_in_full(data_dir, cloc
     assert [r["symbols"] for r in full] == ["BBB"]
     prices = stored(data_dir)
     assert prices.select("symbol", "date", "close").equals(expected_frame(bars, D(2024, 3, 7)))
-    assert Store(data_dir).manifest()["params"]["restated"] == ["BBB"]
+    assert Store(data_dir).manifest().params["restated"] == ["BBB"]
 
 
 def test_bad_credentials_fail_cleanly_and_leave_latest(data_dir, clock):
@@ -150,7 +151,7 @@ def test_failed_batch_is_reported_others_go_on_then_resume(data_dir, clock):
     cfg = config(data_dir, batch_size=1, max_retries=2)
     with pytest.raises(FetchError) as info:
         fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
-                     progress=False, sleep=clock.sleep, clock=clock.time,
+                     progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=failing_for(api, "BBB"))
     assert "BBB" in str(info.value) and "after 3 attempts" in str(info.value)
     assert Store(data_dir).current_version() is None  # nothing published
@@ -160,7 +161,7 @@ def test_failed_batch_is_reported_others_go_on_then_resume(data_dir, clock):
     assert asked.count("AAA") == 1 and asked.count("CCC") == 1  # the others went on
     api.log.clear()
     report = fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
-                          progress=False, sleep=clock.sleep, clock=clock.time,
+                          progress=None, sleep=clock.sleep, clock=clock.time,
                           transport=api.transport())
     assert [r["symbols"] for r in api.bar_requests()] == ["BBB"]  # resumed
     assert report.batches_resumed == 2
@@ -181,12 +182,12 @@ def test_killed_run_resumes_without_refetching_or_duplicates(data_dir, clock):
     cfg = config(data_dir, batch_size=1)
     with pytest.raises(KeyboardInterrupt):
         fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
-                     progress=False, sleep=clock.sleep, clock=clock.time,
+                     progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=httpx.MockTransport(dying))
     assert Store(data_dir).current_version() is None
     api.log.clear()
     report = fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=D(2024, 2, 29),
-                          progress=False, sleep=clock.sleep, clock=clock.time,
+                          progress=None, sleep=clock.sleep, clock=clock.time,
                           transport=api.transport())
     assert [r["symbols"] for r in api.bar_requests()] == ["BBB", "CCC"]
     assert report.batches_resumed == 1
@@ -218,36 +219,37 @@ def test_changed_adjustment_refetches_everything(data_dir, clock):
     assert {r["start"] for r in api.bar_requests()} == {"2024-01-02T05:00:00Z"}
     assert {r["adjustment"] for r in api.bar_requests()} == {"raw"}
     assert any("adjustment=all" in w for w in report.warnings)
-    assert Store(data_dir).manifest()["files"]["prices.parquet"]["adjustment"] == "raw"
+    assert Store(data_dir).manifest().files["prices.parquet"].meta("adjustment") == "raw"
 
 
 def test_secret_never_written_or_printed(data_dir, clock, capsys, caplog):
     caplog.set_level(logging.DEBUG)
     api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
     api.faults += [httpx.Response(500, text=f"echo {SECRET}"), httpx.ReadTimeout("slow")]
-    run(data_dir, api, clock, progress=True)
-    with pytest.raises(FetchError):
+    reports: list[tuple[str, int, int]] = []
+    run(data_dir, api, clock, progress=lambda *report: reports.append(report))
+    with pytest.raises(FetchError) as failed:
         fetch_prices(config(data_dir, max_retries=0), universe=UNIVERSE, start=D(2024, 1, 2),
-                     end=D(2024, 3, 7), progress=True, sleep=clock.sleep, clock=clock.time,
+                     end=D(2024, 3, 7), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=failing_for(api, "AAA"))
+    assert reports[-1] == ("fetch bars", 2, 2)
     out = capsys.readouterr()
-    texts = [out.out, out.err, caplog.text]
+    texts = [out.out, out.err, caplog.text, str(failed.value), str(failed.value.report)]
     texts += [p.read_bytes().decode("latin-1") for p in data_dir.rglob("*") if p.is_file()]
     assert len(texts) > 10
     for text in texts:
         assert SECRET not in text and KEY not in text
 
 
-def test_one_off_universe_does_not_replace_the_standing_one(data_dir, clock):
+def test_the_recorded_universe_is_the_next_default(data_dir, clock):
     api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
-    run(data_dir, api, clock, end=D(2024, 2, 15))
-    standing = Store(data_dir).universe_dir / "top300.txt"
-    assert [ln for ln in standing.read_text().splitlines() if not ln.startswith("#")] == SYMBOLS
-    fetch_prices(config(data_dir), universe=Universe(("AAA",), {}, "one-off"),
-                 start=D(2024, 1, 2), end=D(2024, 2, 29), progress=False, sleep=clock.sleep,
-                 clock=clock.time, transport=api.transport())
-    assert [ln for ln in standing.read_text().splitlines() if not ln.startswith("#")] == SYMBOLS
-    assert Store(data_dir).latest_file("universe.txt").read_text().split() == ["AAA"]
+    run(data_dir, api, clock, end=D(2024, 2, 15), universe=Universe(("AAA", "BBB"), {}, "two"))
+    store = Store(data_dir)
+    assert store.universe() == UniverseRecord(symbols=("AAA", "BBB"), source="two")
+    report = run(data_dir, api, clock, end=D(2024, 2, 29), universe=None)  # nothing said
+    assert report.symbols == 2 and store.latest_file("universe.txt").read_text().split() == [
+        "AAA", "BBB"]
+    assert store.universe() == UniverseRecord(symbols=("AAA", "BBB"), source="two")
 
 
 def test_a_version_published_meanwhile_is_never_reverted(data_dir, clock):
@@ -262,14 +264,15 @@ def test_a_version_published_meanwhile_is_never_reverted(data_dir, clock):
 
     def handler(request: httpx.Request) -> httpx.Response:
         if not raced:  # another process publishes while this fetch is under way
-            with Store(data_dir).transaction("import") as txn:
+            other = Store(data_dir)
+            with other.transaction("import", base=other.current_version()) as txn:
                 atomic_write_text(txn.path("note.txt"), "concurrent\n")
             raced.append(Store(data_dir).current_version())
         return inner.handle_request(request)
 
     with pytest.raises(StoreError, match="another run published"):
         fetch_prices(config(data_dir), universe=UNIVERSE, start=D(2024, 1, 2),
-                     end=D(2024, 2, 29), progress=False, sleep=clock.sleep, clock=clock.time,
+                     end=D(2024, 2, 29), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=httpx.MockTransport(handler))
     assert Store(data_dir).current_version() == raced[0]
     assert Store(data_dir).latest_file("note.txt") is not None

@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import polars as pl
 
 from aurora.atomic import atomic_write_json, atomic_write_parquet
-from aurora.store import Store
+from aurora.store import Store, UniverseRecord
 
 
 def prices_frame(last: dt.date, symbols=("AAA", "BBB"), days: int = 3) -> pl.DataFrame:
@@ -21,8 +21,12 @@ def prices_frame(last: dt.date, symbols=("AAA", "BBB"), days: int = 3) -> pl.Dat
 
 
 def publish(store: Store, stage: str, **files: pl.DataFrame | dict) -> str:
-    """Publish a version holding `files` (frames as parquet, dicts as JSON)."""
-    with store.transaction(stage) as txn:
+    """Publish a version holding `files` (frames as parquet, dicts as JSON); a version with
+    prices records their symbols as its universe, as a fetch does."""
+    prices = files.get("prices.parquet")
+    universe = (UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="test")
+                if isinstance(prices, pl.DataFrame) else None)
+    with store.transaction(stage, base=store.current_version(), universe=universe) as txn:
         for name, content in files.items():
             if isinstance(content, pl.DataFrame):
                 atomic_write_parquet(txn.path(name), content)

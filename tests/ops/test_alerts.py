@@ -25,6 +25,16 @@ def test_failed_run_and_healthy_run():
         alert.message
 
 
+def test_a_failed_run_raises_one_alert_that_carries_its_coverage_and_gates(data_dir):
+    run = _run(success=False, exit_code=5, error="fetched prices failed validation",
+               coverage=0.5, details={"missing_symbols": ["BBB"]},
+               quality=[QualityResult("fetch validation", False, ["missing BBB"])])
+    [alert] = alerts.evaluate_rules(run, History(data_dir), None, AuroraConfig())
+    assert alert.rule == "failed_run" and "coverage 50.0%, 1 symbol(s): BBB" in alert.message
+    assert alert.details == {"exit_code": 5, "coverage": 0.5, "missing_symbols": ["BBB"],
+                             "failed_gates": ["fetch validation"]}
+
+
 def test_coverage_names_missing_symbols():
     assert alerts.rule_coverage(_run(coverage=1.0)) == []
     assert alerts.rule_coverage(_run(coverage=None)) == []
@@ -77,6 +87,24 @@ def test_webhook_gives_up_on_client_error_without_leaking_the_url(receiver: Rece
     assert result.error and "HTTP 404" in result.error and "token" not in result.error
 
 
+def test_webhook_backoff_doubles_is_capped_and_bounded(receiver: Receiver):
+    receiver.fail_first, receiver.fail_status = 10, 503
+    sleeps: list[float] = []
+    result = alerts.post_webhook(receiver.url(), {"text": "x"}, retries=5, backoff_seconds=4.0,
+                                 sleep=sleeps.append)
+    assert sleeps == [4.0, 8.0, 16.0, 30.0, 30.0]
+    assert not result.delivered and result.attempts == 6 and len(receiver.paths) == 6
+    assert result.error and result.error.startswith("HTTP 503 from ")
+    assert "token" not in result.error
+
+
+def test_webhook_retries_429(receiver: Receiver):
+    receiver.fail_first, receiver.fail_status = 1, 429
+    sleeps: list[float] = []
+    result = alerts.post_webhook(receiver.url(), {"text": "x"}, sleep=sleeps.append)
+    assert result == alerts.Delivery(True, 2) and sleeps == [0.5]
+
+
 def test_webhook_unreachable():
     result = alerts.post_webhook("http://127.0.0.1:9/hooks/token-abc", {"text": "x"},
                                  retries=2, sleep=NO_SLEEP, timeout_seconds=1)
@@ -90,13 +118,15 @@ def test_raise_alerts_logs_stores_posts_and_dedups(data_dir, receiver: Receiver,
     run = _run(coverage=0.5, details={"missing_symbols": ["BBB"]}, success=False, exit_code=6,
                error="fetch failed")
     found = alerts.evaluate_rules(run, history, None, cfg)
-    assert {a.rule for a in found} == {"coverage", "failed_run"}
-    with caplog.at_level("WARNING", logger="aurora.ops.alerts"):
+    assert {a.rule for a in found} == {"failed_run"}
+    found += alerts.rule_coverage(_run(id="r2", coverage=0.5,
+                                       details={"missing_symbols": ["CCC"]}))
+    with caplog.at_level("INFO", logger="aurora.ops.alerts"):
         raised = alerts.raise_alerts(found, history, cfg, run.id, sleep=NO_SLEEP)
     assert len(raised) == 2 and all(d and d.delivered for _, _, d in raised)
     texts = sorted(p["text"] for p in receiver.posts)
-    assert any("BBB" in t for t in texts) and all(t.startswith(":rotating_light:")
-                                                  for t in texts)
+    assert any("BBB" in t for t in texts) and any("CCC" in t for t in texts)
+    assert all(t.startswith(":rotating_light:") for t in texts)
     assert {p["alert"]["rule"] for p in receiver.posts} == {"coverage", "failed_run"}
     assert all(p["alert"]["run_id"] == "r1" for p in receiver.posts)
     assert "coverage 50.0%" in caplog.text and "token-s3cr3t" not in caplog.text

@@ -54,10 +54,10 @@ def test_every_cli_command_is_audited(data_dir, tmp_path, capsys, monkeypatch):
                               "sha256": first["read"][0]["sha256"]}]
     assert "no backup found" in records[2]["error"]
     [restored] = AuditLog(other).records()
-    sha = store.manifest(v1)["files"]["prices.parquet"]["sha256"]
+    sha = store.manifest(v1).files["prices.parquet"].sha256
     assert restored["written"] == [{"path": f"archive/{v1}/prices.parquet", "sha256": sha,
-                                    "bytes": store.manifest(v1)["files"]["prices.parquet"]
-                                    ["bytes"]}]
+                                    "bytes": store.manifest(v1).files["prices.parquet"]
+                                    .bytes}]
     assert restored["version_before"] is None and restored["version_after"] == v1
     line = (data_dir / "audit" / "audit.jsonl").read_text().splitlines()[0]
     assert json.loads(line)["time"] < json.loads(line)["ended_at"]

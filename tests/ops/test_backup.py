@@ -12,7 +12,7 @@ from aurora.ops.backup import (
     parse_storage_options,
     restore_version,
 )
-from aurora.ops.recovery import prune
+from aurora.ops.retention import prune
 from aurora.store import Store
 
 D = dt.date(2024, 3, 15)
@@ -93,7 +93,7 @@ def test_corrupt_backup_blob_is_refused_and_store_untouched(store, tmp_path):
 
 def test_partial_blob_from_a_killed_backup_is_rewritten(store, tmp_path):
     v1 = publish(store, "fetch", **{"prices.parquet": prices_frame(D)})
-    sha = store.manifest(v1)["files"]["prices.parquet"]["sha256"]
+    sha = store.manifest(v1).files["prices.parquet"].sha256
     (tmp_path / "b" / "blobs").mkdir(parents=True)
     (tmp_path / "b" / "blobs" / sha).write_bytes(b"partial")  # no backup.json references it
     backup_store(store, str(tmp_path / "b"))
@@ -108,7 +108,7 @@ def test_encrypted_backup(store, tmp_path):
     index_text = (tmp_path / "enc" / "backup.json").read_text()
     assert "correct horse" not in index_text and json.loads(index_text)["encrypted"] is True
     plain = (store.archive / v2 / "predictions.json").read_bytes()
-    sha = store.manifest(v2)["files"]["predictions.json"]["sha256"]
+    sha = store.manifest(v2).files["predictions.json"].sha256
     blob = (tmp_path / "enc" / "blobs" / sha).read_bytes()
     assert plain not in blob and blob.startswith(b"AURORA-AESGCM-1")
     other = Store(tmp_path / "other")

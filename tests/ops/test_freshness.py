@@ -27,9 +27,10 @@ def test_bad_deadline_settings(field, value):
         deadline_for(dt.date(2024, 3, 15), cfg)
 
 
-def test_empty_store_is_stale(store):
+def test_a_store_that_never_held_prices_is_not_stale(store):
     fresh = check_freshness(store, CFG, dt.datetime(2024, 3, 15, 22, 0, tzinfo=UTC))
-    assert fresh.latest_session is None and fresh.stale and fresh.in_by_deadline is None
+    assert fresh.latest_session is None and not fresh.stale and fresh.in_by_deadline is None
+    assert fresh.summary().startswith("no price data stored yet")
 
 
 def test_before_and_after_deadline(store):
@@ -64,7 +65,7 @@ def test_in_by_deadline_uses_first_version_holding_the_session(store):
 def test_date_max_falls_back_to_the_file(store):
     from aurora.atomic import atomic_write_parquet
 
-    with store.transaction("fetch") as txn:
+    with store.transaction("fetch", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), prices_frame(dt.date(2024, 3, 13)))
     assert latest_stored_session(store) == dt.date(2024, 3, 13)
 

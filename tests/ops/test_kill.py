@@ -23,9 +23,9 @@ import pytest
 from aurora.config import load_config
 from aurora.ops.pipeline import run_pipeline
 from aurora.store import Store
-from aurora.universe import Universe, default_universe
+from aurora.universe import default_universe, load_universe
 
-emulator = pytest.importorskip("aurora.emulator")
+emulator = pytest.importorskip("aurora_testbed.emulator")
 
 KEY_ID, SECRET = "PKKILLTEST", "kill-test-secret-123"
 START, END = dt.date(2023, 1, 3), dt.date(2024, 12, 31)
@@ -83,7 +83,7 @@ def _env(url: str, data_dir: Path) -> dict[str, str]:
 def test_sigkill_in_every_stage_then_rerun_matches_a_clean_run(tmp_path, monkeypatch):
     market = emulator.MarketData.synthetic(SYMBOLS, START, END, seed=7)
     rng = random.Random(20261124)
-    universe_file = tmp_path / "killed" / "universe" / "top300.txt"
+    universe_file = tmp_path / "lists" / "universe.txt"  # the user's own list, anywhere
     universe_file.parent.mkdir(parents=True)
     universe_file.write_text("".join(f"{s}\n" for s in SYMBOLS))
     with emulator.EmulatorServer(market, {KEY_ID: SECRET}, rate_limit_per_minute=100_000) as srv:
@@ -91,8 +91,8 @@ def test_sigkill_in_every_stage_then_rerun_matches_a_clean_run(tmp_path, monkeyp
         clean_dir = tmp_path / "clean"
         for name, value in _env(srv.url, clean_dir).items():
             monkeypatch.setenv(name, value)
-        reference = run_pipeline(load_config(), universe=Universe(SYMBOLS, {}, "t"),
-                                 start=START, end=END, progress=False)
+        reference = run_pipeline(load_config(), universe=load_universe(universe_file),
+                                 start=START, end=END, progress=None)
         durations = reference.stage_seconds
         expected = _outputs(Store(clean_dir))
 

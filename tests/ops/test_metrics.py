@@ -1,6 +1,9 @@
 import datetime as dt
 import re
 
+from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
+
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import History, QualityResult, RunRecord, StageRecord
 from aurora.ops.metrics import render_metrics, write_metrics
@@ -30,14 +33,52 @@ def test_render_is_valid_exposition_text():
         assert line.startswith("# ") or SAMPLE.match(line), line
     assert 'aurora_stage_duration_seconds{command="run",stage="fetch"} 1.5' in lines
     assert 'aurora_stage_duration_seconds{command="run",stage="we\\"ird"} 2.0' in lines
-    assert 'aurora_run_success{command="backup"} 0' in lines
-    assert 'aurora_rows_total{command="run"} 1000' in lines
-    assert 'aurora_retries_total{command="run"} 2' in lines
-    assert 'aurora_quality_failures{command="run"} 1' in lines
-    assert "aurora_latest_session_age_sessions 2" in lines
-    assert "aurora_data_stale 1" in lines and "aurora_open_alerts 3" in lines
+    assert 'aurora_run_success{command="backup"} 0.0' in lines
+    assert 'aurora_rows_total{command="run"} 1000.0' in lines
+    assert 'aurora_retries_total{command="run"} 2.0' in lines
+    assert 'aurora_quality_failures{command="run"} 1.0' in lines
+    assert "aurora_latest_session_age_sessions 2.0" in lines
+    assert "aurora_data_stale 1.0" in lines and "aurora_open_alerts 3.0" in lines
     assert text.count("# TYPE aurora_run_success gauge") == 1
-    assert 'aurora_run_timestamp_seconds{command="run"} 1767225660.0' in lines
+    assert 'aurora_run_timestamp_seconds{command="run"} 1.76722566e+09' in lines
+    assert "# HELP aurora_open_alerts Alerts not yet acknowledged or resolved." in lines
+
+
+def test_render_parses_back_to_the_values():
+    now = dt.datetime(2024, 3, 15, 22, tzinfo=dt.UTC)
+    fresh = Freshness(now, dt.date(2024, 3, 13), dt.date(2024, 3, 15), dt.date(2024, 3, 15),
+                      now, 2, True, False)
+    text = render_metrics([_run(), _run("backup", success=False)], fresh, open_alerts=3)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert all(f.type == "gauge" for f in families.values())
+    assert "aurora_rows_total" in families  # a gauge keeps its name, no suffix handling
+    values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+              for f in families.values() for s in f.samples}
+    run = (("command", "run"),)
+    assert values[("aurora_run_success", run)] == 1.0
+    assert values[("aurora_run_success", (("command", "backup"),))] == 0.0
+    assert values[("aurora_run_timestamp_seconds", run)] == 1767225660.0
+    assert values[("aurora_run_duration_seconds", run)] == 60.25
+    assert values[("aurora_stage_duration_seconds",
+                   (("command", "run"), ("stage", 'we"ird')))] == 2.0
+    assert values[("aurora_peak_memory_bytes", run)] == 123456.0
+    assert values[("aurora_symbols_total", run)] == 130.0
+    assert values[("aurora_requests_total", run)] == 7.0
+    assert values[("aurora_coverage_ratio", run)] == 0.5
+    assert values[("aurora_quality_failures", run)] == 1.0
+    assert values[("aurora_latest_session_age_sessions", ())] == 2.0
+    assert values[("aurora_data_stale", ())] == 1.0
+    assert values[("aurora_open_alerts", ())] == 3.0
+    assert families["aurora_data_stale"].documentation == (
+        "1 if the latest session is missing past its deadline.")
+    # each render has a registry of its own: nothing lands in the process-wide one
+    assert REGISTRY.get_sample_value("aurora_open_alerts") is None
+
+
+def test_metrics_without_samples_are_left_out():
+    text = render_metrics([], None, open_alerts=0)
+    assert [f.name for f in text_string_to_metric_families(text)] == ["aurora_open_alerts"]
+    assert "aurora_run_success" not in text and "aurora_data_stale" not in text
 
 
 def test_write_metrics_from_history(data_dir):
@@ -46,6 +87,6 @@ def test_write_metrics_from_history(data_dir):
     path = write_metrics(data_dir, history, None)
     assert path == data_dir / "metrics" / "aurora.prom"
     text = path.read_text()
-    assert 'aurora_symbols_total{command="run"} 130' in text
-    assert "aurora_data_stale" not in text and "aurora_open_alerts 0" in text
+    assert 'aurora_symbols_total{command="run"} 130.0' in text
+    assert "aurora_data_stale" not in text and "aurora_open_alerts 0.0" in text
     assert [p.name for p in path.parent.iterdir()] == ["aurora.prom"]

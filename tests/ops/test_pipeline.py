@@ -16,7 +16,7 @@ from aurora.ops.pipeline import run_pipeline
 from aurora.store import Store
 from aurora.universe import Universe, default_universe
 
-emulator = pytest.importorskip("aurora.emulator")
+emulator = pytest.importorskip("aurora_testbed.emulator")
 
 SECRET = "planted-SECRET-9f3a"
 KEY_ID = "PKTESTKEY0001"
@@ -61,13 +61,13 @@ def test_pipeline_with_a_planted_secret_leaks_it_nowhere(market, data_dir, monke
         config = load_config()
         universe = Universe(SYMBOLS, {}, "test")
         result = run_pipeline(config, universe=universe, start=START, end=END, evaluate=True,
-                              progress=False, now=lambda: NOW)
+                              progress=None, now=lambda: NOW)
         # A failing run too (fresh store, rejected secret): the secret must not be echoed.
         monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET + "-wrong")
         monkeypatch.setenv("AURORA_DATA_DIR", str(data_dir.parent / "failed"))
         with pytest.raises(AuroraError) as failure:
             run_pipeline(load_config(), universe=universe, start=START, end=END,
-                         progress=False, now=lambda: NOW)
+                         progress=None, now=lambda: NOW)
         monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
         monkeypatch.setenv("AURORA_DATA_DIR", str(data_dir))
         for argv in (["status"], ["validate"], ["backup", "--to", str(data_dir.parent / "bk")],
@@ -76,7 +76,7 @@ def test_pipeline_with_a_planted_secret_leaks_it_nowhere(market, data_dir, monke
     store = Store(data_dir)
     assert store.verify() == [] and result.version == store.current_version()
     assert {"prices.parquet", "features.parquet", "predictions.json"} <= set(
-        store.manifest()["files"])
+        store.manifest().files)
     assert [name for name, ok, _ in result.checks if not ok] == []
     assert list(result.stage_seconds) == ["fetch", "validate", "build", "predict", "evaluate",
                                           "verify"]
@@ -105,12 +105,13 @@ def test_missing_symbol_alerts_the_webhook(data_dir, monkeypatch, receiver: Rece
         _env(monkeypatch, srv.url, data_dir, webhook=receiver.url())
         with pytest.raises(AuroraError):
             run_pipeline(load_config(), universe=Universe(SYMBOLS, {}, "test"), start=START,
-                         end=END, progress=False, now=lambda: NOW)
+                         end=END, progress=None, now=lambda: NOW)
     missing = SYMBOLS[-1]
-    coverage = [p for p in receiver.posts if p["alert"]["rule"] == "coverage"]
-    assert coverage, receiver.posts
-    assert coverage[0]["alert"]["details"]["missing_symbols"] == [missing]
-    assert missing in coverage[0]["text"]
+    [post] = receiver.posts  # one alert for the failed run, naming what is missing
+    assert post["alert"]["rule"] == "failed_run", receiver.posts
+    assert post["alert"]["details"]["missing_symbols"] == [missing]
+    assert post["alert"]["details"]["failed_gates"] == ["fetch validation"]
+    assert missing in post["text"] and "coverage 90.0%" in post["text"]
     [run] = History(data_dir).recent_runs()
     assert not run.success and run.coverage == pytest.approx(9 / 10)
     assert os.stat(data_dir / "aurora.db").st_mode & 0o077 == 0
@@ -170,12 +171,12 @@ def _universe_file(where: Path) -> str:
 
 def test_demo_runs_offline_with_in_memory_credentials(data_dir, monkeypatch, capfd):
     from aurora.cli.main import main
-    from aurora.ops.pipeline import run_demo
+    from aurora_testbed.demo import run_demo
 
     for name, value in SMALL.items():
         monkeypatch.setenv(name, value)
     result = run_demo(load_config(overrides={"data_dir": str(data_dir)}), symbols=SYMBOLS,
-                      years=2, progress=False)
+                      years=2, progress=None)
     assert not any(k.startswith("APCA_") for k in os.environ)  # never put in the environment
     lines = result.summary_lines()
     assert lines[0].startswith("aurora demo: ") and result.version in lines[0]
@@ -193,10 +194,11 @@ def test_demo_refuses_a_store_fetched_from_a_real_api(data_dir):
 
     from aurora.atomic import atomic_write_parquet
     from aurora.errors import ConfigError
-    from aurora.ops.pipeline import run_demo
+    from aurora_testbed.demo import run_demo
 
     store = Store(data_dir)
-    with store.transaction("fetch", params={"base_url": "https://data.alpaca.markets"}) as txn:
+    with store.transaction("fetch", base=store.current_version(),
+                           params={"base_url": "https://data.alpaca.markets"}) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), prices_frame(END))
     with pytest.raises(ConfigError, match=r"fetched from https://data\.alpaca\.markets"):
         run_demo(load_config(overrides={"data_dir": str(data_dir)}), symbols=SYMBOLS[:2])

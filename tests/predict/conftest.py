@@ -18,7 +18,7 @@ import pytest
 from aurora import calendar
 from aurora.atomic import atomic_write_parquet
 from aurora.config import AuroraConfig, PredictConfig
-from aurora.store import Store
+from aurora.store import Store, UniverseRecord
 
 
 def planted_prices(
@@ -79,8 +79,12 @@ def small_config(data_dir: Path | None = None, **predict: object) -> AuroraConfi
 
 
 def publish(store: Store, **frames: pl.DataFrame) -> None:
-    """Write frames (name -> frame) into a new store version."""
-    with store.transaction("test") as txn:
+    """Write frames (name -> frame) into a new store version (the prices' symbols recorded
+    as its universe, as a fetch does)."""
+    prices = frames.get("prices")
+    universe = (UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="test")
+                if prices is not None else None)
+    with store.transaction("test", base=store.current_version(), universe=universe) as txn:
         for name, frame in frames.items():
             atomic_write_parquet(txn.path(f"{name}.parquet"), frame)
 

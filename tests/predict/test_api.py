@@ -55,9 +55,9 @@ def test_predict_publishes_valid_predictions_and_evaluation(predicted, market):
     assert nope == [{"symbol": "NOPE", "score": None, "rank": None, "percentile": None,
                      "reason": f"no features on feature date {last}"}]
     manifest = store.manifest()
-    assert manifest["stage"] == "predict"
-    assert {"predictions.json", "evaluation.json"} <= set(manifest["files"])
-    assert doc["inputs"]["prices_sha256"] == manifest["files"]["prices.parquet"]["sha256"]
+    assert manifest.stage == "predict"
+    assert {"predictions.json", "evaluation.json"} <= set(manifest.files)
+    assert doc["inputs"]["prices_sha256"] == manifest.files["prices.parquet"].sha256
     evaluation = json.loads(store.require_latest("evaluation.json", "").read_text())
     assert evaluation["status"] == "ok" and evaluation["daily"]
     assert doc["evaluation"]["models"] == evaluation["models"]
@@ -94,7 +94,7 @@ def test_store_evaluate_writes_evaluation_json(tmp_path, helpers, market):
     store = _store(tmp_path, helpers, prices, features)
     report = evaluate(store, config, universe=_symbols(prices))
     stored = json.loads(store.require_latest("evaluation.json", "").read_text())
-    assert store.manifest()["stage"] == "evaluate"
+    assert store.manifest().stage == "evaluate"
     assert stored["models"] == json.loads(json.dumps(report.summary["models"]))
     assert len(stored["daily"]) == report.daily.height
     assert {"lightgbm", "ridge"} == set(stored["models"])

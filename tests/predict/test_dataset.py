@@ -47,7 +47,7 @@ def test_zscore_clips_outliers():
         (pl.DataFrame({"date": [D1], "symbol": ["A"], "x": [1.0]}), "no feature columns"),
         (pl.DataFrame({"date": [D1], "symbol": ["A"], "f_x": ["a"]}), "'f_x' is String"),
         (pl.DataFrame({"date": [D1, D1], "symbol": ["A", "A"], "f_x": [1.0, 2.0]}),
-         "A has 2 rows on 2024-01-02"),
+         "first A on 2024-01-02"),
         (pl.DataFrame({"symbol": ["A"], "f_x": [1.0]}), "missing column 'date'"),
     ],
 )

@@ -11,7 +11,7 @@ from aurora.config import AuroraConfig
 from aurora.predict import walk_forward
 from aurora.universe import default_universe
 
-synthetic = pytest.importorskip("aurora.synthetic")
+synthetic = pytest.importorskip("aurora_testbed.synthetic")
 adjustments = pytest.importorskip("aurora.adjustments")
 features_mod = pytest.importorskip("aurora.features")
 

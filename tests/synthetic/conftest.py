@@ -7,8 +7,8 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from aurora.synthetic import SyntheticMarket, generate_market
 from aurora.universe import default_universe
+from aurora_testbed.synthetic import SyntheticMarket, generate_market
 
 START, END = dt.date(2018, 1, 1), dt.date(2020, 12, 31)
 

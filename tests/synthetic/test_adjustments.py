@@ -294,7 +294,7 @@ def test_dividend_factors_are_recovered_exactly_from_adjusted_bars():
     import numpy as np
 
     from aurora.adjustments import adjustment_factors, dividend_factors_from_adjusted
-    from aurora.synthetic import generate_market
+    from aurora_testbed.synthetic import generate_market
 
     market = generate_market(["AAPL", "KO", "XOM", "T", "S001"], dt.date(2005, 1, 3),
                              dt.date(2020, 12, 31))

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from aurora.adjustments import adjust_bars
 from aurora.calendar import sessions
 from aurora.errors import ConfigError
-from aurora.synthetic import ORIGIN, PLANTED_RENAMES, SyntheticMarket, generate_market
-from aurora.synthetic.market import ACTIONS_SCHEMA, BARS_SCHEMA
 from aurora.universe import default_sectors, ticker_problem
+from aurora_testbed.synthetic import ORIGIN, PLANTED_RENAMES, SyntheticMarket, generate_market
+from aurora_testbed.synthetic.market import ACTIONS_SCHEMA, BARS_SCHEMA
 
 from .conftest import END, START, with_returns
 

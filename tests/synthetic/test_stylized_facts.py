@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from aurora.adjustments import adjust_bars
-from aurora.synthetic import REVERSAL_WINDOW, SyntheticMarket
+from aurora_testbed.synthetic import REVERSAL_WINDOW, SyntheticMarket
 
 from .conftest import with_returns
 

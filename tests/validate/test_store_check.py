@@ -12,7 +12,7 @@ from aurora.atomic import atomic_write_bytes, atomic_write_parquet, atomic_write
 from aurora.cli.main import main
 from aurora.config import AuroraConfig, ValidationConfig
 from aurora.errors import StoreError
-from aurora.store.versions import Store
+from aurora.store import Store, UniverseRecord
 from aurora.validation import validate_store
 
 TODAY = dt.date(2024, 12, 31)
@@ -24,7 +24,7 @@ def prices(clean) -> pl.DataFrame:
 
 
 def publish(store: Store, files: dict, params: dict | None = None, meta: dict | None = None):
-    with store.transaction("fetch", params=params or {}) as txn:
+    with store.transaction("fetch", base=store.current_version(), params=params or {}) as txn:
         for name, content in files.items():
             if isinstance(content, pl.DataFrame):
                 atomic_write_parquet(txn.path(name), content)
@@ -52,7 +52,8 @@ def test_clean_store_is_ok(data_dir, prices):
     publish(store, {"prices.parquet": prices}, params={"universe": ["AAA", "BBB"]})
     report = validate_store(store, config_for(data_dir), today=TODAY)
     assert report.findings == [] and report.ok
-    assert report.stats["universe_source"] == "manifest params (universe)"
+    # a manifest written before universes were recorded: the fetch's params.universe
+    assert report.stats["universe_source"] == f"fetch {store.current_version()}"
     assert report.stats["version"] == store.current_version()
     assert {"checksum", "large_move"} <= set(report.to_dict()["checks"])
 
@@ -83,9 +84,9 @@ def test_universe_falls_back_to_config_then_default(data_dir, prices, tmp_path):
     store = Store(data_dir)
     publish(store, {"prices.parquet": prices})
     report = validate_store(store, config_for(data_dir), today=TODAY)
-    assert report.stats["universe_source"] == "default universe"
+    assert report.stats["universe_source"] == "aurora default universe"
     assert {f.check for f in report.findings} == {"missing_symbols", "unexpected_symbols"}
-    universe = data_dir / "universe" / "u.txt"
+    universe = tmp_path / "lists" / "u.txt"  # any readable file, inside the data dir or not
     universe.parent.mkdir(parents=True, exist_ok=True)
     universe.write_text("AAA\nBBB\nCCC\n")
     cfg = AuroraConfig(data_dir=data_dir, universe=universe)
@@ -93,13 +94,19 @@ def test_universe_falls_back_to_config_then_default(data_dir, prices, tmp_path):
     assert [(f.check, f.symbol) for f in report.findings] == [("missing_symbols", "CCC")]
 
 
-def test_universe_from_the_prices_manifest_entry(data_dir, prices):
+def test_universe_recorded_in_the_version_unless_configured(data_dir, prices, tmp_path):
     store = Store(data_dir)
-    publish(store, {"prices.parquet": prices},
-            meta={"prices.parquet": {"universe": ["AAA"], "adjustment": "all"}})
+    with store.transaction("fetch", base=None,
+                           universe=UniverseRecord(symbols=("AAA",), source="my list")) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), prices)
     report = validate_store(store, config_for(data_dir), today=TODAY)
     assert [(f.check, f.symbol) for f in report.findings] == [("unexpected_symbols", "BBB")]
-    assert report.stats["universe_source"] == "manifest entry of prices.parquet (universe)"
+    assert report.stats["universe_source"] == "my list"
+    configured = tmp_path / "both.txt"
+    configured.write_text("AAA\nBBB\n")
+    report = validate_store(store, AuroraConfig(data_dir=data_dir, universe=configured),
+                            today=TODAY)
+    assert report.findings == [] and report.stats["universe_source"] == str(configured)
 
 
 def test_other_known_files(data_dir, prices):
@@ -141,7 +148,7 @@ def test_corporate_actions_from_the_store_explain_moves(data_dir, bars, zigzag):
     publish(store, {"prices.parquet": prices}, params={"universe": ["AAA"]})
     assert [f.check for f in validate_store(store, config_for(data_dir), TODAY).findings] == [
         "large_move"]
-    with store.transaction("import") as txn:
+    with store.transaction("import", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
     report = validate_store(store, config_for(data_dir), TODAY)
     assert [f.check for f in report.findings] == ["explained_move"] and report.ok
@@ -195,12 +202,12 @@ def test_cli_empty_store_exit_code(data_dir, capsys):
 
 
 def test_predictions_from_other_prices_are_stale(data_dir, prices, monkeypatch):
-    import aurora.predict.predictions as predictions
+    import aurora.validation.store_check as store_check
 
-    monkeypatch.setattr(predictions, "validate_document", lambda doc, source="": None)
+    monkeypatch.setattr(store_check, "validate_document", lambda doc, source="": None)
     store = Store(data_dir)
     publish(store, {"prices.parquet": prices})
-    sha = store.manifest()["files"]["prices.parquet"]["sha256"]
+    sha = store.manifest().files["prices.parquet"].sha256
     doc = {"decision_date": "2024-02-01", "inputs": {"prices_sha256": sha}}
     publish(store, {"predictions.json": json.dumps(doc)})
     assert "stale_predictions" not in {f.check for f in

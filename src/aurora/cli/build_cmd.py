@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
-from aurora.store import Store
+from aurora.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ProgressOption,
+    UniverseOption,
+    command_run,
+    make_config,
+    print_lines,
+)
+from aurora.cli.progress import progress_bars
+from aurora.universe import resolve_universe
 
 
 def register(app: typer.Typer) -> None:
     @app.command("build")
-    def build(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
-        """Build the 45-feature panel from the stored prices; publish it if every gate passes."""
-        from aurora.features.builder import build_features
-        from aurora.ops.runner import run_context
+    def build(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
+              universe: UniverseOption = None, progress: ProgressOption = True) -> None:
+        """Build the 45-feature panel from the stored prices; publish it if every gate passes.
 
-        cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
-        err = console(stderr=True)
-        with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=err, transient=True) as bar:
-            tasks: dict[str, int] = {}
+        The universe is the one recorded in the store (the last fetch's) unless --universe
+        or the configuration names another.
+        """
+        from aurora.features import build_features  # deferred: start-up time (cli/main.py)
 
-            def progress(stage: str, done: int, total: int) -> None:
-                if stage not in tasks:
-                    tasks[stage] = bar.add_task(stage, total=max(total, 1))
-                bar.update(tasks[stage], completed=done, total=max(total, 1))
-
-            with run_context(store, cfg, "build") as run, run.stage("build"):
-                result = build_features(store, cfg, progress=progress)
-                run.add(rows=result.rows, symbols=result.symbols)
-                run.record_quality("feature gates", result.gates.passed,
-                                   [f"{g.name}: {g.message}" for g in result.gates.failures])
-        out = console()
-        for line in result.summary_lines():
-            out.print(line)
+        cfg = make_config(config, data_dir=data_dir, universe=universe)
+        with command_run(ctx, "build", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            run.use_universe(chosen)
+            with run.stage("build"):
+                result = build_features(run.store, cfg, universe=chosen, progress=bars)
+            run.add(rows=result.rows, symbols=result.symbols)
+            run.record_quality("feature gates", result.gates.passed,
+                               [f"{g.name}: {g.message}" for g in result.gates.failures])
+        print_lines(result.summary_lines())

@@ -1,16 +1,27 @@
-"""Shared CLI plumbing: options, configuration loading, one-line error reporting."""
+"""Shared CLI plumbing: options, configuration loading, the one run context of a command.
+
+Every command that touches a data directory runs inside `command_run`, which opens
+`aurora.ops.runner.run_context` (run history, alerts, metrics and one audit line) with the
+command line as typed and the input files the command reads (the configuration file, the
+universe file, an imported file). Library calls happen inside it; the CLI only prints the
+summary lines the library returns.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from aurora.config import AuroraConfig, load_config
-from aurora.errors import ConfigError, StageNotAvailable
+from aurora.config import AuroraConfig, find_config_file, load_config
+from aurora.errors import ConfigError
+from aurora.ops.runner import RunContext, run_context
+from aurora.store import Store
 
 DataDirOption = Annotated[
     Path | None,
@@ -22,33 +33,17 @@ ConfigOption = Annotated[
         "--config", help="TOML configuration file (default ./aurora.toml, env AURORA_CONFIG)."
     ),
 ]
-
-
-def console(stderr: bool = False) -> Console:
-    """A rich console for human-readable output (stderr for progress and errors)."""
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def make_config(config: Path | None, **overrides: Any) -> AuroraConfig:
-    """Load configuration with CLI flags as dotted-key overrides (None = flag not given)."""
-    return load_config(config, overrides=overrides)
-
-
-def not_available(stage: str) -> None:
-    """Fail clearly for a stage that is not built yet."""
-    raise StageNotAvailable(f"`aurora {stage}` is not available yet in this version of Aurora")
-
-
 UniverseOption = Annotated[
     Path | None,
     typer.Option(
         "--universe",
-        help="Universe file (default: configured, else data/universe/top300.txt, "
-        "else the built-in 130 names).",
+        help="Universe file, any readable path (default: configured, else the universe "
+        "recorded in the store version read, else the built-in 130 names).",
     ),
 ]
-
-
+ProgressOption = Annotated[
+    bool, typer.Option("--progress/--no-progress", help="Progress bars on stderr.")
+]
 StartOption = Annotated[
     str | None,
     typer.Option("--start", help="First NYSE session to fetch, YYYY-MM-DD (default: "
@@ -59,6 +54,47 @@ EndOption = Annotated[
     typer.Option("--end", help="Last NYSE session to fetch, YYYY-MM-DD, inclusive (default: "
                  "the last completed session)."),
 ]
+
+
+def console(stderr: bool = False) -> Console:
+    """A rich console for human-readable output (stderr for progress and errors)."""
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    """Print a library's summary lines on stdout, as plain text."""
+    out = console()
+    for line in lines:
+        out.print(line, markup=False)
+
+
+def make_config(config: Path | None, **overrides: Any) -> AuroraConfig:
+    """Load configuration with CLI flags as dotted-key overrides (None = flag not given)."""
+    return load_config(config, overrides=overrides)
+
+
+def command_line(ctx: typer.Context) -> list[str]:
+    """The command line as typed (`main` passes it as the root context's `obj`)."""
+    obj = ctx.find_root().obj
+    return list(obj) if isinstance(obj, list | tuple) else []
+
+
+@contextmanager
+def command_run(ctx: typer.Context, command: str, cfg: AuroraConfig, *,
+                config_file: Path | None = None, reads: Iterable[Path] = (),
+                history: bool = True) -> Iterator[RunContext]:
+    """The run context of one CLI command (see the module docstring).
+
+    `ctx` is the command's typer context (for the command line); `config_file` is the
+    `--config` flag: the file actually read and the configured universe file are noted as
+    inputs, with `reads`. `history=False` for read-only commands.
+    """
+    argv = command_line(ctx)
+    with run_context(Store(cfg.data_dir), cfg, command, argv=argv, history=history) as run:
+        for path in (find_config_file(config_file), cfg.universe, *reads):
+            if path is not None:
+                run.note_read(path)
+        yield run
 
 
 def parse_date_flag(value: str | None, flag: str) -> dt.date | None:

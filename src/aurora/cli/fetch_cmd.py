@@ -11,13 +11,18 @@ from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
     EndOption,
+    ProgressOption,
     StartOption,
     UniverseOption,
-    console,
+    command_run,
     make_config,
     parse_date_flag,
+    print_lines,
 )
+from aurora.cli.progress import progress_bars
 from aurora.errors import ConfigError
+from aurora.reference import import_fundamentals, import_sector_map
+from aurora.universe import resolve_universe
 
 _ADJUSTMENTS = ("raw", "split", "dividend", "all")
 _FEEDS = ("iex", "sip")
@@ -32,6 +37,7 @@ def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | Non
 def register(app: typer.Typer) -> None:
     @app.command("fetch")
     def fetch(
+        ctx: typer.Context,
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         universe: UniverseOption = None,
@@ -40,30 +46,30 @@ def register(app: typer.Typer) -> None:
         adjustment: Annotated[str | None, typer.Option(
             "--adjustment", help="raw|split|dividend|all (default all).")] = None,
         feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,
-        progress: Annotated[bool, typer.Option(
-            "--progress/--no-progress", help="Progress bar on stderr.")] = True,
+        progress: ProgressOption = True,
     ) -> None:
         """Fetch daily bars from Alpaca into the validated, versioned price store.
 
         Credentials and endpoint: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL.
         """
-        from aurora.fetch import fetch_prices
-        from aurora.ops.runner import run_context
-        from aurora.store import Store
+        from aurora.fetch import fetch_prices  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe, **{
             "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
             "fetch.feed": _choice(feed, "--feed", _FEEDS),
         })
         first, last = parse_date_flag(start, "--start"), parse_date_flag(end, "--end")
-        with run_context(Store(cfg.data_dir), cfg, "fetch") as run, run.stage("fetch"):
-            report = fetch_prices(cfg, start=first, end=last, progress=progress)
+        with command_run(ctx, "fetch", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            run.use_universe(chosen)
+            with run.stage("fetch"):
+                report = fetch_prices(cfg, universe=chosen, start=first, end=last,
+                                      progress=bars)
             run.add(rows=report.bars, symbols=report.symbols, requests=report.requests,
                     retries=report.retries)
             run.record_quality("fetch validation", True, warnings=report.warnings)
-        out = console()
-        for line in report.summary_lines():
-            out.print(line, markup=False)
+        print_lines(report.summary_lines())
 
     import_app = typer.Typer(help="Import reference data into the store.",
                              no_args_is_help=True)
@@ -71,31 +77,31 @@ def register(app: typer.Typer) -> None:
 
     @import_app.command("sector-map")
     def sector_map(
+        ctx: typer.Context,
         file: Annotated[Path, typer.Argument(help="CSV or Parquet with symbol, sector.")],
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
     ) -> None:
         """Import a sector map into data/latest/sector_map.parquet."""
-        from aurora.reference import import_sector_map
-        from aurora.store import Store
-
         cfg = make_config(config, data_dir=data_dir)
-        result = import_sector_map(Store(cfg.data_dir), file)
-        for line in result.summary_lines():
-            console().print(line, markup=False)
+        with command_run(ctx, "import", cfg, config_file=config, reads=[file]) as run, \
+                run.stage("import"):
+            result = import_sector_map(run.store, file)
+            run.add(rows=result.rows, symbols=result.symbols)
+        print_lines(result.summary_lines())
 
     @import_app.command("fundamentals")
     def fundamentals(
+        ctx: typer.Context,
         file: Annotated[Path, typer.Argument(
             help="CSV or Parquet with symbol, as_of and numeric columns.")],
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
     ) -> None:
         """Import point-in-time fundamentals into data/latest/fundamentals.parquet."""
-        from aurora.reference import import_fundamentals
-        from aurora.store import Store
-
         cfg = make_config(config, data_dir=data_dir)
-        result = import_fundamentals(Store(cfg.data_dir), file)
-        for line in result.summary_lines():
-            console().print(line, markup=False)
+        with command_run(ctx, "import", cfg, config_file=config, reads=[file]) as run, \
+                run.stage("import"):
+            result = import_fundamentals(run.store, file)
+            run.add(rows=result.rows, symbols=result.symbols)
+        print_lines(result.summary_lines())

@@ -1,7 +1,7 @@
-"""`aurora run`, `demo`, `status`, `backup`, `restore`, `drill`, `prune`.
+"""`aurora run`, `status`, `backup`, `restore`, `rollback`, `drill`, `prune`.
 
-Thin over `aurora.ops`: each command loads the configuration, calls the library inside a
-`run_context` (run history, metrics, alerts, audit), and prints the library's summary lines.
+Thin over `aurora.ops`: each command loads the configuration, calls the library inside its
+`command_run` (run history, metrics, alerts, audit), and prints the library's summary lines.
 """
 
 from __future__ import annotations
@@ -18,22 +18,23 @@ from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
     EndOption,
+    ProgressOption,
     StartOption,
     UniverseOption,
+    command_run,
     console,
     make_config,
     parse_date_flag,
+    print_lines,
 )
+from aurora.cli.progress import progress_bars
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
 from aurora.ops.backup import backup_store, parse_storage_options, restore_version
 from aurora.ops.history import History
-from aurora.ops.recovery import drill as run_drill
-from aurora.ops.recovery import prune as run_prune
+from aurora.ops.retention import prune as run_prune
 from aurora.ops.rollback import rollback
-from aurora.ops.runner import run_context
 from aurora.ops.status import StatusReport, collect_status
-from aurora.store import Store
 
 StorageOptions = Annotated[
     list[str] | None,
@@ -46,12 +47,6 @@ StorageOptions = Annotated[
 
 def _key(cfg: AuroraConfig) -> str | None:
     return cfg.ops.backup_key.get_secret_value() if cfg.ops.backup_key else None
-
-
-def _print_lines(lines: list[str]) -> None:
-    out = console()
-    for line in lines:
-        out.print(line, markup=False)
 
 
 def render_status(report: StatusReport) -> list[Table | Text]:
@@ -111,6 +106,7 @@ def render_status(report: StatusReport) -> list[Table | Text]:
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run(
+        ctx: typer.Context,
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         universe: UniverseOption = None,
@@ -118,41 +114,23 @@ def register(app: typer.Typer) -> None:
         end: EndOption = None,
         evaluate: Annotated[bool, typer.Option(
             "--evaluate", help="Also run the walk-forward evaluation.")] = False,
-        progress: Annotated[bool, typer.Option(
-            "--progress/--no-progress", help="Progress bars on stderr.")] = True,
+        progress: ProgressOption = True,
     ) -> None:
         """Fetch, build and predict, each stage gated by the previous one's validation."""
-        from aurora.ops.pipeline import run_pipeline
+        from aurora.ops.pipeline import run_pipeline  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe)
-        result = run_pipeline(
-            cfg,
-            start=parse_date_flag(start, "--start"),
-            end=parse_date_flag(end, "--end"),
-            evaluate=evaluate,
-            progress=progress,
-        )
-        _print_lines(result.summary_lines())
-
-    @app.command("demo")
-    def demo(
-        data_dir: Annotated[Path, typer.Option(
-            "--data-dir", help="Where to write (default ./data).")] = Path("data"),
-        config: ConfigOption = None,
-        years: Annotated[int, typer.Option(
-            "--years", min=2, max=10, help="Years of synthetic history.")] = 4,
-        progress: Annotated[bool, typer.Option(
-            "--progress/--no-progress", help="Progress bars on stderr.")] = True,
-    ) -> None:
-        """Run the whole pipeline offline against the built-in Alpaca emulator."""
-        from aurora.ops.pipeline import run_demo
-
-        cfg = make_config(config, data_dir=data_dir)
-        result = run_demo(cfg, years=years, progress=progress)
-        _print_lines(result.summary_lines())
+        with command_run(ctx, "run", cfg, config_file=config) as rec, \
+                progress_bars(progress) as bars:
+            result = run_pipeline(cfg, start=parse_date_flag(start, "--start"),
+                                  end=parse_date_flag(end, "--end"), evaluate=evaluate,
+                                  progress=bars, run=rec)
+        result.alerts = rec.alerts
+        print_lines(result.summary_lines())
 
     @app.command("status")
     def status(
+        ctx: typer.Context,
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         limit: Annotated[int, typer.Option("--limit", help="How many recent runs.")] = 10,
@@ -162,12 +140,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Recent runs, data freshness and open alerts."""
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
-        if ack is not None:
-            closed = History(store.root).close_alerts(alert_id=ack)
-            console().print(f"alert {ack}: {'acknowledged' if closed else 'not open'}",
-                            markup=False)
-        report = collect_status(store, cfg, limit=limit)
+        with command_run(ctx, "status", cfg, config_file=config, history=False) as rec:
+            if ack is not None:
+                closed = History(rec.store.root).close_alerts(alert_id=ack)
+                console().print(f"alert {ack}: {'acknowledged' if closed else 'not open'}",
+                                markup=False)
+            report = collect_status(rec.store, cfg, limit=limit)
         if as_json:
             print(json.dumps(report.to_dict(), indent=2, default=str))
             return
@@ -177,6 +155,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command("backup")
     def backup(
+        ctx: typer.Context,
         to: Annotated[str, typer.Option("--to", help="Local path or fsspec URL (s3://...).")],
         storage_option: StorageOptions = None,
         data_dir: DataDirOption = None,
@@ -184,15 +163,15 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Copy the versioned store to a local path or fsspec URL, with sha256 checksums."""
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
         options = parse_storage_options(storage_option)
-        with run_context(store, cfg, "backup") as ctx, ctx.stage("backup"):
-            report = backup_store(store, to, key=_key(cfg), storage_options=options)
-            ctx.add(rows=report.blobs_uploaded)
-        _print_lines(report.summary_lines())
+        with command_run(ctx, "backup", cfg, config_file=config) as rec, rec.stage("backup"):
+            report = backup_store(rec.store, to, key=_key(cfg), storage_options=options)
+            rec.add(rows=report.blobs_uploaded)
+        print_lines(report.summary_lines())
 
     @app.command("restore")
     def restore(
+        ctx: typer.Context,
         source: Annotated[str, typer.Option("--from", help="Backup path or fsspec URL.")],
         version: Annotated[str | None, typer.Option(
             "--version", help="Version to restore (default: the backup's latest).")] = None,
@@ -202,16 +181,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Restore a version from a backup, verify every checksum, point latest to it."""
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
         options = parse_storage_options(storage_option)
-        with run_context(store, cfg, "restore") as ctx, ctx.stage("restore"):
-            report = restore_version(store, source, version=version, key=_key(cfg),
+        with command_run(ctx, "restore", cfg, config_file=config) as rec, rec.stage("restore"):
+            report = restore_version(rec.store, source, version=version, key=_key(cfg),
                                      storage_options=options)
-            ctx.add(rows=len(report.files_downloaded))
-        _print_lines(report.summary_lines())
+            rec.add(rows=len(report.files_downloaded))
+        print_lines(report.summary_lines())
 
     @app.command("rollback")
     def rollback_cmd(
+        ctx: typer.Context,
         to: Annotated[str | None, typer.Option(
             "--to", help="Version to make latest (default: the parent of the current one).")
         ] = None,
@@ -220,14 +199,14 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Point latest back at an earlier version of the local store, after verifying it."""
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
-        with run_context(store, cfg, "rollback") as ctx, ctx.stage("rollback"):
-            report = rollback(store, to)
-            ctx.add(rows=report.files_verified)
-        _print_lines(report.summary_lines())
+        with command_run(ctx, "rollback", cfg, config_file=config) as rec, rec.stage("rollback"):
+            report = rollback(rec.store, to)
+            rec.add(rows=report.files_verified)
+        print_lines(report.summary_lines())
 
     @app.command("drill")
     def drill(
+        ctx: typer.Context,
         source: Annotated[str, typer.Option("--from", help="Backup path or fsspec URL.")],
         storage_option: StorageOptions = None,
         scratch: Annotated[Path | None, typer.Option(
@@ -238,21 +217,23 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Recovery test: restore the latest backup to scratch, verify, rebuild features."""
+        from aurora.ops.recovery import drill as run_drill  # deferred: start-up (cli/main.py)
+
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
         options = parse_storage_options(storage_option)
-        with run_context(store, cfg, "drill") as ctx:
-            with ctx.stage("drill"):
+        with command_run(ctx, "drill", cfg, config_file=config) as rec:
+            with rec.stage("drill"):
                 report = run_drill(source, cfg, key=_key(cfg), storage_options=options,
                                    scratch=scratch, keep_scratch=keep_scratch)
-            ctx.record_quality("drill", report.ok, report.problems)
-            _print_lines(report.summary_lines())
+            rec.record_quality("drill", report.ok, report.problems)
+            print_lines(report.summary_lines())
             if not report.ok:
                 raise DataValidationError(
                     f"drill failed: {report.problems[0] if report.problems else 'see above'}")
 
     @app.command("prune")
     def prune(
+        ctx: typer.Context,
         keep: Annotated[int | None, typer.Option(
             "--keep", help="Keep the newest N versions (default ops.keep_versions).")] = None,
         keep_days: Annotated[int | None, typer.Option(
@@ -265,9 +246,8 @@ def register(app: typer.Typer) -> None:
         """Delete old versions, keeping the last N (or D days); never the one latest uses."""
         cfg = make_config(config, data_dir=data_dir, **{"ops.keep_versions": keep,
                                                          "ops.keep_days": keep_days})
-        store = Store(cfg.data_dir)
         days = keep_days if keep_days is not None else (None if keep else cfg.ops.keep_days)
-        with run_context(store, cfg, "prune") as ctx, ctx.stage("prune"):
-            report = run_prune(store, keep_versions=cfg.ops.keep_versions, keep_days=days,
+        with command_run(ctx, "prune", cfg, config_file=config) as rec, rec.stage("prune"):
+            report = run_prune(rec.store, keep_versions=cfg.ops.keep_versions, keep_days=days,
                                dry_run=dry_run)
-        _print_lines(report.summary_lines())
+        print_lines(report.summary_lines())

@@ -2,103 +2,67 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config, parse_date_flag
-from aurora.store import Store
+from aurora.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ProgressOption,
+    UniverseOption,
+    command_run,
+    make_config,
+    parse_date_flag,
+    print_lines,
+)
+from aurora.cli.progress import progress_bars
+from aurora.universe import resolve_universe
 
 DecisionDateOption = Annotated[
     str | None,
     typer.Option("--decision-date", help="Session to rank for, YYYY-MM-DD (default: the "
                  "next NYSE session after the last stored one)."),
 ]
-TOP = 10
-
-
-@contextmanager
-def _fold_progress() -> Iterator[Any]:
-    """A progress callback for walk-forward folds; the bar appears on the first fold only,
-    so an early one-line error is not preceded by an empty bar."""
-    bar = Progress(TextColumn("walk-forward"), BarColumn(),
-                   TextColumn("{task.completed}/{task.total} folds"), TimeElapsedColumn(),
-                   console=console(stderr=True), transient=True)
-    task: list[Any] = []
-
-    def update(done: int, total: int) -> None:
-        if not task:
-            bar.start()
-            task.append(bar.add_task("folds", total=total))
-        bar.update(task[0], completed=done, total=total)
-
-    try:
-        yield update
-    finally:
-        if task:
-            bar.stop()
-
-
-def _print_evaluation(summary: dict[str, Any]) -> None:
-    from aurora.predict.evaluate import summary_lines, table_lines
-
-    out = console()
-    if summary.get("status") != "ok":
-        out.print(f"evaluation: {summary.get('message')}")
-        return
-    for line in table_lines(summary) + summary_lines(summary)[len(summary["models"]):]:
-        out.print(line, markup=False)
 
 
 def register(app: typer.Typer) -> None:
     @app.command("predict")
     def predict(
+        ctx: typer.Context,
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
+        universe: UniverseOption = None,
         decision_date: DecisionDateOption = None,
+        progress: ProgressOption = True,
     ) -> None:
         """Train point-in-time and rank the universe for a decision date."""
-        from aurora.ops.runner import run_context
-        from aurora.predict import predict as run_predict
+        from aurora import predict as stage  # deferred: start-up time (cli/main.py)
 
-        cfg = make_config(config, data_dir=data_dir)
+        cfg = make_config(config, data_dir=data_dir, universe=universe)
         day = parse_date_flag(decision_date, "--decision-date")
-        store = Store(cfg.data_dir)
-        with _fold_progress() as progress, run_context(store, cfg, "predict") as run, \
-                run.stage("predict"):
-            result = run_predict(store, cfg, decision_date=day, progress=progress)
-            run.add(symbols=sum(e["score"] is not None for e in result.document["predictions"]))
-        doc = result.document
-        out = console()
-        entries = doc["predictions"]
-        scored = [e for e in entries if e["score"] is not None]
-        out.print(f"decision date {doc['decision_date']} (features of {doc['feature_date']}), "
-                  f"horizon {doc['horizon']} sessions, {doc['model']['name']} trained on "
-                  f"{doc['model']['training_rows']:,} rows "
-                  f"{doc['model']['training_window']['first_feature_date']} .. "
-                  f"{doc['model']['training_window']['last_feature_date']}")
-        out.print(f"ranked {len(scored)} of {len(entries)} symbols; top {min(TOP, len(scored))}: "
-                  + ", ".join(e["symbol"] for e in scored[:TOP]))
-        for e in entries:
-            if e["score"] is None:
-                out.print(f"not ranked: {e['symbol']}: {e['reason']}")
-        _print_evaluation(result.evaluation)
-        reused = " (evaluation reused)" if result.evaluation_reused else ""
-        out.print(f"wrote predictions.json in version {result.version}{reused}")
+        with command_run(ctx, "predict", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            run.use_universe(chosen)
+            with run.stage("predict"):
+                result = stage.predict(run.store, cfg, decision_date=day, universe=chosen,
+                                       progress=bars)
+            run.add(symbols=int(result.scores["score"].is_not_null().sum()))
+        print_lines(result.summary_lines())
 
     @app.command("evaluate")
-    def evaluate(data_dir: DataDirOption = None, config: ConfigOption = None) -> None:
+    def evaluate(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
+                 universe: UniverseOption = None, progress: ProgressOption = True) -> None:
         """Purged walk-forward evaluation of the model and the baseline."""
-        from aurora.ops.runner import run_context
-        from aurora.predict import evaluate as run_evaluate
+        from aurora import predict as stage  # deferred: start-up time (cli/main.py)
 
-        cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
-        with _fold_progress() as progress, run_context(store, cfg, "evaluate") as run, \
-                run.stage("evaluate"):
-            report = run_evaluate(store, cfg, progress=progress)
-        _print_evaluation(report.summary)
-        console().print(f"wrote evaluation.json in version {store.current_version()}")
+        cfg = make_config(config, data_dir=data_dir, universe=universe)
+        with command_run(ctx, "evaluate", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            run.use_universe(chosen)
+            with run.stage("evaluate"):
+                report = stage.evaluate(run.store, cfg, universe=chosen, progress=bars)
+        print_lines([*report.report_lines(),
+                     f"wrote evaluation.json in version {run.store.current_version()}"])

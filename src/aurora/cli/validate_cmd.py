@@ -16,9 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from aurora.atomic import atomic_write_json
-from aurora.cli.common import ConfigOption, DataDirOption, console, make_config
+from aurora.cli.common import ConfigOption, DataDirOption, command_run, console, make_config
 from aurora.errors import DataValidationError
-from aurora.store.versions import Store
 from aurora.validation import ValidationReport, validate_store
 
 REPORT_NAME = "validation-report.json"
@@ -51,31 +50,40 @@ def render(report: ValidationReport) -> Table:
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
+        ctx: typer.Context,
         data_dir: DataDirOption = None,
         config: ConfigOption = None,
         report: ReportOption = None,
     ) -> None:
         """Validate the stored data and checksums; exit non-zero (5) on any error."""
         cfg = make_config(config, data_dir=data_dir)
-        store = Store(cfg.data_dir)
-        with console(stderr=True).status(f"validating {store.latest} ..."):
-            result = validate_store(store, cfg)
-        path = report or store.state_dir / REPORT_NAME
-        payload = {"generated_at": dt.datetime.now(dt.UTC).isoformat(), **result.to_dict()}
-        atomic_write_json(path, payload)
+        with command_run(ctx, "validate", cfg, config_file=config) as run:
+            store = run.store
+            with run.stage("validate"), \
+                    console(stderr=True).status(f"validating {store.latest} ..."):
+                result = validate_store(store, cfg)
+            path = report or store.state_dir / REPORT_NAME
+            payload = {"generated_at": dt.datetime.now(dt.UTC).isoformat(), **result.to_dict()}
+            atomic_write_json(path, payload)
+            run.record_quality("store validation", result.ok, [f.line() for f in result.errors],
+                               [f.line() for f in result.warnings][:50])
+            _show(result, path)
+            if not result.ok:
+                raise DataValidationError(
+                    f"validation failed with {len(result.errors)} error(s); first: "
+                    f"{result.errors[0].line()} (report: {path})"
+                )
 
-        out = console()
-        if result.findings:
-            out.print(render(result))
-        for f in result.errors[:SHOWN_FINDINGS]:
-            out.print(Text(f.line(), style="red"))
-        if len(result.errors) > SHOWN_FINDINGS:
-            out.print(f"... {len(result.errors) - SHOWN_FINDINGS} more error(s) in {path}",
-                      markup=False)
-        out.print(result.summary_lines()[0], markup=False)
-        out.print(f"report: {path}", markup=False)
-        if not result.ok:
-            raise DataValidationError(
-                f"validation failed with {len(result.errors)} error(s); first: "
-                f"{result.errors[0].line()} (report: {path})"
-            )
+
+def _show(result: ValidationReport, path: Path) -> None:
+    """The table, the first errors and the one-line verdict on stdout."""
+    out = console()
+    if result.findings:
+        out.print(render(result))
+    for f in result.errors[:SHOWN_FINDINGS]:
+        out.print(Text(f.line(), style="red"))
+    if len(result.errors) > SHOWN_FINDINGS:
+        out.print(f"... {len(result.errors) - SHOWN_FINDINGS} more error(s) in {path}",
+                  markup=False)
+    out.print(result.summary_lines()[0], markup=False)
+    out.print(f"report: {path}", markup=False)

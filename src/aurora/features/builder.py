@@ -1,6 +1,6 @@
 """`build_features`: the build stage over the store, from stored inputs to a published panel.
 
-Reads the latest prices.parquet (adjusting raw prices with corporate_actions.parquet when
+Reads prices.parquet of the latest version (adjusting raw prices with corporate_actions.parquet when
 the fetch stored them unadjusted), sector_map.parquet (else Aurora's default sectors) and
 fundamentals.parquet (optional); computes the 45 features; runs every quality gate,
 including the perturbation lookahead check; and, only if all pass, publishes
@@ -13,18 +13,19 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from aurora.adjustments import adjust_bars, dividend_factors_from_adjusted
 from aurora.atomic import atomic_write_json, atomic_write_parquet, sha256_file
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
-from aurora.features.compute import FeatureFrame, Progress, compute_features, compute_panel
+from aurora.features.compute import FeatureFrame, compute_features, compute_panel
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.registry import (
     FEATURE_NAMES,
@@ -33,21 +34,28 @@ from aurora.features.registry import (
     REGISTRY_VERSION,
     family_counts,
 )
+from aurora.progress import Progress, no_progress
 from aurora.store import Store
-from aurora.universe import load_configured_universe
+from aurora.store.files import (
+    CORPORATE_ACTIONS,
+    FEATURES,
+    FEATURES_META,
+    FUNDAMENTALS,
+    PRICES,
+    SECTOR_MAP,
+)
+from aurora.universe import UniverseLike, as_universe, resolve_universe
 
-PRICES = "prices.parquet"
-ACTIONS = "corporate_actions.parquet"
-SECTORS = "sector_map.parquet"
-FUNDAMENTALS = "fundamentals.parquet"
 REPORT = "build-report.json"
+SHOWN_SYMBOLS = 10
 LOOKAHEAD_TAIL = 10  # sessions between the lookahead cutoff and the last date
 
 
 @dataclass
 class BuildInputs:
-    """The inputs as read from the store, prices already adjusted ("all")."""
+    """The inputs as read from one store version, prices already adjusted ("all")."""
 
+    version: str
     prices: pl.DataFrame
     sectors: pl.DataFrame | None
     fundamentals: pl.DataFrame | None
@@ -81,8 +89,11 @@ class BuildResult:
             f"gates: {passed}/{len(self.gates.results)} passed "
             f"({', '.join(sorted({r.name for r in self.gates.results}))})",
         ]
-        if meta.get("unknown_sector_symbols"):
-            lines.append(f"sector unknown for: {', '.join(meta['unknown_sector_symbols'])}")
+        unknown = meta.get("unknown_sector_symbols") or []
+        if unknown:
+            more = f", +{len(unknown) - SHOWN_SYMBOLS} more" if len(unknown) > SHOWN_SYMBOLS else ""
+            lines.append(f"sector unknown for {len(unknown)} symbol(s) ("
+                         f"{', '.join(unknown[:SHOWN_SYMBOLS])}{more}; all in {FEATURES_META})")
         fallback = meta.get("turnover_fallback_rows") or {}
         if fallback:
             lines.append(f"turnover fallback (no shares known) on {sum(fallback.values()):,} "
@@ -91,40 +102,32 @@ class BuildResult:
         return lines
 
 
-def prices_adjustment(store: Store) -> str:
-    """The adjustment recorded for the latest prices: file meta `adjustment`, or
-    `params.adjustment` in the file meta, or the params of the version that wrote it."""
-    manifest = store.manifest()
-    meta = manifest.get("files", {}).get(PRICES, {})
-    for found in (meta.get("adjustment"), (meta.get("params") or {}).get("adjustment")):
-        if found:
-            return str(found)
-    version: str | None = manifest.get("version")
-    for _ in range(1000):  # walk back to the version that wrote the current prices
-        if version is None:
-            break
-        m = store.manifest(version)
-        if m.get("files", {}).get(PRICES, {}).get("sha256") != meta.get("sha256"):
-            break
-        if m.get("stage") == meta.get("written_by") and (m.get("params") or {}).get("adjustment"):
-            return str(m["params"]["adjustment"])
-        version = m.get("parent")
-    return "all"
+def prices_adjustment(store: Store, version: str) -> str:
+    """The adjustment the prices of `version` were fetched with: the file entry's
+    `adjustment`, else the params of the version that wrote them, else "all"."""
+    entry = store.manifest(version).file(PRICES)
+    if entry is not None and entry.meta("adjustment"):
+        return str(entry.meta("adjustment"))
+    origin = store.origin(PRICES, version)
+    found = origin.params.get("adjustment") if origin is not None else None
+    return str(found) if found else "all"
 
 
 def load_inputs(store: Store) -> BuildInputs:
     """Read and adjust the build's inputs from the latest store version."""
-    path = store.require_latest(PRICES, "run `aurora fetch` first")
+    version = store.current_version()
+    path = store.require_file(PRICES, "run `aurora fetch` first", version)
+    assert version is not None
     sha = {PRICES: sha256_file(path)}
     prices = pl.read_parquet(path)
     optional = {}
-    for name in (ACTIONS, SECTORS, FUNDAMENTALS):
-        p = store.latest_file(name)
+    for name in (CORPORATE_ACTIONS, SECTOR_MAP, FUNDAMENTALS):
+        p = store.file_path(name, version)
         optional[name] = pl.read_parquet(p) if p is not None else None
         if p is not None:
             sha[name] = sha256_file(p)
-    actions = optional[ACTIONS]
-    adjustment = prices_adjustment(store)
+    actions = optional[CORPORATE_ACTIONS]
+    adjustment = prices_adjustment(store, version)
     notes = []
     if adjustment != "all":
         missing = {"raw": "all", "split": "dividend", "dividend": "split"}.get(adjustment)
@@ -137,21 +140,18 @@ def load_inputs(store: Store) -> BuildInputs:
             else:
                 raise DataValidationError(
                     f"{path}: prices are stored with adjustment={adjustment} and"
-                    f" {ACTIONS} is missing, so splits would show as returns; fetch corporate"
+                    f" {CORPORATE_ACTIONS} is missing, so splits would show as returns; fetch"
+                    " corporate"
                     " actions or fetch with adjustment=all")
         else:
-            from aurora.adjustments import adjust_bars
-
             raw = prices
             prices = adjust_bars(prices, actions, mode=missing, as_of=None)  # type: ignore[arg-type]
             if adjustment == "raw":  # exact point-in-time USD traded from the raw bars
                 prices = prices.with_columns(
                     (raw["close"] * raw["volume"].cast(pl.Float64)).alias("dollar_volume"))
             notes.append(f"prices stored with adjustment={adjustment}; applied {missing}"
-                         f" adjustment from {ACTIONS}")
+                         f" adjustment from {CORPORATE_ACTIONS}")
     elif actions is not None and actions.height:
-        from aurora.adjustments import dividend_factors_from_adjusted
-
         # close x volume of dividend-adjusted bars carries the factor of every LATER dividend
         # (a lookahead of ~2%/year); divide it out to get the USD actually traded that day.
         factor = dividend_factors_from_adjusted(prices, actions)
@@ -159,21 +159,9 @@ def load_inputs(store: Store) -> BuildInputs:
             (pl.col("close") * pl.col("volume").cast(pl.Float64) / factor)
             .alias("dollar_volume"))
         notes.append(f"dollar volume from 'all'-adjusted prices with the dividend factors of"
-                     f" {ACTIONS} divided out (point-in-time USD traded)")
-    return BuildInputs(prices, optional[SECTORS], optional[FUNDAMENTALS], actions,
+                     f" {CORPORATE_ACTIONS} divided out (point-in-time USD traded)")
+    return BuildInputs(version, prices, optional[SECTOR_MAP], optional[FUNDAMENTALS], actions,
                        adjustment, sha, notes)
-
-
-def resolve_universe(config: AuroraConfig, prices: pl.DataFrame,
-                     universe: Sequence[str] | None) -> tuple[list[str], str]:
-    """The symbols to build: the argument, else the configured universe file, else every
-    symbol in the stored prices."""
-    if universe is not None:
-        return list(universe), "argument"
-    if config.universe is not None:
-        u = load_configured_universe(config.universe, config.data_dir)
-        return list(u.symbols), u.source
-    return prices["symbol"].unique().sort().to_list(), "stored prices"
 
 
 def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str]) -> GateResult:
@@ -210,7 +198,7 @@ def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
         "price_adjustment": inputs.adjustment,
         "universe": {"source": universe_source, "symbols": len(symbols),
                      "ignored_in_prices": frame.ignored_symbols},
-        "sector_source": frame.info.sector_source if inputs.sectors is None else SECTORS,
+        "sector_source": frame.info.sector_source if inputs.sectors is None else SECTOR_MAP,
         "unknown_sector_symbols": frame.info.unknown_sector,
         "shares_source": frame.info.shares_source,
         "turnover_fallback_rows": frame.turnover_fallback,
@@ -226,18 +214,25 @@ def build_features(
     store: Store,
     config: AuroraConfig,
     *,
-    universe: Sequence[str] | None = None,
+    universe: UniverseLike | None = None,
     progress: Progress | None = None,
     lookahead: bool = True,
 ) -> BuildResult:
-    """Build, gate and publish the feature panel (see the module docstring)."""
+    """Build, gate and publish the feature panel (see the module docstring).
+
+    `universe` defaults to `resolve_universe` on the version read. Raises
+    DataValidationError when a gate fails and StoreError when another run published
+    meanwhile; nothing is published then.
+    """
     started = time.monotonic()
     report_path = store.state_dir / REPORT
-    note: Callable[[str, int, int], None] = progress or (lambda s, d, n: None)
+    note = progress or no_progress
     inputs: BuildInputs | None = None
     try:
         inputs = load_inputs(store)
-        symbols, source = resolve_universe(config, inputs.prices, universe)
+        chosen = (as_universe(universe) if universe is not None
+                  else resolve_universe(config, store, inputs.version))
+        symbols, source = list(chosen.symbols), chosen.source
         frame = compute_panel(inputs.prices, sectors=inputs.sectors,
                               fundamentals=inputs.fundamentals, actions=inputs.actions,
                               universe=symbols, progress=progress)
@@ -260,12 +255,13 @@ def build_features(
         raise DataValidationError(f"{report.summary()}; nothing published (report: "
                                   f"{report_path})")
     note("publish", 0, 1)
-    with store.transaction("build", params={"registry_version": REGISTRY_VERSION}) as txn:
-        atomic_write_parquet(txn.path("features.parquet"), frame.features)
-        atomic_write_json(txn.path("features.meta.json"), meta)
-        txn.describe("features.parquet", rows=meta["row_count"], symbols=meta["symbol_count"],
+    with store.transaction("build", base=inputs.version, universe=chosen.record(),
+                           params={"registry_version": REGISTRY_VERSION}) as txn:
+        atomic_write_parquet(txn.path(FEATURES), frame.features)
+        atomic_write_json(txn.path(FEATURES_META), meta)
+        txn.describe(FEATURES, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION)
-        txn.describe("features.meta.json", registry_version=REGISTRY_VERSION)
+        txn.describe(FEATURES_META, registry_version=REGISTRY_VERSION)
     note("publish", 1, 1)
     return BuildResult(
         version=store.current_version(), rows=meta["row_count"], symbols=meta["symbol_count"],

@@ -47,9 +47,8 @@ from aurora.features.registry import CROSS_INPUTS, FEATURE_NAMES, MAX_LOOKBACK, 
 from aurora.features.residual import HELPERS, market_return
 from aurora.features.spec import FeatureSpec
 from aurora.features.wide import WIDE_PRICE_ARRAYS, WidePanel, align_wide, sorted_runs
+from aurora.progress import Progress, no_progress
 
-Progress = Callable[[str, int, int], None]
-DEFAULT_CHUNK_ROWS = 1_000_000  # accepted for compatibility; blocks are sized by BLOCK_CELLS
 BLOCK_CELLS = 300_000
 RECYCLED_INPUTS = len(WIDE_PRICE_ARRAYS) + 1  # the wide price arrays and shares
 PREFAULT_MIN_BYTES = 256 << 20  # below this, mapping pages in the background is not worth a thread
@@ -337,7 +336,6 @@ def compute_panel(
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
     universe: Sequence[str] | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     progress: Progress | None = None,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
@@ -349,14 +347,12 @@ def compute_panel(
     symbol, as_of and shares_outstanding and/or market_cap in USD (point in time from as_of).
     actions: corporate actions, used only to put shares_outstanding on the volume's basis.
     universe: restrict to these symbols (others are ignored and listed in the result).
-    chunk_rows: ignored (kept for API compatibility).
     workers: threads for the block stages (None: `parallel.default_workers()`, the CPU
     count capped at 4; 1: the calling thread only). The result does not depend on it, nor
     on block_cells (cells per block, a memory/speed knob).
     Returns columns date, symbol and the 45 features (Float64), sorted by (symbol, date).
     """
-    del chunk_rows
-    report = progress or (lambda stage, done, total: None)
+    report = progress or no_progress
     ignored: list[str] = []
     if universe is not None:
         wanted = set(universe)
@@ -420,12 +416,11 @@ def compute_features(
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
     universe: Sequence[str] | None = None,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
 ) -> pl.DataFrame:
     """The feature frame of `compute_panel` alone (for notebooks and tests)."""
     return compute_panel(
         prices, sectors=sectors, fundamentals=fundamentals, actions=actions,
-        universe=universe, chunk_rows=chunk_rows, workers=workers, block_cells=block_cells,
+        universe=universe, workers=workers, block_cells=block_cells,
     ).features

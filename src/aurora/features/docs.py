@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aurora.atomic import atomic_write_text
 from aurora.features.ops import MIN_COVERAGE
 from aurora.features.registry import (
     EXPECTED_COUNTS,
@@ -86,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{args.output} is stale: run python -m aurora.features.docs", file=sys.stderr)
             return 1
         return 0
-    from aurora.atomic import atomic_write_text
-
     atomic_write_text(args.output, text)
     return 0
 

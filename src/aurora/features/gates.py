@@ -22,6 +22,7 @@ import polars as pl
 
 from aurora.calendar import sessions
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK
+from aurora.schemas import find_duplicate_keys
 
 MAX_LISTED = 10
 LOOKAHEAD_RTOL = 1e-12
@@ -87,9 +88,9 @@ def gate_types(frame: pl.DataFrame) -> GateResult:
         problems.append(f"symbol is {frame.schema.get('symbol')}, expected String")
     bad = [c for c in frame.columns if c.startswith("f_") and frame.schema[c] != pl.Float64]
     problems += [f"{c} is {frame.schema[c]}, expected Float64" for c in bad]
-    if not problems and frame.select(pl.struct("date", "symbol").is_duplicated().any()).item():
-        dup = frame.filter(pl.struct("date", "symbol").is_duplicated()).row(0, named=True)
-        problems.append(f"duplicate row for {dup['symbol']} on {dup['date']}")
+    duplicates = None if problems else find_duplicate_keys(frame.select("symbol", "date"))
+    if duplicates is not None:
+        problems.append(duplicates.message())
     return GateResult("types", not problems, "; ".join(problems) or "types consistent",
                       feature=bad[0] if bad else None)
 

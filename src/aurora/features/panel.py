@@ -19,11 +19,10 @@ import polars as pl
 
 from aurora.calendar import sessions
 from aurora.errors import DataValidationError
+from aurora.schemas import BAR_COLUMNS, PRICE_COLUMNS, SPLIT_TYPES, require_unique_keys
 from aurora.universe import default_sectors
 
-PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
 UNKNOWN_SECTOR = "Unknown"
-SPLIT_TYPES = ("forward_split", "reverse_split")
 # No listed company is worth USD 100 trillion, and none in an equity universe under USD 1M:
 # a value outside this range is a unit error (e.g. billions stored as USD or the reverse).
 MARKET_CAP_RANGE = (1e6, 1e14)
@@ -47,16 +46,25 @@ def _fail(source: str, problem: str, rows: pl.DataFrame, cols: tuple[str, ...]) 
     raise DataValidationError(f"{source}: {problem} at {where}{more}")
 
 
+def bar_values_ok() -> pl.Expr:
+    """True for a bar whose prices are positive and finite and whose volume is finite and
+    non-negative (nulls allowed: a missing value is not a wrong one)."""
+    prices_ok = pl.all_horizontal(
+        [((pl.col(c) > 0) & pl.col(c).is_finite()) | pl.col(c).is_null() for c in PRICE_COLUMNS])
+    volume = pl.col("volume")
+    return prices_ok & (((volume >= 0) & volume.is_finite()) | volume.is_null())
+
+
 def check_prices(prices: pl.DataFrame, source: str = "prices") -> pl.DataFrame:
     """Validate and normalise prices to the store schema's types; returns a new frame."""
-    missing = [c for c in ("date", "symbol", *PRICE_COLUMNS) if c not in prices.columns]
+    missing = [c for c in ("date", "symbol", *BAR_COLUMNS) if c not in prices.columns]
     if missing:
         raise DataValidationError(f"{source}: missing column(s) {', '.join(missing)}")
     extra = [c for c in ("dollar_volume",) if c in prices.columns]
     frame = prices.select(
         pl.col("date").cast(pl.Date),
         pl.col("symbol").cast(pl.String),
-        *[pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, *extra)],
+        *[pl.col(c).cast(pl.Float64) for c in (*BAR_COLUMNS, *extra)],
     )
     if frame.height == 0:
         raise DataValidationError(f"{source}: no rows")
@@ -64,17 +72,8 @@ def check_prices(prices: pl.DataFrame, source: str = "prices") -> pl.DataFrame:
         bad = frame.filter(pl.col("symbol").is_null() | pl.col("date").is_null())
         _fail(source, "null symbol or date", bad.with_row_index("row"), ("row",))
     frame = frame.sort("symbol", "date")
-    same = (pl.col("symbol") == pl.col("symbol").shift(1)) & (
-        pl.col("date") == pl.col("date").shift(1))
-    dup = frame.filter(same)
-    if dup.height:
-        _fail(source, "duplicate (symbol, date)", dup, ("symbol", "date"))
-    prices_ok = pl.all_horizontal(
-        [(pl.col(c) > 0) & pl.col(c).is_finite() | pl.col(c).is_null()
-         for c in ("open", "high", "low", "close")]
-    )
-    volume_ok = (pl.col("volume") >= 0) & pl.col("volume").is_finite() | pl.col("volume").is_null()
-    bad = frame.filter(~(prices_ok & volume_ok))
+    require_unique_keys(frame.select("symbol", "date"), source)
+    bad = frame.filter(~bar_values_ok())
     if bad.height:
         _fail(source, "non-positive or non-finite price/volume", bad.sort("symbol", "date"),
               ("symbol", "date"))

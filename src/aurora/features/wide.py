@@ -30,16 +30,17 @@ from aurora.calendar import sessions
 from aurora.errors import DataValidationError
 from aurora.features import kernels
 from aurora.features.panel import (
-    PRICE_COLUMNS,
     PanelInfo,
+    bar_values_ok,
     check_prices,
     sector_frame,
     session_grid,
     shares_table,
 )
+from aurora.schemas import BAR_COLUMNS
 
 # The float64 (symbols x sessions) arrays align_wide fills from the bars.
-WIDE_PRICE_ARRAYS: tuple[str, ...] = (*PRICE_COLUMNS, "dollar_volume")
+WIDE_PRICE_ARRAYS: tuple[str, ...] = (*BAR_COLUMNS, "dollar_volume")
 
 
 @dataclass
@@ -87,23 +88,14 @@ class WidePanel:
 
 def _cast(prices: pl.DataFrame) -> pl.DataFrame | None:
     """The store schema's types, or None when a column is missing (let check_prices say so)."""
-    if any(c not in prices.columns for c in ("date", "symbol", *PRICE_COLUMNS)):
+    if any(c not in prices.columns for c in ("date", "symbol", *BAR_COLUMNS)):
         return None
     extra = [c for c in ("dollar_volume",) if c in prices.columns]
     return prices.select(
         pl.col("date").cast(pl.Date),
         pl.col("symbol").cast(pl.String),
-        *[pl.col(c).cast(pl.Float64) for c in (*PRICE_COLUMNS, *extra)],
+        *[pl.col(c).cast(pl.Float64) for c in (*BAR_COLUMNS, *extra)],
     )
-
-
-def _values_ok(frame: pl.DataFrame) -> bool:
-    prices_ok = pl.all_horizontal(
-        [((pl.col(c) > 0) & pl.col(c).is_finite()) | pl.col(c).is_null()
-         for c in ("open", "high", "low", "close")])
-    volume_ok = ((pl.col("volume") >= 0) & pl.col("volume").is_finite()) | pl.col(
-        "volume").is_null()
-    return bool(frame.select((prices_ok & volume_ok).all()).item())
 
 
 def _raise_row_error(prices: pl.DataFrame) -> None:
@@ -177,7 +169,7 @@ def align_wide(
     info = PanelInfo()
     frame = _cast(prices)
     if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
-            "date"].null_count() or not _values_ok(frame):
+            "date"].null_count() or not frame.select(bar_values_ok().all()).item():
         _raise_row_error(prices)
     assert frame is not None
     first, last = frame["date"].min(), frame["date"].max()
@@ -198,7 +190,7 @@ def align_wide(
     end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
     del seen, have, row
 
-    columns = [*PRICE_COLUMNS, *(["dollar_volume"] if "dollar_volume" in frame.columns else [])]
+    columns = [*BAR_COLUMNS, *(["dollar_volume"] if "dollar_volume" in frame.columns else [])]
     arrays = {c: new(c, shape) for c in columns}
     with ThreadPoolExecutor(2) as pool:  # the scatters release the GIL
         list(pool.map(lambda c: kernels.scatter(key, frame[c].to_numpy(), arrays[c].ravel()),

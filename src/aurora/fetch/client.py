@@ -31,9 +31,9 @@ import polars as pl
 
 from aurora.errors import CredentialsError, FetchError
 from aurora.fetch.ratelimit import RateLimiter
-from aurora.fetch.retry import Outcome, RetryPolicy, classify_status
 from aurora.redaction import redact
-from aurora.schemas import PRICE_COLUMNS
+from aurora.retry import GaveUp, Outcome, RetryPolicy, TransientFailure, classify_status
+from aurora.schemas import PRICES_SCHEMA
 
 NEW_YORK = ZoneInfo("America/New_York")
 BARS_PATH = "/v2/stocks/bars"
@@ -185,7 +185,7 @@ class _Columns:
             )
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
             raise MalformedResponse(f"unparseable bar values ({str(exc)[:120]})") from None
-        columns = PRICE_COLUMNS if timeframe in ("1Day", "1D") else [*PRICE_COLUMNS, "timestamp"]
+        columns = [*PRICES_SCHEMA] + ([] if timeframe in ("1Day", "1D") else ["timestamp"])
         return out.select(columns)
 
 
@@ -233,37 +233,45 @@ class AlpacaBarsClient:
 
     # -- requests ------------------------------------------------------------------------
     def get_json(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """One GET with pacing and retries; the decoded JSON object of a 2xx answer."""
-        retries = 0
-        while True:
+        """One GET with pacing and retries (`self.policy`); the JSON object of a 2xx answer.
+
+        Every attempt waits for the rate limiter and counts in `stats.requests`; every retry
+        counts in `stats.retries` and its backoff sleep in `stats.backoff_seconds`.
+        """
+
+        def attempt(retries: int) -> dict[str, Any]:
             self.limiter.acquire()
             self.stats.add(requests=1)
-            problem, delay = self._attempt(path, params, retries)
-            if isinstance(problem, dict):
-                self.stats.add(successful=1)
-                return problem
-            if self.policy.exhausted(retries):
-                raise RetriesExhausted(
-                    self._scrub(f"GET {path} failed after {retries + 1} attempts: {problem}")
-                )
-            retries += 1
-            self.stats.add(retries=1)
-            if delay > 0:
-                self.stats.add(backoff_seconds=delay)
-                self._sleep(delay)
+            data = self._attempt(path, params, retries)
+            self.stats.add(successful=1)
+            return data
 
-    def _attempt(
-        self, path: str, params: Mapping[str, Any], retries: int
-    ) -> tuple[dict[str, Any] | str, float]:
-        """Send once. Returns (json, 0) on success or (problem, backoff delay) to retry."""
+        try:
+            return self.policy.call(attempt, sleep=self._sleep, on_retry=self._count_retry)
+        except GaveUp as exc:
+            raise RetriesExhausted(
+                self._scrub(f"GET {path} failed after {exc.attempts} attempts: {exc.problem}")
+            ) from None
+
+    def _count_retry(self, _failure: TransientFailure, delay: float) -> None:
+        self.stats.add(retries=1)
+        if delay > 0:
+            self.stats.add(backoff_seconds=delay)
+
+    def _attempt(self, path: str, params: Mapping[str, Any], retries: int) -> dict[str, Any]:
+        """Send once; the JSON object of a 2xx answer.
+
+        Raises `TransientFailure` to be retried (a 429 after the limiter's wait, with no
+        backoff sleep of its own), `CredentialsError` or `RequestRejected` otherwise.
+        """
         try:
             response = self._http.get(path, params=dict(params))
         except httpx.TimeoutException as exc:
             self.stats.count_status("timeout")
-            return f"timeout ({type(exc).__name__})", self.policy.backoff(retries)
+            raise TransientFailure(f"timeout ({type(exc).__name__})") from None
         except httpx.RequestError as exc:  # transport errors, corrupt bodies (DecodingError)
             self.stats.count_status("connection")
-            return f"connection error ({type(exc).__name__})", self.policy.backoff(retries)
+            raise TransientFailure(f"connection error ({type(exc).__name__})") from None
         self.stats.count_status(str(response.status_code))
         self.limiter.observe(response.headers)
         outcome = classify_status(response.status_code)
@@ -271,19 +279,17 @@ class AlpacaBarsClient:
             try:
                 data = response.json()
             except ValueError:
-                return f"HTTP {response.status_code} with a non-JSON body", self.policy.backoff(
-                    retries
-                )
+                raise TransientFailure(
+                    f"HTTP {response.status_code} with a non-JSON body"
+                ) from None
             if not isinstance(data, dict):
-                return "HTTP 200 with a JSON body that is not an object", self.policy.backoff(
-                    retries
-                )
-            return data, 0.0
+                raise TransientFailure("HTTP 200 with a JSON body that is not an object")
+            return data
         if outcome is Outcome.RATE_LIMITED:
             self.stats.add(rate_limited=1)
             if not self.limiter.block_until_reset(response.headers):
                 self.limiter.block_for(self.policy.backoff(retries))
-            return "HTTP 429 (rate limit)", 0.0
+            raise TransientFailure("HTTP 429 (rate limit)", backoff=False)
         message = self._message(response)
         if outcome is Outcome.CREDENTIALS and "subscription" not in message.lower():
             raise CredentialsError(
@@ -294,7 +300,7 @@ class AlpacaBarsClient:
             raise RequestRejected(
                 self._scrub(f"GET {path} was rejected with HTTP {response.status_code}: {message}")
             )
-        return f"HTTP {response.status_code}", self.policy.backoff(retries)
+        raise TransientFailure(f"HTTP {response.status_code}")
 
     def _message(self, response: httpx.Response) -> str:
         try:
@@ -344,23 +350,7 @@ class AlpacaBarsClient:
         token: str | None = None
         while True:
             page_params = dict(params, page_token=token) if token else params
-            retries = 0
-            while True:
-                data = self.get_json(BARS_PATH, page_params)
-                mark = len(columns)
-                try:
-                    count = columns.add_page(data.get("bars"))
-                    token = data.get("next_page_token") or None
-                    if token is not None and not isinstance(token, str):
-                        raise MalformedResponse("next_page_token is not a string")
-                    break
-                except MalformedResponse as exc:
-                    columns.truncate(mark)
-                    if self.policy.exhausted(retries):
-                        raise RetriesExhausted(f"GET {BARS_PATH}: malformed page: {exc}") from None
-                    retries += 1
-                    self.stats.add(retries=1)
-                    self._sleep(self.policy.backoff(retries - 1))
+            count, token = self._read_page(columns, page_params)
             if on_page is not None:
                 on_page(count)
             if token is None:
@@ -370,3 +360,32 @@ class AlpacaBarsClient:
         except MalformedResponse as exc:
             raise RequestRejected(f"GET {BARS_PATH}: {exc}") from None
         return frame.sort("symbol", "timestamp" if "timestamp" in frame.columns else "date")
+
+    def _read_page(self, columns: _Columns, params: Mapping[str, Any]) -> tuple[int, str | None]:
+        """Append one page to `columns`; (bars added, next page token or None).
+
+        A page that is not the documented shape is rolled back and asked again under
+        `self.policy` (each retry counts in `stats.retries`); when retries are spent it
+        raises `RetriesExhausted`.
+        """
+
+        def attempt(_retries: int) -> tuple[int, str | None]:
+            data = self.get_json(BARS_PATH, params)
+            mark = len(columns)
+            try:
+                count = columns.add_page(data.get("bars"))
+                token = data.get("next_page_token") or None
+                if token is not None and not isinstance(token, str):
+                    raise MalformedResponse("next_page_token is not a string")
+            except MalformedResponse as exc:
+                columns.truncate(mark)
+                raise TransientFailure(str(exc)) from None
+            return count, token
+
+        try:
+            return self.policy.call(attempt, sleep=self._sleep,
+                                    on_retry=lambda _failure, _delay: self.stats.add(retries=1))
+        except GaveUp as exc:
+            raise RetriesExhausted(
+                self._scrub(f"GET {BARS_PATH}: malformed page: {exc.problem}")
+            ) from None

@@ -22,10 +22,10 @@ import polars as pl
 
 from aurora.errors import FetchError
 from aurora.fetch.client import AlpacaBarsClient
-from aurora.schemas import CORPORATE_ACTIONS_SCHEMA
+from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, DIVIDEND_TYPES, SPLIT_TYPES
 
 CA_PATH = "/v1/corporate-actions"
-TYPES = ("forward_split", "reverse_split", "cash_dividend", "name_change")
+TYPES = (*SPLIT_TYPES, *DIVIDEND_TYPES, "name_change")
 CA_SCHEMA = CORPORATE_ACTIONS_SCHEMA
 
 

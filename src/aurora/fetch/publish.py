@@ -4,39 +4,33 @@ Contract:
 - `load_stored` returns the stored prices only when they were fetched with the same
   adjustment and feed (otherwise the run starts from scratch and says so in a warning).
 - `publish_fetch` writes prices.parquet, corporate_actions.parquet, validation.json,
-  fetch_report.json and universe.txt in ONE store transaction (so `latest` moves only when
-  all are written), plus a default sector_map.parquet (meta source=default) when the store
-  has none. After publication it writes the input files data/universe/top300.txt and, when
-  absent, data/universe/sector_map.csv.
+  fetch_report.json and universe.txt in ONE store transaction over the version the fetch
+  read (so `latest` moves only when all are written, and never over a version published
+  meanwhile), records the universe in the manifest, and adds a default sector_map.parquet
+  (meta source=default) when the store has none.
 - Nothing here prints.
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from typing import Any
 
 import polars as pl
 
 from aurora.atomic import atomic_write_json, atomic_write_parquet, atomic_write_text
-from aurora.config import AuroraConfig
 from aurora.errors import StoreError
 from aurora.store import Store
-from aurora.universe import (
-    Universe,
-    default_sectors,
-    load_configured_universe,
-    load_universe,
-    write_universe_file,
+from aurora.store.files import (
+    CORPORATE_ACTIONS,
+    FETCH_REPORT,
+    PRICES,
+    SECTOR_MAP,
+    UNIVERSE,
+    VALIDATION,
 )
-
-PRICES = "prices.parquet"
-ACTIONS = "corporate_actions.parquet"
-SECTOR_MAP = "sector_map.parquet"
-UNIVERSE_FILE = "top300.txt"
+from aurora.universe import Universe, default_sectors
 
 
 @dataclass
@@ -50,28 +44,16 @@ class Stored:
     version: str | None = None  # the version this was read from (publication checks it)
 
 
-def resolve_universe(config: AuroraConfig, store: Store) -> Universe:
-    """The configured universe file, else data/universe/top300.txt, else the default 130."""
-    from aurora.universe import default_universe
-
-    if config.universe is not None:
-        return load_configured_universe(config.universe, config.data_dir)
-    saved = store.universe_dir / UNIVERSE_FILE
-    if saved.exists():
-        return load_universe(saved)
-    return default_universe()
-
-
 def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
     """Stored prices/actions usable as the base of an incremental fetch (see module doc)."""
     out = Stored(version=store.current_version())
-    path = store.latest_file(PRICES)
+    path = store.file_path(PRICES, out.version)
     if path is None:
         return out
-    manifest = store.manifest()
-    meta = manifest.get("files", {}).get(PRICES, {})
-    stored_adj = meta.get("adjustment")
-    stored_feed = meta.get("feed", manifest.get("params", {}).get("feed"))
+    manifest = store.manifest(out.version)
+    entry = manifest.files[PRICES]
+    stored_adj = entry.meta("adjustment")
+    stored_feed = entry.meta("feed", manifest.params.get("feed"))
     if stored_adj != adjustment or (stored_feed is not None and stored_feed != feed):
         out.warnings.append(
             f"stored prices were fetched with adjustment={stored_adj}, feed={stored_feed}; "
@@ -82,9 +64,9 @@ def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
         out.prices = pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
         raise StoreError(f"{path}: unreadable ({str(exc)[:100]})") from None
-    start = meta.get("history_start") or meta.get("date_min")
+    start = entry.meta("history_start") or entry.meta("date_min")
     out.history_start = dt.date.fromisoformat(start) if start else None
-    actions = store.latest_file(ACTIONS)
+    actions = store.file_path(CORPORATE_ACTIONS, out.version)
     if actions is not None:
         out.actions = pl.read_parquet(actions)
     return out
@@ -113,15 +95,11 @@ def publish_fetch(
     """Publish one fetch version (see module doc); return its version id.
 
     Raises StoreError, publishing nothing, when `latest` no longer is `base_version` (the
-    version the incremental merge started from): another run published meanwhile, and
-    publishing now would silently revert its changes.
+    version the incremental merge started from).
     """
     dates = prices.get_column("date")
-    with store.transaction("fetch", params=params) as txn:
-        if txn.parent != base_version:
-            raise StoreError(f"{store.root}: another run published version {txn.parent} while "
-                             f"this fetch worked from {base_version}; nothing was published, "
-                             "run again")
+    with store.transaction("fetch", base=base_version, params=params,
+                           universe=universe.record()) as txn:
         atomic_write_parquet(txn.path(PRICES), prices)
         txn.describe(
             PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
@@ -129,30 +107,17 @@ def publish_fetch(
             sessions=dates.n_unique(), adjustment=params["adjustment"], feed=params["feed"],
             history_start=history_start.isoformat(),
         )
-        atomic_write_parquet(txn.path(ACTIONS), actions)
-        txn.describe(ACTIONS, rows=actions.height)
-        atomic_write_json(txn.path("validation.json"), validation)
-        txn.describe("validation.json", ok=validation.get("ok"))
-        atomic_write_json(txn.path("fetch_report.json"), fetch_report)
-        atomic_write_text(txn.path("universe.txt"),
-                          "".join(f"{s}\n" for s in universe.symbols))
-        txn.describe("universe.txt", rows=len(universe), source=universe.source)
-        if store.latest_file(SECTOR_MAP) is None:
+        atomic_write_parquet(txn.path(CORPORATE_ACTIONS), actions)
+        txn.describe(CORPORATE_ACTIONS, rows=actions.height)
+        atomic_write_json(txn.path(VALIDATION), validation)
+        txn.describe(VALIDATION, ok=validation.get("ok"))
+        atomic_write_json(txn.path(FETCH_REPORT), fetch_report)
+        atomic_write_text(txn.path(UNIVERSE), "".join(f"{s}\n" for s in universe.symbols))
+        txn.describe(UNIVERSE, rows=len(universe), source=universe.source)
+        if store.file_path(SECTOR_MAP, base_version) is None:
             sectors = _sector_frame(universe)
             atomic_write_parquet(txn.path(SECTOR_MAP), sectors)
             txn.describe(SECTOR_MAP, rows=sectors.height, source="default")
     version = store.current_version()
     assert version is not None
-    # The standing universe is written once; a one-off `--universe` run must not shrink what
-    # later default runs fetch (each version keeps its own universe.txt).
-    standing = store.universe_dir / UNIVERSE_FILE
-    if not standing.exists():
-        write_universe_file(standing, universe)
-    csv_path = store.universe_dir / "sector_map.csv"
-    if not csv_path.exists():
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["symbol", "sector"])
-        writer.writerows(_sector_frame(universe).iter_rows())
-        atomic_write_text(csv_path, buffer.getvalue())
     return version

@@ -8,11 +8,14 @@ Contract:
 - Each completed batch is checkpointed under data/state/fetch/<plan-id>/; a rerun with the
   same plan skips completed batches. The checkpoint is removed after a successful publish.
 - A batch that still fails is recorded and the other batches go on; afterwards the run
-  raises FetchError with a per-batch report (also written to
-  data/state/fetch-failures.json). Rejected credentials raise CredentialsError at once.
+  raises FetchError carrying the symbols not covered and the per-batch report (a copy for
+  people in data/state/fetch-failures.json). Rejected credentials raise CredentialsError
+  at once.
 - Before publishing, the merged prices go through `aurora.validation.validate_prices`:
-  errors raise DataValidationError (report in data/state/fetch-validation-report.json).
+  errors raise DataValidationError carrying the symbols without bars and the report (a
+  copy in data/state/fetch-validation-report.json).
 - In every failure case `data/latest` is untouched.
+- Progress: `progress("fetch bars", batches done, batches)`, then "fetch restated".
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ from aurora.fetch.corporate_actions import (
     merge_actions,
 )
 from aurora.fetch.incremental import find_restatements, merge_prices, plan_fetch
-from aurora.fetch.progress import FetchProgress
-from aurora.fetch.publish import load_stored, publish_fetch, resolve_universe
+from aurora.fetch.publish import load_stored, publish_fetch
 from aurora.fetch.ratelimit import RateLimiter
-from aurora.fetch.retry import RetryPolicy
 from aurora.fetch.summary import BatchFailure, FetchReport
+from aurora.progress import Progress, Steps
 from aurora.redaction import redact_url
+from aurora.retry import RetryPolicy
+from aurora.schemas import find_duplicate_keys
 from aurora.store import Store
-from aurora.universe import Universe
+from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation import validate_prices
 
 ACTIONS_LOOKBACK_DAYS = 92
@@ -69,7 +73,7 @@ class _Run:
 
     client: AlpacaBarsClient
     checkpoint: Checkpoint
-    progress: FetchProgress
+    steps: Steps
     adjustment: str
     feed: str
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
@@ -85,15 +89,11 @@ def _check_batch(request: BatchRequest, frame: pl.DataFrame, warnings: list[str]
     if extra:
         warnings.append(f"batch {request.label()}: ignored bars of unrequested symbols {extra}")
         frame = frame.filter(pl.col("symbol").is_in(list(request.symbols)))
-    dup = frame.select("symbol", "date").is_duplicated()
-    if dup.any():
-        distinct = frame.filter(dup).unique()
-        keys = distinct.select("symbol", "date").unique()
-        if distinct.height != keys.height:
-            sym, day = keys.row(0)
-            raise FetchError(f"conflicting duplicate bars for {sym} on {day}")
-        warnings.append(f"batch {request.label()}: {int(dup.sum()) - keys.height} repeated bars "
-                        "removed (identical copies)")
+    duplicates = find_duplicate_keys(frame)
+    if duplicates is not None:
+        if duplicates.conflicting.height:
+            raise FetchError(f"batch {request.label()}: {duplicates.message()}")
+        warnings.append(f"batch {request.label()}: {duplicates.message()}; the copies removed")
         frame = frame.unique(["symbol", "date"], keep="first", maintain_order=True)
     return frame
 
@@ -106,19 +106,19 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
         try:
             frame = run.client.get_bars(
                 list(request.symbols), request.start, request.end, timeframe=TIMEFRAME,
-                adjustment=run.adjustment, feed=run.feed, on_page=run.progress.page,
+                adjustment=run.adjustment, feed=run.feed,
             )
             frame = _check_batch(request, frame, run.warnings)
         except CredentialsError:
             raise
         except FetchError as exc:
             run.failures.append(BatchFailure(request.label(), request.symbols, str(exc)))
-            run.progress.batch_done()
+            run.steps.step()
             return
         run.checkpoint.save(request, frame)
         run.fetched_bars += frame.height
     run.frames[request.key] = frame
-    run.progress.batch_done()
+    run.steps.step()
 
 
 def _run_batches(run: _Run, batches: Sequence[BatchRequest], concurrency: int) -> None:
@@ -150,25 +150,26 @@ def _resolve_window(
 def fetch_prices(
     config: AuroraConfig,
     *,
-    universe: Universe | None = None,
+    universe: UniverseLike | None = None,
     start: dt.date | None = None,
     end: dt.date | None = None,
-    progress: bool = True,
+    progress: Progress | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
     transport: httpx.BaseTransport | None = None,
 ) -> FetchReport:
     """Fetch daily bars into the store and publish a validated version (module docstring).
 
-    `clock` is wall-clock epoch seconds and `sleep` waits (both injectable for tests);
-    `transport` replaces httpx's network transport (tests). Raises CredentialsError,
+    `universe` defaults to `aurora.universe.resolve_universe(config, store)`. `clock` is
+    wall-clock epoch seconds and `sleep` waits (both injectable for tests); `transport`
+    replaces httpx's network transport (tests). Raises CredentialsError,
     FetchError, DataValidationError, ConfigError or StoreError; never touches `latest`
     then.
     """
     started = time.perf_counter()
     key_id, secret = config.alpaca.require_credentials()
     store = Store(config.data_dir)
-    universe = universe or resolve_universe(config, store)
+    universe = as_universe(universe) if universe is not None else resolve_universe(config, store)
     symbols = normalize_symbols(universe.symbols)
     universe = Universe(tuple(symbols), universe.sectors, universe.source)
     start, end = _resolve_window(config, start, end)
@@ -189,9 +190,9 @@ def fetch_prices(
     client = AlpacaBarsClient(config.alpaca.data_url, key_id, secret, limiter=limiter,
                               policy=policy, timeout=fc.timeout_seconds,
                               page_limit=fc.page_limit, transport=transport, sleep=sleep)
-    with client, FetchProgress(progress) as bar:
-        run = _Run(client, checkpoint, bar, fc.adjustment, fc.feed)
-        bar.start("bars", len(plan.batches))
+    with client:
+        run = _Run(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
+                   fc.adjustment, fc.feed)
         _run_batches(run, plan.batches, fc.concurrency)
         phase_one = [run.frames[b.key] for b in plan.batches if b.key in run.frames]
         restated: dict[str, str] = {}
@@ -202,7 +203,7 @@ def fetch_prices(
         refetch = make_batches(sorted(restated), history_start, end, fc.batch_size,
                                "restatement")
         if refetch:
-            bar.start("restated", len(refetch))
+            run.steps = Steps(progress, "fetch restated", len(refetch))
             _run_batches(run, refetch, fc.concurrency)
         new_actions = None
         if plan.batches:
@@ -248,10 +249,12 @@ def fetch_prices(
         path = store.state_dir / "fetch-validation-report.json"
         atomic_write_json(path, report.validation)
         first = validation.errors[0]
+        missing = [f.symbol for f in validation.findings
+                   if f.check == "missing_symbols" and f.symbol]
         raise DataValidationError(
             f"fetched prices failed validation with {len(validation.errors)} error(s), first: "
-            f"{first.line()}; nothing was published (report: {path})"
-        )
+            f"{first.line()}; nothing was published (report: {path})",
+            missing_symbols=missing, report=report.validation)
     report.elapsed_seconds = time.perf_counter() - started
     publish_params = {
         "universe": list(symbols), "start": start.isoformat(), "end": end.isoformat(),
@@ -304,5 +307,4 @@ def _fail(store: Store, report: FetchReport, total: int) -> None:
     raise FetchError(
         f"{len(report.failures)} of {total} request groups failed, {len(uncovered)} symbol(s) "
         f"not covered; first: {first.batch}: {first.error}; nothing was published "
-        f"(per-batch report: {path})"
-    )
+        f"(per-batch report: {path})", missing_symbols=uncovered, report=report.to_dict())

@@ -1,9 +1,10 @@
 """Alert rules over a run record, and their delivery: log, store, post to a webhook.
 
 Rules are small pure functions returning a list of `Alert` (empty: nothing to say):
-- `rule_failed_run`: the run failed;
-- `rule_coverage`: fewer symbols than the universe came through (coverage < 100%);
-- `rule_quality`: a validation / quality gate failed;
+- `rule_failed_run`: the run failed. This is the one alert of a failed run: it names the
+  error, and the coverage and failed gates of the run go into its message and details;
+- `rule_coverage`: a run that succeeded delivered fewer symbols than its universe;
+- `rule_quality`: a validation / quality gate failed in a run that went on;
 - `rule_slow_stages`: a stage took more than `ops.slow_factor` times its recent median
   (needs `MIN_SAMPLES` earlier successful runs of that stage, and at least `MIN_SLOW_SECONDS`
   so that noise on sub-second stages does not page anyone);
@@ -29,6 +30,7 @@ from aurora.config import AuroraConfig
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import History, RunRecord
 from aurora.redaction import redact, redact_url
+from aurora.retry import GaveUp, RetryPolicy, TransientFailure
 
 log = logging.getLogger("aurora.ops.alerts")
 
@@ -61,24 +63,37 @@ class Delivery:
 def rule_failed_run(run: RunRecord) -> list[Alert]:
     if run.success:
         return []
-    return [Alert("failed_run", "critical",
-                  f"aurora {run.command} failed (exit {run.exit_code}): {run.error or 'unknown'}",
-                  f"failed_run:{run.id}", {"exit_code": run.exit_code})]
+    details: dict[str, Any] = {"exit_code": run.exit_code}
+    text = f"aurora {run.command} failed (exit {run.exit_code}): {run.error or 'unknown'}"
+    missing = list(run.details.get("missing_symbols", []))
+    if run.coverage is not None and run.coverage < 1.0:
+        text += f"; coverage {run.coverage:.1%}, {_listed(missing)} missing"
+        details.update(coverage=run.coverage, missing_symbols=missing)
+    failed = [q.name for q in run.quality if not q.ok]
+    if failed:
+        details["failed_gates"] = failed
+    return [Alert("failed_run", "critical", text, f"failed_run:{run.id}", details)]
+
+
+def _listed(symbols: list[str], shown: int = 10) -> str:
+    more = f" (+{len(symbols) - shown} more)" if len(symbols) > shown else ""
+    return f"{len(symbols)} symbol(s): {', '.join(symbols[:shown])}{more}"
 
 
 def rule_coverage(run: RunRecord) -> list[Alert]:
-    if run.coverage is None or run.coverage >= 1.0:
+    if not run.success or run.coverage is None or run.coverage >= 1.0:
         return []
     missing = list(run.details.get("missing_symbols", []))
-    shown = ", ".join(missing[:10]) + (" ..." if len(missing) > 10 else "")
     text = f"coverage {run.coverage:.1%} in aurora {run.command}"
     if missing:
-        text += f": {len(missing)} symbol(s) missing: {shown}"
+        text += f": {_listed(missing)} missing"
     return [Alert("coverage", "critical", text, f"coverage:{run.id}",
                   {"coverage": run.coverage, "missing_symbols": missing})]
 
 
 def rule_quality(run: RunRecord) -> list[Alert]:
+    if not run.success:
+        return []
     alerts = []
     for result in run.quality:
         if not result.ok:
@@ -142,31 +157,40 @@ def alert_payload(alert: Alert, run_id: str | None, alert_id: int | None = None)
     }
 
 
+WEBHOOK_MAX_BACKOFF_SECONDS = 30.0
+
+
 def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: float = 0.5,
                  timeout_seconds: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep) -> Delivery:
     """POST `payload` as JSON to `url`; retry connection errors, 429 and 5xx.
 
-    Never raises for delivery problems: the result says what happened, without the URL.
+    Retries follow `aurora.retry.RetryPolicy`: at most `retries` retries, waiting
+    `backoff_seconds` doubling each time (no jitter), capped at 30 s. Any other answer (3xx,
+    4xx) is final at once. Never raises for delivery problems: the result says what
+    happened, without the URL.
     """
-    error = None
-    attempts = 0
+    policy = RetryPolicy(max_retries=retries, base_seconds=backoff_seconds,
+                         max_seconds=WEBHOOK_MAX_BACKOFF_SECONDS, jitter=False)
+    where = redact_url(url)
     with httpx.Client(timeout=timeout_seconds, follow_redirects=False) as client:
-        for attempt in range(retries + 1):
-            attempts = attempt + 1
+
+        def attempt(retries_done: int) -> Delivery:
             try:
                 response = client.post(url, json=payload)
             except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__} posting to {redact_url(url)}"
-            else:
-                if response.status_code < 300:
-                    return Delivery(True, attempts)
-                error = f"HTTP {response.status_code} from {redact_url(url)}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break
-            if attempt < retries:
-                sleep(min(backoff_seconds * 2**attempt, 30.0))
-    return Delivery(False, attempts, error)
+                raise TransientFailure(f"{type(exc).__name__} posting to {where}") from None
+            if response.status_code < 300:
+                return Delivery(True, retries_done + 1)
+            error = f"HTTP {response.status_code} from {where}"
+            if response.status_code == 429 or response.status_code >= 500:
+                raise TransientFailure(error)
+            return Delivery(False, retries_done + 1, error)
+
+        try:
+            return policy.call(attempt, sleep=sleep)
+        except GaveUp as exc:
+            return Delivery(False, exc.attempts, exc.problem)
 
 
 Raised = list[tuple[int, Alert, Delivery | None]]
@@ -186,7 +210,9 @@ def raise_alerts(alerts: Iterable[Alert], history: History, config: AuroraConfig
                                      details=alert.details)
         if alert_id is None:
             continue  # the same condition is already open and was announced
-        log.warning("alert [%s] %s", alert.severity, alert.message)
+        # INFO: the alert is stored and delivered; on a terminal the command's own error
+        # line already says what failed, and saying it twice helps nobody
+        log.info("alert [%s] %s", alert.severity, alert.message)
         delivery = None
         if url:
             delivery = post_webhook(url, alert_payload(alert, run_id, alert_id), sleep=sleep)

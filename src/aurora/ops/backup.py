@@ -42,7 +42,7 @@ from aurora.atomic import atomic_write_bytes, fsync_dir, sha256_bytes, sha256_fi
 from aurora.errors import ConfigError, CredentialsError, StoreError
 from aurora.ops.crypto import Cipher, new_key_record, open_key_record
 from aurora.redaction import redact_url
-from aurora.store import MANIFEST, Store
+from aurora.store import MANIFEST, FileEntry, Manifest, Store
 
 FORMAT = "aurora-backup/1"
 INDEX = "backup.json"
@@ -196,9 +196,9 @@ def backup_store(store: Store, url: str, *, key: str | None = None,
                 report.versions_skipped.append(version)
                 continue
             manifest_bytes = (store.archive / version / MANIFEST).read_bytes()
-            manifest = json.loads(manifest_bytes)
-            for name, meta in sorted(manifest["files"].items()):
-                sha = meta["sha256"]
+            manifest = Manifest.parse(manifest_bytes, f"{version}/{MANIFEST}")
+            for name, entry in sorted(manifest.files.items()):
+                sha = entry.sha256
                 if sha in known:
                     report.blobs_reused += 1
                     continue
@@ -212,10 +212,10 @@ def backup_store(store: Store, url: str, *, key: str | None = None,
                 report.bytes_uploaded += len(blob)
             target.write(manifest_bytes, "versions", version, MANIFEST)
             index["versions"][version] = {
-                "created_at": manifest.get("created_at"), "stage": manifest.get("stage"),
+                "created_at": manifest.created_at.isoformat(), "stage": manifest.stage,
                 "manifest_sha256": sha256_bytes(manifest_bytes),
-                "files": {n: {"sha256": m["sha256"], "bytes": m.get("bytes")}
-                          for n, m in manifest["files"].items()},
+                "files": {n: {"sha256": e.sha256, "bytes": e.bytes}
+                          for n, e in manifest.files.items()},
             }
             report.versions_added.append(version)
         index["latest"] = current
@@ -254,8 +254,8 @@ def restore_version(store: Store, url: str, *, version: str | None = None,
     manifest_bytes = target.read("versions", version, MANIFEST)
     if sha256_bytes(manifest_bytes) != entry["manifest_sha256"]:
         raise StoreError(f"{target.shown}: manifest of {version} is corrupt (sha256 mismatch)")
-    files = json.loads(manifest_bytes)["files"]
-    if {n: m["sha256"] for n, m in files.items()} != {
+    files = Manifest.parse(manifest_bytes, f"{target.shown}: {version}").files
+    if {n: e.sha256 for n, e in files.items()} != {
             n: m["sha256"] for n, m in entry["files"].items()}:
         raise StoreError(f"{target.shown}: manifest of {version} disagrees with {INDEX}")
     report = RestoreReport(target.shown, version)
@@ -277,13 +277,13 @@ def restore_version(store: Store, url: str, *, version: str | None = None,
     return report
 
 
-def _download(store: Store, target: BackupTarget, final: Path, files: dict[str, Any],
+def _download(store: Store, target: BackupTarget, final: Path, files: dict[str, FileEntry],
               manifest_bytes: bytes, report: RestoreReport) -> None:
     staging = store.archive / f".staging-restore-{uuid.uuid4().hex}"
     staging.mkdir()
     try:
-        for name, meta in sorted(files.items()):
-            data = target.get_blob(meta["sha256"], f"{name} of {final.name}")
+        for name, entry in sorted(files.items()):
+            data = target.get_blob(entry.sha256, f"{name} of {final.name}")
             atomic_write_bytes(staging / name, data)
             report.files_downloaded.append(name)
             report.bytes_downloaded += len(data)
@@ -295,7 +295,7 @@ def _download(store: Store, target: BackupTarget, final: Path, files: dict[str, 
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _repair(target: BackupTarget, final: Path, files: dict[str, Any], manifest_bytes: bytes,
+def _repair(target: BackupTarget, final: Path, files: dict[str, FileEntry], manifest_bytes: bytes,
             report: RestoreReport) -> None:
     """Replace the missing or corrupt files of an existing version, each atomically.
 
@@ -303,12 +303,12 @@ def _repair(target: BackupTarget, final: Path, files: dict[str, Any], manifest_b
     (restore them by version if they matter).
     """
     local_manifest = final / MANIFEST
-    for name, meta in sorted(files.items()):
+    for name, entry in sorted(files.items()):
         path = final / name
         with contextlib.suppress(FileNotFoundError):
-            if sha256_file(path) == meta["sha256"]:
+            if sha256_file(path) == entry.sha256:
                 continue
-        data = target.get_blob(meta["sha256"], f"{name} of {final.name}")
+        data = target.get_blob(entry.sha256, f"{name} of {final.name}")
         atomic_write_bytes(path, data)
         report.files_downloaded.append(name)
         report.bytes_downloaded += len(data)

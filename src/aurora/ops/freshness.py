@@ -4,7 +4,9 @@ The deadline (`config.ops.deadline`, default 16:00 `America/Chicago`) is the wal
 on a session day by which that session's bars must be in the store. At instant `now`:
 - `expected_session` is the last session whose close has passed (`last_completed_session`);
 - `due_session` is the last session whose deadline has passed;
-- the data is `stale` when the latest stored session is older than `due_session`;
+- the data is `stale` when the latest stored session is older than `due_session`; a store
+  that never held prices is not stale (there is nothing to be late: the failure that left
+  it empty is what gets reported);
 - `sessions_behind` counts the sessions after the latest stored one up to `expected_session`
   (0 when nothing is stored: see `latest_session is None`);
 - `in_by_deadline` tells whether the first version holding `due_session` was published at or
@@ -23,9 +25,9 @@ import polars as pl
 from aurora import calendar
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError, StoreError
-from aurora.store import Store
+from aurora.store import FileEntry, Store
+from aurora.store.files import PRICES
 
-PRICES = "prices.parquet"
 _DATE_KEYS = ("date_max", "end", "last_date", "max_date")
 
 
@@ -43,7 +45,7 @@ class Freshness:
     def summary(self) -> str:
         """One line for a person."""
         if self.latest_session is None:
-            return (f"no price data stored; {self.due_session} was due by "
+            return (f"no price data stored yet; {self.due_session} is due by "
                     f"{self.due_deadline:%Y-%m-%d %H:%M %Z}")
         state = "STALE" if self.stale else "fresh"
         behind = f", {self.sessions_behind} session(s) behind" if self.sessions_behind else ""
@@ -83,9 +85,9 @@ def deadline_for(session: dt.date, config: AuroraConfig) -> dt.datetime:
     return dt.datetime.combine(session, clock, tzinfo=zone)
 
 
-def _max_date_of(path: Path, meta: dict) -> dt.date | None:
+def _max_date_of(path: Path, entry: FileEntry) -> dt.date | None:
     for key in _DATE_KEYS:
-        value = meta.get(key)
+        value = entry.meta(key)
         if value:
             return dt.date.fromisoformat(str(value)[:10])
     try:
@@ -100,10 +102,10 @@ def latest_stored_session(store: Store, version: str | None = None) -> dt.date |
     version = version or store.current_version()
     if version is None:
         return None
-    meta = store.manifest(version).get("files", {}).get(PRICES)
-    if meta is None:
+    entry = store.manifest(version).file(PRICES)
+    if entry is None:
         return None
-    return _max_date_of(store.archive / version / PRICES, meta)
+    return _max_date_of(store.archive / version / PRICES, entry)
 
 
 def _first_published_holding(store: Store, session: dt.date) -> dt.datetime | None:
@@ -111,15 +113,14 @@ def _first_published_holding(store: Store, session: dt.date) -> dt.datetime | No
     seen: dict[str, dt.date | None] = {}
     for version in store.versions():
         manifest = store.manifest(version)
-        meta = manifest.get("files", {}).get(PRICES)
-        if meta is None:
+        entry = manifest.file(PRICES)
+        if entry is None:
             continue
-        sha = meta.get("sha256", version)
-        if sha not in seen:
-            seen[sha] = _max_date_of(store.archive / version / PRICES, meta)
-        reached = seen[sha]
+        if entry.sha256 not in seen:
+            seen[entry.sha256] = _max_date_of(store.archive / version / PRICES, entry)
+        reached = seen[entry.sha256]
         if reached is not None and reached >= session:
-            return dt.datetime.fromisoformat(manifest["created_at"])
+            return manifest.created_at
     return None
 
 
@@ -134,7 +135,7 @@ def check_freshness(store: Store, config: AuroraConfig,
     due_deadline = deadline_for(due, config)
     latest = latest_stored_session(store)
     if latest is None:
-        return Freshness(now, None, expected, due, due_deadline, 0, True, None)
+        return Freshness(now, None, expected, due, due_deadline, 0, False, None)
     behind = len(calendar.sessions(latest + dt.timedelta(days=1), expected))
     stale = latest < due
     if stale:

@@ -7,6 +7,13 @@ Tables:
   delivery outcome. `key` deduplicates alerts that describe a lasting condition (stale
   data): a new alert with the key of an open one is not stored twice.
 
+Schema versions live in `PRAGMA user_version`. Each connection reads it once (cheap); when
+it is below `SCHEMA_VERSION` the missing entries of `_MIGRATIONS` run in order inside one
+write transaction, which also sets the new version (a crash leaves the old version and no
+half-applied migration). Version 0 is a database made before versioning (its tables, if any,
+are migration 1's) or a new file. A version newer than this code knows raises `StoreError`.
+Migrations only ever add: rows already stored are kept.
+
 Nothing secret is ever written here: callers pass redacted text (see `aurora.redaction`).
 All timestamps are ISO 8601 UTC strings. Connections are short-lived (one per call site).
 """
@@ -24,9 +31,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora.errors import StoreError
+
 DB_NAME = "aurora.db"
 
-_SCHEMA = """
+# Migration 1: the schema as it was before versioning (databases with user_version 0).
+_SCHEMA_V1 = """
 CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     command TEXT NOT NULL,
@@ -77,6 +87,16 @@ CREATE TABLE IF NOT EXISTS alerts (
 CREATE INDEX IF NOT EXISTS alerts_open ON alerts(status, key);
 """
 
+# Migration 2: where the run's universe came from and how many symbols it held.
+_SCHEMA_V2 = """
+ALTER TABLE runs ADD COLUMN universe_source TEXT;
+ALTER TABLE runs ADD COLUMN universe_symbols INTEGER;
+"""
+
+# Entry i brings a database from user_version i to i + 1. Append only; never edit one.
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+SCHEMA_VERSION = len(_MIGRATIONS)
+
 
 @dataclass
 class StageRecord:
@@ -119,6 +139,8 @@ class RunRecord:
     coverage: float | None = None
     version_before: str | None = None
     version_after: str | None = None
+    universe_source: str | None = None
+    universe_symbols: int | None = None
     stages: list[StageRecord] = field(default_factory=list)
     quality: list[QualityResult] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
@@ -157,6 +179,60 @@ def create_private_file(path: Path) -> None:
     os.chmod(path, 0o600)
 
 
+def schema_version(conn: sqlite3.Connection) -> int:
+    """The database's `PRAGMA user_version` (0 for a file made before versioning)."""
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _statements(script: str) -> list[str]:
+    """Split an SQL script into single statements (for `execute` inside a transaction)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:60]}")
+    return statements
+
+
+def _check_not_newer(version: int, path: Path) -> None:
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: run-history schema version {version} is newer than this Aurora supports"
+            f" ({SCHEMA_VERSION}); upgrade Aurora or use another data directory"
+        )
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> int:
+    """Bring the database of `conn` (file `path`, named in errors) to `SCHEMA_VERSION`.
+
+    `conn` must not be inside a transaction (call it right after connecting).
+    Reads `user_version` once; when it is current this is all it does. Otherwise it takes
+    the write lock (`BEGIN IMMEDIATE`), reads the version again (another process may have
+    migrated meanwhile), applies the missing migrations and sets `user_version`, all in one
+    transaction that is rolled back on any error. Returns the version reached.
+    """
+    version = schema_version(conn)
+    _check_not_newer(version, path)
+    if version == SCHEMA_VERSION:
+        return version
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = schema_version(conn)
+        _check_not_newer(version, path)
+        for script in _MIGRATIONS[version:]:
+            for statement in _statements(script):
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    return SCHEMA_VERSION
+
+
 class History:
     """The run-history database of one data directory."""
 
@@ -165,12 +241,14 @@ class History:
 
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection inside a transaction (commit on success, rollback on error)."""
+        """A connection to the migrated database inside a transaction (commit on success,
+        rollback on error). Raises `StoreError` when the file's schema is newer than this code.
+        """
         create_private_file(self.path)
         conn = sqlite3.connect(self.path, timeout=30)
         try:
             conn.row_factory = sqlite3.Row
-            conn.executescript(_SCHEMA)
+            migrate(conn, self.path)
             with conn:
                 yield conn
         finally:
@@ -183,12 +261,14 @@ class History:
             conn.execute(
                 "INSERT OR REPLACE INTO runs (id, command, started_at, ended_at, duration_seconds,"
                 " success, exit_code, error, peak_rss_bytes, rows, symbols, requests, retries,"
-                " coverage, version_before, version_after, quality_json, details_json)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " coverage, version_before, version_after, universe_source, universe_symbols,"
+                " quality_json, details_json)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (run.id, run.command, run.started_at, run.ended_at, run.duration_seconds,
                  int(run.success), run.exit_code, run.error, run.peak_rss_bytes, run.rows,
                  run.symbols, run.requests, run.retries, run.coverage, run.version_before,
-                 run.version_after, json.dumps([asdict(q) for q in run.quality]),
+                 run.version_after, run.universe_source, run.universe_symbols,
+                 json.dumps([asdict(q) for q in run.quality]),
                  json.dumps(run.details, default=str)),
             )
             conn.execute("DELETE FROM stages WHERE run_id = ?", (run.id,))
@@ -252,6 +332,7 @@ class History:
             peak_rss_bytes=row["peak_rss_bytes"], rows=row["rows"], symbols=row["symbols"],
             requests=row["requests"], retries=row["retries"], coverage=row["coverage"],
             version_before=row["version_before"], version_after=row["version_after"],
+            universe_source=row["universe_source"], universe_symbols=row["universe_symbols"],
             stages=stages,
             quality=[QualityResult(**q) for q in json.loads(row["quality_json"])],
             details=json.loads(row["details_json"]),

@@ -1,9 +1,11 @@
 """Prometheus metrics in the text exposition format, for node exporter's textfile collector.
 
 `render_metrics` is pure: it describes the latest run of each command (from the history),
-data freshness and the number of open alerts. `write_metrics` replaces
-`data/metrics/aurora.prom` atomically (the collector never reads a partial file). Point the
-collector at the directory: `node_exporter --collector.textfile.directory=DATA/metrics`.
+data freshness and the number of open alerts, as `prometheus_client` gauges in a registry of
+its own (never the global one), rendered by `prometheus_client.generate_latest`. A metric
+with no sample is left out entirely. `write_metrics` replaces `data/metrics/aurora.prom`
+atomically (the collector never reads a partial file). Point the collector at the
+directory: `node_exporter --collector.textfile.directory=DATA/metrics`.
 """
 
 from __future__ import annotations
@@ -12,80 +14,78 @@ import datetime as dt
 from collections.abc import Iterable
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
 from aurora.atomic import atomic_write_text
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import History, RunRecord
 
 METRICS_FILE = Path("metrics") / "aurora.prom"
 
-_HELP = {
-    "aurora_run_success": ("gauge", "1 if the latest run of the command succeeded, else 0."),
-    "aurora_run_timestamp_seconds": ("gauge", "Unix time the latest run of the command ended."),
-    "aurora_run_duration_seconds": ("gauge", "Wall time of the latest run of the command."),
-    "aurora_stage_duration_seconds": ("gauge", "Wall time of each stage of the latest run."),
-    "aurora_peak_memory_bytes": ("gauge", "Peak resident memory of the latest run."),
-    "aurora_rows_total": ("gauge", "Rows processed by the latest run of the command."),
-    "aurora_symbols_total": ("gauge", "Symbols processed by the latest run of the command."),
-    "aurora_requests_total": ("gauge", "HTTP requests made by the latest run of the command."),
-    "aurora_retries_total": ("gauge", "Retried requests in the latest run of the command."),
-    "aurora_coverage_ratio": ("gauge", "Symbols delivered / symbols expected, latest run."),
-    "aurora_quality_failures": ("gauge", "Failed quality gates in the latest run."),
+_RUN = ("command",)
+_STAGE = ("command", "stage")
+
+# name -> (help text, label names); every metric is a gauge, rendered in this order.
+_GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aurora_run_success": ("1 if the latest run of the command succeeded, else 0.", _RUN),
+    "aurora_run_timestamp_seconds": ("Unix time the latest run of the command ended.", _RUN),
+    "aurora_run_duration_seconds": ("Wall time of the latest run of the command.", _RUN),
+    "aurora_stage_duration_seconds": ("Wall time of each stage of the latest run.", _STAGE),
+    "aurora_peak_memory_bytes": ("Peak resident memory of the latest run.", _RUN),
+    "aurora_rows_total": ("Rows processed by the latest run of the command.", _RUN),
+    "aurora_symbols_total": ("Symbols processed by the latest run of the command.", _RUN),
+    "aurora_requests_total": ("HTTP requests made by the latest run of the command.", _RUN),
+    "aurora_retries_total": ("Retried requests in the latest run of the command.", _RUN),
+    "aurora_coverage_ratio": ("Symbols delivered / symbols expected, latest run.", _RUN),
+    "aurora_quality_failures": ("Failed quality gates in the latest run.", _RUN),
     "aurora_latest_session_age_sessions": (
-        "gauge", "Sessions between the latest stored session and the last completed one."),
-    "aurora_data_stale": ("gauge", "1 if the latest session is missing past its deadline."),
-    "aurora_open_alerts": ("gauge", "Alerts not yet acknowledged or resolved."),
+        "Sessions between the latest stored session and the last completed one.", ()),
+    "aurora_data_stale": ("1 if the latest session is missing past its deadline.", ()),
+    "aurora_open_alerts": ("Alerts not yet acknowledged or resolved.", ()),
 }
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _labels(**labels: str) -> str:
-    inner = ",".join(f'{k}="{_label(v)}"' for k, v in labels.items())
-    return "{" + inner + "}" if inner else ""
-
-
-def _num(value: float | int) -> str:
-    return repr(float(value)) if isinstance(value, float) else str(int(value))
+_Sample = tuple[tuple[str, ...], float]
 
 
 def render_metrics(runs: Iterable[RunRecord], freshness: Freshness | None,
                    open_alerts: int) -> str:
-    """The exposition text: HELP/TYPE once per metric, then its samples."""
-    samples: dict[str, list[str]] = {name: [] for name in _HELP}
+    """The exposition text: HELP/TYPE once per metric that has samples, then its samples."""
+    samples: dict[str, list[_Sample]] = {name: [] for name in _GAUGES}
 
-    def add(name: str, value: float | int, **labels: str) -> None:
-        samples[name].append(f"{name}{_labels(**labels)} {_num(value)}")
+    def add(name: str, value: float, *labels: str) -> None:
+        samples[name].append((labels, float(value)))
 
     for run in runs:
         cmd = run.command
         ended = dt.datetime.fromisoformat(run.ended_at).timestamp()
-        add("aurora_run_success", int(run.success), command=cmd)
-        add("aurora_run_timestamp_seconds", round(ended, 3), command=cmd)
-        add("aurora_run_duration_seconds", round(run.duration_seconds, 3), command=cmd)
+        add("aurora_run_success", int(run.success), cmd)
+        add("aurora_run_timestamp_seconds", round(ended, 3), cmd)
+        add("aurora_run_duration_seconds", round(run.duration_seconds, 3), cmd)
         for stage in run.stages:
-            add("aurora_stage_duration_seconds", round(stage.seconds, 3), command=cmd,
-                stage=stage.name)
+            add("aurora_stage_duration_seconds", round(stage.seconds, 3), cmd, stage.name)
         if run.peak_rss_bytes is not None:
-            add("aurora_peak_memory_bytes", run.peak_rss_bytes, command=cmd)
-        add("aurora_rows_total", run.rows, command=cmd)
-        add("aurora_symbols_total", run.symbols, command=cmd)
-        add("aurora_requests_total", run.requests, command=cmd)
-        add("aurora_retries_total", run.retries, command=cmd)
+            add("aurora_peak_memory_bytes", run.peak_rss_bytes, cmd)
+        add("aurora_rows_total", run.rows, cmd)
+        add("aurora_symbols_total", run.symbols, cmd)
+        add("aurora_requests_total", run.requests, cmd)
+        add("aurora_retries_total", run.retries, cmd)
         if run.coverage is not None:
-            add("aurora_coverage_ratio", round(run.coverage, 6), command=cmd)
-        add("aurora_quality_failures", sum(not q.ok for q in run.quality), command=cmd)
+            add("aurora_coverage_ratio", round(run.coverage, 6), cmd)
+        add("aurora_quality_failures", sum(not q.ok for q in run.quality), cmd)
     if freshness is not None:
         if freshness.latest_session is not None:
             add("aurora_latest_session_age_sessions", freshness.sessions_behind)
         add("aurora_data_stale", int(freshness.stale))
     add("aurora_open_alerts", open_alerts)
-    lines = []
-    for name, (kind, text) in _HELP.items():
-        if samples[name]:
-            lines += [f"# HELP {name} {text}", f"# TYPE {name} {kind}", *samples[name]]
-    return "\n".join(lines) + "\n"
+
+    registry = CollectorRegistry(auto_describe=False)
+    for name, (text, labelnames) in _GAUGES.items():
+        if not samples[name]:
+            continue
+        gauge = Gauge(name, text, labelnames, registry=registry)
+        for labels, value in samples[name]:
+            (gauge.labels(*labels) if labels else gauge).set(value)
+    return generate_latest(registry).decode("utf-8")
 
 
 def write_metrics(data_dir: Path, history: History, freshness: Freshness | None) -> Path:

@@ -1,25 +1,17 @@
-"""Recovery drills and retention.
+"""Recovery drills.
 
 `drill` is the recovery test a team schedules: restore the latest backup into a scratch
 directory, verify every checksum, validate it, and rebuild the features from the restored
 prices; the rebuilt `features.parquet` is compared with the backed-up one (equal content
 expected when the build code has not changed since the backup). Validation and rebuild use
-the universe stored in the restored version (`universe.txt`) when there is one.
-
-`prune` keeps the newest `keep_versions` versions (or, when `keep_days` is set, those created
-in the last `keep_days` days) and never deletes the version `latest` points to. A version is
-first renamed into a staging name and then deleted, so a killed prune never leaves a
-half-deleted version that still looks published.
+the universe recorded in the restored version (the configured universe is not applied).
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +20,11 @@ from typing import Any
 import polars as pl
 
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError
+from aurora.features.builder import build_features
 from aurora.ops.backup import restore_version
 from aurora.store import Store
-
-FEATURES = "features.parquet"
-UNIVERSE = "universe.txt"
+from aurora.store.files import FEATURES
+from aurora.validation import validate_store
 
 
 @dataclass
@@ -69,15 +60,11 @@ class DrillReport:
 
 
 def _default_validate(store: Store, config: AuroraConfig) -> tuple[bool, list[str]]:
-    from aurora.validation import validate_store
-
     report = validate_store(store, config)
-    return bool(report.ok), [e.line() if hasattr(e, "line") else str(e) for e in report.errors]
+    return bool(report.ok), [e.line() for e in report.errors]
 
 
 def _default_rebuild(store: Store, config: AuroraConfig) -> Any:
-    from aurora.features import build_features
-
     return build_features(store, config)
 
 
@@ -103,9 +90,6 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
                              files_verified=restored.files_verified,
                              restore_seconds=time.perf_counter() - t0)
         report.problems += store.verify()
-        universe = store.latest_file(UNIVERSE)  # the universe the backed-up data was built for
-        if universe is not None:
-            scratch_config = scratch_config.model_copy(update={"universe": universe})
         ok, errors = validate(store, scratch_config)
         report.validation_ok = ok
         report.problems += [f"validation: {e}" for e in errors[:5]]
@@ -125,49 +109,3 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
     finally:
         if not keep_scratch:
             shutil.rmtree(root, ignore_errors=True)
-
-
-@dataclass
-class PruneReport:
-    kept: list[str]
-    removed: list[str]
-    latest: str | None
-    dry_run: bool = False
-
-    def summary_lines(self) -> list[str]:
-        verb = "would remove" if self.dry_run else "removed"
-        lines = [f"prune: {verb} {len(self.removed)} version(s), kept {len(self.kept)} "
-                 f"(latest {self.latest})"]
-        lines += [f"  {verb} {v}" for v in self.removed]
-        return lines
-
-
-def _created(store: Store, version: str) -> dt.datetime:
-    created = store.manifest(version).get("created_at")
-    return dt.datetime.fromisoformat(created) if created else dt.datetime.min.replace(
-        tzinfo=dt.UTC)
-
-
-def prune(store: Store, *, keep_versions: int = 20, keep_days: int | None = None,
-          now: dt.datetime | None = None, dry_run: bool = False) -> PruneReport:
-    """Remove old versions; see the module docstring for the policy."""
-    if keep_versions < 1 or (keep_days is not None and keep_days < 1):
-        raise ConfigError("prune: keep_versions and keep_days must be at least 1")
-    with store.lock():
-        store.clean_staging()
-        versions = store.versions()
-        latest = store.current_version()
-        if keep_days is not None:
-            cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=keep_days)
-            keep = {v for v in versions if _created(store, v) >= cutoff}
-        else:
-            keep = set(versions[-keep_versions:])
-        if latest is not None:
-            keep.add(latest)
-        removed = [v for v in versions if v not in keep]
-        if not dry_run:
-            for version in removed:
-                doomed = store.archive / f".staging-prune-{uuid.uuid4().hex}"
-                os.rename(store.archive / version, doomed)
-                shutil.rmtree(doomed, ignore_errors=True)
-    return PruneReport([v for v in versions if v in keep], removed, latest, dry_run)

@@ -38,11 +38,11 @@ def rollback(store: Store, version: str | None = None) -> RollbackReport:
         if version is None:
             if current is None:
                 raise StoreError(f"{store.root}: the store is empty, nothing to roll back")
-            parent = store.manifest(current).get("parent")
+            parent = store.manifest(current).parent
             if not parent:
                 raise StoreError(f"version {current} is the first one: it has no parent to"
                                  " roll back to")
-            version = str(parent)
+            version = parent
         if version not in store.versions():
             raise StoreError(f"version {version} is not in {store.archive} (never published,"
                              " or removed by retention); `aurora status` lists the latest")
@@ -51,6 +51,6 @@ def rollback(store: Store, version: str | None = None) -> RollbackReport:
             more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
             raise StoreError(f"version {version} fails verification, latest left at"
                              f" {current}: {problems[0]}{more}")
-        files = len(store.manifest(version).get("files", {}))
+        files = len(store.manifest(version).files)
         store.point_latest_to(version)
     return RollbackReport(current, version, files)

@@ -1,18 +1,21 @@
-"""RunContext: what one command did, recorded when it ends.
+"""RunContext: what one command did, recorded when it ends. The one place a run is recorded.
 
-    with run_context(store, config, command="fetch") as run:
+    with run_context(store, config, command="fetch", argv=argv) as run:
+        run.note_read(universe_file)
         with run.stage("fetch"):
             report = fetch_prices(config)
             run.add(requests=report.requests, retries=report.retries)
         run.record_coverage(expected=universe.symbols, delivered=report.symbols)
 
-On exit, whatever the outcome (the exception, if any, propagates unchanged):
-1. the run (stage timings, peak memory, counters, quality results, coverage, redacted
-   error) is written to the history database `data/aurora.db`;
+The CLI opens one for every command; `aurora.ops.pipeline.run_pipeline` opens one only when
+its caller (a notebook) did not pass one. On exit, whatever the outcome (the exception, if
+any, propagates unchanged):
+1. the run (stage timings, peak memory, counters, quality results, coverage, universe,
+   redacted error) is written to the history database `data/aurora.db`;
 2. freshness is checked and alert rules are evaluated: alerts are logged, stored and posted;
 3. Prometheus metrics are rewritten (`data/metrics/aurora.prom`);
-4. the run is attached to the CLI command's audit entry, or, outside the CLI, an audit line
-   of its own is appended.
+4. one audit line is appended (`aurora.ops.audit`).
+Read-only commands (`history=False`, e.g. `aurora status`) skip 1-3 and are only audited.
 A failure of this bookkeeping is logged and never replaces the command's own outcome.
 
 Peak memory is the process's peak resident set size so far (`getrusage`), read at the end
@@ -38,16 +41,18 @@ from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
 from aurora.errors import AuroraError
 from aurora.ops import alerts as alert_rules
-from aurora.ops.audit import AuditEntry, AuditLog, current_entry, snapshot
+from aurora.ops.audit import AuditLog, audit_record, file_digest, snapshot
 from aurora.ops.freshness import Freshness, check_freshness
 from aurora.ops.history import History, QualityResult, RunRecord, StageRecord, utc_now_iso
 from aurora.ops.metrics import write_metrics
 from aurora.redaction import redact, secret_values
 from aurora.store import Store
+from aurora.universe import Universe
 
 log = logging.getLogger("aurora.ops.runner")
 
 _COUNTERS = ("rows", "symbols", "requests", "retries")
+RUNNING = "running.json"  # under state/: the stage in progress (see RunContext.stage)
 
 
 def peak_rss_bytes() -> int:
@@ -68,9 +73,6 @@ def describe_error(exc: BaseException, secrets: Sequence[str]) -> tuple[str, int
     return redact(first_line, secrets)[:500], code
 
 
-RUNNING = "running.json"  # under state/: the stage in progress (see RunContext.stage)
-
-
 @dataclass
 class RunContext:
     """Collects what a run does. Create it with `run_context`, not directly."""
@@ -84,7 +86,9 @@ class RunContext:
     counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
     quality: list[QualityResult] = field(default_factory=list)
     coverage: float | None = None
+    universe: Universe | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    read: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[alert_rules.Alert] = field(default_factory=list)
     record: RunRecord | None = None
     freshness: Freshness | None = None
@@ -121,6 +125,10 @@ class RunContext:
         """Attach JSON-able details to the run record (never secrets)."""
         self.details.update(values)
 
+    def use_universe(self, universe: Universe) -> None:
+        """Record which universe (source and size) the run worked on."""
+        self.universe = universe
+
     def record_quality(self, name: str, ok: bool, errors: Iterable[str] = (),
                        warnings: Iterable[str] = ()) -> None:
         """Record a validation or quality-gate result."""
@@ -138,25 +146,31 @@ class RunContext:
         self.details["missing_symbols"] = missing
         return self.coverage
 
-    def note_read(self, path: Path) -> None:
-        """Tell the audit log this run read `path` (hashed now)."""
-        entry = current_entry()
-        if entry is not None:
-            entry.note_read(path)
-        else:
-            self.details.setdefault("_read", []).append(str(path))
+    def note_read(self, path: Path | str) -> None:
+        """Tell the audit log this run read input file `path` (hashed now)."""
+        text = str(path)
+        if not any(r["path"] == text for r in self.read):
+            self.read.append({"path": text, "sha256": file_digest(Path(path))})
 
     def stage_seconds(self) -> dict[str, float]:
         return {s.name: s.seconds for s in self.stages}
 
 
+def _outcome(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    return "error" if isinstance(error, AuroraError | KeyboardInterrupt) else "crashed"
+
+
 @contextlib.contextmanager
 def run_context(store: Store, config: AuroraConfig, command: str, *,
+                argv: Sequence[str] = (), history: bool = True,
                 now: Callable[[], dt.datetime] | None = None,
                 sleep: Callable[[float], None] = time.sleep) -> Iterator[RunContext]:
     """Record a run of `command` against `store`; see the module docstring.
 
-    `now` (for freshness) and `sleep` (webhook backoff) are injectable for tests.
+    `argv` is the command line (audited, redacted); `history=False` for read-only
+    commands. `now` (for freshness) and `sleep` (webhook backoff) are injectable for tests.
     """
     store.root.mkdir(parents=True, exist_ok=True)
     run = RunContext(store, config, command)
@@ -172,27 +186,35 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
         secrets = secret_values(config)
         message, code = describe_error(error, secrets) if error is not None else (None, 0)
         after = snapshot(store)
+        universe = run.universe
         run.record = RunRecord(
             id=run.id, command=command, started_at=run.started_at, ended_at=utc_now_iso(),
             duration_seconds=time.perf_counter() - t0, success=error is None, exit_code=code,
             error=message, peak_rss_bytes=peak_rss_bytes(), coverage=run.coverage,
             version_before=before.version, version_after=after.version, stages=run.stages,
-            quality=run.quality, details={k: v for k, v in run.details.items()
-                                          if not k.startswith("_")},
+            quality=run.quality, details=run.details,
+            universe_source=universe.source if universe else None,
+            universe_symbols=len(universe) if universe else None,
             **run.counters,
         )
         with contextlib.suppress(OSError):
             (store.state_dir / RUNNING).unlink(missing_ok=True)
         try:
-            _finish(run, run.record, before, after, secrets, now, sleep)
+            if history:
+                _record(run, run.record, secrets, now, sleep)
+            AuditLog(store.root).append(audit_record(
+                store=store, command=command, argv=argv, started_at=run.started_at,
+                seconds=time.perf_counter() - t0, read=run.read,
+                runs=[run.id] if history else [], outcome=_outcome(error), exit_code=code,
+                error=message, before=before, after=after, secrets=secrets))
         except Exception as exc:  # bookkeeping must never mask the command's outcome
             log.warning("run bookkeeping failed: %s", redact(f"{type(exc).__name__}: {exc}",
                                                               secrets))
 
 
-def _finish(run: RunContext, record: RunRecord, before: Any, after: Any,
-            secrets: tuple[str, ...], now: Callable[[], dt.datetime] | None,
-            sleep: Callable[[float], None], audit: bool = True) -> None:
+def _record(run: RunContext, record: RunRecord, secrets: tuple[str, ...],
+            now: Callable[[], dt.datetime] | None, sleep: Callable[[float], None]) -> None:
+    """History row, freshness, alerts and metrics of a finished run."""
     store, config = run.store, run.config
     history = History(store.root)
     history.record_run(record)
@@ -207,43 +229,4 @@ def _finish(run: RunContext, record: RunRecord, before: Any, after: Any,
         history, config, record.id, secrets, sleep=sleep)
     run.alerts = [alert for _, alert, _ in raised]
     write_metrics(store.root, history, run.freshness)
-    entry = current_entry()
-    if not audit:
-        return
-    if entry is not None:
-        entry.runs.append(record.id)
-    else:
-        audit = AuditEntry(command=record.command, argv=[])
-        for path in run.details.get("_read", []):
-            with contextlib.suppress(OSError):
-                audit.note_read(path)
-        audit.runs.append(record.id)
-        AuditLog(store.root).append(audit.record(
-            outcome="ok" if record.success else "error", exit_code=record.exit_code,
-            error=record.error, before=before, after=after, store=store, secrets=secrets))
 
-
-def record_command_run(store: Store, config: AuroraConfig, command: str, *, started_at: str,
-                       seconds: float, exit_code: int, error: str | None,
-                       before: Any, after: Any) -> RunRecord:
-    """Record a CLI command that did not open a `run_context` itself (outcome and timing only).
-
-    Used by the audit wrapper so that every stage command appears in the run history, raises
-    the failed-run alert and updates the metrics. The audit line is written by the caller.
-    """
-    secrets = secret_values(config)
-    record = RunRecord(
-        id=uuid.uuid4().hex[:16], command=command, started_at=started_at,
-        ended_at=utc_now_iso(), duration_seconds=seconds, success=exit_code == 0,
-        exit_code=exit_code, error=error and redact(error, secrets)[:500],
-        peak_rss_bytes=peak_rss_bytes(), version_before=before.version,
-        version_after=after.version,
-        stages=[StageRecord(command, started_at, seconds, peak_rss_bytes(), exit_code == 0)],
-    )
-    run = RunContext(store, config, command, id=record.id, started_at=started_at)
-    try:
-        _finish(run, record, before, after, secrets, None, time.sleep, audit=False)
-    except Exception as exc:
-        log.warning("run bookkeeping failed: %s", redact(f"{type(exc).__name__}: {exc}",
-                                                          secrets))
-    return record

@@ -10,8 +10,8 @@ Library API (the CLI is a thin layer over it):
 
 from aurora.predict.api import PredictionResult, evaluate, predict
 from aurora.predict.evaluate import EvaluationReport, walk_forward
-from aurora.predict.predictions import load_schema, validate_document
 from aurora.predict.train import ScoreResult, train_and_score
+from aurora.store.documents import load_schema, validate_document
 
 __all__ = [
     "EvaluationReport",

@@ -21,16 +21,17 @@ import polars as pl
 from aurora import calendar
 from aurora.atomic import atomic_write_json, sha256_file
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError, StoreError
-from aurora.predict.evaluate import EvaluationReport, Progress, walk_forward
-from aurora.predict.predictions import build_document, validate_document
+from aurora.errors import DataValidationError
+from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
+from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
-from aurora.store import Store
+from aurora.progress import Progress
+from aurora.store import Store, Transaction
+from aurora.store.documents import validate_document
+from aurora.store.files import EVALUATION, FEATURES, PREDICTIONS, PRICES
+from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 
-FEATURES = "features.parquet"
-PRICES = "prices.parquet"
-PREDICTIONS = "predictions.json"
-EVALUATION = "evaluation.json"
+SHOWN_TOP = 10
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,30 @@ class PredictionResult:
     evaluation: dict[str, Any]
     evaluation_reused: bool
     version: str
+
+    def summary_lines(self) -> list[str]:
+        """What a person reads after `aurora predict` (no printing here)."""
+        doc = self.document
+        model, entries = doc["model"], doc["predictions"]
+        window = model["training_window"]
+        scored = [e for e in entries if e["score"] is not None]
+        unranked = [e for e in entries if e["score"] is None]
+        lines = [
+            f"decision date {doc['decision_date']} (features of {doc['feature_date']}), "
+            f"horizon {doc['horizon']} sessions, {model['name']} trained on "
+            f"{model['training_rows']:,} rows {window['first_feature_date']} .. "
+            f"{window['last_feature_date']}",
+            f"ranked {len(scored)} of {len(entries)} symbols; top {min(SHOWN_TOP, len(scored))}"
+            ": " + ", ".join(e["symbol"] for e in scored[:SHOWN_TOP]),
+        ]
+        lines += [f"not ranked: {e['symbol']}: {e['reason']}" for e in unranked[:SHOWN_TOP]]
+        if len(unranked) > SHOWN_TOP:
+            lines.append(f"... {len(unranked) - SHOWN_TOP} more not ranked (reasons in "
+                         f"{PREDICTIONS})")
+        lines += report_lines(self.evaluation)
+        reused = " (evaluation reused)" if self.evaluation_reused else ""
+        lines.append(f"wrote {PREDICTIONS} in version {self.version}{reused}")
+        return lines
 
 
 @dataclass(frozen=True)
@@ -65,22 +90,19 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 
 def load_inputs(store: Store) -> _Inputs:
     """features.parquet and prices.parquet of the latest version, with their sha256."""
-    features_path = store.require_latest(FEATURES, "run `aurora build` first")
-    prices_path = store.require_latest(PRICES, "run `aurora fetch` first")
     version = store.current_version()
-    assert version is not None  # require_latest succeeded
+    features_path = store.require_file(FEATURES, "run `aurora build` first", version)
+    prices_path = store.require_file(PRICES, "run `aurora fetch` first", version)
+    assert version is not None  # require_file succeeded
     return _Inputs(version, _read_parquet(features_path), _read_parquet(prices_path),
                    sha256_file(features_path), sha256_file(prices_path))
 
 
-def _symbols(store: Store, config: AuroraConfig, universe: Sequence[str] | None) -> tuple[
-        list[str], str]:
+def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,
+              version: str) -> Universe:
     if universe is not None:
-        return list(universe), "argument"
-    from aurora.fetch.publish import resolve_universe
-
-    resolved = resolve_universe(config, store)
-    return list(resolved.symbols), resolved.source
+        return as_universe(universe)
+    return resolve_universe(config, store, version)
 
 
 def default_decision_date(prices: pl.DataFrame) -> dt.date:
@@ -101,8 +123,9 @@ def _evaluation_key(inputs: _Inputs, config: AuroraConfig, through: dt.date,
     }
 
 
-def _stored_evaluation(store: Store, key: dict[str, Any]) -> dict[str, Any] | None:
-    path = store.latest_file(EVALUATION)
+def _stored_evaluation(store: Store, key: dict[str, Any], version: str
+                       ) -> dict[str, Any] | None:
+    path = store.file_path(EVALUATION, version)
     if path is None:
         return None
     try:
@@ -130,7 +153,7 @@ def predict(
     config: AuroraConfig,
     *,
     decision_date: dt.date | None = None,
-    universe: Sequence[str] | None = None,
+    universe: UniverseLike | None = None,
     progress: Progress | None = None,
     now: dt.datetime | None = None,
 ) -> PredictionResult:
@@ -138,17 +161,19 @@ def predict(
     price) and publish predictions.json + evaluation.json in one store transaction.
 
     Only rows dated at or before the feature date are read, so the result for a given date
-    does not depend on data stored after it. Raises StoreError when an input is missing,
-    DataValidationError for bad inputs or too little history.
+    does not depend on data stored after it. `universe` defaults to `resolve_universe` on
+    the version read. Raises StoreError when an input is missing or another run published
+    meanwhile, DataValidationError for bad inputs or too little history.
     """
     inputs = load_inputs(store)
     decision_date = decision_date or default_decision_date(inputs.prices)
     feature_date = check_decision_date(decision_date)
-    symbols, source = _symbols(store, config, universe)
+    chosen = _universe(store, config, universe, inputs.version)
+    symbols, source = list(chosen.symbols), chosen.source
     result: ScoreResult = train_and_score(inputs.features, inputs.prices, decision_date,
                                           config, symbols=symbols)
     key = _evaluation_key(inputs, config, feature_date, symbols)
-    summary = _stored_evaluation(store, key)
+    summary = _stored_evaluation(store, key, inputs.version)
     reused = summary is not None
     report: EvaluationReport | dict[str, Any] | None = None
     if summary is None:
@@ -164,10 +189,9 @@ def predict(
     )
     validate_document(doc)
     scored = int(result.scores["score"].is_not_null().sum())
-    with store.transaction("predict", params={"decision_date": decision_date.isoformat(),
-                                              "horizon": config.predict.horizon}) as txn:
-        if txn.parent != inputs.version:
-            raise StoreError(f"{store.root}: the store changed while predicting; run again")
+    with store.transaction("predict", base=inputs.version, universe=chosen.record(),
+                           params={"decision_date": decision_date.isoformat(),
+                                   "horizon": config.predict.horizon}) as txn:
         atomic_write_json(txn.path(PREDICTIONS), doc)
         txn.describe(PREDICTIONS, decision_date=decision_date.isoformat(),
                      feature_date=feature_date.isoformat(), symbols=len(symbols),
@@ -179,7 +203,7 @@ def predict(
     return PredictionResult(doc, result.scores, summary, reused, version)
 
 
-def _write_evaluation(txn: Any, report: EvaluationReport | dict[str, Any],
+def _write_evaluation(txn: Transaction, report: EvaluationReport | dict[str, Any],
                       key: dict[str, Any]) -> None:
     body = report.to_json() if isinstance(report, EvaluationReport) else dict(report)
     atomic_write_json(txn.path(EVALUATION), {"key": key, **body})
@@ -190,19 +214,19 @@ def evaluate(
     store: Store,
     config: AuroraConfig,
     *,
-    universe: Sequence[str] | None = None,
+    universe: UniverseLike | None = None,
     progress: Progress | None = None,
 ) -> EvaluationReport:
     """Walk-forward evaluation over the whole stored history; publishes evaluation.json
     (beside predictions.json). Raises DataValidationError when the history is too short."""
     inputs = load_inputs(store)
-    symbols, _ = _symbols(store, config, universe)
+    chosen = _universe(store, config, universe, inputs.version)
+    symbols = list(chosen.symbols)
     report = walk_forward(inputs.features, inputs.prices, config, symbols=symbols,
                           progress=progress)
     through = max(inputs.features["date"].max(), inputs.prices["date"].max())
     key = _evaluation_key(inputs, config, through, symbols)
-    with store.transaction("evaluate", params={"horizon": config.predict.horizon}) as txn:
-        if txn.parent != inputs.version:
-            raise StoreError(f"{store.root}: the store changed while evaluating; run again")
+    with store.transaction("evaluate", base=inputs.version, universe=chosen.record(),
+                           params={"horizon": config.predict.horizon}) as txn:
         _write_evaluation(txn, report, key)
     return report

@@ -21,6 +21,7 @@ import polars as pl
 
 from aurora.errors import DataValidationError
 from aurora.predict.labels import SessionClock, attach_sessions, forward_returns
+from aurora.schemas import require_unique_keys
 
 FEATURE_PREFIX = "f_"
 ZSCORE_CLIP = 5.0
@@ -43,12 +44,7 @@ def feature_columns(features: pl.DataFrame, source: str = "features.parquet") ->
             raise DataValidationError(
                 f"{source}: feature column {name!r} is {features.schema[name]}, not numeric"
             )
-    dup = features.group_by("symbol", "date").len().filter(pl.col("len") > 1)
-    if dup.height:
-        row = dup.sort("symbol", "date").row(0, named=True)
-        raise DataValidationError(
-            f"{source}: {row['symbol']} has {row['len']} rows on {row['date']}"
-        )
+    require_unique_keys(features.select("symbol", "date"), source)
     return names
 
 

@@ -20,7 +20,7 @@ Protocol (the production protocol of `train.train_and_score`, replayed over hist
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,8 +32,9 @@ from aurora.predict import metrics
 from aurora.predict.dataset import Panel, build_panel
 from aurora.predict.models import models_from_config
 from aurora.predict.train import fit_models, matrix
+from aurora.progress import Progress
 
-Progress = Callable[[int, int], None]
+FOLDS = "walk-forward folds"
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class EvaluationReport:
         """A few human-readable lines (no printing here)."""
         return summary_lines(self.summary)
 
+    def report_lines(self) -> list[str]:
+        """The table per model, then the protocol and verdict (`report_lines`)."""
+        return report_lines(self.summary)
+
 
 def _fmt(value: float | None, spec: str) -> str:
     return "n/a" if value is None else format(value, spec)
@@ -87,6 +92,14 @@ def table_lines(summary: dict[str, Any]) -> list[str]:
             f"{'PROBABLE' if m['probable_leakage'] else 'no'}"
         )
     return lines
+
+
+def report_lines(summary: dict[str, Any]) -> list[str]:
+    """The table of `table_lines` followed by the protocol and verdict lines (what the CLI
+    shows after a walk-forward)."""
+    if summary.get("status") != "ok":
+        return summary_lines(summary)
+    return table_lines(summary) + summary_lines(summary)[len(summary["models"]):]
 
 
 def summary_lines(summary: dict[str, Any]) -> list[str]:
@@ -145,8 +158,9 @@ def walk_forward(
 ) -> EvaluationReport:
     """Run the purged walk-forward over all of `features` (labels from `prices.close`).
 
-    `symbols` restricts the panel (default: all). `progress(done, total)` is called after
-    each fold. Raises DataValidationError when the history is too short for one fold.
+    `symbols` restricts the panel (default: all). `progress("walk-forward folds", done,
+    total)` is called after each fold. Raises DataValidationError when the history is too
+    short for one fold.
     """
     cfg = config.predict
     if symbols is not None:
@@ -175,7 +189,7 @@ def walk_forward(
                 pl.Series("score", fit.predict(x)), pl.col("fwd_return").alias("label"),
             ))
         if progress is not None:
-            progress(done, len(folds))
+            progress(FOLDS, done, len(folds))
     oos = pl.concat(parts)
     return summarise(oos, panel, folds, config, [m.name for m in models])
 

@@ -23,6 +23,7 @@ import polars as pl
 
 from aurora import calendar
 from aurora.errors import DataValidationError
+from aurora.schemas import require_unique_keys
 
 
 @dataclass(frozen=True)
@@ -88,12 +89,7 @@ def check_closes(prices: pl.DataFrame, source: str = "prices.parquet") -> None:
             f"{source}: {row['symbol']} on {row['date']}: close {row['close']} is not a positive"
             f" price ({bad.height} such row(s))"
         )
-    dup = prices.group_by("symbol", "date").len().filter(pl.col("len") > 1)
-    if dup.height:
-        row = dup.sort("symbol", "date").row(0, named=True)
-        raise DataValidationError(
-            f"{source}: {row['symbol']} has {row['len']} rows on {row['date']}"
-        )
+    require_unique_keys(prices.select("symbol", "date"), source)
 
 
 def forward_returns(

@@ -1,5 +1,9 @@
-"""The versioned Parquet store under the data directory."""
+"""The versioned Parquet store under the data directory: versions, manifests, file names."""
 
-from aurora.store.versions import MANIFEST, Store, Transaction
+from aurora.store import files
+from aurora.store.files import MANIFEST
+from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
+from aurora.store.versions import Store, Transaction
 
-__all__ = ["MANIFEST", "Store", "Transaction"]
+__all__ = ["MANIFEST", "FileEntry", "Manifest", "Store", "Transaction", "UniverseRecord",
+           "files"]

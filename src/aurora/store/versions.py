@@ -18,6 +18,10 @@ Contract:
   replacement of the `latest` symlink. A failed or killed transaction never touches
   `latest`: readers see the previous complete version or the new one, nothing between.
 - One writer at a time: a transaction holds an exclusive `flock` on `data/.lock`.
+- A stage publishes only over the version it read: `transaction(base=...)` raises
+  StoreError, publishing nothing, when `latest` moved in between.
+- Each version records the universe it was made for (`Manifest.universe`): the one the
+  transaction was given, else its parent's.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
-import json
 import os
 import shutil
 import uuid
@@ -36,8 +39,9 @@ from typing import Any
 
 from aurora.atomic import atomic_write_json, fsync_dir, sha256_file
 from aurora.errors import ConfigError, StoreError
+from aurora.store.files import MANIFEST
+from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
-MANIFEST = "manifest.json"
 _STAGING_PREFIX = ".staging-"
 
 
@@ -56,6 +60,7 @@ class Transaction:
     staging: Path
     parent: str | None
     params: dict[str, Any]
+    universe: UniverseRecord | None = None
     file_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
 
@@ -93,10 +98,6 @@ class Store:
         return self.root / "archive"
 
     @property
-    def universe_dir(self) -> Path:
-        return self.root / "universe"
-
-    @property
     def state_dir(self) -> Path:
         return self.root / "state"
 
@@ -108,20 +109,29 @@ class Store:
             raise ConfigError(f"path {str(relative)!r} escapes the data directory {self.root}")
         return candidate
 
-    def latest_file(self, name: str) -> Path | None:
-        """Path of file `name` in the current version, or None when absent."""
-        version = self.current_version()
+    def file_path(self, name: str, version: str | None = None) -> Path | None:
+        """Path of file `name` in `version` (default: latest), or None when absent."""
+        version = version or self.current_version()
         if version is None:
             return None
         path = self.archive / version / name
         return path if path.exists() else None
 
-    def require_latest(self, name: str, hint: str) -> Path:
-        """Like `latest_file`, but raise StoreError with `hint` (what to run) when absent."""
-        path = self.latest_file(name)
+    def latest_file(self, name: str) -> Path | None:
+        """Path of file `name` in the current version, or None when absent."""
+        return self.file_path(name)
+
+    def require_file(self, name: str, hint: str, version: str | None = None) -> Path:
+        """Like `file_path`, but raise StoreError with `hint` (what to run) when absent."""
+        path = self.file_path(name, version)
         if path is None:
-            raise StoreError(f"{self.latest / name} does not exist: {hint}")
+            where = self.archive / version / name if version else self.latest / name
+            raise StoreError(f"{where} does not exist: {hint}")
         return path
+
+    def require_latest(self, name: str, hint: str) -> Path:
+        """`require_file` of the latest version."""
+        return self.require_file(name, hint)
 
     # -- versions ------------------------------------------------------------------------
     def current_version(self) -> str | None:
@@ -144,18 +154,57 @@ class Store:
             if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).exists()
         )
 
-    def manifest(self, version: str | None = None) -> dict[str, Any]:
+    def manifest(self, version: str | None = None) -> Manifest:
         """The manifest of `version` (default: latest). Raises StoreError when missing."""
         version = version or self.current_version()
         if version is None:
             raise StoreError(f"{self.root}: the store is empty (run `aurora fetch` first)")
-        path = self.archive / version / MANIFEST
-        try:
-            return json.loads(path.read_text())
-        except FileNotFoundError:
-            raise StoreError(f"{path}: manifest missing") from None
-        except json.JSONDecodeError as exc:
-            raise StoreError(f"{path}: manifest is not valid JSON ({exc.msg})") from None
+        return Manifest.read(self.archive / version / MANIFEST)
+
+    def lineage(self, version: str | None = None) -> Iterator[Manifest]:
+        """Manifests from `version` (default: latest) back through its parents.
+
+        Ends at the first version without a parent or whose parent is no longer in the
+        archive (pruned); an empty store yields nothing. A parent chain that loops (a
+        hand-edited manifest) raises StoreError.
+        """
+        version = version or self.current_version()
+        seen: set[str] = set()
+        while version is not None:
+            if version in seen:
+                raise StoreError(f"{self.archive}: the parent chain of the manifests loops at "
+                                 f"{version}")
+            seen.add(version)
+            manifest = self.manifest(version)
+            yield manifest
+            version = manifest.parent
+            if version is not None and not (self.archive / version / MANIFEST).exists():
+                return
+
+    def origin(self, name: str, version: str | None = None) -> Manifest | None:
+        """The manifest of the version that wrote the copy of `name` that `version` holds.
+
+        Later stages inherit a file unchanged: walk back while the file's sha256 stays the
+        same. None when `version` does not hold `name`; the oldest version still in the
+        archive when the writer was pruned.
+        """
+        found: Manifest | None = None
+        sha: str | None = None
+        for manifest in self.lineage(version):
+            entry = manifest.file(name)
+            if entry is None or (sha is not None and entry.sha256 != sha):
+                break
+            sha, found = entry.sha256, manifest
+            if entry.written_by == manifest.stage:
+                break
+        return found
+
+    def universe(self, version: str | None = None) -> UniverseRecord | None:
+        """The universe recorded for `version` (default: latest), or None."""
+        for manifest in self.lineage(version):
+            if manifest.universe is not None:
+                return manifest.universe
+        return None
 
     def verify(self, version: str | None = None) -> list[str]:
         """Check every file of a version against its manifest; return the problems found."""
@@ -168,11 +217,11 @@ class Store:
             return [str(exc)]
         problems = []
         base = self.archive / version
-        for name, meta in manifest.get("files", {}).items():
+        for name, entry in manifest.files.items():
             path = base / name
             if not path.exists():
                 problems.append(f"{name}: listed in the manifest of {version} but missing")
-            elif sha256_file(path) != meta.get("sha256"):
+            elif sha256_file(path) != entry.sha256:
                 problems.append(f"{name}: checksum mismatch in {version} (file changed or corrupt)")
         return problems
 
@@ -215,16 +264,27 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(
-        self, stage: str, params: dict[str, Any] | None = None
+        self, stage: str, *, base: str | None, params: dict[str, Any] | None = None,
+        universe: UniverseRecord | None = None,
     ) -> Iterator[Transaction]:
-        """Write a new version; publish it on success, discard it on any exception."""
+        """Write a new version over `base`; publish it on success, discard it on any exception.
+
+        `base` is the version the stage read its inputs from (None: it read an empty store).
+        StoreError, before anything is written, when `latest` is no longer `base`: another
+        run published meanwhile, and publishing now would silently revert its work.
+        `universe`: the symbols this version is made for (default: the parent's record).
+        """
         with self.lock():
             self.clean_staging()
-            self.archive.mkdir(parents=True, exist_ok=True)
             parent = self.current_version()
+            if parent != base:
+                raise StoreError(
+                    f"{self.root}: another run published version {parent} while this {stage} "
+                    f"worked from {base or 'an empty store'}; nothing was published, run again")
+            self.archive.mkdir(parents=True, exist_ok=True)
             staging = self.archive / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
             staging.mkdir()
-            txn = Transaction(self, stage, staging, parent, dict(params or {}))
+            txn = Transaction(self, stage, staging, parent, dict(params or {}), universe)
             try:
                 yield txn
                 self._publish(txn)
@@ -232,41 +292,36 @@ class Store:
                 shutil.rmtree(staging, ignore_errors=True)
 
     def _publish(self, txn: Transaction) -> str:
-        parent_files: dict[str, Any] = {}
-        if txn.parent is not None:
-            parent_files = self.manifest(txn.parent).get("files", {})
-            for name in parent_files:
-                target = txn.staging / name
-                if name in txn.removed or target.exists():
-                    continue
-                source = self.archive / txn.parent / name
-                try:
-                    os.link(source, target)
-                except OSError:
-                    shutil.copy2(source, target)
-        files: dict[str, Any] = {}
+        parent = self.manifest(txn.parent) if txn.parent is not None else None
+        parent_files = parent.files if parent is not None else {}
+        for name in parent_files:
+            target = txn.staging / name
+            if name in txn.removed or target.exists():
+                continue
+            source = self.archive / str(txn.parent) / name
+            try:
+                os.link(source, target)
+            except OSError:
+                shutil.copy2(source, target)
+        files: dict[str, FileEntry] = {}
         for path in sorted(txn.staging.iterdir()):
             if path.name == MANIFEST or path.name.startswith("."):
                 continue
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
             inherited = path.name not in txn.file_meta and path.name in parent_files
-            meta = dict(parent_files[path.name]) if inherited else {}
+            meta = parent_files[path.name].model_dump() if inherited else {}
             meta.update(txn.file_meta.get(path.name, {}))
             meta.update(sha256=sha256_file(path), bytes=path.stat().st_size)
             if not inherited:
                 meta["written_by"] = txn.stage
-            files[path.name] = meta
+            files[path.name] = FileEntry.model_validate(meta)
         version = new_version_id(txn.stage)
-        manifest = {
-            "version": version,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            "stage": txn.stage,
-            "parent": txn.parent,
-            "params": txn.params,
-            "files": files,
-        }
-        atomic_write_json(txn.staging / MANIFEST, manifest)
+        universe = txn.universe or (self.universe(txn.parent) if txn.parent else None)
+        manifest = Manifest(version=version, created_at=dt.datetime.now(dt.UTC),
+                            stage=txn.stage, parent=txn.parent, params=txn.params,
+                            files=files, universe=universe)
+        atomic_write_json(txn.staging / MANIFEST, manifest.to_json())
         fsync_dir(txn.staging)
         os.rename(txn.staging, self.archive / version)
         fsync_dir(self.archive)

@@ -18,11 +18,9 @@ from typing import Any
 
 import polars as pl
 
-from aurora.schemas import PRICES_SCHEMA
+from aurora.schemas import BAR_COLUMNS, PRICE_COLUMNS, PRICES_SCHEMA, find_duplicate_keys
 from aurora.validation.findings import CHECKS, Finding, format_dates
 
-PRICE_COLUMNS = ("open", "high", "low", "close")
-VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
 OPTIONAL_COLUMNS = ("vwap", "trade_count")
 PRICE_SCHEMA = {k: v for k, v in PRICES_SCHEMA.items() if k not in OPTIONAL_COLUMNS}
 OPTIONAL_SCHEMA = {k: PRICES_SCHEMA[k] for k in OPTIONAL_COLUMNS}
@@ -92,7 +90,7 @@ def sort_bars(frame: pl.DataFrame) -> pl.DataFrame:
 def valid_values() -> pl.Expr:
     """True on rows whose OHLC and volume are all present and finite."""
     return pl.all_horizontal(
-        [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in VALUE_COLUMNS]
+        [pl.col(c).is_not_null() & pl.col(c).is_finite() for c in BAR_COLUMNS]
     )
 
 
@@ -158,7 +156,7 @@ def check_nulls(frame: pl.DataFrame) -> list[Finding]:
 
 def check_non_finite(frame: pl.DataFrame) -> list[Finding]:
     """NaN or +/-inf in prices, volume (or vwap when present), per symbol with dates."""
-    cols = [c for c in (*VALUE_COLUMNS, "vwap") if c in frame.columns]
+    cols = [c for c in (*BAR_COLUMNS, "vwap") if c in frame.columns]
     bad = {c: pl.col(c).is_not_null() & ~pl.col(c).is_finite() for c in cols}
     flagged = frame.filter(pl.any_horizontal(list(bad.values())))
     aggs = {c: expr.sum() for c, expr in bad.items()}
@@ -194,20 +192,13 @@ def check_coverage(frame: pl.DataFrame, universe: Sequence[str]) -> list[Finding
 
 
 def check_duplicates(frame: pl.DataFrame) -> list[Finding]:
-    """Duplicate (symbol, date) keys, per symbol; count is the number of surplus rows.
-
-    Expects `frame` sorted by symbol then date (`sort_bars`).
-    """
-    # Sorted by symbol then date: a duplicate key is equal to its neighbour's key.
-    same = pl.col("symbol").eq_missing(pl.col("symbol").shift(1)) & pl.col("date").eq_missing(
-        pl.col("date").shift(1))
-    dup = frame.filter(same | same.shift(-1).fill_null(False))
-    if dup.height == 0:
+    """Duplicate (symbol, date) keys, per symbol; count is the number of surplus rows."""
+    duplicates = find_duplicate_keys(frame)
+    if duplicates is None:
         return []
-    keys = dup.group_by("symbol", "date").agg(pl.len().alias("n"))
     out = []
-    for row in (keys.group_by("symbol")
-                .agg(pl.col("date").sort(), (pl.col("n") - 1).sum().alias("surplus"))
+    for row in (duplicates.groups.group_by("symbol")
+                .agg(pl.col("date").sort(), (pl.col("rows") - 1).sum().alias("surplus"))
                 .sort("symbol", nulls_last=True).iter_rows(named=True)):
         dates = tuple(d for d in row["date"] if d is not None)
         out.append(finding(

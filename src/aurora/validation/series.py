@@ -16,10 +16,10 @@ import polars as pl
 
 from aurora import calendar
 from aurora.errors import DataValidationError
+from aurora.schemas import SPLIT_TYPES
 from aurora.validation.checks import finding, per_symbol, valid_values
 from aurora.validation.findings import Finding, format_dates
 
-SPLIT_TYPES = ("forward_split", "reverse_split")
 ACTION_COLUMNS = ("action_type", "symbol", "ex_date")
 
 

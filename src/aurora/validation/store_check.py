@@ -2,9 +2,9 @@
 
 Order of work: every file of the latest version against its manifest (`Store.verify`),
 files present but not in the manifest, then prices.parquet through `validate_prices`
-(universe: the prices manifest entry or the version's params, else the configured universe
-file, else Aurora's default universe; corporate actions from corporate_actions.parquet when
-present), then schema/readability checks of the other known files.
+(universe: `aurora.universe.resolve_universe` on the version, the rule every stage uses;
+corporate actions from corporate_actions.parquet when present), then schema/readability
+checks of the other known files.
 """
 
 from __future__ import annotations
@@ -12,31 +12,37 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from aurora.config import AuroraConfig
-from aurora.errors import AuroraError
-from aurora.store.versions import MANIFEST, Store
-from aurora.universe import default_universe, load_configured_universe, load_universe
+from aurora.errors import DataValidationError
+from aurora.schemas import find_duplicate_keys
+from aurora.store import FileEntry, Store
+from aurora.store.documents import validate_document
+from aurora.store.files import (
+    CORPORATE_ACTIONS,
+    FEATURES,
+    FUNDAMENTALS,
+    MANIFEST,
+    PREDICTIONS,
+    PRICES,
+    SECTOR_MAP,
+)
+from aurora.universe import resolve_universe
 from aurora.validation.checks import finding
 from aurora.validation.findings import Finding, ValidationReport
 from aurora.validation.prices import apply_severities, effective_severities, validate_prices
 
-PRICES = "prices.parquet"
-FEATURES = "features.parquet"
-PREDICTIONS = "predictions.json"
-CORPORATE_ACTIONS = "corporate_actions.parquet"
 STORE_CHECKS = ("checksum", "missing_file", "unlisted_file", "unreadable", "file_schema",
                 "duplicate_keys")
 
 # Known parquet files other than prices: required column -> accepted dtype test.
 _KNOWN_TABLES: dict[str, dict[str, Any]] = {
-    "sector_map.parquet": {"symbol": pl.String, "sector": pl.String},
-    "fundamentals.parquet": {"symbol": pl.String, "as_of": pl.Date},
+    SECTOR_MAP: {"symbol": pl.String, "sector": pl.String},
+    FUNDAMENTALS: {"symbol": pl.String, "as_of": pl.Date},
     CORPORATE_ACTIONS: {"id": pl.String, "action_type": pl.String, "symbol": pl.String,
                         "ex_date": pl.Date},
 }
@@ -52,9 +58,9 @@ def validate_store(
     """
     started = time.perf_counter()
     manifest = store.manifest()
-    version = manifest.get("version") or store.current_version()
-    base = store.archive / str(store.current_version())
-    files: dict[str, Any] = manifest.get("files", {})
+    version = manifest.version
+    base = store.archive / version
+    files = manifest.files
     findings = _integrity(store, base, files)
 
     report: ValidationReport | None = None
@@ -69,8 +75,10 @@ def validate_store(
         prices = _read_parquet(prices_path, findings)
         if prices is not None:
             actions = _corporate_actions(base, findings)
-            universe, source = _universe(store, config, files.get(PRICES, {}), manifest)
-            report = validate_prices(prices, universe=universe, corporate_actions=actions,
+            universe = resolve_universe(config, store, version)
+            source = universe.source
+            report = validate_prices(prices, universe=universe.symbols,
+                                     corporate_actions=actions,
                                      config=config.validation, today=today)
     findings += _check_features(base / FEATURES)
     findings += _check_predictions(base / PREDICTIONS, files)
@@ -92,7 +100,7 @@ def validate_store(
 
 
 # -- integrity ----------------------------------------------------------------------------
-def _integrity(store: Store, base: Path, files: dict[str, Any]) -> list[Finding]:
+def _integrity(store: Store, base: Path, files: dict[str, FileEntry]) -> list[Finding]:
     out = []
     for problem in store.verify():
         name = problem.split(":", 1)[0]
@@ -170,25 +178,19 @@ def _check_features(path: Path) -> list[Finding]:
                  for c in feats if frame.schema[c] != pl.Float64]
     out += [finding("file_schema", f"{path.name}: {p}") for p in problems]
     if "date" in frame.columns and "symbol" in frame.columns:
-        dup = frame.select("symbol", "date").filter(pl.struct("symbol", "date").is_duplicated())
-        if dup.height:
-            first = dup.sort("symbol", "date").row(0)
-            out.append(finding(
-                "duplicate_keys",
-                f"{path.name}: {dup.height} rows share a (symbol, date) key "
-                f"(first: {first[0]} {first[1]})", count=dup.height))
+        duplicates = find_duplicate_keys(frame.select("symbol", "date"))
+        if duplicates is not None:
+            out.append(finding("duplicate_keys", f"{path.name}: {duplicates.message()}",
+                               count=duplicates.surplus))
     return out
 
 
-def _check_predictions(path: Path, files: dict[str, Any]) -> list[Finding]:
+def _check_predictions(path: Path, files: dict[str, FileEntry]) -> list[Finding]:
     """predictions.json must satisfy its JSON Schema, and should have been made from the
     prices and features of the same version (a run stopped between build and predict leaves
     yesterday's ranking beside today's features: `stale_predictions`)."""
     if not path.exists():
         return []
-    from aurora.errors import DataValidationError
-    from aurora.predict.predictions import validate_document
-
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
         validate_document(doc, path.name)
@@ -198,69 +200,10 @@ def _check_predictions(path: Path, files: dict[str, Any]) -> list[Finding]:
         return [finding("file_schema", str(exc))]
     inputs = doc.get("inputs", {})
     stale = [name for name, key in ((PRICES, "prices_sha256"), (FEATURES, "features_sha256"))
-             if name in files and inputs.get(key) not in (None, files[name].get("sha256"))]
+             if name in files and inputs.get(key) not in (None, files[name].sha256)]
     if stale:
         return [finding("stale_predictions",
                         f"{path.name} was made from other {' and '.join(stale)} than this "
                         f"version holds (decision date {doc.get('decision_date')}); run "
                         "`aurora predict`")]
     return []
-
-
-# -- universe -----------------------------------------------------------------------------
-def _symbols_from(value: Any, store: Store) -> list[str] | None:
-    if isinstance(value, list) and value and all(isinstance(s, str) for s in value):
-        return value
-    if isinstance(value, str) and value:
-        path = Path(value)
-        path = path if path.is_absolute() else store.root / path
-        if path.is_file():
-            return list(load_universe(path).symbols)
-    return None
-
-
-def _origin_params(store: Store, manifest: dict[str, Any], max_hops: int = 10_000) -> dict:
-    """Params of the version that wrote the current prices.parquet.
-
-    Later stages (build, import) inherit the file unchanged; walk the parent chain while
-    the file's checksum stays the same and return the oldest such version's params.
-    """
-    sha = manifest.get("files", {}).get(PRICES, {}).get("sha256")
-    origin = manifest
-    for _ in range(max_hops):
-        parent = origin.get("parent")
-        if not parent or sha is None:
-            break
-        try:
-            earlier = store.manifest(parent)
-        except AuroraError:
-            break
-        if earlier.get("files", {}).get(PRICES, {}).get("sha256") != sha:
-            break
-        origin = earlier
-    return origin.get("params") or {}
-
-
-def _universe(
-    store: Store, config: AuroraConfig, prices_meta: dict[str, Any], manifest: dict[str, Any]
-) -> tuple[Sequence[str], str]:
-    """The symbols prices.parquet should cover and where that list came from.
-
-    Looks at `universe` (or `symbols`, a list or a universe-file path) in the prices
-    manifest entry, then in the params of the version that wrote prices.parquet, then the
-    configured universe file, then the default universe.
-    """
-    candidates = [("manifest entry of prices.parquet", prices_meta),
-                  ("manifest params", _origin_params(store, manifest))]
-    for where, meta in candidates:
-        for key in ("universe", "symbols"):
-            try:
-                symbols = _symbols_from(meta.get(key), store)
-            except AuroraError:
-                symbols = None
-            if symbols:
-                return symbols, f"{where} ({key})"
-    if config.universe is not None:
-        universe = load_configured_universe(config.universe, config.data_dir)
-        return list(universe.symbols), str(config.universe)
-    return list(default_universe().symbols), "default universe"

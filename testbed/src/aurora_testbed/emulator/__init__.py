@@ -6,9 +6,9 @@ authentication, rate-limit headers and gzip, plus scriptable faults (`FaultPlan`
 Production code must not import this package. See docs/emulator.md.
 """
 
-from aurora.emulator.data import MarketData
-from aurora.emulator.faults import FaultAction, FaultPlan, Revision
-from aurora.emulator.server import EmulatorServer, LoggedRequest
+from aurora_testbed.emulator.data import MarketData
+from aurora_testbed.emulator.faults import FaultAction, FaultPlan, Revision
+from aurora_testbed.emulator.server import EmulatorServer, LoggedRequest
 
 __all__ = ["EmulatorServer", "FaultAction", "FaultPlan", "LoggedRequest", "MarketData",
            "Revision"]

@@ -21,10 +21,10 @@ import polars as pl
 from aurora.calendar import sessions
 from aurora.errors import ConfigError
 from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, PRICES_SCHEMA
-from aurora.synthetic.factors import FACTOR_GARCH, MARKET_VOL, SECTOR_VOL, garch_returns
-from aurora.synthetic.simulate import BlockResult, simulate_block
-from aurora.synthetic.streams import ORIGIN, factor_normals, hashed_sector
 from aurora.universe import default_sectors, ticker_problem
+from aurora_testbed.synthetic.factors import FACTOR_GARCH, MARKET_VOL, SECTOR_VOL, garch_returns
+from aurora_testbed.synthetic.simulate import BlockResult, simulate_block
+from aurora_testbed.synthetic.streams import ORIGIN, factor_normals, hashed_sector
 
 PLANTED_RENAMES: Mapping[str, tuple[str, dt.date]] = {
     "META": ("FB", dt.date(2022, 6, 9)),

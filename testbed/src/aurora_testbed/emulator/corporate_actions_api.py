@@ -22,9 +22,9 @@ from typing import Any
 
 import polars as pl
 
-from aurora.emulator.bars_api import RequestContext
-from aurora.emulator.pagination import decode_token, encode_token, fingerprint
-from aurora.emulator.params import (
+from aurora_testbed.emulator.bars_api import RequestContext
+from aurora_testbed.emulator.pagination import decode_token, encode_token, fingerprint
+from aurora_testbed.emulator.params import (
     DEFAULT_ACTIONS_LIMIT,
     MAX_ACTIONS_LIMIT,
     ParamError,

@@ -26,16 +26,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from aurora.emulator import bars_api, corporate_actions_api
-from aurora.emulator.bars_api import NotFound, RequestContext
-from aurora.emulator.data import MarketData
-from aurora.emulator.faults import FaultAction, FaultPlan
-from aurora.emulator.params import ParamError
-from aurora.emulator.ratelimit import RateLimiter, RateState
-from aurora.emulator.series import SeriesCache
 from aurora.errors import ConfigError
+from aurora_testbed.emulator import bars_api, corporate_actions_api
+from aurora_testbed.emulator.bars_api import NotFound, RequestContext
+from aurora_testbed.emulator.data import MarketData
+from aurora_testbed.emulator.faults import FaultAction, FaultPlan
+from aurora_testbed.emulator.params import ParamError
+from aurora_testbed.emulator.ratelimit import RateLimiter, RateState
+from aurora_testbed.emulator.series import SeriesCache
 
-LOG = logging.getLogger("aurora.emulator")
+LOG = logging.getLogger("aurora_testbed.emulator")
 GZIP_MIN_BYTES = 256
 SECRET_HEADERS = {"apca-api-secret-key", "authorization"}
 _SYMBOL_ROUTE = re.compile(r"^/v2/stocks/([^/]+)/bars(/latest)?$")

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from aurora.adjustments import adjust_bars
-from aurora.emulator.data import MarketData
-from aurora.emulator.faults import Revision
-from aurora.emulator.params import Timeframe
+from aurora_testbed.emulator.data import MarketData
+from aurora_testbed.emulator.faults import Revision
+from aurora_testbed.emulator.params import Timeframe
 
 NO_BAR_FEEDS = ("otc", "boats", "overnight")
 PRICE_ACTIONS = ("forward_split", "reverse_split", "cash_dividend")

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from aurora.emulator.params import ParamError
+from aurora_testbed.emulator.params import ParamError
 
 TOKEN_VERSION = 1
 

@@ -1,9 +1,11 @@
-"""`aurora emulator`: serve an Alpaca-compatible market-data API on 127.0.0.1.
+"""The test bed's commands of the `aurora` CLI (entry point `aurora.commands`).
 
-Thin over `aurora.emulator`: builds a `MarketData` (synthetic by default, or a Parquet bars
-file), starts an `EmulatorServer`, prints exactly one stdout line `http://127.0.0.1:PORT`
-once it listens, and serves until SIGINT/SIGTERM. Everything else goes to stderr.
-The secret is never printed.
+`aurora emulator`: thin over `aurora_testbed.emulator`: builds a `MarketData` (synthetic by
+default, or a Parquet bars file), starts an `EmulatorServer`, prints exactly one stdout line
+`http://127.0.0.1:PORT` once it listens, and serves until SIGINT/SIGTERM. Everything else
+goes to stderr. The secret is never printed.
+
+`aurora demo`: `aurora_testbed.demo.run_demo` inside the command's run context.
 """
 
 from __future__ import annotations
@@ -16,12 +18,48 @@ from typing import Annotated
 
 import typer
 
-from aurora.cli.common import console, parse_date_flag
+from aurora.calendar import last_completed_session
+from aurora.cli.common import (
+    ConfigOption,
+    ProgressOption,
+    command_run,
+    console,
+    make_config,
+    parse_date_flag,
+    print_lines,
+)
+from aurora.cli.progress import progress_bars
+from aurora.errors import ConfigError, CredentialsError
+from aurora.universe import default_universe, load_universe
 
 DEFAULT_START = dt.date(2015, 1, 1)
+DEMO_YEARS = 4  # as aurora_testbed.demo.DEMO_YEARS, not imported: start-up time
 
 
 def register(app: typer.Typer) -> None:
+    """Add `aurora emulator` and `aurora demo` to the CLI."""
+
+    @app.command("demo")
+    def demo(
+        ctx: typer.Context,
+        data_dir: Annotated[Path, typer.Option(
+            "--data-dir", help="Where to write (default ./data).")] = Path("data"),
+        config: ConfigOption = None,
+        years: Annotated[int, typer.Option(
+            "--years", min=2, max=10, help="Years of synthetic history.")] = DEMO_YEARS,
+        progress: ProgressOption = True,
+    ) -> None:
+        """Run the whole pipeline offline against the built-in Alpaca emulator."""
+        # deferred: the whole pipeline would slow every `aurora` start (cli/main.py)
+        from aurora_testbed.demo import run_demo
+
+        cfg = make_config(config, data_dir=data_dir)
+        with command_run(ctx, "demo", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            result = run_demo(cfg, years=years, progress=bars, run=run)
+        result.alerts = run.alerts
+        print_lines(result.summary_lines())
+
     @app.command("emulator")
     def emulator(
         port: Annotated[int, typer.Option(
@@ -48,10 +86,8 @@ def register(app: typer.Typer) -> None:
             "--rate-limit", help="Requests per key per minute before 429.")] = 200,
     ) -> None:
         """Serve an Alpaca-compatible market-data API on 127.0.0.1 (test and demo bed)."""
-        from aurora.calendar import last_completed_session
-        from aurora.emulator import EmulatorServer, MarketData
-        from aurora.errors import ConfigError, CredentialsError
-        from aurora.universe import default_universe, load_universe
+        # deferred: the synthetic market is not needed by `aurora --help` (cli/main.py)
+        from aurora_testbed.emulator import EmulatorServer, MarketData
 
         missing = [name for name, value in (("--key-id / APCA_API_KEY_ID", key_id),
                                             ("--secret-key / APCA_API_SECRET_KEY", secret_key))

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aurora.synthetic.bars import build_bars, log_dollar_volume
-from aurora.synthetic.events import (
+from aurora_testbed.synthetic.bars import build_bars, log_dollar_volume
+from aurora_testbed.synthetic.events import (
     ALWAYS_TRADED,
     Splits,
     absence_masks,
     dividend_days,
     plant_splits,
 )
-from aurora.synthetic.factors import (
+from aurora_testbed.synthetic.factors import (
     IDIO_GARCH,
     MARKET_DRIFT,
     MARKET_VOL,
@@ -31,7 +31,7 @@ from aurora.synthetic.factors import (
     garch_returns,
     student_t_shocks,
 )
-from aurora.synthetic.streams import daily_draws, event_uniforms, symbol_params
+from aurora_testbed.synthetic.streams import daily_draws, event_uniforms, symbol_params
 
 
 @dataclass(frozen=True)

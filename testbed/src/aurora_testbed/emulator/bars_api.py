@@ -16,9 +16,9 @@ from typing import Any
 import polars as pl
 
 from aurora.calendar import last_completed_session
-from aurora.emulator.faults import FaultPlan
-from aurora.emulator.pagination import decode_token, encode_token, fingerprint
-from aurora.emulator.params import (
+from aurora_testbed.emulator.faults import FaultPlan
+from aurora_testbed.emulator.pagination import decode_token, encode_token, fingerprint
+from aurora_testbed.emulator.params import (
     DEFAULT_BARS_LIMIT,
     FEEDS,
     MAX_BARS_LIMIT,
@@ -38,7 +38,7 @@ from aurora.emulator.params import (
     parse_timeframe,
     present,
 )
-from aurora.emulator.series import SeriesCache, SeriesSpec
+from aurora_testbed.emulator.series import SeriesCache, SeriesSpec
 
 DAY = Timeframe(1, "Day")
 _FINGERPRINTED = ("timeframe", "start", "end", "adjustment", "feed", "asof", "sort", "currency")

@@ -9,9 +9,9 @@ a cross-sectional IC of about 0.07 (t > 3 within three years on 130 names). Noth
 the market predicts returns.
 """
 
-from aurora.synthetic.factors import REVERSAL_KAPPA, REVERSAL_WINDOW
-from aurora.synthetic.market import PLANTED_RENAMES, SyntheticMarket, generate_market
-from aurora.synthetic.streams import ORIGIN
+from aurora_testbed.synthetic.factors import REVERSAL_KAPPA, REVERSAL_WINDOW
+from aurora_testbed.synthetic.market import PLANTED_RENAMES, SyntheticMarket, generate_market
+from aurora_testbed.synthetic.streams import ORIGIN
 
 __all__ = [
     "ORIGIN",

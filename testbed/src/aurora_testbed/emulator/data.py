@@ -142,8 +142,8 @@ class MarketData:
     @classmethod
     def synthetic(cls, symbols: Iterable[str], start: dt.date, end: dt.date,
                   seed: int = 7) -> MarketData:
-        """The deterministic synthetic market of `aurora.synthetic.generate_market`."""
-        from aurora.synthetic import generate_market
+        """The deterministic synthetic market of `aurora_testbed.synthetic.generate_market`."""
+        from aurora_testbed.synthetic import generate_market
 
         market = generate_market(list(symbols), start, end, seed=seed)
         return cls(market.bars, market.corporate_actions, source="synthetic market")

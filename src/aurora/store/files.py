@@ -1,0 +1,21 @@
+"""The names of the files a store version holds: one home for each, so no stage spells one.
+
+Each name is a plain file inside `archive/<version>/`; `manifest.json` lists every one
+with its sha256 (see `aurora.store.manifest`).
+"""
+
+from __future__ import annotations
+
+MANIFEST = "manifest.json"
+
+PRICES = "prices.parquet"  # daily bars, schema `aurora.schemas.PRICES_SCHEMA`
+CORPORATE_ACTIONS = "corporate_actions.parquet"  # `aurora.schemas.CORPORATE_ACTIONS_SCHEMA`
+SECTOR_MAP = "sector_map.parquet"  # symbol, sector
+FUNDAMENTALS = "fundamentals.parquet"  # symbol, as_of, market_cap, shares_outstanding, ...
+UNIVERSE = "universe.txt"  # the fetch universe, one symbol a line
+VALIDATION = "validation.json"  # the fetch's validation report
+FETCH_REPORT = "fetch_report.json"  # the fetch's counters and warnings
+FEATURES = "features.parquet"  # date, symbol, f_* (Float64)
+FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
+PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
+EVALUATION = "evaluation.json"  # the walk-forward evaluation

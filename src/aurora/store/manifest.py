@@ -1,0 +1,109 @@
+"""`manifest.json`: the typed record of one store version.
+
+A manifest names the version, when and by which stage it was published, its parent (the
+version `latest` pointed to when the transaction began), the stage's parameters, the
+universe the version was made for, and every file with its sha256 and size. Stages attach
+their own metadata to a file entry (rows, symbols, date range, adjustment, ...): those keys
+are kept as extra fields and read with `FileEntry.meta`.
+
+Manifests written before the universe was recorded carry the fetch universe only as
+`params.universe` (a list of symbols); reading such a manifest fills `universe` from it.
+A manifest that is missing, not JSON or not of this shape raises StoreError naming the file
+and the first field at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from aurora.errors import StoreError
+from aurora.store.files import UNIVERSE
+
+
+class FileEntry(BaseModel):
+    """One file of a version: its sha256 (hex) and size in bytes, plus stage metadata."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    sha256: str
+    bytes: int
+    written_by: str | None = None
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        """A stage-specific metadata value (`rows`, `date_max`, `adjustment`, ...)."""
+        return (self.model_extra or {}).get(key, default)
+
+
+class UniverseRecord(BaseModel):
+    """The symbols a version was made for, in order, and where that list came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbols: tuple[str, ...]
+    source: str
+
+
+class Manifest(BaseModel):
+    """The manifest of one published version (see the module docstring)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    version: str
+    created_at: dt.datetime
+    stage: str
+    parent: str | None = None
+    params: dict[str, Any] = {}
+    files: dict[str, FileEntry] = {}
+    universe: UniverseRecord | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_universe(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("universe") is not None:
+            return data
+        symbols = (data.get("params") or {}).get("universe")
+        if isinstance(symbols, list) and symbols and all(isinstance(s, str) for s in symbols):
+            entry = (data.get("files") or {}).get(UNIVERSE) or {}
+            source = entry.get("source") if isinstance(entry, dict) else None
+            return {**data, "universe": {"symbols": symbols,
+                                         "source": source or f"fetch {data.get('version')}"}}
+        return data
+
+    def file(self, name: str) -> FileEntry | None:
+        """The entry of file `name`, or None when this version does not hold it."""
+        return self.files.get(name)
+
+    @classmethod
+    def read(cls, path: Path) -> Manifest:
+        """Parse `path`; StoreError naming the file (and field) when it is unusable."""
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(f"{path}: manifest missing") from None
+        return cls.parse(data, str(path))
+
+    @classmethod
+    def parse(cls, data: bytes, where: str) -> Manifest:
+        """Parse manifest bytes; StoreError naming `where` (and the field) when unusable."""
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise StoreError(f"{where}: manifest is not valid JSON ({exc})") from None
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(k) for k in err["loc"]) or "top level"
+            raise StoreError(f"{where}: manifest field {field}: {err['msg']}") from None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON document written as manifest.json."""
+        out = self.model_dump(mode="json")
+        if out.get("universe") is None:
+            out.pop("universe", None)
+        return out
