@@ -67,7 +67,8 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "aurora"), "demo", *rest])
     if command == "aurora":
         return subprocess.call([str(BIN / "aurora"), *rest])
-    lint = subprocess.call([str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "scripts"])
+    lint = subprocess.call([str(BIN / "ruff"), "check", "src", "testbed", "tests", "benchmarks",
+                            "scripts"])
     if lint != 0:
         return lint
     return subprocess.call([str(PY), "-m", "pytest", "-n", "2", "-q", *rest], cwd=ROOT)

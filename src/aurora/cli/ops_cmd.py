@@ -67,7 +67,10 @@ def render_status(report: StatusReport) -> list[Table | Text]:
         last = report.runs[0]
         stages = ", ".join(f"{s.name} {s.seconds:.1f}s" for s in last.stages) or "none"
         peak = f"{last.peak_rss_bytes / 2**20:.0f} MiB" if last.peak_rss_bytes else "?"
-        out.append(Text(f"last run: {last.command}: stages {stages}; peak memory {peak}"))
+        universe = (f"; universe {last.universe_symbols} symbols from {last.universe_source}"
+                    if last.universe_source else "")
+        out.append(Text(f"last run: {last.command}: stages {stages}; peak memory {peak}"
+                        f"{universe}"))
         if last.error:
             out.append(Text(f"  error: {last.error}", style="red"))
     if report.freshness is not None:

@@ -323,13 +323,12 @@ class AlpacaBarsClient:
         timeframe: str = "1Day",
         adjustment: str = "all",
         feed: str = "sip",
-        on_page: Callable[[int], None] | None = None,
     ) -> pl.DataFrame:
         """Every bar of `symbols` for sessions `start`..`end` (inclusive), all pages.
 
         Returns the price schema (`date`, `symbol`, `open`..`trade_count`; plus `timestamp`
-        for intraday timeframes), sorted by symbol then time. `on_page(n_bars)` is called
-        after each page. Raises CredentialsError, RequestRejected or RetriesExhausted.
+        for intraday timeframes), sorted by symbol then time. Raises CredentialsError,
+        RequestRejected or RetriesExhausted.
         """
         if not symbols:
             raise ValueError("no symbols to request")
@@ -350,9 +349,7 @@ class AlpacaBarsClient:
         token: str | None = None
         while True:
             page_params = dict(params, page_token=token) if token else params
-            count, token = self._read_page(columns, page_params)
-            if on_page is not None:
-                on_page(count)
+            _, token = self._read_page(columns, page_params)
             if token is None:
                 break
         try:
