@@ -1,12 +1,13 @@
 import os
+import shutil
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from aurora.atomic import atomic_write_parquet
-from aurora.errors import ConfigError, StoreError
-from aurora.store import Store
+from aurora.errors import StoreError
+from aurora.store import Store, UniverseRecord
 
 
 def _write(store: Store, stage: str, **frames: pl.DataFrame) -> str:
@@ -22,7 +23,7 @@ def _write(store: Store, stage: str, **frames: pl.DataFrame) -> str:
 def test_empty_store(data_dir: Path):
     store = Store(data_dir)
     assert store.current_version() is None
-    assert store.latest_file("prices.parquet") is None
+    assert store.file_path("prices.parquet") is None
     assert store.verify() == []
 
 
@@ -61,11 +62,8 @@ def test_checksum_mismatch_is_reported(data_dir: Path):
     ]
 
 
-def test_paths_cannot_escape_the_data_dir(data_dir: Path):
+def test_file_names_cannot_escape_the_version(data_dir: Path):
     store = Store(data_dir)
-    assert store.inside("universe/top300.txt") == (data_dir / "universe/top300.txt").resolve()
-    with pytest.raises(ConfigError, match="escapes the data directory"):
-        store.inside("../../etc/passwd")
     with pytest.raises(StoreError), store.transaction("x", base=store.current_version()) as txn:
         txn.path("../evil")
 
@@ -85,3 +83,42 @@ def test_leftover_staging_is_cleaned(data_dir: Path):
     _write(store, "build", features=pl.DataFrame({"b": [1]}))
     assert not junk.exists()
     assert os.path.islink(data_dir / "latest")
+
+
+def test_a_transaction_publishes_only_over_the_version_it_read(data_dir: Path):
+    store = Store(data_dir)
+    read = _write(store, "fetch", prices=pl.DataFrame({"a": [1]}))
+    meanwhile = _write(store, "import", sectors=pl.DataFrame({"s": ["x"]}))
+    with pytest.raises(StoreError, match=f"published version {meanwhile} while this build "
+                       f"worked from {read}"), \
+            store.transaction("build", base=read) as txn:
+        atomic_write_parquet(txn.path("features.parquet"), pl.DataFrame({"f": [1.0]}))
+    assert store.current_version() == meanwhile and len(store.versions()) == 2
+
+
+def test_lineage_origin_and_universe(data_dir: Path):
+    store = Store(data_dir)
+    universe = UniverseRecord(symbols=("AAA", "BBB"), source="/lists/mine.txt")
+    with store.transaction("fetch", base=None, universe=universe,
+                           params={"adjustment": "raw"}) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), pl.DataFrame({"a": [1]}))
+    fetched = store.current_version()
+    built = _write(store, "build", features=pl.DataFrame({"b": [1]}))
+    assert [m.version for m in store.lineage()] == [built, fetched]
+    assert store.origin("prices.parquet").version == fetched  # inherited unchanged by build
+    assert store.origin("prices.parquet").params["adjustment"] == "raw"
+    assert store.origin("features.parquet").version == built
+    assert store.origin("missing.parquet") is None
+    assert store.universe() == universe and store.manifest(built).universe == universe
+    # a pruned parent ends the lineage instead of failing it
+    shutil.rmtree(store.archive / fetched)
+    assert [m.version for m in store.lineage()] == [built]
+
+
+def test_a_malformed_manifest_is_named(data_dir: Path):
+    store = Store(data_dir)
+    version = _write(store, "fetch", prices=pl.DataFrame({"a": [1]}))
+    path = store.archive / version / "manifest.json"
+    path.write_text('{"version": "v", "stage": "fetch", "files": {}}')
+    with pytest.raises(StoreError, match=rf"{path}: manifest field created_at: Field required"):
+        store.manifest()

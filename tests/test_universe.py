@@ -52,3 +52,12 @@ def test_bad_universe_lines_name_the_line(lines, needle):
 def test_load_universe_missing_file(tmp_path: Path):
     with pytest.raises(UniverseError, match="universe file not found"):
         load_universe(tmp_path / "nope.txt")
+
+
+def test_a_universe_file_in_the_home_directory(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "lists").mkdir()
+    (tmp_path / "lists" / "sp100.txt").write_text("AAPL\nMSFT\n")
+    universe = load_universe(Path("~/lists/sp100.txt"))
+    assert universe.symbols == ("AAPL", "MSFT") and universe.source == str(
+        tmp_path / "lists" / "sp100.txt")

@@ -29,7 +29,6 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from aurora.atomic import atomic_write_text
 from aurora.config import AuroraConfig
 from aurora.errors import UniverseError
 from aurora.store import Store, UniverseRecord
@@ -115,7 +114,9 @@ def parse_universe_lines(lines: Iterable[str], source: str) -> list[str]:
 
 
 def load_universe(path: Path, sectors: Mapping[str, str] | None = None) -> Universe:
-    """Read and validate a universe file. Raises UniverseError naming the file and line."""
+    """Read and validate a universe file (any readable path; `~` is expanded). Raises
+    UniverseError naming the file and line."""
+    path = Path(path).expanduser()
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -180,9 +181,3 @@ def resolve_universe(config: AuroraConfig, store: Store,
         return Universe(recorded.symbols, {s: known[s] for s in recorded.symbols if s in known},
                         recorded.source)
     return default_universe()
-
-
-def write_universe_file(path: Path, universe: Universe) -> None:
-    """Write `universe` as a universe file (one symbol a line, with a header comment)."""
-    header = f"# {len(universe)} symbols ({universe.source})\n"
-    atomic_write_text(path, header + "".join(f"{s}\n" for s in universe.symbols))

@@ -11,7 +11,8 @@ import pytest
 from aurora.atomic import atomic_write_parquet
 from aurora.cli.main import main
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, StoreError
+from aurora.features import builder
 from aurora.features.builder import build_features
 from aurora.features.gates import gate_symbols
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK, REGISTRY_VERSION
@@ -38,10 +39,10 @@ def test_build_publishes_features_and_meta(data_dir, panel):
     before = store.current_version()
     result = build_features(store, AuroraConfig(data_dir=data_dir))
     assert result.gates.passed and store.current_version() != before
-    frame = pl.read_parquet(store.latest_file("features.parquet"))
+    frame = pl.read_parquet(store.file_path("features.parquet"))
     assert frame.columns == ["date", "symbol", *FEATURE_NAMES]
     assert all(frame.schema[n] == pl.Float64 for n in FEATURE_NAMES)
-    meta = json.loads(store.latest_file("features.meta.json").read_text())
+    meta = json.loads(store.file_path("features.meta.json").read_text())
     assert meta["feature_count"] == 45 and meta["symbol_count"] == len(SECTORS)
     assert meta["feature_types"] == {"price": 15, "volume": 10, "cross_sectional": 12,
                                      "residual": 8}
@@ -101,7 +102,7 @@ def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
     with store.transaction("actions", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
     build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
-    frame = pl.read_parquet(store.latest_file("features.parquet"))
+    frame = pl.read_parquet(store.file_path("features.parquet"))
     split_day = frame.filter((pl.col("symbol") == "AAA") & (pl.col("date") == ex))
     assert split_day["f_ret_1d"].abs().item() < 0.2
 
@@ -116,3 +117,20 @@ def test_symbol_with_too_little_history_is_named_with_its_sessions():
     assert f"needs {MAX_LOOKBACK + 1})" in result.message
     assert "GONE (no bars)" in result.message
     assert result.details["missing"] == ["GONE", "NEW"]
+
+
+def test_build_publishes_nothing_over_a_version_published_meanwhile(data_dir, panel,
+                                                                     monkeypatch):
+    store = Store(data_dir)
+    _seed(store, panel)
+    real = builder.compute_panel
+
+    def racing(*args, **kwargs):  # another process publishes while the build computes
+        with store.transaction("import", base=store.current_version()) as txn:
+            atomic_write_parquet(txn.path("note.parquet"), pl.DataFrame({"x": [1]}))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(builder, "compute_panel", racing)
+    with pytest.raises(StoreError, match=r"another run published version .* while this build"):
+        build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
+    assert store.file_path("features.parquet") is None

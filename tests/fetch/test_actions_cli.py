@@ -86,7 +86,7 @@ def test_concurrent_batches_give_the_same_store(data_dir, tmp_path, clock):
         fetch_prices(config(path, workers), universe=universe, start=D(2024, 1, 2),
                      end=D(2024, 2, 29), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=api.transport())
-    one, many = (pl.read_parquet(Store(p).latest_file("prices.parquet"))
+    one, many = (pl.read_parquet(Store(p).file_path("prices.parquet"))
                  for p in (data_dir, tmp_path / "other"))
     assert one.height == 7 * 41 and one.equals(many)
 

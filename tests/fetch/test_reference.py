@@ -8,7 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from aurora.errors import DataValidationError
+from aurora import reference
+from aurora.atomic import atomic_write_parquet
+from aurora.errors import DataValidationError, StoreError
 from aurora.reference import fundamentals_as_of, import_fundamentals, import_sector_map
 from aurora.store import Store
 
@@ -28,7 +30,7 @@ def test_sector_map_csv_normalises_and_publishes(tmp_path, data_dir):
                  "Technology ,Apple\n")
     store = Store(data_dir)
     result = import_sector_map(store, path)
-    frame = pl.read_parquet(store.latest_file("sector_map.parquet"))
+    frame = pl.read_parquet(store.file_path("sector_map.parquet"))
     assert frame.to_dicts() == [{"symbol": "AAPL", "sector": "Information Technology"},
                                 {"symbol": "BRK.B", "sector": "Financials"}]
     assert result.rows == 2 and store.manifest().params["kind"] == "sector-map"
@@ -60,7 +62,7 @@ def test_fundamentals_units_per_snapshot_and_pit(tmp_path, data_dir):
     ]) + "\n")
     store = Store(data_dir)
     result = import_fundamentals(store, path)
-    frame = pl.read_parquet(store.latest_file("fundamentals.parquet"))
+    frame = pl.read_parquet(store.file_path("fundamentals.parquet"))
     caps = dict(zip(zip(frame["symbol"], frame["as_of"], strict=True), frame["market_cap"],
                     strict=True))
     assert caps[("AAA", D(2016, 7, 10))] == pytest.approx(107.4e9)
@@ -95,7 +97,7 @@ def test_fundamentals_errors_name_file_and_row(tmp_path, data_dir, rows, message
 def test_real_sample_fundamentals_and_sectors(data_dir):
     store = Store(data_dir)
     result = import_fundamentals(store, SAMPLE / "fundamentals.parquet")
-    frame = pl.read_parquet(store.latest_file("fundamentals.parquet"))
+    frame = pl.read_parquet(store.file_path("fundamentals.parquet"))
     by_snapshot = frame.group_by("as_of").agg(pl.col("market_cap").median()).sort("as_of")
     # every snapshot ends up in USD: medians of S&P 500 caps are in the tens of billions
     assert all(1e10 < m < 1e11 for m in by_snapshot["market_cap"])
@@ -112,9 +114,6 @@ def test_real_sample_fundamentals_and_sectors(data_dir):
     ([35_000.0, 20_000.0, 9_000.0], False),             # millions below 1e6: x1e9 too big
 ])
 def test_market_cap_units_must_be_usd_or_billions(tmp_path, caps, ok):
-    from aurora.errors import DataValidationError
-    from aurora.reference import import_fundamentals
-    from aurora.store import Store
 
     path = tmp_path / "f.csv"
     path.write_text("symbol,as_of,market_cap\n" + "".join(
@@ -128,3 +127,20 @@ def test_market_cap_units_must_be_usd_or_billions(tmp_path, caps, ok):
                                                       r"2024-01-02 snapshot has median"):
             import_fundamentals(store, path)
         assert store.current_version() is None
+
+
+def test_import_publishes_nothing_over_a_version_published_meanwhile(tmp_path, data_dir,
+                                                                     monkeypatch):
+    path = write(tmp_path, "sectors.csv", "symbol,sector\nAAPL,Information Technology\n")
+    store = Store(data_dir)
+    real = reference._read
+
+    def racing(source: Path):  # another process publishes while the file is checked
+        with store.transaction("fetch", base=store.current_version()) as txn:
+            atomic_write_parquet(txn.path("prices.parquet"), pl.DataFrame({"x": [1]}))
+        return real(source)
+
+    monkeypatch.setattr(reference, "_read", racing)
+    with pytest.raises(StoreError, match="another run published version"):
+        import_sector_map(store, path)
+    assert store.file_path("sector_map.parquet") is None and len(store.versions()) == 1

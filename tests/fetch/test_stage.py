@@ -49,7 +49,7 @@ def expected_frame(bars: dict[str, list[dict]], end: dt.date) -> pl.DataFrame:
 
 
 def stored(data_dir) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).require_latest("prices.parquet", "fetch"))
+    return pl.read_parquet(Store(data_dir).require_file("prices.parquet", "fetch"))
 
 
 def test_first_fetch_publishes_everything(data_dir, clock):
@@ -75,12 +75,12 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     assert manifest.files["sector_map.parquet"].meta("source") == "default"
     assert set(manifest.files) >= {"prices.parquet", "corporate_actions.parquet",
                                    "validation.json", "fetch_report.json", "universe.txt"}
-    actions = pl.read_parquet(store.latest_file("corporate_actions.parquet"))
+    actions = pl.read_parquet(store.file_path("corporate_actions.parquet"))
     assert actions.row(0, named=True) | {} == {
         "id": "d1", "action_type": "cash_dividend", "symbol": "AAA", "old_symbol": None,
         "ex_date": D(2024, 2, 8), "process_date": D(2024, 2, 10), "old_rate": None,
         "new_rate": None, "cash_rate": 0.5}
-    assert json.loads(store.latest_file("validation.json").read_text())["ok"] is True
+    assert json.loads(store.file_path("validation.json").read_text())["ok"] is True
     assert manifest.universe is not None and manifest.universe.symbols == tuple(SYMBOLS)
     assert manifest.universe.source == "test universe"
     assert not (data_dir / "universe").exists()  # the version records it, no side file
@@ -247,7 +247,7 @@ def test_the_recorded_universe_is_the_next_default(data_dir, clock):
     store = Store(data_dir)
     assert store.universe() == UniverseRecord(symbols=("AAA", "BBB"), source="two")
     report = run(data_dir, api, clock, end=D(2024, 2, 29), universe=None)  # nothing said
-    assert report.symbols == 2 and store.latest_file("universe.txt").read_text().split() == [
+    assert report.symbols == 2 and store.file_path("universe.txt").read_text().split() == [
         "AAA", "BBB"]
     assert store.universe() == UniverseRecord(symbols=("AAA", "BBB"), source="two")
 
@@ -275,4 +275,4 @@ def test_a_version_published_meanwhile_is_never_reverted(data_dir, clock):
                      end=D(2024, 2, 29), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=httpx.MockTransport(handler))
     assert Store(data_dir).current_version() == raced[0]
-    assert Store(data_dir).latest_file("note.txt") is not None
+    assert Store(data_dir).file_path("note.txt") is not None

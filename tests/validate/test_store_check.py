@@ -41,7 +41,7 @@ def config_for(data_dir, **validation) -> AuroraConfig:
 
 
 def corrupt(store: Store, name: str) -> None:
-    path = store.latest_file(name)
+    path = store.file_path(name)
     data = bytearray(path.read_bytes())
     data[len(data) // 2] ^= 0xFF
     path.write_bytes(bytes(data))
@@ -73,7 +73,7 @@ def test_missing_and_unlisted_files(data_dir, prices):
     store = Store(data_dir)
     publish(store, {"prices.parquet": prices, "sector_map.parquet": pl.DataFrame(
         {"symbol": ["AAA"], "sector": ["Energy"]})}, params={"universe": ["AAA", "BBB"]})
-    store.latest_file("sector_map.parquet").unlink()
+    store.file_path("sector_map.parquet").unlink()
     (store.archive / store.current_version() / "stray.txt").write_text("x")
     report = validate_store(store, config_for(data_dir), today=TODAY)
     found = {(f.check, f.message.split(":")[0]) for f in report.findings}

@@ -3,12 +3,12 @@
 Library API::
 
     from aurora.fetch import fetch_prices
-    report = fetch_prices(config)            # -> FetchReport
-    print("\\n".join(report.summary_lines()))
+    report = fetch_prices(config, universe=None, progress=None)   # -> FetchReport
+    report.summary_lines()                                         # what to show a person
 
-Modules: `client` (HTTP + pagination + parsing), `retry`, `ratelimit`, `batches`
-(normalise, batch, checkpoint), `incremental` (plan, restatements, merge),
-`corporate_actions`, `publish` (store side), `progress`, `summary`, `stage` (orchestration).
+Modules: `client` (HTTP + pagination + parsing, retried by `aurora.retry`), `ratelimit`,
+`batches` (normalise, batch, checkpoint), `incremental` (plan, restatements, merge),
+`corporate_actions`, `publish` (store side), `summary`, `stage` (orchestration).
 """
 
 from aurora.fetch.client import AlpacaBarsClient, RequestRejected, RetriesExhausted

@@ -93,7 +93,7 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
         ok, errors = validate(store, scratch_config)
         report.validation_ok = ok
         report.problems += [f"validation: {e}" for e in errors[:5]]
-        backed_up = store.latest_file(FEATURES)
+        backed_up = store.file_path(FEATURES)
         before = pl.read_parquet(backed_up) if backed_up else None
         t1 = time.perf_counter()
         try:
@@ -102,7 +102,7 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
             report.problems.append(f"rebuild failed: {type(exc).__name__}: {exc}")
             return report
         report.rebuild_seconds = time.perf_counter() - t1
-        rebuilt = store.latest_file(FEATURES)
+        rebuilt = store.file_path(FEATURES)
         if before is not None and rebuilt is not None:
             report.features_match = before.equals(pl.read_parquet(rebuilt))
         return report

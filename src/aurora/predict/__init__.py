@@ -2,8 +2,9 @@
 
 Library API (the CLI is a thin layer over it):
 
-- `predict(store, config, *, decision_date=None) -> PredictionResult`
-- `evaluate(store, config) -> EvaluationReport`
+- `predict(store, config, *, decision_date=None, universe=None, progress=None)
+  -> PredictionResult`
+- `evaluate(store, config, *, universe=None, progress=None) -> EvaluationReport`
 - pure functions for notebooks: `train_and_score(features, prices, decision_date, config)`
   and `walk_forward(features, prices, config)`.
 """

@@ -5,7 +5,6 @@ Layout under the data directory::
     latest -> archive/20261124T101500123456Z-fetch     (a symlink, swapped atomically)
     archive/<version>/prices.parquet, features.parquet, ..., manifest.json
     archive/.staging-<id>/                             (a transaction in progress)
-    universe/top300.txt, universe/sector_map.csv       (inputs, not versioned)
     state/                                             (checkpoints, limiter state)
 
 Contract:
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from aurora.atomic import atomic_write_json, fsync_dir, sha256_file
-from aurora.errors import ConfigError, StoreError
+from aurora.errors import StoreError
 from aurora.store.files import MANIFEST
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
@@ -101,14 +100,6 @@ class Store:
     def state_dir(self) -> Path:
         return self.root / "state"
 
-    def inside(self, relative: str | Path) -> Path:
-        """Resolve a path given in configuration and refuse one that escapes the data dir."""
-        candidate = (self.root / relative).resolve()
-        root = self.root.resolve()
-        if candidate != root and root not in candidate.parents:
-            raise ConfigError(f"path {str(relative)!r} escapes the data directory {self.root}")
-        return candidate
-
     def file_path(self, name: str, version: str | None = None) -> Path | None:
         """Path of file `name` in `version` (default: latest), or None when absent."""
         version = version or self.current_version()
@@ -117,10 +108,6 @@ class Store:
         path = self.archive / version / name
         return path if path.exists() else None
 
-    def latest_file(self, name: str) -> Path | None:
-        """Path of file `name` in the current version, or None when absent."""
-        return self.file_path(name)
-
     def require_file(self, name: str, hint: str, version: str | None = None) -> Path:
         """Like `file_path`, but raise StoreError with `hint` (what to run) when absent."""
         path = self.file_path(name, version)
@@ -128,10 +115,6 @@ class Store:
             where = self.archive / version / name if version else self.latest / name
             raise StoreError(f"{where} does not exist: {hint}")
         return path
-
-    def require_latest(self, name: str, hint: str) -> Path:
-        """`require_file` of the latest version."""
-        return self.require_file(name, hint)
 
     # -- versions ------------------------------------------------------------------------
     def current_version(self) -> str | None:
