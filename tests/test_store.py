@@ -1,3 +1,4 @@
+import json
 import os
 import shutil
 from pathlib import Path
@@ -122,3 +123,32 @@ def test_a_malformed_manifest_is_named(data_dir: Path):
     path.write_text('{"version": "v", "stage": "fetch", "files": {}}')
     with pytest.raises(StoreError, match=rf"{path}: manifest field created_at: Field required"):
         store.manifest()
+
+
+def test_a_changed_inherited_file_is_never_re_certified(data_dir: Path):
+    store = Store(data_dir)
+    first = _write(store, "fetch", prices=pl.DataFrame({"a": [1.0, 2.0]}))
+    path = store.archive / first / "prices.parquet"
+    tampered = data_dir / "tampered.parquet"
+    pl.DataFrame({"a": [1.0, 2.5]}).write_parquet(tampered)  # one value changed, file replaced
+    os.replace(tampered, path)
+    with pytest.raises(StoreError, match=rf"prices.parquet of version {first} does not match "
+                       r"its manifest .*nothing was published"):
+        _write(store, "build", features=pl.DataFrame({"b": [1]}))
+    assert store.current_version() == first and store.versions() == [first]
+    with pytest.raises(StoreError, match=r"prices.parquet of version .* does not match"):
+        store.verified_path("prices.parquet")
+    assert store.verified_path("features.parquet") is None
+
+
+def test_unsafe_names_in_a_manifest_are_refused(data_dir: Path):
+    store = Store(data_dir)
+    version = _write(store, "fetch", prices=pl.DataFrame({"a": [1]}))
+    path = store.archive / version / "manifest.json"
+    for field, bad in (("files", {"../../tmp/x": {"sha256": "0", "bytes": 1}}),
+                       ("parent", "../../v"), ("version", "a/b")):
+        raw = json.loads(path.read_text())
+        path.write_text(json.dumps({**raw, field: bad}))
+        with pytest.raises(StoreError, match=r"unsafe (file|version) name"):
+            store.manifest(version)
+        path.write_text(json.dumps(raw))

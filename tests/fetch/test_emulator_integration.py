@@ -52,7 +52,7 @@ def served(market: MarketData, symbols, start: dt.date, end: dt.date) -> pl.Data
 
 
 def stored(data_dir: Path) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).require_file("prices.parquet", "fetch"))
+    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,7 @@ def expected_frame(bars: dict[str, list[dict]], end: dt.date) -> pl.DataFrame:
 
 
 def stored(data_dir) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).require_file("prices.parquet", "fetch"))
+    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
 
 
 def test_first_fetch_publishes_everything(data_dir, clock):

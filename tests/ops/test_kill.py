@@ -48,9 +48,9 @@ def _strip(obj):
 def _outputs(store: Store) -> dict[str, object]:
     out: dict[str, object] = {}
     for name in ("prices.parquet", "corporate_actions.parquet", "features.parquet"):
-        out[name] = pl.read_parquet(store.require_file(name, "run the pipeline"))
+        out[name] = pl.read_parquet(store.verified_path(name))
     out["predictions.json"] = _strip(json.loads(
-        store.require_file("predictions.json", "run the pipeline").read_text()))
+        store.verified_path("predictions.json").read_text()))
     return out
 
 

@@ -43,7 +43,7 @@ def predicted(tmp_path_factory, helpers, market):
 def test_predict_publishes_valid_predictions_and_evaluation(predicted, market):
     prices, _, _ = market
     store, result = predicted
-    doc = json.loads(store.require_file("predictions.json", "").read_text())
+    doc = json.loads(store.verified_path("predictions.json").read_text())
     assert doc == json.loads(json.dumps(result.document))
     validate_document(doc)
     last = prices["date"].max()
@@ -58,7 +58,7 @@ def test_predict_publishes_valid_predictions_and_evaluation(predicted, market):
     assert manifest.stage == "predict"
     assert {"predictions.json", "evaluation.json"} <= set(manifest.files)
     assert doc["inputs"]["prices_sha256"] == manifest.files["prices.parquet"].sha256
-    evaluation = json.loads(store.require_file("evaluation.json", "").read_text())
+    evaluation = json.loads(store.verified_path("evaluation.json").read_text())
     assert evaluation["status"] == "ok" and evaluation["daily"]
     assert doc["evaluation"]["models"] == evaluation["models"]
     assert not result.evaluation_reused
@@ -93,7 +93,7 @@ def test_store_evaluate_writes_evaluation_json(tmp_path, helpers, market):
     prices, features, config = market
     store = _store(tmp_path, helpers, prices, features)
     report = evaluate(store, config, universe=_symbols(prices))
-    stored = json.loads(store.require_file("evaluation.json", "").read_text())
+    stored = json.loads(store.verified_path("evaluation.json").read_text())
     assert store.manifest().stage == "evaluate"
     assert stored["models"] == json.loads(json.dumps(report.summary["models"]))
     assert len(stored["daily"]) == report.daily.height

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 
 from aurora.adjustments import adjust_bars, dividend_factors_from_adjusted
-from aurora.atomic import atomic_write_json, atomic_write_parquet, sha256_file
+from aurora.atomic import atomic_write_json, atomic_write_parquet
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
@@ -116,16 +116,17 @@ def prices_adjustment(store: Store, version: str) -> str:
 def load_inputs(store: Store) -> BuildInputs:
     """Read and adjust the build's inputs from the latest store version."""
     version = store.current_version()
-    path = store.require_file(PRICES, "run `aurora fetch` first", version)
-    assert version is not None
-    sha = {PRICES: sha256_file(path)}
+    path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
+    assert version is not None and path is not None
+    files = store.manifest(version).files
+    sha = {PRICES: files[PRICES].sha256}
     prices = pl.read_parquet(path)
     optional = {}
     for name in (CORPORATE_ACTIONS, SECTOR_MAP, FUNDAMENTALS):
-        p = store.file_path(name, version)
+        p = store.verified_path(name, version)
         optional[name] = pl.read_parquet(p) if p is not None else None
         if p is not None:
-            sha[name] = sha256_file(p)
+            sha[name] = files[name].sha256
     actions = optional[CORPORATE_ACTIONS]
     adjustment = prices_adjustment(store, version)
     notes = []

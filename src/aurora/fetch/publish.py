@@ -47,7 +47,7 @@ class Stored:
 def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
     """Stored prices/actions usable as the base of an incremental fetch (see module doc)."""
     out = Stored(version=store.current_version())
-    path = store.file_path(PRICES, out.version)
+    path = store.verified_path(PRICES, out.version)
     if path is None:
         return out
     manifest = store.manifest(out.version)
@@ -66,7 +66,7 @@ def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
         raise StoreError(f"{path}: unreadable ({str(exc)[:100]})") from None
     start = entry.meta("history_start") or entry.meta("date_min")
     out.history_start = dt.date.fromisoformat(start) if start else None
-    actions = store.file_path(CORPORATE_ACTIONS, out.version)
+    actions = store.verified_path(CORPORATE_ACTIONS, out.version)
     if actions is not None:
         out.actions = pl.read_parquet(actions)
     return out

@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 
 from aurora import calendar
-from aurora.atomic import atomic_write_json, sha256_file
+from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
 from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
@@ -91,11 +91,12 @@ def _read_parquet(path: Path) -> pl.DataFrame:
 def load_inputs(store: Store) -> _Inputs:
     """features.parquet and prices.parquet of the latest version, with their sha256."""
     version = store.current_version()
-    features_path = store.require_file(FEATURES, "run `aurora build` first", version)
-    prices_path = store.require_file(PRICES, "run `aurora fetch` first", version)
-    assert version is not None  # require_file succeeded
+    features_path = store.verified_path(FEATURES, version, hint="run `aurora build` first")
+    prices_path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
+    assert version is not None and features_path is not None and prices_path is not None
+    files = store.manifest(version).files
     return _Inputs(version, _read_parquet(features_path), _read_parquet(prices_path),
-                   sha256_file(features_path), sha256_file(prices_path))
+                   files[FEATURES].sha256, files[PRICES].sha256)
 
 
 def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,

@@ -19,10 +19,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from aurora.errors import StoreError
-from aurora.store.files import UNIVERSE
+from aurora.store.files import UNIVERSE, plain_name
 
 
 class FileEntry(BaseModel):
@@ -74,6 +74,18 @@ class Manifest(BaseModel):
                                          "source": source or f"fetch {data.get('version')}"}}
         return data
 
+    @field_validator("version", "parent")
+    @classmethod
+    def _plain_version(cls, value: str | None) -> str | None:
+        return None if value is None else _plain(value, "version name")
+
+    @field_validator("files")
+    @classmethod
+    def _plain_files(cls, value: dict[str, FileEntry]) -> dict[str, FileEntry]:
+        for name in value:
+            _plain(name, "file name")
+        return value
+
     def file(self, name: str) -> FileEntry | None:
         """The entry of file `name`, or None when this version does not hold it."""
         return self.files.get(name)
@@ -107,3 +119,11 @@ class Manifest(BaseModel):
         if out.get("universe") is None:
             out.pop("universe", None)
         return out
+
+
+def _plain(name: str, what: str) -> str:
+    """A pydantic-friendly `plain_name`: a ValueError becomes the field's error."""
+    try:
+        return plain_name(name, what)
+    except StoreError as exc:
+        raise ValueError(str(exc)) from None

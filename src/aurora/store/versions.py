@@ -38,10 +38,12 @@ from typing import Any
 
 from aurora.atomic import atomic_write_json, fsync_dir, sha256_file
 from aurora.errors import StoreError
-from aurora.store.files import MANIFEST
+from aurora.store.files import MANIFEST, plain_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
 _STAGING_PREFIX = ".staging-"
+CORRUPT_HINT = ("run `aurora validate`, then `aurora rollback` (or `aurora restore`) to a "
+                "version that verifies")
 
 
 def new_version_id(stage: str, now: dt.datetime | None = None) -> str:
@@ -65,8 +67,8 @@ class Transaction:
 
     def path(self, name: str) -> Path:
         """Where to write file `name` of the new version (a plain name, no directories)."""
-        if not name or "/" in name or "\\" in name or name.startswith(".") or name == MANIFEST:
-            raise StoreError(f"invalid store file name {name!r}")
+        if plain_name(name, "store file name") == MANIFEST:
+            raise StoreError(f"invalid store file name {name!r}: reserved for the manifest")
         self.removed.discard(name)
         return self.staging / name
 
@@ -108,12 +110,24 @@ class Store:
         path = self.archive / version / name
         return path if path.exists() else None
 
-    def require_file(self, name: str, hint: str, version: str | None = None) -> Path:
-        """Like `file_path`, but raise StoreError with `hint` (what to run) when absent."""
-        path = self.file_path(name, version)
-        if path is None:
+    def verified_path(self, name: str, version: str | None = None, *,
+                      hint: str | None = None) -> Path | None:
+        """Path of file `name` in `version` (default: latest) once its bytes match the sha256
+        the manifest records; None when the version does not hold it (StoreError with
+        `hint`, what to run, when given). A file that does not match raises StoreError
+        naming the file and version: a stage never reads a changed or corrupt input."""
+        version = version or self.current_version()
+        entry = self.manifest(version).file(name) if version is not None else None
+        path = self.archive / version / name if version is not None else None
+        if entry is None or path is None or not path.exists():
+            if entry is None and hint is None:
+                return None
             where = self.archive / version / name if version else self.latest / name
-            raise StoreError(f"{where} does not exist: {hint}")
+            what = "is listed in its manifest but missing" if entry else "does not exist"
+            raise StoreError(f"{where} {what}: {hint or CORRUPT_HINT}")
+        if sha256_file(path) != entry.sha256:
+            raise StoreError(f"{name} of version {version} does not match its manifest "
+                             f"(changed or corrupt): {CORRUPT_HINT}")
         return path
 
     # -- versions ------------------------------------------------------------------------
@@ -277,6 +291,7 @@ class Store:
     def _publish(self, txn: Transaction) -> str:
         parent = self.manifest(txn.parent) if txn.parent is not None else None
         parent_files = parent.files if parent is not None else {}
+        inherited: set[str] = set()
         for name in parent_files:
             target = txn.staging / name
             if name in txn.removed or target.exists():
@@ -286,17 +301,24 @@ class Store:
                 os.link(source, target)
             except OSError:
                 shutil.copy2(source, target)
+            inherited.add(name)
         files: dict[str, FileEntry] = {}
         for path in sorted(txn.staging.iterdir()):
             if path.name == MANIFEST or path.name.startswith("."):
                 continue
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
-            inherited = path.name not in txn.file_meta and path.name in parent_files
-            meta = parent_files[path.name].model_dump() if inherited else {}
+            digest = sha256_file(path)
+            if path.name in inherited and digest != parent_files[path.name].sha256:
+                # never re-certify a changed or corrupt file by hashing it into a new manifest
+                raise StoreError(f"{path.name} of version {txn.parent} does not match its "
+                                 f"manifest (changed or corrupt); nothing was published: "
+                                 f"{CORRUPT_HINT}")
+            keep_meta = path.name not in txn.file_meta and path.name in parent_files
+            meta = parent_files[path.name].model_dump() if keep_meta else {}
             meta.update(txn.file_meta.get(path.name, {}))
-            meta.update(sha256=sha256_file(path), bytes=path.stat().st_size)
-            if not inherited:
+            meta.update(sha256=digest, bytes=path.stat().st_size)
+            if not keep_meta:
                 meta["written_by"] = txn.stage
             files[path.name] = FileEntry.model_validate(meta)
         version = new_version_id(txn.stage)
