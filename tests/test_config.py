@@ -69,3 +69,85 @@ def test_values_in_secret_sections_are_never_echoed(tmp_path: Path, body: str):
         load_config(toml, env={})
     assert "MyRealSecretValue123" not in str(info.value)
     assert str(info.value).startswith(f"{toml}: ")
+
+
+@pytest.mark.parametrize(("env", "needle"), [
+    ({"AURORA_DATA_DIR": ""}, "environment variable AURORA_DATA_DIR: data_dir: is empty"),
+    ({"AURORA_DATA_DIR": "  "}, "environment variable AURORA_DATA_DIR: data_dir: is empty"),
+    ({"AURORA_UNIVERSE": ""}, "environment variable AURORA_UNIVERSE: universe: is empty"),
+    ({"AURORA_CONFIG": ""}, "environment variable AURORA_CONFIG is empty"),
+])
+def test_an_empty_path_setting_is_an_error_not_the_current_directory(env, needle):
+    with pytest.raises(ConfigError) as info:
+        load_config(env=env)
+    assert str(info.value).startswith(needle)
+
+
+def test_an_empty_path_in_the_toml_file_names_the_file_and_setting(tmp_path: Path):
+    toml = tmp_path / "a.toml"
+    toml.write_text('data_dir = ""\n')
+    with pytest.raises(ConfigError, match=rf"^{toml}: data_dir: is empty"):
+        load_config(toml, env={})
+    toml.write_text('universe = ""\n')
+    with pytest.raises(ConfigError, match=rf"^{toml}: universe: is empty"):
+        load_config(toml, env={})
+
+
+def test_an_unusable_config_file_is_a_config_error(tmp_path: Path):
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xba\xff\x00\x13garbage")
+    for path, needle in ((binary, "not a TOML text file (not UTF-8"),
+                         (tmp_path, "is a directory, not a configuration file"),
+                         (Path("/proc/self/mem"), "configuration file cannot be read")):
+        if not path.exists():
+            continue
+        with pytest.raises(ConfigError) as info:
+            load_config(path, env={})
+        assert str(info.value).startswith(f"{path}: {needle}"), info.value
+
+
+@pytest.mark.parametrize(("setting", "value", "needle"), [
+    ("deadline", "25:00", "ops.deadline: expected a time of day as HH:MM"),
+    ("deadline", "4pm", "ops.deadline: expected a time of day as HH:MM"),
+    ("deadline", "16:60", "ops.deadline: expected a time of day as HH:MM"),
+    ("deadline_timezone", "Mars/Olympus_Mons", "ops.deadline_timezone: unknown time zone"),
+    ("deadline_timezone", "../../etc/passwd", "ops.deadline_timezone: unknown time zone"),
+])
+def test_a_bad_deadline_setting_names_source_and_setting(tmp_path: Path, setting, value,
+                                                         needle):
+    toml = tmp_path / "a.toml"
+    toml.write_text(f'[ops]\n{setting} = "{value}"\n')
+    with pytest.raises(ConfigError) as info:
+        load_config(toml, env={})
+    assert str(info.value).startswith(f"{toml}: {needle}")
+    name = f"AURORA_OPS__{setting.upper()}"
+    with pytest.raises(ConfigError, match=f"^environment variable {name}: {needle}"):
+        load_config(env={name: value})
+
+
+def test_valid_deadline_settings(tmp_path: Path):
+    ops = load_config(env={"AURORA_OPS__DEADLINE": "9:30",
+                           "AURORA_OPS__DEADLINE_TIMEZONE": "Europe/London"}).ops
+    assert (ops.deadline, ops.deadline_timezone) == ("09:30", "Europe/London")
+
+
+def test_a_relative_universe_in_a_toml_file_is_relative_to_that_file(tmp_path: Path,
+                                                                      monkeypatch):
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    toml = conf / "aurora.toml"
+    toml.write_text('universe = "lists/u.txt"\ndata_dir = "data"\n')
+    elsewhere = tmp_path / "work"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(toml, env={})
+    assert cfg.universe == conf / "lists" / "u.txt"
+    assert cfg.data_dir == Path("data")  # data_dir stays relative to the working directory
+    # environment variables and flags stay relative to the working directory
+    assert load_config(toml, env={"AURORA_UNIVERSE": "mine.txt"}).universe == Path("mine.txt")
+    assert load_config(toml, env={}, overrides={"universe": "flag.txt"}).universe == Path(
+        "flag.txt")
+    toml.write_text(f'universe = "{tmp_path / "abs.txt"}"\n')
+    assert load_config(toml, env={}).universe == tmp_path / "abs.txt"
+    toml.write_text('universe = "~/home.txt"\n')  # the home directory, not conf/~
+    assert load_config(toml, env={}).universe == Path("~/home.txt")

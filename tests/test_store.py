@@ -1,6 +1,7 @@
 import json
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import polars as pl
@@ -8,6 +9,7 @@ import pytest
 
 from aurora.atomic import atomic_write_parquet
 from aurora.errors import StoreError
+from aurora.ops.rollback import rollback
 from aurora.store import Store, UniverseRecord
 
 
@@ -152,3 +154,22 @@ def test_unsafe_names_in_a_manifest_are_refused(data_dir: Path):
         with pytest.raises(StoreError, match=r"unsafe (file|version) name"):
             store.manifest(version)
         path.write_text(json.dumps(raw))
+
+
+def test_an_in_place_write_damages_one_version_and_rollback_repairs_it(data_dir: Path):
+    store = Store(data_dir)
+    first = _write(store, "fetch", prices=pl.DataFrame({"a": [1.0, 2.0]}))
+    second = _write(store, "build", features=pl.DataFrame({"b": [1]}))
+    third = _write(store, "predict", predictions=pl.DataFrame({"c": [1]}))
+    files = {v: store.archive / v / "prices.parquet" for v in (first, second, third)}
+    for path in files.values():
+        assert stat.S_IMODE(path.stat().st_mode) & 0o222 == 0  # published files are read-only
+    # the older versions share one inode per unchanged file; the latest has its own
+    assert os.path.samefile(files[first], files[second])
+    assert not os.path.samefile(files[second], files[third])
+    os.truncate(data_dir / "latest" / "prices.parquet", 10)  # in place, through latest
+    assert store.verify(third) and not store.verify(second) and not store.verify(first)
+    with pytest.raises(StoreError, match="does not match its manifest"):
+        _write(store, "build", features=pl.DataFrame({"b": [2]}))
+    rollback(store)  # to the parent, which still verifies
+    assert store.current_version() == second and store.verify() == []

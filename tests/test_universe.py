@@ -61,3 +61,26 @@ def test_a_universe_file_in_the_home_directory(tmp_path, monkeypatch):
     universe = load_universe(Path("~/lists/sp100.txt"))
     assert universe.symbols == ("AAPL", "MSFT") and universe.source == str(
         tmp_path / "lists" / "sp100.txt")
+
+
+def test_a_leading_byte_order_mark_is_not_part_of_the_first_ticker(tmp_path: Path):
+    path = tmp_path / "u.txt"
+    path.write_bytes("AAPL\nMSFT\n".encode("utf-8-sig"))
+    assert load_universe(path).symbols == ("AAPL", "MSFT")
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "char"),
+    [("AAPL\nıbm\n", 2, "U+0131"),           # dotless i: would upper-case to IBM
+     ("ﬁ\n", 1, "U+FB01"),                   # ligature: would upper-case to FI
+     ("AAPL\nMSFT\nﬃﬃﬃﬃ\n", 3, "U+FB03"),    # 4 characters, 12 once upper-cased
+     ("AAPL\n\ufeffMSFT\n", 2, "U+FEFF")],   # a byte-order mark inside the file
+)
+def test_non_ascii_tickers_are_refused_with_file_and_line(tmp_path: Path, text, line, char):
+    path = tmp_path / "u.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(UniverseError) as info:
+        load_universe(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: symbol ") and "non-ASCII character" in message
+    assert char in message and "\n" not in message

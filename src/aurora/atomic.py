@@ -3,6 +3,10 @@
 Every write goes to a temporary file in the destination's directory, is flushed and
 fsync'd, then renamed over the destination, and the directory is fsync'd. A reader sees
 either the old file or the new one, never a partial file, even if the process is killed.
+
+Permissions do not depend on the umask: a file written here gets exactly `mode` (default
+owner-only 0600), and the directories created on the way get exactly their mode (default
+owner-only 0700, see `private_dir`). Directories that already exist are left as they are.
 """
 
 from __future__ import annotations
@@ -18,7 +22,11 @@ from typing import IO, Any
 
 import polars as pl
 
+from aurora.oserrors import storage_error
+
 _CHUNK = 1 << 20
+FILE_MODE = 0o600  # files: owner-only
+DIR_MODE = 0o700  # directories: owner-only
 
 
 def fsync_dir(path: Path) -> None:
@@ -35,14 +43,46 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-@contextlib.contextmanager
-def atomic_path(path: Path, mode: int = 0o644) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success it is fsync'd and renamed to `path`.
+def private_dir(path: Path, mode: int = DIR_MODE) -> Path:
+    """Create directory `path` and its missing parents, each with exactly `mode` whatever
+    the umask (default owner-only 0700); return `path`.
 
-    On an exception the temporary file is removed and `path` is left as it was.
+    Directories that already exist keep their mode (one created meanwhile by another
+    process included). FileExistsError when `path` exists and is not a directory.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = Path(path)
+    missing: list[Path] = []
+    probe = path
+    while not probe.is_dir() and probe.parent != probe:
+        missing.append(probe)
+        probe = probe.parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, mode)
+        except FileExistsError:
+            if not directory.is_dir():
+                raise
+            continue
+        os.chmod(directory, mode)  # mkdir's mode is filtered by the umask; chmod is not
+    return path
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path, mode: int = FILE_MODE) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; on success it is fsync'd, given `mode` (default
+    owner-only 0600) and renamed to `path`. Missing parent directories are created
+    owner-only (`private_dir`).
+
+    On an exception the temporary file is removed and `path` is left as it was. A full
+    device, a read-only file system or a denied write is a one-line StoreError naming
+    `path` (`aurora.oserrors.storage_error`); any other exception propagates unchanged.
+    """
+    try:
+        private_dir(path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        _raise_storage_error(exc, path)
+        raise
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -52,34 +92,44 @@ def atomic_path(path: Path, mode: int = 0o644) -> Iterator[Path]:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        _raise_storage_error(exc, path)
         raise
 
 
-def atomic_write_with(path: Path, writer: Callable[[IO[bytes]], Any], mode: int = 0o644) -> None:
+def _raise_storage_error(exc: BaseException, path: Path) -> None:
+    """Raise the one-line StorageError when `exc` is a full device, a read-only file system
+    or a denied write of `path`; return (the caller re-raises `exc`) otherwise."""
+    error = storage_error(exc, path)
+    if error is not None and error is not exc:
+        raise error from None
+
+
+def atomic_write_with(path: Path, writer: Callable[[IO[bytes]], Any],
+                      mode: int = FILE_MODE) -> None:
     """Atomically write `path` by calling `writer(binary_file_handle)`."""
     with atomic_path(path, mode) as tmp, open(tmp, "wb") as fh:
         writer(fh)
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = FILE_MODE) -> None:
     """Atomically replace `path` with `data`."""
     atomic_write_with(path, lambda fh: fh.write(data), mode)
 
 
-def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+def atomic_write_text(path: Path, text: str, mode: int = FILE_MODE) -> None:
     """Atomically replace `path` with UTF-8 `text`."""
     atomic_write_bytes(path, text.encode("utf-8"), mode)
 
 
-def atomic_write_json(path: Path, obj: Any, mode: int = 0o644) -> None:
+def atomic_write_json(path: Path, obj: Any, mode: int = FILE_MODE) -> None:
     """Atomically write `obj` as indented JSON (keys in insertion order, trailing newline)."""
     atomic_write_text(path, json.dumps(obj, indent=2, default=str) + "\n", mode)
 
 
-def atomic_write_parquet(path: Path, frame: pl.DataFrame, mode: int = 0o644) -> None:
+def atomic_write_parquet(path: Path, frame: pl.DataFrame, mode: int = FILE_MODE) -> None:
     """Atomically write a polars frame as zstd-compressed Parquet."""
     with atomic_path(path, mode) as tmp:
         frame.write_parquet(tmp, compression="zstd", statistics=True)

@@ -10,16 +10,22 @@ Sources, lowest precedence first:
 4. flags passed by the CLI as `overrides` (dotted keys, e.g. `{"fetch.feed": "iex"}`).
 
 Secrets (`SecretStr`) print as `**********`; `load_config` errors name the setting and the
-source but never echo a secret's value.
+source but never echo a secret's value. An empty path setting (data_dir, universe,
+`$AURORA_CONFIG`) is a ConfigError, never the current directory; a configuration file that
+cannot be read as UTF-8 TOML is one too. A relative `universe` in the TOML file is relative
+to that file's directory; from the environment or a flag, to the working directory.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
@@ -49,7 +55,8 @@ class AlpacaConfig(_Section):
         return value.rstrip("/")
 
     def require_credentials(self) -> tuple[str, str]:
-        """Both credentials, or CredentialsError naming the missing variables."""
+        """Both credentials, or CredentialsError naming the missing variables, or the one
+        with leading/trailing whitespace, a control or non-ASCII character (never its value)."""
         missing = [
             name
             for name, value in (("APCA_API_KEY_ID", self.key_id),
@@ -62,6 +69,14 @@ class AlpacaConfig(_Section):
                 "(environment, or [alpaca] key_id/secret_key in aurora.toml)"
             )
         assert self.key_id is not None and self.secret_key is not None
+        from aurora.credentials import credential_problem  # checked before any request
+
+        for name, secret in (("APCA_API_KEY_ID", self.key_id),
+                             ("APCA_API_SECRET_KEY", self.secret_key)):
+            problem = credential_problem(secret.get_secret_value())
+            if problem:
+                raise CredentialsError(f"{name} {problem}: correct it where it is set "
+                                       "(environment, or [alpaca] in aurora.toml)")
         return self.key_id.get_secret_value(), self.secret_key.get_secret_value()
 
 
@@ -80,6 +95,18 @@ class FetchConfig(_Section):
     feed: Literal["iex", "sip"] = "sip"
     history_years: int = Field(2, ge=1, le=30)
     overlap_sessions: int = Field(5, ge=0, le=60)
+    # the most one request group (one batch: every page, retry and wait) may take
+    request_group_deadline_seconds: float = Field(600.0, gt=0, le=86_400)
+    # the most one request (one page, all its attempts) may wait on the rate limit in all
+    max_rate_limit_wait_seconds: float = Field(300.0, gt=0, le=3600)
+    # every stored symbol's whole history is re-read once per this many fetches (0: never)
+    reconcile_cycle_runs: int = Field(20, ge=0, le=10_000)
+    # a fetch still going after this many seconds stops scheduling requests and fails
+    deadline_seconds: float = Field(10_800.0, gt=0, le=7 * 86_400)
+    # ignore the stored prices (even from another source) and fetch everything again
+    new_history: bool = False
+    # the prices are the test bed's synthetic market (set by `aurora demo`, never by users)
+    synthetic: bool = False
 
 
 class ValidationConfig(_Section):
@@ -114,13 +141,37 @@ class PredictConfig(_Section):
 
 
 class OpsConfig(_Section):
-    deadline: str = "16:00"
-    deadline_timezone: str = "America/Chicago"
+    deadline: str = "16:00"  # HH:MM, 24-hour, in deadline_timezone
+    deadline_timezone: str = "America/Chicago"  # an IANA time zone name
     slow_factor: float = Field(3.0, gt=1)
     webhook_url: SecretStr | None = None
     backup_key: SecretStr | None = None
     keep_versions: int = Field(20, ge=1)
     keep_days: int | None = Field(None, ge=1)
+
+    @field_validator("deadline")
+    @classmethod
+    def _clock(cls, value: str) -> str:
+        match = re.fullmatch(r"(\d{1,2}):(\d{2})", value.strip())
+        if match is None or int(match[1]) > 23 or int(match[2]) > 59:
+            raise ValueError("expected a time of day as HH:MM (24-hour), e.g. 16:00")
+        return f"{int(match[1]):02d}:{match[2]}"
+
+    @field_validator("deadline_timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            raise ValueError("unknown time zone: expected an IANA name such as "
+                             "America/Chicago") from None
+        return value
+
+    def deadline_on(self, session: dt.date) -> dt.datetime:
+        """The aware datetime of `session`'s data deadline (the settings are validated)."""
+        hour, minute = (int(part) for part in self.deadline.split(":"))
+        return dt.datetime.combine(session, dt.time(hour, minute),
+                                   tzinfo=ZoneInfo(self.deadline_timezone))
 
 
 class AuroraConfig(_Section):
@@ -134,6 +185,14 @@ class AuroraConfig(_Section):
     build: BuildConfig = BuildConfig()
     predict: PredictConfig = PredictConfig()
     ops: OpsConfig = OpsConfig()
+
+    @field_validator("data_dir", "universe", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any) -> Any:
+        # Path("") is the current directory: an empty setting must not silently mean it.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: set a path or leave the setting out")
+        return value
 
 
 _ENV_NAMES: dict[str, tuple[str, ...]] = {
@@ -185,11 +244,15 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 def find_config_file(config_file: Path | None = None,
                      env: Mapping[str, str] | None = None) -> Path | None:
     """The TOML file `load_config` reads: `config_file`, else `$AURORA_CONFIG`, else
-    `./aurora.toml` when it exists, else None."""
+    `./aurora.toml` when it exists, else None. ConfigError when `$AURORA_CONFIG` is set
+    but empty."""
     env = os.environ if env is None else env
     if config_file is not None:
         return config_file
-    if env.get("AURORA_CONFIG"):
+    if "AURORA_CONFIG" in env:
+        if not env["AURORA_CONFIG"].strip():
+            raise ConfigError("environment variable AURORA_CONFIG is empty: set a TOML file "
+                              "or leave it unset")
         return Path(env["AURORA_CONFIG"])
     default = Path("aurora.toml")
     return default if default.exists() else None
@@ -210,12 +273,7 @@ def load_config(
     origin: dict[tuple[str, ...], str] = {}
     path = find_config_file(config_file, env)
     if path is not None:
-        try:
-            file_tree = tomllib.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{path}: configuration file not found") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        file_tree = _read_toml(path)
         tree = _merge(tree, file_tree)
         origin_file = str(path)
         for section, value in file_tree.items():
@@ -239,11 +297,40 @@ def load_config(
         raise ConfigError(_describe(exc, origin)) from None
 
 
+def _read_toml(path: Path) -> dict[str, Any]:
+    """The settings of TOML file `path`; ConfigError naming it when it is missing, not a
+    readable UTF-8 text file or not TOML. A relative `universe` in it is made relative to
+    the file's directory (flags and environment variables stay relative to the working
+    directory)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: configuration file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a TOML text file (not UTF-8: {exc.reason} at byte "
+                          f"{exc.start})") from None
+    except OSError as exc:
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"{path}: configuration file cannot be read ({reason})") from None
+    try:
+        tree = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    universe = tree.get("universe")
+    if isinstance(universe, str) and universe.strip():
+        relative = Path(universe).expanduser()
+        if not relative.is_absolute():
+            tree["universe"] = str(path.parent / relative)
+    return tree
+
+
 def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> str:
     err = exc.errors()[0]
     keys = tuple(str(k) for k in err["loc"])
     where = origin.get(keys) or origin.get(keys[:1]) or "configuration"
-    message = err["msg"]
+    message = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         message = "unknown setting"
     # An unknown key may be a misspelt secret (`[alpaca] secret = ...`): never echo it, nor

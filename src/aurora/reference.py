@@ -11,7 +11,9 @@ are counted as file lines, header = line 1, Parquet rows from 1):
 - sector map: one row per symbol, non-empty sector;
 - fundamentals: `as_of` a date (YYYY-MM-DD), one row per (symbol, as_of), every other column
   numeric (descriptive text columns `name`, `company`, `security`, `sector` are dropped and
-  noted), no negative market_cap / shares_outstanding.
+  noted) and finite: NaN, inf or a number beyond float range (`1e400`) is refused (an empty
+  cell, `NA` or `nan` text in a CSV is a missing value), no negative market_cap /
+  shares_outstanding.
 Units: money columns (market_cap, ebitda, revenue, enterprise_value, net_income) must be in
 USD. Vendors often give them in billions; within each as_of snapshot, a column whose median
 absolute value is below 1e6 is taken as billions and multiplied by 1e9 (a large company's
@@ -32,6 +34,7 @@ import polars as pl
 
 from aurora.atomic import atomic_write_parquet, sha256_file
 from aurora.errors import DataValidationError
+from aurora.schemas import non_finite
 from aurora.store import Store
 from aurora.store.files import FUNDAMENTALS, SECTOR_MAP
 from aurora.universe import normalize_symbol, ticker_problem
@@ -160,18 +163,27 @@ def _as_of(frame: pl.DataFrame, path: Path, first: int) -> pl.Series:
 
 
 def _numeric(frame: pl.DataFrame, name: str, path: Path, first: int) -> pl.Series:
+    """Column `name` as Float64; DataValidationError naming the file and row of the first
+    value that is not a number, or not a finite one (NaN, inf, 1e400)."""
     col = frame.get_column(name)
     if col.dtype.is_numeric():
-        return col.cast(pl.Float64)
-    text = col.cast(pl.String).str.strip_chars()
-    text = pl.Series(name, [None if t in (None, "", "NA", "N/A", "nan", "NaN") else t
-                            for t in text.to_list()], dtype=pl.String)
-    values = text.cast(pl.Float64, strict=False)
-    bad = (values.is_null() & text.is_not_null()).arg_true()
-    if bad.len():
-        i = bad[0]
+        values = col.cast(pl.Float64)
+    else:
+        text = col.cast(pl.String).str.strip_chars()
+        text = pl.Series(name, [None if t in (None, "", "NA", "N/A", "nan", "NaN") else t
+                                for t in text.to_list()], dtype=pl.String)
+        values = text.cast(pl.Float64, strict=False)
+        bad = (values.is_null() & text.is_not_null()).arg_true()
+        if bad.len():
+            i = bad[0]
+            raise DataValidationError(
+                f"{path}: row {i + first}: column {name} is not numeric ({text[i]!r})")
+    infinite = values.to_frame().select(non_finite(name)).to_series().arg_true()
+    if infinite.len():
+        i = infinite[0]
         raise DataValidationError(
-            f"{path}: row {i + first}: column {name} is not numeric ({text[i]!r})")
+            f"{path}: row {i + first}: {name} of {frame.get_column('symbol')[i]} is "
+            f"{col[i]!r}, not a finite number (give the value, or leave it empty if unknown)")
     return values
 
 

@@ -14,6 +14,10 @@ Contract:
   cannot turn into a hot loop -- or exactly min(max, base * 2**n) with `jitter=False`.
 - `TransientFailure(problem, backoff=False)` retries without sleeping: the caller already
   waited (HTTP 429 waits in the rate limiter, where it counts as rate-limit time).
+- With a `deadline` (`aurora.deadline.Deadline`), a retry whose backoff sleep would end at
+  or past it is not made: `call` raises `OutOfTime(problem, attempts, deadline)` (a
+  `GaveUp`) at once instead of sleeping into the deadline. The attempt itself should check
+  the deadline before its work (the fetch client does).
 - For HTTP (`classify_status`): 2xx OK; 429 RATE_LIMITED; 401/403 CREDENTIALS; 408 and 5xx
   RETRY; 400, 404, 422 and every other status REJECTED (never retried).
 
@@ -30,6 +34,8 @@ from enum import Enum
 from typing import TypeVar
 
 import tenacity
+
+from aurora.deadline import Deadline
 
 T = TypeVar("T")
 
@@ -76,6 +82,14 @@ class GaveUp(Exception):
         self.attempts = attempts
 
 
+class OutOfTime(GaveUp):
+    """The next retry's backoff would end at or past `deadline`, so none was made."""
+
+    def __init__(self, problem: str, attempts: int, deadline: Deadline) -> None:
+        super().__init__(problem, attempts)
+        self.deadline = deadline
+
+
 RetryHook = Callable[[TransientFailure, float], None]
 
 
@@ -112,11 +126,13 @@ class RetryPolicy:
         *,
         sleep: Callable[[float], None] = time.sleep,
         on_retry: RetryHook | None = None,
+        deadline: Deadline | None = None,
     ) -> T:
         """`attempt(retries_done)` until it returns; retried on `TransientFailure` only.
 
         `on_retry(failure, delay)` runs before each retry (delay 0.0: no sleep follows).
-        Raises `GaveUp` when the retries are spent; other exceptions propagate as raised.
+        Raises `GaveUp` when the retries are spent, `OutOfTime` when the next backoff would
+        end at or past `deadline`; other exceptions propagate as raised.
         """
         retries_done = 0
 
@@ -136,11 +152,17 @@ class RetryPolicy:
                 delay = state.next_action.sleep if state.next_action is not None else 0.0
                 on_retry(_failure(state), float(delay))
 
+        def out_of_time(state: tenacity.RetryCallState) -> bool:
+            return deadline is not None and state.upcoming_sleep >= deadline.remaining()
+
         def give_up(state: tenacity.RetryCallState) -> T:
-            raise GaveUp(_failure(state).problem, state.attempt_number)
+            problem = _failure(state).problem
+            if deadline is not None and state.attempt_number <= self.max_retries:
+                raise OutOfTime(problem, state.attempt_number, deadline)
+            raise GaveUp(problem, state.attempt_number)
 
         retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
+            stop=tenacity.stop_after_attempt(self.max_retries + 1) | out_of_time,
             wait=wait,
             retry=tenacity.retry_if_exception_type(TransientFailure),
             sleep=lambda seconds: sleep(seconds) if seconds > 0 else None,

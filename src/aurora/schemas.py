@@ -14,13 +14,20 @@ keyed that way (prices, features, a fetched batch).
 applies to (the NEW symbol for a name_change); `ex_date` is the first session the action is
 in effect; `old_rate`/`new_rate` only for splits (2-for-1: 1 -> 2); `cash_rate` only for
 cash dividends (USD per share).
+
+`TableSchema` is what a stage requires of a stored Parquet file (`PRICES_TABLE`,
+`FEATURES_TABLE`, `CORPORATE_ACTIONS_TABLE`, `SECTOR_MAP_TABLE`, `FUNDAMENTALS_TABLE`);
+`read_table` is the one way a stage reads one: a file of another schema behind a matching
+manifest is a one-line DataValidationError naming the file, the version and the column.
+`non_finite` is the one test of NaN/inf in a numeric column.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -116,3 +123,78 @@ def require_unique_keys(frame: pl.DataFrame, source: str) -> None:
     duplicates = find_duplicate_keys(frame)
     if duplicates is not None:
         raise DataValidationError(f"{source}: {duplicates.message()}")
+
+
+def non_finite(column: str) -> pl.Expr:
+    """True where numeric `column` holds NaN or +/-inf (a null is missing, not non-finite)."""
+    return pl.col(column).is_not_null() & ~pl.col(column).is_finite()
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """The columns a stored Parquet table must have, each with its exact dtype.
+
+    `optional` columns are checked only when present (a Null column, no value at all, is
+    accepted for them). When `rest` is set, every other
+    column whose name starts with `rest_prefix` must have dtype `rest`, and `rest_required`
+    says there must be at least one (features: one or more `f_*` Float64; fundamentals:
+    every other column Float64). Other columns are allowed.
+    """
+
+    required: Mapping[str, pl.DataType]
+    optional: Mapping[str, pl.DataType] = field(default_factory=dict)
+    rest: pl.DataType | None = None
+    rest_prefix: str = ""
+    rest_required: bool = False
+
+    def problems(self, schema: Mapping[str, pl.DataType]) -> list[str]:
+        """What `schema` (column -> dtype) lacks or has mistyped, one phrase per problem:
+        `missing column close`, `column close has dtype String, expected Float64`."""
+        out = [f"missing column {c}" for c in self.required if c not in schema]
+        expected = {**self.required, **self.optional}
+        out += [f"column {c} has dtype {schema[c]}, expected {dtype}"
+                for c, dtype in expected.items() if c in schema and schema[c] != dtype
+                and not (c in self.optional and schema[c] == pl.Null)]
+        if self.rest is not None:
+            rest = [c for c in schema if c not in expected and c.startswith(self.rest_prefix)]
+            if not rest and self.rest_required:
+                out.append(f"no {self.rest_prefix}* columns")
+            out += [f"column {c} has dtype {schema[c]}, expected {self.rest}"
+                    for c in rest if schema[c] != self.rest]
+        return out
+
+
+PRICES_TABLE = TableSchema(
+    required={k: v for k, v in PRICES_SCHEMA.items() if k not in ("vwap", "trade_count")},
+    optional={k: PRICES_SCHEMA[k] for k in ("vwap", "trade_count")})
+FEATURES_TABLE = TableSchema(required={"date": pl.Date(), "symbol": pl.String()},
+                             rest=pl.Float64(), rest_prefix="f_", rest_required=True)
+CORPORATE_ACTIONS_TABLE = TableSchema(
+    required={k: CORPORATE_ACTIONS_SCHEMA[k] for k in ("id", "action_type", "symbol",
+                                                       "ex_date")},
+    optional={k: v for k, v in CORPORATE_ACTIONS_SCHEMA.items()
+              if k not in ("id", "action_type", "symbol", "ex_date")})
+SECTOR_MAP_TABLE = TableSchema(required={"symbol": pl.String(), "sector": pl.String()})
+FUNDAMENTALS_TABLE = TableSchema(required={"symbol": pl.String(), "as_of": pl.Date()},
+                                 rest=pl.Float64())
+
+
+def read_table(path: Path, schema: TableSchema, where: str) -> pl.DataFrame:
+    """The Parquet table at `path` once its columns satisfy `schema`.
+
+    `where` says which version the file belongs to (`version 2026...-fetch`). Raises a
+    one-line DataValidationError `<file> of <where>: <problem>` when the file cannot be
+    decoded or lacks or mistypes a column (a file of another schema behind a matching
+    manifest), so no stage fails later on a column it assumed.
+    """
+    what = f"{Path(path).name} of {where}"
+    try:
+        columns = pl.read_parquet_schema(path)
+        problems = schema.problems(columns)
+        if not problems:
+            return pl.read_parquet(path)
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataValidationError(f"{what}: unreadable Parquet ({first})") from None
+    more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+    raise DataValidationError(f"{what}: {problems[0]}{more}: not the schema Aurora writes")

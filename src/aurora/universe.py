@@ -1,10 +1,12 @@
 """Universes: which symbols Aurora fetches, builds and ranks.
 
-A universe file is plain text, one ticker a line; blank lines and `#` comments (whole-line
-or trailing) are allowed. Loading validates every line and raises `UniverseError` naming the
-file and line number for: an empty name, a duplicate, a path separator, inner whitespace,
-a control character, more than 10 characters, or anything else that is not a plausible
-ticker (letters, digits, `.`, `-`; starting with a letter).
+A universe file is UTF-8 text (a leading byte-order mark is ignored), one ticker a line;
+blank lines and `#` comments (whole-line or trailing) are allowed. Loading validates every
+line and raises `UniverseError` naming the file and line number for: an empty name, a
+duplicate, a path separator, inner whitespace, a control character, a non-ASCII character
+(checked before upper-casing, so a dotless `ı` or a ligature `ﬁ` cannot turn into ASCII
+letters), more than 10 characters, or anything else that is not a plausible ticker (ASCII
+letters, digits, `.`, `-`; starting with a letter).
 
 Symbols are normalised with the map in `resources/symbol_map.toml` (BRK-B -> BRK.B,
 FB -> META, ...). That map is data: edit the TOML, not this module.
@@ -78,6 +80,10 @@ def ticker_problem(raw: str) -> str | None:
         return f"path separator in symbol {raw!r}"
     if any(ch.isspace() for ch in raw):
         return f"whitespace inside symbol {raw!r}"
+    if not raw.isascii():
+        odd = next(ch for ch in raw if not ch.isascii())
+        return (f"symbol {raw!r} has the non-ASCII character {odd!r} (U+{ord(odd):04X}); "
+                "tickers are ASCII letters, digits, '.', '-'")
     if len(raw) > MAX_TICKER_LENGTH:
         return f"symbol {raw!r} is longer than {MAX_TICKER_LENGTH} characters"
     if raw.upper() in {"NAN", "NULL", "NONE"}:
@@ -118,7 +124,7 @@ def load_universe(path: Path, sectors: Mapping[str, str] | None = None) -> Unive
     UniverseError naming the file and line."""
     path = Path(path).expanduser()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a leading BOM is not part of line 1
     except FileNotFoundError:
         raise UniverseError(f"{path}: universe file not found") from None
     except IsADirectoryError:

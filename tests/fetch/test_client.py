@@ -157,7 +157,8 @@ def test_malformed_pages_are_retried_then_give_up(clock):
     with client_for(api, clock, retries=2) as client, pytest.raises(RetriesExhausted) as info:
         client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5))
     assert str(info.value) == (
-        "GET /v2/stocks/bars: malformed page: 'bars' is not an object keyed by symbol")
+        "GET /v2/stocks/bars for AAA failed after 3 attempts: malformed answer: "
+        "'bars' is not an object keyed by symbol")
     assert len(api.log) == 3 and client.stats.retries == 2 and len(clock.slept) == 2
 
 

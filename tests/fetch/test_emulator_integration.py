@@ -110,7 +110,7 @@ def test_incremental_week_and_planted_restatement(small_market, data_dir):
     day = D(2024, 5, 31)
     week = D(2024, 6, 7)
     with EmulatorServer(small_market, {KEY: SECRET}) as server:
-        cfg = make_config(data_dir, server.url)
+        cfg = make_config(data_dir, server.url, reconcile_cycle_runs=0)  # the overlap alone
         fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=day, progress=None)
         server.clear_log()
         report = fetch_prices(cfg, universe=universe, start=D(2023, 6, 1), end=week,
@@ -230,3 +230,58 @@ def test_lenient_bars_and_full_page_token(small_market, data_dir):
     assert prices.height == 82 and report.bars == 82
     assert prices["vwap"].null_count() == 82 and prices["trade_count"].null_count() == 82
     assert len(pages) == 3  # 41 + 41 bars, then the empty page the token promised
+
+
+def test_demo_prices_then_another_server_is_refused_then_a_new_history(small_market, data_dir,
+                                                                       monkeypatch, capsys):
+    """The attack: synthetic demo prices in a directory, then `aurora fetch` there against
+    another server (another seed standing in for Alpaca)."""
+    universe = Universe(("AAPL", "MSFT", "JPM", "XOM", "KO"), {}, "test")
+    other = MarketData.synthetic(universe.symbols, D(2023, 1, 3), D(2024, 6, 28), seed=8)
+    window = ["--start", "2024-01-02", "--end", "2024-06-14", "--no-progress"]
+    with EmulatorServer(small_market, {KEY: SECRET}) as demo, \
+            EmulatorServer(other, {KEY: SECRET}) as real:
+        cfg = make_config(data_dir, demo.url, synthetic=True)  # what `aurora demo` fetches
+        fetch_prices(cfg, universe=universe, start=D(2024, 1, 2), end=D(2024, 6, 7),
+                     progress=None)
+        store = Store(data_dir)
+        before = store.current_version()
+        monkeypatch.setenv("APCA_API_DATA_URL", real.url)
+        monkeypatch.setenv("APCA_API_KEY_ID", KEY)
+        monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+        capsys.readouterr()
+        assert main(["fetch", "--data-dir", str(data_dir), *window]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ")
+        assert f"fetched from {demo.url} (synthetic demo data)" in err
+        assert f"fetching from {real.url} would mix sources" in err
+        assert real.request_log == [] and store.current_version() == before
+        assert main(["fetch", "--data-dir", str(data_dir), "--new-history", *window]) == 0
+        assert "fetched everything again: new history" in capsys.readouterr().out
+    prices = stored(data_dir)
+    expected = served(other, universe.symbols, D(2024, 1, 2), D(2024, 6, 14))
+    assert prices.select(COMPARED).equals(expected)  # only the new server's bars
+    manifest = Store(data_dir).manifest()
+    assert manifest.params["base_url"] == real.url and manifest.params["synthetic"] is False
+
+
+def test_run_passes_new_history_to_the_fetch(data_dir, monkeypatch):
+    import aurora.ops.pipeline as pipeline
+
+    seen = []
+
+    class Done:
+        def __init__(self) -> None:
+            self.alerts: list = []
+
+        def summary_lines(self) -> list[str]:
+            return ["done"]
+
+    def fake_run_pipeline(cfg, **_):
+        seen.append(cfg.fetch.new_history)
+        return Done()
+
+    monkeypatch.setattr(pipeline, "run_pipeline", fake_run_pipeline)
+    assert main(["run", "--data-dir", str(data_dir), "--new-history", "--no-progress"]) == 0
+    assert main(["run", "--data-dir", str(data_dir), "--no-progress"]) == 0
+    assert seen == [True, False]

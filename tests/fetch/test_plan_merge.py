@@ -12,11 +12,13 @@ from aurora.errors import UniverseError
 from aurora.fetch.batches import (
     BatchRequest,
     Checkpoint,
+    clean_checkpoints,
     make_batches,
     normalize_symbols,
     plan_id,
 )
 from aurora.fetch.incremental import find_restatements, merge_prices, plan_fetch
+from aurora.fetch.reconcile import next_slice, read_cursor, write_cursor
 
 D = dt.date
 
@@ -93,9 +95,16 @@ def test_plan_fetch_full_incremental_and_up_to_date():
     assert plan.windows["CCC"] == (D(2024, 1, 2), D(2024, 1, 19), "full")
     # five sessions before Jan 16 is Jan 8
     assert plan.windows["AAA"] == (D(2024, 1, 8), D(2024, 1, 19), "incremental")
+    # stored through the end, BBB still has its last five sessions confirmed (from Jan 11)
     assert plan.up_to_date == ["BBB"]
+    assert plan.windows["BBB"] == (D(2024, 1, 11), D(2024, 1, 19), "incremental")
     assert sorted((b.purpose, b.symbols) for b in plan.batches) == [
-        ("full", ("CCC",)), ("incremental", ("AAA",))]
+        ("full", ("CCC",)), ("incremental", ("AAA",)), ("incremental", ("BBB",))]
+    # a reconciled symbol is re-read over the whole history, past `end` if stored past it
+    plan = plan_fetch(stored, ["AAA", "BBB"], D(2024, 1, 2), D(2024, 1, 17), batch_size=50,
+                      overlap=5, reconcile=["BBB"], reconcile_from=D(2023, 12, 1))
+    assert plan.windows["BBB"] == (D(2023, 12, 1), D(2024, 1, 19), "reconcile")
+    assert plan.windows["AAA"] == (D(2024, 1, 8), D(2024, 1, 17), "incremental")
     # stored history that starts after the requested start: everything in full
     plan = plan_fetch(stored, ["AAA", "BBB"], D(2023, 6, 1), D(2024, 1, 19), batch_size=50,
                       overlap=5, stored_from=D(2024, 1, 2))
@@ -147,3 +156,51 @@ def test_merge_prices_fetched_wins_and_replacements():
     assert bbb["date"].min() == JAN[1] and set(bbb["close"]) == {7.0}  # JAN[0] dropped: replaced
     assert "OLD" not in merged["symbol"].to_list()
     assert merged.equals(merged.sort("symbol", "date"))
+
+
+def test_restatements_of_an_up_to_date_symbol_and_of_a_reconciled_one():
+    stored = prices([(s, d, 10.0 + i) for s in ("AAA", "BBB") for i, d in enumerate(JAN)])
+    plan = plan_fetch(stored, ["AAA", "BBB"], D(2024, 1, 2), D(2024, 1, 19), batch_size=50,
+                      overlap=3, reconcile=["BBB"], reconcile_from=D(2024, 1, 2))
+    assert plan.windows["AAA"] == (D(2024, 1, 16), D(2024, 1, 19), "incremental")
+    assert plan.up_to_date == ["AAA", "BBB"]
+    # a correction far before the overlap: only the reconciliation of BBB sees it
+    served = stored.with_columns(
+        close=pl.when((pl.col("symbol") == "BBB") & (pl.col("date") == D(2024, 1, 3)))
+        .then(pl.col("close") * 1.01).otherwise(pl.col("close")))
+    assert find_restatements(stored, served, plan) == {}
+    assert find_restatements(stored, served, plan, "reconcile") == {
+        "BBB": "bar values changed on 2024-01-03"}
+    # a source without the last sessions of an up-to-date symbol is noticed
+    lacking = served.filter(~((pl.col("symbol") == "AAA") & (pl.col("date") >= D(2024, 1, 18))))
+    assert find_restatements(stored, lacking, plan) == {
+        "AAA": "stored bar no longer served on 2024-01-18"}
+
+
+def test_reconciliation_slices_cover_every_symbol_within_the_cycle(tmp_path):
+    symbols = [f"S{i:02d}" for i in range(10)]
+    after, seen = None, []
+    for _ in range(4):  # ceil(10 / 4) = 3 symbols a run: all ten within four runs
+        chunk = next_slice(symbols, after, 4)
+        assert len(chunk) == 3
+        seen += chunk
+        after = chunk[-1]
+    assert set(seen) == set(symbols) and seen[9:] == ["S09", "S00", "S01"]  # wraps around
+    assert next_slice(symbols, None, 0) == [] and next_slice([], None, 5) == []
+    assert next_slice(list(reversed(symbols)), "ZZZ", 100) == ["S00"]
+    assert read_cursor(tmp_path) is None
+    write_cursor(tmp_path, ["S09", "S00"], 4, D(2024, 1, 19))
+    assert read_cursor(tmp_path) == "S00"  # the last one in rotation order
+    (tmp_path / "fetch-reconcile.json").write_text("{not json")
+    assert read_cursor(tmp_path) is None
+
+
+def test_clean_checkpoints_keeps_only_the_current_plan(tmp_path):
+    root = tmp_path / "fetch"
+    for name in ("old-plan", "current", "other-day"):
+        (root / name).mkdir(parents=True)
+        (root / name / "index.json").write_text("{}")
+    (root / "note.txt").write_text("not a plan")
+    assert clean_checkpoints(root, root / "current") == ["old-plan", "other-day"]
+    assert sorted(p.name for p in root.iterdir()) == ["current", "note.txt"]
+    assert clean_checkpoints(tmp_path / "missing", tmp_path / "missing" / "x") == []

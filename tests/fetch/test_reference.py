@@ -144,3 +144,32 @@ def test_import_publishes_nothing_over_a_version_published_meanwhile(tmp_path, d
     with pytest.raises(StoreError, match="another run published version"):
         import_sector_map(store, path)
     assert store.file_path("sector_map.parquet") is None and len(store.versions()) == 1
+
+
+@pytest.mark.parametrize(("value", "shown"), [("inf", "'inf'"), ("-inf", "'-inf'"),
+                                              ("1e400", "'1e400'")])
+def test_fundamentals_csv_with_a_non_finite_number_is_refused(tmp_path, data_dir, value,
+                                                               shown):
+    path = write(tmp_path, "f.csv", "symbol,as_of,market_cap,eps\n"
+                 "AAA,2018-02-08,1.3e11,1.0\n"
+                 f"BBB,2018-02-08,{value},2.0\n")
+    with pytest.raises(DataValidationError) as info:
+        import_fundamentals(Store(data_dir), path)
+    assert str(info.value) == (f"{path}: row 3: market_cap of BBB is {shown}, not a finite "
+                               "number (give the value, or leave it empty if unknown)")
+    assert Store(data_dir).current_version() is None
+
+
+def test_fundamentals_parquet_with_nan_is_refused(tmp_path, data_dir):
+    path = tmp_path / "f.parquet"
+    pl.DataFrame({"symbol": ["AAA", "BBB", "CCC"], "as_of": [D(2018, 2, 8)] * 3,
+                  "market_cap": [1.3e11, 2e10, 3e10],
+                  "eps": [1.0, float("nan"), 2.0]}).write_parquet(path)
+    with pytest.raises(DataValidationError, match=rf"^{path}: row 2: eps of BBB is nan, not a "
+                                                  "finite number"):
+        import_fundamentals(Store(data_dir), path)
+    assert Store(data_dir).current_version() is None
+    # missing values stay allowed: an empty cell, NA or nan text in a CSV, a null in Parquet
+    csv = write(tmp_path, "ok.csv", "symbol,as_of,market_cap,eps\nAAA,2018-02-08,1.3e11,\n"
+                "BBB,2018-02-08,2e10,nan\nCCC,2018-02-08,3e10,NA\n")
+    assert import_fundamentals(Store(data_dir), csv).rows == 3

@@ -92,3 +92,42 @@ def test_safe_argv_masks_attached_storage_options():
     assert masked == ["backup", "--storage-option=secret=***", "-osecret=***",
                       "--storage-option", "key=***", "--data-dir=/srv/data"]
     assert not any(s in " ".join(masked) for s in ("TOPSECRET99", "ALSOSECRET", "AKIA1234"))
+
+
+def test_safe_argv_masks_every_secret_bearing_option_whoever_defines_it():
+    argv = ["emulator", "--secret-key", "S1-plugin", "--key-id=K1-plugin",
+            "--api-token", "T1-unknown", "--password=P1-unknown",
+            "--webhook-url", "https://hooks.example.com/services/T0/B0/TOK1-path",
+            "--webhook-url=https://hooks.example.com/x/TOK2-path",
+            "-o", "passphrase=S2", "-o", "endpoint_url=http://user:S3@127.0.0.1:9000/p",
+            "--storage-option=connection_string=AccountName=a;AccountKey=S4",
+            "-oauth=S5", "-o", "webhook=https://hooks.example.com/T/TOK3-path",
+            "--data-dir", "/srv/data", "--keep-scratch", "--to", "s3://bucket/prefix"]
+    masked = safe_argv(argv, ())
+    assert masked == [
+        "emulator", "--secret-key", "***", "--key-id=***", "--api-token", "***",
+        "--password=***", "--webhook-url", "https://hooks.example.com/***",
+        "--webhook-url=https://hooks.example.com/***", "-o", "passphrase=***", "-o",
+        "endpoint_url=http://127.0.0.1:9000/p", "--storage-option=connection_string=***",
+        "-oauth=***", "-o", "webhook=https://hooks.example.com/***",
+        "--data-dir", "/srv/data", "--keep-scratch", "--to", "s3://bucket/prefix"]
+    for secret in ("S1-", "K1-", "T1-", "P1-", "TOK1", "TOK2", "TOK3", "S2", "S3", "S4", "S5"):
+        assert secret not in " ".join(masked)
+
+
+def test_an_audited_command_never_writes_option_secrets(data_dir, tmp_path, capsys):
+    store = Store(data_dir)
+    publish(store, "fetch", **{"prices.parquet": prices_frame(dt.date(2024, 3, 15))})
+    secrets = ["PLANTED-S1", "PLANTED-S2", "PLANTED-S3", "PLANTED-S4"]
+    argv = ["backup", "--to", str(tmp_path / "bk"), "--data-dir", str(data_dir),
+            "-o", f"endpoint_url=http://user:{secrets[0]}@127.0.0.1:9",
+            "-o", f"passphrase={secrets[1]}",
+            f"--storage-option=connection_string=AccountName=a;AccountKey={secrets[2]}",
+            "--storage-option", f"secret={secrets[3]}"]
+    assert main(argv) == 0  # a local backup ignores these options; the audit sees them
+    capsys.readouterr()
+    [record] = AuditLog(data_dir).records()
+    assert record["command"] == "backup" and "-o" in record["argv"]
+    everything = b"".join(p.read_bytes() for p in data_dir.rglob("*") if p.is_file())
+    for secret in secrets:
+        assert secret.encode() not in everything

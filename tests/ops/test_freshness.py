@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 from ops_helpers import prices_frame, publish, set_created_at
 
-from aurora.config import AuroraConfig, OpsConfig
+from aurora.config import AuroraConfig, load_config
 from aurora.errors import ConfigError
 from aurora.ops.freshness import check_freshness, deadline_for, latest_stored_session
 
@@ -22,9 +22,8 @@ def test_deadline_is_chicago_wall_clock():
 @pytest.mark.parametrize("field,value", [("deadline", "25:00"), ("deadline", "4pm"),
                                          ("deadline_timezone", "Mars/Olympus")])
 def test_bad_deadline_settings(field, value):
-    cfg = AuroraConfig(ops=OpsConfig(**{field: value}))
     with pytest.raises(ConfigError, match=f"ops.{field}"):
-        deadline_for(dt.date(2024, 3, 15), cfg)
+        load_config(env={f"AURORA_OPS__{field.upper()}": value})
 
 
 def test_a_store_that_never_held_prices_is_not_stale(store):

@@ -229,6 +229,7 @@ def test_failed_migration_rolls_back(data_dir, monkeypatch):
     monkeypatch.setattr(history_module, "_MIGRATIONS",
                         (*history_module._MIGRATIONS[:1], "ALTER TABLE runs ADD COLUMN x TEXT;\n"
                          "ALTER TABLE nowhere ADD COLUMN y TEXT;"))
-    with pytest.raises(sqlite3.OperationalError):
+    with pytest.raises(StoreError, match=r"aurora.db: run history unreadable \(SQLite: no such "
+                       r"table: nowhere\)"):
         History(data_dir).recent_runs()
     assert _user_version(path) == 0 and "x" not in _columns(path, "runs")

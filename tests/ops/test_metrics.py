@@ -77,8 +77,12 @@ def test_render_parses_back_to_the_values():
 
 def test_metrics_without_samples_are_left_out():
     text = render_metrics([], None, open_alerts=0)
-    assert [f.name for f in text_string_to_metric_families(text)] == ["aurora_open_alerts"]
+    assert [f.name for f in text_string_to_metric_families(text)] == [
+        "aurora_open_alerts", "aurora_history_available"]
     assert "aurora_run_success" not in text and "aurora_data_stale" not in text
+    unknown = render_metrics([], None, open_alerts=None, history_available=False)
+    assert [(f.name, f.samples[0].value) for f in text_string_to_metric_families(unknown)] == [
+        ("aurora_history_available", 0.0)]
 
 
 def test_write_metrics_from_history(data_dir):

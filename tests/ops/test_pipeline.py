@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 from pathlib import Path
 
@@ -180,6 +181,7 @@ def test_demo_runs_offline_with_in_memory_credentials(data_dir, monkeypatch, cap
     assert not any(k.startswith("APCA_") for k in os.environ)  # never put in the environment
     lines = result.summary_lines()
     assert lines[0].startswith("aurora demo: ") and result.version in lines[0]
+    assert lines[0].endswith("(synthetic)") and lines[1].startswith("SYNTHETIC DATA: ")
     assert f"checks: {len(result.checks)}/{len(result.checks)} passed" in lines
     assert any(line.startswith("top-ranked for ") for line in lines)
     assert any(line.startswith("timings: fetch ") for line in lines)
@@ -187,6 +189,33 @@ def test_demo_runs_offline_with_in_memory_credentials(data_dir, monkeypatch, cap
     capfd.readouterr()
     assert main(["validate", "--data-dir", str(data_dir)]) == 0
     assert History(data_dir).recent_runs()[-1].command == "demo"
+    # everything it wrote says it is synthetic, whoever reads or predicts from it later
+    store = Store(data_dir)
+    fetched = store.origin("prices.parquet")
+    assert fetched is not None and fetched.params["synthetic"] is True
+    assert all(m.files["prices.parquet"].meta("synthetic") is True for m in store.lineage()
+               if "prices.parquet" in m.files)
+    assert json.loads(store.verified_path("predictions.json").read_text()
+                      )["inputs"]["synthetic"] is True
+    assert main(["predict", "--data-dir", str(data_dir), "--no-progress"]) == 0
+    later = json.loads(store.verified_path("predictions.json").read_text())
+    assert later["inputs"]["synthetic"] is True and store.manifest().stage == "predict"
+    # a real fetch into the demo's directory is refused, naming what to do
+    monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
+    capfd.readouterr()
+    assert main(["fetch", "--data-dir", str(data_dir), "--no-progress"]) == 2
+    err = capfd.readouterr().err.strip()
+    assert err.startswith("error: ") and "(synthetic demo data)" in err
+    assert "fetching from https://data.alpaca.markets would mix sources" in err
+    assert "--new-history" in err and len(err.splitlines()) == 1
+
+
+def test_the_demo_writes_into_a_directory_of_its_own(capsys):
+    from aurora.cli.main import main
+
+    assert main(["demo", "--help"]) == 0
+    assert "./aurora-demo" in " ".join(capsys.readouterr().out.split())
 
 
 def test_demo_refuses_a_store_fetched_from_a_real_api(data_dir):

@@ -6,7 +6,8 @@ import pytest
 from ops_helpers import Receiver, prices_frame, publish
 
 from aurora.config import AlpacaConfig, AuroraConfig, OpsConfig
-from aurora.errors import DataValidationError
+from aurora.errors import ConfigError, DataValidationError
+from aurora.ops import runner as runner_module
 from aurora.ops.audit import AuditLog
 from aurora.ops.history import History
 from aurora.ops.runner import run_context
@@ -84,9 +85,12 @@ def test_stale_alert_raised_once_and_resolved_when_fresh(store, receiver: Receiv
     assert [a.status for a in history.alerts(None)] == ["resolved"]
 
 
-def test_bookkeeping_failure_does_not_mask_the_outcome(store, caplog):
-    cfg = _config(store, deadline="99:99")  # freshness cannot be computed
-    with run_context(store, cfg, "x", now=lambda: NOW):
+def test_bookkeeping_failure_does_not_mask_the_outcome(store, caplog, monkeypatch):
+    def cannot(*args, **kwargs):
+        raise ConfigError("ops.deadline: cannot be computed here")
+
+    monkeypatch.setattr(runner_module, "check_freshness", cannot)  # freshness fails
+    with run_context(store, _config(store), "x", now=lambda: NOW):
         pass
     assert History(store.root).recent_runs()[0].success
     assert "freshness not checked: ops.deadline" in caplog.text

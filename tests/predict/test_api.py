@@ -9,9 +9,11 @@ import polars as pl
 import pytest
 
 from aurora import calendar
+from aurora.atomic import atomic_write_parquet
 from aurora.errors import DataValidationError
 from aurora.predict import evaluate, load_schema, predict, validate_document
 from aurora.store import Store
+from aurora.validation import validate_store
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +177,25 @@ def test_cli_predict_and_evaluate(tmp_path, helpers, market, capsys):
     assert main(["predict", "--data-dir", str(data), "--config", str(toml),
                  "--decision-date", "2020-01-04"]) == 5
     assert "2020-01-04 is not an NYSE session" in capsys.readouterr().err
+
+
+def test_features_built_from_other_prices_are_refused(tmp_path, helpers, market):
+    """A version pairing features with prices they were not built from (a fetch published
+    over the build's input, a hand edit) is refused by predict and by validate."""
+    prices, features, config = market
+    store = Store(tmp_path / "data")
+    helpers.publish(store, prices=prices)
+    old_prices = store.manifest().files["prices.parquet"].sha256
+    with store.transaction("build", base=store.current_version()) as txn:
+        atomic_write_parquet(txn.path("features.parquet"), features)
+        txn.describe("features.parquet", prices_sha256=old_prices)
+    predict(store, config)  # consistent: fine
+    with store.transaction("fetch", base=store.current_version()) as txn:  # new prices only
+        atomic_write_parquet(txn.path("prices.parquet"),
+                             prices.with_columns(pl.col("close") * 1.01))
+    with pytest.raises(DataValidationError,
+                       match=r"features.parquet of version .* was built from other prices "
+                             r".*run `aurora build`"):
+        predict(store, config)
+    report = validate_store(store, config)
+    assert [f.check for f in report.errors] == ["stale_features"]

@@ -405,3 +405,31 @@ def test_symbol_whose_bars_stop_early_is_stale(clean):
     [f] = only(report, "stale_symbol")
     assert (f.symbol, f.severity, f.dates) == ("BBB", "error", tuple(days[-7:]))
     assert not report.ok
+
+
+def test_a_non_numeric_price_column_is_a_schema_finding_not_nulls(clean):
+    """A price column of strings names the column and its dtype as a `schema` error; no
+    `nulls` (or any other) finding pretends its values were read."""
+    report = run(clean.with_columns(pl.col("close").cast(pl.String)))
+    [f] = only(report, "schema")
+    assert f.message == "column close has dtype String, expected Float64 (not numeric)"
+    assert not report.ok and "nulls" in report.stats["skipped"]
+
+
+@pytest.mark.parametrize("column", ["vwap", "trade_count"])
+def test_a_non_numeric_optional_column_is_reported_and_the_checks_still_run(clean, column):
+    frame = clean.with_columns(pl.lit("n/a").alias(column))
+    frame = set_value(frame, "AAA", day(frame, "AAA", 3), volume=-5.0)
+    report = run(frame)
+    assert sorted(f.check for f in report.findings) == ["negative_volume", "schema"]
+    [schema] = [f for f in report.findings if f.check == "schema"]
+    assert f"column {column} has dtype String" in schema.message
+    assert "(not numeric)" in schema.message
+
+
+def test_an_absurd_move_prints_bounded_numbers(bars, zigzag, clean):
+    frame = jump(bars, zigzag, clean, 9, 1e300)
+    [f] = [f for f in run(frame).findings if f.check == "large_move"]
+    assert f.message.endswith(" -> 9.99e+301 (2024-01-16): +9.81e+301%, beyond +/-50%; "
+                              "no corporate action explains it"), f.message
+    assert len(f.message) < 120

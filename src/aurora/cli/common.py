@@ -24,17 +24,17 @@ from aurora.ops.runner import RunContext, run_context
 from aurora.store import Store
 
 DataDirOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option("--data-dir", help="Data directory (default ./data, env AURORA_DATA_DIR)."),
 ]
 ConfigOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--config", help="TOML configuration file (default ./aurora.toml, env AURORA_CONFIG)."
     ),
 ]
 UniverseOption = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--universe",
         help="Universe file, any readable path (default: configured, else the universe "
@@ -69,8 +69,14 @@ def print_lines(lines: Iterable[str]) -> None:
 
 
 def make_config(config: Path | None, **overrides: Any) -> AuroraConfig:
-    """Load configuration with CLI flags as dotted-key overrides (None = flag not given)."""
-    return load_config(config, overrides=overrides)
+    """Load configuration with CLI flags as dotted-key overrides (None = flag not given).
+
+    Path flags arrive as text: an empty one (`--data-dir ""`) is refused by the
+    configuration like an empty environment variable, not read as the current directory.
+    """
+    if config is not None and not str(config).strip():
+        raise ConfigError("flag --config: the path is empty")
+    return load_config(Path(config) if config is not None else None, overrides=overrides)
 
 
 def command_line(ctx: typer.Context) -> list[str]:
@@ -81,7 +87,7 @@ def command_line(ctx: typer.Context) -> list[str]:
 
 @contextmanager
 def command_run(ctx: typer.Context, command: str, cfg: AuroraConfig, *,
-                config_file: Path | None = None, reads: Iterable[Path] = (),
+                config_file: str | Path | None = None, reads: Iterable[Path] = (),
                 history: bool = True) -> Iterator[RunContext]:
     """The run context of one CLI command (see the module docstring).
 
@@ -91,7 +97,8 @@ def command_run(ctx: typer.Context, command: str, cfg: AuroraConfig, *,
     """
     argv = command_line(ctx)
     with run_context(Store(cfg.data_dir), cfg, command, argv=argv, history=history) as run:
-        for path in (find_config_file(config_file), cfg.universe, *reads):
+        given = Path(config_file) if config_file is not None else None
+        for path in (find_config_file(given), cfg.universe, *reads):
             if path is not None:
                 run.note_read(path)
         yield run

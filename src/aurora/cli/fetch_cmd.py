@@ -27,6 +27,12 @@ from aurora.universe import resolve_universe
 _ADJUSTMENTS = ("raw", "split", "dividend", "all")
 _FEEDS = ("iex", "sip")
 
+NewHistoryOption = Annotated[
+    bool,
+    typer.Option("--new-history", help="Start a new price history here: fetch everything "
+                 "again, keeping nothing of the stored prices (needed to switch sources)."),
+]
+
 
 def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | None:
     if value is not None and value not in allowed:
@@ -46,17 +52,20 @@ def register(app: typer.Typer) -> None:
         adjustment: Annotated[str | None, typer.Option(
             "--adjustment", help="raw|split|dividend|all (default all).")] = None,
         feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,
+        new_history: NewHistoryOption = False,
         progress: ProgressOption = True,
     ) -> None:
         """Fetch daily bars from Alpaca into the validated, versioned price store.
 
         Credentials and endpoint: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL.
+        A store holding prices from another source is refused unless --new-history.
         """
         from aurora.fetch import fetch_prices  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe, **{
             "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
             "fetch.feed": _choice(feed, "--feed", _FEEDS),
+            "fetch.new_history": True if new_history else None,
         })
         first, last = parse_date_flag(start, "--start"), parse_date_flag(end, "--end")
         with command_run(ctx, "fetch", cfg, config_file=config) as run, \

@@ -22,7 +22,9 @@ from importlib.metadata import entry_points
 import typer
 
 from aurora.cli import build_cmd, fetch_cmd, ops_cmd, predict_cmd, validate_cmd
-from aurora.errors import AuroraError, NotInstalled
+from aurora.errors import AuroraError, NotInstalled, StoreError
+from aurora.oserrors import describe_os_error
+from aurora.redaction import redact, secret_values
 
 PLUGIN_GROUP = "aurora.commands"
 TESTBED_COMMANDS = {
@@ -67,8 +69,11 @@ _register_plugins(app)
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; AuroraError becomes `error: <message>` on stderr and its exit code.
 
-    Click's standalone mode reports usage errors itself (usage line, message, exit 2) and
-    ends with SystemExit.
+    Any other OSError (a file system failure no library call turned into an AuroraError)
+    becomes `error: <file>: <reason>` with StoreError's exit code 7; secret values are
+    masked. Other exceptions are programming errors and keep their traceback. Click's
+    standalone mode reports usage errors itself (usage line, message, exit 2) and ends
+    with SystemExit.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -78,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     except AuroraError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        print(f"error: {redact(describe_os_error(exc), secret_values())}", file=sys.stderr)
+        return StoreError.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

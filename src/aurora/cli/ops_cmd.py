@@ -27,6 +27,7 @@ from aurora.cli.common import (
     parse_date_flag,
     print_lines,
 )
+from aurora.cli.fetch_cmd import NewHistoryOption
 from aurora.cli.progress import progress_bars
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
@@ -62,7 +63,10 @@ def render_status(report: StatusReport) -> list[Table | Text]:
         runs.add_row(r.started_at[5:16].replace("T", " "), r.command, result,
                      f"{r.duration_seconds:.1f}", f"{r.rows:,}", str(r.symbols),
                      f"{r.requests}/{r.retries}", coverage)
-    out: list[Table | Text] = [runs if report.runs else Text("no runs recorded yet")]
+    history_line = report.history_line()
+    out: list[Table | Text] = [
+        Text(history_line, style="red") if history_line
+        else runs if report.runs else Text("no runs recorded yet")]
     if report.runs:
         last = report.runs[0]
         stages = ", ".join(f"{s.name} {s.seconds:.1f}s" for s in last.stages) or "none"
@@ -101,6 +105,8 @@ def render_status(report: StatusReport) -> list[Table | Text]:
             alerts.add_row(str(a.id), a.created_at[5:16].replace("T", " "), a.severity,
                            Text(message), Text(delivered))
         out.append(alerts)
+    elif history_line:
+        out.append(Text("open alerts unknown (the run history is unavailable)", style="red"))
     else:
         out.append(Text("no open alerts", style="green"))
     return out
@@ -117,12 +123,14 @@ def register(app: typer.Typer) -> None:
         end: EndOption = None,
         evaluate: Annotated[bool, typer.Option(
             "--evaluate", help="Also run the walk-forward evaluation.")] = False,
+        new_history: NewHistoryOption = False,
         progress: ProgressOption = True,
     ) -> None:
         """Fetch, build and predict, each stage gated by the previous one's validation."""
         from aurora.ops.pipeline import run_pipeline  # deferred: start-up time (cli/main.py)
 
-        cfg = make_config(config, data_dir=data_dir, universe=universe)
+        cfg = make_config(config, data_dir=data_dir, universe=universe,
+                          **{"fetch.new_history": True if new_history else None})
         with command_run(ctx, "run", cfg, config_file=config) as rec, \
                 progress_bars(progress) as bars:
             result = run_pipeline(cfg, start=parse_date_flag(start, "--start"),

@@ -35,6 +35,13 @@ from aurora.features.registry import (
     family_counts,
 )
 from aurora.progress import Progress, no_progress
+from aurora.schemas import (
+    CORPORATE_ACTIONS_TABLE,
+    FUNDAMENTALS_TABLE,
+    PRICES_TABLE,
+    SECTOR_MAP_TABLE,
+    read_table,
+)
 from aurora.store import Store
 from aurora.store.files import (
     CORPORATE_ACTIONS,
@@ -120,11 +127,13 @@ def load_inputs(store: Store) -> BuildInputs:
     assert version is not None and path is not None
     files = store.manifest(version).files
     sha = {PRICES: files[PRICES].sha256}
-    prices = pl.read_parquet(path)
+    where = f"version {version}"
+    prices = read_table(path, PRICES_TABLE, where)
     optional = {}
-    for name in (CORPORATE_ACTIONS, SECTOR_MAP, FUNDAMENTALS):
+    for name, table in ((CORPORATE_ACTIONS, CORPORATE_ACTIONS_TABLE),
+                        (SECTOR_MAP, SECTOR_MAP_TABLE), (FUNDAMENTALS, FUNDAMENTALS_TABLE)):
         p = store.verified_path(name, version)
-        optional[name] = pl.read_parquet(p) if p is not None else None
+        optional[name] = read_table(p, table, where) if p is not None else None
         if p is not None:
             sha[name] = files[name].sha256
     actions = optional[CORPORATE_ACTIONS]
@@ -261,7 +270,8 @@ def build_features(
         atomic_write_parquet(txn.path(FEATURES), frame.features)
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES, rows=meta["row_count"], symbols=meta["symbol_count"],
-                     date_range=meta["date_range"], registry_version=REGISTRY_VERSION)
+                     date_range=meta["date_range"], registry_version=REGISTRY_VERSION,
+                     prices_sha256=inputs.sha256[PRICES])
         txn.describe(FEATURES_META, registry_version=REGISTRY_VERSION)
     note("publish", 1, 1)
     return BuildResult(
@@ -272,5 +282,4 @@ def build_features(
 
 
 def _write_report(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, payload)
+    atomic_write_json(path, payload)  # creates state/ owner-only when missing

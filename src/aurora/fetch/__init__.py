@@ -6,14 +6,24 @@ Library API::
     report = fetch_prices(config, universe=None, progress=None)   # -> FetchReport
     report.summary_lines()                                         # what to show a person
 
-Modules: `client` (HTTP + pagination + parsing, retried by `aurora.retry`), `ratelimit`,
-`batches` (normalise, batch, checkpoint), `incremental` (plan, restatements, merge),
-`corporate_actions`, `publish` (store side), `summary`, `stage` (orchestration).
+Modules: `client` (HTTP + pagination + parsing, retried by `aurora.retry`, bounded by
+`aurora.deadline`), `ratelimit`, `batches` (normalise, batch, checkpoint), `incremental`
+(plan, restatements, merge), `reconcile` (the rotating re-check of old history), `source`
+(what a store's prices are bound to), `corporate_actions`, `publish` (store side), `summary`,
+`stage` (orchestration).
 """
 
-from aurora.fetch.client import AlpacaBarsClient, RequestRejected, RetriesExhausted
+from aurora.deadline import DeadlineExceeded
+from aurora.fetch.client import (
+    AlpacaBarsClient,
+    PagingError,
+    RateLimitWaitExceeded,
+    RequestRejected,
+    RetriesExhausted,
+)
 from aurora.fetch.stage import fetch_prices
 from aurora.fetch.summary import BatchFailure, FetchReport
 
-__all__ = ["AlpacaBarsClient", "BatchFailure", "FetchReport", "RequestRejected",
-           "RetriesExhausted", "fetch_prices"]
+__all__ = ["AlpacaBarsClient", "BatchFailure", "DeadlineExceeded", "FetchReport",
+           "PagingError", "RateLimitWaitExceeded", "RequestRejected", "RetriesExhausted",
+           "fetch_prices"]

@@ -10,6 +10,10 @@ Contract:
   both written atomically, Parquet first. A batch counts as done only when the index lists
   it and its file has the recorded row count, so a kill at any point loses at most the
   batches in flight and never leaves a half batch that would be trusted.
+- `clean_checkpoints(root, keep)` removes every plan directory under `root` except `keep`:
+  a plan id includes the day and the source, so another plan's batches (a killed run of
+  another day, universe or window) can never be resumed by this run. A concurrent fetch
+  of the same store would only lose its ability to resume (its bars are in memory).
 """
 
 from __future__ import annotations
@@ -133,3 +137,18 @@ class Checkpoint:
     def clear(self) -> None:
         """Remove this plan's checkpoints (after a successful publish)."""
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def clean_checkpoints(root: Path, keep: Path) -> list[str]:
+    """Remove the plan directories under `root` other than `keep`; their names, sorted.
+
+    Files directly under `root` and a missing `root` are left alone.
+    """
+    if not root.is_dir():
+        return []
+    removed = []
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and not path.is_symlink() and path.name != keep.name:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path.name)
+    return removed

@@ -2,42 +2,77 @@
 
 Contract:
 - Auth: `APCA-API-KEY-ID` / `APCA-API-SECRET-KEY` headers. Headers are never logged, and
-  every error message is scrubbed of the key and secret before it is raised.
+  every error message is scrubbed of the key and secret before it is raised. A credential
+  with leading/trailing whitespace, a control or a non-ASCII character is refused before
+  any request (`CredentialsError` naming the variable, never the value).
 - Window: `start`/`end` are NYSE session dates, both inclusive. They are sent as RFC-3339
   UTC instants from New York midnight of `start` to 23:59:59 New York of `end`: a daily bar
   is stamped at New York midnight, so an `end` of 00:00Z would drop the end session's bar.
 - Pages: `limit` (default 10000, counted across symbols) and `page_token` until
   `next_page_token` is null; a symbol that continues onto the next page is appended to.
+  A request group (one `get_bars` call) fails with `PagingError` when the server repeats a
+  `next_page_token`, or when it would take more than `max_pages` pages:
+  2 x ceil(symbols x sessions x bars per session / limit) + 5.
+- Time: each HTTP request (connect to the last byte of the body) gets at most `timeout`
+  seconds in all, enforced by a watchdog; an overdue request is abandoned and retried like
+  a timeout. A request group gets `group_deadline_seconds`; callers may add a `Deadline`
+  (`aurora.deadline`) per call or for the whole client. No request, rate-limit wait or
+  backoff is begun that would end past the earliest deadline: `DeadlineExceeded` instead.
+- Rate limit: `RateLimiter` paces the requests. One request (one page, every attempt) waits
+  at most `max_rate_limit_wait_seconds` on it in all, else `RateLimitWaitExceeded`; each
+  wait of 5 s or more is logged as a warning while it happens.
 - Parsing: unknown JSON keys are ignored, `n` and `vw` may be missing (null), `bars` may be
-  null or `{}`. Every bar becomes one row with `date` = its New York calendar date.
-- Retries follow `RetryPolicy`, pacing follows `RateLimiter`. 401/403 raise
-  `CredentialsError` naming the environment variables; other non-retryable answers raise
-  `RequestRejected`; exhausted retries raise `RetriesExhausted`.
+  null or `{}` but must be there: a 200 without `bars` is malformed. Symbol keys are
+  normalised to upper case. A bar without a string `t` is malformed. A malformed 200 is
+  retried like a 5xx, in the same attempts as every other failure of that page. Every bar
+  becomes one row with `date` = its New York calendar date.
+- Errors: retries follow `RetryPolicy`. 401/403 raise `CredentialsError` naming the
+  environment variables; other non-retryable answers raise `RequestRejected`; exhausted
+  retries raise `RetriesExhausted`. Every message is one line that names the request
+  (`GET /v2/stocks/bars for AAPL..MSFT (50 symbols)`) and what happened.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
 
+from aurora.calendar import sessions
+from aurora.credentials import credential_problem
+from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import CredentialsError, FetchError
-from aurora.fetch.ratelimit import RateLimiter
+from aurora.fetch.ratelimit import RateLimiter, WaitRefused
 from aurora.redaction import redact
-from aurora.retry import GaveUp, Outcome, RetryPolicy, TransientFailure, classify_status
+from aurora.retry import (
+    GaveUp,
+    Outcome,
+    OutOfTime,
+    RetryPolicy,
+    TransientFailure,
+    classify_status,
+)
 from aurora.schemas import PRICES_SCHEMA
+
+if TYPE_CHECKING:
+    from aurora.config import AuroraConfig
 
 NEW_YORK = ZoneInfo("America/New_York")
 BARS_PATH = "/v2/stocks/bars"
 MAX_PAGE_LIMIT = 10_000
+GROUP_DEADLINE_SECONDS = 600.0
+MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
 _TIMEFRAME = re.compile(
     r"^(?:([1-9]|[1-5][0-9])(?:Min|T)|([1-9]|1[0-9]|2[0-3])(?:Hour|H)|1(?:Day|D)|1(?:Week|W)"
     r"|(?:1|2|3|4|6|12)(?:Month|M))$"
@@ -62,6 +97,15 @@ class RequestRejected(FetchError):
 
 class RetriesExhausted(FetchError):
     """A request still failed after every allowed retry."""
+
+
+class PagingError(FetchError):
+    """The page-token loop of a request group would not end (a repeated token, or more
+    pages than the request can need)."""
+
+
+class RateLimitWaitExceeded(FetchError):
+    """One request would wait on the rate limit longer than it may in all."""
 
 
 class MalformedResponse(ValueError):
@@ -134,6 +178,82 @@ def check_timeframe(timeframe: str) -> str:
     return timeframe
 
 
+def describe_symbols(symbols: Sequence[str]) -> str:
+    """`AAPL`, `AAPL, MSFT, KO` (up to three) or `AAPL..XOM (50 symbols)`, for messages."""
+    if len(symbols) <= 3:
+        return ", ".join(symbols)
+    return f"{symbols[0]}..{symbols[-1]} ({len(symbols)} symbols)"
+
+
+def _bars_per_session(timeframe: str) -> int:
+    """An upper bound on the bars one symbol can have per session (24 h of intraday bars)."""
+    match = _TIMEFRAME.match(timeframe)
+    if match is None:
+        raise ValueError(f"unsupported timeframe {timeframe!r}")
+    minutes, hours = match.group(1), match.group(2)
+    if minutes:
+        return math.ceil(24 * 60 / int(minutes))
+    if hours:
+        return math.ceil(24 / int(hours))
+    return 1
+
+
+def max_pages(n_symbols: int, n_sessions: int, timeframe: str, page_limit: int) -> int:
+    """The most pages a bars request for `n_symbols` x `n_sessions` may take.
+
+    A page holds at most `page_limit` bars counted across symbols, so the request needs
+    ceil(symbols x sessions x bars per session / limit) full pages; twice that plus 5 leaves
+    room for a server that fills pages only partly and for a final empty page.
+    """
+    need = max(n_symbols, 1) * max(n_sessions, 1) * _bars_per_session(timeframe)
+    return 2 * math.ceil(need / page_limit) + 5
+
+
+class PageGuard:
+    """Ends a page-token loop that would not end on its own.
+
+    `advance(token)` is called with every non-null `next_page_token` before the next page is
+    asked: it raises `PagingError` when the token came before in this loop, or when the loop
+    would ask more than `limit` pages. `what` names the request and `scope` what it covers
+    ("50 symbols x 21 sessions") in the one-line messages.
+    """
+
+    def __init__(self, limit: int, what: str, scope: str) -> None:
+        self.limit = limit
+        self.what = what
+        self.scope = scope
+        self.pages = 1  # the first page has been asked
+        self._seen: set[str] = set()
+
+    def advance(self, token: str) -> None:
+        """Allow one more page for `token`, or raise `PagingError`."""
+        if token in self._seen:
+            raise PagingError(f"{self.what}: the server returned the same next_page_token "
+                              f"twice (after page {self.pages}); stopped paging")
+        if self.pages >= self.limit:
+            raise PagingError(f"{self.what}: more than {self.limit} pages for {self.scope}; "
+                              "stopped paging")
+        self._seen.add(token)
+        self.pages += 1
+
+
+_PLAIN = re.compile(r"^[A-Za-z0-9._/-]{1,40}$")
+
+
+def _printable(value: Any, width: int = 40) -> str:
+    """`value` shown on one line, safe for a message: a plain ticker as it is, anything
+    else JSON-quoted (newlines escaped) and truncated to `width` characters."""
+    if isinstance(value, str) and _PLAIN.match(value):
+        return value
+    text = json.dumps(value, ensure_ascii=True, default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+_FIELD_KEYS = {"open": "o", "high": "h", "low": "l", "close": "c", "volume": "v",
+               "vwap": "vw", "trade_count": "n"}  # column -> Alpaca's JSON key
+_NUMBER_FIELDS = tuple(_FIELD_KEYS)
+
+
 class _Columns:
     """Column-wise accumulation of parsed bars (cheaper than one dict per bar)."""
 
@@ -141,17 +261,20 @@ class _Columns:
         self.cols: dict[str, list[Any]] = {name: [] for name in BAR_SCHEMA}
 
     def add_page(self, bars: Any) -> int:
+        """Append a page's `bars` object; MalformedResponse (nothing rolled back) if bad."""
         if bars is None:
             return 0
         if not isinstance(bars, dict):
             raise MalformedResponse("'bars' is not an object keyed by symbol")
         c = self.cols
         count = 0
-        for symbol, rows in bars.items():
+        for key, rows in bars.items():
+            symbol = key.upper()  # JSON keys are strings; Alpaca symbols are upper case
             if rows is None:
                 continue
             if not isinstance(rows, list):
-                raise MalformedResponse(f"bars of {symbol} are not a list")
+                raise MalformedResponse(f"bars of {_printable(symbol)} are not a list")
+            first = len(c["t"])
             try:
                 for bar in rows:
                     c["t"].append(bar["t"])
@@ -162,8 +285,15 @@ class _Columns:
                     c["volume"].append(bar["v"])
                     c["vwap"].append(bar.get("vw"))
                     c["trade_count"].append(bar.get("n"))
-            except (KeyError, TypeError) as exc:
-                raise MalformedResponse(f"a bar of {symbol} lacks field {exc}") from None
+            except (KeyError, TypeError, AttributeError) as exc:
+                raise MalformedResponse(
+                    f"a bar of {_printable(symbol)} lacks field {_printable(str(exc))}"
+                ) from None
+            for i, stamp in enumerate(c["t"][first:]):
+                if not isinstance(stamp, str):
+                    raise MalformedResponse(
+                        f"bar {i + 1} of {_printable(symbol)} has no timestamp "
+                        f"('t' is {_printable(stamp)})")
             c["symbol"].extend([symbol] * len(rows))
             count += len(rows)
         return count
@@ -175,22 +305,101 @@ class _Columns:
     def __len__(self) -> int:
         return len(self.cols["t"])
 
-    def frame(self, timeframe: str) -> pl.DataFrame:
-        """Bars as a frame: `date` (New York date), `timestamp` for intraday, prices."""
+    def _raw(self) -> pl.DataFrame:
+        """The columns as a frame of BAR_SCHEMA. A value of the wrong JSON type (a string
+        price would otherwise be cast, or become null and read as a missing value) is a
+        MalformedResponse naming the symbol and field; the slow search for it runs only when
+        the strict construction fails."""
         try:
-            raw = pl.DataFrame(self.cols, schema=BAR_SCHEMA, strict=False)
-            stamp = pl.col("t").str.to_datetime(time_unit="us", time_zone="UTC", strict=True)
-            out = raw.with_columns(timestamp=stamp).with_columns(
-                date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
-            )
+            return pl.DataFrame(self.cols, schema=BAR_SCHEMA, strict=True)
+        except (TypeError, pl.exceptions.PolarsError):
+            pass
+        for name in _NUMBER_FIELDS:
+            for i, value in enumerate(self.cols[name]):
+                if value is not None and (isinstance(value, bool) or
+                                          not isinstance(value, int | float)):
+                    raise MalformedResponse(
+                        f"a bar of {_printable(self.cols['symbol'][i])} has a non-numeric "
+                        f"{_FIELD_KEYS[name]!r} = {_printable(value)}")
+        return pl.DataFrame(self.cols, schema=BAR_SCHEMA, strict=False)  # e.g. n = 3.0
+
+    def frame(self, timeframe: str) -> pl.DataFrame:
+        """Bars as a frame: `date` (New York date), `timestamp` for intraday, prices.
+
+        MalformedResponse naming the symbol when a timestamp or value cannot be read.
+        """
+        try:
+            raw = self._raw()
+            stamp = pl.col("t").str.to_datetime(time_unit="us", time_zone="UTC", strict=False)
+            out = raw.with_columns(timestamp=stamp)
+        except MalformedResponse:
+            raise
         except (pl.exceptions.PolarsError, TypeError, ValueError) as exc:
-            raise MalformedResponse(f"unparseable bar values ({str(exc)[:120]})") from None
+            first = " ".join(str(exc).split())[:120]
+            raise MalformedResponse(f"unreadable bar values ({first})") from None
+        bad = out.filter(pl.col("timestamp").is_null())
+        if bad.height:
+            row = bad.row(0, named=True)
+            raise MalformedResponse(f"a bar of {_printable(row['symbol'])} has an unreadable "
+                                    f"timestamp 't' = {_printable(row['t'])}")
+        out = out.with_columns(
+            date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
+        )
         columns = [*PRICES_SCHEMA] + ([] if timeframe in ("1Day", "1D") else ["timestamp"])
         return out.select(columns)
 
 
+def _read_page(columns: _Columns, data: dict[str, Any]) -> str | None:
+    """Append one bars page to `columns`; its next page token or None.
+
+    MalformedResponse (with `columns` rolled back) when the page is not the documented
+    shape: no `bars` key, bars not keyed by symbol, a bar without `t`, a non-string token.
+    """
+    if "bars" not in data:
+        raise MalformedResponse("the body had no 'bars'")
+    mark = len(columns)
+    try:
+        columns.add_page(data["bars"])
+        token = data.get("next_page_token") or None
+        if token is not None and not isinstance(token, str):
+            raise MalformedResponse("next_page_token is not a string")
+    except MalformedResponse:
+        columns.truncate(mark)
+        raise
+    return token
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """One complete HTTP answer, read by the watchdog's worker."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+
+class _Overdue(Exception):
+    """The watchdog abandoned a request still running when its time was up."""
+
+
+@dataclass
+class _RequestWaits:
+    """Rate-limit waiting of one request (every attempt of one page)."""
+
+    seconds: float = 0.0
+    limited: int = 0
+
+
 class AlpacaBarsClient:
-    """One authenticated httpx session to the market-data API. Use as a context manager."""
+    """One authenticated httpx session to the market-data API. Use as a context manager.
+
+    `timeout`: the most one HTTP request may take, from connect to the last body byte.
+    `group_deadline_seconds`: the most one `get_bars` call may take in all.
+    `max_rate_limit_wait_seconds`: the most one request may wait on the rate limit in all.
+    `deadline`: an optional `Deadline` no request of this client may run past (e.g. the
+    whole fetch's). `monotonic` is the clock of the group deadlines (seconds); `sleep` waits
+    for backoff. Both are injectable for tests.
+    """
 
     def __init__(
         self,
@@ -204,15 +413,31 @@ class AlpacaBarsClient:
         page_limit: int = MAX_PAGE_LIMIT,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] | None = None,
+        group_deadline_seconds: float = GROUP_DEADLINE_SECONDS,
+        max_rate_limit_wait_seconds: float = MAX_RATE_LIMIT_WAIT_SECONDS,
+        deadline: Deadline | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise ValueError(f"page_limit must be 1..{MAX_PAGE_LIMIT}")
+        if not (timeout > 0 and group_deadline_seconds > 0 and max_rate_limit_wait_seconds > 0):
+            raise ValueError("timeout, group_deadline_seconds and max_rate_limit_wait_seconds "
+                             "must be positive")
+        for name, value in (("APCA_API_KEY_ID", key_id), ("APCA_API_SECRET_KEY", secret_key)):
+            problem = credential_problem(value)
+            if problem:
+                raise CredentialsError(f"{name} {problem}: correct it where it is set")
         self._secrets = tuple(s for s in (key_id, secret_key) if s)
         self.limiter = limiter
         self.policy = policy or RetryPolicy()
         self.page_limit = page_limit
+        self.timeout = timeout
+        self.group_deadline_seconds = group_deadline_seconds
+        self.max_rate_limit_wait_seconds = max_rate_limit_wait_seconds
+        self.deadline = deadline
         self.stats = ClientStats()
         self._sleep = sleep or time.sleep
+        self._monotonic = monotonic
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"),
             headers={"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret_key,
@@ -220,6 +445,29 @@ class AlpacaBarsClient:
             timeout=timeout,
             transport=transport,
             follow_redirects=False,
+        )
+
+    @classmethod
+    def from_config(
+        cls,
+        config: AuroraConfig,
+        *,
+        limiter: RateLimiter,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] | None = None,
+        deadline: Deadline | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> AlpacaBarsClient:
+        """A client with every `[fetch]` setting of `config` and its checked credentials."""
+        key_id, secret = config.alpaca.require_credentials()
+        fc = config.fetch
+        return cls(
+            config.alpaca.data_url, key_id, secret, limiter=limiter,
+            policy=RetryPolicy(fc.max_retries, fc.backoff_base_seconds, fc.backoff_max_seconds),
+            timeout=fc.timeout_seconds, page_limit=fc.page_limit, transport=transport,
+            sleep=sleep, group_deadline_seconds=fc.request_group_deadline_seconds,
+            max_rate_limit_wait_seconds=fc.max_rate_limit_wait_seconds, deadline=deadline,
+            monotonic=monotonic,
         )
 
     def __enter__(self) -> AlpacaBarsClient:
@@ -232,25 +480,61 @@ class AlpacaBarsClient:
         self._http.close()
 
     # -- requests ------------------------------------------------------------------------
-    def get_json(self, path: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """One GET with pacing and retries (`self.policy`); the JSON object of a 2xx answer.
+    def get_json(
+        self,
+        path: str,
+        params: Mapping[str, Any],
+        *,
+        deadline: Deadline | None = None,
+        what: str | None = None,
+        parse: Callable[[dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """One GET with pacing and retries (`self.policy`); the JSON object of a 2xx answer,
+        or what `parse(object)` returns for it.
 
-        Every attempt waits for the rate limiter and counts in `stats.requests`; every retry
-        counts in `stats.retries` and its backoff sleep in `stats.backoff_seconds`.
+        `parse` may raise `MalformedResponse`: the answer is then retried like a 5xx, in the
+        same attempts. `deadline` (with the client's own) bounds every attempt and wait;
+        `what` names the request in errors (default `GET <path>`). Every attempt waits for
+        the rate limiter and counts in `stats.requests`; every retry counts in
+        `stats.retries` and its backoff sleep in `stats.backoff_seconds`. Raises
+        CredentialsError, RequestRejected, RetriesExhausted, RateLimitWaitExceeded or
+        DeadlineExceeded, each with a one-line message.
         """
+        what = what or f"GET {path}"
+        limit = Deadline.earliest(deadline, self.deadline)
+        waits = _RequestWaits()
+        last: list[str] = []
 
-        def attempt(retries: int) -> dict[str, Any]:
-            self.limiter.acquire()
+        def attempt(retries: int) -> Any:
+            if limit is not None and limit.expired():
+                raise DeadlineExceeded(self._scrub(f"{what}: {limit.message()}{_last(last)}"),
+                                       limit)
+            self._acquire(what, limit, waits)
             self.stats.add(requests=1)
-            data = self._attempt(path, params, retries)
+            data = self._attempt(path, params, retries, limit, waits)
+            if parse is not None:
+                try:
+                    data = parse(data)
+                except MalformedResponse as exc:
+                    raise TransientFailure(f"malformed answer: {exc}") from None
             self.stats.add(successful=1)
             return data
 
+        def on_retry(failure: TransientFailure, delay: float) -> None:
+            last[:] = [failure.problem]
+            self._count_retry(failure, delay)
+
         try:
-            return self.policy.call(attempt, sleep=self._sleep, on_retry=self._count_retry)
+            return self.policy.call(attempt, sleep=self._sleep, on_retry=on_retry,
+                                    deadline=limit)
+        except OutOfTime as exc:
+            raise DeadlineExceeded(self._scrub(
+                f"{what}: {exc.deadline.message()} (no time left to retry after "
+                f"{exc.attempts} attempt(s); last problem: {exc.problem})"), exc.deadline
+            ) from None
         except GaveUp as exc:
             raise RetriesExhausted(
-                self._scrub(f"GET {path} failed after {exc.attempts} attempts: {exc.problem}")
+                self._scrub(f"{what} failed after {exc.attempts} attempts: {exc.problem}")
             ) from None
 
     def _count_retry(self, _failure: TransientFailure, delay: float) -> None:
@@ -258,56 +542,130 @@ class AlpacaBarsClient:
         if delay > 0:
             self.stats.add(backoff_seconds=delay)
 
-    def _attempt(self, path: str, params: Mapping[str, Any], retries: int) -> dict[str, Any]:
+    def _acquire(self, what: str, limit: Deadline | None, waits: _RequestWaits) -> None:
+        """Wait for the rate limiter within what this request may still wait in all and
+        within `limit`; RateLimitWaitExceeded or DeadlineExceeded (without waiting) if not."""
+        allowed = self.max_rate_limit_wait_seconds - waits.seconds
+        by_deadline = limit is not None and limit.remaining() < allowed
+        if limit is not None and by_deadline:
+            allowed = limit.remaining()
+        context = f" before {what}"
+        if waits.limited:
+            context += (f" (HTTP 429 {waits.limited} time(s) so far; it gives up after "
+                        f"{self.max_rate_limit_wait_seconds:g} s of waiting)")
+        try:
+            waits.seconds += self.limiter.acquire(max(allowed, 0.0), context=context)
+        except WaitRefused as exc:
+            if limit is not None and by_deadline:
+                raise DeadlineExceeded(self._scrub(
+                    f"{what}: {limit.message()} (it would wait {exc.wait:.0f} s more for the "
+                    f"rate limit: {exc.reason})"), limit) from None
+            limited = f"HTTP 429 {waits.limited} time(s), " if waits.limited else ""
+            raise RateLimitWaitExceeded(self._scrub(
+                f"{what}: gave up on the rate limit ({limited}{waits.seconds:.0f} s waited): "
+                f"{exc.wait:.0f} s more ({exc.reason}) would pass the "
+                f"{self.max_rate_limit_wait_seconds:g} s one request may wait "
+                "(fetch.max_rate_limit_wait_seconds)")) from None
+
+    def _attempt(self, path: str, params: Mapping[str, Any], retries: int,
+                 limit: Deadline | None, waits: _RequestWaits) -> dict[str, Any]:
         """Send once; the JSON object of a 2xx answer.
 
-        Raises `TransientFailure` to be retried (a 429 after the limiter's wait, with no
-        backoff sleep of its own), `CredentialsError` or `RequestRejected` otherwise.
+        Raises `TransientFailure` to be retried (a 429 after arranging the limiter's wait,
+        with no backoff sleep of its own; an overdue request), `CredentialsError` or
+        `RequestRejected` otherwise.
         """
+        seconds = self.timeout
+        if limit is not None:
+            seconds = max(min(seconds, limit.remaining()), 0.001)
         try:
-            response = self._http.get(path, params=dict(params))
+            answer = self._send(path, params, seconds)
+        except _Overdue:
+            self.stats.count_status("timeout")
+            raise TransientFailure(
+                f"timeout (no complete answer within {seconds:.3g} s)") from None
         except httpx.TimeoutException as exc:
             self.stats.count_status("timeout")
             raise TransientFailure(f"timeout ({type(exc).__name__})") from None
         except httpx.RequestError as exc:  # transport errors, corrupt bodies (DecodingError)
             self.stats.count_status("connection")
             raise TransientFailure(f"connection error ({type(exc).__name__})") from None
-        self.stats.count_status(str(response.status_code))
-        self.limiter.observe(response.headers)
-        outcome = classify_status(response.status_code)
+        self.stats.count_status(str(answer.status))
+        self.limiter.observe(answer.headers)
+        outcome = classify_status(answer.status)
         if outcome is Outcome.OK:
             try:
-                data = response.json()
+                data = json.loads(answer.body)
             except ValueError:
-                raise TransientFailure(
-                    f"HTTP {response.status_code} with a non-JSON body"
-                ) from None
+                raise TransientFailure(f"HTTP {answer.status} with a non-JSON body") from None
             if not isinstance(data, dict):
                 raise TransientFailure("HTTP 200 with a JSON body that is not an object")
             return data
         if outcome is Outcome.RATE_LIMITED:
             self.stats.add(rate_limited=1)
-            if not self.limiter.block_until_reset(response.headers):
-                self.limiter.block_for(self.policy.backoff(retries))
+            waits.limited += 1
+            if not self.limiter.block_until_reset(answer.headers,
+                                                  why="HTTP 429, until X-RateLimit-Reset"):
+                self.limiter.block_for(self.policy.backoff(retries),
+                                       why="HTTP 429 without a usable X-RateLimit-Reset, "
+                                           "backing off")
             raise TransientFailure("HTTP 429 (rate limit)", backoff=False)
-        message = self._message(response)
+        message = self._message(answer)
         if outcome is Outcome.CREDENTIALS and "subscription" not in message.lower():
             raise CredentialsError(
-                f"the market-data API rejected the credentials (HTTP {response.status_code}): "
+                f"the market-data API rejected the credentials (HTTP {answer.status}): "
                 "check APCA_API_KEY_ID and APCA_API_SECRET_KEY"
             )
         if outcome in (Outcome.CREDENTIALS, Outcome.REJECTED):
             raise RequestRejected(
-                self._scrub(f"GET {path} was rejected with HTTP {response.status_code}: {message}")
+                self._scrub(f"GET {path} was rejected with HTTP {answer.status}: {message}")
             )
-        raise TransientFailure(f"HTTP {response.status_code}")
+        raise TransientFailure(f"HTTP {answer.status}")
 
-    def _message(self, response: httpx.Response) -> str:
+    def _send(self, path: str, params: Mapping[str, Any], seconds: float) -> _Answer:
+        """GET `path` and read the whole answer within `seconds`, or raise `_Overdue`.
+
+        httpx timeouts bound each network operation, not the request: a server that drips a
+        few bytes at a time never trips them. So a worker thread does the request while this
+        one waits at most `seconds`; an overdue worker is abandoned and stops at its next
+        chunk (closing its connection). httpx errors are re-raised here.
+        """
+        outcome: list[_Answer | BaseException] = []
+        done = threading.Event()
+        abandoned = threading.Event()
+
+        def work() -> None:
+            try:
+                with self._http.stream("GET", path, params=dict(params),
+                                       timeout=seconds) as response:
+                    chunks: list[bytes] = []
+                    for chunk in response.iter_bytes():
+                        if abandoned.is_set():
+                            return
+                        chunks.append(chunk)
+                    outcome.append(_Answer(response.status_code, response.headers,
+                                           b"".join(chunks)))
+            except BaseException as exc:  # handed over to the waiting thread, as raised
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="aurora-http", daemon=True)
+        worker.start()
+        if not done.wait(seconds) or not outcome:
+            abandoned.set()
+            raise _Overdue
+        result = outcome[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _message(self, answer: _Answer) -> str:
         try:
-            body = response.json()
+            body = json.loads(answer.body)
             text = str(body.get("message", body)) if isinstance(body, dict) else str(body)
         except ValueError:
-            text = response.text
+            text = answer.body.decode("utf-8", errors="replace")
         return self._scrub(" ".join(text.split())[:200] or "(empty body)")
 
     def _scrub(self, text: str) -> str:
@@ -323,12 +681,16 @@ class AlpacaBarsClient:
         timeframe: str = "1Day",
         adjustment: str = "all",
         feed: str = "sip",
+        deadline: Deadline | None = None,
     ) -> pl.DataFrame:
         """Every bar of `symbols` for sessions `start`..`end` (inclusive), all pages.
 
+        One request group: it must end within `group_deadline_seconds` (and before
+        `deadline` and the client's deadline when given) and within `max_pages` pages.
         Returns the price schema (`date`, `symbol`, `open`..`trade_count`; plus `timestamp`
         for intraday timeframes), sorted by symbol then time. Raises CredentialsError,
-        RequestRejected or RetriesExhausted.
+        RequestRejected, RetriesExhausted, RateLimitWaitExceeded, PagingError or
+        DeadlineExceeded (all FetchError but the first), each naming the symbols.
         """
         if not symbols:
             raise ValueError("no symbols to request")
@@ -345,44 +707,31 @@ class AlpacaBarsClient:
             "feed": feed,
             "sort": "asc",
         }
+        what = f"GET {BARS_PATH} for {describe_symbols(symbols)}"
+        group = Deadline.after(self.group_deadline_seconds, "request group",
+                               clock=self._monotonic)
+        limit = Deadline.earliest(group, deadline)
+        n_sessions = len(sessions(start, end))
+        scope = f"{len(symbols)} symbols x {n_sessions} sessions"
+        if timeframe not in ("1Day", "1D"):
+            scope += f" of {timeframe} bars"
+        guard = PageGuard(max_pages(len(symbols), n_sessions, timeframe, self.page_limit),
+                          what, f"{scope} at {self.page_limit} bars per page")
         columns = _Columns()
         token: str | None = None
         while True:
             page_params = dict(params, page_token=token) if token else params
-            _, token = self._read_page(columns, page_params)
+            token = self.get_json(BARS_PATH, page_params, deadline=limit, what=what,
+                                  parse=partial(_read_page, columns))
             if token is None:
                 break
+            guard.advance(token)
         try:
             frame = columns.frame(timeframe)
         except MalformedResponse as exc:
-            raise RequestRejected(f"GET {BARS_PATH}: {exc}") from None
+            raise RequestRejected(self._scrub(f"{what}: {exc}")) from None
         return frame.sort("symbol", "timestamp" if "timestamp" in frame.columns else "date")
 
-    def _read_page(self, columns: _Columns, params: Mapping[str, Any]) -> tuple[int, str | None]:
-        """Append one page to `columns`; (bars added, next page token or None).
 
-        A page that is not the documented shape is rolled back and asked again under
-        `self.policy` (each retry counts in `stats.retries`); when retries are spent it
-        raises `RetriesExhausted`.
-        """
-
-        def attempt(_retries: int) -> tuple[int, str | None]:
-            data = self.get_json(BARS_PATH, params)
-            mark = len(columns)
-            try:
-                count = columns.add_page(data.get("bars"))
-                token = data.get("next_page_token") or None
-                if token is not None and not isinstance(token, str):
-                    raise MalformedResponse("next_page_token is not a string")
-            except MalformedResponse as exc:
-                columns.truncate(mark)
-                raise TransientFailure(str(exc)) from None
-            return count, token
-
-        try:
-            return self.policy.call(attempt, sleep=self._sleep,
-                                    on_retry=lambda _failure, _delay: self.stats.add(retries=1))
-        except GaveUp as exc:
-            raise RetriesExhausted(
-                self._scrub(f"GET {BARS_PATH}: malformed page: {exc.problem}")
-            ) from None
+def _last(problems: list[str]) -> str:
+    return f" (last problem: {problems[-1]})" if problems else ""

@@ -21,10 +21,11 @@ from typing import Any
 import polars as pl
 
 from aurora.errors import FetchError
-from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.client import AlpacaBarsClient, PageGuard
 from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, DIVIDEND_TYPES, SPLIT_TYPES
 
 CA_PATH = "/v1/corporate-actions"
+PAGE_LIMIT = 1000
 TYPES = (*SPLIT_TYPES, *DIVIDEND_TYPES, "name_change")
 CA_SCHEMA = CORPORATE_ACTIONS_SCHEMA
 
@@ -77,6 +78,13 @@ def parse_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _page_cap(symbols: int, start: dt.date, end: dt.date) -> int:
+    """Pages a group can need, generously: a symbol has at most a dividend a week plus a
+    few splits and renames a year, 1000 records a page; twice that, plus five."""
+    records = symbols * ((end - start).days // 7 + 10)
+    return 2 * -(-records // PAGE_LIMIT) + 5
+
+
 def fetch_corporate_actions(
     client: AlpacaBarsClient,
     symbols: Sequence[str],
@@ -85,15 +93,23 @@ def fetch_corporate_actions(
     *,
     batch_size: int = 50,
 ) -> pl.DataFrame:
-    """All splits, dividends and name changes of `symbols` processed in `start`..`end`."""
+    """All splits, dividends and name changes of `symbols` processed in `start`..`end`.
+
+    The page loop ends on a repeated `next_page_token` or past what the window can hold
+    (`PagingError`, from `aurora.fetch.client.PageGuard`).
+    """
     rows: list[dict[str, Any]] = []
     for i in range(0, len(symbols), batch_size):
+        group = symbols[i : i + batch_size]
+        guard = PageGuard(_page_cap(len(group), start, end), f"GET {CA_PATH} for "
+                          f"{group[0]}..{group[-1]}", f"{len(group)} symbols over "
+                          f"{(end - start).days + 1} days")
         params: dict[str, Any] = {
-            "symbols": ",".join(symbols[i : i + batch_size]),
+            "symbols": ",".join(group),
             "types": ",".join(TYPES),
             "start": start.isoformat(),
             "end": end.isoformat(),
-            "limit": 1000,
+            "limit": PAGE_LIMIT,
             "sort": "asc",
         }
         token: str | None = None
@@ -103,6 +119,7 @@ def fetch_corporate_actions(
             token = page.get("next_page_token") or None
             if token is None:
                 break
+            guard.advance(str(token))
     if not rows:
         return empty_actions()
     frame = pl.DataFrame(rows, schema=CA_SCHEMA)

@@ -2,14 +2,18 @@
 
 Contract:
 - `plan_fetch`: a symbol that the store lacks, or a store whose history starts after the
-  requested start, is requested in full (`start`..`end`). A stored symbol whose last
-  session is before `end` is requested from `overlap` sessions before its last stored
-  session (so the overlap re-reads stored bars) up to `end`. A symbol already stored
-  through `end` is not requested. Symbols sharing a window are batched together.
-- `find_restatements`: inside the overlap, every stored bar must come back unchanged (open,
-  high, low, close, volume, vwap, trade_count within a relative 1e-9) and no new bar may
-  appear between stored bars. Any difference (a new split or dividend under adjusted
-  prices, a vendor correction) marks the symbol for a full re-fetch.
+  requested start, is requested in full (`start`..`end`, purpose "full"). A stored symbol
+  is requested from `overlap` sessions before its last stored session (capped at `end`)
+  up to `end` (purpose "incremental"), so the overlap re-reads stored bars: a symbol
+  already stored through `end` still has its last `overlap` sessions confirmed by the
+  server (it is also listed in `up_to_date`). A stored symbol named in `reconcile` is
+  re-read over its whole history instead, `reconcile_from`..max(`end`, its last stored
+  session) (purpose "reconcile"). Symbols sharing a window are batched together.
+- `find_restatements`: inside each compared window (the overlap; the whole history for
+  "reconcile"), every stored bar must come back unchanged (open, high, low, close, volume,
+  vwap, trade_count within a relative 1e-9) and no new bar may appear between stored bars.
+  Any difference (a new split or dividend under adjusted prices, a vendor correction)
+  marks the symbol, with the first differing date.
 - `merge_prices`: stored rows of kept symbols, minus the symbols being replaced, with
   fetched rows winning on (symbol, date); one row per (symbol, date), sorted.
 """
@@ -52,25 +56,33 @@ def plan_fetch(
     batch_size: int,
     overlap: int,
     stored_from: dt.date | None = None,
+    reconcile: Iterable[str] = (),
+    reconcile_from: dt.date | None = None,
 ) -> FetchPlan:
     """Plan the requests for `symbols` over sessions `start`..`end` (see module docstring).
 
     `stored_from` is the earliest start the stored history was requested from (from the
-    manifest); when it is after `start`, every symbol is requested in full.
+    manifest); when it is after `start`, every symbol is requested in full. `reconcile`
+    names stored symbols to re-read from `reconcile_from` (default `start`) instead.
     """
     last: dict[str, dt.date] = {}
     if stored is not None and stored.height and (stored_from is None or stored_from <= start):
         last = dict(stored.group_by("symbol").agg(pl.col("date").max()).iter_rows())
+    deep = set(reconcile)
     windows: dict[str, tuple[dt.date, dt.date, str]] = {}
     up_to_date: list[str] = []
     for symbol in symbols:
         stored_last = last.get(symbol)
         if stored_last is None or stored_last < start:
             windows[symbol] = (start, end, "full")
-        elif stored_last >= end:
+            continue
+        if stored_last >= end:
             up_to_date.append(symbol)
+        if symbol in deep:
+            windows[symbol] = (min(reconcile_from or start, start), max(end, stored_last),
+                               "reconcile")
         else:
-            windows[symbol] = (max(sessions_back(stored_last, overlap), start), end,
+            windows[symbol] = (max(sessions_back(min(stored_last, end), overlap), start), end,
                                "incremental")
     groups: dict[tuple[dt.date, dt.date, str], list[str]] = {}
     for symbol, window in windows.items():
@@ -89,17 +101,21 @@ def _differs(a: pl.Expr, b: pl.Expr) -> pl.Expr:
 
 
 def find_restatements(
-    stored: pl.DataFrame, fetched: pl.DataFrame, plan: FetchPlan
+    stored: pl.DataFrame, fetched: pl.DataFrame, plan: FetchPlan,
+    purpose: str = "incremental",
 ) -> dict[str, str]:
-    """Symbols whose re-read overlap differs from the store, each with a short reason."""
-    incremental = plan.symbols("incremental")
-    if not incremental or stored.height == 0:
+    """Symbols of `purpose` whose re-read window differs from the store, each with a short
+    reason naming the first differing date."""
+    checked = plan.symbols(purpose)
+    if not checked or stored.height == 0:
         return {}
     starts = pl.DataFrame(
-        {"symbol": incremental, "w_start": [plan.windows[s][0] for s in incremental]},
-        schema={"symbol": pl.String, "w_start": pl.Date},
+        {"symbol": checked, "w_start": [plan.windows[s][0] for s in checked],
+         "w_end": [plan.windows[s][1] for s in checked]},
+        schema={"symbol": pl.String, "w_start": pl.Date, "w_end": pl.Date},
     )
-    old = stored.join(starts, on="symbol").filter(pl.col("date") >= pl.col("w_start"))
+    old = stored.join(starts, on="symbol").filter(
+        pl.col("date").is_between(pl.col("w_start"), pl.col("w_end")))
     last = old.group_by("symbol").agg(pl.col("date").max().alias("last"))
     new = fetched.join(last, on="symbol").join(starts, on="symbol").filter(
         (pl.col("date") <= pl.col("last")) & (pl.col("date") >= pl.col("w_start"))

@@ -1,13 +1,19 @@
 """The fetch stage's side of the store: read what is stored, publish a new version.
 
 Contract:
-- `load_stored` returns the stored prices only when they were fetched with the same
-  adjustment and feed (otherwise the run starts from scratch and says so in a warning).
+- `load_stored` returns the stored prices only when they come from the same source
+  (`aurora.fetch.source`): prices from another URL, or synthetic prices when these are not
+  (and the reverse), raise ConfigError saying what to do, unless `new_history` is asked
+  for; another adjustment or feed, or `new_history`, starts from scratch and says why
+  (`Stored.refetch_reason`, also a warning).
+- `unchanged` tells whether merged prices, actions, universe and source equal what the
+  version read holds (then the fetch publishes nothing).
 - `publish_fetch` writes prices.parquet, corporate_actions.parquet, validation.json,
   fetch_report.json and universe.txt in ONE store transaction over the version the fetch
   read (so `latest` moves only when all are written, and never over a version published
-  meanwhile), records the universe in the manifest, and adds a default sector_map.parquet
-  (meta source=default) when the store has none.
+  meanwhile), records the universe in the manifest, leaves out the features built from the
+  previous prices (a version never pairs features with other prices), and adds a default
+  sector_map.parquet (meta source=default) when the store has none.
 - Nothing here prints.
 """
 
@@ -20,10 +26,15 @@ from typing import Any
 import polars as pl
 
 from aurora.atomic import atomic_write_json, atomic_write_parquet, atomic_write_text
-from aurora.errors import StoreError
-from aurora.store import Store
+from aurora.errors import ConfigError
+from aurora.fetch.corporate_actions import CA_SCHEMA
+from aurora.fetch.source import PriceSource, stored_source
+from aurora.schemas import CORPORATE_ACTIONS_TABLE, PRICES_TABLE, read_table
+from aurora.store import Store, UniverseRecord
 from aurora.store.files import (
     CORPORATE_ACTIONS,
+    FEATURES,
+    FEATURES_META,
     FETCH_REPORT,
     PRICES,
     SECTOR_MAP,
@@ -42,34 +53,85 @@ class Stored:
     history_start: dt.date | None = None
     warnings: list[str] = field(default_factory=list)
     version: str | None = None  # the version this was read from (publication checks it)
+    source: PriceSource | None = None  # where the stored prices came from (None: no prices)
+    refetch_reason: str | None = None  # why the stored prices are not used, if they are not
+    actions_stale: bool = False  # the stored actions were kept after a failed actions fetch
+    universe: UniverseRecord | None = None  # the universe recorded in `version`
+    prices_meta: dict[str, Any] = field(default_factory=dict)  # the prices' manifest entry
 
 
-def load_stored(store: Store, *, adjustment: str, feed: str) -> Stored:
-    """Stored prices/actions usable as the base of an incremental fetch (see module doc)."""
+# the prices' manifest keys that, with the data, make two fetch versions the same
+_SIGNATURE = ("source_url", "feed", "adjustment", "synthetic", "history_start")
+
+
+def load_stored(store: Store, source: PriceSource, *, new_history: bool = False) -> Stored:
+    """Stored prices/actions usable as the base of an incremental fetch from `source`.
+
+    Raises ConfigError when the store holds prices of another origin (URL, or synthetic vs
+    not) and `new_history` is False; StoreError when a stored file does not match its
+    manifest; DataValidationError when it is unreadable or of another schema
+    (`aurora.schemas.read_table`). See the module docstring.
+    """
     out = Stored(version=store.current_version())
     path = store.verified_path(PRICES, out.version)
-    if path is None:
+    if path is None or out.version is None:
         return out
     manifest = store.manifest(out.version)
     entry = manifest.files[PRICES]
-    stored_adj = entry.meta("adjustment")
-    stored_feed = entry.meta("feed", manifest.params.get("feed"))
-    if stored_adj != adjustment or (stored_feed is not None and stored_feed != feed):
-        out.warnings.append(
-            f"stored prices were fetched with adjustment={stored_adj}, feed={stored_feed}; "
-            f"fetching everything again with adjustment={adjustment}, feed={feed}"
-        )
+    out.universe = store.universe(out.version)
+    out.prices_meta = {key: entry.meta(key) for key in _SIGNATURE}
+    old = out.source = stored_source(store, out.version)
+    assert old is not None
+    if not old.same_origin(source):
+        if not new_history:
+            raise ConfigError(
+                f"{store.root} holds prices fetched from {old.origin()}; fetching from "
+                f"{source.origin()} would mix sources: use another --data-dir, or pass "
+                "--new-history to start a new history here")
+        out.refetch_reason = (f"new history: the stored prices from {old.origin()} are "
+                              f"replaced by prices from {source.origin()} only")
+    elif new_history:
+        out.refetch_reason = "new history: the stored prices are not used (--new-history)"
+    elif old.adjustment != source.adjustment or (old.feed is not None
+                                                 and old.feed != source.feed):
+        out.refetch_reason = (
+            f"stored prices were fetched with adjustment={old.adjustment}, feed={old.feed}; "
+            f"fetching everything again with adjustment={source.adjustment}, "
+            f"feed={source.feed}")
+    if out.refetch_reason is not None:
+        out.warnings.append(out.refetch_reason)
         return out
-    try:
-        out.prices = pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise StoreError(f"{path}: unreadable ({str(exc)[:100]})") from None
+    out.prices = read_table(path, PRICES_TABLE, f"version {out.version}")
     start = entry.meta("history_start") or entry.meta("date_min")
     out.history_start = dt.date.fromisoformat(start) if start else None
     actions = store.verified_path(CORPORATE_ACTIONS, out.version)
     if actions is not None:
-        out.actions = pl.read_parquet(actions)
+        out.actions = read_table(actions, CORPORATE_ACTIONS_TABLE, f"version {out.version}")
+        out.actions_stale = bool(manifest.files[CORPORATE_ACTIONS].meta("stale", False))
     return out
+
+
+def _same_rows(a: pl.DataFrame, b: pl.DataFrame, key: list[str]) -> bool:
+    if set(a.columns) != set(b.columns) or a.height != b.height:
+        return False
+    return a.sort(key).equals(b.select(a.columns).sort(key))
+
+
+def unchanged(stored: Stored, *, prices: pl.DataFrame, actions: pl.DataFrame,
+              universe: Universe, prices_meta: dict[str, Any], actions_stale: bool) -> bool:
+    """True when publishing would repeat the version read: the same prices (every value),
+    the same corporate actions (by id), the same universe record, the same source and
+    history start in the prices' entry, and the same staleness of the actions."""
+    if stored.prices is None or stored.version is None:
+        return False
+    if stored.universe != universe.record() or stored.actions_stale != actions_stale:
+        return False
+    if {k: stored.prices_meta.get(k) for k in _SIGNATURE} != {
+            k: prices_meta.get(k) for k in _SIGNATURE}:
+        return False
+    old_actions = stored.actions if stored.actions is not None else pl.DataFrame(schema=CA_SCHEMA)
+    return (_same_rows(stored.prices, prices, ["symbol", "date"])
+            and _same_rows(old_actions.cast(CA_SCHEMA), actions.cast(CA_SCHEMA), ["id"]))
 
 
 def _sector_frame(universe: Universe) -> pl.DataFrame:
@@ -91,29 +153,39 @@ def publish_fetch(
     params: dict[str, Any],
     history_start: dt.date,
     base_version: str | None,
+    source: PriceSource | None = None,
+    actions_stale: bool = False,
 ) -> str:
     """Publish one fetch version (see module doc); return its version id.
 
-    Raises StoreError, publishing nothing, when `latest` no longer is `base_version` (the
-    version the incremental merge started from).
+    `source` is recorded in the prices' entry (`source_url`, `feed`, `adjustment`,
+    `synthetic`; without it, feed and adjustment come from `params`); `actions_stale` marks
+    corporate_actions.parquet as kept from an earlier fetch after its fetch failed (meta
+    `stale`). Raises StoreError, publishing nothing, when `latest` no longer is
+    `base_version` (the version the incremental merge started from).
     """
     dates = prices.get_column("date")
+    origin = source.meta() if source is not None else {
+        "adjustment": params["adjustment"], "feed": params["feed"]}
     with store.transaction("fetch", base=base_version, params=params,
                            universe=universe.record()) as txn:
         atomic_write_parquet(txn.path(PRICES), prices)
         txn.describe(
             PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
             date_min=str(dates.min()), date_max=str(dates.max()),
-            sessions=dates.n_unique(), adjustment=params["adjustment"], feed=params["feed"],
-            history_start=history_start.isoformat(),
+            sessions=dates.n_unique(), history_start=history_start.isoformat(), **origin,
         )
         atomic_write_parquet(txn.path(CORPORATE_ACTIONS), actions)
-        txn.describe(CORPORATE_ACTIONS, rows=actions.height)
+        txn.describe(CORPORATE_ACTIONS, rows=actions.height, stale=actions_stale)
         atomic_write_json(txn.path(VALIDATION), validation)
         txn.describe(VALIDATION, ok=validation.get("ok"))
         atomic_write_json(txn.path(FETCH_REPORT), fetch_report)
         atomic_write_text(txn.path(UNIVERSE), "".join(f"{s}\n" for s in universe.symbols))
         txn.describe(UNIVERSE, rows=len(universe), source=universe.source)
+        # A version never pairs features with other prices: the features of the base were
+        # built from the old prices, so they are left out until the next build.
+        txn.remove(FEATURES)
+        txn.remove(FEATURES_META)
         if store.file_path(SECTOR_MAP, base_version) is None:
             sectors = _sector_frame(universe)
             atomic_write_parquet(txn.path(SECTOR_MAP), sectors)

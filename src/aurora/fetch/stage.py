@@ -3,17 +3,39 @@
 Contract:
 - Sessions `start`..`end` are NYSE dates, both inclusive. Defaults: `end` = the last
   completed session, `start` = `config.fetch.history_years` before it.
+- A store is bound to its source (`aurora.fetch.source`: URL, feed, adjustment, synthetic
+  or not). Stored prices of another URL, or synthetic ones when these are not (and the
+  reverse), raise ConfigError before any request, unless `fetch.new_history` is set: then
+  everything is fetched from scratch and the version published holds only the new
+  source's prices. Another feed or adjustment refetches everything (said in the summary).
 - Symbols are normalised, requested in batches of `config.fetch.batch_size`, paced by the
   persistent rate limiter (data/state/ratelimit.json) and retried per `RetryPolicy`.
+  Every stored symbol has its last `overlap_sessions` sessions re-read, also when it is
+  already stored through `end`, so a restatement (or a source that lacks them) is seen.
+- Reconciliation (`aurora.fetch.reconcile`): each run also re-reads the whole stored
+  history of a rotating slice of ceil(symbols / `reconcile_cycle_runs`) stored symbols; a
+  symbol whose re-read differs is replaced by it (reported as a reconciliation finding).
 - Each completed batch is checkpointed under data/state/fetch/<plan-id>/; a rerun with the
-  same plan skips completed batches. The checkpoint is removed after a successful publish.
+  same plan skips completed batches. Other plans' checkpoint directories are removed when
+  a fetch starts; this plan's after a successful run.
 - A batch that still fails is recorded and the other batches go on; afterwards the run
   raises FetchError carrying the symbols not covered and the per-batch report (a copy for
   people in data/state/fetch-failures.json). Rejected credentials raise CredentialsError
-  at once.
-- Before publishing, the merged prices go through `aurora.validation.validate_prices`:
-  errors raise DataValidationError carrying the symbols without bars and the report (a
-  copy in data/state/fetch-validation-report.json).
+  at once. After `fetch.deadline_seconds` no new request group is started and the run
+  raises FetchError naming the deadline.
+- Corporate actions that cannot be fetched are not a bar failure: with adjustment=all the
+  bars are published with the stored actions, marked stale, and a warning; with another
+  adjustment (Aurora adjusts the bars from the actions) the run raises FetchError and
+  publishes nothing. Either way no symbol is reported "not covered".
+- Stored symbols outside this run's universe are kept, not refreshed, while validation
+  would not call them stale (`stale_symbol`) and `unexpected_symbols` is not an error;
+  otherwise they are dropped with a warning.
+- Before publishing, the merged prices go through `aurora.validation.validate_prices` with
+  this run's universe (as `aurora validate` checks the version): errors raise
+  DataValidationError carrying the symbols without bars and the report (a copy in
+  data/state/fetch-validation-report.json).
+- When the merged prices, actions, universe and source equal the stored ones nothing is
+  published: `FetchReport.unchanged` is True and `version` is the existing version.
 - In every failure case `data/latest` is untouched.
 - Progress: `progress("fetch bars", batches done, batches)`, then "fetch restated".
 """
@@ -31,26 +53,35 @@ import polars as pl
 
 from aurora.atomic import atomic_write_json
 from aurora.calendar import last_completed_session, sessions
-from aurora.config import AuroraConfig
+from aurora.config import AuroraConfig, FetchConfig, ValidationConfig
+from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import ConfigError, CredentialsError, DataValidationError, FetchError
-from aurora.fetch.batches import BatchRequest, Checkpoint, make_batches, normalize_symbols, plan_id
+from aurora.fetch.batches import (
+    BatchRequest,
+    Checkpoint,
+    clean_checkpoints,
+    make_batches,
+    normalize_symbols,
+    plan_id,
+)
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import (
     empty_actions,
     fetch_corporate_actions,
     merge_actions,
 )
-from aurora.fetch.incremental import find_restatements, merge_prices, plan_fetch
-from aurora.fetch.publish import load_stored, publish_fetch
+from aurora.fetch.incremental import FetchPlan, find_restatements, merge_prices, plan_fetch
+from aurora.fetch.publish import Stored, load_stored, publish_fetch, unchanged
 from aurora.fetch.ratelimit import RateLimiter
+from aurora.fetch.reconcile import next_slice, read_cursor, write_cursor
+from aurora.fetch.source import PriceSource
 from aurora.fetch.summary import BatchFailure, FetchReport
 from aurora.progress import Progress, Steps
 from aurora.redaction import redact_url
-from aurora.retry import RetryPolicy
 from aurora.schemas import find_duplicate_keys
 from aurora.store import Store
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
-from aurora.validation import validate_prices
+from aurora.validation import CHECKS, validate_prices
 
 ACTIONS_LOOKBACK_DAYS = 92
 TIMEFRAME = "1Day"
@@ -76,9 +107,11 @@ class _Run:
     steps: Steps
     adjustment: str
     feed: str
+    deadline: Deadline
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
     failures: list[BatchFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    skipped: list[BatchRequest] = field(default_factory=list)  # not started: deadline
     resumed: int = 0
     fetched_bars: int = 0
 
@@ -102,6 +135,10 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
     frame = run.checkpoint.load(request)
     if frame is not None:
         run.resumed += 1
+    elif run.deadline.expired():
+        run.skipped.append(request)  # never started: the whole fetch is out of time
+        run.steps.step()
+        return
     else:
         try:
             frame = run.client.get_bars(
@@ -112,7 +149,10 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
         except CredentialsError:
             raise
         except FetchError as exc:
-            run.failures.append(BatchFailure(request.label(), request.symbols, str(exc)))
+            if isinstance(exc, DeadlineExceeded) and exc.deadline is run.deadline:
+                run.skipped.append(request)  # cut short by the whole fetch's deadline
+            else:
+                run.failures.append(BatchFailure(request.label(), request.symbols, str(exc)))
             run.steps.step()
             return
         run.checkpoint.save(request, frame)
@@ -147,6 +187,21 @@ def _resolve_window(
     return start, end
 
 
+def _plan(store: Store, stored: Stored, symbols: list[str], start: dt.date, end: dt.date,
+          fc: FetchConfig, history_start: dt.date) -> tuple[FetchPlan, list[str]]:
+    """The request plan, and this run's reconciliation slice of the stored symbols (in
+    rotation order: its last symbol is the next run's cursor)."""
+    def plan(reconcile: Sequence[str] = ()) -> FetchPlan:
+        return plan_fetch(stored.prices, symbols, start, end, batch_size=fc.batch_size,
+                          overlap=fc.overlap_sessions, stored_from=stored.history_start,
+                          reconcile=reconcile, reconcile_from=history_start)
+
+    first = plan()
+    chosen = next_slice(first.symbols("incremental"), read_cursor(store.state_dir),
+                        fc.reconcile_cycle_runs)
+    return (plan(chosen) if chosen else first), chosen
+
+
 def fetch_prices(
     config: AuroraConfig,
     *,
@@ -161,89 +216,246 @@ def fetch_prices(
     """Fetch daily bars into the store and publish a validated version (module docstring).
 
     `universe` defaults to `aurora.universe.resolve_universe(config, store)`. `clock` is
-    wall-clock epoch seconds and `sleep` waits (both injectable for tests); `transport`
-    replaces httpx's network transport (tests). Raises CredentialsError,
-    FetchError, DataValidationError, ConfigError or StoreError; never touches `latest`
-    then.
+    wall-clock epoch seconds and `sleep` waits (both injectable for tests; the deadline
+    is measured on `clock`); `transport` replaces httpx's network transport (tests).
+    Raises CredentialsError, FetchError, DataValidationError, ConfigError or StoreError;
+    never touches `latest` then.
     """
     started = time.perf_counter()
-    key_id, secret = config.alpaca.require_credentials()
+    fc = config.fetch
+    deadline = Deadline.after(fc.deadline_seconds, "fetch", clock=clock)
+    config.alpaca.require_credentials()  # before anything is read or written
     store = Store(config.data_dir)
     universe = as_universe(universe) if universe is not None else resolve_universe(config, store)
     symbols = normalize_symbols(universe.symbols)
     universe = Universe(tuple(symbols), universe.sectors, universe.source)
     start, end = _resolve_window(config, start, end)
-    fc = config.fetch
-    stored = load_stored(store, adjustment=fc.adjustment, feed=fc.feed)
-    plan = plan_fetch(stored.prices, symbols, start, end, batch_size=fc.batch_size,
-                      overlap=fc.overlap_sessions, stored_from=stored.history_start)
+    source = PriceSource.of(config)
+    stored = load_stored(store, source, new_history=fc.new_history)
+    history_start = min(start, stored.history_start or start)
+    plan, reconcile_slice = _plan(store, stored, symbols, start, end, fc, history_start)
     # Checkpoints are only reused for the same source and the same day: bars fetched from
     # another endpoint, or before a restatement, must never be published as today's.
     params = {"adjustment": fc.adjustment, "feed": fc.feed, "timeframe": TIMEFRAME,
               "source": redact_url(config.alpaca.data_url, keep_path=True),
               "day": dt.datetime.fromtimestamp(clock(), dt.UTC).date().isoformat()}
     checkpoint = Checkpoint(store.state_dir / "fetch" / plan_id(plan.batches, params))
+    removed = clean_checkpoints(checkpoint.directory.parent, checkpoint.directory)
     limiter = RateLimiter(fc.rate_limit_per_minute, state_path=store.state_dir / "ratelimit.json",
                           clock=clock, sleep=sleep)
-    policy = RetryPolicy(fc.max_retries, fc.backoff_base_seconds, fc.backoff_max_seconds)
-    report = FetchReport(warnings=list(stored.warnings), symbols_up_to_date=len(plan.up_to_date))
-    client = AlpacaBarsClient(config.alpaca.data_url, key_id, secret, limiter=limiter,
-                              policy=policy, timeout=fc.timeout_seconds,
-                              page_limit=fc.page_limit, transport=transport, sleep=sleep)
+    report = FetchReport(warnings=list(stored.warnings), symbols_up_to_date=len(plan.up_to_date),
+                         source=source.describe(), synthetic=source.synthetic,
+                         refetch_reason=stored.refetch_reason,
+                         reconciled=plan.symbols("reconcile"), checkpoints_removed=len(removed))
+    client = AlpacaBarsClient.from_config(config, limiter=limiter, transport=transport,
+                                          sleep=sleep, deadline=deadline)
     with client:
         run = _Run(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
-                   fc.adjustment, fc.feed)
+                   fc.adjustment, fc.feed, deadline)
         _run_batches(run, plan.batches, fc.concurrency)
+        _stop_if_late(store, report, run, len(plan.batches), limiter)
         phase_one = [run.frames[b.key] for b in plan.batches if b.key in run.frames]
         restated: dict[str, str] = {}
         if stored.prices is not None and phase_one:
             fetched = pl.concat(phase_one, how="vertical_relaxed")
             restated = find_restatements(stored.prices, fetched, plan)
-        history_start = min(start, stored.history_start or start)
+            report.reconcile_differed = find_restatements(stored.prices, fetched, plan,
+                                                          "reconcile")
         refetch = make_batches(sorted(restated), history_start, end, fc.batch_size,
                                "restatement")
         if refetch:
             run.steps = Steps(progress, "fetch restated", len(refetch))
             _run_batches(run, refetch, fc.concurrency)
-        new_actions = None
+            _stop_if_late(store, report, run, len(plan.batches) + len(refetch), limiter)
+        new_actions: pl.DataFrame | None = None
         if plan.batches:
-            # Actions can be published late: always look back a quarter, not just the overlap.
-            ca_start = min(min(b.start for b in [*plan.batches, *refetch]),
-                           end - dt.timedelta(days=ACTIONS_LOOKBACK_DAYS))
             try:
-                new_actions = fetch_corporate_actions(client, symbols, ca_start, end,
-                                                      batch_size=fc.batch_size)
-            except CredentialsError:
-                raise
-            except FetchError as exc:
-                run.failures.append(BatchFailure("corporate actions", tuple(symbols), str(exc)))
-    stats = client.stats.to_dict()
-    report.requests, report.successful_requests = stats["requests"], stats["successful"]
-    report.retries, report.rate_limited = stats["retries"], stats["rate_limited"]
-    report.statuses, report.backoff_seconds = stats["statuses"], stats["backoff_seconds"]
-    report.rate_limit_wait_seconds = limiter.waited_seconds
+                if deadline.expired():
+                    raise DeadlineExceeded(deadline.message(), deadline)
+                new_actions, report.actions_error = _fetch_actions(
+                    client, plan, stored, restated, symbols, history_start, fc)
+            except DeadlineExceeded as exc:
+                if exc.deadline is not deadline:
+                    raise
+                run.skipped.append(BatchRequest((), end, end, "corporate actions"))
+                _stop_if_late(store, report, run, len(plan.batches) + len(refetch) + 1,
+                              limiter)
+    _copy_stats(report, limiter, run)
     report.batches = len(plan.batches) + len(refetch)
-    report.batches_resumed, report.bars_fetched = run.resumed, run.fetched_bars
-    report.restated, report.failures = restated, run.failures
-    report.warnings.extend(run.warnings)
+    report.restated = restated
     if run.failures:
         report.elapsed_seconds = time.perf_counter() - started
         _fail(store, report, len(plan.batches) + len(refetch) + 1)
+    if report.actions_error is not None:
+        _actions_unavailable(store, report, fc.adjustment)
 
     replaced = [run.frames[b.key] for b in refetch if b.key in run.frames]
     kept = [f.filter(~pl.col("symbol").is_in(list(restated))) if restated else f
             for f in phase_one]
     # a symbol fetched in full replaces its stored history (bars no longer served go too)
-    replace = set(restated) | set(plan.symbols("full"))
-    prices = merge_prices(stored.prices, [*kept, *replaced], keep_symbols=symbols,
-                          replace_symbols=replace)
-    _coverage_warnings(stored.prices, prices, symbols, report)
+    replace = set(restated) | set(plan.symbols("full")) | set(plan.symbols("reconcile"))
+    prices = _merge(stored.prices, [*kept, *replaced], symbols, replace, config.validation,
+                    report)
     actions = merge_actions(stored.actions, new_actions) if new_actions is not None else (
         stored.actions if stored.actions is not None else empty_actions())
+    _validate(store, prices, actions, symbols, config.validation, report)
+    report.elapsed_seconds = time.perf_counter() - started
+    actions_stale = report.actions_error is not None
+    if unchanged(stored, prices=prices, actions=actions, universe=universe,
+                 prices_meta={**source.meta(), "history_start": history_start.isoformat()},
+                 actions_stale=actions_stale):
+        report.unchanged, report.version = True, stored.version
+    else:
+        publish_params = {
+            "universe": list(symbols), "start": start.isoformat(), "end": end.isoformat(),
+            **params, "history_start": history_start.isoformat(),
+            "requests": report.requests, "retries": report.retries,
+            "restated": sorted(restated),
+            "base_url": source.url, "synthetic": source.synthetic,
+            "new_history": fc.new_history, "reconciled": report.reconciled,
+            "reconcile_differed": sorted(report.reconcile_differed),
+            "kept_unrefreshed": report.kept_unrefreshed, "actions_stale": actions_stale,
+        }
+        report.version = publish_fetch(
+            store, prices=prices, actions=actions, universe=universe,
+            validation=report.validation, fetch_report=report.to_dict(),
+            params=publish_params, history_start=history_start, base_version=stored.version,
+            source=source, actions_stale=actions_stale,
+        )
+    checkpoint.clear()
+    write_cursor(store.state_dir, reconcile_slice, fc.reconcile_cycle_runs, end)
+    return report
+
+
+def _copy_stats(report: FetchReport, limiter: RateLimiter, run: _Run) -> None:
+    stats = run.client.stats.to_dict()
+    report.requests, report.successful_requests = stats["requests"], stats["successful"]
+    report.retries, report.rate_limited = stats["retries"], stats["rate_limited"]
+    report.statuses, report.backoff_seconds = stats["statuses"], stats["backoff_seconds"]
+    report.rate_limit_wait_seconds = limiter.waited_seconds
+    report.batches_resumed, report.bars_fetched = run.resumed, run.fetched_bars
+    report.failures = run.failures
+    report.warnings.extend(run.warnings)
+
+
+def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
+                   restated: dict[str, str], symbols: list[str], history_start: dt.date,
+                   fc: FetchConfig) -> tuple[pl.DataFrame | None, str | None]:
+    """(actions, None), or (None, the error) when the endpoint failed.
+
+    Symbols fetched in full, restated or reconciled (every symbol when the stored actions
+    are missing or stale) get their actions over the whole history; the others from the
+    start of their window or a quarter back, whichever is earlier: actions can be
+    published late.
+    """
+    deep = {*plan.symbols("full"), *plan.symbols("reconcile"), *restated}
+    if stored.actions is None or stored.actions_stale:
+        deep = set(symbols)
+    shallow = [s for s in symbols if s not in deep]
+    groups = [([s for s in symbols if s in deep], history_start)]
+    if shallow:
+        lookback = plan.end - dt.timedelta(days=ACTIONS_LOOKBACK_DAYS)
+        groups.append((shallow, min([lookback, *(plan.windows[s][0] for s in shallow
+                                                 if s in plan.windows)])))
+    frames = []
+    try:
+        for members, first in groups:
+            if members:
+                frames.append(fetch_corporate_actions(client, members, first, plan.end,
+                                                      batch_size=fc.batch_size))
+    except CredentialsError:
+        raise
+    except FetchError as exc:
+        if isinstance(exc, DeadlineExceeded) and exc.deadline is client.deadline:
+            raise  # the whole fetch is out of time: not an outage of the endpoint
+        return None, str(exc)
+    merged = pl.concat(frames) if frames else empty_actions()
+    return merged.unique("id", keep="first", maintain_order=True), None
+
+
+def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> None:
+    """Warn (adjustment=all), or raise FetchError (Aurora adjusts the bars itself)."""
+    if adjustment == "all":
+        report.warnings.append(
+            f"corporate actions could not be fetched ({report.actions_error}); the stored "
+            "actions are published unchanged and may be stale (the next fetch re-reads "
+            "them over the whole history)")
+        return
+    path = store.state_dir / "fetch-failures.json"
+    atomic_write_json(path, report.to_dict())
+    raise FetchError(
+        f"corporate actions could not be fetched ({report.actions_error}); prices with "
+        f"adjustment={adjustment} are adjusted from them, so nothing was published (no "
+        f"symbol lacks bars; the bars are checkpointed: run again, report: {path})",
+        report=report.to_dict())
+
+
+def _stop_if_late(store: Store, report: FetchReport, run: _Run, total: int,
+                  limiter: RateLimiter) -> None:
+    """FetchError naming `fetch.deadline_seconds` when request groups were not started."""
+    if not run.skipped:
+        return
+    _copy_stats(report, limiter, run)
+    path = store.state_dir / "fetch-failures.json"
+    atomic_write_json(path, report.to_dict())
+    uncovered = sorted({s for b in run.skipped for s in b.symbols})
+    raise FetchError(
+        f"fetch.deadline_seconds: the fetch passed its {run.deadline.seconds:g} s deadline "
+        f"with {len(run.skipped)} of {total} request groups not completed "
+        f"({len(uncovered)} symbol(s) not covered); nothing was published (completed "
+        f"batches are checkpointed: run again to resume)",
+        missing_symbols=uncovered, report=report.to_dict())
+
+
+def _merge(stored: pl.DataFrame | None, fetched: list[pl.DataFrame], symbols: list[str],
+           replace: set[str], config: ValidationConfig, report: FetchReport) -> pl.DataFrame:
+    """The stored prices updated by `fetched`, `replace` symbols replaced in full; stored
+    symbols outside `symbols` kept unrefreshed where `_keep_outside` allows (the rest
+    dropped with a warning). Sets `report.kept_unrefreshed`."""
+    outside = ([] if stored is None or stored.height == 0 else
+               sorted(set(stored.get_column("symbol").unique()) - set(symbols)))
+    keepable = outside
+    if config.severities.get("unexpected_symbols", CHECKS["unexpected_symbols"]) == "error":
+        keepable = []
+    prices = merge_prices(stored, fetched, keep_symbols=[*symbols, *keepable],
+                          replace_symbols=replace)
+    prices, report.kept_unrefreshed = _keep_outside(prices, keepable, config)
+    dropped = [s for s in outside if s not in report.kept_unrefreshed]
+    _coverage_warnings(prices, symbols, dropped, report)
+    return prices
+
+
+def _keep_outside(prices: pl.DataFrame, others: list[str], config: ValidationConfig
+                  ) -> tuple[pl.DataFrame, list[str]]:
+    """(prices, kept): `others` whose bars stop `long_gap_sessions` or more sessions before
+    the last session would be `stale_symbol` errors, so they are dropped (unless that check
+    is not an error)."""
+    if not others or prices.height == 0:
+        return prices, []
+    if config.severities.get("stale_symbol", CHECKS["stale_symbol"]) != "error":
+        return prices, others
+    panel_last = prices.get_column("date").max()
+    assert isinstance(panel_last, dt.date)
+    lasts = dict(prices.filter(pl.col("symbol").is_in(others))
+                 .group_by("symbol").agg(pl.col("date").max()).iter_rows())
+    stale = [s for s in others if s not in lasts or len(sessions(
+        lasts[s] + dt.timedelta(days=1), panel_last)) >= config.long_gap_sessions]
+    if stale:
+        prices = prices.filter(~pl.col("symbol").is_in(stale))
+    return prices, [s for s in others if s not in stale]
+
+
+def _validate(store: Store, prices: pl.DataFrame, actions: pl.DataFrame, symbols: list[str],
+              config: ValidationConfig, report: FetchReport) -> None:
+    """Validate the merged prices against this run's universe (as `aurora validate` checks
+    the version); DataValidationError on errors. Fills the report's counts and warnings
+    (kept symbols outside the universe are one summary line, not a warning each)."""
     validation = validate_prices(prices, universe=symbols, corporate_actions=actions,
-                                 config=config.validation)
+                                 config=config)
     report.validation = validation.to_dict()
-    report.warnings.extend(w.line() for w in validation.warnings)
+    kept_outside = set(report.kept_unrefreshed)
+    report.warnings.extend(w.line() for w in validation.warnings
+                           if not (w.check == "unexpected_symbols" and w.symbol in kept_outside))
     _fill_counts(report, prices, actions)
     if not validation.ok:
         path = store.state_dir / "fetch-validation-report.json"
@@ -255,21 +467,6 @@ def fetch_prices(
             f"fetched prices failed validation with {len(validation.errors)} error(s), first: "
             f"{first.line()}; nothing was published (report: {path})",
             missing_symbols=missing, report=report.validation)
-    report.elapsed_seconds = time.perf_counter() - started
-    publish_params = {
-        "universe": list(symbols), "start": start.isoformat(), "end": end.isoformat(),
-        **params, "history_start": history_start.isoformat(),
-        "requests": report.requests, "retries": report.retries,
-        "restated": sorted(restated),
-        "base_url": redact_url(config.alpaca.data_url, keep_path=True),
-    }
-    report.version = publish_fetch(
-        store, prices=prices, actions=actions, universe=universe, validation=report.validation,
-        fetch_report=report.to_dict(), params=publish_params, history_start=history_start,
-        base_version=stored.version,
-    )
-    checkpoint.clear()
-    return report
 
 
 def _fill_counts(report: FetchReport, prices: pl.DataFrame, actions: pl.DataFrame) -> None:
@@ -282,21 +479,17 @@ def _fill_counts(report: FetchReport, prices: pl.DataFrame, actions: pl.DataFram
     report.corporate_actions = actions.height
 
 
-def _coverage_warnings(
-    stored: pl.DataFrame | None, prices: pl.DataFrame, symbols: list[str], report: FetchReport
-) -> None:
+def _coverage_warnings(prices: pl.DataFrame, symbols: list[str], dropped: list[str],
+                       report: FetchReport) -> None:
     have = set(prices.get_column("symbol").unique()) if prices.height else set()
     missing = [s for s in symbols if s not in have]
     if missing:
         report.warnings.append(f"no bars at all for {len(missing)} symbol(s): "
                                f"{', '.join(missing[:10])}")
-    if stored is not None and stored.height:
-        dropped = sorted(set(stored.get_column("symbol").unique()) - set(symbols))
-        if dropped:
-            report.warnings.append(
-                f"{len(dropped)} stored symbol(s) left the universe and are not kept: "
-                f"{', '.join(dropped[:10])}"
-            )
+    if dropped:
+        report.warnings.append(
+            f"{len(dropped)} stored symbol(s) outside this universe are not kept (their "
+            f"bars are stale or unexpected symbols are errors): {', '.join(dropped[:10])}")
 
 
 def _fail(store: Store, report: FetchReport, total: int) -> None:

@@ -2,7 +2,9 @@
 
 `FetchReport.summary_lines()` returns text; it never prints (the CLI decides where lines go).
 `rate_limit_wait_seconds` is time spent waiting on our own limiter or a server reset;
-`backoff_seconds` is time spent backing off after failures.
+`backoff_seconds` is time spent backing off after failures. `version` is the version that
+holds the fetched prices: the one published, or, when nothing changed (`unchanged`), the
+existing version that stays latest.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ class BatchFailure:
 
 @dataclass
 class FetchReport:
-    """What a fetch did. `version` is the published store version (None if nothing published)."""
+    """What a fetch did. `version` is the store version holding its prices (module doc)."""
 
     symbols: int = 0
     bars: int = 0
@@ -48,6 +50,15 @@ class FetchReport:
     failures: list[BatchFailure] = field(default_factory=list)
     validation: dict[str, Any] | None = None
     version: str | None = None
+    unchanged: bool = False  # nothing differed from the stored version: nothing published
+    source: str = ""  # PriceSource.describe() of the prices fetched
+    synthetic: bool = False  # the prices are the test bed's synthetic market
+    refetch_reason: str | None = None  # why everything was fetched again, if it was
+    reconciled: list[str] = field(default_factory=list)  # symbols re-read in full
+    reconcile_differed: dict[str, str] = field(default_factory=dict)  # ... and found changed
+    kept_unrefreshed: list[str] = field(default_factory=list)  # stored, outside the universe
+    actions_error: str | None = None  # the corporate actions could not be fetched
+    checkpoints_removed: int = 0  # other plans' checkpoint directories removed
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -75,12 +86,26 @@ class FetchReport:
             f"the rate limit, {self.backoff_seconds:.1f} s backing off; "
             f"{self.elapsed_seconds:.1f} s in all",
         ]
+        if self.source:
+            lines.append(f"source: {self.source}")
+        if self.refetch_reason:
+            lines.append(f"fetched everything again: {self.refetch_reason}")
         if self.restated:
-            shown = ", ".join(f"{s} ({r})" for s, r in list(self.restated.items())[:5])
-            more = len(self.restated) - 5
-            lines.append(f"re-fetched in full after a restatement: {shown}"
-                         + (f" (+{more} more)" if more > 0 else ""))
-        if self.corporate_actions:
+            lines.append(f"re-fetched in full after a restatement: {_shown(self.restated)}")
+        if self.reconciled:
+            found = (f"{len(self.reconcile_differed)} differed and were restated: "
+                     f"{_shown(self.reconcile_differed)}" if self.reconcile_differed
+                     else "all matched the store")
+            lines.append(f"reconciliation: re-read the whole history of "
+                         f"{len(self.reconciled)} symbol(s) ({_names(self.reconciled)}); "
+                         f"{found}")
+        if self.kept_unrefreshed:
+            lines.append(f"kept {len(self.kept_unrefreshed)} stored symbol(s) outside this "
+                         f"universe, not refreshed: {_names(self.kept_unrefreshed)}")
+        if self.actions_error:
+            lines.append(f"corporate actions NOT updated ({self.actions_error}); the stored "
+                         f"table ({self.corporate_actions} actions) was kept and may be stale")
+        elif self.corporate_actions:
             lines.append(f"corporate actions: {self.corporate_actions}")
         for failure in self.failures:
             lines.append(f"FAILED batch {failure.batch}: {failure.error}")
@@ -89,6 +114,19 @@ class FetchReport:
             lines.extend(f"  - {w}" for w in self.warnings[:20])
             if len(self.warnings) > 20:
                 lines.append(f"  ... {len(self.warnings) - 20} more in the report")
-        if self.version:
+        if self.version and self.unchanged:
+            lines.append(f"no change; version {self.version} stays latest")
+        elif self.version:
             lines.append(f"published version {self.version}")
         return lines
+
+
+def _names(symbols: list[str], limit: int = 10) -> str:
+    more = len(symbols) - limit
+    return ", ".join(symbols[:limit]) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _shown(reasons: dict[str, str], limit: int = 5) -> str:
+    more = len(reasons) - limit
+    return (", ".join(f"{s} ({r})" for s, r in list(reasons.items())[:limit])
+            + (f" (+{more} more)" if more > 0 else ""))

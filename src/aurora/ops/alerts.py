@@ -8,7 +8,14 @@ Rules are small pure functions returning a list of `Alert` (empty: nothing to sa
 - `rule_slow_stages`: a stage took more than `ops.slow_factor` times its recent median
   (needs `MIN_SAMPLES` earlier successful runs of that stage, and at least `MIN_SLOW_SECONDS`
   so that noise on sub-second stages does not page anyone);
-- `rule_stale`: the latest stored session is older than the session due by the deadline.
+- `rule_stale`: the latest stored session is older than the session due by the deadline;
+- `rule_history_unavailable`: the run-history database cannot be used (it names the file and
+  the SQLite error). The other rules work without history, except `rule_slow_stages`, which
+  needs earlier runs.
+
+Without a usable history (`history=None`, or a `StoreError` while storing) alerts are still
+logged and posted, just not stored: there is no deduplication then, so a lasting condition
+is announced again by every run until the database is usable.
 
 Delivery posts `{"text": ..., "alert": {...}}` (Slack-compatible `text`) to
 `config.ops.webhook_url` with retries and exponential backoff on connection errors, HTTP 429
@@ -27,8 +34,9 @@ from typing import Any
 import httpx
 
 from aurora.config import AuroraConfig
+from aurora.errors import StoreError
 from aurora.ops.freshness import Freshness
-from aurora.ops.history import History, RunRecord
+from aurora.ops.history import MOVE_ASIDE, History, RunRecord
 from aurora.redaction import redact, redact_url
 from aurora.retry import GaveUp, RetryPolicy, TransientFailure
 
@@ -133,11 +141,22 @@ def rule_stale(freshness: Freshness | None) -> list[Alert]:
                   f"stale_data:{freshness.due_session.isoformat()}", freshness.to_dict())]
 
 
-def evaluate_rules(run: RunRecord, history: History, freshness: Freshness | None,
+def rule_history_unavailable(problem: str | None, run: RunRecord) -> list[Alert]:
+    """`problem` is the one-line error of the unusable run-history database (None: usable)."""
+    if problem is None:
+        return []
+    return [Alert("history_unavailable", "critical",
+                  f"run history unavailable: {problem}; alerts and metrics still work but runs "
+                  f"are not recorded: {MOVE_ASIDE}",
+                  f"history_unavailable:{run.id}", {"error": problem})]
+
+
+def evaluate_rules(run: RunRecord, history: History | None, freshness: Freshness | None,
                    config: AuroraConfig) -> list[Alert]:
-    """All alerts for `run` (median timings come from earlier runs in `history`)."""
-    medians = {s.name: history.stage_median(s.name, MEDIAN_WINDOW, exclude_run=run.id)
-               for s in run.stages}
+    """All alerts for `run` (median timings come from earlier runs in `history`; with no
+    history, None, the slow-stage rule has nothing to compare with and is skipped)."""
+    medians = ({s.name: history.stage_median(s.name, MEDIAN_WINDOW, exclude_run=run.id)
+                for s in run.stages} if history is not None else {})
     return [
         *rule_failed_run(run),
         *rule_coverage(run),
@@ -193,33 +212,50 @@ def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: 
             return Delivery(False, exc.attempts, exc.problem)
 
 
-Raised = list[tuple[int, Alert, Delivery | None]]
+Raised = list[tuple[int | None, Alert, Delivery | None]]
 
 
-def raise_alerts(alerts: Iterable[Alert], history: History, config: AuroraConfig,
+def raise_alerts(alerts: Iterable[Alert], history: History | None, config: AuroraConfig,
                  run_id: str | None, secrets: tuple[str, ...] = (), *,
                  sleep: Callable[[float], None] = time.sleep) -> Raised:
-    """Log, store and post each alert not already open; return (id, alert, delivery)."""
-    raised = []
+    """Log, store and post each alert not already open; return (id, alert, delivery).
+
+    Without a usable `history` (None, or StoreError while storing: logged once) alerts are
+    logged and posted all the same, with id None.
+    """
+    raised: Raised = []
     url = config.ops.webhook_url.get_secret_value() if config.ops.webhook_url else None
     for alert in alerts:
         alert = Alert(alert.rule, alert.severity, redact(alert.message, secrets), alert.key,
                       alert.details)
-        alert_id = history.add_alert(run_id=run_id, rule=alert.rule, key=alert.key,
-                                     severity=alert.severity, message=alert.message,
-                                     details=alert.details)
-        if alert_id is None:
-            continue  # the same condition is already open and was announced
+        alert_id: int | None = None
+        if history is not None:
+            try:
+                alert_id = history.add_alert(run_id=run_id, rule=alert.rule, key=alert.key,
+                                             severity=alert.severity, message=alert.message,
+                                             details=alert.details)
+            except StoreError as exc:
+                log.warning("alerts not stored: %s", redact(str(exc), secrets))
+                history = None
+            else:
+                if alert_id is None:
+                    continue  # the same condition is already open and was announced
         # INFO: the alert is stored and delivered; on a terminal the command's own error
         # line already says what failed, and saying it twice helps nobody
         log.info("alert [%s] %s", alert.severity, alert.message)
         delivery = None
         if url:
             delivery = post_webhook(url, alert_payload(alert, run_id, alert_id), sleep=sleep)
-            history.mark_delivery(alert_id, delivery.delivered, delivery.attempts,
-                                  delivery.error and redact(delivery.error, secrets))
+            if history is not None and alert_id is not None:
+                try:
+                    history.mark_delivery(alert_id, delivery.delivered, delivery.attempts,
+                                          delivery.error and redact(delivery.error, secrets))
+                except StoreError as exc:
+                    log.warning("alerts not stored: %s", redact(str(exc), secrets))
+                    history = None
             if not delivery.delivered:
-                log.warning("alert %d not delivered after %d attempt(s): %s", alert_id,
+                log.warning("alert %s [%s] not delivered after %d attempt(s): %s",
+                            alert_id if alert_id is not None else "(not stored)", alert.rule,
                             delivery.attempts, delivery.error)
         raised.append((alert_id, alert, delivery))
     return raised

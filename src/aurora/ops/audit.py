@@ -11,8 +11,12 @@ place a command is recorded):
   the data directory). `deleted` lists versions that disappeared (prune).
 - `read` lists the inputs the command named (configuration, universe or imported file, with
   their sha256) and the manifest of the version the command started from.
-- Secret values never appear: argv is redacted against the known secrets, URLs lose their
-  user info and query, and `--storage-option` values whose key looks secret are masked.
+- Secret values never appear in argv, whoever defines the option (`safe_argv`): it is
+  redacted against the known secrets; the value of any option whose name looks secret
+  (`secret`, `token`, `password`, `key`, `auth`, ...) is masked in every form (`--name V`,
+  `--name=V`, `-o name=V`, `--storage-option name=V`, `--storage-option=name=V`,
+  `-oname=V`); a URL given to a webhook-like option (`--webhook-url`, `-o hook=...`) loses
+  its path (webhook tokens live there); and every other URL loses its user info and query.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aurora.atomic import sha256_file
+from aurora.atomic import private_dir, sha256_file
 from aurora.errors import AuroraError
 from aurora.ops.history import create_private_file
 from aurora.redaction import MASK, redact, redact_url
@@ -36,7 +40,13 @@ from aurora.store import MANIFEST, Store
 
 AUDIT_FILE = Path("audit") / "audit.jsonl"
 _MAX_HASH_BYTES = 1 << 30
-_SECRETISH = ("secret", "token", "password", "passwd", "key", "credential")
+# an option (or KEY of KEY=VALUE) whose lower-cased name contains one of these carries a
+# secret: its value is masked whole
+_SECRETISH = ("secret", "token", "password", "passwd", "passphrase", "pwd", "key",
+              "credential", "auth", "cookie", "private", "signature", "session",
+              "connection_string", "conn_str", "sas")
+# ... or a URL whose path holds a token (Slack and similar webhooks): the path is masked
+_URL_IN_PATH = ("hook",)
 
 
 class AuditLog:
@@ -47,7 +57,7 @@ class AuditLog:
 
     def append(self, record: dict[str, Any]) -> None:
         """Append one record as a JSON line (locked, fsync'd; the file stays 0600)."""
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         create_private_file(self.path)
         line = (json.dumps(record, default=str, separators=(",", ":")) + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
@@ -152,21 +162,60 @@ def file_digest(path: Path) -> str | None:
 
 
 def safe_argv(argv: list[str], secrets: tuple[str, ...]) -> list[str]:
-    """argv with secret values, URL credentials and secret-looking storage options masked."""
-    out = []
+    """argv with every secret-bearing value masked (see the module docstring).
+
+    Works from the names alone, so it covers options Aurora does not define (a plugin's
+    `--secret-key S`) and storage options for any filesystem. A long option whose name looks
+    secret masks the next argument when its value is not attached (`--api-token T`), so a
+    boolean flag with such a name also masks the argument after it: masking too much is the
+    safe side.
+    """
+    out: list[str] = []
+    pending: str | None = None  # the name of an option whose value is the next argument
     for arg in argv:
         text = redact(arg, secrets)
-        if "://" in text:
-            text = redact_url(text, keep_path=True)
-        # `--storage-option=secret=X` and `-osecret=X` carry KEY=VALUE after the flag.
-        flag, body = "", text
-        if text.startswith("--") and "=" in text:
-            flag, body = text.split("=", 1)
-            flag += "="
-        elif text.startswith("-o") and len(text) > 2:
-            flag, body = "-o", text[2:]
-        key, sep, _value = body.partition("=")
-        if sep and not key.startswith("-") and any(s in key.lower() for s in _SECRETISH):
-            text = f"{flag}{key}={MASK}"
+        if pending is not None:
+            out.append(_option_value(pending, text))
+            pending = None
+            continue
+        if text.startswith("--") and len(text) > 2:
+            name, sep, value = text[2:].partition("=")
+            if sep:
+                text = f"--{name}={_option_value(name, value)}"
+            elif _kind(name):
+                pending = name
+        elif text.startswith("-o") and len(text) > 2:  # `-oKEY=VALUE`, the short storage option
+            text = "-o" + _plain_value(text[2:])
+        elif not text.startswith("-"):
+            text = _plain_value(text)
         out.append(text)
     return out
+
+
+def _kind(name: str) -> str | None:
+    """"secret" (mask the value), "url" (mask a URL's path) or None, from an option's name."""
+    low = name.lower()
+    if any(word in low for word in _SECRETISH):
+        return "secret"
+    if any(word in low for word in _URL_IN_PATH):
+        return "url"
+    return None
+
+
+def _option_value(name: str, value: str) -> str:
+    """The value of option `name`, made safe."""
+    kind = _kind(name)
+    if kind == "secret":
+        return MASK
+    if kind == "url":
+        return redact_url(value, keep_path=False) if "://" in value else MASK
+    return _plain_value(value)
+
+
+def _plain_value(value: str) -> str:
+    """A value without an option name of its own: `KEY=VALUE` is judged by KEY (storage
+    options), anything else only loses URL credentials."""
+    key, sep, rest = value.partition("=")
+    if sep and key.strip() and "://" not in key:
+        return f"{key}={_option_value(key.strip(), rest)}"
+    return redact_url(value, keep_path=True) if "://" in value else value

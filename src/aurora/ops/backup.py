@@ -12,7 +12,14 @@ Contract:
   references it; a killed backup leaves the previous `backup.json` valid and its partial
   blobs are rewritten next time.
 - Only versions whose files match their manifest are backed up; a corrupt `latest` stops
-  the backup with an error naming the file.
+  the backup with an error naming the file, and so does a `latest` that points to no
+  published version (dangling): the backup's `latest` is always a version in the backup.
+- Nothing read from a backup is trusted as a path: `backup.json` is checked as a whole when
+  it is read (`check_index`: version names and file names are plain names, blob names are
+  sha256 hex digests, `latest` is one of its versions or absent), a version's manifest is
+  parsed with `Manifest.parse` and must name the same version and the same files with the
+  same sha256 as `backup.json` before any local path is built. Anything else is refused with
+  a one-line StoreError naming the backup, the file and the name at fault.
 - `restore_version` downloads into a staging directory (or repairs the files of an existing
   version that are missing or corrupt), verifies every sha256 before anything is placed,
   then points `latest` at the restored version.
@@ -29,6 +36,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Mapping
@@ -38,14 +46,27 @@ from typing import Any
 
 import fsspec
 
-from aurora.atomic import atomic_write_bytes, fsync_dir, sha256_bytes, sha256_file
+from aurora.atomic import (
+    atomic_write_bytes,
+    fsync_dir,
+    private_dir,
+    sha256_bytes,
+    sha256_file,
+)
 from aurora.errors import ConfigError, CredentialsError, StoreError
 from aurora.ops.crypto import Cipher, new_key_record, open_key_record
+from aurora.oserrors import storage_error
 from aurora.redaction import redact_url
 from aurora.store import MANIFEST, FileEntry, Manifest, Store
+from aurora.store.copies import make_read_only
+from aurora.store.files import plain_name
 
 FORMAT = "aurora-backup/1"
 INDEX = "backup.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+# bounds of the scrypt parameters accepted from an encrypted backup's record (Aurora writes
+# n=2**15, r=8, p=1): a crafted record must not make key derivation exhaust memory
+_MAX_KDF = {"n": 2**20, "r": 32, "p": 16}
 
 
 @dataclass
@@ -123,8 +144,10 @@ class BackupTarget:
             else:
                 self.fs.pipe_file(path, data)
         except OSError as exc:
-            raise StoreError(f"{self.shown}: cannot write {'/'.join(parts)} "
-                             f"({type(exc).__name__})") from None
+            known = storage_error(exc, f"{self.shown}/{'/'.join(parts)}")
+            reason = str(known) if known is not None else type(exc).__name__
+            raise StoreError(f"{self.shown}: cannot write {'/'.join(parts)} ({reason})"
+                             ) from None
 
     def index(self) -> dict[str, Any] | None:
         """The parsed backup.json, or None when the location holds no backup yet."""
@@ -138,9 +161,10 @@ class BackupTarget:
             index = json.loads(self.read(INDEX))
         except json.JSONDecodeError:
             raise StoreError(f"{self.shown}: {INDEX} is not valid JSON") from None
-        if index.get("format") != FORMAT:
-            raise StoreError(f"{self.shown}: {INDEX} has unknown format {index.get('format')!r}")
-        return index
+        if not isinstance(index, dict) or index.get("format") != FORMAT:
+            found = index.get("format") if isinstance(index, dict) else None
+            raise StoreError(f"{self.shown}: {INDEX} has unknown format {found!r}")
+        return check_index(index, self.shown)
 
     def unlock(self, index: dict[str, Any], key: str | None) -> None:
         """Set up the cipher for an existing backup (or check that none is needed)."""
@@ -154,8 +178,9 @@ class BackupTarget:
                               "is set: back up to a new location to encrypt, or unset the key")
 
     def get_blob(self, sha256: str, what: str) -> bytes:
-        """A verified plaintext blob (StoreError if missing, undecryptable or corrupt)."""
-        data = self.read("blobs", sha256)
+        """A verified plaintext blob (StoreError if missing, undecryptable or corrupt, or if
+        `sha256` is not a sha256 hex digest: it names a file of the backup)."""
+        data = self.read("blobs", _blob_name(sha256, f"{self.shown}: blob of {what}"))
         if self.cipher is not None:
             data = self.cipher.decrypt(data, sha256, what)
         if sha256_bytes(data) != sha256:
@@ -168,9 +193,67 @@ def _protocols(fs: Any) -> tuple[str, ...]:
     return (proto,) if isinstance(proto, str) else tuple(proto)
 
 
+def _blob_name(value: object, where: str) -> str:
+    """`value` when it is a sha256 hex digest (the only names blobs have), else StoreError."""
+    if not isinstance(value, str) or not _SHA256.match(value):
+        raise StoreError(f"{where}: {str(value)[:80]!r} is not a sha256 hex digest")
+    return value
+
+
+def _safe(name: object, what: str, shown: str) -> str:
+    """`plain_name` with the backup named in the error."""
+    try:
+        return plain_name(name, what)
+    except StoreError as exc:
+        raise StoreError(f"{shown}: {exc}") from None
+
+
+def check_index(index: dict[str, Any], shown: str) -> dict[str, Any]:
+    """`index` (a parsed backup.json) when every name in it is safe to use; StoreError naming
+    the backup `shown` and the first field at fault otherwise (see the module docstring)."""
+    versions = index.get("versions")
+    if not isinstance(versions, dict):
+        raise StoreError(f"{shown}: {INDEX}: `versions` is missing or not an object")
+    for version, entry in versions.items():
+        _safe(version, f"version name in {INDEX}", shown)
+        files = entry.get("files") if isinstance(entry, dict) else None
+        if not isinstance(files, dict):
+            raise StoreError(f"{shown}: {INDEX}: version {version} has no `files` object")
+        _blob_name(entry.get("manifest_sha256"), f"{shown}: {INDEX}: manifest of {version}")
+        for name, meta in files.items():
+            if _safe(name, f"file name in {INDEX} (version {version})", shown) == MANIFEST:
+                raise StoreError(f"{shown}: {INDEX}: version {version} lists a file named "
+                                 f"{MANIFEST} (reserved for the manifest)")
+            sha = meta.get("sha256") if isinstance(meta, dict) else None
+            _blob_name(sha, f"{shown}: {INDEX}: {name} of {version}")
+    latest = index.get("latest")
+    if latest is not None:
+        _safe(latest, f"latest version in {INDEX}", shown)
+    if index.get("encrypted"):
+        _check_key_record(index.get("encryption"), shown)
+    return index
+
+
+def _check_key_record(record: object, shown: str) -> None:
+    """The encryption record of an encrypted backup has the fields Aurora writes, in bounds."""
+    bad = f"{shown}: {INDEX}: the encryption record"
+    if not isinstance(record, dict) or not all(
+            isinstance(record.get(k), str) for k in ("salt", "key_check")):
+        raise StoreError(f"{bad} is missing or malformed")
+    for name, limit in _MAX_KDF.items():
+        value = record.get(name)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+            raise StoreError(f"{bad}: {name} must be an integer from 1 to {limit}")
+
+
 def backup_store(store: Store, url: str, *, key: str | None = None,
                  storage_options: Mapping[str, Any] | None = None) -> BackupReport:
-    """Copy every verified version of `store` not yet in the backup at `url`."""
+    """Copy every verified version of `store` not yet in the backup at `url`.
+
+    StoreError, with `backup.json` left as it was, when the store is empty, when `latest`
+    points to no published version (dangling) or to a corrupt one: the `latest` recorded in
+    the backup is always a version the backup holds.
+    """
     target = BackupTarget(url, storage_options)
     index = target.index()
     if index is None:
@@ -185,10 +268,15 @@ def backup_store(store: Store, url: str, *, key: str | None = None,
         current = store.current_version()
         if current is None:
             raise StoreError(f"{store.root}: nothing to back up (the store is empty)")
+        if current not in store.versions():
+            raise StoreError(
+                f"{store.latest} points to {current!r}, which is not a published version in "
+                f"{store.archive} (dangling); nothing backed up: make a version current with "
+                "`aurora rollback --to VERSION` or `aurora restore` first")
         for version in store.versions():
             if version in index["versions"]:
                 continue
-            problems = store.verify(version)
+            problems = store.verify(version) or _names_other_version(store, version)
             if problems:
                 if version == current:
                     raise StoreError(f"latest version {version} is corrupt, not backed up: "
@@ -218,11 +306,22 @@ def backup_store(store: Store, url: str, *, key: str | None = None,
                           for n, e in manifest.files.items()},
             }
             report.versions_added.append(version)
+        if current not in index["versions"]:  # unreachable after the checks above
+            raise StoreError(f"latest version {current} is not in the backup; nothing recorded")
         index["latest"] = current
     index["updated_at"] = dt.datetime.now(dt.UTC).isoformat()
     target.write(json.dumps(index, indent=2).encode() + b"\n", INDEX)
     report.versions_total = len(index["versions"])
     return report
+
+
+def _names_other_version(store: Store, version: str) -> list[str]:
+    """A problem when the manifest of `version` names another version (a directory renamed
+    by hand): restore would refuse such a copy, so it is not backed up."""
+    named = store.manifest(version).version
+    if named != version:
+        return [f"{MANIFEST} of {version} names version {named}"]
+    return []
 
 
 def backup_versions(url: str, storage_options: Mapping[str, Any] | None = None
@@ -238,30 +337,38 @@ def backup_versions(url: str, storage_options: Mapping[str, Any] | None = None
 def restore_version(store: Store, url: str, *, version: str | None = None,
                     key: str | None = None, storage_options: Mapping[str, Any] | None = None,
                     point_latest: bool = True) -> RestoreReport:
-    """Bring `version` (default: the backup's latest) back into `store`, verified."""
+    """Bring `version` (default: the backup's latest) back into `store`, verified.
+
+    Every name comes from a checked `backup.json` (`check_index`) and a manifest that agrees
+    with it (`_backed_up_manifest`) before any local path is built; StoreError otherwise,
+    with the store untouched.
+    """
     target = BackupTarget(url, storage_options)
     index = target.index()
     if index is None:
         raise StoreError(f"{target.shown}: no backup found ({INDEX} missing)")
     target.unlock(index, key)
-    version = version or index.get("latest")
-    entry = index["versions"].get(version or "")
+    if version is None:
+        version = index.get("latest")
+        if version is None:
+            raise StoreError(f"{target.shown}: {INDEX} records no latest version; "
+                             "choose one with --version")
+        if version not in index["versions"]:
+            recent = ", ".join(sorted(index["versions"])[-3:]) or "none"
+            raise StoreError(f"{target.shown}: {INDEX} records latest version {version}, "
+                             f"which is not in the backup; choose one with --version "
+                             f"(latest ones: {recent})")
+    version = _safe(version, "version name", target.shown)
+    entry = index["versions"].get(version)
     if entry is None:
         recent = ", ".join(sorted(index["versions"])[-3:]) or "none"
         raise StoreError(f"{target.shown}: version {version!r} is not in the backup "
                          f"(latest ones: {recent})")
-    assert version is not None
-    manifest_bytes = target.read("versions", version, MANIFEST)
-    if sha256_bytes(manifest_bytes) != entry["manifest_sha256"]:
-        raise StoreError(f"{target.shown}: manifest of {version} is corrupt (sha256 mismatch)")
-    files = Manifest.parse(manifest_bytes, f"{target.shown}: {version}").files
-    if {n: e.sha256 for n, e in files.items()} != {
-            n: m["sha256"] for n, m in entry["files"].items()}:
-        raise StoreError(f"{target.shown}: manifest of {version} disagrees with {INDEX}")
+    manifest_bytes, files = _backed_up_manifest(target, version, entry)
     report = RestoreReport(target.shown, version)
     with store.lock():
         store.clean_staging()
-        store.archive.mkdir(parents=True, exist_ok=True)
+        private_dir(store.archive)
         final = store.archive / version
         if final.is_dir():
             _repair(target, final, files, manifest_bytes, report)
@@ -270,6 +377,8 @@ def restore_version(store: Store, url: str, *, version: str | None = None,
         problems = store.verify(version)
         if problems:
             raise StoreError(f"restored {version} does not verify: {problems[0]}")
+        for name in (*files, MANIFEST):  # published files are read-only, restored ones too
+            make_read_only(final / name)
         report.files_verified = len(files)
         if point_latest:
             store.point_latest_to(version)
@@ -277,10 +386,30 @@ def restore_version(store: Store, url: str, *, version: str | None = None,
     return report
 
 
+def _backed_up_manifest(target: BackupTarget, version: str, entry: dict[str, Any]
+                        ) -> tuple[bytes, dict[str, FileEntry]]:
+    """The manifest bytes of `version` and its files, once the manifest matches its sha256
+    in `backup.json`, parses (`Manifest.parse` checks every name), names `version` itself,
+    and lists exactly the files (and sha256) `backup.json` lists. StoreError otherwise."""
+    manifest_bytes = target.read("versions", version, MANIFEST)
+    if sha256_bytes(manifest_bytes) != entry["manifest_sha256"]:
+        raise StoreError(f"{target.shown}: manifest of {version} is corrupt (sha256 mismatch)")
+    manifest = Manifest.parse(manifest_bytes, f"{target.shown}: versions/{version}/{MANIFEST}")
+    if manifest.version != version:
+        raise StoreError(f"{target.shown}: versions/{version}/{MANIFEST} names version "
+                         f"{manifest.version}, not {version}")
+    if MANIFEST in manifest.files:
+        raise StoreError(f"{target.shown}: versions/{version}/{MANIFEST} lists a file named "
+                         f"{MANIFEST} (reserved for the manifest)")
+    if {n: e.sha256 for n, e in manifest.files.items()} != {
+            n: m["sha256"] for n, m in entry["files"].items()}:
+        raise StoreError(f"{target.shown}: manifest of {version} disagrees with {INDEX}")
+    return manifest_bytes, dict(manifest.files)
+
+
 def _download(store: Store, target: BackupTarget, final: Path, files: dict[str, FileEntry],
               manifest_bytes: bytes, report: RestoreReport) -> None:
-    staging = store.archive / f".staging-restore-{uuid.uuid4().hex}"
-    staging.mkdir()
+    staging = private_dir(store.archive / f".staging-restore-{uuid.uuid4().hex}")
     try:
         for name, entry in sorted(files.items()):
             data = target.get_blob(entry.sha256, f"{name} of {final.name}")

@@ -18,13 +18,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import polars as pl
 
 from aurora import calendar
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError, StoreError
+from aurora.errors import StoreError
 from aurora.store import FileEntry, Store
 from aurora.store.files import PRICES
 
@@ -68,21 +67,8 @@ class Freshness:
 
 
 def deadline_for(session: dt.date, config: AuroraConfig) -> dt.datetime:
-    """The aware datetime of `session`'s data deadline. ConfigError on a bad setting."""
-    try:
-        hour, minute = (int(part) for part in config.ops.deadline.split(":"))
-        clock = dt.time(hour, minute)
-    except ValueError:
-        raise ConfigError(
-            f"ops.deadline: expected HH:MM, got {config.ops.deadline!r}"
-        ) from None
-    try:
-        zone = ZoneInfo(config.ops.deadline_timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"ops.deadline_timezone: unknown time zone {config.ops.deadline_timezone!r}"
-        ) from None
-    return dt.datetime.combine(session, clock, tzinfo=zone)
+    """The aware datetime of `session`'s data deadline (validated with the configuration)."""
+    return config.ops.deadline_on(session)
 
 
 def _max_date_of(path: Path, entry: FileEntry) -> dt.date | None:

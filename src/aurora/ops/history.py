@@ -14,6 +14,11 @@ half-applied migration). Version 0 is a database made before versioning (its tab
 are migration 1's) or a new file. A version newer than this code knows raises `StoreError`.
 Migrations only ever add: rows already stored are kept.
 
+A database that cannot be used (not a database, corrupt, unreadable: any `sqlite3.DatabaseError`
+or OS error while opening or using it) raises a one-line `StoreError` naming the file and
+the SQLite error (`HistoryUnavailable`); callers that can work without history catch it
+(`aurora.ops.runner`, `aurora.ops.status`).
+
 Nothing secret is ever written here: callers pass redacted text (see `aurora.redaction`).
 All timestamps are ISO 8601 UTC strings. Connections are short-lived (one per call site).
 """
@@ -31,9 +36,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from aurora.atomic import private_dir
 from aurora.errors import StoreError
 
 DB_NAME = "aurora.db"
+MOVE_ASIDE = "move the file aside to start a new one"
 
 # Migration 1: the schema as it was before versioning (databases with user_version 0).
 _SCHEMA_V1 = """
@@ -171,9 +178,15 @@ def utc_now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+class HistoryUnavailable(StoreError):
+    """The run-history database cannot be read or written; the message names the file and
+    the SQLite (or OS) error, e.g. `data/aurora.db: run history unreadable (SQLite: file is
+    not a database)`."""
+
+
 def create_private_file(path: Path) -> None:
     """Create `path` (and its parent) if missing; make it owner-only (0600) regardless of umask."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
     os.close(fd)
     os.chmod(path, 0o600)
@@ -242,17 +255,30 @@ class History:
     @contextlib.contextmanager
     def connect(self) -> Iterator[sqlite3.Connection]:
         """A connection to the migrated database inside a transaction (commit on success,
-        rollback on error). Raises `StoreError` when the file's schema is newer than this code.
+        rollback on error). Raises `StoreError` when the file's schema is newer than this code,
+        and `HistoryUnavailable` (a StoreError) when the file cannot be used as a database.
         """
-        create_private_file(self.path)
-        conn = sqlite3.connect(self.path, timeout=30)
+        try:
+            create_private_file(self.path)
+            conn = sqlite3.connect(self.path, timeout=30)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise self._unavailable(exc) from None
         try:
             conn.row_factory = sqlite3.Row
             migrate(conn, self.path)
             with conn:
                 yield conn
+        except sqlite3.DatabaseError as exc:
+            raise self._unavailable(exc) from None
         finally:
             conn.close()
+
+    def _unavailable(self, exc: BaseException) -> HistoryUnavailable:
+        """The one-line error for a database that cannot be used (never the SQL text)."""
+        kind = "SQLite" if isinstance(exc, sqlite3.Error) else type(exc).__name__
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else str(exc)
+        text = " ".join(reason.split())[:200] or type(exc).__name__
+        return HistoryUnavailable(f"{self.path}: run history unreadable ({kind}: {text})")
 
     # -- runs ----------------------------------------------------------------------------
     def record_run(self, run: RunRecord) -> None:

@@ -6,6 +6,15 @@ its own (never the global one), rendered by `prometheus_client.generate_latest`.
 with no sample is left out entirely. `write_metrics` replaces `data/metrics/aurora.prom`
 atomically (the collector never reads a partial file). Point the collector at the
 directory: `node_exporter --collector.textfile.directory=DATA/metrics`.
+
+The metrics hold no secret and are meant for the collector, which often runs as another
+user: `metrics/` is created 0755 and `aurora.prom` written 0644 whatever the umask (the data
+directory itself is created owner-only; make it traversable, `chmod o+x DATA`, for a
+collector running as another user).
+
+When the run history cannot be read (`HistoryUnavailable`), `write_metrics` still writes
+what it knows: the current run (`current`), freshness, and `aurora_history_available 0`;
+other commands' runs and the open-alert count are left out.
 """
 
 from __future__ import annotations
@@ -16,11 +25,14 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
-from aurora.atomic import atomic_write_text
+from aurora.atomic import atomic_write_text, private_dir
+from aurora.errors import StoreError
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import History, RunRecord
 
 METRICS_FILE = Path("metrics") / "aurora.prom"
+METRICS_DIR_MODE = 0o755  # read by node exporter, often another user; no secrets inside
+METRICS_FILE_MODE = 0o644
 
 _RUN = ("command",)
 _STAGE = ("command", "stage")
@@ -42,14 +54,17 @@ _GAUGES: dict[str, tuple[str, tuple[str, ...]]] = {
         "Sessions between the latest stored session and the last completed one.", ()),
     "aurora_data_stale": ("1 if the latest session is missing past its deadline.", ()),
     "aurora_open_alerts": ("Alerts not yet acknowledged or resolved.", ()),
+    "aurora_history_available": ("1 if the run-history database aurora.db is usable.", ()),
 }
 
 _Sample = tuple[tuple[str, ...], float]
 
 
 def render_metrics(runs: Iterable[RunRecord], freshness: Freshness | None,
-                   open_alerts: int) -> str:
-    """The exposition text: HELP/TYPE once per metric that has samples, then its samples."""
+                   open_alerts: int | None, history_available: bool = True) -> str:
+    """The exposition text: HELP/TYPE once per metric that has samples, then its samples.
+
+    `open_alerts` None: unknown (no history), left out."""
     samples: dict[str, list[_Sample]] = {name: [] for name in _GAUGES}
 
     def add(name: str, value: float, *labels: str) -> None:
@@ -76,7 +91,9 @@ def render_metrics(runs: Iterable[RunRecord], freshness: Freshness | None,
         if freshness.latest_session is not None:
             add("aurora_latest_session_age_sessions", freshness.sessions_behind)
         add("aurora_data_stale", int(freshness.stale))
-    add("aurora_open_alerts", open_alerts)
+    if open_alerts is not None:
+        add("aurora_open_alerts", open_alerts)
+    add("aurora_history_available", int(history_available))
 
     registry = CollectorRegistry(auto_describe=False)
     for name, (text, labelnames) in _GAUGES.items():
@@ -88,10 +105,26 @@ def render_metrics(runs: Iterable[RunRecord], freshness: Freshness | None,
     return generate_latest(registry).decode("utf-8")
 
 
-def write_metrics(data_dir: Path, history: History, freshness: Freshness | None) -> Path:
-    """Render from `history` and atomically replace `data_dir/metrics/aurora.prom`."""
-    text = render_metrics(history.latest_run_per_command(), freshness,
-                          len(history.alerts("open", limit=10_000)))
+def write_metrics(data_dir: Path, history: History | None, freshness: Freshness | None, *,
+                  current: RunRecord | None = None) -> Path:
+    """Render from `history` and atomically replace `data_dir/metrics/aurora.prom`.
+
+    With no usable history (None, or StoreError reading it) the file describes `current`
+    only (when given), freshness, and `aurora_history_available 0`.
+    """
+    runs: list[RunRecord] = [current] if current is not None else []
+    open_alerts: int | None = None
+    available = False
+    if history is not None:
+        try:
+            runs = history.latest_run_per_command()
+            open_alerts = len(history.alerts("open", limit=10_000))
+            available = True
+        except StoreError:
+            runs = [current] if current is not None else []
+    text = render_metrics(runs, freshness, open_alerts, history_available=available)
     path = Path(data_dir) / METRICS_FILE
-    atomic_write_text(path, text, mode=0o644)
+    private_dir(Path(data_dir))
+    private_dir(path.parent, METRICS_DIR_MODE)
+    atomic_write_text(path, text, mode=METRICS_FILE_MODE)
     return path

@@ -5,6 +5,10 @@ directory, verify every checksum, validate it, and rebuild the features from the
 prices; the rebuilt `features.parquet` is compared with the backed-up one (equal content
 expected when the build code has not changed since the backup). Validation and rebuild use
 the universe recorded in the restored version (the configured universe is not applied).
+
+A drill passes only when a version was restored and verified: a backup that is refused (an
+unsafe name, a manifest that disagrees with `backup.json`, a missing or corrupt blob, a
+wrong key) or cannot be reached fails the drill with the reason as its problem.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from typing import Any
 import polars as pl
 
 from aurora.config import AuroraConfig
+from aurora.errors import AuroraError, ConfigError
 from aurora.features.builder import build_features
 from aurora.ops.backup import restore_version
+from aurora.redaction import redact_url
 from aurora.store import Store
 from aurora.store.files import FEATURES
 from aurora.validation import validate_store
@@ -30,7 +36,7 @@ from aurora.validation import validate_store
 @dataclass
 class DrillReport:
     url: str
-    version: str
+    version: str | None  # None: nothing was restored (see `problems`)
     scratch: str
     files_verified: int = 0
     problems: list[str] = field(default_factory=list)
@@ -41,11 +47,14 @@ class DrillReport:
 
     @property
     def ok(self) -> bool:
-        return not self.problems and self.validation_ok is not False and \
-            self.rebuild_seconds is not None
+        return self.version is not None and not self.problems and \
+            self.validation_ok is not False and self.rebuild_seconds is not None
 
     def summary_lines(self) -> list[str]:
         status = "PASSED" if self.ok else "FAILED"
+        if self.version is None:
+            lines = [f"drill {status}: nothing restored from {self.url}"]
+            return lines + [f"  problem: {p}" for p in self.problems]
         lines = [f"drill {status}: restored {self.version} from {self.url} "
                  f"in {self.restore_seconds:.1f}s, {self.files_verified} file(s) verified"]
         if self.validation_ok is not None:
@@ -75,17 +84,29 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
           rebuild: Callable[[Store, AuroraConfig], Any] | None = None) -> DrillReport:
     """Restore the latest backup at `url` into a scratch store, verify, validate, rebuild.
 
-    Never touches `config.data_dir`. Problems are reported in the result, not raised, except
-    for errors reaching the backup itself (StoreError / CredentialsError).
+    Never touches `config.data_dir`. Problems are reported in the result, not raised: a
+    backup that cannot be reached, is refused or does not restore gives a failed report
+    (`ok` False, `version` None) whose problem is the one-line reason. A given `scratch`
+    must be new or empty (ConfigError otherwise): the drill removes it when it ends.
     """
     validate = validate or _default_validate
     rebuild = rebuild or _default_rebuild
+    if scratch is not None and Path(scratch).exists() and (
+            not Path(scratch).is_dir() or any(Path(scratch).iterdir())):
+        raise ConfigError(f"scratch directory {scratch} is not empty: the drill removes its "
+                          "scratch when it ends, so give it a new or empty one")
     root = Path(scratch) if scratch else Path(tempfile.mkdtemp(prefix="aurora-drill-"))
     store = Store(root / "data")
     scratch_config = config.model_copy(update={"data_dir": store.root, "universe": None})
     t0 = time.perf_counter()
     try:
-        restored = restore_version(store, url, key=key, storage_options=storage_options)
+        try:
+            restored = restore_version(store, url, key=key, storage_options=storage_options)
+        except AuroraError as exc:
+            failed = DrillReport(redact_url(url, keep_path=True), None, str(root),
+                                 restore_seconds=time.perf_counter() - t0)
+            failed.problems.append(f"restore failed: {exc}")
+            return failed
         report = DrillReport(restored.url, restored.version, str(root),
                              files_verified=restored.files_verified,
                              restore_seconds=time.perf_counter() - t0)

@@ -18,6 +18,12 @@ any, propagates unchanged):
 Read-only commands (`history=False`, e.g. `aurora status`) skip 1-3 and are only audited.
 A failure of this bookkeeping is logged and never replaces the command's own outcome.
 
+Monitoring does not depend on the history database: when `aurora.db` cannot be read or
+written (`HistoryUnavailable`, a newer schema, ...), the rules that need no history
+(failed run, coverage, quality, staleness) are still evaluated and posted to the webhook,
+one more critical alert, `history_unavailable`, names the file and the SQLite error, and
+the metrics file describes this run, freshness and `aurora_history_available 0`.
+
 Peak memory is the process's peak resident set size so far (`getrusage`), read at the end
 of each stage and of the run: a high-water mark, not a per-stage delta.
 """
@@ -39,7 +45,7 @@ from typing import Any
 
 from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
-from aurora.errors import AuroraError
+from aurora.errors import AuroraError, StoreError
 from aurora.ops import alerts as alert_rules
 from aurora.ops.audit import AuditLog, audit_record, file_digest, snapshot
 from aurora.ops.freshness import Freshness, check_freshness
@@ -47,6 +53,7 @@ from aurora.ops.history import History, QualityResult, RunRecord, StageRecord, u
 from aurora.ops.metrics import write_metrics
 from aurora.redaction import redact, secret_values
 from aurora.store import Store
+from aurora.store.datadir import ensure_data_dir
 from aurora.universe import Universe
 
 log = logging.getLogger("aurora.ops.runner")
@@ -92,6 +99,7 @@ class RunContext:
     alerts: list[alert_rules.Alert] = field(default_factory=list)
     record: RunRecord | None = None
     freshness: Freshness | None = None
+    history_error: str | None = None  # why the run could not be recorded in aurora.db
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -172,7 +180,7 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
     `argv` is the command line (audited, redacted); `history=False` for read-only
     commands. `now` (for freshness) and `sleep` (webhook backoff) are injectable for tests.
     """
-    store.root.mkdir(parents=True, exist_ok=True)
+    ensure_data_dir(store.root)  # owner-only whatever the umask; one line when unusable
     run = RunContext(store, config, command)
     before = snapshot(store)
     t0 = time.perf_counter()
@@ -205,7 +213,8 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
             AuditLog(store.root).append(audit_record(
                 store=store, command=command, argv=argv, started_at=run.started_at,
                 seconds=time.perf_counter() - t0, read=run.read,
-                runs=[run.id] if history else [], outcome=_outcome(error), exit_code=code,
+                runs=[run.id] if history and run.history_error is None else [],
+                outcome=_outcome(error), exit_code=code,
                 error=message, before=before, after=after, secrets=secrets))
         except Exception as exc:  # bookkeeping must never mask the command's outcome
             log.warning("run bookkeeping failed: %s", redact(f"{type(exc).__name__}: {exc}",
@@ -214,19 +223,36 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
 
 def _record(run: RunContext, record: RunRecord, secrets: tuple[str, ...],
             now: Callable[[], dt.datetime] | None, sleep: Callable[[float], None]) -> None:
-    """History row, freshness, alerts and metrics of a finished run."""
+    """History row, freshness, alerts and metrics of a finished run.
+
+    The history is optional here: if it cannot be used, everything else still happens
+    (see the module docstring).
+    """
     store, config = run.store, run.config
-    history = History(store.root)
-    history.record_run(record)
+    history: History | None = History(store.root)
+    problem: str | None = None
+    try:
+        history.record_run(record)
+    except StoreError as exc:
+        problem, history = redact(str(exc), secrets), None
+        log.warning("run not recorded in the history: %s", problem)
     try:
         run.freshness = check_freshness(store, config, now() if now else None)
     except AuroraError as exc:
         log.warning("freshness not checked: %s", redact(str(exc), secrets))
-    if run.freshness is not None and not run.freshness.stale:
-        history.close_alerts(status="resolved", rule="stale_data")
-    raised = alert_rules.raise_alerts(
-        alert_rules.evaluate_rules(record, history, run.freshness, config),
-        history, config, record.id, secrets, sleep=sleep)
+    alerts: list[alert_rules.Alert] = []
+    if history is not None:
+        try:
+            if run.freshness is not None and not run.freshness.stale:
+                history.close_alerts(status="resolved", rule="stale_data")
+            alerts = alert_rules.evaluate_rules(record, history, run.freshness, config)
+        except StoreError as exc:
+            problem, history = redact(str(exc), secrets), None
+            log.warning("run history unavailable: %s", problem)
+    run.history_error = problem
+    if history is None:
+        alerts = [*alert_rules.evaluate_rules(record, None, run.freshness, config),
+                  *alert_rules.rule_history_unavailable(problem, record)]
+    raised = alert_rules.raise_alerts(alerts, history, config, record.id, secrets, sleep=sleep)
     run.alerts = [alert for _, alert, _ in raised]
-    write_metrics(store.root, history, run.freshness)
-
+    write_metrics(store.root, history, run.freshness, current=record)

@@ -1,4 +1,9 @@
-"""`aurora status` as data: recent runs, data freshness and open alerts (read-only)."""
+"""`aurora status` as data: recent runs, data freshness and open alerts (read-only).
+
+A run-history database that cannot be read does not stop the status: `history_error` says
+what is wrong (the file and the SQLite error), runs and alerts are then empty, and the rest
+(freshness, versions, a run in progress) is reported as usual.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aurora.config import AuroraConfig
-from aurora.errors import AuroraError
+from aurora.errors import AuroraError, StoreError
 from aurora.ops.freshness import Freshness, check_freshness
-from aurora.ops.history import AlertRecord, History, RunRecord
+from aurora.ops.history import MOVE_ASIDE, AlertRecord, History, RunRecord
 from aurora.ops.runner import RUNNING
 from aurora.store import Store
 
@@ -27,7 +32,7 @@ class StatusReport:
     # Published versions newer than `latest`: a run killed between publishing its version and
     # moving `latest` (its outputs are complete but not current), or a rollback
     newer_than_latest: list[str] = field(default_factory=list)
-
+    history_error: str | None = None  # aurora.db cannot be read: the one-line reason
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +43,14 @@ class StatusReport:
             "open_alerts": [a.__dict__ for a in self.alerts],
             "in_progress": self.in_progress,
             "newer_than_latest": self.newer_than_latest,
+            "history_error": self.history_error,
         }
+
+    def history_line(self) -> str | None:
+        """What to tell a person when the run history cannot be read (None when it can)."""
+        if self.history_error is None:
+            return None
+        return f"run history unavailable: {self.history_error}; {MOVE_ASIDE}"
 
 
 def collect_status(store: Store, config: AuroraConfig, *, limit: int = 10,
@@ -52,8 +64,15 @@ def collect_status(store: Store, config: AuroraConfig, *, limit: int = 10,
     except AuroraError as exc:
         problem = str(exc)
     newer = [v for v in store.versions() if latest is not None and v > latest]
-    return StatusReport(history.recent_runs(limit), freshness, problem,
-                        history.alerts("open"), latest, _in_progress(store), newer)
+    runs: list[RunRecord] = []
+    alerts: list[AlertRecord] = []
+    history_error = None
+    try:
+        runs, alerts = history.recent_runs(limit), history.alerts("open")
+    except StoreError as exc:
+        history_error = str(exc)
+    return StatusReport(runs, freshness, problem, alerts, latest, _in_progress(store), newer,
+                        history_error)
 
 
 def _in_progress(store: Store) -> dict[str, Any] | None:

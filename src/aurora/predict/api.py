@@ -13,7 +13,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -26,6 +25,7 @@ from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
 from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
 from aurora.progress import Progress
+from aurora.schemas import FEATURES_TABLE, PRICES_TABLE, read_table
 from aurora.store import Store, Transaction
 from aurora.store.documents import validate_document
 from aurora.store.files import EVALUATION, FEATURES, PREDICTIONS, PRICES
@@ -81,21 +81,20 @@ class _Inputs:
     prices_sha256: str
 
 
-def _read_parquet(path: Path) -> pl.DataFrame:
-    try:
-        return pl.read_parquet(path)
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        raise DataValidationError(f"{path}: unreadable Parquet ({exc})") from None
-
-
 def load_inputs(store: Store) -> _Inputs:
     """features.parquet and prices.parquet of the latest version, with their sha256."""
     version = store.current_version()
     features_path = store.verified_path(FEATURES, version, hint="run `aurora build` first")
     prices_path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
     assert version is not None and features_path is not None and prices_path is not None
-    files = store.manifest(version).files
-    return _Inputs(version, _read_parquet(features_path), _read_parquet(prices_path),
+    manifest = store.manifest(version)
+    mismatch = manifest.features_from_other_prices()
+    if mismatch is not None:
+        raise DataValidationError(mismatch)
+    files = manifest.files
+    where = f"version {version}"
+    return _Inputs(version, read_table(features_path, FEATURES_TABLE, where),
+                   read_table(prices_path, PRICES_TABLE, where),
                    files[FEATURES].sha256, files[PRICES].sha256)
 
 
@@ -186,7 +185,10 @@ def predict(
         result, evaluation=summary, generated_at=now,
         inputs={"prices_sha256": inputs.prices_sha256,
                 "features_sha256": inputs.features_sha256,
-                "store_version": inputs.version, "universe": source, "symbols": len(symbols)},
+                "store_version": inputs.version, "universe": source, "symbols": len(symbols),
+                # recorded by the fetch that wrote the prices, inherited with the file
+                "synthetic": store.manifest(inputs.version).files[PRICES].meta("synthetic")
+                is True},
     )
     validate_document(doc)
     scored = int(result.scores["score"].is_not_null().sum())

@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from aurora.errors import StoreError
-from aurora.store.files import UNIVERSE, plain_name
+from aurora.store.files import FEATURES, PRICES, UNIVERSE, plain_name
 
 
 class FileEntry(BaseModel):
@@ -66,9 +66,12 @@ class Manifest(BaseModel):
     def _legacy_universe(cls, data: Any) -> Any:
         if not isinstance(data, dict) or data.get("universe") is not None:
             return data
-        symbols = (data.get("params") or {}).get("universe")
+        params, files = data.get("params"), data.get("files")
+        if not isinstance(params, dict) or not isinstance(files, dict | None):
+            return data  # the field validators name what is wrong
+        symbols = params.get("universe")
         if isinstance(symbols, list) and symbols and all(isinstance(s, str) for s in symbols):
-            entry = (data.get("files") or {}).get(UNIVERSE) or {}
+            entry = (files or {}).get(UNIVERSE) or {}
             source = entry.get("source") if isinstance(entry, dict) else None
             return {**data, "universe": {"symbols": symbols,
                                          "source": source or f"fetch {data.get('version')}"}}
@@ -89,6 +92,23 @@ class Manifest(BaseModel):
     def file(self, name: str) -> FileEntry | None:
         """The entry of file `name`, or None when this version does not hold it."""
         return self.files.get(name)
+
+    def features_from_other_prices(self) -> str | None:
+        """Why features.parquet of this version does not belong with its prices.parquet, or
+        None when it does (or when either is absent, or the build did not record the prices'
+        sha256: versions built before it was recorded).
+
+        The build records the sha256 of the prices it read (`prices_sha256` in the features'
+        entry); a version whose prices changed since (a fetch published over the build's
+        input meanwhile, or a hand edit) pairs features with other prices.
+        """
+        features, prices = self.file(FEATURES), self.file(PRICES)
+        built_from = features.meta("prices_sha256") if features is not None else None
+        if prices is None or built_from is None or built_from == prices.sha256:
+            return None
+        return (f"{FEATURES} of version {self.version} was built from other prices "
+                f"(sha256 {built_from[:12]}...) than its {PRICES} ({prices.sha256[:12]}...); "
+                "run `aurora build`")
 
     @classmethod
     def read(cls, path: Path) -> Manifest:

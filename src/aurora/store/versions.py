@@ -10,7 +10,9 @@ Layout under the data directory::
 Contract:
 - A version is immutable once published. It holds every file of the store at that moment:
   a transaction writes the files it changes into a staging directory, and the unchanged
-  files of the parent version are hard-linked in (copied where links are impossible).
+  files of the parent version are copied in (reflinked where the filesystem can), each
+  checked against the parent's manifest. Published files are read-only; older versions
+  share one inode per unchanged file (`aurora.store.copies`).
 - `manifest.json` lists each file with its sha256 and size, the stage that produced the
   version, its parent, and stage-specific metadata (row counts, date range, parameters).
 - Publication is a rename of the staging directory into `archive/` followed by an atomic
@@ -36,8 +38,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aurora.atomic import atomic_write_json, fsync_dir, sha256_file
+from aurora.atomic import atomic_write_json, fsync_dir, private_dir, sha256_file
 from aurora.errors import StoreError
+from aurora.store.copies import independent_copy, make_read_only, share_with_older
+from aurora.store.datadir import ensure_data_dir
 from aurora.store.files import MANIFEST, plain_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
@@ -235,8 +239,10 @@ class Store:
     # -- writing -------------------------------------------------------------------------
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
-        """Hold the store's exclusive writer lock; fail at once if another process has it."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Hold the store's exclusive writer lock; fail at once if another process has it.
+        StoreError naming the data directory when it is not a directory files can be
+        created in (`aurora.store.datadir`)."""
+        ensure_data_dir(self.root)  # owner-only whatever the umask
         fd = os.open(self.root / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         try:
             try:
@@ -278,9 +284,9 @@ class Store:
                 raise StoreError(
                     f"{self.root}: another run published version {parent} while this {stage} "
                     f"worked from {base or 'an empty store'}; nothing was published, run again")
-            self.archive.mkdir(parents=True, exist_ok=True)
+            private_dir(self.archive)
             staging = self.archive / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
-            staging.mkdir()
+            private_dir(staging)  # becomes the version directory: owner-only
             txn = Transaction(self, stage, staging, parent, dict(params or {}), universe)
             try:
                 yield txn
@@ -296,11 +302,7 @@ class Store:
             target = txn.staging / name
             if name in txn.removed or target.exists():
                 continue
-            source = self.archive / str(txn.parent) / name
-            try:
-                os.link(source, target)
-            except OSError:
-                shutil.copy2(source, target)
+            independent_copy(self.archive / str(txn.parent) / name, target)
             inherited.add(name)
         files: dict[str, FileEntry] = {}
         for path in sorted(txn.staging.iterdir()):
@@ -321,14 +323,31 @@ class Store:
             if not keep_meta:
                 meta["written_by"] = txn.stage
             files[path.name] = FileEntry.model_validate(meta)
+            make_read_only(path)
         version = new_version_id(txn.stage)
         universe = txn.universe or (self.universe(txn.parent) if txn.parent else None)
         manifest = Manifest(version=version, created_at=dt.datetime.now(dt.UTC),
                             stage=txn.stage, parent=txn.parent, params=txn.params,
                             files=files, universe=universe)
         atomic_write_json(txn.staging / MANIFEST, manifest.to_json())
+        make_read_only(txn.staging / MANIFEST)
         fsync_dir(txn.staging)
         os.rename(txn.staging, self.archive / version)
         fsync_dir(self.archive)
         self.point_latest_to(version)
+        if parent is not None:
+            self._share_unchanged(parent, inherited)
         return version
+
+    def _share_unchanged(self, parent: Manifest, inherited: set[str]) -> None:
+        """Disk reclamation after a publication (see `aurora.store.copies`): the parent's
+        copy of a file it inherited unchanged from its own parent becomes a hard link to
+        that grandparent's inode. Best effort: a failure only costs disk."""
+        if parent.parent is None or not (self.archive / parent.parent / MANIFEST).exists():
+            return
+        grandparent = self.manifest(parent.parent)
+        for name in sorted(inherited):
+            older = grandparent.file(name)
+            if older is not None and older.sha256 == parent.files[name].sha256:
+                share_with_older(self.archive / parent.version / name,
+                                 self.archive / grandparent.version / name)

@@ -18,7 +18,13 @@ from typing import Any
 
 import polars as pl
 
-from aurora.schemas import BAR_COLUMNS, PRICE_COLUMNS, PRICES_SCHEMA, find_duplicate_keys
+from aurora.schemas import (
+    BAR_COLUMNS,
+    PRICE_COLUMNS,
+    PRICES_SCHEMA,
+    find_duplicate_keys,
+    non_finite,
+)
 from aurora.validation.findings import CHECKS, Finding, format_dates
 
 OPTIONAL_COLUMNS = ("vwap", "trade_count")
@@ -107,16 +113,20 @@ def check_schema(frame: pl.DataFrame) -> list[Finding]:
                            count=len(missing)))
     expected = {**PRICE_SCHEMA, **OPTIONAL_SCHEMA}
     for name, dtype in expected.items():
-        if name in frame.columns and frame.schema[name] != dtype:
+        have = frame.schema.get(name)
+        if have is not None and have != dtype:
+            kind = " (not numeric)" if dtype.is_numeric() and not have.is_numeric() else ""
             out.append(finding(
-                "schema", f"column {name} has dtype {frame.schema[name]}, expected {dtype}"))
+                "schema", f"column {name} has dtype {have}, expected {dtype}{kind}"))
     return out
 
 
 def coerce(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, list[str]]:
     """Cast required columns to the contract dtypes where that is lossless enough to check.
 
-    Integers become Float64, Datetime becomes Date, Categorical becomes String. Returns
+    Integers become Float64, Datetime becomes Date, Categorical becomes String. An optional
+    column (vwap, trade_count) of another dtype is cast when that is as lossless (numbers to
+    Float64, integers to Int64) and left out of the checks otherwise (a String vwap). Returns
     (frame, []) or (None, [columns that are missing or cannot be cast]); the caller reports
     the schema problems themselves through `check_schema`.
     """
@@ -137,6 +147,17 @@ def coerce(frame: pl.DataFrame) -> tuple[pl.DataFrame | None, list[str]]:
             bad.append(name)
     if bad:
         return None, bad
+    drop = []
+    for name, dtype in OPTIONAL_SCHEMA.items():
+        have = frame.schema.get(name)
+        if have is None or have == dtype:
+            continue
+        if (dtype.is_float() and have.is_numeric()) or (dtype.is_integer()
+                                                        and have.is_integer()):
+            casts.append(pl.col(name).cast(dtype))
+        else:
+            drop.append(name)
+    frame = frame.drop(drop) if drop else frame
     return (frame.with_columns(casts) if casts else frame), []
 
 
@@ -157,7 +178,7 @@ def check_nulls(frame: pl.DataFrame) -> list[Finding]:
 def check_non_finite(frame: pl.DataFrame) -> list[Finding]:
     """NaN or +/-inf in prices, volume (or vwap when present), per symbol with dates."""
     cols = [c for c in (*BAR_COLUMNS, "vwap") if c in frame.columns]
-    bad = {c: pl.col(c).is_not_null() & ~pl.col(c).is_finite() for c in cols}
+    bad = {c: non_finite(c) for c in cols}
     flagged = frame.filter(pl.any_horizontal(list(bad.values())))
     aggs = {c: expr.sum() for c, expr in bad.items()}
 

@@ -9,6 +9,7 @@ short human message (a few dates plus a count, never thousands of dates).
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -46,9 +47,18 @@ CHECKS: dict[str, Severity] = {
     "file_schema": "error",
     "duplicate_keys": "error",
     "stale_predictions": "warning",
+    "stale_features": "error",
 }
 
 MESSAGE_DATES = 5
+
+
+def format_percent(fraction: float) -> str:
+    """`+52.3%` for a fraction of 0.523; from +/-10,000 % on, three significant digits
+    (`+1e+302%`), so no value makes a message long."""
+    if math.isfinite(fraction) and abs(fraction) < 100:
+        return f"{fraction:+.1%}"
+    return f"{fraction * 100:+.3g}%"
 
 
 def format_dates(dates: Sequence[dt.date], limit: int = MESSAGE_DATES) -> str:

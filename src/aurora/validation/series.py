@@ -18,7 +18,7 @@ from aurora import calendar
 from aurora.errors import DataValidationError
 from aurora.schemas import SPLIT_TYPES
 from aurora.validation.checks import finding, per_symbol, valid_values
-from aurora.validation.findings import Finding, format_dates
+from aurora.validation.findings import Finding, format_dates, format_percent
 
 ACTION_COLUMNS = ("action_type", "symbol", "ex_date")
 
@@ -220,15 +220,18 @@ def check_large_moves(
 
 
 def _move_finding(r: dict[str, Any], max_move: float) -> Finding:
+    """The finding of one large move; every number is printed bounded (`format_percent`,
+    `:g`), however absurd the prices."""
     head = (f"close {r['prev_close']:g} ({r['prev_date']}) -> {r['close']:g} ({r['date']}): "
-            f"{r['move']:+.1%}")
+            f"{format_percent(r['move'])}")
     if r["explained"]:
-        after = "" if r["adjusted"] is None else f", {r['adjusted']:+.1%} after adjusting"
+        after = ("" if r["adjusted"] is None
+                 else f", {format_percent(r['adjusted'])} after adjusting")
         return finding("explained_move", f"{head} explained by {r['actions']}{after}",
                        r["symbol"], (r["date"],))
-    why = (f"; not explained by {r['actions']} ({r['adjusted']:+.1%} after adjusting)"
-           if r["actions"] else "; no corporate action explains it")
-    return finding("large_move", f"{head}, beyond +/-{max_move:.0%}{why}",
+    why = (f"; not explained by {r['actions']} ({format_percent(r['adjusted'])} after "
+           "adjusting)" if r["actions"] else "; no corporate action explains it")
+    return finding("large_move", f"{head}, beyond +/-{max_move * 100:g}%{why}",
                    r["symbol"], (r["date"],))
 
 

@@ -19,7 +19,15 @@ import polars as pl
 
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
-from aurora.schemas import find_duplicate_keys
+from aurora.schemas import (
+    CORPORATE_ACTIONS_TABLE,
+    FEATURES_TABLE,
+    FUNDAMENTALS_TABLE,
+    SECTOR_MAP_TABLE,
+    TableSchema,
+    find_duplicate_keys,
+    non_finite,
+)
 from aurora.store import FileEntry, Store
 from aurora.store.documents import validate_document
 from aurora.store.files import (
@@ -37,14 +45,13 @@ from aurora.validation.findings import Finding, ValidationReport
 from aurora.validation.prices import apply_severities, effective_severities, validate_prices
 
 STORE_CHECKS = ("checksum", "missing_file", "unlisted_file", "unreadable", "file_schema",
-                "duplicate_keys")
+                "duplicate_keys", "stale_features", "stale_predictions")
 
-# Known parquet files other than prices: required column -> accepted dtype test.
-_KNOWN_TABLES: dict[str, dict[str, Any]] = {
-    SECTOR_MAP: {"symbol": pl.String, "sector": pl.String},
-    FUNDAMENTALS: {"symbol": pl.String, "as_of": pl.Date},
-    CORPORATE_ACTIONS: {"id": pl.String, "action_type": pl.String, "symbol": pl.String,
-                        "ex_date": pl.Date},
+# Known parquet files other than prices and features: the schema stages read them with.
+_KNOWN_TABLES: dict[str, TableSchema] = {
+    SECTOR_MAP: SECTOR_MAP_TABLE,
+    FUNDAMENTALS: FUNDAMENTALS_TABLE,
+    CORPORATE_ACTIONS: CORPORATE_ACTIONS_TABLE,
 }
 
 
@@ -81,6 +88,9 @@ def validate_store(
                                      corporate_actions=actions,
                                      config=config.validation, today=today)
     findings += _check_features(base / FEATURES)
+    stale = manifest.features_from_other_prices()
+    if stale is not None:
+        findings.append(finding("stale_features", stale))
     findings += _check_predictions(base / PREDICTIONS, files)
     for name, schema in _KNOWN_TABLES.items():
         if name != CORPORATE_ACTIONS:  # read (and checked) with the prices above
@@ -127,17 +137,11 @@ def _read_parquet(path: Path, findings: list[Finding]) -> pl.DataFrame | None:
         return None
 
 
-def _schema_problems(frame: pl.DataFrame, schema: dict[str, Any]) -> list[str]:
-    problems = []
-    for column, dtype in schema.items():
-        if column not in frame.columns:
-            problems.append(f"missing column {column}")
-        elif frame.schema[column] != dtype:
-            problems.append(f"column {column} has dtype {frame.schema[column]}, expected {dtype}")
-    return problems
+def _schema_problems(frame: pl.DataFrame, schema: TableSchema) -> list[str]:
+    return schema.problems(frame.schema)
 
 
-def _check_table(path: Path, schema: dict[str, Any]) -> list[Finding]:
+def _check_table(path: Path, schema: TableSchema) -> list[Finding]:
     if not path.exists():
         return []
     out: list[Finding] = []
@@ -145,6 +149,24 @@ def _check_table(path: Path, schema: dict[str, Any]) -> list[Finding]:
     if frame is not None:
         out += [finding("file_schema", f"{path.name}: {p}") for p in _schema_problems(frame,
                                                                                         schema)]
+        out += _check_finite(frame, path)
+    return out
+
+
+def _check_finite(frame: pl.DataFrame, path: Path) -> list[Finding]:
+    """NaN or +/-inf in a float column of a reference table (fundamentals), one finding per
+    column: an import refuses them, and a build would fail on them."""
+    out = []
+    for column in [c for c, dtype in frame.schema.items() if dtype.is_float()]:
+        bad = frame.filter(non_finite(column))
+        if bad.height:
+            row = bad.row(0, named=True)
+            symbol = row.get("symbol")
+            as_of = f" as_of {row['as_of']}" if row.get("as_of") is not None else ""
+            out.append(finding(
+                "non_finite", f"{path.name}: {column} is NaN or inf on {bad.height} row(s), "
+                f"first {symbol}{as_of} ({row[column]}); import the file again with finite "
+                "values", symbol=symbol, count=bad.height))
     return out
 
 
@@ -170,12 +192,7 @@ def _check_features(path: Path) -> list[Finding]:
     frame = _read_parquet(path, out)
     if frame is None:
         return out
-    problems = _schema_problems(frame, {"date": pl.Date, "symbol": pl.String})
-    feats = [c for c in frame.columns if c.startswith("f_")]
-    if not feats:
-        problems.append("no feature columns (f_*)")
-    problems += [f"column {c} has dtype {frame.schema[c]}, expected Float64"
-                 for c in feats if frame.schema[c] != pl.Float64]
+    problems = _schema_problems(frame, FEATURES_TABLE)
     out += [finding("file_schema", f"{path.name}: {p}") for p in problems]
     if "date" in frame.columns and "symbol" in frame.columns:
         duplicates = find_duplicate_keys(frame.select("symbol", "date"))

@@ -5,7 +5,8 @@ default, or a Parquet bars file), starts an `EmulatorServer`, prints exactly one
 `http://127.0.0.1:PORT` once it listens, and serves until SIGINT/SIGTERM. Everything else
 goes to stderr. The secret is never printed.
 
-`aurora demo`: `aurora_testbed.demo.run_demo` inside the command's run context.
+`aurora demo`: `aurora_testbed.demo.run_demo` inside the command's run context, writing
+into `./aurora-demo` by default (a directory of its own: its prices are synthetic).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from aurora.universe import default_universe, load_universe
 
 DEFAULT_START = dt.date(2015, 1, 1)
 DEMO_YEARS = 4  # as aurora_testbed.demo.DEMO_YEARS, not imported: start-up time
+DEMO_DATA_DIR = Path("aurora-demo")  # as aurora_testbed.demo.DEMO_DATA_DIR, likewise
 
 
 def register(app: typer.Typer) -> None:
@@ -43,13 +45,18 @@ def register(app: typer.Typer) -> None:
     def demo(
         ctx: typer.Context,
         data_dir: Annotated[Path, typer.Option(
-            "--data-dir", help="Where to write (default ./data).")] = Path("data"),
+            "--data-dir", help="Where to write the synthetic store (default ./aurora-demo; "
+                               "a directory holding real prices is refused).")
+        ] = DEMO_DATA_DIR,
         config: ConfigOption = None,
         years: Annotated[int, typer.Option(
             "--years", min=2, max=10, help="Years of synthetic history.")] = DEMO_YEARS,
         progress: ProgressOption = True,
     ) -> None:
-        """Run the whole pipeline offline against the built-in Alpaca emulator."""
+        """Run the whole pipeline offline against the built-in Alpaca emulator.
+
+        Everything it writes is synthetic and says so (manifests, predictions.json, summary).
+        """
         # deferred: the whole pipeline would slow every `aurora` start (cli/main.py)
         from aurora_testbed.demo import run_demo
 
