@@ -151,3 +151,14 @@ def test_a_relative_universe_in_a_toml_file_is_relative_to_that_file(tmp_path: P
     assert load_config(toml, env={}).universe == tmp_path / "abs.txt"
     toml.write_text('universe = "~/home.txt"\n')  # the home directory, not conf/~
     assert load_config(toml, env={}).universe == Path("~/home.txt")
+
+
+@pytest.mark.parametrize("setting", ["new_history", "synthetic"])
+def test_one_off_settings_come_only_from_the_command_line(tmp_path, setting):
+    toml = tmp_path / "aurora.toml"
+    toml.write_text(f"[fetch]\n{setting} = true\n")
+    with pytest.raises(ConfigError, match=rf"aurora.toml: fetch.{setting}: can only be asked"):
+        load_config(toml, env={})
+    with pytest.raises(ConfigError, match=rf"AURORA_FETCH__{setting.upper()}.*command line"):
+        load_config(env={f"AURORA_FETCH__{setting.upper()}": "true"})
+    assert getattr(load_config(env={}, overrides={f"fetch.{setting}": True}).fetch, setting)

@@ -173,3 +173,45 @@ def test_an_in_place_write_damages_one_version_and_rollback_repairs_it(data_dir:
         _write(store, "build", features=pl.DataFrame({"b": [2]}))
     rollback(store)  # to the parent, which still verifies
     assert store.current_version() == second and store.verify() == []
+
+
+def test_after_a_rollback_latest_shares_no_inode(data_dir: Path):
+    store = Store(data_dir)
+    _write(store, "fetch", prices=pl.DataFrame({"a": [1.0]}))
+    second = _write(store, "build", features=pl.DataFrame({"b": [1]}))
+    _write(store, "predict", predictions=pl.DataFrame({"c": [1]}))
+    shared = store.archive / second / "prices.parquet"
+    assert shared.stat().st_nlink == 2  # with the first version, by disk reclamation
+    rollback(store)
+    assert store.current_version() == second and shared.stat().st_nlink == 1
+    assert store.verify() == [] and store.verify(store.versions()[0]) == []
+
+
+def test_older_versions_share_one_inode_whatever_stage_rewrote_what(data_dir: Path):
+    """fetch -> build -> predict cycles: every content has at most two inodes in the
+    archive (the latest version's own copy and the one older versions share)."""
+    store = Store(data_dir)
+    for day in range(3):
+        _write(store, "fetch", prices=pl.DataFrame({"a": [float(day)]}),
+               sectors=pl.DataFrame({"s": ["x"]}))
+        _write(store, "build", features=pl.DataFrame({"b": [day]}))
+        _write(store, "predict", predictions=pl.DataFrame({"c": [day]}))
+    inodes: dict[str, set[int]] = {}
+    for version in store.versions():
+        for name, entry in store.manifest(version).files.items():
+            inodes.setdefault(entry.sha256, set()).add(
+                (store.archive / version / name).stat().st_ino)
+    assert max(len(found) for found in inodes.values()) <= 2
+
+
+def test_a_deeply_nested_or_newline_named_manifest_is_one_line(data_dir: Path):
+    store = Store(data_dir)
+    version = _write(store, "fetch", prices=pl.DataFrame({"a": [1]}))
+    path = store.archive / version / "manifest.json"
+    raw = json.loads(path.read_text())
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(StoreError, match="nested too deeply"):
+        store.manifest(version)
+    path.write_text(json.dumps({**raw, "files": {"evil\n": {"sha256": "0", "bytes": 1}}}))
+    with pytest.raises(StoreError, match="unsafe file name"):
+        store.manifest(version)

@@ -258,6 +258,11 @@ def find_config_file(config_file: Path | None = None,
     return default if default.exists() else None
 
 
+# Settings that change what a store holds for one run only: a file or an environment variable
+# would apply them to every run (discarding history daily, or marking real prices synthetic).
+ONE_OFF_SETTINGS: tuple[tuple[str, ...], ...] = (("fetch", "new_history"), ("fetch", "synthetic"))
+
+
 def load_config(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
@@ -285,6 +290,11 @@ def load_config(
     env_tree, env_origin = _from_env(env)
     tree = _merge(tree, env_tree)
     origin.update(env_origin)
+    for keys in ONE_OFF_SETTINGS:
+        if keys in origin:
+            raise ConfigError(f"{origin[keys]}: {'.'.join(keys)}: can only be asked for once, "
+                              f"on the command line (--{keys[-1].replace('_', '-')}), not kept "
+                              "in a file or the environment")
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue

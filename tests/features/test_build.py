@@ -52,6 +52,9 @@ def test_build_publishes_features_and_meta(data_dir, panel):
     assert meta["date_range"] == [str(frame["date"].min()), str(frame["date"].max())]
     assert any(k.startswith("lookahead") for k in meta["gates"])
     assert store.manifest().files["features.parquet"].meta("rows") == frame.height
+    # the prices the features were built from (what predict and validate check)
+    assert store.manifest().files["features.parquet"].meta("prices_sha256") == \
+        store.manifest().files["prices.parquet"].sha256
     assert (store.state_dir / "build-report.json").exists()
 
 

@@ -73,11 +73,11 @@ def test_fresh_tokens_forever_stop_at_what_the_request_can_need(clock):
     transport, calls = paging_server(lambda n: f"token-{n}")
     with make_client(transport, clock) as client, pytest.raises(FetchError) as info:
         client.get_bars(symbols, *JAN)
-    # 50 x 21 bars fit one page of 10000: the cap is 2 * 1 + 5 pages
+    # 50 x 21 bars fit one page of 10000: the cap is 2 * 1 + 50 (one page per symbol) + 5
     assert str(info.value) == (
-        "GET /v2/stocks/bars for S00..S49 (50 symbols): more than 7 pages for 50 symbols x "
+        "GET /v2/stocks/bars for S00..S49 (50 symbols): more than 57 pages for 50 symbols x "
         "21 sessions at 10000 bars per page; stopped paging")
-    assert len(calls) == 7
+    assert len(calls) == 57
 
 
 def test_page_cap_leaves_room_for_half_full_pages(clock):
@@ -100,7 +100,7 @@ def test_request_group_deadline_stops_a_slow_endless_loop(clock):
     from aurora.deadline import DeadlineExceeded
 
     symbols = [f"S{i:02d}" for i in range(50)]
-    # each page takes 8 s; 1050 bars at 10 per page would allow 215 pages
+    # each page takes 8 s; 1050 bars at 10 per page would allow 265 pages
     transport, calls = paging_server(lambda n: f"token-{n}", advance=lambda n: clock.sleep(8))
     with make_client(transport, clock, page_limit=10, group_deadline_seconds=30,
                      monotonic=clock.time) as client, pytest.raises(DeadlineExceeded) as info:

@@ -50,7 +50,10 @@ def test_a_corporate_actions_page_token_loop_ends():
     class Looping:  # answers every page with the same next_page_token
         calls = 0
 
-        def get_json(self, path, params):
+        def group_deadline(self, deadline=None):
+            return deadline
+
+        def get_json(self, path, params, **_bounds):
             self.calls += 1
             return {"corporate_actions": {}, "next_page_token": "again"}
 

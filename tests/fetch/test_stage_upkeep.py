@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 
 import httpx
 import polars as pl
@@ -12,7 +13,7 @@ import pytest
 from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
 
 from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
-from aurora.errors import FetchError
+from aurora.errors import FetchError, StoreError
 from aurora.fetch import fetch_prices
 from aurora.store import Store
 from aurora.universe import Universe
@@ -236,3 +237,24 @@ def test_symbols_outside_the_universe_go_when_unexpected_symbols_are_errors(data
     assert report.kept_unrefreshed == [] and set(stored_prices(data_dir)["symbol"]) == {"AAA"}
     assert any("2 stored symbol(s) outside this universe are not kept" in w
                for w in report.warnings)
+
+
+def test_a_fetch_refuses_to_publish_over_a_tampered_stored_file(data_dir, clock):
+    """After `latest/prices.parquet` is altered (one value changed, file replaced), the next
+    fetch names the file and publishes nothing; `validate` keeps reporting it."""
+    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
+    fetch(data_dir, api.transport(), clock, end=D(2024, 2, 15))
+    store = Store(data_dir)
+    version = store.current_version()
+    path = store.archive / version / "prices.parquet"
+    altered = pl.read_parquet(path).with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(pl.col("close") * 1.01)
+        .otherwise(pl.col("close")).alias("close"))
+    altered.write_parquet(data_dir / "altered.parquet")
+    os.replace(data_dir / "altered.parquet", path)
+    with pytest.raises(StoreError, match=rf"prices.parquet of version {version} does not match "
+                       r"its manifest .*aurora validate"):
+        fetch(data_dir, api.transport(), clock, end=D(2024, 2, 29))
+    assert store.current_version() == version and store.versions() == [version]
+    report = validate_store(store, config(data_dir))
+    assert "checksum" in {f.check for f in report.errors}

@@ -104,6 +104,16 @@ def command_run(ctx: typer.Context, command: str, cfg: AuroraConfig, *,
         yield run
 
 
+def path_flag(value: str | None, flag: str) -> Path | None:
+    """A path flag's value (None when not given); ConfigError for an empty one, which
+    would otherwise silently mean the current directory."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ConfigError(f"flag {flag}: the path is empty")
+    return Path(value)
+
+
 def parse_date_flag(value: str | None, flag: str) -> dt.date | None:
     """A `YYYY-MM-DD` flag value as a date (None when the flag was not given)."""
     if value is None:

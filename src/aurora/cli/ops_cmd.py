@@ -7,7 +7,6 @@ Thin over `aurora.ops`: each command loads the configuration, calls the library 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -25,6 +24,7 @@ from aurora.cli.common import (
     console,
     make_config,
     parse_date_flag,
+    path_flag,
     print_lines,
 )
 from aurora.cli.fetch_cmd import NewHistoryOption
@@ -220,7 +220,7 @@ def register(app: typer.Typer) -> None:
         ctx: typer.Context,
         source: Annotated[str, typer.Option("--from", help="Backup path or fsspec URL.")],
         storage_option: StorageOptions = None,
-        scratch: Annotated[Path | None, typer.Option(
+        scratch: Annotated[str | None, typer.Option(
             "--scratch", help="Scratch directory (default: a new temporary one).")] = None,
         keep_scratch: Annotated[bool, typer.Option(
             "--keep-scratch", help="Leave the scratch directory for inspection.")] = False,
@@ -235,7 +235,8 @@ def register(app: typer.Typer) -> None:
         with command_run(ctx, "drill", cfg, config_file=config) as rec:
             with rec.stage("drill"):
                 report = run_drill(source, cfg, key=_key(cfg), storage_options=options,
-                                   scratch=scratch, keep_scratch=keep_scratch)
+                                   scratch=path_flag(scratch, "--scratch"),
+                                   keep_scratch=keep_scratch)
             rec.record_quality("drill", report.ok, report.problems)
             print_lines(report.summary_lines())
             if not report.ok:

@@ -7,9 +7,12 @@ Contract:
   hash of (symbols, start, end, purpose) and names its checkpoint file.
 - `plan_id(batches, params)` hashes the whole request plan; checkpoints live under
   `data/state/fetch/<plan-id>/`: one Parquet file per completed batch plus `index.json`,
-  both written atomically, Parquet first. A batch counts as done only when the index lists
-  it and its file has the recorded row count, so a kill at any point loses at most the
-  batches in flight and never leaves a half batch that would be trusted.
+  both written atomically, Parquet first. The index entry records the file's row count and
+  the sha256 of its bytes. A batch counts as done only when the index lists it and its
+  file has exactly the recorded sha256 and row count, so a kill at any point loses at most
+  the batches in flight and never leaves a half batch that would be trusted, and a
+  checkpoint altered afterwards (a changed value, a damaged disk) is fetched again, with a
+  logged warning, instead of being published.
 - `clean_checkpoints(root, keep)` removes every plan directory under `root` except `keep`:
   a plan id includes the day and the source, so another plan's batches (a killed run of
   another day, universe or window) can never be resumed by this run. A concurrent fetch
@@ -20,7 +23,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
+import logging
 import shutil
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,9 +35,11 @@ from typing import Any
 
 import polars as pl
 
-from aurora.atomic import atomic_write_json, atomic_write_parquet
+from aurora.atomic import atomic_write_bytes, atomic_write_json, sha256_bytes
 from aurora.errors import UniverseError
 from aurora.universe import normalize_symbol, ticker_problem
+
+log = logging.getLogger(__name__)
 
 INDEX = "index.json"
 
@@ -110,28 +117,55 @@ class Checkpoint:
         return index if isinstance(index.get("batches"), dict) else {"batches": {}}
 
     def load(self, request: BatchRequest) -> pl.DataFrame | None:
-        """The stored frame of a completed batch, or None when it must be fetched."""
+        """The stored frame of a completed batch, or None when it must be fetched.
+
+        None without a word when the index does not list the batch (never completed);
+        None with a logged warning when it does but the file is missing or unreadable, or
+        its sha256 or row count differs from the index entry's: that checkpoint is not
+        trusted, the batch is fetched again.
+        """
         entry = self._index()["batches"].get(request.key)
         if entry is None:
             return None
-        path = self.directory / entry["file"]
+        problem = None
         try:
-            frame = pl.read_parquet(path)
-        except (OSError, pl.exceptions.PolarsError):
+            data = (self.directory / str(entry["file"])).read_bytes()
+        except (OSError, KeyError, TypeError) as exc:
+            data, problem = b"", f"cannot be read ({type(exc).__name__})"
+        if problem is None and sha256_bytes(data) != entry.get("sha256"):
+            problem = ("does not match the sha256 recorded in its index" if entry.get("sha256")
+                       else "has no sha256 recorded in its index")
+        frame = None
+        if problem is None:
+            try:
+                frame = pl.read_parquet(io.BytesIO(data))
+            except (OSError, pl.exceptions.PolarsError):
+                problem = "is not readable Parquet"
+        if frame is not None and frame.height != entry.get("rows"):
+            problem = f"has {frame.height} rows, not the {entry.get('rows')} recorded"
+        if problem is not None:
+            log.warning("checkpoint of batch %s in %s %s; fetching the batch again",
+                        request.label(), self.directory, problem)
             return None
-        return frame if frame.height == entry.get("rows") else None
+        return frame
 
     def save(self, request: BatchRequest, frame: pl.DataFrame) -> None:
-        """Record a completed batch: its Parquet file, then its index entry."""
+        """Record a completed batch: its Parquet file, then its index entry (with the
+        file's row count and sha256)."""
         name = f"{request.key}.parquet"
-        atomic_write_parquet(self.directory / name, frame)
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer, compression="zstd", statistics=True)
+        data = buffer.getvalue()
+        atomic_write_bytes(self.directory / name, data)
         with self._lock:
             index = self._index()
             index["batches"][request.key] = {"file": name, "rows": frame.height,
+                                             "sha256": sha256_bytes(data),
                                              **request.to_dict()}
             atomic_write_json(self.directory / INDEX, index)
 
     def completed_keys(self) -> set[str]:
+        """Keys of the batches the index lists (their files are verified only by `load`)."""
         return set(self._index()["batches"])
 
     def clear(self) -> None:

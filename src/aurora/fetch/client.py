@@ -12,12 +12,15 @@ Contract:
   `next_page_token` is null; a symbol that continues onto the next page is appended to.
   A request group (one `get_bars` call) fails with `PagingError` when the server repeats a
   `next_page_token`, or when it would take more than `max_pages` pages:
-  2 x ceil(symbols x sessions x bars per session / limit) + 5.
+  2 x ceil(symbols x sessions x bars per session / limit) + symbols + 5 (a page may hold
+  fewer than `limit` bars, e.g. one symbol per page).
 - Time: each HTTP request (connect to the last byte of the body) gets at most `timeout`
   seconds in all, enforced by a watchdog; an overdue request is abandoned and retried like
-  a timeout. A request group gets `group_deadline_seconds`; callers may add a `Deadline`
-  (`aurora.deadline`) per call or for the whole client. No request, rate-limit wait or
-  backoff is begun that would end past the earliest deadline: `DeadlineExceeded` instead.
+  a timeout. A request group gets `group_deadline_seconds` (`group_deadline()` builds it,
+  also for the groups of other endpoints, such as corporate actions); callers may add a
+  `Deadline` (`aurora.deadline`) per call or for the whole client. No request, rate-limit
+  wait or backoff is begun that would end past the earliest deadline: `DeadlineExceeded`
+  instead.
 - Rate limit: `RateLimiter` paces the requests. One request (one page, every attempt) waits
   at most `max_rate_limit_wait_seconds` on it in all, else `RateLimitWaitExceeded`; each
   wait of 5 s or more is logged as a warning while it happens.
@@ -28,8 +31,10 @@ Contract:
   becomes one row with `date` = its New York calendar date.
 - Errors: retries follow `RetryPolicy`. 401/403 raise `CredentialsError` naming the
   environment variables; other non-retryable answers raise `RequestRejected`; exhausted
-  retries raise `RetriesExhausted`. Every message is one line that names the request
-  (`GET /v2/stocks/bars for AAPL..MSFT (50 symbols)`) and what happened.
+  retries raise `RetriesExhausted` (`rate_limited` when the last attempt got a 429;
+  `refused_by_rate_limit(exc)` tells a request the server kept refusing with 429). Every
+  message is one line that names the request (`GET /v2/stocks/bars for AAPL..MSFT (50
+  symbols)`) and what happened.
 """
 
 from __future__ import annotations
@@ -96,7 +101,12 @@ class RequestRejected(FetchError):
 
 
 class RetriesExhausted(FetchError):
-    """A request still failed after every allowed retry."""
+    """A request still failed after every allowed retry. `rate_limited` is True when its
+    last attempt was refused with HTTP 429 (the server was still rate limiting it)."""
+
+    def __init__(self, message: str, *, rate_limited: bool = False) -> None:
+        super().__init__(message)
+        self.rate_limited = rate_limited
 
 
 class PagingError(FetchError):
@@ -106,6 +116,14 @@ class PagingError(FetchError):
 
 class RateLimitWaitExceeded(FetchError):
     """One request would wait on the rate limit longer than it may in all."""
+
+
+def refused_by_rate_limit(exc: BaseException) -> bool:
+    """True when `exc` ended a request because the server kept answering HTTP 429:
+    `RateLimitWaitExceeded` (its rate-limit waiting budget is spent), or `RetriesExhausted`
+    whose last attempt was a 429 (its retries are spent)."""
+    return isinstance(exc, RateLimitWaitExceeded) or (
+        isinstance(exc, RetriesExhausted) and exc.rate_limited)
 
 
 class MalformedResponse(ValueError):
@@ -202,11 +220,14 @@ def max_pages(n_symbols: int, n_sessions: int, timeframe: str, page_limit: int) 
     """The most pages a bars request for `n_symbols` x `n_sessions` may take.
 
     A page holds at most `page_limit` bars counted across symbols, so the request needs
-    ceil(symbols x sessions x bars per session / limit) full pages; twice that plus 5 leaves
-    room for a server that fills pages only partly and for a final empty page.
+    ceil(symbols x sessions x bars per session / limit) full pages. Alpaca documents that a
+    page may hold fewer than `limit` bars: twice that number leaves room for pages filled
+    only partly, one more page per symbol for a server that ends a page at each symbol (one
+    symbol per page), and 5 for a final empty page and slack.
     """
-    need = max(n_symbols, 1) * max(n_sessions, 1) * _bars_per_session(timeframe)
-    return 2 * math.ceil(need / page_limit) + 5
+    n_symbols = max(n_symbols, 1)
+    need = n_symbols * max(n_sessions, 1) * _bars_per_session(timeframe)
+    return 2 * math.ceil(need / page_limit) + n_symbols + 5
 
 
 class PageGuard:
@@ -388,13 +409,15 @@ class _RequestWaits:
 
     seconds: float = 0.0
     limited: int = 0
+    last_limited: bool = False  # the latest attempt was answered with HTTP 429
 
 
 class AlpacaBarsClient:
     """One authenticated httpx session to the market-data API. Use as a context manager.
 
     `timeout`: the most one HTTP request may take, from connect to the last body byte.
-    `group_deadline_seconds`: the most one `get_bars` call may take in all.
+    `group_deadline_seconds`: the most one request group (a `get_bars` call, a batch of
+    corporate actions) may take in all.
     `max_rate_limit_wait_seconds`: the most one request may wait on the rate limit in all.
     `deadline`: an optional `Deadline` no request of this client may run past (e.g. the
     whole fetch's). `monotonic` is the clock of the group deadlines (seconds); `sleep` waits
@@ -470,6 +493,15 @@ class AlpacaBarsClient:
             monotonic=monotonic,
         )
 
+    def group_deadline(self, deadline: Deadline | None = None) -> Deadline:
+        """The deadline of a request group starting now: `group_deadline_seconds` on the
+        client's `monotonic` clock, or `deadline` or the client's own deadline when one of
+        them passes first (that very object is returned then, so callers can tell them
+        apart with `is`)."""
+        group = Deadline.after(self.group_deadline_seconds, "request group",
+                               clock=self._monotonic)
+        return Deadline.earliest(group, deadline, self.deadline) or group
+
     def __enter__(self) -> AlpacaBarsClient:
         return self
 
@@ -511,6 +543,7 @@ class AlpacaBarsClient:
                                        limit)
             self._acquire(what, limit, waits)
             self.stats.add(requests=1)
+            waits.last_limited = False
             data = self._attempt(path, params, retries, limit, waits)
             if parse is not None:
                 try:
@@ -534,8 +567,8 @@ class AlpacaBarsClient:
             ) from None
         except GaveUp as exc:
             raise RetriesExhausted(
-                self._scrub(f"{what} failed after {exc.attempts} attempts: {exc.problem}")
-            ) from None
+                self._scrub(f"{what} failed after {exc.attempts} attempts: {exc.problem}"),
+                rate_limited=waits.last_limited) from None
 
     def _count_retry(self, _failure: TransientFailure, delay: float) -> None:
         self.stats.add(retries=1)
@@ -604,6 +637,7 @@ class AlpacaBarsClient:
         if outcome is Outcome.RATE_LIMITED:
             self.stats.add(rate_limited=1)
             waits.limited += 1
+            waits.last_limited = True
             if not self.limiter.block_until_reset(answer.headers,
                                                   why="HTTP 429, until X-RateLimit-Reset"):
                 self.limiter.block_for(self.policy.backoff(retries),
@@ -708,9 +742,7 @@ class AlpacaBarsClient:
             "sort": "asc",
         }
         what = f"GET {BARS_PATH} for {describe_symbols(symbols)}"
-        group = Deadline.after(self.group_deadline_seconds, "request group",
-                               clock=self._monotonic)
-        limit = Deadline.earliest(group, deadline)
+        limit = self.group_deadline(deadline)
         n_sessions = len(sessions(start, end))
         scope = f"{len(symbols)} symbols x {n_sessions} sessions"
         if timeframe not in ("1Day", "1D"):

@@ -10,6 +10,12 @@ Contract:
   process_date, old_rate, new_rate (splits), cash_rate (dividends); one row per id.
 - Records of other types and unknown keys are ignored. A record missing a required field
   raises FetchError naming the type and id.
+- Each batch of symbols is one request group, bounded like a bars request group: its
+  pages, retries and waits must end within the client's `group_deadline_seconds`
+  (`fetch.request_group_deadline_seconds`) from its start, and before `deadline` (the
+  whole fetch's, when the caller passes one) and the client's own deadline; else
+  `DeadlineExceeded` naming the group and the deadline that passed. Its page loop ends on a
+  repeated `next_page_token` or past what the window can hold (`PagingError`).
 """
 
 from __future__ import annotations
@@ -20,8 +26,9 @@ from typing import Any
 
 import polars as pl
 
+from aurora.deadline import Deadline
 from aurora.errors import FetchError
-from aurora.fetch.client import AlpacaBarsClient, PageGuard
+from aurora.fetch.client import AlpacaBarsClient, PageGuard, describe_symbols
 from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, DIVIDEND_TYPES, SPLIT_TYPES
 
 CA_PATH = "/v1/corporate-actions"
@@ -80,9 +87,10 @@ def parse_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
 
 def _page_cap(symbols: int, start: dt.date, end: dt.date) -> int:
     """Pages a group can need, generously: a symbol has at most a dividend a week plus a
-    few splits and renames a year, 1000 records a page; twice that, plus five."""
+    few splits and renames a year, 1000 records a page; twice that, plus one page per
+    symbol (a page may hold fewer than `limit` records, e.g. one symbol's), plus five."""
     records = symbols * ((end - start).days // 7 + 10)
-    return 2 * -(-records // PAGE_LIMIT) + 5
+    return 2 * -(-records // PAGE_LIMIT) + symbols + 5
 
 
 def fetch_corporate_actions(
@@ -92,18 +100,24 @@ def fetch_corporate_actions(
     end: dt.date,
     *,
     batch_size: int = 50,
+    deadline: Deadline | None = None,
 ) -> pl.DataFrame:
     """All splits, dividends and name changes of `symbols` processed in `start`..`end`.
 
-    The page loop ends on a repeated `next_page_token` or past what the window can hold
-    (`PagingError`, from `aurora.fetch.client.PageGuard`).
+    One request group per `batch_size` symbols, each with its own request-group deadline
+    (`client.group_deadline(deadline)`: `group_deadline_seconds` from the group's start,
+    or `deadline` / the client's deadline when earlier). The page loop ends on a repeated
+    `next_page_token` or past what the window can hold (`PagingError`, from
+    `aurora.fetch.client.PageGuard`). Raises what `client.get_json` raises (FetchError
+    subclasses such as DeadlineExceeded, and CredentialsError) at the first failing group.
     """
     rows: list[dict[str, Any]] = []
     for i in range(0, len(symbols), batch_size):
         group = symbols[i : i + batch_size]
-        guard = PageGuard(_page_cap(len(group), start, end), f"GET {CA_PATH} for "
-                          f"{group[0]}..{group[-1]}", f"{len(group)} symbols over "
-                          f"{(end - start).days + 1} days")
+        what = f"GET {CA_PATH} for {describe_symbols(group)}"
+        guard = PageGuard(_page_cap(len(group), start, end), what,
+                          f"{len(group)} symbols over {(end - start).days + 1} days")
+        limit = client.group_deadline(deadline)
         params: dict[str, Any] = {
             "symbols": ",".join(group),
             "types": ",".join(TYPES),
@@ -114,7 +128,8 @@ def fetch_corporate_actions(
         }
         token: str | None = None
         while True:
-            page = client.get_json(CA_PATH, dict(params, page_token=token) if token else params)
+            page = client.get_json(CA_PATH, dict(params, page_token=token) if token else params,
+                                   deadline=limit, what=what)
             rows.extend(parse_actions(page))
             token = page.get("next_page_token") or None
             if token is None:

@@ -23,6 +23,15 @@ Contract:
   people in data/state/fetch-failures.json). Rejected credentials raise CredentialsError
   at once. After `fetch.deadline_seconds` no new request group is started and the run
   raises FetchError naming the deadline.
+- Circuit breaker on 429 storms: once a request group fails because the server kept
+  answering HTTP 429 (`RateLimitWaitExceeded`: one request would wait more than
+  `fetch.max_rate_limit_wait_seconds`; or `RetriesExhausted` with a 429 last, see
+  `aurora.fetch.client.refused_by_rate_limit`), no new request group is started (groups
+  already in flight, at most `concurrency`, finish), so a storm costs about one group's
+  waiting budget, not one per batch. The run raises FetchError saying the server kept
+  refusing with HTTP 429, naming the batch and the setting that ended it and how long the
+  fetch waited on the rate limit in all, carrying the symbols not covered. Completed
+  batches stay checkpointed; nothing is published.
 - Corporate actions that cannot be fetched are not a bar failure: with adjustment=all the
   bars are published with the stored actions, marked stale, and a warning; with another
   adjustment (Aurora adjusts the bars from the actions) the run raises FetchError and
@@ -64,7 +73,7 @@ from aurora.fetch.batches import (
     normalize_symbols,
     plan_id,
 )
-from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.client import AlpacaBarsClient, RateLimitWaitExceeded, refused_by_rate_limit
 from aurora.fetch.corporate_actions import (
     empty_actions,
     fetch_corporate_actions,
@@ -111,7 +120,12 @@ class _Run:
     frames: dict[str, pl.DataFrame] = field(default_factory=dict)
     failures: list[BatchFailure] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
-    skipped: list[BatchRequest] = field(default_factory=list)  # not started: deadline
+    skipped: list[BatchRequest] = field(default_factory=list)  # not completed: fetch deadline
+    # circuit breaker: the first group that gave up on the rate limit (HTTP 429 storm), and
+    # the groups not started after it
+    refused: BatchFailure | None = None
+    refused_why: str = ""
+    halted: list[BatchRequest] = field(default_factory=list)
     resumed: int = 0
     fetched_bars: int = 0
 
@@ -135,6 +149,10 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
     frame = run.checkpoint.load(request)
     if frame is not None:
         run.resumed += 1
+    elif run.refused is not None:
+        run.halted.append(request)  # never started: the server keeps refusing with 429
+        run.steps.step()
+        return
     elif run.deadline.expired():
         run.skipped.append(request)  # never started: the whole fetch is out of time
         run.steps.step()
@@ -152,7 +170,16 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
             if isinstance(exc, DeadlineExceeded) and exc.deadline is run.deadline:
                 run.skipped.append(request)  # cut short by the whole fetch's deadline
             else:
-                run.failures.append(BatchFailure(request.label(), request.symbols, str(exc)))
+                failure = BatchFailure(request.label(), request.symbols, str(exc))
+                run.failures.append(failure)
+                if refused_by_rate_limit(exc) and run.refused is None:
+                    run.refused = failure  # trips the circuit breaker: no new group
+                    run.refused_why = (
+                        f"past the {run.client.max_rate_limit_wait_seconds:g} s one request "
+                        "may wait (fetch.max_rate_limit_wait_seconds)"
+                        if isinstance(exc, RateLimitWaitExceeded) else
+                        f"after its last retry (fetch.max_retries = "
+                        f"{run.client.policy.max_retries})")
             run.steps.step()
             return
         run.checkpoint.save(request, frame)
@@ -253,6 +280,7 @@ def fetch_prices(
         run = _Run(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
                    fc.adjustment, fc.feed, deadline)
         _run_batches(run, plan.batches, fc.concurrency)
+        _stop_if_refused(store, report, run, len(plan.batches), limiter)
         _stop_if_late(store, report, run, len(plan.batches), limiter)
         phase_one = [run.frames[b.key] for b in plan.batches if b.key in run.frames]
         restated: dict[str, str] = {}
@@ -266,6 +294,7 @@ def fetch_prices(
         if refetch:
             run.steps = Steps(progress, "fetch restated", len(refetch))
             _run_batches(run, refetch, fc.concurrency)
+            _stop_if_refused(store, report, run, len(plan.batches) + len(refetch), limiter)
             _stop_if_late(store, report, run, len(plan.batches) + len(refetch), limiter)
         new_actions: pl.DataFrame | None = None
         if plan.batches:
@@ -273,7 +302,7 @@ def fetch_prices(
                 if deadline.expired():
                     raise DeadlineExceeded(deadline.message(), deadline)
                 new_actions, report.actions_error = _fetch_actions(
-                    client, plan, stored, restated, symbols, history_start, fc)
+                    client, plan, stored, restated, symbols, history_start, fc, deadline)
             except DeadlineExceeded as exc:
                 if exc.deadline is not deadline:
                     raise
@@ -340,13 +369,16 @@ def _copy_stats(report: FetchReport, limiter: RateLimiter, run: _Run) -> None:
 
 def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
                    restated: dict[str, str], symbols: list[str], history_start: dt.date,
-                   fc: FetchConfig) -> tuple[pl.DataFrame | None, str | None]:
+                   fc: FetchConfig, deadline: Deadline
+                   ) -> tuple[pl.DataFrame | None, str | None]:
     """(actions, None), or (None, the error) when the endpoint failed.
 
     Symbols fetched in full, restated or reconciled (every symbol when the stored actions
     are missing or stale) get their actions over the whole history; the others from the
     start of their window or a quarter back, whichever is earlier: actions can be
-    published late.
+    published late. Each request group has the request-group deadline and the whole
+    fetch's `deadline`; the latter passing raises DeadlineExceeded (the run is out of
+    time), a group's own deadline passing is an endpoint failure like any other.
     """
     deep = {*plan.symbols("full"), *plan.symbols("reconcile"), *restated}
     if stored.actions is None or stored.actions_stale:
@@ -362,11 +394,13 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
         for members, first in groups:
             if members:
                 frames.append(fetch_corporate_actions(client, members, first, plan.end,
-                                                      batch_size=fc.batch_size))
+                                                      batch_size=fc.batch_size,
+                                                      deadline=deadline))
     except CredentialsError:
         raise
     except FetchError as exc:
-        if isinstance(exc, DeadlineExceeded) and exc.deadline is client.deadline:
+        if isinstance(exc, DeadlineExceeded) and (exc.deadline is deadline
+                                                  or exc.deadline is client.deadline):
             raise  # the whole fetch is out of time: not an outage of the endpoint
         return None, str(exc)
     merged = pl.concat(frames) if frames else empty_actions()
@@ -390,9 +424,34 @@ def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> 
         report=report.to_dict())
 
 
+def _stop_if_refused(store: Store, report: FetchReport, run: _Run, total: int,
+                     limiter: RateLimiter) -> None:
+    """FetchError once the circuit breaker tripped: a request group gave up on HTTP 429s
+    (its rate-limit waiting budget or its retries spent), so later groups were not
+    started. The one line names the batch, the setting that ended it and the whole fetch's
+    rate-limit waiting."""
+    if run.refused is None:
+        return
+    _copy_stats(report, limiter, run)
+    path = store.state_dir / "fetch-failures.json"
+    atomic_write_json(path, report.to_dict())
+    open_groups = [*((f.batch, f.symbols) for f in run.failures),
+                   *((b.label(), b.symbols) for b in (*run.halted, *run.skipped))]
+    uncovered = sorted({s for _, symbols in open_groups for s in symbols})
+    raise FetchError(
+        f"the server kept refusing with HTTP 429 (rate limited): batch {run.refused.batch} "
+        f"gave up {run.refused_why}, so no further request group was started; the fetch "
+        f"waited {limiter.waited_seconds:.0f} s on the rate limit in all; "
+        f"{len(open_groups)} of {total} request groups not completed "
+        f"({len(uncovered)} symbol(s) not covered); nothing was published (completed "
+        f"batches are checkpointed: run again later to resume; report: {path})",
+        missing_symbols=uncovered, report=report.to_dict())
+
+
 def _stop_if_late(store: Store, report: FetchReport, run: _Run, total: int,
                   limiter: RateLimiter) -> None:
-    """FetchError naming `fetch.deadline_seconds` when request groups were not started."""
+    """FetchError naming `fetch.deadline_seconds` when request groups were not
+    completed (not started, or cut short by the whole fetch's deadline)."""
     if not run.skipped:
         return
     _copy_stats(report, limiter, run)

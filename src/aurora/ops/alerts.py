@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 
+from aurora.bounded_http import Overdue, bounded_request
 from aurora.config import AuroraConfig
 from aurora.errors import StoreError
 from aurora.ops.freshness import Freshness
@@ -182,12 +183,15 @@ WEBHOOK_MAX_BACKOFF_SECONDS = 30.0
 def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: float = 0.5,
                  timeout_seconds: float = 5.0,
                  sleep: Callable[[float], None] = time.sleep) -> Delivery:
-    """POST `payload` as JSON to `url`; retry connection errors, 429 and 5xx.
+    """POST `payload` as JSON to `url`; retry connection errors, timeouts, 429 and 5xx.
 
-    Retries follow `aurora.retry.RetryPolicy`: at most `retries` retries, waiting
-    `backoff_seconds` doubling each time (no jitter), capped at 30 s. Any other answer (3xx,
-    4xx) is final at once. Never raises for delivery problems: the result says what
-    happened, without the URL.
+    Each POST must get its status line and headers within `timeout_seconds` in all
+    (`aurora.bounded_http`: a receiver that drips bytes cannot hold the command); the body
+    of the answer is not read. Retries follow `aurora.retry.RetryPolicy`: at most `retries`
+    retries, waiting `backoff_seconds` doubling each time (no jitter), capped at 30 s, so a
+    delivery takes at most (retries + 1) * timeout_seconds plus those waits. Any other
+    answer (3xx, 4xx) is final at once. Never raises for delivery problems: the result says
+    what happened, without the URL.
     """
     policy = RetryPolicy(max_retries=retries, base_seconds=backoff_seconds,
                          max_seconds=WEBHOOK_MAX_BACKOFF_SECONDS, jitter=False)
@@ -196,13 +200,16 @@ def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: 
 
         def attempt(retries_done: int) -> Delivery:
             try:
-                response = client.post(url, json=payload)
+                response = bounded_request(client, "POST", url, seconds=timeout_seconds,
+                                           max_body_bytes=0, json=payload)
+            except Overdue as exc:
+                raise TransientFailure(f"timeout ({exc}) posting to {where}") from None
             except httpx.HTTPError as exc:
                 raise TransientFailure(f"{type(exc).__name__} posting to {where}") from None
-            if response.status_code < 300:
+            if response.status < 300:
                 return Delivery(True, retries_done + 1)
-            error = f"HTTP {response.status_code} from {where}"
-            if response.status_code == 429 or response.status_code >= 500:
+            error = f"HTTP {response.status} from {where}"
+            if response.status == 429 or response.status >= 500:
                 raise TransientFailure(error)
             return Delivery(False, retries_done + 1, error)
 

@@ -18,16 +18,22 @@ Contract:
   it is read (`check_index`: version names and file names are plain names, blob names are
   sha256 hex digests, `latest` is one of its versions or absent), a version's manifest is
   parsed with `Manifest.parse` and must name the same version and the same files with the
-  same sha256 as `backup.json` before any local path is built. Anything else is refused with
+  same sha256 as `backup.json` before any local path is built. A `backup.json` nested more
+  deeply than Aurora writes, and an encryption record with any field other than as Aurora
+  writes it (`aurora.ops.crypto.check_key_record`: base64, lengths, bounded scrypt
+  parameters), are refused too, before any key is derived. Anything else is refused with
   a one-line StoreError naming the backup, the file and the name at fault.
 - `restore_version` downloads into a staging directory (or repairs the files of an existing
   version that are missing or corrupt), verifies every sha256 before anything is placed,
-  then points `latest` at the restored version.
+  then points `latest` at the restored version. A local version whose manifest parses but
+  differs from the backup's is not replaced: StoreError, nothing changed.
 - Encryption (`config.ops.backup_key`, env `AURORA_BACKUP_KEY`) is fixed when the backup is
   created: an encrypted backup needs the same key to add to or restore from, and a plain
   backup cannot silently become partly encrypted.
 - URLs are shown without credentials; storage options (e.g. `endpoint_url`, `key`, `secret`
-  for s3fs) are passed to fsspec as given and never printed.
+  for s3fs) are passed to fsspec as given and never printed. Any exception from a fsspec
+  call (OSError, botocore's...) becomes a one-line StoreError with the shown URL and the
+  exception's type name only: its message may quote credentials.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import fsspec
 
@@ -54,9 +61,9 @@ from aurora.atomic import (
     sha256_file,
 )
 from aurora.errors import ConfigError, CredentialsError, StoreError
-from aurora.ops.crypto import Cipher, new_key_record, open_key_record
+from aurora.ops.crypto import Cipher, check_key_record, new_key_record, open_key_record
 from aurora.oserrors import storage_error
-from aurora.redaction import redact_url
+from aurora.redaction import redact, redact_url
 from aurora.store import MANIFEST, FileEntry, Manifest, Store
 from aurora.store.copies import make_read_only
 from aurora.store.files import plain_name
@@ -64,9 +71,9 @@ from aurora.store.files import plain_name
 FORMAT = "aurora-backup/1"
 INDEX = "backup.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-# bounds of the scrypt parameters accepted from an encrypted backup's record (Aurora writes
-# n=2**15, r=8, p=1): a crafted record must not make key derivation exhaust memory
-_MAX_KDF = {"n": 2**20, "r": 32, "p": 16}
+# Aurora's backup.json nests 5 levels deep (index, versions, version, files, file); anything
+# much deeper is crafted, and would make parsing or printing it recurse without bound
+_MAX_INDEX_DEPTH = 32
 
 
 @dataclass
@@ -115,10 +122,18 @@ class BackupTarget:
         if not url:
             raise ConfigError("backup URL is empty")
         self.shown = redact_url(url, keep_path=True)
+        options = dict(storage_options or {})
         try:
-            self.fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+            self.fs, root = fsspec.core.url_to_fs(url, **options)
         except (ImportError, ValueError) as exc:
-            raise ConfigError(f"backup URL {self.shown}: {exc}") from None
+            # fsspec's own messages ("Protocol not known: x", "Install s3fs to access S3")
+            # help; anything of the URL or the options that they might quote is masked
+            reason = redact(str(exc), _secrets_of(url, options)).splitlines()[0:1]
+            raise ConfigError(f"backup URL {self.shown}: "
+                              f"{reason[0] if reason else type(exc).__name__}") from None
+        except Exception as exc:  # a filesystem's own errors may quote its credentials
+            raise StoreError(f"{self.shown}: cannot open the backup location "
+                             f"({type(exc).__name__})") from None
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(self.fs)
         self.cipher: Cipher | None = None
@@ -131,7 +146,8 @@ class BackupTarget:
             return self.fs.cat_file(self.path(*parts))
         except FileNotFoundError:
             raise StoreError(f"{self.shown}: {'/'.join(parts)} not found in the backup") from None
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a filesystem's own (botocore...): the type
+            # name only, as its message may quote credentials from the URL or the options
             raise StoreError(f"{self.shown}: cannot read {'/'.join(parts)} "
                              f"({type(exc).__name__})") from None
 
@@ -148,19 +164,33 @@ class BackupTarget:
             reason = str(known) if known is not None else type(exc).__name__
             raise StoreError(f"{self.shown}: cannot write {'/'.join(parts)} ({reason})"
                              ) from None
+        except Exception as exc:
+            if self.local:  # Aurora's own writer: not a filesystem error, keep it as raised
+                raise
+            # a filesystem's own (botocore...): never its message, which may quote
+            # credentials from the URL or the options
+            raise StoreError(f"{self.shown}: cannot write {'/'.join(parts)} "
+                             f"({type(exc).__name__})") from None
 
     def index(self) -> dict[str, Any] | None:
-        """The parsed backup.json, or None when the location holds no backup yet."""
+        """The parsed and checked backup.json (`check_index`), or None when the location
+        holds no backup yet. StoreError (one line, naming the backup) when it cannot be
+        reached or read, is not JSON, is nested too deeply or fails `check_index`."""
         try:
             if not self.fs.exists(self.path(INDEX)):
                 return None
-        except OSError as exc:
+        except Exception as exc:  # OSError or a filesystem's own: the type name only
             raise StoreError(f"{self.shown}: cannot reach the backup ({type(exc).__name__})"
                              ) from None
+        too_deep = f"{self.shown}: {INDEX} is not valid JSON (nested too deeply)"
         try:
             index = json.loads(self.read(INDEX))
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError):
             raise StoreError(f"{self.shown}: {INDEX} is not valid JSON") from None
+        except RecursionError:
+            raise StoreError(too_deep) from None
+        if _too_deep(index, _MAX_INDEX_DEPTH):  # would recurse when checked or written back
+            raise StoreError(too_deep)
         if not isinstance(index, dict) or index.get("format") != FORMAT:
             found = index.get("format") if isinstance(index, dict) else None
             raise StoreError(f"{self.shown}: {INDEX} has unknown format {found!r}")
@@ -172,7 +202,8 @@ class BackupTarget:
             if not key:
                 raise CredentialsError(
                     f"{self.shown} is encrypted: set AURORA_BACKUP_KEY to the key used")
-            self.cipher = open_key_record(key, index["encryption"])
+            self.cipher = open_key_record(key, index.get("encryption"),
+                                          f"{self.shown}: {INDEX}: the encryption record")
         elif key:
             raise ConfigError(f"{self.shown} is an unencrypted backup but AURORA_BACKUP_KEY "
                               "is set: back up to a new location to encrypt, or unset the key")
@@ -186,6 +217,31 @@ class BackupTarget:
         if sha256_bytes(data) != sha256:
             raise StoreError(f"{self.shown}: backup copy of {what} is corrupt (sha256 mismatch)")
         return data
+
+
+def _secrets_of(url: str, options: Mapping[str, Any]) -> list[str]:
+    """What an error about opening `url` must not show: its user info and query, and the
+    string values of the storage options."""
+    parts = urlsplit(url)
+    found = [parts.username, parts.password, parts.query, parts.netloc.rpartition("@")[0],
+             *(v for v in options.values() if isinstance(v, str))]
+    return sorted({f for f in found if f and len(f) >= 4}, key=len, reverse=True)
+
+
+def _too_deep(value: object, limit: int) -> bool:
+    """True when `value` (parsed JSON) nests lists and objects more than `limit` deep;
+    iterative, so it cannot itself exhaust the stack."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = (item.values() if isinstance(item, dict)
+                    else item if isinstance(item, list) else None)
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:
@@ -235,15 +291,10 @@ def check_index(index: dict[str, Any], shown: str) -> dict[str, Any]:
 
 
 def _check_key_record(record: object, shown: str) -> None:
-    """The encryption record of an encrypted backup has the fields Aurora writes, in bounds."""
-    bad = f"{shown}: {INDEX}: the encryption record"
-    if not isinstance(record, dict) or not all(
-            isinstance(record.get(k), str) for k in ("salt", "key_check")):
-        raise StoreError(f"{bad} is missing or malformed")
-    for name, limit in _MAX_KDF.items():
-        value = record.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
-            raise StoreError(f"{bad}: {name} must be an integer from 1 to {limit}")
+    """The encryption record of an encrypted backup has exactly the fields Aurora writes,
+    decodable and in bounds (`aurora.ops.crypto.check_key_record`); StoreError naming the
+    backup and the field otherwise."""
+    check_key_record(record, f"{shown}: {INDEX}: the encryption record")
 
 
 def backup_store(store: Store, url: str, *, key: str | None = None,
@@ -428,10 +479,17 @@ def _repair(target: BackupTarget, final: Path, files: dict[str, FileEntry], mani
             report: RestoreReport) -> None:
     """Replace the missing or corrupt files of an existing version, each atomically.
 
+    Only a missing or unparsable local manifest is replaced: a local manifest that parses
+    and differs from the backup's describes other files (another build of that version),
+    so StoreError is raised before anything is changed.
     A replacement gets a new inode, so versions hard-linked to the corrupt file are untouched
     (restore them by version if they matter).
     """
     local_manifest = final / MANIFEST
+    local_bytes = _read_if_present(local_manifest)
+    if local_bytes is not None and local_bytes != manifest_bytes and _parses(local_bytes):
+        raise StoreError(f"version {final.name} exists locally with another manifest; "
+                         "restore into another data directory or remove that version")
     for name, entry in sorted(files.items()):
         path = final / name
         with contextlib.suppress(FileNotFoundError):
@@ -441,10 +499,30 @@ def _repair(target: BackupTarget, final: Path, files: dict[str, FileEntry], mani
         atomic_write_bytes(path, data)
         report.files_downloaded.append(name)
         report.bytes_downloaded += len(data)
-    if not local_manifest.exists() or local_manifest.read_bytes() != manifest_bytes:
+    if local_bytes != manifest_bytes:
         atomic_write_bytes(local_manifest, manifest_bytes)
         report.files_downloaded.append(MANIFEST)
         report.bytes_downloaded += len(manifest_bytes)
+
+
+def _read_if_present(path: Path) -> bytes | None:
+    """The bytes of `path`, None when it does not exist; StoreError naming it if unreadable."""
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read ({type(exc).__name__})") from None
+
+
+def _parses(manifest_bytes: bytes) -> bool:
+    """True when `manifest_bytes` is a manifest `Manifest.parse` accepts (a corrupt one is
+    not: restore replaces it)."""
+    try:
+        Manifest.parse(manifest_bytes, MANIFEST)
+    except StoreError:
+        return False
+    return True
 
 
 def parse_storage_options(pairs: list[str] | None) -> dict[str, Any]:

@@ -99,7 +99,7 @@ def _stage(run: RunContext, result: PipelineResult, name: str) -> Iterator[None]
 
 
 def _stored_symbols(store: Store) -> list[str]:
-    path = store.file_path(PRICES)
+    path = store.verified_path(PRICES)
     if path is None:
         return []
     return pl.scan_parquet(path).select(pl.col("symbol").unique()).collect()["symbol"].to_list()
@@ -137,7 +137,7 @@ def _describe_outputs(store: Store, result: PipelineResult) -> None:
 
 def _top_ranked(store: Store, result: PipelineResult, count: int = 10) -> None:
     """The `count` best-ranked symbols of the latest predictions.json."""
-    path = store.file_path(PREDICTIONS)
+    path = store.verified_path(PREDICTIONS)
     if path is None:
         return
     doc = json.loads(path.read_text())

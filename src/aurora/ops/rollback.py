@@ -2,8 +2,10 @@
 
 Every publication keeps the versions before it in `archive/` (until retention prunes them),
 so going back is only a matter of moving the `latest` pointer, atomically, once the target
-version has been verified file by file against its manifest. Nothing is deleted: the
-version left behind stays in the archive and can be made current again the same way.
+version has been verified file by file against its manifest and given its own copy of the
+files it shared with older versions (so a write through `latest` damages no other
+version). Nothing is deleted: the version left behind stays in the archive and can be made
+current again the same way.
 """
 
 from __future__ import annotations
@@ -52,5 +54,6 @@ def rollback(store: Store, version: str | None = None) -> RollbackReport:
             raise StoreError(f"version {version} fails verification, latest left at"
                              f" {current}: {problems[0]}{more}")
         files = len(store.manifest(version).files)
+        store.detach(version)  # latest never shares an inode with another version
         store.point_latest_to(version)
     return RollbackReport(current, version, files)

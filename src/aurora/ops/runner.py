@@ -180,7 +180,8 @@ def run_context(store: Store, config: AuroraConfig, command: str, *,
     `argv` is the command line (audited, redacted); `history=False` for read-only
     commands. `now` (for freshness) and `sleep` (webhook backoff) are injectable for tests.
     """
-    ensure_data_dir(store.root)  # owner-only whatever the umask; one line when unusable
+    if history or not store.root.is_dir():  # a read-only command needs no write access
+        ensure_data_dir(store.root)  # owner-only whatever the umask; one line when unusable
     run = RunContext(store, config, command)
     before = snapshot(store)
     t0 = time.perf_counter()

@@ -20,7 +20,7 @@ import polars as pl
 from aurora import calendar
 from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, StoreError
 from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
 from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
@@ -125,7 +125,13 @@ def _evaluation_key(inputs: _Inputs, config: AuroraConfig, through: dt.date,
 
 def _stored_evaluation(store: Store, key: dict[str, Any], version: str
                        ) -> dict[str, Any] | None:
-    path = store.file_path(EVALUATION, version)
+    """The evaluation of `version` when it was made on the same inputs (`key`); None when
+    there is none, it is for other inputs, or it does not match its manifest (then it is
+    computed again, never trusted)."""
+    try:
+        path = store.verified_path(EVALUATION, version)
+    except StoreError:
+        return None
     if path is None:
         return None
     try:

@@ -34,10 +34,12 @@ WRITE_BITS = 0o222
 
 
 def independent_copy(source: Path, target: Path) -> str:
-    """Copy `source` to `target` (a new file); "reflink" or "copy", whichever was done.
-    A full, read-only or denied target is a one-line StorageError naming it."""
+    """Copy `source` to `target` (a new file, created 0600 whatever the umask); "reflink" or
+    "copy", whichever was done. A full, read-only or denied target is a one-line
+    StorageError naming it."""
     try:
-        with open(source, "rb") as src, open(target, "wb") as dst:
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with open(source, "rb") as src, os.fdopen(fd, "wb") as dst:
             try:
                 fcntl.ioctl(dst.fileno(), FICLONE, src.fileno())
                 return "reflink"
@@ -54,11 +56,19 @@ def make_read_only(path: Path) -> None:
     os.chmod(path, path.stat().st_mode & 0o7777 & ~WRITE_BITS)
 
 
+def same_inode(a: Path, b: Path) -> bool:
+    """True when `a` and `b` are one file (False when either is missing)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def share_with_older(newer: Path, older: Path) -> bool:
-    """Make `newer` a hard link to `older`'s inode (same content, by the manifests); True
-    when done. Skipped when they are already one inode, when sizes differ, or when `older`
-    was modified after `newer` was written (an in-place write to the older inode): an intact
-    copy is never traded for a suspect one. The replacement is atomic (link, then rename)."""
+    """Make `newer` a hard link to `older`'s inode (same content: the caller has checked
+    `older` against its manifest); True when done. Skipped when they are already one inode,
+    when sizes differ, or when `older` was modified after `newer` was written. The
+    replacement is atomic (link, then rename)."""
     try:
         new_stat, old_stat = newer.stat(), older.stat()
     except OSError:

@@ -24,14 +24,14 @@ FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha25
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
 
-_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}$")
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")  # fullmatch: no trailing "\n"
 
 
 def plain_name(name: object, what: str) -> str:
     """`name` when it is a plain file or version name: letters, digits, `_`, `-`, `.`, not
     starting with `.`, at most 200 characters, so it can only name an entry directly inside
     its directory. StoreError naming `what` (e.g. "file name in backup.json") otherwise."""
-    if not isinstance(name, str) or not _PLAIN.match(name) or name in (".", ".."):
+    if not isinstance(name, str) or not _PLAIN.fullmatch(name) or name in (".", ".."):
         raise StoreError(f"unsafe {what} {name!r}: a plain name is required (no path "
                          "separators, no leading dot)")
     return name

@@ -126,6 +126,9 @@ class Manifest(BaseModel):
             raw = json.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise StoreError(f"{where}: manifest is not valid JSON ({exc})") from None
+        except RecursionError:
+            raise StoreError(f"{where}: manifest is not valid JSON (nested too deeply)"
+                             ) from None
         try:
             return cls.model_validate(raw)
         except ValidationError as exc:

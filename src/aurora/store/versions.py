@@ -40,7 +40,12 @@ from typing import Any
 
 from aurora.atomic import atomic_write_json, fsync_dir, private_dir, sha256_file
 from aurora.errors import StoreError
-from aurora.store.copies import independent_copy, make_read_only, share_with_older
+from aurora.store.copies import (
+    independent_copy,
+    make_read_only,
+    same_inode,
+    share_with_older,
+)
 from aurora.store.datadir import ensure_data_dir
 from aurora.store.files import MANIFEST, plain_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
@@ -226,6 +231,24 @@ class Store:
                 problems.append(f"{name}: checksum mismatch in {version} (file changed or corrupt)")
         return problems
 
+    def detach(self, version: str) -> int:
+        """Give `version` its own copy of every file it shares an inode with (older versions
+        share one per content, see `aurora.store.copies`), so that an in-place write through
+        `latest` cannot damage another version; returns how many files were copied. Call
+        while holding the lock, on a version that verifies."""
+        copied = 0
+        for name in self.manifest(version).files:
+            path = self.archive / version / name
+            if path.stat().st_nlink < 2:
+                continue
+            fresh = path.with_name(f".{name}.{uuid.uuid4().hex}.detach")
+            independent_copy(path, fresh)
+            make_read_only(fresh)
+            os.replace(fresh, path)
+            copied += 1
+        fsync_dir(self.archive / version)
+        return copied
+
     def point_latest_to(self, version: str) -> None:
         """Atomically make `latest` point at an existing version."""
         target = self.archive / version
@@ -336,18 +359,23 @@ class Store:
         fsync_dir(self.archive)
         self.point_latest_to(version)
         if parent is not None:
-            self._share_unchanged(parent, inherited)
+            self._share_unchanged(parent)
         return version
 
-    def _share_unchanged(self, parent: Manifest, inherited: set[str]) -> None:
-        """Disk reclamation after a publication (see `aurora.store.copies`): the parent's
-        copy of a file it inherited unchanged from its own parent becomes a hard link to
-        that grandparent's inode. Best effort: a failure only costs disk."""
+    def _share_unchanged(self, parent: Manifest) -> None:
+        """Disk reclamation after a publication (see `aurora.store.copies`): every file of
+        the parent that its own parent holds unchanged becomes a hard link to that
+        grandparent's inode, once the grandparent's copy still hashes to the manifest's
+        sha256. Best effort: a failure only costs disk."""
         if parent.parent is None or not (self.archive / parent.parent / MANIFEST).exists():
             return
         grandparent = self.manifest(parent.parent)
-        for name in sorted(inherited):
+        for name, entry in sorted(parent.files.items()):
             older = grandparent.file(name)
-            if older is not None and older.sha256 == parent.files[name].sha256:
-                share_with_older(self.archive / parent.version / name,
-                                 self.archive / grandparent.version / name)
+            if older is None or older.sha256 != entry.sha256:
+                continue
+            newer_path = self.archive / parent.version / name
+            older_path = self.archive / grandparent.version / name
+            if not same_inode(newer_path, older_path) and \
+                    sha256_file(older_path) == older.sha256:
+                share_with_older(newer_path, older_path)

@@ -44,10 +44,10 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         ctx: typer.Context,
-        data_dir: Annotated[Path, typer.Option(
+        data_dir: Annotated[str, typer.Option(
             "--data-dir", help="Where to write the synthetic store (default ./aurora-demo; "
                                "a directory holding real prices is refused).")
-        ] = DEMO_DATA_DIR,
+        ] = str(DEMO_DATA_DIR),
         config: ConfigOption = None,
         years: Annotated[int, typer.Option(
             "--years", min=2, max=10, help="Years of synthetic history.")] = DEMO_YEARS,

@@ -29,12 +29,12 @@ from pydantic import SecretStr
 from aurora import calendar
 from aurora.config import AlpacaConfig, AuroraConfig
 from aurora.errors import AuroraError, ConfigError
+from aurora.fetch.source import stored_source
 from aurora.ops.pipeline import PipelineResult, run_pipeline
 from aurora.ops.runner import RunContext
 from aurora.progress import Progress
 from aurora.redaction import redact_url
 from aurora.store import Store
-from aurora.store.files import PRICES
 from aurora.universe import Universe, default_universe
 from aurora_testbed.emulator import EmulatorServer, MarketData
 
@@ -69,18 +69,15 @@ def refuse_foreign_store(store: Store) -> None:
     are accepted only from a local emulator (127.0.0.1 or localhost).
     """
     try:
-        writer = store.origin(PRICES)
-        entry = store.manifest().file(PRICES) if writer is not None else None
+        source = stored_source(store)
     except AuroraError:
         return  # an unreadable store: the fetch stage reports it properly
-    if writer is None or entry is None:
+    if source is None or source.synthetic:
         return
-    source = writer.params.get("base_url") or entry.meta("source_url") or "an unknown source"
-    synthetic = entry.meta("synthetic", writer.params.get("synthetic"))
-    local = str(source).startswith(("http://127.0.0.1", "http://localhost"))
-    if synthetic is False or (synthetic is None and not local):
-        raise ConfigError(f"{store.root} holds prices fetched from {redact_url(str(source))}, "
-                          "not synthetic ones; run the demo in another directory (--data-dir)")
+    url = source.url or "an unknown source"
+    if not url.startswith(("http://127.0.0.1", "http://localhost")):
+        raise ConfigError(f"{store.root} holds prices fetched from {redact_url(url)}, not "
+                          "synthetic ones; run the demo in another directory (--data-dir)")
 
 
 def run_demo(
