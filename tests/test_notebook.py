@@ -14,13 +14,13 @@ import polars as pl
 import pytest
 
 import aurora
-from aurora import notebook
 from aurora.atomic import sha256_file
 from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
 from aurora.errors import StoreError
 from aurora.fetch import fetch_prices
 from aurora.schemas import PRICES_SCHEMA
 from aurora.store import Store
+from aurora.store import versions as store_versions
 from aurora.universe import Universe
 
 TESTS = Path(__file__).parent
@@ -320,8 +320,9 @@ def flip_byte(path: Path) -> None:
 def test_each_file_is_verified_once_per_view(made, monkeypatch):
     store, _ = made
     calls: list[str] = []
-    real = notebook.sha256_file
-    monkeypatch.setattr(notebook, "sha256_file", lambda p: calls.append(p.name) or real(p))
+    real = store_versions.sha256_file
+    monkeypatch.setattr(store_versions, "sha256_file",
+                        lambda p: calls.append(p.name) or real(p))
     view = aurora.open(store.root)
     view.prices()
     view.prices("AAA")
@@ -339,7 +340,7 @@ def test_a_corrupt_file_is_refused_naming_file_and_version(made):
         view.prices()
     message = str(info.value)
     assert "prices.parquet" in message and versions[-1] in message
-    assert "sha256" in message and "\n" not in message
+    assert "does not match its manifest" in message and "\n" not in message
     assert view.features().height == 15  # other files are still readable
 
 

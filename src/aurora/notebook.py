@@ -32,9 +32,9 @@ from typing import Any
 
 import polars as pl
 
-from aurora.atomic import sha256_file
 from aurora.errors import StoreError
 from aurora.store import files
+from aurora.store.files import plain_name
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store
 from aurora.versiondiff import VersionDiff, diff_views
@@ -186,16 +186,10 @@ class StoreView:
         cached = self._verified.get(name)
         if cached is not None:
             return cached
-        entry = self._manifest.file(name)
-        if entry is None:
+        if self._manifest.file(name) is None:
             raise StoreError(self._not_held(name))
-        path = self._store.archive / self.version / name
-        if not path.is_file():
-            raise StoreError(f"{name} of version {self.version} is listed in its manifest but "
-                             f"missing at {path} (pruned or damaged; run `aurora validate`)")
-        if sha256_file(path) != entry.sha256:
-            raise StoreError(f"{name} of version {self.version} does not match the sha256 in "
-                             f"its manifest ({path} changed or is corrupt; run `aurora validate`)")
+        path = self._store.verified_path(name, self.version)
+        assert path is not None  # the manifest lists it: verified_path raised otherwise
         self._verified[name] = path
         return path
 
@@ -336,8 +330,11 @@ class StoreView:
 
 def _manifest_of(store: Store, version: str) -> Manifest:
     """The manifest of a published `version`; StoreError naming it and the newest ones."""
-    if (not isinstance(version, str) or not version or "/" in version
-            or version.startswith(".") or not (store.archive / version / files.MANIFEST).is_file()):
+    try:
+        plain = plain_name(version, "version name")
+    except StoreError:
+        plain = None
+    if plain is None or not (store.archive / plain / files.MANIFEST).is_file():
         newest = store.versions()[-NEWEST_SHOWN:][::-1]
         listed = f"newest: {', '.join(newest)}" if newest else "no version is published"
         raise StoreError(f"{store.root}: version {version!r} does not exist ({listed})")
