@@ -411,3 +411,14 @@ def test_import_aurora_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "[] [] ['StoreView', 'VersionDiff', 'diff', 'open']"
+
+
+def test_adjusted_prices_are_the_build_s_point_in_time_prices(made):
+    store, _ = made
+    view = aurora.open(store.root)
+    raw = view.prices("AAA")
+    adjusted = view.prices("AAA", adjusted=True)
+    assert adjusted.height == raw.height and "dollar_volume" in adjusted.columns
+    assert (adjusted["dollar_volume"] - raw["close"] * raw["volume"]).abs().max() < 1e-6
+    later = view.prices("AAA", start=raw["date"][2], adjusted=True)
+    assert later.equals(adjusted.slice(2))  # computed on the whole history, then filtered

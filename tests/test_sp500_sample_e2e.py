@@ -5,6 +5,7 @@ Skipped where ../shared/data/sp500-sample is absent. See scripts/sp500_sample.py
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import math
 import sys
@@ -12,6 +13,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+
+from aurora.quarantine import read_quarantine
+from aurora.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT.parent / "shared" / "data" / "sp500-sample"
@@ -49,9 +53,16 @@ def test_dividends_recovered_from_adj_close_reproduce_it():
 
 def test_sample_end_to_end(tmp_path: Path):
     result = _script().run_sample(SAMPLE, tmp_path / "data")
-    # The real defect blocks publication with default severities, named by symbol and date.
-    assert result.blocked_by is not None
-    assert "AMD" in result.blocked_by and "2016-04-22" in result.blocked_by
+    # With default severities the real defect quarantines AMD, named with its date, and the
+    # 129 other symbols are published; the fetch with large_move a warning then reads AMD's
+    # whole history again and its quarantine ends.
+    assert result.blocked_by is None
+    store = Store(tmp_path / "data")
+    first = read_quarantine(store, store.versions()[0])
+    assert first.symbols() == ["AMD"]
+    assert first.quarantined["AMD"].dates == (dt.date(2016, 4, 22),)
+    assert read_quarantine(store).empty
+    assert any("quarantine of AMD ended" in line for line in result.fetch_lines)
     # With large_move downgraded, the build passes every gate on real data.
     assert result.build_error is None, result.build_error
     summary = result.evaluation

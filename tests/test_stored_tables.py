@@ -35,7 +35,7 @@ def prices(**changes: pl.Expr) -> pl.DataFrame:
 
 
 def publish(store: Store, **files: pl.DataFrame | bytes) -> str:
-    """One version holding `files`, recorded as fetched with adjustment all, feed sip."""
+    """One version holding `files`, recorded as fetched raw, feed sip."""
     with store.transaction("fetch", base=store.current_version(),
                            universe=UniverseRecord(symbols=("AAA",), source="test")) as txn:
         for name, content in files.items():
@@ -43,7 +43,7 @@ def publish(store: Store, **files: pl.DataFrame | bytes) -> str:
                 atomic_write_bytes(txn.path(name), content)
             else:
                 atomic_write_parquet(txn.path(name), content)
-        txn.describe("prices.parquet", adjustment="all", feed="sip")
+        txn.describe("prices.parquet", adjustment="raw", feed="sip")
     version = store.current_version()
     assert version is not None
     return version
@@ -111,7 +111,7 @@ def test_predict_refuses_features_or_prices_of_another_schema(data_dir):
 
 def test_an_incremental_fetch_refuses_stored_tables_of_another_schema(data_dir):
     store = Store(data_dir)
-    source = PriceSource(None, "sip", "all")
+    source = PriceSource(None, "sip", "raw")
     version = publish(store, **{"prices.parquet": prices(volume=pl.lit("many"))})
     with pytest.raises(DataValidationError, match=rf"^prices.parquet of version {version}: "
                                                   "column volume has dtype String"):

@@ -91,20 +91,12 @@ def adjustment_factors(
     price = np.ones(bars.height)
     volume = np.ones(bars.height)
     if chosen.height and bars.height:
-        index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
-        splits = chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES))
-        dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
-        events = pl.concat([_split_factors(splits), _dividend_factors(index, dividends)])
-        # Factor in force on a bar dated d = product over actions with ex_date > d. Collapse
-        # same-day actions, then take a cumulative product from the latest ex_date backwards.
-        cumulative = (
-            events.group_by("symbol", "ex_date")
-            .agg(pl.col("price_factor").product(), pl.col("volume_factor").product())
-            .sort("symbol", "ex_date", descending=[False, True])
-            .with_columns(
-                pl.col("price_factor").cum_prod().over("symbol"),
-                pl.col("volume_factor").cum_prod().over("symbol"),
-            )
+        index, events = _events(bars, chosen)
+        # Factor in force on a bar dated d = product over actions with ex_date > d: take a
+        # cumulative product from the latest ex_date backwards.
+        cumulative = events.sort("symbol", "ex_date", descending=[False, True]).with_columns(
+            pl.col("price_factor").cum_prod().over("symbol"),
+            pl.col("volume_factor").cum_prod().over("symbol"),
         )
         price = _in_force(index, cumulative, "price_factor")
         volume = _in_force(index, cumulative, "volume_factor")
@@ -114,6 +106,69 @@ def adjustment_factors(
         pl.Series("price_factor", price, dtype=pl.Float64),
         pl.Series("volume_factor", volume, dtype=pl.Float64),
     )
+
+
+def _events(bars: pl.DataFrame, chosen: pl.DataFrame) -> tuple[_BarIndex, pl.DataFrame]:
+    """(index of `bars`, one row per (symbol, ex_date) with the product of that day's
+    actions' price_factor and volume_factor: the backward factors of the module docstring)."""
+    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+    splits = chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES))
+    dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
+    events = pl.concat([_split_factors(splits), _dividend_factors(index, dividends)])
+    return index, events.group_by("symbol", "ex_date").agg(
+        pl.col("price_factor").product(), pl.col("volume_factor").product())
+
+
+def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """RAW bars adjusted point in time: what a feature or label at date d may use.
+
+    Every price (open, high, low, close, vwap) is multiplied by the product, over the
+    splits and cash dividends of its symbol with ex_date <= d, of the inverse of their
+    backward factor (module docstring), and volume likewise for splits: a total-return,
+    split-adjusted series anchored on the symbol's first bar, so the value on d depends only
+    on raw bars and actions up to d, never on anything later (zipline stores raw prices and
+    applies adjustments in the same perspective). Ratios of two dates (returns, ratios of
+    means) equal those of the vendor's `adjustment=all` bars: forward and backward
+    adjustments differ by one constant per symbol and as-of date. `dollar_volume` is added:
+    raw close x raw volume, the USD actually traded that day. Nothing is inverted.
+
+    `bars` follows the prices schema; rows and their order are kept. Bad actions raise
+    DataValidationError as `adjust_bars` does.
+    """
+    _check_bars(bars)
+    dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
+    price = np.ones(bars.height)
+    volume = np.ones(bars.height)
+    chosen = (_applicable_actions(bars, actions, "all", None)
+              if actions is not None else pl.DataFrame())
+    if chosen.height and bars.height:
+        index, events = _events(bars, chosen)
+        cumulative = events.sort("symbol", "ex_date").with_columns(
+            (1.0 / pl.col("price_factor")).cum_prod().over("symbol").alias("price_factor"),
+            (1.0 / pl.col("volume_factor")).cum_prod().over("symbol").alias("volume_factor"),
+        )
+        price = _in_force_since(index, cumulative, "price_factor")
+        volume = _in_force_since(index, cumulative, "volume_factor")
+    price_factor = pl.Series("_pf", price, dtype=pl.Float64)
+    updates = [(pl.col(name) * price_factor).cast(pl.Float64).alias(name)
+               for name in PER_SHARE_COLUMNS if name in bars.columns]
+    updates.append((pl.col("volume").cast(pl.Float64) * pl.Series(volume)).alias("volume"))
+    return bars.with_columns(dollar_volume.alias("dollar_volume")).with_columns(updates)
+
+
+def _in_force_since(index: _BarIndex, cumulative: pl.DataFrame, column: str) -> np.ndarray:
+    """Per bar of `index`, `column` of the last row of `cumulative` (symbol, ex_date,
+    column: the cumulative forward factor of actions up to that ex_date) with ex_date on or
+    before the bar's date; 1.0 where no action came before."""
+    codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
+    if keys.size == 0:
+        return np.ones(index.keys.size)
+    order = np.argsort(keys, kind="stable")
+    codes, keys = codes[order], keys[order]
+    upto = np.searchsorted(keys, index.keys, side="right") - 1  # last action on/before the bar
+    clamped = np.maximum(upto, 0)
+    hit = (upto >= 0) & (codes[clamped] == index.codes)
+    return np.where(hit, cumulative[column].to_numpy()[order[clamped]], 1.0)
 
 
 class _BarIndex:

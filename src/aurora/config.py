@@ -91,7 +91,8 @@ class FetchConfig(_Section):
     timeout_seconds: float = Field(30.0, gt=0, le=600)
     page_limit: int = Field(10_000, ge=1, le=10_000)
     concurrency: int = Field(1, ge=1, le=16)
-    adjustment: Literal["raw", "split", "dividend", "all"] = "all"
+    # the store keeps raw bars; Aurora adjusts them point in time (aurora.adjusted)
+    adjustment: Literal["raw"] = "raw"
     feed: Literal["iex", "sip"] = "sip"
     history_years: int = Field(2, ge=1, le=30)
     overlap_sessions: int = Field(5, ge=0, le=60)
@@ -107,6 +108,16 @@ class FetchConfig(_Section):
     new_history: bool = False
     # the prices are the test bed's synthetic market (set by `aurora demo`, never by users)
     synthetic: bool = False
+    # the most symbols of the universe (a fraction) the fetch may quarantine and still publish
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+
+    @field_validator("adjustment", mode="before")
+    @classmethod
+    def _raw_only(cls, value: object) -> object:
+        if value != "raw":
+            raise ValueError("Aurora stores raw bars and adjusts them point in time itself; "
+                             "remove this setting (only 'raw' is accepted)")
+        return value
 
 
 class ValidationConfig(_Section):

@@ -32,6 +32,7 @@ from typing import Any
 
 import polars as pl
 
+from aurora.adjustments import point_in_time
 from aurora.errors import StoreError
 from aurora.store import files
 from aurora.store.files import plain_name
@@ -220,13 +221,30 @@ class StoreView:
 
     # -- tables --------------------------------------------------------------------------
     def prices(self, symbols: SymbolsArg = None, start: DateArg = None, end: DateArg = None,
-               columns: Sequence[str] | None = None) -> pl.DataFrame:
+               columns: Sequence[str] | None = None, *, adjusted: bool = False
+               ) -> pl.DataFrame:
         """Daily bars: symbol, date (New York session), then open, high, low, close, vwap
-        (USD per share, adjusted as the manifest's `adjustment` says), volume (shares),
-        trade_count, or just `columns`. One row per (symbol, session), sorted by symbol,
-        date. Filters: `symbols` (a symbol or a list, case-insensitive), `start`/`end`
-        (dates or ISO strings, inclusive)."""
-        return self._table(files.PRICES, "date", symbols, start, end, columns)
+        (USD per share), volume (shares), trade_count, or just `columns`. One row per
+        (symbol, session), sorted by symbol, date. Filters: `symbols` (a symbol or a list,
+        case-insensitive), `start`/`end` (dates or ISO strings, inclusive).
+
+        The store keeps raw bars. `adjusted=True` gives them as the build and predict see
+        them: adjusted point in time (`aurora.adjustments.point_in_time`: splits and
+        dividends up to each date, anchored on the symbol's first stored bar, computed over
+        the symbols' whole stored history and then filtered), plus `dollar_volume`."""
+        if not adjusted:
+            return self._table(files.PRICES, "date", symbols, start, end, columns)
+        raw = self._table(files.PRICES, "date", symbols, None, end, None)
+        actions = (self.corporate_actions(symbols)
+                   if self._manifest.file(files.CORPORATE_ACTIONS) is not None else None)
+        out = point_in_time(raw, actions)
+        lo = _date(start, "start")
+        if lo is not None:
+            out = out.filter(pl.col("date") >= lo)
+        if columns is not None:
+            picked = [columns] if isinstance(columns, str) else list(columns)
+            out = out.select("symbol", "date", *picked)
+        return out
 
     def features(self, symbols: SymbolsArg = None, start: DateArg = None, end: DateArg = None,
                  columns: Sequence[str] | None = None) -> pl.DataFrame:

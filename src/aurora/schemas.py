@@ -12,8 +12,12 @@ keyed that way (prices, features, a fetched batch).
 
 `CORPORATE_ACTIONS_SCHEMA` is corporate_actions.parquet. `symbol` is the symbol the action
 applies to (the NEW symbol for a name_change); `ex_date` is the first session the action is
-in effect; `old_rate`/`new_rate` only for splits (2-for-1: 1 -> 2); `cash_rate` only for
-cash dividends (USD per share).
+in effect; `old_rate`/`new_rate` only for splits (2-for-1: 1 -> 2) and spin-offs;
+`cash_rate` only for cash dividends (USD per share). `CORPORATE_ACTIONS_EXTRA` are columns
+added later, which a stored table may lack (read as null by
+`aurora.fetch.corporate_actions.conform_actions`):
+`target_symbol`, for a spin_off the company spun off (`symbol` is the parent; holders of
+`old_rate` parent shares receive `new_rate` shares of `target_symbol` on the ex_date).
 
 `TableSchema` is what a stage requires of a stored Parquet file (`PRICES_TABLE`,
 `FEATURES_TABLE`, `CORPORATE_ACTIONS_TABLE`, `SECTOR_MAP_TABLE`, `FUNDAMENTALS_TABLE`);
@@ -39,6 +43,7 @@ PER_SHARE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "vwap")
 KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
 SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split")
 DIVIDEND_TYPES: tuple[str, ...] = ("cash_dividend",)
+SPIN_OFF_TYPES: tuple[str, ...] = ("spin_off",)
 
 PRICES_SCHEMA: dict[str, pl.DataType] = {
     "date": pl.Date(),
@@ -63,6 +68,9 @@ CORPORATE_ACTIONS_SCHEMA: dict[str, pl.DataType] = {
     "new_rate": pl.Float64(),
     "cash_rate": pl.Float64(),
 }
+
+# Columns added to corporate_actions.parquet later: tables written before lack them.
+CORPORATE_ACTIONS_EXTRA: dict[str, pl.DataType] = {"target_symbol": pl.String()}
 
 
 @dataclass(frozen=True)
@@ -172,7 +180,7 @@ FEATURES_TABLE = TableSchema(required={"date": pl.Date(), "symbol": pl.String()}
 CORPORATE_ACTIONS_TABLE = TableSchema(
     required={k: CORPORATE_ACTIONS_SCHEMA[k] for k in ("id", "action_type", "symbol",
                                                        "ex_date")},
-    optional={k: v for k, v in CORPORATE_ACTIONS_SCHEMA.items()
+    optional={k: v for k, v in {**CORPORATE_ACTIONS_SCHEMA, **CORPORATE_ACTIONS_EXTRA}.items()
               if k not in ("id", "action_type", "symbol", "ex_date")})
 SECTOR_MAP_TABLE = TableSchema(required={"symbol": pl.String(), "sector": pl.String()})
 FUNDAMENTALS_TABLE = TableSchema(required={"symbol": pl.String(), "as_of": pl.Date()},

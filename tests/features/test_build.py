@@ -21,7 +21,7 @@ from aurora.store import Store, UniverseRecord
 from .conftest import SECTORS, random_fundamentals
 
 
-def _seed(store: Store, prices: pl.DataFrame, fundamentals=None, adjustment="all"):
+def _seed(store: Store, prices: pl.DataFrame, fundamentals=None, adjustment="raw"):
     universe = UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="test")
     with store.transaction("fetch", base=store.current_version(), universe=universe,
                            params={"adjustment": adjustment}) as txn:

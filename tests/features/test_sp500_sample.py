@@ -28,9 +28,8 @@ pytestmark = pytest.mark.skipif(not (SAMPLE / "prices.parquet").exists(),
 
 def _import(data_dir: Path, fundamentals: pl.DataFrame) -> Store:
     raw = pl.read_parquet(SAMPLE / "prices.parquet")
-    k = pl.col("adj_close") / pl.col("close")
-    prices = raw.select(
-        "date", "symbol", *[(pl.col(c) * k).alias(c) for c in ("open", "high", "low", "close")],
+    prices = raw.select(  # the unadjusted bars; no corporate actions: returns exclude dividends
+        "date", "symbol", "open", "high", "low", "close",
         pl.col("volume").cast(pl.Float64),
         pl.lit(None, dtype=pl.Float64).alias("vwap"),
         pl.lit(None, dtype=pl.Int64).alias("trade_count"),
@@ -38,9 +37,9 @@ def _import(data_dir: Path, fundamentals: pl.DataFrame) -> Store:
     store = Store(data_dir)
     universe = UniverseRecord(symbols=tuple(prices["symbol"].unique().sort()), source="sample")
     with store.transaction("import", base=store.current_version(), universe=universe,
-                           params={"adjustment": "all"}) as txn:
+                           params={"adjustment": "raw"}) as txn:
         atomic_write_parquet(txn.path("prices.parquet"), prices)
-        txn.describe("prices.parquet", adjustment="all", rows=prices.height)
+        txn.describe("prices.parquet", adjustment="raw", rows=prices.height)
         atomic_write_parquet(txn.path("sector_map.parquet"),
                              pl.read_parquet(SAMPLE / "sector_map.parquet").select("symbol",
                                                                                   "sector"))

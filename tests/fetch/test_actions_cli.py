@@ -27,7 +27,8 @@ PAGE1 = {"corporate_actions": {
     "reverse_splits": [{"id": "r1", "symbol": "GE", "old_cusip": "A", "new_cusip": "B",
                         "new_rate": 1, "old_rate": 8, "process_date": "2021-08-02",
                         "ex_date": "2021-08-02"}],
-    "spin_offs": [{"id": "x1", "source_symbol": "GE", "new_symbol": "GEHC"}],
+    "spin_offs": [{"id": "x1", "source_symbol": "GE", "source_rate": 3, "new_symbol": "GEHC",
+                   "new_rate": 1, "process_date": "2023-01-04", "ex_date": "2023-01-04"}],
 }, "next_page_token": "abc"}
 PAGE2 = {"corporate_actions": {
     "name_changes": [{"id": "n1", "old_symbol": "FB", "new_symbol": "META", "old_cusip": "C",
@@ -50,20 +51,24 @@ def test_corporate_actions_pages_merge_into_the_shared_schema(clock):
         1000, clock=clock.time, sleep=clock.sleep), transport=httpx.MockTransport(handler))
     table = fetch_corporate_actions(client, ["NVDA", "GE", "META", "KO"], D(2020, 1, 1),
                                     D(2024, 12, 31))
-    assert seen[0]["types"] == "forward_split,reverse_split,cash_dividend,name_change"
+    assert seen[0]["types"] == "forward_split,reverse_split,cash_dividend,name_change,spin_off"
     assert seen[0]["start"] == "2020-01-01" and seen[0]["limit"] == "1000"
     assert seen[1]["page_token"] == "abc"
     rows = {r["id"]: r for r in table.to_dicts()}
-    assert set(rows) == {"s1", "r1", "n1", "d1"}  # the spin-off is not a type we keep
+    assert set(rows) == {"s1", "r1", "n1", "d1", "x1"}
     assert (rows["s1"]["old_rate"], rows["s1"]["new_rate"]) == (1.0, 10.0)
     assert rows["r1"]["action_type"] == "reverse_split" and rows["r1"]["old_rate"] == 8.0
     assert rows["n1"] | {} == {"id": "n1", "action_type": "name_change", "symbol": "META",
                                "old_symbol": "FB", "ex_date": D(2022, 6, 9),
                                "process_date": D(2022, 6, 9), "old_rate": None,
-                               "new_rate": None, "cash_rate": None}
+                               "new_rate": None, "cash_rate": None, "target_symbol": None}
+    # a spin-off: parent GE, 1 GEHC per 3 GE (Alpaca's source_rate and new_rate)
+    assert (rows["x1"]["action_type"], rows["x1"]["symbol"], rows["x1"]["target_symbol"],
+            rows["x1"]["old_rate"], rows["x1"]["new_rate"], rows["x1"]["ex_date"]) == (
+        "spin_off", "GE", "GEHC", 3.0, 1.0, D(2023, 1, 4))
     assert rows["d1"]["cash_rate"] == 0.46 and rows["d1"]["ex_date"] == D(2024, 3, 14)
     merged = merge_actions(table.filter(pl.col("id") != "d1"), table.filter(pl.col("id") == "d1"))
-    assert merged.height == 4
+    assert merged.height == 5
 
 
 def test_corporate_action_missing_field_is_a_clear_error():

@@ -75,7 +75,7 @@ def test_new_history_keeps_nothing_of_the_old_source(data_dir, clock):
     assert manifest.params["new_history"] is True
     lines = "\n".join(report.summary_lines())
     assert f"fetched everything again: new history: the stored prices from {DEMO_URL}" in lines
-    assert f"source: {REAL_URL} (feed sip, adjustment all)" in lines
+    assert f"source: {REAL_URL} (feed sip, adjustment raw)" in lines
     # from now on the store is bound to the new source, without the flag
     real.log.clear()
     fetch(data_dir, real, clock, end=D(2024, 3, 14))
@@ -89,7 +89,7 @@ def test_another_feed_refetches_everything_and_says_so_in_the_summary(data_dir, 
     report = fetch(data_dir, api, clock, end=D(2024, 3, 7), feed="iex")
     assert {r["start"] for r in api.bar_requests()} == {"2024-01-02T05:00:00Z"}
     assert any(line.startswith("fetched everything again: stored prices were fetched with "
-                               "adjustment=all, feed=sip") for line in report.summary_lines())
+                               "adjustment=raw, feed=sip") for line in report.summary_lines())
 
 
 def test_an_up_to_date_store_still_confirms_its_last_sessions(data_dir, clock):

@@ -12,8 +12,10 @@ import polars as pl
 import pytest
 from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
 
+from aurora.atomic import atomic_write_parquet
 from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
 from aurora.errors import CredentialsError, DataValidationError, FetchError
+from aurora.features import build_features
 from aurora.fetch import fetch_prices
 from aurora.store import Store, UniverseRecord
 from aurora.universe import Universe
@@ -68,7 +70,7 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     store = Store(data_dir)
     manifest = store.manifest()
     assert manifest.params["universe"] == SYMBOLS
-    assert manifest.params["adjustment"] == "all" and manifest.params["feed"] == "sip"
+    assert manifest.params["adjustment"] == "raw" and manifest.params["feed"] == "sip"
     meta = manifest.files["prices.parquet"].meta
     assert (meta("rows"), meta("symbols"), meta("date_min"), meta("date_max")) == (
         123, 3, "2024-01-02", "2024-02-29")
@@ -79,7 +81,7 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     assert actions.row(0, named=True) | {} == {
         "id": "d1", "action_type": "cash_dividend", "symbol": "AAA", "old_symbol": None,
         "ex_date": D(2024, 2, 8), "process_date": D(2024, 2, 10), "old_rate": None,
-        "new_rate": None, "cash_rate": 0.5}
+        "new_rate": None, "cash_rate": 0.5, "target_symbol": None}
     assert json.loads(store.file_path("validation.json").read_text())["ok"] is True
     assert manifest.universe is not None and manifest.universe.symbols == tuple(SYMBOLS)
     assert manifest.universe.source == "test universe"
@@ -207,15 +209,28 @@ def test_validation_errors_block_publication(data_dir, clock):
     assert any(f["symbol"] == "CCC" and "2024-02-26" in f["dates"] for f in report["findings"])
 
 
-def test_changed_adjustment_refetches_everything(data_dir, clock):
+def test_a_store_of_vendor_adjusted_bars_is_migrated_to_raw(data_dir, clock):
+    """A store an older Aurora filled with adjustment=all bars: the next fetch re-fetches
+    the whole history raw (and says why); the build refuses the old versions' bars."""
     api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
     run(data_dir, api, clock, end=D(2024, 2, 15))
+    store = Store(data_dir)
+    old = store.current_version()
+    with store.transaction("fetch", base=old, params={"adjustment": "all"}) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), stored(data_dir))
+        txn.describe("prices.parquet", adjustment="all", feed="sip",
+                     source_url="http://api.test", synthetic=False)
+    legacy = store.current_version()
+    with pytest.raises(DataValidationError, match=r"holds vendor-adjusted bars \(adjustment=all"
+                       r"\).*run `aurora fetch`"):
+        build_features(store, config(data_dir))
     api.log.clear()
-    report = run(data_dir, api, clock, end=D(2024, 2, 29), adjustment="raw")
+    report = run(data_dir, api, clock, end=D(2024, 2, 29))
     assert {r["start"] for r in api.bar_requests()} == {"2024-01-02T05:00:00Z"}
     assert {r["adjustment"] for r in api.bar_requests()} == {"raw"}
     assert any("adjustment=all" in w for w in report.warnings)
-    assert Store(data_dir).manifest().files["prices.parquet"].meta("adjustment") == "raw"
+    assert store.manifest().files["prices.parquet"].meta("adjustment") == "raw"
+    assert legacy in store.versions()  # old versions stay readable
 
 
 def test_secret_never_written_or_printed(data_dir, clock, capsys, caplog):

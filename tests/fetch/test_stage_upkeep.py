@@ -87,42 +87,19 @@ def test_reconciliation_finds_an_old_correction_within_its_cycle(data_dir, clock
     assert fixed["close"].item() == pytest.approx(old["c"])
 
 
-def test_an_actions_outage_publishes_the_bars_with_the_stored_actions(data_dir, clock):
-    api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28)), actions=DIVIDEND)
-    fetch(data_dir, api.transport(), clock)
-    report = fetch(data_dir, actions_down(api), clock, end=D(2024, 3, 7), max_retries=1)
-    store = Store(data_dir)
-    assert report.version == store.current_version() and report.date_max == D(2024, 3, 7)
-    assert report.failures == [] and report.actions_error and "503" in report.actions_error
-    lines = "\n".join(report.summary_lines())
-    assert "not covered" not in lines and "FAILED" not in lines
-    assert "corporate actions NOT updated" in lines and "may be stale" in lines
-    entry = store.manifest().files["corporate_actions.parquet"]
-    assert entry.meta("stale") is True and store.manifest().params["actions_stale"] is True
-    actions = pl.read_parquet(store.verified_path("corporate_actions.parquet"))
-    assert actions["id"].to_list() == ["d1"]  # the stored table, kept
-    # back up: the next fetch re-reads every symbol's actions over the whole history
-    api.log.clear()
-    fetch(data_dir, api.transport(), clock, end=D(2024, 3, 14))
-    starts = {p["start"] for path, p in api.log if path == "/v1/corporate-actions"}
-    assert starts == {"2024-01-02"}
-    assert store.manifest().files["corporate_actions.parquet"].meta("stale") is False
-
-
 def test_an_actions_outage_under_raw_prices_blocks_without_blaming_the_bars(data_dir, clock):
     api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28)), actions=DIVIDEND)
-    fetch(data_dir, api.transport(), clock, adjustment="raw")
+    fetch(data_dir, api.transport(), clock)
     before = Store(data_dir).current_version()
     with pytest.raises(FetchError) as info:
-        fetch(data_dir, actions_down(api), clock, end=D(2024, 3, 7), adjustment="raw",
-              max_retries=1)
+        fetch(data_dir, actions_down(api), clock, end=D(2024, 3, 7), max_retries=1)
     message = str(info.value)
     assert message.startswith("corporate actions could not be fetched")
     assert "adjustment=raw" in message and "no symbol lacks bars" in message
     assert "not covered" not in message and info.value.missing_symbols == ()
     assert Store(data_dir).current_version() == before
     api.log.clear()
-    report = fetch(data_dir, api.transport(), clock, end=D(2024, 3, 7), adjustment="raw")
+    report = fetch(data_dir, api.transport(), clock, end=D(2024, 3, 7))
     assert report.batches_resumed == report.batches and api.bar_requests() == []
 
 

@@ -1,4 +1,5 @@
-"""`aurora fetch`, `aurora import sector-map|fundamentals` (thin wrappers over the library)."""
+"""`aurora fetch`, `aurora import sector-map|fundamentals|bars` (thin wrappers over the
+library)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from aurora.cli.common import (
     command_run,
     make_config,
     parse_date_flag,
+    path_flag,
     print_lines,
 )
 from aurora.cli.progress import progress_bars
@@ -24,7 +26,6 @@ from aurora.errors import ConfigError
 from aurora.reference import import_fundamentals, import_sector_map
 from aurora.universe import resolve_universe
 
-_ADJUSTMENTS = ("raw", "split", "dividend", "all")
 _FEEDS = ("iex", "sip")
 
 NewHistoryOption = Annotated[
@@ -49,8 +50,6 @@ def register(app: typer.Typer) -> None:
         universe: UniverseOption = None,
         start: StartOption = None,
         end: EndOption = None,
-        adjustment: Annotated[str | None, typer.Option(
-            "--adjustment", help="raw|split|dividend|all (default all).")] = None,
         feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,
         new_history: NewHistoryOption = False,
         progress: ProgressOption = True,
@@ -63,7 +62,6 @@ def register(app: typer.Typer) -> None:
         from aurora.fetch import fetch_prices  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe, **{
-            "fetch.adjustment": _choice(adjustment, "--adjustment", _ADJUSTMENTS),
             "fetch.feed": _choice(feed, "--feed", _FEEDS),
             "fetch.new_history": True if new_history else None,
         })
@@ -80,7 +78,8 @@ def register(app: typer.Typer) -> None:
             run.record_quality("fetch validation", True, warnings=report.warnings)
         print_lines(report.summary_lines())
 
-    import_app = typer.Typer(help="Import reference data into the store.",
+    import_app = typer.Typer(help="Import reference data, or another vendor's bars, into the "
+                             "store.",
                              no_args_is_help=True)
     app.add_typer(import_app, name="import")
 
@@ -113,4 +112,41 @@ def register(app: typer.Typer) -> None:
                 run.stage("import"):
             result = import_fundamentals(run.store, file)
             run.add(rows=result.rows, symbols=result.symbols)
+        print_lines(result.summary_lines())
+
+    @import_app.command("bars")
+    def bars(
+        ctx: typer.Context,
+        path: Annotated[str, typer.Argument(
+            help="A CSV or Parquet file, or a directory of them: date, symbol, open, high, "
+            "low, close, volume (raw, unadjusted), optional vwap, trade_count.")],
+        actions: Annotated[str | None, typer.Option(
+            "--actions", help="Corporate actions (CSV or Parquet file or directory, the "
+            "store's schema); without it the table is empty.")] = None,
+        data_dir: DataDirOption = None,
+        config: ConfigOption = None,
+        new_history: Annotated[bool, typer.Option(
+            "--new-history", help="Replace prices of another source (a fetch, another "
+            "import) with the imported bars only.")] = False,
+    ) -> None:
+        """Import raw daily bars from another vendor's files (validated like a fetch).
+
+        Prices of another source (a fetch, another import) are refused unless
+        --new-history."""
+        from aurora.importbars import import_bars  # deferred: start-up time (cli/main.py)
+
+        source = path_flag(path, "PATH")
+        given = path_flag(actions, "--actions")
+        assert source is not None
+        cfg = make_config(config, data_dir=data_dir)
+        with command_run(ctx, "import", cfg, config_file=config,
+                         reads=[p for p in (source, given) if p is not None]) as run, \
+                run.stage("import"):
+            result = import_bars(run.store, source, config=cfg, actions=given,
+                                 new_history=new_history)
+            for file in result.files:
+                run.note_read(file)
+            run.use_universe(result.universe)
+            run.add(rows=result.rows, symbols=result.symbols)
+            run.record_quality("import validation", True, warnings=result.warnings)
         print_lines(result.summary_lines())

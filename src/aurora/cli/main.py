@@ -21,7 +21,7 @@ from importlib.metadata import entry_points
 
 import typer
 
-from aurora.cli import build_cmd, fetch_cmd, ops_cmd, predict_cmd, validate_cmd
+from aurora.cli import build_cmd, fetch_cmd, ops_cmd, predict_cmd, quarantine_cmd, validate_cmd
 from aurora.errors import AuroraError, NotInstalled, StoreError
 from aurora.oserrors import describe_os_error
 from aurora.redaction import redact, secret_values
@@ -40,7 +40,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (fetch_cmd, validate_cmd, build_cmd, predict_cmd, ops_cmd):
+for module in (fetch_cmd, validate_cmd, build_cmd, predict_cmd, ops_cmd, quarantine_cmd):
     module.register(app)
 
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import polars as pl
 
-from aurora.adjustments import adjust_bars, dividend_factors_from_adjusted
+from aurora.adjusted import RAW, load_adjusted_prices
 from aurora.atomic import atomic_write_json, atomic_write_parquet
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, StoreError
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.registry import (
@@ -36,15 +36,12 @@ from aurora.features.registry import (
 )
 from aurora.progress import Progress, no_progress
 from aurora.schemas import (
-    CORPORATE_ACTIONS_TABLE,
     FUNDAMENTALS_TABLE,
-    PRICES_TABLE,
     SECTOR_MAP_TABLE,
     read_table,
 )
 from aurora.store import Store
 from aurora.store.files import (
-    CORPORATE_ACTIONS,
     FEATURES,
     FEATURES_META,
     FUNDAMENTALS,
@@ -109,69 +106,26 @@ class BuildResult:
         return lines
 
 
-def prices_adjustment(store: Store, version: str) -> str:
-    """The adjustment the prices of `version` were fetched with: the file entry's
-    `adjustment`, else the params of the version that wrote them, else "all"."""
-    entry = store.manifest(version).file(PRICES)
-    if entry is not None and entry.meta("adjustment"):
-        return str(entry.meta("adjustment"))
-    origin = store.origin(PRICES, version)
-    found = origin.params.get("adjustment") if origin is not None else None
-    return str(found) if found else "all"
-
-
 def load_inputs(store: Store) -> BuildInputs:
-    """Read and adjust the build's inputs from the latest store version."""
+    """Read the build's inputs from the latest store version: the raw prices adjusted point
+    in time (`aurora.adjusted`), the sector map and the fundamentals."""
     version = store.current_version()
-    path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
-    assert version is not None and path is not None
+    if version is None:
+        raise StoreError(f"{store.latest / PRICES} does not exist: run `aurora fetch` first")
+    adjusted = load_adjusted_prices(store, version)
     files = store.manifest(version).files
-    sha = {PRICES: files[PRICES].sha256}
+    sha = dict(adjusted.sha256)
     where = f"version {version}"
-    prices = read_table(path, PRICES_TABLE, where)
     optional = {}
-    for name, table in ((CORPORATE_ACTIONS, CORPORATE_ACTIONS_TABLE),
-                        (SECTOR_MAP, SECTOR_MAP_TABLE), (FUNDAMENTALS, FUNDAMENTALS_TABLE)):
+    for name, table in ((SECTOR_MAP, SECTOR_MAP_TABLE), (FUNDAMENTALS, FUNDAMENTALS_TABLE)):
         p = store.verified_path(name, version)
         optional[name] = read_table(p, table, where) if p is not None else None
         if p is not None:
             sha[name] = files[name].sha256
-    actions = optional[CORPORATE_ACTIONS]
-    adjustment = prices_adjustment(store, version)
-    notes = []
-    if adjustment != "all":
-        missing = {"raw": "all", "split": "dividend", "dividend": "split"}.get(adjustment)
-        if missing is None:
-            raise DataValidationError(f"{path}: unknown price adjustment {adjustment!r}")
-        if actions is None:
-            if adjustment == "split":
-                notes.append("prices are split-adjusted only and no corporate actions are"
-                             " stored: returns exclude dividends")
-            else:
-                raise DataValidationError(
-                    f"{path}: prices are stored with adjustment={adjustment} and"
-                    f" {CORPORATE_ACTIONS} is missing, so splits would show as returns; fetch"
-                    " corporate"
-                    " actions or fetch with adjustment=all")
-        else:
-            raw = prices
-            prices = adjust_bars(prices, actions, mode=missing, as_of=None)  # type: ignore[arg-type]
-            if adjustment == "raw":  # exact point-in-time USD traded from the raw bars
-                prices = prices.with_columns(
-                    (raw["close"] * raw["volume"].cast(pl.Float64)).alias("dollar_volume"))
-            notes.append(f"prices stored with adjustment={adjustment}; applied {missing}"
-                         f" adjustment from {CORPORATE_ACTIONS}")
-    elif actions is not None and actions.height:
-        # close x volume of dividend-adjusted bars carries the factor of every LATER dividend
-        # (a lookahead of ~2%/year); divide it out to get the USD actually traded that day.
-        factor = dividend_factors_from_adjusted(prices, actions)
-        prices = prices.with_columns(
-            (pl.col("close") * pl.col("volume").cast(pl.Float64) / factor)
-            .alias("dollar_volume"))
-        notes.append(f"dollar volume from 'all'-adjusted prices with the dividend factors of"
-                     f" {CORPORATE_ACTIONS} divided out (point-in-time USD traded)")
-    return BuildInputs(version, prices, optional[SECTOR_MAP], optional[FUNDAMENTALS], actions,
-                       adjustment, sha, notes)
+    notes = ["raw bars adjusted point in time (splits and dividends up to each date; dollar"
+             " volume is raw close x raw volume)"]
+    return BuildInputs(version, adjusted.prices, optional[SECTOR_MAP], optional[FUNDAMENTALS],
+                       adjusted.actions, RAW, sha, notes)
 
 
 def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str]) -> GateResult:

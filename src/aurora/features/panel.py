@@ -131,16 +131,18 @@ def sector_frame(
     return out
 
 
-def _split_factor_after(fund: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
-    """Per (symbol, as_of): product of new_rate/old_rate of splits with ex_date > as_of."""
+def _split_factor_upto(fund: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """Per (symbol, as_of): product of old_rate/new_rate of the splits with ex_date <= as_of:
+    what puts a share count of as_of on the point-in-time volume basis (the symbol's first
+    bar's shares, `aurora.adjustments.point_in_time`)."""
     base = fund.select("symbol", "as_of").unique()
     if actions is None or actions.height == 0:
         return base.with_columns(pl.lit(1.0).alias("_split"))
     splits = actions.filter(pl.col("action_type").is_in(SPLIT_TYPES)).select(
-        "symbol", "ex_date", (pl.col("new_rate") / pl.col("old_rate")).alias("ratio")
+        "symbol", "ex_date", (pl.col("old_rate") / pl.col("new_rate")).alias("ratio")
     )
     factor = (
-        base.join(splits, on="symbol").filter(pl.col("ex_date") > pl.col("as_of"))
+        base.join(splits, on="symbol").filter(pl.col("ex_date") <= pl.col("as_of"))
         .group_by("symbol", "as_of").agg(pl.col("ratio").product().alias("_split"))
     )
     return base.join(factor, on=["symbol", "as_of"], how="left").with_columns(
@@ -155,11 +157,13 @@ def shares_table(
     info: PanelInfo,
     source: str = "fundamentals",
 ) -> pl.DataFrame | None:
-    """(symbol, as_of, shares) on the volume's adjustment basis, or None when unusable.
+    """(symbol, as_of, shares) on the point-in-time volume basis, or None when unusable.
 
-    shares_outstanding (if present) is scaled by the splits after as_of; otherwise
-    market_cap (USD) is divided by the adjusted close of the last session <= as_of, which
-    lands on the same basis without needing the split history.
+    `prices` are adjusted point in time (`aurora.adjustments.point_in_time`: volume in the
+    shares of the symbol's first bar, plus `dollar_volume`, raw close x raw volume).
+    shares_outstanding (if present) is scaled by the splits up to as_of; otherwise
+    market_cap (USD) x volume / dollar_volume of the last session <= as_of with volume, which
+    is market_cap / raw close on the same basis without needing the split history.
     """
     if fundamentals is None or fundamentals.height == 0:
         return None
@@ -184,7 +188,7 @@ def shares_table(
     if has_shares:
         s = fund.filter(pl.col("shares_outstanding").is_not_null()).select(
             "symbol", "as_of", pl.col("shares_outstanding").cast(pl.Float64).alias("shares"))
-        s = s.join(_split_factor_after(s, actions), on=["symbol", "as_of"]).select(
+        s = s.join(_split_factor_upto(s, actions), on=["symbol", "as_of"]).select(
             "symbol", "as_of", pl.col("shares") * pl.col("_split"))
         parts.append(s)
         info.shares_source = "shares_outstanding"
@@ -192,12 +196,16 @@ def shares_table(
         c = fund.filter(pl.col("market_cap").is_not_null())
         if has_shares:
             c = c.filter(pl.col("shares_outstanding").is_null())
-        closes = prices.filter(pl.col("close").is_not_null()).select(
-            "symbol", pl.col("date").alias("as_of"), pl.col("close").alias("_close")).sort("as_of")
+        usd = (pl.col("dollar_volume") if "dollar_volume" in prices.columns
+               else pl.col("close") * pl.col("volume"))
+        traded = prices.filter((pl.col("volume") > 0) & (usd > 0)).select(
+            "symbol", pl.col("date").alias("as_of"),
+            (pl.col("volume") / usd).alias("_per_usd")).sort("as_of")
         c = (c.select("symbol", "as_of", pl.col("market_cap").cast(pl.Float64)).sort("as_of")
-             .join_asof(closes, on="as_of", by="symbol", strategy="backward",
+             .join_asof(traded, on="as_of", by="symbol", strategy="backward",
                        check_sortedness=False)
-             .select("symbol", "as_of", (pl.col("market_cap") / pl.col("_close")).alias("shares")))
+             .select("symbol", "as_of",
+                     (pl.col("market_cap") * pl.col("_per_usd")).alias("shares")))
         parts.append(c)
         info.shares_source = ("shares_outstanding, else market_cap / close"
                               if has_shares else "market_cap / close at as_of")

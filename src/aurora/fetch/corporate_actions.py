@@ -1,13 +1,17 @@
 """Corporate actions from `GET /v1/corporate-actions` into Aurora's actions table.
 
 Contract:
-- Requests splits, cash dividends and name changes for the given symbols (batches of
-  `batch_size`), `start`..`end` inclusive dates matched by the API on `process_date`,
-  `limit=1000`, following `next_page_token`; pages merge per action type.
-- Output schema (shared contract): id, action_type (forward_split | reverse_split |
-  cash_dividend | name_change), symbol (the NEW symbol for a name change), old_symbol,
-  ex_date (for a name change: its ex_date when given, else its process_date),
-  process_date, old_rate, new_rate (splits), cash_rate (dividends); one row per id.
+- Requests splits, cash dividends, name changes and spin-offs for the given symbols
+  (batches of `batch_size`), `start`..`end` inclusive dates matched by the API on
+  `process_date`, `limit=1000`, following `next_page_token`; pages merge per action type.
+- Output schema (shared contract, `CA_SCHEMA`): id, action_type (forward_split |
+  reverse_split | cash_dividend | name_change | spin_off), symbol (the NEW symbol for a name
+  change, the parent for a spin-off), old_symbol, ex_date (for a name change: its ex_date
+  when given, else its process_date), process_date, old_rate, new_rate (splits; for a
+  spin-off Alpaca's source_rate and new_rate: `new_rate` shares of the new company per
+  `old_rate` parent shares), cash_rate (dividends), target_symbol (a spin-off's new
+  company); one row per id. `conform_actions` gives a stored table of the older schema (no
+  target_symbol) the current columns.
 - Records of other types and unknown keys are ignored. A record missing a required field
   raises FetchError naming the type and id.
 - Each batch of symbols is one request group, bounded like a bars request group: its
@@ -29,17 +33,32 @@ import polars as pl
 from aurora.deadline import Deadline
 from aurora.errors import FetchError
 from aurora.fetch.client import AlpacaBarsClient, PageGuard, describe_symbols
-from aurora.schemas import CORPORATE_ACTIONS_SCHEMA, DIVIDEND_TYPES, SPLIT_TYPES
+from aurora.schemas import (
+    CORPORATE_ACTIONS_EXTRA,
+    CORPORATE_ACTIONS_SCHEMA,
+    DIVIDEND_TYPES,
+    SPIN_OFF_TYPES,
+    SPLIT_TYPES,
+)
 
 CA_PATH = "/v1/corporate-actions"
 PAGE_LIMIT = 1000
-TYPES = (*SPLIT_TYPES, *DIVIDEND_TYPES, "name_change")
-CA_SCHEMA = CORPORATE_ACTIONS_SCHEMA
+TYPES = (*SPLIT_TYPES, *DIVIDEND_TYPES, "name_change", *SPIN_OFF_TYPES)
+CA_SCHEMA = {**CORPORATE_ACTIONS_SCHEMA, **CORPORATE_ACTIONS_EXTRA}
 
 
 def empty_actions() -> pl.DataFrame:
     """An empty actions table with the shared schema."""
     return pl.DataFrame(schema=CA_SCHEMA)
+
+
+def conform_actions(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with exactly the columns of `CA_SCHEMA`, in order and cast: a column added to
+    the schema later (`CORPORATE_ACTIONS_EXTRA`) that a stored table lacks is all null."""
+    missing = [pl.lit(None, dtype).alias(c) for c, dtype in CA_SCHEMA.items()
+               if c not in frame.columns]
+    return (frame.with_columns(missing) if missing else frame).select(
+        pl.col(c).cast(dtype) for c, dtype in CA_SCHEMA.items())
 
 
 def _date(value: Any) -> dt.date | None:
@@ -55,6 +74,12 @@ def _row(kind: str, rec: dict[str, Any]) -> dict[str, Any]:
         row["symbol"] = rec["new_symbol"]
         row["old_symbol"] = rec["old_symbol"]
         row["ex_date"] = _date(rec.get("ex_date")) or row["process_date"]
+    elif kind == "spin_off":
+        row["symbol"] = rec["source_symbol"]
+        row["target_symbol"] = rec["new_symbol"]
+        row["ex_date"] = _date(rec["ex_date"])
+        row["old_rate"] = float(rec["source_rate"])
+        row["new_rate"] = float(rec["new_rate"])
     else:
         row["symbol"] = rec["symbol"]
         row["ex_date"] = _date(rec["ex_date"])
@@ -102,7 +127,8 @@ def fetch_corporate_actions(
     batch_size: int = 50,
     deadline: Deadline | None = None,
 ) -> pl.DataFrame:
-    """All splits, dividends and name changes of `symbols` processed in `start`..`end`.
+    """All splits, dividends, name changes and spin-offs of `symbols` processed in
+    `start`..`end`.
 
     One request group per `batch_size` symbols, each with its own request-group deadline
     (`client.group_deadline(deadline)`: `group_deadline_seconds` from the group's start,
@@ -145,8 +171,9 @@ def fetch_corporate_actions(
 
 def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame) -> pl.DataFrame:
     """Union by `id`; a fetched record replaces a stored one with the same id."""
+    fetched = conform_actions(fetched)
     if stored is None or stored.height == 0:
         return fetched
-    stored = stored.select(list(CA_SCHEMA)).cast(CA_SCHEMA)  # type: ignore[arg-type]
+    stored = conform_actions(stored)
     both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
     return both.sort("symbol", "ex_date", "action_type")

@@ -9,7 +9,8 @@ Contract:
 - `unchanged` tells whether merged prices, actions, universe and source equal what the
   version read holds (then the fetch publishes nothing).
 - `publish_fetch` writes prices.parquet, corporate_actions.parquet, validation.json,
-  fetch_report.json and universe.txt in ONE store transaction over the version the fetch
+  fetch_report.json, universe.txt and the quarantine record (quarantine.json, no file when
+  empty: `aurora.quarantine.write_quarantine`) in ONE store transaction over the version the fetch
   read (so `latest` moves only when all are written, and never over a version published
   meanwhile), records the universe in the manifest, leaves out the features built from the
   previous prices (a version never pairs features with other prices), and adds a default
@@ -27,8 +28,9 @@ import polars as pl
 
 from aurora.atomic import atomic_write_json, atomic_write_parquet, atomic_write_text
 from aurora.errors import ConfigError
-from aurora.fetch.corporate_actions import CA_SCHEMA
+from aurora.fetch.corporate_actions import CA_SCHEMA, conform_actions
 from aurora.fetch.source import PriceSource, stored_source
+from aurora.quarantine import QuarantineRecord, write_quarantine
 from aurora.schemas import CORPORATE_ACTIONS_TABLE, PRICES_TABLE, read_table
 from aurora.store import Store, UniverseRecord
 from aurora.store.files import (
@@ -131,7 +133,7 @@ def unchanged(stored: Stored, *, prices: pl.DataFrame, actions: pl.DataFrame,
         return False
     old_actions = stored.actions if stored.actions is not None else pl.DataFrame(schema=CA_SCHEMA)
     return (_same_rows(stored.prices, prices, ["symbol", "date"])
-            and _same_rows(old_actions.cast(CA_SCHEMA), actions.cast(CA_SCHEMA), ["id"]))
+            and _same_rows(conform_actions(old_actions), conform_actions(actions), ["id"]))
 
 
 def _sector_frame(universe: Universe) -> pl.DataFrame:
@@ -155,13 +157,15 @@ def publish_fetch(
     base_version: str | None,
     source: PriceSource | None = None,
     actions_stale: bool = False,
+    quarantine: QuarantineRecord | None = None,
 ) -> str:
     """Publish one fetch version (see module doc); return its version id.
 
     `source` is recorded in the prices' entry (`source_url`, `feed`, `adjustment`,
     `synthetic`; without it, feed and adjustment come from `params`); `actions_stale` marks
     corporate_actions.parquet as kept from an earlier fetch after its fetch failed (meta
-    `stale`). Raises StoreError, publishing nothing, when `latest` no longer is
+    `stale`); `quarantine` is the record to publish (None: the base's is inherited as it
+    is). Raises StoreError, publishing nothing, when `latest` no longer is
     `base_version` (the version the incremental merge started from).
     """
     dates = prices.get_column("date")
@@ -182,6 +186,8 @@ def publish_fetch(
         atomic_write_json(txn.path(FETCH_REPORT), fetch_report)
         atomic_write_text(txn.path(UNIVERSE), "".join(f"{s}\n" for s in universe.symbols))
         txn.describe(UNIVERSE, rows=len(universe), source=universe.source)
+        if quarantine is not None:
+            write_quarantine(txn, quarantine)
         # A version never pairs features with other prices: the features of the base were
         # built from the old prices, so they are left out until the next build.
         txn.remove(FEATURES)

@@ -32,19 +32,27 @@ Contract:
   refusing with HTTP 429, naming the batch and the setting that ended it and how long the
   fetch waited on the rate limit in all, carrying the symbols not covered. Completed
   batches stay checkpointed; nothing is published.
-- Corporate actions that cannot be fetched are not a bar failure: with adjustment=all the
-  bars are published with the stored actions, marked stale, and a warning; with another
-  adjustment (Aurora adjusts the bars from the actions) the run raises FetchError and
-  publishes nothing. Either way no symbol is reported "not covered".
+- Corporate actions that cannot be fetched are not a bar failure: the run raises
+  FetchError and publishes nothing (Aurora adjusts the raw bars from the actions, so a
+  missing split would read as a return), the bars stay checkpointed, and no symbol is
+  reported "not covered".
 - Stored symbols outside this run's universe are kept, not refreshed, while validation
   would not call them stale (`stale_symbol`) and `unexpected_symbols` is not an error;
   otherwise they are dropped with a warning.
-- Before publishing, the merged prices go through `aurora.validation.validate_prices` with
-  this run's universe (as `aurora validate` checks the version): errors raise
-  DataValidationError carrying the symbols without bars and the report (a copy in
+- Failures isolated to the symbol (`aurora.fetch.quarantine`): a batch's conflicting
+  duplicate bars no longer fail it (an all-zero twin is dropped; otherwise the symbol is
+  quarantined and the rest of the batch kept), and the per-symbol errors of validating the
+  merged prices (with this run's universe, as `aurora validate` checks the version)
+  quarantine their symbols while at most `fetch.max_quarantine_share` of the universe is
+  quarantined. A quarantined symbol's stored bars are published as they were (a new one
+  has none) and the version's quarantine.json says why (`aurora.quarantine`); symbols
+  quarantined before, or released since, are read in full again. Beyond that share, or on
+  any other error, the run raises DataValidationError carrying the symbols without bars
+  (and those it would have quarantined) and the report (a copy in
   data/state/fetch-validation-report.json).
-- When the merged prices, actions, universe and source equal the stored ones nothing is
-  published: `FetchReport.unchanged` is True and `version` is the existing version.
+- When the merged prices, actions, universe, source and quarantine record equal the
+  stored ones nothing is published: `FetchReport.unchanged` is True and `version` is the
+  existing version.
 - In every failure case `data/latest` is untouched.
 - Progress: `progress("fetch bars", batches done, batches)`, then "fetch restated".
 """
@@ -81,16 +89,17 @@ from aurora.fetch.corporate_actions import (
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, merge_prices, plan_fetch
 from aurora.fetch.publish import Stored, load_stored, publish_fetch, unchanged
+from aurora.fetch.quarantine import FetchQuarantine
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.reconcile import next_slice, read_cursor, write_cursor
 from aurora.fetch.source import PriceSource
 from aurora.fetch.summary import BatchFailure, FetchReport
 from aurora.progress import Progress, Steps
+from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.redaction import redact_url
-from aurora.schemas import find_duplicate_keys
 from aurora.store import Store
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
-from aurora.validation import CHECKS, validate_prices
+from aurora.validation import CHECKS, ValidationReport
 
 ACTIONS_LOOKBACK_DAYS = 92
 TIMEFRAME = "1Day"
@@ -128,21 +137,19 @@ class _Run:
     halted: list[BatchRequest] = field(default_factory=list)
     resumed: int = 0
     fetched_bars: int = 0
+    quarantine: FetchQuarantine | None = None  # this run's quarantine decisions
 
 
-def _check_batch(request: BatchRequest, frame: pl.DataFrame, warnings: list[str]) -> pl.DataFrame:
-    """Duplicates and unrequested symbols in one batch's answer (FetchError if conflicting)."""
+def _check_batch(request: BatchRequest, frame: pl.DataFrame, warnings: list[str],
+                 quarantine: FetchQuarantine) -> pl.DataFrame:
+    """Unrequested symbols and duplicates in one batch's bars (fetched, or resumed from the
+    checkpoint holding them as served): a conflicting duplicate quarantines its symbol, the
+    rest of the batch is kept (`FetchQuarantine.resolve_duplicates`)."""
     extra = sorted(set(frame.get_column("symbol").unique()) - set(request.symbols))
     if extra:
         warnings.append(f"batch {request.label()}: ignored bars of unrequested symbols {extra}")
         frame = frame.filter(pl.col("symbol").is_in(list(request.symbols)))
-    duplicates = find_duplicate_keys(frame)
-    if duplicates is not None:
-        if duplicates.conflicting.height:
-            raise FetchError(f"batch {request.label()}: {duplicates.message()}")
-        warnings.append(f"batch {request.label()}: {duplicates.message()}; the copies removed")
-        frame = frame.unique(["symbol", "date"], keep="first", maintain_order=True)
-    return frame
+    return quarantine.resolve_duplicates(request.label(), frame, warnings)
 
 
 def _run_batch(run: _Run, request: BatchRequest) -> None:
@@ -163,7 +170,6 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
                 list(request.symbols), request.start, request.end, timeframe=TIMEFRAME,
                 adjustment=run.adjustment, feed=run.feed,
             )
-            frame = _check_batch(request, frame, run.warnings)
         except CredentialsError:
             raise
         except FetchError as exc:
@@ -182,9 +188,10 @@ def _run_batch(run: _Run, request: BatchRequest) -> None:
                         f"{run.client.policy.max_retries})")
             run.steps.step()
             return
-        run.checkpoint.save(request, frame)
+        run.checkpoint.save(request, frame)  # the bars as served: a resumed run decides alike
         run.fetched_bars += frame.height
-    run.frames[request.key] = frame
+    assert run.quarantine is not None
+    run.frames[request.key] = _check_batch(request, frame, run.warnings, run.quarantine)
     run.steps.step()
 
 
@@ -215,11 +222,17 @@ def _resolve_window(
 
 
 def _plan(store: Store, stored: Stored, symbols: list[str], start: dt.date, end: dt.date,
-          fc: FetchConfig, history_start: dt.date) -> tuple[FetchPlan, list[str]]:
-    """The request plan, and this run's reconciliation slice of the stored symbols (in
-    rotation order: its last symbol is the next run's cursor)."""
+          fc: FetchConfig, history_start: dt.date, full: set[str]
+          ) -> tuple[FetchPlan, list[str]]:
+    """The request plan (`full` symbols requested over the whole window, as if not stored),
+    and this run's reconciliation slice of the stored symbols (in rotation order: its last
+    symbol is the next run's cursor)."""
+    base = stored.prices
+    if base is not None and full:
+        base = base.filter(~pl.col("symbol").is_in(sorted(full)))
+
     def plan(reconcile: Sequence[str] = ()) -> FetchPlan:
-        return plan_fetch(stored.prices, symbols, start, end, batch_size=fc.batch_size,
+        return plan_fetch(base, symbols, start, end, batch_size=fc.batch_size,
                           overlap=fc.overlap_sessions, stored_from=stored.history_start,
                           reconcile=reconcile, reconcile_from=history_start)
 
@@ -260,7 +273,13 @@ def fetch_prices(
     source = PriceSource.of(config)
     stored = load_stored(store, source, new_history=fc.new_history)
     history_start = min(start, stored.history_start or start)
-    plan, reconcile_slice = _plan(store, stored, symbols, start, end, fc, history_start)
+    # a new history keeps nothing of the old one, its quarantine record included
+    carried = (QuarantineRecord() if fc.new_history or stored.version is None
+               else read_quarantine(store, stored.version))
+    quarantine = FetchQuarantine(carried, tuple(symbols), fc.max_quarantine_share)
+    refetch_full = quarantine.refetch_in_full()
+    plan, reconcile_slice = _plan(store, stored, symbols, start, end, fc, history_start,
+                                  refetch_full)
     # Checkpoints are only reused for the same source and the same day: bars fetched from
     # another endpoint, or before a restatement, must never be published as today's.
     params = {"adjustment": fc.adjustment, "feed": fc.feed, "timeframe": TIMEFRAME,
@@ -278,7 +297,7 @@ def fetch_prices(
                                           sleep=sleep, deadline=deadline)
     with client:
         run = _Run(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
-                   fc.adjustment, fc.feed, deadline)
+                   fc.adjustment, fc.feed, deadline, quarantine=quarantine)
         _run_batches(run, plan.batches, fc.concurrency)
         _stop_if_refused(store, report, run, len(plan.batches), limiter)
         _stop_if_late(store, report, run, len(plan.batches), limiter)
@@ -286,8 +305,10 @@ def fetch_prices(
         restated: dict[str, str] = {}
         if stored.prices is not None and phase_one:
             fetched = pl.concat(phase_one, how="vertical_relaxed")
-            restated = find_restatements(stored.prices, fetched, plan)
-            report.reconcile_differed = find_restatements(stored.prices, fetched, plan,
+            # a quarantined symbol's bars left its batch: not a restatement
+            compared = stored.prices.filter(~pl.col("symbol").is_in(quarantine.symbols()))
+            restated = find_restatements(compared, fetched, plan)
+            report.reconcile_differed = find_restatements(compared, fetched, plan,
                                                           "reconcile")
         refetch = make_batches(sorted(restated), history_start, end, fc.batch_size,
                                "restatement")
@@ -327,12 +348,15 @@ def fetch_prices(
                     report)
     actions = merge_actions(stored.actions, new_actions) if new_actions is not None else (
         stored.actions if stored.actions is not None else empty_actions())
-    _validate(store, prices, actions, symbols, config.validation, report)
+    prices = _validate(store, prices, actions, symbols, config.validation, report,
+                       quarantine, stored.prices)
+    record = quarantine.record(refetched=refetch_full)
     report.elapsed_seconds = time.perf_counter() - started
     actions_stale = report.actions_error is not None
-    if unchanged(stored, prices=prices, actions=actions, universe=universe,
-                 prices_meta={**source.meta(), "history_start": history_start.isoformat()},
-                 actions_stale=actions_stale):
+    if record.to_json() == carried.to_json() and unchanged(
+            stored, prices=prices, actions=actions, universe=universe,
+            prices_meta={**source.meta(), "history_start": history_start.isoformat()},
+            actions_stale=actions_stale):
         report.unchanged, report.version = True, stored.version
     else:
         publish_params = {
@@ -344,12 +368,13 @@ def fetch_prices(
             "new_history": fc.new_history, "reconciled": report.reconciled,
             "reconcile_differed": sorted(report.reconcile_differed),
             "kept_unrefreshed": report.kept_unrefreshed, "actions_stale": actions_stale,
+            "quarantined": {s: e.reason() for s, e in quarantine.entries().items()},
         }
         report.version = publish_fetch(
             store, prices=prices, actions=actions, universe=universe,
             validation=report.validation, fetch_report=report.to_dict(),
             params=publish_params, history_start=history_start, base_version=stored.version,
-            source=source, actions_stale=actions_stale,
+            source=source, actions_stale=actions_stale, quarantine=record,
         )
     checkpoint.clear()
     write_cursor(store.state_dir, reconcile_slice, fc.reconcile_cycle_runs, end)
@@ -408,13 +433,8 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
 
 
 def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> None:
-    """Warn (adjustment=all), or raise FetchError (Aurora adjusts the bars itself)."""
-    if adjustment == "all":
-        report.warnings.append(
-            f"corporate actions could not be fetched ({report.actions_error}); the stored "
-            "actions are published unchanged and may be stale (the next fetch re-reads "
-            "them over the whole history)")
-        return
+    """Raise FetchError: Aurora adjusts the raw bars from the actions, so bars published
+    without their actions could show a split as a return."""
     path = store.state_dir / "fetch-failures.json"
     atomic_write_json(path, report.to_dict())
     raise FetchError(
@@ -505,27 +525,43 @@ def _keep_outside(prices: pl.DataFrame, others: list[str], config: ValidationCon
 
 
 def _validate(store: Store, prices: pl.DataFrame, actions: pl.DataFrame, symbols: list[str],
-              config: ValidationConfig, report: FetchReport) -> None:
+              config: ValidationConfig, report: FetchReport, quarantine: FetchQuarantine,
+              stored: pl.DataFrame | None) -> pl.DataFrame:
     """Validate the merged prices against this run's universe (as `aurora validate` checks
-    the version); DataValidationError on errors. Fills the report's counts and warnings
-    (kept symbols outside the universe are one summary line, not a warning each)."""
-    validation = validate_prices(prices, universe=symbols, corporate_actions=actions,
-                                 config=config)
+    the version), quarantining per-symbol defects within `fetch.max_quarantine_share`
+    (`FetchQuarantine.validate_isolating`); return the prices to publish. Beyond that share,
+    or on any other error, DataValidationError. Fills the report's counts and warnings (kept
+    symbols outside the universe are one summary line, not a warning each)."""
+    prices, validation = quarantine.validate_isolating(prices, stored=stored, actions=actions,
+                                                       config=config)
+    over = quarantine.over_limit()
+    if over:
+        validation = ValidationReport(validation.findings + quarantine.batch_findings(),
+                                      validation.stats)
     report.validation = validation.to_dict()
     kept_outside = set(report.kept_unrefreshed)
     report.warnings.extend(w.line() for w in validation.warnings
                            if not (w.check == "unexpected_symbols" and w.symbol in kept_outside))
+    report.warnings.extend(f"quarantine of {s} ended: its whole history was read again and "
+                           "validates" for s in quarantine.fixed())
     _fill_counts(report, prices, actions)
-    if not validation.ok:
+    if over or not validation.ok:
         path = store.state_dir / "fetch-validation-report.json"
         atomic_write_json(path, report.validation)
         first = validation.errors[0]
         missing = [f.symbol for f in validation.findings
                    if f.check == "missing_symbols" and f.symbol]
+        held = quarantine.symbols()
+        beyond = (f"; {len(held)} of {len(symbols)} symbols ({quarantine.share():.1%}) would be "
+                  f"quarantined, more than fetch.max_quarantine_share = "
+                  f"{quarantine.max_share:.1%}: {', '.join(held[:10])}"
+                  + (f" (+{len(held) - 10} more)" if len(held) > 10 else "") if over else "")
         raise DataValidationError(
             f"fetched prices failed validation with {len(validation.errors)} error(s), first: "
-            f"{first.line()}; nothing was published (report: {path})",
-            missing_symbols=missing, report=report.validation)
+            f"{first.line()}{beyond}; nothing was published (report: {path})",
+            missing_symbols=list(dict.fromkeys([*missing, *(held if over else [])])),
+            report=report.validation)
+    return prices
 
 
 def _fill_counts(report: FetchReport, prices: pl.DataFrame, actions: pl.DataFrame) -> None:

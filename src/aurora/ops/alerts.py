@@ -3,7 +3,8 @@
 Rules are small pure functions returning a list of `Alert` (empty: nothing to say):
 - `rule_failed_run`: the run failed. This is the one alert of a failed run: it names the
   error, and the coverage and failed gates of the run go into its message and details;
-- `rule_coverage`: a run that succeeded delivered fewer symbols than its universe;
+- `rule_coverage`: a run that succeeded delivered fewer symbols than its universe (the
+  quarantined ones, `details["quarantined"]`, named with their reasons);
 - `rule_quality`: a validation / quality gate failed in a run that went on;
 - `rule_slow_stages`: a stage took more than `ops.slow_factor` times its recent median
   (needs `MIN_SAMPLES` earlier successful runs of that stage, and at least `MIN_SLOW_SECONDS`
@@ -93,11 +94,18 @@ def rule_coverage(run: RunRecord) -> list[Alert]:
     if not run.success or run.coverage is None or run.coverage >= 1.0:
         return []
     missing = list(run.details.get("missing_symbols", []))
+    quarantined = dict(run.details.get("quarantined") or {})
     text = f"coverage {run.coverage:.1%} in aurora {run.command}"
     if missing:
         text += f": {_listed(missing)} missing"
-    return [Alert("coverage", "critical", text, f"coverage:{run.id}",
-                  {"coverage": run.coverage, "missing_symbols": missing})]
+    details: dict[str, Any] = {"coverage": run.coverage, "missing_symbols": missing}
+    if quarantined:
+        shown = "; ".join(f"{s} ({why})" for s, why in list(quarantined.items())[:10])
+        more = f" (+{len(quarantined) - 10} more)" if len(quarantined) > 10 else ""
+        text += (f"; quarantined: {shown}{more}: check their bars, then `aurora quarantine "
+                 "release SYMBOL`")
+        details["quarantined"] = quarantined
+    return [Alert("coverage", "critical", text, f"coverage:{run.id}", details)]
 
 
 def rule_quality(run: RunRecord) -> list[Alert]:

@@ -13,8 +13,10 @@ opened here when called without one (a notebook):
 5. verify: `validate_store` again over the final version (checksums, predictions schema).
 
 Every stage works on one universe, resolved once (`aurora.universe.resolve_universe`).
-Coverage (symbols with stored bars / universe symbols) is recorded for the alerts, also when
-fetch refuses to publish: its error carries the symbols it could not cover.
+Coverage (symbols with stored bars and not quarantined / universe symbols) is recorded for
+the alerts, with the quarantined symbols and their reasons in the run's details
+(`quarantined`, read from the version's quarantine.json), also when fetch refuses to
+publish: its error carries the symbols it could not cover.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aurora.ops.alerts import Alert
 from aurora.ops.runner import RunContext, run_context
 from aurora.predict.evaluate import summary_lines
 from aurora.progress import Progress
+from aurora.quarantine import read_quarantine
 from aurora.store import Store
 from aurora.store.files import PREDICTIONS, PRICES
 from aurora.universe import UniverseLike, as_universe, resolve_universe
@@ -200,7 +203,11 @@ def _stages(run: RunContext, result: PipelineResult, store: Store, config: Auror
     run.set_detail(fetch={"version": report.version, "warnings": report.warnings[:20],
                           "rate_limit_wait_seconds": report.rate_limit_wait_seconds})
     result.fetch_lines = report.summary_lines()
-    result.coverage = run.record_coverage(wanted.symbols, _stored_symbols(store))
+    held = read_quarantine(store).quarantined  # stored bars kept as they were: not delivered
+    result.coverage = run.record_coverage(
+        wanted.symbols, [s for s in _stored_symbols(store) if s not in held])
+    if any(s in held for s in wanted.symbols):
+        run.set_detail(quarantined={s: held[s].reason() for s in wanted.symbols if s in held})
     result.checks.append(("fetch validation", True,
                           f"{report.bars:,} bars, {len(report.warnings)} warning(s)"))
     with _stage(run, result, "validate"):

@@ -18,6 +18,7 @@ from typing import Any
 import polars as pl
 
 from aurora import calendar
+from aurora.adjusted import load_adjusted_prices
 from aurora.atomic import atomic_write_json
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
@@ -25,7 +26,7 @@ from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
 from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
 from aurora.progress import Progress
-from aurora.schemas import FEATURES_TABLE, PRICES_TABLE, read_table
+from aurora.schemas import FEATURES_TABLE, read_table
 from aurora.store import Store, Transaction
 from aurora.store.documents import validate_document
 from aurora.store.files import EVALUATION, FEATURES, PREDICTIONS, PRICES
@@ -82,20 +83,18 @@ class _Inputs:
 
 
 def load_inputs(store: Store) -> _Inputs:
-    """features.parquet and prices.parquet of the latest version, with their sha256."""
+    """features.parquet and the prices of the latest version (raw bars adjusted point in
+    time, `aurora.adjusted`: the labels' closes), with their sha256."""
     version = store.current_version()
     features_path = store.verified_path(FEATURES, version, hint="run `aurora build` first")
-    prices_path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
-    assert version is not None and features_path is not None and prices_path is not None
+    assert version is not None and features_path is not None
     manifest = store.manifest(version)
     mismatch = manifest.features_from_other_prices()
     if mismatch is not None:
         raise DataValidationError(mismatch)
-    files = manifest.files
-    where = f"version {version}"
-    return _Inputs(version, read_table(features_path, FEATURES_TABLE, where),
-                   read_table(prices_path, PRICES_TABLE, where),
-                   files[FEATURES].sha256, files[PRICES].sha256)
+    prices = load_adjusted_prices(store, version)
+    return _Inputs(version, read_table(features_path, FEATURES_TABLE, f"version {version}"),
+                   prices.prices, manifest.files[FEATURES].sha256, prices.sha256[PRICES])
 
 
 def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,

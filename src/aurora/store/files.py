@@ -23,6 +23,7 @@ FEATURES = "features.parquet"  # date, symbol, f_* (Float64)
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
+QUARANTINE = "quarantine.json"  # symbols the fetch quarantined, and releases (aurora.quarantine)
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")  # fullmatch: no trailing "\n"
 

@@ -39,6 +39,8 @@ CHECKS: dict[str, Severity] = {
     "stale_close": "warning",
     "zero_volume": "warning",
     "flat_bar": "warning",
+    # quarantine (aurora.quarantine): a symbol the fetch keeps out until a person releases it
+    "quarantined": "warning",
     # whole store (aurora.validation.store_check)
     "checksum": "error",
     "missing_file": "error",

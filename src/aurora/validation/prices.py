@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from zoneinfo import ZoneInfo
 
@@ -70,11 +70,15 @@ def validate_prices(
     corporate_actions: pl.DataFrame | None = None,
     config: ValidationConfig = ValidationConfig(),
     today: dt.date | None = None,
+    ended: Mapping[str, dt.date] | None = None,
 ) -> ValidationReport:
     """Validate a price frame (schema in docs/validation.md) against a universe.
 
     `today` (default: today in New York) bounds the dates; `corporate_actions` (the shared
-    corporate-actions schema) explains large moves on ex-dates. The frame is not modified
+    corporate-actions schema) explains large moves on ex-dates. Symbols whose history
+    ended (`series.ended_by_actions`: renamed away, from the actions; plus `ended`, symbol
+    -> last date it could trade, e.g. delisted or released as ended) are not expected to
+    have bars after that date (no `stale_symbol`). The frame is not modified
     and no row is dropped: every defect becomes a `Finding`. When required columns are
     missing or have dtypes that cannot be cast (e.g. a string date), only the schema
     findings are returned and `stats["skipped"]` lists the checks that could not run.
@@ -92,7 +96,8 @@ def validate_prices(
         ran = ["schema"]
     else:
         frame = checks.sort_bars(frame)
-        findings += _run_checks(frame, universe, corporate_actions, config, today)
+        ends = {**series.ended_by_actions(corporate_actions), **(ended or {})}
+        findings += _run_checks(frame, universe, corporate_actions, config, today, ends)
         ran = list(PRICE_CHECKS)
         dates = frame["date"].drop_nulls()
         stats.update(
@@ -116,6 +121,7 @@ def _run_checks(
     corporate_actions: pl.DataFrame | None,
     config: ValidationConfig,
     today: dt.date,
+    ended: Mapping[str, dt.date],
 ) -> list[Finding]:
     steps: list[Callable[[], list[Finding]]] = [
         lambda: checks.check_nulls(frame),
@@ -124,7 +130,7 @@ def _run_checks(
         lambda: checks.check_duplicates(frame),
         lambda: series.check_calendar(frame, today),
         lambda: series.check_session_gaps(frame, config.long_gap_sessions),
-        lambda: series.check_trailing_gaps(frame, config.long_gap_sessions),
+        lambda: series.check_trailing_gaps(frame, config.long_gap_sessions, ended),
         lambda: checks.check_non_positive_prices(frame),
         lambda: checks.check_ohlc(frame),
         lambda: checks.check_negative_volume(frame),

@@ -9,6 +9,7 @@ date (`checks.sort_bars`); each returns `Finding`s with the check's default seve
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,7 @@ import polars as pl
 
 from aurora import calendar
 from aurora.errors import DataValidationError
-from aurora.schemas import SPLIT_TYPES
+from aurora.schemas import SPIN_OFF_TYPES, SPLIT_TYPES
 from aurora.validation.checks import finding, per_symbol, valid_values
 from aurora.validation.findings import Finding, format_dates, format_percent
 
@@ -109,13 +110,17 @@ def check_session_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5) -> list[
     return out
 
 
-def check_trailing_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5) -> list[Finding]:
+def check_trailing_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5,
+                        ended: Mapping[str, dt.date] | None = None) -> list[Finding]:
     """Symbols whose bars stop before the panel's last session (the gap check above only sees
     sessions between a symbol's own first and last bar).
 
     Fewer than `long_gap_sessions` trailing sessions without a bar: `missing_sessions`
     (warning; a halt on the last days); that many or more: `stale_symbol` (error: the
     symbol's data stopped, and publishing it beside current symbols would hide that).
+    `ended` maps symbols known to have stopped trading (renamed, delisted, acquired) to the
+    last date they could have a bar: no session after it is expected of them, so their
+    history ends cleanly (unless they have bars after it: a reused ticker).
     """
     rows = frame.filter(pl.col("date").is_not_null() & pl.col("symbol").is_not_null())
     if rows.height == 0:
@@ -123,21 +128,48 @@ def check_trailing_gaps(frame: pl.DataFrame, long_gap_sessions: int = 5) -> list
     cal = pl.Series("s", calendar.sessions(rows["date"].min(), rows["date"].max()),
                     dtype=pl.Date)
     last = rows.group_by("symbol").agg(pl.col("date").max()).sort("symbol")
-    behind = (cal.len() - cal.search_sorted(last["date"], side="right")).to_numpy()
+    ends = (last.join(pl.DataFrame({"symbol": list(ended or {}),
+                                    "end": list((ended or {}).values())},
+                                   schema={"symbol": pl.String, "end": pl.Date}),
+                      on="symbol", how="left")["end"])
+    # the sessions expected of each symbol: the whole calendar, or up to its end (an end
+    # before the symbol's last bar is ignored: the ticker trades again, e.g. reused)
+    open_ended = (ends.is_null() | (ends < last["date"])).to_numpy()
+    expected = np.where(open_ended, cal.len(),
+                        cal.search_sorted(ends.fill_null(cal[-1]), side="right").to_numpy())
+    after = cal.search_sorted(last["date"], side="right").to_numpy()
+    behind = expected - after
     out = []
     late = np.flatnonzero(behind > 0)
-    for symbol, day, count in zip(last["symbol"].gather(late), last["date"].gather(late),
-                                  behind[late], strict=True):
-        missing = tuple(cal.slice(cal.len() - int(count)).to_list())
+    for symbol, day, count, stop in zip(last["symbol"].gather(late),
+                                        last["date"].gather(late), behind[late],
+                                        expected[late], strict=True):
+        missing = tuple(cal.slice(int(stop) - int(count), int(count)).to_list())
         check = "stale_symbol" if count >= long_gap_sessions else "missing_sessions"
         out.append(finding(check, f"no bar after {day}: the last {count} session(s) missing "
                                   f"({format_dates(missing)})", symbol, missing))
     return out
 
 
+def ended_by_actions(actions: pl.DataFrame | None) -> dict[str, dt.date]:
+    """Symbols renamed away (a name_change with them as old_symbol) -> the last date they
+    could trade under that name: the day before the rename's ex_date."""
+    needed = ("action_type", "old_symbol", "ex_date")
+    if actions is None or actions.height == 0 or any(c not in actions.columns for c in needed):
+        return {}  # a frame without the columns is reported by the large-move check
+    renames = (actions.filter((pl.col("action_type") == "name_change")
+                              & pl.col("old_symbol").is_not_null()
+                              & pl.col("ex_date").is_not_null())
+               .group_by("old_symbol").agg(pl.col("ex_date").max()))
+    return {old: day - dt.timedelta(days=1) for old, day in renames.iter_rows()}
+
+
 # -- large moves --------------------------------------------------------------------------
-def _action_effects(actions: pl.DataFrame) -> pl.DataFrame:
-    """Per (symbol, ex_date): split factor, dividend cash, renamed flag, a description."""
+def _action_effects(actions: pl.DataFrame, closes: pl.DataFrame | None = None) -> pl.DataFrame:
+    """Per (symbol, ex_date): split factor, dividend cash, renamed flag, spin-off flag and
+    the value it distributed per parent share (`new_rate / old_rate` times the close of the
+    company spun off on the ex_date, from `closes` (symbol, date, close); null and
+    `spin_unknown` when that close is not known), a description."""
     missing = [c for c in ACTION_COLUMNS if c not in actions.columns]
     if missing:
         raise DataValidationError(
@@ -147,7 +179,19 @@ def _action_effects(actions: pl.DataFrame) -> pl.DataFrame:
     for col in ("old_rate", "new_rate", "cash_rate"):
         if col not in a.columns:
             a = a.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
+    a = a.with_columns(pl.col("target_symbol").cast(pl.String) if "target_symbol" in a.columns
+                       else pl.lit(None, dtype=pl.String).alias("target_symbol"))
+    if closes is not None:
+        a = a.join(closes.select(target_symbol="symbol", ex_date="date", _target_close="close")
+                   .unique(["target_symbol", "ex_date"], keep="first"),
+                   on=["target_symbol", "ex_date"], how="left")
+    else:
+        a = a.with_columns(pl.lit(None, dtype=pl.Float64).alias("_target_close"))
     kind = pl.col("action_type")
+    is_spin = kind.is_in(list(SPIN_OFF_TYPES))
+    rates_ok = (pl.col("old_rate") > 0) & (pl.col("new_rate") > 0)
+    spin_value = pl.when(is_spin & rates_ok).then(
+        pl.col("new_rate") / pl.col("old_rate") * pl.col("_target_close"))
     is_split = kind.is_in(list(SPLIT_TYPES))
     factor = pl.when(is_split & (pl.col("old_rate") > 0) & (pl.col("new_rate") > 0)).then(
         pl.col("new_rate") / pl.col("old_rate")).otherwise(1.0)
@@ -156,17 +200,22 @@ def _action_effects(actions: pl.DataFrame) -> pl.DataFrame:
         .when(kind == "cash_dividend").then(pl.format("cash_dividend {}", pl.col("cash_rate")))
         .when(kind == "name_change").then(pl.format("name_change from {}", pl.col("old_symbol")
                                                     if "old_symbol" in a.columns else pl.lit("?")))
+        .when(is_spin).then(pl.format("spin_off of {} ({} per {})", pl.col("target_symbol"),
+                                      pl.col("new_rate"), pl.col("old_rate")))
         .otherwise(kind)
     )
     return (
         a.filter(pl.col("symbol").is_not_null() & pl.col("ex_date").is_not_null())
-        .with_columns(factor=factor, text=text)
+        .with_columns(factor=factor, text=text, spin_value=spin_value)
         .group_by("symbol", "ex_date")
         .agg(
             pl.col("factor").product().alias("split_factor"),
             pl.when(kind == "cash_dividend").then(pl.col("cash_rate")).fill_null(0.0).sum()
             .alias("cash"),
             (kind == "name_change").any().alias("renamed"),
+            is_spin.any().alias("spin_off"),
+            pl.col("spin_value").fill_null(0.0).sum().alias("spin_value"),
+            (is_spin & pl.col("spin_value").is_null()).any().alias("spin_unknown"),
             pl.col("text").str.join("; ").alias("actions"),
         )
     )
@@ -178,10 +227,13 @@ def check_large_moves(
     """Close-to-close moves with |close / previous close - 1| > max_move.
 
     A move is `explained_move` when a corporate action of the symbol has its ex_date after
-    the previous bar and on or before the bar: a name change, or a split/dividend after
-    which the adjusted move |(close * new_rate/old_rate + cash) / previous close - 1| is
-    within `max_move`. Otherwise it is `large_move`. Already split-adjusted prices show no
-    jump at a split and so raise nothing.
+    the previous bar and on or before the bar: a name change, or a split/dividend/spin-off
+    after which the adjusted move |(close * new_rate/old_rate + cash + spun) / previous
+    close - 1| is within `max_move` (`spun`: a spin-off's shares per parent share times the
+    close of the company spun off on the ex_date, when `frame` holds it), or a drop on a
+    spin-off whose distributed value is not known (the new company's bars are not in
+    `frame`): a spin-off only ever takes value out of the parent. Otherwise it is
+    `large_move`. Already split-adjusted prices show no jump at a split and raise nothing.
     """
     rows = frame.filter(valid_values() & (pl.col("close") > 0))
     moves = (
@@ -192,26 +244,30 @@ def check_large_moves(
     if moves.height == 0:
         return []
     if corporate_actions is not None and corporate_actions.height:
-        effects = _action_effects(corporate_actions)
+        effects = _action_effects(corporate_actions, rows.select("symbol", "date", "close"))
         matched = (
             moves.join(effects, on="symbol", how="inner")
             .filter(pl.col("ex_date") > pl.col("prev_date"), pl.col("ex_date") <= pl.col("date"))
             .group_by("symbol", "date")
             .agg(pl.col("split_factor").product(), pl.col("cash").sum(),
-                 pl.col("renamed").any(), pl.col("actions").str.join("; "))
+                 pl.col("renamed").any(), pl.col("spin_off").any(), pl.col("spin_value").sum(),
+                 pl.col("spin_unknown").any(), pl.col("actions").str.join("; "))
         )
         moves = moves.join(matched, on=["symbol", "date"], how="left")
     else:
         moves = moves.with_columns(
             split_factor=pl.lit(None, pl.Float64), cash=pl.lit(None, pl.Float64),
-            renamed=pl.lit(None, pl.Boolean), actions=pl.lit(None, pl.String),
+            renamed=pl.lit(None, pl.Boolean), spin_off=pl.lit(None, pl.Boolean),
+            spin_value=pl.lit(None, pl.Float64), spin_unknown=pl.lit(None, pl.Boolean),
+            actions=pl.lit(None, pl.String),
         )
     moves = moves.with_columns(
-        adjusted=(pl.col("close") * pl.col("split_factor") + pl.col("cash"))
-        / pl.col("prev_close") - 1
+        adjusted=(pl.col("close") * pl.col("split_factor") + pl.col("cash")
+                  + pl.col("spin_value")) / pl.col("prev_close") - 1
     ).with_columns(
         explained=pl.col("renamed").fill_null(False)
         | (pl.col("adjusted").abs() <= max_move).fill_null(False)
+        | (pl.col("spin_unknown").fill_null(False) & (pl.col("move") < 0))
     )
     out = []
     for r in moves.sort("symbol", "date").iter_rows(named=True):
@@ -227,6 +283,8 @@ def _move_finding(r: dict[str, Any], max_move: float) -> Finding:
     if r["explained"]:
         after = ("" if r["adjusted"] is None
                  else f", {format_percent(r['adjusted'])} after adjusting")
+        if r.get("spin_unknown"):
+            after += " (the value of the spun-off shares is unknown: their bars are not here)"
         return finding("explained_move", f"{head} explained by {r['actions']}{after}",
                        r["symbol"], (r["date"],))
     why = (f"; not explained by {r['actions']} ({format_percent(r['adjusted'])} after "

@@ -3,8 +3,10 @@
 Order of work: every file of the latest version against its manifest (`Store.verify`),
 files present but not in the manifest, then prices.parquet through `validate_prices`
 (universe: `aurora.universe.resolve_universe` on the version, the rule every stage uses;
-corporate actions from corporate_actions.parquet when present), then schema/readability
-checks of the other known files.
+corporate actions from corporate_actions.parquet when present; the version's quarantine
+record, quarantine.json, through `aurora.validation.quarantined.apply_quarantine`: every
+quarantined symbol listed as a `quarantined` finding, released problems accepted, released
+stale symbols ended), then schema/readability checks of the other known files.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 import polars as pl
 
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, StoreError
+from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.schemas import (
     CORPORATE_ACTIONS_TABLE,
     FEATURES_TABLE,
@@ -43,6 +46,7 @@ from aurora.universe import resolve_universe
 from aurora.validation.checks import finding
 from aurora.validation.findings import Finding, ValidationReport
 from aurora.validation.prices import apply_severities, effective_severities, validate_prices
+from aurora.validation.quarantined import apply_quarantine
 
 STORE_CHECKS = ("checksum", "missing_file", "unlisted_file", "unreadable", "file_schema",
                 "duplicate_keys", "stale_features", "stale_predictions")
@@ -84,9 +88,12 @@ def validate_store(
             actions = _corporate_actions(base, findings)
             universe = resolve_universe(config, store, version)
             source = universe.source
+            record = _quarantine(store, version, findings)
             report = validate_prices(prices, universe=universe.symbols,
                                      corporate_actions=actions,
-                                     config=config.validation, today=today)
+                                     config=config.validation, today=today,
+                                     ended=record.ended())
+            report = apply_quarantine(report, record, config.validation.severities)
     findings += _check_features(base / FEATURES)
     stale = manifest.features_from_other_prices()
     if stale is not None:
@@ -182,6 +189,18 @@ def _corporate_actions(base: Path, findings: list[Finding]) -> pl.DataFrame | No
     findings += [finding("file_schema", f"{path.name}: {p}; large moves not cross-checked")
                  for p in problems]
     return None if problems else frame
+
+
+def _quarantine(store: Store, version: str, findings: list[Finding]) -> QuarantineRecord:
+    """The version's quarantine record (`aurora.quarantine`); a malformed one is a
+    `file_schema` finding and counts as empty (a changed one is already a checksum error)."""
+    try:
+        return read_quarantine(store, version)
+    except DataValidationError as exc:
+        findings.append(finding("file_schema", str(exc)))
+    except StoreError:
+        pass
+    return QuarantineRecord()
 
 
 def _check_features(path: Path) -> list[Finding]:
