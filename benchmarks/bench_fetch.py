@@ -86,7 +86,8 @@ def worker(name: str, url: str, symbols: list[str], start: dt.date, end: dt.date
         with tempfile.TemporaryDirectory() as tmp:
             cfg = AuroraConfig(
                 data_dir=Path(tmp) / "data",
-                alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url=url),
+                alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url=url,
+                                    base_url=url),
                 fetch=FetchConfig(rate_limit_per_minute=100_000),
                 validation={"severities": {"large_move": "warning"}},
             )

@@ -106,7 +106,7 @@ def run_sample(sample: Path, data_dir: Path, *, progress: Progress | None = None
         base = AuroraConfig(
             data_dir=data_dir,
             alpaca=AlpacaConfig(key_id=SecretStr(key_id), secret_key=SecretStr(secret),
-                                data_url=server.url),
+                                data_url=server.url, base_url=server.url),
         )
         base = base.model_copy(update={"fetch": base.fetch.model_copy(
             update={"rate_limit_per_minute": 10_000})})

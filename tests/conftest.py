@@ -5,6 +5,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run: a CI run never fails on an example no
+# earlier run saw (set HYPOTHESIS_PROFILE=explore to search new ones locally).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore")
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 # Tests must never pick up a developer's credentials or config from the environment.
 for _name in list(os.environ):

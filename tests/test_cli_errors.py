@@ -47,7 +47,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess[str], needle: str, 
 def creds() -> dict[str, str]:
     # Port 9 on loopback: nothing listens, and none of these cases should get that far.
     return {"APCA_API_KEY_ID": "AKTEST", "APCA_API_SECRET_KEY": "never-shown-42",
-            "APCA_API_DATA_URL": "http://127.0.0.1:9"}
+            "APCA_API_DATA_URL": "http://127.0.0.1:9", "APCA_API_BASE_URL": "http://127.0.0.1:9"}
 
 
 def test_bad_universe_file_names_file_and_line(tmp_path: Path, creds):

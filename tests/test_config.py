@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from aurora.config import DEFAULT_DATA_URL, load_config
+from aurora.config import DEFAULT_BASE_URL, DEFAULT_DATA_URL, load_config
 from aurora.errors import ConfigError, CredentialsError
 
 
@@ -10,6 +10,7 @@ def test_defaults():
     cfg = load_config(env={})
     assert cfg.data_dir == Path("data")
     assert cfg.alpaca.data_url == DEFAULT_DATA_URL
+    assert cfg.alpaca.base_url == DEFAULT_BASE_URL == "https://api.alpaca.markets"
     assert cfg.fetch.rate_limit_per_minute == 200
     assert cfg.fetch.batch_size == 50
 
@@ -25,6 +26,18 @@ def test_precedence_file_then_env_then_flags(tmp_path: Path):
                                                                            "fetch.feed": None})
     assert cfg.data_dir == Path("flag")
     assert cfg.fetch.feed == "iex"
+
+
+def test_trading_url_from_the_sdk_variable_checked_like_data_url(tmp_path: Path):
+    cfg = load_config(env={"APCA_API_BASE_URL": "https://paper-api.alpaca.markets/"})
+    assert cfg.alpaca.base_url == "https://paper-api.alpaca.markets"
+    toml = tmp_path / "aurora.toml"
+    toml.write_text('[alpaca]\nbase_url = "http://127.0.0.1:5000"\n')
+    assert load_config(toml, env={}).alpaca.base_url == "http://127.0.0.1:5000"
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"APCA_API_BASE_URL": "paper-api.alpaca.markets"})
+    assert str(info.value) == ("environment variable APCA_API_BASE_URL: alpaca.base_url: must "
+                               "start with http:// or https://")
 
 
 def test_bad_value_names_source_and_setting(tmp_path: Path):

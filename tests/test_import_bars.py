@@ -24,8 +24,9 @@ from aurora.config import load_config
 from aurora.errors import ConfigError, DataValidationError
 from aurora.fetch.publish import load_stored
 from aurora.fetch.source import PriceSource
-from aurora.importbars import import_bars, read_actions, read_bars
+from aurora.importbars import import_bars
 from aurora.store import Store
+from aurora.vendorfiles import read_actions, read_bars
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sp500-sample"
 OHLCV = ["date", "symbol", "open", "high", "low", "close", "volume"]
@@ -226,8 +227,11 @@ def test_a_raw_split_needs_its_corporate_action(tmp_path, data_dir, capsys):
      "actions.csv: row 2: forward_split of SPL on 2024-01-10 needs positive old_rate and "
      "new_rate"),
     ("action_type,symbol,ex_date,cash_rate\ncash_dividend,SPL,2024-01-10,0.5\n"
-     "stock_dividend,SPL,2024-02-10,\n",
-     "actions.csv: row 3: action_type 'stock_dividend' is not one of"),
+     "cash_merger,SPL,2024-02-10,\n",
+     "actions.csv: row 3: action_type 'cash_merger' is not one of"),
+    ("action_type,symbol,ex_date,cash_rate\nstock_dividend,SPL,2024-02-10,0.05\n",
+     "actions.csv: row 2: stock_dividend of SPL on 2024-02-10 needs positive old_rate and "
+     "new_rate"),
     ("id,action_type,symbol,ex_date,cash_rate\na,cash_dividend,SPL,2024-01-10,0.5\n"
      "a,cash_dividend,SPL,2024-04-10,0.5\n",
      "actions.csv: row 3: duplicate action id 'a' (first at actions.csv row 2)"),

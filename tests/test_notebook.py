@@ -105,7 +105,8 @@ def made(data_dir):
 def fetch_config(data_dir: Path) -> AuroraConfig:
     return AuroraConfig(data_dir=data_dir, fetch=FetchConfig(batch_size=2),
                         alpaca=AlpacaConfig(key_id=fakeapi.KEY, secret_key=fakeapi.SECRET,
-                                            data_url="http://api.test"))
+                                            data_url="http://api.test",
+                                            base_url="http://api.test"))
 
 
 @pytest.fixture(scope="module")
@@ -422,3 +423,20 @@ def test_adjusted_prices_are_the_build_s_point_in_time_prices(made):
     assert (adjusted["dollar_volume"] - raw["close"] * raw["volume"]).abs().max() < 1e-6
     later = view.prices("AAA", start=raw["date"][2], adjusted=True)
     assert later.equals(adjusted.slice(2))  # computed on the whole history, then filtered
+
+
+def test_the_membership_of_a_dated_universe(tmp_path):
+    import datetime as dt
+
+    import aurora
+    from aurora.store import Store
+    from aurora.universe import as_universe
+
+    frame = pl.DataFrame({"symbol": ["AAPL", "XOM"], "start": [dt.date(2015, 1, 2)] * 2,
+                          "end": [None, dt.date(2016, 1, 4)]})
+    store = Store(tmp_path / "data")
+    with store.transaction("test", base=None, universe=as_universe(frame).record()) as txn:
+        txn.path("note.txt").write_text("x")
+    view = aurora.open(tmp_path / "data")
+    assert view.universe() == ["AAPL", "XOM"]
+    assert view.membership().equals(frame.with_columns(pl.col("end").cast(pl.Date)))

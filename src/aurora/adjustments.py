@@ -11,6 +11,13 @@ Contract (shared by fetch, features, the emulator and the synthetic market):
   before E by 1 - cash_rate / C, where C is the RAW close of S's last bar before E (normally
   the session before E; if that bar is missing, the last raw close before E). Volume is not
   touched by dividends. A dividend with no S bar before E affects no row and is skipped.
+* A spin-off (`point_in_time` only) is a distribution in kind: holders of `old_rate` parent
+  shares receive `new_rate` shares of `target_symbol`, worth (`spin_off_values`)
+  new_rate / old_rate x the RAW close of target_symbol on the ex_date. It adjusts the
+  parent like a cash dividend of that value. When the company spun off has no bar on the
+  ex_date in `bars` (it is not in the store), its value is unknown and the spin-off adjusts
+  nothing: the parent's total return then shows the distribution as a loss, and validation
+  says so (`explained_move`).
 * Only actions with ex_date <= as_of are applied (as_of None: all of them). Factors compose
   multiplicatively, so 'all' is the split adjustment followed by the dividend adjustment.
 * Actions match bars on the symbol column exactly. name_change rows and any other action
@@ -32,7 +39,13 @@ import numpy as np
 import polars as pl
 
 from aurora.errors import ConfigError, DataValidationError
-from aurora.schemas import BAR_COLUMNS, DIVIDEND_TYPES, PER_SHARE_COLUMNS, SPLIT_TYPES
+from aurora.schemas import (
+    BAR_COLUMNS,
+    DIVIDEND_TYPES,
+    PER_SHARE_COLUMNS,
+    SPIN_OFF_TYPES,
+    SPLIT_TYPES,
+)
 
 AdjustmentMode = Literal["raw", "split", "dividend", "all"]
 ADJUSTMENT_MODES: tuple[str, ...] = get_args(AdjustmentMode)
@@ -119,17 +132,61 @@ def _events(bars: pl.DataFrame, chosen: pl.DataFrame) -> tuple[_BarIndex, pl.Dat
         pl.col("price_factor").product(), pl.col("volume_factor").product())
 
 
+def spin_off_values(actions: pl.DataFrame, closes: pl.DataFrame | None) -> pl.DataFrame:
+    """Per spin-off row of `actions`: symbol (the parent), ex_date, target_symbol and
+    `value`, USD per parent share: new_rate / old_rate x the close of target_symbol on the
+    ex_date in `closes` (symbol, date, close); null when that close is not known or a rate
+    is not positive. Other action types give no row."""
+    schema = {"symbol": pl.String, "ex_date": pl.Date, "target_symbol": pl.String,
+              "value": pl.Float64}
+    if actions.height == 0 or "action_type" not in actions.columns:
+        return pl.DataFrame(schema=schema)
+    spins = actions.filter(pl.col("action_type").is_in(SPIN_OFF_TYPES))
+    if spins.height == 0:
+        return pl.DataFrame(schema=schema)
+    spins = spins.with_columns(
+        (pl.col("target_symbol").cast(pl.String) if "target_symbol" in spins.columns
+         else pl.lit(None, dtype=pl.String).alias("target_symbol")),
+        *(pl.col(c).cast(pl.Float64) if c in spins.columns
+          else pl.lit(None, dtype=pl.Float64).alias(c) for c in ("old_rate", "new_rate")),
+        pl.col("ex_date").cast(pl.Date))
+    if closes is not None and closes.height:
+        target = (closes.select(target_symbol=pl.col("symbol"), ex_date=pl.col("date"),
+                                _close=pl.col("close").cast(pl.Float64))
+                  .unique(["target_symbol", "ex_date"], keep="first"))
+        spins = spins.join(target, on=["target_symbol", "ex_date"], how="left")
+    else:
+        spins = spins.with_columns(pl.lit(None, dtype=pl.Float64).alias("_close"))
+    ok = (pl.col("old_rate") > 0) & (pl.col("new_rate") > 0) & (pl.col("_close") > 0)
+    return spins.select(
+        "symbol", "ex_date", "target_symbol",
+        pl.when(ok).then(pl.col("new_rate") / pl.col("old_rate") * pl.col("_close"))
+        .alias("value"))
+
+
+def _spin_off_dividends(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+    """The valued spin-offs of `actions` as cash-dividend rows (cash_rate = value)."""
+    valued = spin_off_values(actions, bars.select("symbol", "date", "close")).filter(
+        pl.col("value").is_not_null()
+        & pl.col("symbol").is_in(bars.get_column("symbol").unique().implode()))
+    return valued.select(
+        pl.format("spin_off {} {}", pl.col("symbol"), pl.col("ex_date")).alias("id"),
+        pl.lit("cash_dividend").alias("action_type"), "symbol", "ex_date",
+        pl.col("value").alias("cash_rate"))
+
+
 def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
     """RAW bars adjusted point in time: what a feature or label at date d may use.
 
     Every price (open, high, low, close, vwap) is multiplied by the product, over the
-    splits and cash dividends of its symbol with ex_date <= d, of the inverse of their
-    backward factor (module docstring), and volume likewise for splits: a total-return,
-    split-adjusted series anchored on the symbol's first bar, so the value on d depends only
-    on raw bars and actions up to d, never on anything later (zipline stores raw prices and
-    applies adjustments in the same perspective). Ratios of two dates (returns, ratios of
-    means) equal those of the vendor's `adjustment=all` bars: forward and backward
-    adjustments differ by one constant per symbol and as-of date. `dollar_volume` is added:
+    splits, cash dividends and valued spin-offs of its symbol with ex_date <= d, of the
+    inverse of their backward factor (module docstring), and volume likewise for splits:
+    a total-return, split-adjusted series anchored on the symbol's first bar, so the value
+    on d depends only on raw bars and actions up to d, never on anything later (zipline
+    stores raw prices and applies adjustments in the same perspective). Ratios of two dates
+    (returns, ratios of means) equal those of the vendor's `adjustment=all` bars (spin-offs
+    aside): forward and backward adjustments differ by one constant per
+    symbol and as-of date. `dollar_volume` is added:
     raw close x raw volume, the USD actually traded that day. Nothing is inverted.
 
     `bars` follows the prices schema; rows and their order are kept. Bad actions raise
@@ -141,6 +198,11 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
     volume = np.ones(bars.height)
     chosen = (_applicable_actions(bars, actions, "all", None)
               if actions is not None else pl.DataFrame())
+    if actions is not None and actions.height and bars.height:
+        spins = _spin_off_dividends(bars, actions)
+        if spins.height:
+            chosen = pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height \
+                else spins
     if chosen.height and bars.height:
         index, events = _events(bars, chosen)
         cumulative = events.sort("symbol", "ex_date").with_columns(

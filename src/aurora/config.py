@@ -4,8 +4,8 @@ Sources, lowest precedence first:
 1. defaults in the models below;
 2. a TOML file: `--config FILE`, else `$AURORA_CONFIG`, else `./aurora.toml` if it exists;
 3. environment variables: `AURORA_DATA_DIR`, `AURORA_UNIVERSE`, the Alpaca SDK names
-   `APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`, `APCA_API_DATA_URL`, `AURORA_WEBHOOK_URL`,
-   `AURORA_BACKUP_KEY`, and generically `AURORA_<SECTION>__<FIELD>` (e.g.
+   `APCA_API_KEY_ID`, `APCA_API_SECRET_KEY`, `APCA_API_DATA_URL`, `APCA_API_BASE_URL`,
+   `AURORA_WEBHOOK_URL`, `AURORA_BACKUP_KEY`, and generically `AURORA_<SECTION>__<FIELD>` (e.g.
    `AURORA_FETCH__RATE_LIMIT_PER_MINUTE=150`);
 4. flags passed by the CLI as `overrides` (dotted keys, e.g. `{"fetch.feed": "iex"}`).
 
@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from aurora.errors import ConfigError, CredentialsError
 
 DEFAULT_DATA_URL = "https://data.alpaca.markets"
+DEFAULT_BASE_URL = "https://api.alpaca.markets"  # the trading API (assets)
 SECRET_FIELDS = {("alpaca", "key_id"), ("alpaca", "secret_key"), ("ops", "webhook_url"),
                  ("ops", "backup_key")}
 
@@ -41,13 +42,16 @@ class _Section(BaseModel):
 
 
 class AlpacaConfig(_Section):
-    """Market-data credentials and endpoint (names as in Alpaca's own SDKs)."""
+    """Alpaca credentials and endpoints (names as in Alpaca's own SDKs): `data_url` serves
+    the market data (bars, corporate actions), `base_url` the trading API (`/v2/assets`;
+    paper-trading keys need `https://paper-api.alpaca.markets`)."""
 
     key_id: SecretStr | None = None
     secret_key: SecretStr | None = None
     data_url: str = DEFAULT_DATA_URL
+    base_url: str = DEFAULT_BASE_URL
 
-    @field_validator("data_url")
+    @field_validator("data_url", "base_url")
     @classmethod
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -212,6 +216,7 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "APCA_API_KEY_ID": ("alpaca", "key_id"),
     "APCA_API_SECRET_KEY": ("alpaca", "secret_key"),
     "APCA_API_DATA_URL": ("alpaca", "data_url"),
+    "APCA_API_BASE_URL": ("alpaca", "base_url"),
     "AURORA_WEBHOOK_URL": ("ops", "webhook_url"),
     "AURORA_BACKUP_KEY": ("ops", "backup_key"),
 }

@@ -34,6 +34,7 @@ import polars as pl
 
 from aurora.adjustments import point_in_time
 from aurora.errors import StoreError
+from aurora.membership import SCHEMA as MEMBERSHIP_SCHEMA
 from aurora.store import files
 from aurora.store.files import plain_name
 from aurora.store.manifest import Manifest
@@ -178,6 +179,15 @@ class StoreView:
         none: versions made before universes were recorded)."""
         record = self._store.universe(self.version)
         return list(record.symbols) if record is not None else []
+
+    def membership(self) -> pl.DataFrame | None:
+        """A dated universe's intervals (symbol, start, end; end null while a member, both
+        ends inclusive), or None when the version's universe is a plain list."""
+        record = self._store.universe(self.version)
+        if record is None or record.members is None:
+            return None
+        return pl.DataFrame([(m.symbol, m.start, m.end) for m in record.members],
+                            schema=MEMBERSHIP_SCHEMA, orient="row")
 
     # -- files ---------------------------------------------------------------------------
     def path(self, name: str) -> Path:

@@ -41,7 +41,9 @@ PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 BAR_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
 PER_SHARE_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "vwap")
 KEY_COLUMNS: tuple[str, ...] = ("symbol", "date")
-SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split")
+# share-count changes: `old_rate` shares become `new_rate` (a stock dividend of r shares per
+# share is stored as old_rate 1, new_rate 1 + r)
+SPLIT_TYPES: tuple[str, ...] = ("forward_split", "reverse_split", "stock_dividend")
 DIVIDEND_TYPES: tuple[str, ...] = ("cash_dividend",)
 SPIN_OFF_TYPES: tuple[str, ...] = ("spin_off",)
 

@@ -8,6 +8,15 @@ duplicate, a path separator, inner whitespace, a control character, a non-ASCII 
 letters), more than 10 characters, or anything else that is not a plausible ticker (ASCII
 letters, digits, `.`, `-`; starting with a letter).
 
+A dated universe is a CSV file whose first line (after blank and `#` comment lines) is a
+header with the columns `symbol,start,end` (in any order; other columns are ignored): one
+membership interval a row, ISO dates, both ends inclusive, `end` empty while the symbol is
+still a member; a symbol may have several intervals that do not overlap (it left and came
+back). Errors name the file and line: a bad ticker, a missing or malformed date, an end
+before its start, overlapping intervals. Every symbol of the file is fetched for its whole
+listed life; it is in a cross-section, the training and evaluation rows and the ranking only
+on its member dates (`aurora.membership`). A plain list means "always a member".
+
 Symbols are normalised with the map in `resources/symbol_map.toml` (BRK-B -> BRK.B,
 FB -> META, ...). That map is data: edit the TOML, not this module.
 
@@ -23,6 +32,7 @@ Every publishing stage records the symbols it used, with their source, in its ma
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,9 +41,12 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+import polars as pl
+
 from aurora.config import AuroraConfig
 from aurora.errors import UniverseError
-from aurora.store import Store, UniverseRecord
+from aurora.membership import Membership, MembershipRow
+from aurora.store import MemberInterval, Store, UniverseRecord
 
 MAX_TICKER_LENGTH = 10
 _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]*$")
@@ -41,18 +54,33 @@ _TICKER = re.compile(r"^[A-Z][A-Z0-9.\-]*$")
 
 @dataclass(frozen=True)
 class Universe:
-    """An ordered, duplicate-free list of normalised symbols, with sectors where known."""
+    """An ordered, duplicate-free list of normalised symbols, with sectors where known, and
+    for a dated universe the membership intervals (None: every symbol always a member)."""
 
     symbols: tuple[str, ...]
     sectors: Mapping[str, str]
     source: str
+    membership: Membership | None = None
 
     def __len__(self) -> int:
         return len(self.symbols)
 
+    @property
+    def dated(self) -> bool:
+        return self.membership is not None
+
+    def members_on(self, day: dt.date) -> list[str]:
+        """The symbols that are members on `day`, in universe order."""
+        if self.membership is None:
+            return list(self.symbols)
+        on = set(self.membership.members_on(day))
+        return [s for s in self.symbols if s in on]
+
     def record(self) -> UniverseRecord:
         """What a store version records of this universe."""
-        return UniverseRecord(symbols=self.symbols, source=self.source)
+        members = (None if self.membership is None else tuple(
+            MemberInterval(symbol=s, start=a, end=b) for s, a, b in self.membership.rows()))
+        return UniverseRecord(symbols=self.symbols, source=self.source, members=members)
 
 
 @lru_cache(maxsize=1)
@@ -134,9 +162,89 @@ def load_universe(path: Path, sectors: Mapping[str, str] | None = None) -> Unive
                             ) from None
     except UnicodeDecodeError as exc:
         raise UniverseError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    symbols = parse_universe_lines(text.splitlines(), str(path))
+    lines = text.splitlines()
     known = sectors if sectors is not None else default_sectors()
-    return Universe(tuple(symbols), {s: known[s] for s in symbols if s in known}, str(path))
+    membership = None
+    if _is_dated(lines):
+        symbols, membership = parse_dated_universe(lines, str(path))
+    else:
+        symbols = parse_universe_lines(lines, str(path))
+    return Universe(tuple(symbols), {s: known[s] for s in symbols if s in known}, str(path),
+                    membership)
+
+
+_DATED_COLUMNS = ("symbol", "start", "end")
+
+
+def _content(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
+    """(line number, line) of the lines that are neither blank nor whole-line comments."""
+    for number, line in enumerate(lines, start=1):
+        body = line.strip()
+        if body and not body.startswith("#"):
+            yield number, line
+
+
+def _is_dated(lines: Sequence[str]) -> bool:
+    """A CSV header (a line with a comma naming a `symbol` column) comes first: commas are
+    never part of a ticker, so a plain list cannot start so."""
+    first = next(iter(_content(lines)), None)
+    return first is not None and "symbol" in (c.strip().lower() for c in first[1].split(","))
+
+
+
+def _date(value: str, column: str, where: str, required: bool) -> dt.date | None:
+    value = value.strip()
+    if not value:
+        if required:
+            raise UniverseError(f"{where}: {column} is empty (YYYY-MM-DD)")
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise UniverseError(f"{where}: {column} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def parse_dated_universe(lines: Sequence[str], source: str) -> tuple[list[str], Membership]:
+    """Validate the lines of a dated universe CSV (module docstring); the symbols in order
+    of first appearance and their membership. UniverseError `<source>:<line>: <problem>`."""
+    rows = list(_content(lines))
+    header_line, header_text = rows[0]
+    header = [h.strip().lower() for h in next(csv.reader([header_text]))]
+    missing = [c for c in _DATED_COLUMNS if c not in header]
+    if missing:
+        raise UniverseError(f"{source}:{header_line}: the header lacks column(s) "
+                            f"{', '.join(missing)} (a dated universe is symbol,start,end)")
+    at = {c: header.index(c) for c in _DATED_COLUMNS}
+    symbols: list[str] = []
+    intervals: dict[str, list[tuple[dt.date, dt.date | None, int]]] = {}
+    parsed: list[MembershipRow] = []
+    for number, text in rows[1:]:
+        where = f"{source}:{number}"
+        cells = next(csv.reader([text]))
+        if len(cells) < len(header):
+            raise UniverseError(f"{where}: {len(cells)} field(s), the header has {len(header)}")
+        raw = cells[at["symbol"]].strip()
+        problem = ticker_problem(raw)
+        if problem:
+            raise UniverseError(f"{where}: {problem}")
+        symbol = normalize_symbol(raw)
+        start = _date(cells[at["start"]], "start", where, required=True)
+        end = _date(cells[at["end"]], "end", where, required=False)
+        assert start is not None
+        if end is not None and end < start:
+            raise UniverseError(f"{where}: {symbol} ends on {end}, before its start {start}")
+        for other_start, other_end, other_line in intervals.get(symbol, []):
+            if start <= (other_end or dt.date.max) and other_start <= (end or dt.date.max):
+                raise UniverseError(
+                    f"{where}: {symbol} {start}..{end or ''} overlaps its interval "
+                    f"{other_start}..{other_end or ''} on line {other_line}")
+        if symbol not in intervals:
+            symbols.append(symbol)
+        intervals.setdefault(symbol, []).append((start, end, number))
+        parsed.append((symbol, start, end))
+    if not symbols:
+        raise UniverseError(f"{source}: the universe is empty")
+    return symbols, Membership.from_rows(parsed)
 
 
 @lru_cache(maxsize=1)
@@ -157,19 +265,39 @@ def default_universe() -> Universe:
     return Universe(tuple(s for s, _ in rows), dict(rows), "aurora default universe")
 
 
-UniverseLike = Universe | Sequence[str]
+UniverseLike = Universe | Sequence[str] | pl.DataFrame
 
 
 def as_universe(symbols: UniverseLike, source: str = "given by the caller") -> Universe:
-    """`symbols` as a Universe (a notebook may pass a plain list); default sectors attached.
+    """`symbols` as a Universe (a notebook may pass a plain list, or a frame with columns
+    symbol, start, end for a dated universe); default sectors attached.
 
-    Raises UniverseError for an implausible ticker or an empty list.
+    Raises UniverseError for an implausible ticker, a bad interval or an empty list.
     """
     if isinstance(symbols, Universe):
         return symbols
-    parsed = parse_universe_lines(list(symbols), source)
     known = default_sectors()
+    if isinstance(symbols, pl.DataFrame):
+        missing = [c for c in _DATED_COLUMNS if c not in symbols.columns]
+        if missing:
+            raise UniverseError(f"{source}: a dated universe frame lacks column(s) "
+                                f"{', '.join(missing)}")
+        text = symbols.select(pl.col(c).cast(pl.String).fill_null("") for c in _DATED_COLUMNS)
+        lines = [",".join(_DATED_COLUMNS), *(",".join(r) for r in text.iter_rows())]
+        dated, membership = parse_dated_universe(lines, source)
+        return Universe(tuple(dated), {s: known[s] for s in dated if s in known}, source,
+                        membership)
+    parsed = parse_universe_lines(list(symbols), source)
     return Universe(tuple(parsed), {s: known[s] for s in parsed if s in known}, source)
+
+
+def from_record(record: UniverseRecord) -> Universe:
+    """The Universe a store version recorded (with its membership when dated)."""
+    known = default_sectors()
+    membership = None if record.members is None else Membership.from_rows(
+        (m.symbol, m.start, m.end) for m in record.members)
+    return Universe(record.symbols, {s: known[s] for s in record.symbols if s in known},
+                    record.source, membership)
 
 
 def resolve_universe(config: AuroraConfig, store: Store,
@@ -183,7 +311,5 @@ def resolve_universe(config: AuroraConfig, store: Store,
         return load_universe(config.universe)
     recorded = store.universe(version) if (version or store.current_version()) else None
     if recorded is not None:
-        known = default_sectors()
-        return Universe(recorded.symbols, {s: known[s] for s in recorded.symbols if s in known},
-                        recorded.source)
+        return from_record(recorded)
     return default_universe()

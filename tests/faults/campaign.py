@@ -136,7 +136,8 @@ class Bed:
     def env(self, data_dir: Path, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "AURORA_"))}
         env.update(SMALL, APCA_API_KEY_ID=KEY_ID, APCA_API_SECRET_KEY=SECRET,
-                   APCA_API_DATA_URL=self.url, AURORA_DATA_DIR=str(data_dir), **extra)
+                   APCA_API_DATA_URL=self.url, APCA_API_BASE_URL=self.url,
+                   AURORA_DATA_DIR=str(data_dir), **extra)
         return env
 
     def run(self, argv: list[str], data_dir: Path, *, kind: str = "count", at: int = 0,

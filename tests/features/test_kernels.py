@@ -177,7 +177,9 @@ def test_rolling_comoments_equal_naive_windows(x, y, window):
 @settings(max_examples=25, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(2, 400), st.integers(1, 5))
 def test_group_ranks_exact_for_nearly_equal_values(seed, n_symbols, n_groups):
-    """Values a few ulps apart, within sectors: ranks and z-scores equal pandas'."""
+    """Values a few ulps apart, within sectors: ranks equal pandas' exactly; z-scores where
+    they are defined (a spread that is not itself rounding noise: a few ulps of spread over
+    the mean make the z-score of any two implementations differ by their summation order)."""
     rng = np.random.default_rng(seed)
     base = rng.choice([0.01, -0.02, 0.5, 3.0], size=(n_symbols, 4))
     x = base * (1 + rng.integers(0, 4, size=base.shape) * 2.0**-50)
@@ -189,7 +191,8 @@ def test_group_ranks_exact_for_nearly_equal_values(seed, n_symbols, n_groups):
     mean, sd = by.transform("mean"), by.transform(lambda c: c.std(ddof=1))
     expected = np.where(sd.to_numpy() > 0, ((frame - mean) / sd).to_numpy(), np.nan)
     ours = cs_zscore(x, labels)
-    both = ~np.isnan(expected)
+    defined = sd.to_numpy() > 1e-9 * np.abs(mean.to_numpy())
+    both = ~np.isnan(expected) & defined
     np.testing.assert_allclose(ours[both], expected[both], rtol=1e-9, atol=1e-9)
 
 

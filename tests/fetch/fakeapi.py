@@ -2,9 +2,10 @@
 
 It implements the documented contract the client relies on: header auth, RFC-3339 window
 filtering on `t`, `limit` counted across symbols, symbols in lexical order, opaque page
-tokens, and `/v1/corporate-actions`. `faults` is a queue of responses (or exceptions) served
-before normal handling, one per request. The real emulator is exercised in the integration
-tests; this keeps unit tests fast and independent of it.
+tokens, `/v1/corporate-actions`, and the trading API's `/v2/assets` (every symbol with bars
+active and tradable, unless `assets` lists the rows to serve). `faults` is a queue of
+responses (or exceptions) served before normal handling, one per request. The real emulator
+is exercised in the integration tests; this keeps unit tests fast and independent of it.
 """
 
 from __future__ import annotations
@@ -64,9 +65,11 @@ def _parse(value: str) -> dt.datetime:
 class FakeAlpaca:
     """Callable handler for httpx.MockTransport."""
 
-    def __init__(self, bars: dict[str, list[dict]], *, actions: dict | None = None) -> None:
+    def __init__(self, bars: dict[str, list[dict]], *, actions: dict | None = None,
+                 assets: list[dict] | None = None) -> None:
         self.bars = bars
         self.actions = actions or {}
+        self.assets = assets
         self.log: list[tuple[str, dict[str, str]]] = []
         self.faults: list[httpx.Response | Exception | Callable[[], httpx.Response]] = []
         self.headers: list[httpx.Headers] = []
@@ -92,6 +95,11 @@ class FakeAlpaca:
         if request.url.path == "/v1/corporate-actions":
             return httpx.Response(200, json={"corporate_actions": self.actions,
                                              "next_page_token": None})
+        if request.url.path == "/v2/assets":
+            rows = self.assets if self.assets is not None else [
+                {"symbol": s, "class": "us_equity", "status": "active", "tradable": True}
+                for s in sorted(self.bars)]
+            return httpx.Response(200, json=rows)
         return self._bars(params)
 
     def _bars(self, params: dict[str, str]) -> httpx.Response:

@@ -51,7 +51,8 @@ def test_corporate_actions_pages_merge_into_the_shared_schema(clock):
         1000, clock=clock.time, sleep=clock.sleep), transport=httpx.MockTransport(handler))
     table = fetch_corporate_actions(client, ["NVDA", "GE", "META", "KO"], D(2020, 1, 1),
                                     D(2024, 12, 31))
-    assert seen[0]["types"] == "forward_split,reverse_split,cash_dividend,name_change,spin_off"
+    assert seen[0]["types"] == ("forward_split,reverse_split,stock_dividend,cash_dividend,"
+                                "name_change,spin_off")
     assert seen[0]["start"] == "2020-01-01" and seen[0]["limit"] == "1000"
     assert seen[1]["page_token"] == "abc"
     rows = {r["id"]: r for r in table.to_dicts()}
@@ -71,6 +72,26 @@ def test_corporate_actions_pages_merge_into_the_shared_schema(clock):
     assert merged.height == 5
 
 
+def test_a_stock_dividend_is_a_split_of_one_into_one_plus_its_rate():
+    """5% stock dividend: 1 share becomes 1.05; earlier prices x 1/1.05, volumes x 1.05."""
+    from aurora.adjustments import adjust_bars
+
+    payload = {"corporate_actions": {"stock_dividends": [
+        {"id": "s5", "symbol": "AAA", "cusip": "000", "rate": 0.05, "ex_date": "2024-01-03",
+         "process_date": "2024-01-03", "record_date": "2024-01-04",
+         "payable_date": "2024-01-10"}]}}
+    [row] = parse_actions(payload)
+    assert (row["action_type"], row["old_rate"], row["new_rate"]) == ("stock_dividend", 1.0,
+                                                                      1.05)
+    bars = pl.DataFrame({"date": [D(2024, 1, 2), D(2024, 1, 3)], "symbol": ["AAA"] * 2,
+                         "open": [105.0, 100.0], "high": [105.0, 100.0],
+                         "low": [105.0, 100.0], "close": [105.0, 100.0],
+                         "volume": [1000.0, 1050.0]})
+    adjusted = adjust_bars(bars, pl.DataFrame([row]), "all")
+    assert adjusted["close"].to_list() == pytest.approx([100.0, 100.0], rel=1e-15)
+    assert adjusted["volume"].to_list() == pytest.approx([1050.0, 1050.0], rel=1e-15)
+
+
 def test_corporate_action_missing_field_is_a_clear_error():
     bad = {"corporate_actions": {"cash_dividends": [{"id": "d9", "symbol": "KO"}]}}
     with pytest.raises(FetchError, match="cash_dividend d9"):
@@ -83,7 +104,8 @@ def test_concurrent_batches_give_the_same_store(data_dir, tmp_path, clock):
 
     def config(path, workers):
         return AuroraConfig(data_dir=path, alpaca=AlpacaConfig(
-            key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+            key_id=KEY, secret_key=SECRET, data_url="http://api.test",
+            base_url="http://api.test"),
             fetch=FetchConfig(batch_size=2, concurrency=workers))
 
     universe = Universe(tuple(symbols), {}, "t")

@@ -68,7 +68,8 @@ def test_the_index_records_the_sha256_and_a_tampered_file_is_not_trusted(tmp_pat
 def config(data_dir) -> AuroraConfig:
     return AuroraConfig(
         data_dir=data_dir,
-        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test",
+                            base_url="http://api.test"),
         fetch=FetchConfig(batch_size=1, max_retries=1))
 
 

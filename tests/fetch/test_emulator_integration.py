@@ -38,7 +38,8 @@ LENIENT = ValidationConfig(severities={"large_move": "warning"})
 
 def make_config(data_dir: Path, url: str, secret: str = SECRET, **fetch) -> AuroraConfig:
     return AuroraConfig(data_dir=data_dir, validation=LENIENT,
-                        alpaca=AlpacaConfig(key_id=KEY, secret_key=secret, data_url=url),
+                        alpaca=AlpacaConfig(key_id=KEY, secret_key=secret, data_url=url,
+                                            base_url=url),
                         fetch=FetchConfig(**fetch))
 
 
@@ -166,6 +167,7 @@ def test_cli_bad_credentials_leave_latest_untouched(small_market, data_dir, tmp_
     universe_file.write_text("AAPL\nMSFT\n")
     with EmulatorServer(small_market, {KEY: SECRET}, auth_failure_status=403) as server:
         monkeypatch.setenv("APCA_API_DATA_URL", server.url)
+        monkeypatch.setenv("APCA_API_BASE_URL", server.url)
         monkeypatch.setenv("APCA_API_KEY_ID", KEY)
         monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
         args = ["fetch", "--data-dir", str(data_dir), "--universe", str(universe_file),
@@ -192,7 +194,7 @@ def test_sp500_sample_defects_reported_by_symbol_and_date(data_dir):
     universe = Universe(symbols, {}, "sp500 sample")
     with EmulatorServer(market, {KEY: SECRET}, rate_limit_per_minute=10_000) as server:
         cfg = AuroraConfig(data_dir=data_dir, alpaca=AlpacaConfig(
-            key_id=KEY, secret_key=SECRET, data_url=server.url),
+            key_id=KEY, secret_key=SECRET, data_url=server.url, base_url=server.url),
             fetch=FetchConfig(adjustment="raw"))
         report = fetch_prices(cfg, universe=universe, start=D(2015, 1, 12),
                               end=D(2018, 12, 31), progress=None)
@@ -254,6 +256,7 @@ def test_demo_prices_then_another_server_is_refused_then_a_new_history(small_mar
         store = Store(data_dir)
         before = store.current_version()
         monkeypatch.setenv("APCA_API_DATA_URL", real.url)
+        monkeypatch.setenv("APCA_API_BASE_URL", real.url)
         monkeypatch.setenv("APCA_API_KEY_ID", KEY)
         monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
         capsys.readouterr()

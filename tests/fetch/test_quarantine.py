@@ -27,7 +27,8 @@ FIRST_END, END = D(2024, 2, 15), D(2024, 2, 29)
 def config(data_dir, **fetch) -> AuroraConfig:
     return AuroraConfig(
         data_dir=data_dir,
-        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test",
+                            base_url="http://api.test"),
         fetch=FetchConfig(**{"batch_size": 5, "reconcile_cycle_runs": 0, **fetch}))
 
 

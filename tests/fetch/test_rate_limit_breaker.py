@@ -31,7 +31,8 @@ BUDGET = 300.0  # fetch.max_rate_limit_wait_seconds (the default)
 def config(data_dir, **fetch_settings) -> AuroraConfig:
     return AuroraConfig(
         data_dir=data_dir,
-        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test",
+                            base_url="http://api.test"),
         fetch=FetchConfig(**{"batch_size": 2, "reconcile_cycle_runs": 0, **fetch_settings}))
 
 

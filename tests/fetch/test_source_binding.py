@@ -24,7 +24,8 @@ DEMO_URL, REAL_URL = "http://127.0.0.1:5000", "https://data.example.test"
 
 def fetch(data_dir, api, clock, *, url=REAL_URL, end=D(2024, 2, 29), **fetch_settings):
     cfg = AuroraConfig(data_dir=data_dir,
-                       alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url=url),
+                       alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url=url,
+                                           base_url=url),
                        fetch=FetchConfig(**{"batch_size": 2, **fetch_settings}))
     return fetch_prices(cfg, universe=UNIVERSE, start=D(2024, 1, 2), end=end, progress=None,
                         sleep=clock.sleep, clock=clock.time, transport=api.transport())

@@ -28,7 +28,8 @@ UNIVERSE = Universe(tuple(SYMBOLS), {"AAA": "Energy"}, "test universe")
 def config(data_dir, secret=SECRET, **fetch) -> AuroraConfig:
     return AuroraConfig(
         data_dir=data_dir,
-        alpaca=AlpacaConfig(key_id=KEY, secret_key=secret, data_url="http://api.test"),
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=secret, data_url="http://api.test",
+                            base_url="http://api.test"),
         fetch=FetchConfig(**{"batch_size": 2, **fetch}),
     )
 
@@ -66,7 +67,11 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     assert prices.schema["date"] == pl.Date and prices.schema["trade_count"] == pl.Int64
     assert report.bars == prices.height == 3 * 41 and report.sessions == 41
     assert report.symbols == 3 and report.batches == 2 and report.version
-    assert report.requests == report.successful_requests == 4  # 2 bar + 2 actions batches
+    # 2 bar + 2 actions batches + 1 to the trading API's /v2/assets
+    assert report.requests == report.successful_requests == 5
+    assert [path for path, _ in api.log].count("/v2/assets") == 1
+    assert report.assets == {"inactive": {}, "not_tradable": [], "unknown": [], "listed": 3,
+                             "error": None}
     store = Store(data_dir)
     manifest = store.manifest()
     assert manifest.params["universe"] == SYMBOLS
@@ -88,7 +93,7 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     assert not (data_dir / "universe").exists()  # the version records it, no side file
     assert not any((data_dir / "state" / "fetch").iterdir())  # checkpoint removed
     assert (data_dir / "state" / "ratelimit.json").exists()
-    assert any("requests: 4" in line for line in report.summary_lines())
+    assert any("requests: 5" in line for line in report.summary_lines())
 
 
 def test_incremental_fetch_asks_only_for_the_overlap(data_dir, clock):

@@ -29,7 +29,8 @@ DIVIDEND = {"cash_dividends": [
 def config(data_dir, **fetch_settings) -> AuroraConfig:
     return AuroraConfig(
         data_dir=data_dir,
-        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test"),
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url="http://api.test",
+                            base_url="http://api.test"),
         fetch=FetchConfig(**{"batch_size": 2, **fetch_settings}))
 
 

@@ -75,7 +75,8 @@ def _assert_consistent(store: Store, previous: set[str]) -> None:
 def _env(url: str, data_dir: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "AURORA_"))}
     env.update(SMALL, APCA_API_KEY_ID=KEY_ID, APCA_API_SECRET_KEY=SECRET,
-               APCA_API_DATA_URL=url, AURORA_DATA_DIR=str(data_dir))
+               APCA_API_DATA_URL=url, APCA_API_BASE_URL=url,
+               AURORA_DATA_DIR=str(data_dir))
     return env
 
 

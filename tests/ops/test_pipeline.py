@@ -41,6 +41,7 @@ def _env(monkeypatch, url: str, data_dir: Path, webhook: str | None = None) -> N
     monkeypatch.setenv("APCA_API_KEY_ID", KEY_ID)
     monkeypatch.setenv("APCA_API_SECRET_KEY", SECRET)
     monkeypatch.setenv("APCA_API_DATA_URL", url)
+    monkeypatch.setenv("APCA_API_BASE_URL", url)
     monkeypatch.setenv("AURORA_DATA_DIR", str(data_dir))
     if webhook:
         monkeypatch.setenv("AURORA_WEBHOOK_URL", webhook)

@@ -72,7 +72,8 @@ def test_a_quarantined_symbol_is_published_around_alerted_listed_and_released(
     receiver = Receiver()
     with emulator.EmulatorServer(market, {KEY_ID: SECRET}, rate_limit_per_minute=10_000) as srv:
         for name, value in {"APCA_API_KEY_ID": KEY_ID, "APCA_API_SECRET_KEY": SECRET,
-                            "APCA_API_DATA_URL": srv.url, "AURORA_DATA_DIR": str(data_dir),
+                            "APCA_API_DATA_URL": srv.url, "APCA_API_BASE_URL": srv.url,
+                            "AURORA_DATA_DIR": str(data_dir),
                             "AURORA_WEBHOOK_URL": receiver.url(), **SETTINGS}.items():
             monkeypatch.setenv(name, value)
         fetch_prices(load_config(), universe=universe, start=START, end=FIRST_END)

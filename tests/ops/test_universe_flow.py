@@ -38,7 +38,8 @@ def server():
 
 def _env(monkeypatch, url: str) -> None:
     for name, value in {"APCA_API_KEY_ID": KEY_ID, "APCA_API_SECRET_KEY": SECRET,
-                        "APCA_API_DATA_URL": url, **SMALL}.items():
+                        "APCA_API_DATA_URL": url, "APCA_API_BASE_URL": url,
+                        **SMALL}.items():
         monkeypatch.setenv(name, value)
 
 

@@ -11,7 +11,7 @@ import pytest
 from aurora import calendar
 from aurora.atomic import atomic_write_parquet
 from aurora.errors import DataValidationError
-from aurora.predict import evaluate, load_schema, predict, validate_document
+from aurora.predict import evaluate, load_schema, predict, train_and_score, validate_document
 from aurora.store import Store
 from aurora.validation import validate_store
 
@@ -199,3 +199,40 @@ def test_features_built_from_other_prices_are_refused(tmp_path, helpers, market)
         predict(store, config)
     report = validate_store(store, config)
     assert [f.check for f in report.errors] == ["stale_features"]
+
+
+def test_a_dated_universe_trains_on_names_that_left_and_ranks_only_members(tmp_path, helpers,
+                                                                            market):
+    """S000 leaves the universe 60 sessions before the end, S001 is a member only from 20
+    sessions before the end: the ranking lists the members of the decision date; training
+    and the evaluation keep S000's member rows and drop every non-member row."""
+    prices, features, config = market
+    store = _store(tmp_path, helpers, prices, features)
+    days = sorted(prices["date"].unique().to_list())
+    left, joined = days[-60], days[-20]
+    symbols = _symbols(prices)
+    frame = pl.DataFrame({
+        "symbol": symbols,
+        "start": [days[0] if s != "S001" else joined for s in symbols],
+        "end": [left if s == "S000" else None for s in symbols],
+    })
+    result = predict(store, config, universe=frame)
+    listed = [e["symbol"] for e in result.document["predictions"]]
+    assert "S000" not in listed and "S001" in listed and len(listed) == len(symbols) - 1
+    assert result.document["inputs"]["symbols"] == len(symbols) - 1
+    assert result.document["inputs"]["universe_symbols"] == len(symbols)
+    validate_document(result.document)
+    plain = predict(store, config, universe=[s for s in symbols if s != "S000"])
+    trained = result.document["model"]["training_rows"]
+    # S000's member rows are in the training rows, S001's rows before it joined are not
+    assert trained != plain.document["model"]["training_rows"]
+    member_rows = features.filter(
+        ((pl.col("symbol") != "S000") | (pl.col("date") <= left))
+        & ((pl.col("symbol") != "S001") | (pl.col("date") >= joined)))
+    direct = train_and_score(member_rows, prices, calendar.next_session(days[-1]), config,
+                             symbols=symbols, members=[s for s in symbols if s != "S000"])
+    assert direct.scores.drop("baseline_score").equals(result.scores.drop("baseline_score"))
+    # the linear baseline sums its rows in stored order: the last bits may differ
+    assert (direct.scores["baseline_score"] - result.scores["baseline_score"]).abs().max() \
+        < 1e-12
+    assert direct.model["training_rows"] == trained

@@ -306,3 +306,39 @@ def test_dividend_factors_are_recovered_exactly_from_adjusted_bars():
     want = adjustment_factors(market.bars, actions, "dividend")["price_factor"].to_numpy()
     assert want.min() < 0.9  # a real amount of dividends to undo
     np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def _spin_off(parent: str, child: str, ex: dt.date, old: float, new: float) -> pl.DataFrame:
+    schema = {**ACTION_SCHEMA, "target_symbol": pl.String}
+    return pl.DataFrame([{"id": "sp1", "action_type": "spin_off", "symbol": parent,
+                          "ex_date": ex, "process_date": ex, "old_rate": old, "new_rate": new,
+                          "target_symbol": child}], schema=schema)
+
+
+def test_a_valued_spin_off_adjusts_the_parent_like_a_dividend_of_its_value() -> None:
+    """Parent 100 -> 80 on the ex-date, 1 child share per 2 parent shares, child closes at
+    40 on the ex-date: 20 per parent share was distributed, so the parent's total return
+    on the ex-date is 80 / (100 - 20) - 1 = 0 (a dividend of 20)."""
+    from aurora.adjustments import point_in_time, spin_off_values
+
+    bars = bars_frame([("PAR", D(2024, 1, 2), 100.0, 1000), ("PAR", D(2024, 1, 3), 80.0, 1000),
+                       ("PAR", D(2024, 1, 4), 88.0, 1000), ("KID", D(2024, 1, 3), 40.0, 500),
+                       ("KID", D(2024, 1, 4), 42.0, 500)])
+    actions = _spin_off("PAR", "KID", D(2024, 1, 3), 2.0, 1.0)
+    values = spin_off_values(actions, bars)
+    assert values["value"].to_list() == [20.0]
+    adjusted = point_in_time(bars, actions).filter(pl.col("symbol") == "PAR")["close"]
+    returns = (adjusted / adjusted.shift(1) - 1).to_list()[1:]
+    assert returns == pytest.approx([0.0, 0.1], abs=1e-15)
+    # the child's own bars are untouched
+    kid = point_in_time(bars, actions).filter(pl.col("symbol") == "KID")["close"].to_list()
+    assert kid == [40.0, 42.0]
+
+
+def test_a_spin_off_of_a_company_not_in_the_store_adjusts_nothing() -> None:
+    from aurora.adjustments import point_in_time, spin_off_values
+
+    bars = bars_frame([("PAR", D(2024, 1, 2), 100.0, 1000), ("PAR", D(2024, 1, 3), 80.0, 1000)])
+    actions = _spin_off("PAR", "KID", D(2024, 1, 3), 2.0, 1.0)
+    assert spin_off_values(actions, bars)["value"].to_list() == [None]
+    assert point_in_time(bars, actions)["close"].to_list() == [100.0, 80.0]

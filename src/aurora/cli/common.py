@@ -37,8 +37,9 @@ UniverseOption = Annotated[
     str | None,
     typer.Option(
         "--universe",
-        help="Universe file, any readable path (default: configured, else the universe "
-        "recorded in the store version read, else the built-in 130 names).",
+        help="Universe file, any readable path: one ticker a line, or a dated CSV "
+        "symbol,start,end (default: configured, else the universe recorded in the store "
+        "version read, else the built-in 130 names).",
     ),
 ]
 ProgressOption = Annotated[

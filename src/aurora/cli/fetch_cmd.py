@@ -56,7 +56,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Fetch daily bars from Alpaca into the validated, versioned price store.
 
-        Credentials and endpoint: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL.
+        Credentials and endpoints: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL,
+        APCA_API_BASE_URL (the trading API, asked which symbols stopped trading).
         A store holding prices from another source is refused unless --new-history.
         """
         from aurora.fetch import fetch_prices  # deferred: start-up time (cli/main.py)

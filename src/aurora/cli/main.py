@@ -9,8 +9,9 @@ through `aurora.cli.common.command_run`.
 Start-up time: `aurora --help` and light commands must not pay for the heavy stage
 libraries, so the command functions import these inside their bodies, each marked
 "deferred: start-up time": `aurora.fetch` (fetch), `aurora.features` (build),
-`aurora.predict` (predict, evaluate), `aurora.ops.pipeline` (run) and
-`aurora.ops.recovery` (drill); and `aurora.calendar` loads exchange-calendars on first use.
+`aurora.predict` (predict, evaluate), `aurora.ops.pipeline` (run),
+`aurora.ops.recovery` (drill), `aurora.importbars` (import bars) and `aurora.vendorfiles`
+(validate --against); and `aurora.calendar` loads exchange-calendars on first use.
 Everything else is imported at module top.
 """
 

@@ -158,7 +158,7 @@ def _reconcile(run: RunContext, store: Store, settings: dict[str, Any] | None
     validation reports too)."""
     if settings is None:
         return None, None
-    from aurora.importbars import read_bars  # deferred: start-up time (cli/main.py)
+    from aurora.vendorfiles import read_bars  # deferred: start-up time (cli/main.py)
 
     with run.stage("reconcile"):
         other = read_bars(settings["path"])

@@ -2,7 +2,8 @@
 
 Reads prices.parquet of the latest version (adjusting raw prices with corporate_actions.parquet when
 the fetch stored them unadjusted), sector_map.parquet (else Aurora's default sectors) and
-fundamentals.parquet (optional); computes the 45 features; runs every quality gate,
+fundamentals.parquet (optional); computes the 45 features (for a dated universe, only its
+members' rows and cross-sections, `aurora.membership`); runs every quality gate,
 including the perturbation lookahead check; and, only if all pass, publishes
 features.parquet and features.meta.json in ONE store transaction. The gate report is always
 written to data/state/build-report.json; on a failure the store's `latest` is untouched and
@@ -34,6 +35,7 @@ from aurora.features.registry import (
     REGISTRY_VERSION,
     family_counts,
 )
+from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
 from aurora.schemas import (
     FUNDAMENTALS_TABLE,
@@ -98,6 +100,10 @@ class BuildResult:
             more = f", +{len(unknown) - SHOWN_SYMBOLS} more" if len(unknown) > SHOWN_SYMBOLS else ""
             lines.append(f"sector unknown for {len(unknown)} symbol(s) ("
                          f"{', '.join(unknown[:SHOWN_SYMBOLS])}{more}; all in {FEATURES_META})")
+        outside = meta["universe"].get("rows_outside_membership") or 0
+        if outside:
+            lines.append(f"dated universe: {outside:,} rows of symbols on dates they were "
+                         "not members left out")
         fallback = meta.get("turnover_fallback_rows") or {}
         if fallback:
             lines.append(f"turnover fallback (no shares known) on {sum(fallback.values()):,} "
@@ -128,7 +134,8 @@ def load_inputs(store: Store) -> BuildInputs:
                        adjusted.actions, RAW, sha, notes)
 
 
-def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str]) -> GateResult:
+def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
+                   membership: Membership | None = None) -> GateResult:
     """Perturbation check on the tail of the history: cutoff LOOKAHEAD_TAIL sessions before
     the last date, recomputed from MAX_LOOKBACK + 20 sessions before the cutoff."""
     last = inputs.prices["date"].max()
@@ -139,7 +146,8 @@ def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str]) -> GateResult:
 
     def compute(prices: pl.DataFrame) -> pl.DataFrame:
         return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
-                                actions=inputs.actions, universe=symbols)
+                                actions=inputs.actions, universe=symbols,
+                                membership=membership)
 
     return check_lookahead(tail, compute, cutoff)
 
@@ -161,7 +169,8 @@ def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
         "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
         "price_adjustment": inputs.adjustment,
         "universe": {"source": universe_source, "symbols": len(symbols),
-                     "ignored_in_prices": frame.ignored_symbols},
+                     "ignored_in_prices": frame.ignored_symbols,
+                     "rows_outside_membership": frame.outside_membership},
         "sector_source": frame.info.sector_source if inputs.sectors is None else SECTOR_MAP,
         "unknown_sector_symbols": frame.info.unknown_sector,
         "shares_source": frame.info.shares_source,
@@ -199,19 +208,21 @@ def build_features(
         symbols, source = list(chosen.symbols), chosen.source
         frame = compute_panel(inputs.prices, sectors=inputs.sectors,
                               fundamentals=inputs.fundamentals, actions=inputs.actions,
-                              universe=symbols, progress=progress)
+                              universe=symbols, membership=chosen.membership,
+                              progress=progress)
     except DataValidationError as exc:
         _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
                                     "inputs": inputs.sha256 if inputs else {}})
         raise
     note("gates", 0, 1)
-    extra = [lookahead_gate(inputs, symbols)] if lookahead else []
+    extra = [lookahead_gate(inputs, symbols, chosen.membership)] if lookahead else []
     last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
                 .agg(pl.col("date").min().alias("first_date"),
                      pl.col("date").max().alias("last_date")))
     report = run_gates(frame.features, universe=symbols, last_bar=last_bar,
                        max_missing_fraction=config.build.max_missing_fraction,
-                       min_dispersion=config.build.min_dispersion, extra=extra)
+                       min_dispersion=config.build.min_dispersion, extra=extra,
+                       membership=chosen.membership)
     note("gates", 1, 1)
     meta = build_meta(frame, inputs, symbols, source, report)
     _write_report(report_path, {**report.to_json(), "meta": meta})

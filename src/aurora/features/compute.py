@@ -47,6 +47,7 @@ from aurora.features.registry import CROSS_INPUTS, FEATURE_NAMES, MAX_LOOKBACK, 
 from aurora.features.residual import HELPERS, market_return
 from aurora.features.spec import FeatureSpec
 from aurora.features.wide import WIDE_PRICE_ARRAYS, WidePanel, align_wide, sorted_runs
+from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
 
 BLOCK_CELLS = 300_000
@@ -62,6 +63,7 @@ class FeatureFrame:
     info: PanelInfo
     turnover_fallback: dict[str, int]
     ignored_symbols: list[str]
+    outside_membership: int = 0  # emitted rows left out: the symbol was not a member then
 
 
 def _raw(spec: FeatureSpec, panel: WidePanel) -> np.ndarray:
@@ -235,6 +237,15 @@ class _Build:
         self.fallback = np.zeros(rows, dtype=np.int64)
         self.mkt = np.empty(cols)
         self.bitmaps: dict[int, tuple[np.ndarray, int]] = {}
+        # dates x symbols: True where the symbol is a member (None: always)
+        self.member_by_date: np.ndarray | None = None
+
+    def market(self) -> None:
+        """The per-date market return over the members' daily returns."""
+        returns = self.cross["f_ret_1d"]
+        if self.member_by_date is not None:
+            returns = np.where(self.member_by_date, returns, np.nan)
+        self.mkt[:] = market_return(returns)
 
     def allocate(self, keys: Sequence[str], reuse: Sequence[np.ndarray] = ()) -> None:
         """Make the arrays `keys` ("cross:", "out:" or "frame:NAME") available: call before the
@@ -290,6 +301,9 @@ class _Build:
             kernels.gather_columns(self.out[name], warm, d0, panel.start, self.emit_start,
                                    panel.end, self.offset, self.warm_offset, block)
             arrays[name] = block.T
+        if self.member_by_date is not None:  # only members are in a cross-section
+            member = self.member_by_date[sl]
+            arrays = {name: np.where(member, a.T, np.nan).T for name, a in arrays.items()}
         sub = panel.columns(sl, arrays)
         for spec in _specs("cross"):
             value = np.ascontiguousarray(_evaluate(spec, sub, date_major=True).T)
@@ -302,11 +316,13 @@ class _Build:
         bitmap = self.frame_arrays["frame:bitmaps"][i]
         self.bitmaps[i] = (bitmap, kernels.validity_bitmap(values, bitmap))
 
-    def frame(self) -> pl.DataFrame:
+    def frame(self) -> tuple[pl.DataFrame, int]:
         """The long output frame over the filled columns (no copy; call `allocate` for the
-        "frame:" arrays and `validity` for every column first)."""
+        "frame:" arrays and `validity` for every column first), without the rows of
+        non-members, and how many rows that left out."""
         row, column = self.frame_arrays.pop("frame:row"), self.frame_arrays.pop("frame:column")
         kernels.long_index(self.offset, self.emit_start, row, column)
+        keep = None if self.member_by_date is None else self.member_by_date[column, row]
         day = self.panel.dates.astype("datetime64[D]").astype(np.int32)
         date = np.take(day, column, out=self.frame_arrays.pop("frame:date"))
         columns = [pl.Series("date", date, dtype=pl.Int32).cast(pl.Date),
@@ -316,7 +332,10 @@ class _Build:
         for i, name in enumerate(FEATURE_NAMES):
             bitmap, missing = self.bitmaps.pop(i)
             columns.append(_nullable(name, self.out.pop(name), bitmap, missing))
-        return pl.DataFrame(columns)
+        frame = pl.DataFrame(columns)
+        if keep is None or keep.all():
+            return frame, 0
+        return frame.filter(pl.Series(keep)), int((~keep).sum())
 
 
 _RET = next(s for s in REGISTRY if s.name == "f_ret_1d")
@@ -336,6 +355,7 @@ def compute_panel(
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
     universe: Sequence[str] | None = None,
+    membership: Membership | None = None,
     progress: Progress | None = None,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
@@ -347,6 +367,10 @@ def compute_panel(
     symbol, as_of and shares_outstanding and/or market_cap in USD (point in time from as_of).
     actions: corporate actions, used only to put shares_outstanding on the volume's basis.
     universe: restrict to these symbols (others are ignored and listed in the result).
+    membership: a dated universe's intervals (None: every symbol always a member). A
+    symbol's series features use all its bars; the market return and the cross-sectional
+    features on a date use the members of that date only, and only members' rows are
+    emitted (`outside_membership` counts the others).
     workers: threads for the block stages (None: `parallel.default_workers()`, the CPU
     count capped at 4; 1: the calling thread only). The result does not depend on it, nor
     on block_cells (cells per block, a memory/speed knob).
@@ -378,6 +402,9 @@ def compute_panel(
         by_date = _blocks(cols, block_cells // rows, start=first_emitted)
         n_workers = default_workers() if workers is None else max(1, workers)
         build = _Build(panel, prefault)
+        if membership is not None:
+            build.member_by_date = np.ascontiguousarray(
+                membership.mask(panel.symbols, panel.dates).T)
 
         def run(stage: str, fn: Callable[[int], None], n: int) -> None:
             report(stage, 0, n)
@@ -385,7 +412,7 @@ def compute_panel(
 
         build.allocate([key for key in build.shapes if key.startswith("cross:")])
         run("returns", lambda i: build.returns(by_symbol[i]), len(by_symbol))
-        build.mkt[:] = market_return(build.cross["f_ret_1d"])
+        build.market()
         build.allocate([f"out:{s.name}" for s in (*_specs("series"), *_specs("market"))])
         run("series", lambda i: build.series(by_symbol[i]), len(by_symbol))
         spent = list(panel.arrays.values())  # the inputs: no later stage reads them
@@ -398,7 +425,7 @@ def compute_panel(
         report("emit", 0, len(FEATURE_NAMES) + 1)
         run_blocks(build.validity, len(FEATURE_NAMES), n_workers,
                    lambda done: report("emit", done, len(FEATURE_NAMES) + 1))
-        features = build.frame()
+        features, outside = build.frame()
         report("emit", len(FEATURE_NAMES) + 1, len(FEATURE_NAMES) + 1)
     nonzero = np.flatnonzero(build.fallback)
     return FeatureFrame(
@@ -406,6 +433,7 @@ def compute_panel(
         info=info,
         turnover_fallback={panel.symbols[i]: int(build.fallback[i]) for i in nonzero},
         ignored_symbols=ignored,
+        outside_membership=outside,
     )
 
 
@@ -416,11 +444,12 @@ def compute_features(
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
     universe: Sequence[str] | None = None,
+    membership: Membership | None = None,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
 ) -> pl.DataFrame:
     """The feature frame of `compute_panel` alone (for notebooks and tests)."""
     return compute_panel(
         prices, sectors=sectors, fundamentals=fundamentals, actions=actions,
-        universe=universe, workers=workers, block_cells=block_cells,
+        universe=universe, membership=membership, workers=workers, block_cells=block_cells,
     ).features

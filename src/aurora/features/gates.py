@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from aurora.calendar import sessions
+from aurora.calendar import is_session, previous_session, sessions
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK
+from aurora.membership import Membership
 from aurora.schemas import find_duplicate_keys
 
 MAX_LISTED = 10
@@ -96,11 +97,17 @@ def gate_types(frame: pl.DataFrame) -> GateResult:
 
 
 def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
-                 last_bar: pl.DataFrame | None = None) -> GateResult:
-    """Every universe symbol has feature rows. With `last_bar` (symbol, first_date,
+                 last_bar: pl.DataFrame | None = None,
+                 membership: Membership | None = None) -> GateResult:
+    """Every universe symbol has feature rows (with `membership`: every symbol that is a
+    member on some date of the frame's range). With `last_bar` (symbol, first_date,
     last_date of its bars) the message says why one has none: no bars at all, or fewer
     sessions of history than the warm-up (MAX_LOOKBACK + 1 sessions for a first row)."""
     present = set(frame["symbol"].unique().to_list())
+    if membership is not None and frame.height:
+        lo, hi = frame["date"].min(), frame["date"].max()
+        assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
+        universe = sorted(set(universe) & set(membership.ever_between(lo, hi)))
     missing = sorted(set(universe) - present)
     if not missing:
         return GateResult("symbol_coverage", True, f"all {len(universe)} universe symbols present",
@@ -123,9 +130,12 @@ def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
     return GateResult("symbol_coverage", False, msg, details={"missing": missing})
 
 
-def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None) -> GateResult:
+def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None,
+                  membership: Membership | None = None) -> GateResult:
     """Every session between the first and last date is present, with no hole per symbol;
-    with `last_bar` (symbol, last_date), each symbol also reaches its last bar."""
+    with `last_bar` (symbol, last_date), each symbol also reaches its last bar. With
+    `membership`, a symbol's sessions are expected only on its member dates: no hole among
+    them, and it reaches its last bar or the end of its last membership before it."""
     if frame.height == 0:
         return GateResult("session_coverage", False, "no feature rows at all")
     lo, hi = frame["date"].min(), frame["date"].max()
@@ -139,17 +149,39 @@ def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None) -> 
     spans = (frame.select("symbol", "date").join(cal_idx, on="date")
              .group_by("symbol").agg(pl.len().alias("n"), pl.col("i").min().alias("lo"),
                                      pl.col("i").max().alias("hi"), pl.col("date").max()))
-    holes = spans.filter(pl.col("n") != pl.col("hi") - pl.col("lo") + 1).sort("symbol")
+    expected = pl.col("hi") - pl.col("lo") + 1
+    if membership is not None:
+        grid = (spans.select("symbol", pl.int_ranges("lo", pl.col("hi") + 1).alias("i"))
+                .explode("i").join(cal_idx, on="i"))
+        members = (grid.filter(membership.is_member(grid)).group_by("symbol")
+                   .agg(pl.len().alias("expected")))
+        spans = spans.join(members, on="symbol", how="left")
+        expected = pl.col("expected")
+    holes = spans.filter(pl.col("n") != expected).sort("symbol")
     if holes.height:
         problems.append(f"{holes.height} symbol(s) miss sessions inside their span: "
                         f"{_listed(holes['symbol'].to_list())}")
     if last_bar is not None:
-        short = spans.join(last_bar, on="symbol").filter(pl.col("date") != pl.col("last_date"))
+        ends = last_bar if membership is None else member_ends(last_bar, membership)
+        short = spans.join(ends, on="symbol").filter(pl.col("date") != pl.col("last_date"))
         if short.height:
             problems.append("symbol(s) end before their last bar: "
                             f"{_listed(short['symbol'].sort().to_list())}")
     return GateResult("session_coverage", not problems,
                       "; ".join(problems) or f"{len(cal)} sessions, no holes", dates=dates)
+
+
+def member_ends(last_bar: pl.DataFrame, membership: Membership) -> pl.DataFrame:
+    """(symbol, last_date): the last session a symbol's feature rows must reach, the last of
+    its bars or the last member session before it, whichever is first."""
+    ends = []
+    for symbol, last in last_bar.select("symbol", "last_date").iter_rows():
+        cut = [min(end or last, last) for s, start, end in membership.rows()
+               if s == symbol and start <= last]
+        if cut:
+            day = max(cut)
+            ends.append((symbol, day if is_session(day) else previous_session(day)))
+    return pl.DataFrame(ends, schema={"symbol": pl.String, "last_date": pl.Date}, orient="row")
 
 
 def dispersion_table(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
@@ -228,12 +260,15 @@ def run_gates(
     max_missing_fraction: float = 0.05,
     min_dispersion: float = 1e-6,
     extra: Sequence[GateResult] = (),
+    membership: Membership | None = None,
 ) -> GateReport:
     """Run every data gate on `frame` (date, symbol, features); `extra` appends results of
-    gates computed elsewhere (the lookahead check)."""
+    gates computed elsewhere (the lookahead check). `membership`: a dated universe's
+    intervals (coverage is expected on member dates only)."""
     results = [gate_feature_count(frame), gate_types(frame)]
     if "date" in frame.columns and "symbol" in frame.columns:
-        results += [gate_symbols(frame, universe, last_bar), gate_sessions(frame, last_bar)]
+        results += [gate_symbols(frame, universe, last_bar, membership),
+                    gate_sessions(frame, last_bar, membership)]
         results += gate_dispersion(frame, min_dispersion)
         results += gate_missing(frame, max_missing_fraction)
     return GateReport(results + list(extra))

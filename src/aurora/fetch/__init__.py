@@ -9,8 +9,9 @@ Library API::
 Modules: `client` (HTTP + pagination + parsing, retried by `aurora.retry`, bounded by
 `aurora.deadline`), `ratelimit`, `batches` (normalise, batch, checkpoint), `incremental`
 (plan, restatements, merge), `reconcile` (the rotating re-check of old history), `source`
-(what a store's prices are bound to), `corporate_actions`, `publish` (store side), `summary`,
-`stage` (orchestration).
+(what a store's prices are bound to), `corporate_actions`, `assets` (the trading API's
+statuses: which symbols stopped trading), `publish` (store side), `summary`, `stage`
+(orchestration).
 """
 
 from aurora.deadline import DeadlineExceeded

@@ -15,26 +15,31 @@ Contract:
   2 x ceil(symbols x sessions x bars per session / limit) + symbols + 5 (a page may hold
   fewer than `limit` bars, e.g. one symbol per page).
 - Time: each HTTP request (connect to the last byte of the body) gets at most `timeout`
-  seconds in all, enforced by a watchdog; an overdue request is abandoned and retried like
-  a timeout. A request group gets `group_deadline_seconds` (`group_deadline()` builds it,
-  also for the groups of other endpoints, such as corporate actions); callers may add a
-  `Deadline` (`aurora.deadline`) per call or for the whole client. No request, rate-limit
-  wait or backoff is begun that would end past the earliest deadline: `DeadlineExceeded`
-  instead.
+  seconds in all, enforced by a watchdog (`aurora.bounded_http`); an overdue request is
+  abandoned and retried like a timeout. A 2xx body larger than `MAX_BODY_BYTES` is not read
+  further: `RequestRejected` (a retry would fetch the same). A request group gets
+  `group_deadline_seconds` (`group_deadline()` builds it, also for the groups of other
+  endpoints, such as corporate actions and assets); callers may add a `Deadline`
+  (`aurora.deadline`) per call or for the whole client. No request, rate-limit wait or
+  backoff is begun that would end past the earliest deadline: `DeadlineExceeded` instead.
 - Rate limit: `RateLimiter` paces the requests. One request (one page, every attempt) waits
   at most `max_rate_limit_wait_seconds` on it in all, else `RateLimitWaitExceeded`; each
   wait of 5 s or more is logged as a warning while it happens.
+- Body: `get_json` takes a JSON object by default, or an array when the caller asks for
+  one (`expect="array"`, e.g. the trading API's `/v2/assets`); any other 2xx body is
+  malformed.
 - Parsing: unknown JSON keys are ignored, `n` and `vw` may be missing (null), `bars` may be
   null or `{}` but must be there: a 200 without `bars` is malformed. Symbol keys are
   normalised to upper case. A bar without a string `t` is malformed. A malformed 200 is
   retried like a 5xx, in the same attempts as every other failure of that page. Every bar
   becomes one row with `date` = its New York calendar date.
 - Errors: retries follow `RetryPolicy`. 401/403 raise `CredentialsError` naming the
-  environment variables; other non-retryable answers raise `RequestRejected`; exhausted
-  retries raise `RetriesExhausted` (`rate_limited` when the last attempt got a 429;
-  `refused_by_rate_limit(exc)` tells a request the server kept refusing with 429). Every
-  message is one line that names the request (`GET /v2/stocks/bars for AAPL..MSFT (50
-  symbols)`) and what happened.
+  environment variables and the service (`service`: the market-data API, or the trading
+  API for a client on `APCA_API_BASE_URL`); other non-retryable answers raise
+  `RequestRejected`; exhausted retries raise `RetriesExhausted` (`rate_limited` when the
+  last attempt got a 429; `refused_by_rate_limit(exc)` tells a request the server kept
+  refusing with 429). Every message is one line that names the request (`GET
+  /v2/stocks/bars for AAPL..MSFT (50 symbols)`) and what happened.
 """
 
 from __future__ import annotations
@@ -48,12 +53,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
 
+from aurora.bounded_http import Answer, Overdue, bounded_request
 from aurora.calendar import sessions
 from aurora.credentials import credential_problem
 from aurora.deadline import Deadline, DeadlineExceeded
@@ -78,6 +84,13 @@ BARS_PATH = "/v2/stocks/bars"
 MAX_PAGE_LIMIT = 10_000
 GROUP_DEADLINE_SECONDS = 600.0
 MAX_RATE_LIMIT_WAIT_SECONDS = 300.0
+# The most of a 2xx body read: Alpaca's whole us_equity asset list (one unpaged array of
+# tens of thousands of rows of a few hundred bytes) fits with room; a 10,000-bar page is
+# about 1.5 MB.
+MAX_BODY_BYTES = 64 * 1024 * 1024
+MARKET_DATA_API = "market-data API"
+TRADING_API = "trading API"
+JsonShape = Literal["object", "array"]
 _TIMEFRAME = re.compile(
     r"^(?:([1-9]|[1-5][0-9])(?:Min|T)|([1-9]|1[0-9]|2[0-3])(?:Hour|H)|1(?:Day|D)|1(?:Week|W)"
     r"|(?:1|2|3|4|6|12)(?:Month|M))$"
@@ -261,7 +274,7 @@ class PageGuard:
 _PLAIN = re.compile(r"^[A-Za-z0-9._/-]{1,40}$")
 
 
-def _printable(value: Any, width: int = 40) -> str:
+def printable(value: Any, width: int = 40) -> str:
     """`value` shown on one line, safe for a message: a plain ticker as it is, anything
     else JSON-quoted (newlines escaped) and truncated to `width` characters."""
     if isinstance(value, str) and _PLAIN.match(value):
@@ -294,7 +307,7 @@ class _Columns:
             if rows is None:
                 continue
             if not isinstance(rows, list):
-                raise MalformedResponse(f"bars of {_printable(symbol)} are not a list")
+                raise MalformedResponse(f"bars of {printable(symbol)} are not a list")
             first = len(c["t"])
             try:
                 for bar in rows:
@@ -308,13 +321,13 @@ class _Columns:
                     c["trade_count"].append(bar.get("n"))
             except (KeyError, TypeError, AttributeError) as exc:
                 raise MalformedResponse(
-                    f"a bar of {_printable(symbol)} lacks field {_printable(str(exc))}"
+                    f"a bar of {printable(symbol)} lacks field {printable(str(exc))}"
                 ) from None
             for i, stamp in enumerate(c["t"][first:]):
                 if not isinstance(stamp, str):
                     raise MalformedResponse(
-                        f"bar {i + 1} of {_printable(symbol)} has no timestamp "
-                        f"('t' is {_printable(stamp)})")
+                        f"bar {i + 1} of {printable(symbol)} has no timestamp "
+                        f"('t' is {printable(stamp)})")
             c["symbol"].extend([symbol] * len(rows))
             count += len(rows)
         return count
@@ -340,8 +353,8 @@ class _Columns:
                 if value is not None and (isinstance(value, bool) or
                                           not isinstance(value, int | float)):
                     raise MalformedResponse(
-                        f"a bar of {_printable(self.cols['symbol'][i])} has a non-numeric "
-                        f"{_FIELD_KEYS[name]!r} = {_printable(value)}")
+                        f"a bar of {printable(self.cols['symbol'][i])} has a non-numeric "
+                        f"{_FIELD_KEYS[name]!r} = {printable(value)}")
         return pl.DataFrame(self.cols, schema=BAR_SCHEMA, strict=False)  # e.g. n = 3.0
 
     def frame(self, timeframe: str) -> pl.DataFrame:
@@ -361,8 +374,8 @@ class _Columns:
         bad = out.filter(pl.col("timestamp").is_null())
         if bad.height:
             row = bad.row(0, named=True)
-            raise MalformedResponse(f"a bar of {_printable(row['symbol'])} has an unreadable "
-                                    f"timestamp 't' = {_printable(row['t'])}")
+            raise MalformedResponse(f"a bar of {printable(row['symbol'])} has an unreadable "
+                                    f"timestamp 't' = {printable(row['t'])}")
         out = out.with_columns(
             date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
         )
@@ -390,19 +403,6 @@ def _read_page(columns: _Columns, data: dict[str, Any]) -> str | None:
     return token
 
 
-@dataclass(frozen=True)
-class _Answer:
-    """One complete HTTP answer, read by the watchdog's worker."""
-
-    status: int
-    headers: httpx.Headers
-    body: bytes
-
-
-class _Overdue(Exception):
-    """The watchdog abandoned a request still running when its time was up."""
-
-
 @dataclass
 class _RequestWaits:
     """Rate-limit waiting of one request (every attempt of one page)."""
@@ -421,7 +421,9 @@ class AlpacaBarsClient:
     `max_rate_limit_wait_seconds`: the most one request may wait on the rate limit in all.
     `deadline`: an optional `Deadline` no request of this client may run past (e.g. the
     whole fetch's). `monotonic` is the clock of the group deadlines (seconds); `sleep` waits
-    for backoff. Both are injectable for tests.
+    for backoff. Both are injectable for tests. `service` names the API in credential
+    errors (`MARKET_DATA_API` or `TRADING_API`); `stats` lets several clients count into
+    one `ClientStats` (a fetch's bars and trading requests).
     """
 
     def __init__(
@@ -440,6 +442,9 @@ class AlpacaBarsClient:
         max_rate_limit_wait_seconds: float = MAX_RATE_LIMIT_WAIT_SECONDS,
         deadline: Deadline | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        service: str = MARKET_DATA_API,
+        stats: ClientStats | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         if not 1 <= page_limit <= MAX_PAGE_LIMIT:
             raise ValueError(f"page_limit must be 1..{MAX_PAGE_LIMIT}")
@@ -458,7 +463,9 @@ class AlpacaBarsClient:
         self.group_deadline_seconds = group_deadline_seconds
         self.max_rate_limit_wait_seconds = max_rate_limit_wait_seconds
         self.deadline = deadline
-        self.stats = ClientStats()
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+        self.stats = stats if stats is not None else ClientStats()
         self._sleep = sleep or time.sleep
         self._monotonic = monotonic
         self._http = httpx.Client(
@@ -480,17 +487,23 @@ class AlpacaBarsClient:
         sleep: Callable[[float], None] | None = None,
         deadline: Deadline | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        trading: bool = False,
+        stats: ClientStats | None = None,
     ) -> AlpacaBarsClient:
-        """A client with every `[fetch]` setting of `config` and its checked credentials."""
+        """A client with every `[fetch]` setting of `config` and its checked credentials, on
+        the market-data URL (`alpaca.data_url`), or with `trading` on the trading API's
+        (`alpaca.base_url`, for `/v2/assets`). `stats`: count into this `ClientStats`."""
         key_id, secret = config.alpaca.require_credentials()
         fc = config.fetch
+        url = config.alpaca.base_url if trading else config.alpaca.data_url
         return cls(
-            config.alpaca.data_url, key_id, secret, limiter=limiter,
+            url, key_id, secret, limiter=limiter,
             policy=RetryPolicy(fc.max_retries, fc.backoff_base_seconds, fc.backoff_max_seconds),
             timeout=fc.timeout_seconds, page_limit=fc.page_limit, transport=transport,
             sleep=sleep, group_deadline_seconds=fc.request_group_deadline_seconds,
             max_rate_limit_wait_seconds=fc.max_rate_limit_wait_seconds, deadline=deadline,
-            monotonic=monotonic,
+            monotonic=monotonic, service=TRADING_API if trading else MARKET_DATA_API,
+            stats=stats,
         )
 
     def group_deadline(self, deadline: Deadline | None = None) -> Deadline:
@@ -519,12 +532,15 @@ class AlpacaBarsClient:
         *,
         deadline: Deadline | None = None,
         what: str | None = None,
-        parse: Callable[[dict[str, Any]], Any] | None = None,
+        parse: Callable[[Any], Any] | None = None,
+        expect: JsonShape = "object",
     ) -> Any:
-        """One GET with pacing and retries (`self.policy`); the JSON object of a 2xx answer,
-        or what `parse(object)` returns for it.
+        """One GET with pacing and retries (`self.policy`); the JSON value of a 2xx answer,
+        or what `parse(value)` returns for it.
 
-        `parse` may raise `MalformedResponse`: the answer is then retried like a 5xx, in the
+        `expect`: the JSON value must be an object (the default: every market-data answer)
+        or an array (`"array"`); any other body is malformed. `parse` may raise
+        `MalformedResponse`: the answer is then retried like a 5xx, in the
         same attempts. `deadline` (with the client's own) bounds every attempt and wait;
         `what` names the request in errors (default `GET <path>`). Every attempt waits for
         the rate limiter and counts in `stats.requests`; every retry counts in
@@ -544,7 +560,7 @@ class AlpacaBarsClient:
             self._acquire(what, limit, waits)
             self.stats.add(requests=1)
             waits.last_limited = False
-            data = self._attempt(path, params, retries, limit, waits)
+            data = self._attempt(path, params, retries, limit, waits, expect)
             if parse is not None:
                 try:
                     data = parse(data)
@@ -601,19 +617,21 @@ class AlpacaBarsClient:
                 "(fetch.max_rate_limit_wait_seconds)")) from None
 
     def _attempt(self, path: str, params: Mapping[str, Any], retries: int,
-                 limit: Deadline | None, waits: _RequestWaits) -> dict[str, Any]:
-        """Send once; the JSON object of a 2xx answer.
+                 limit: Deadline | None, waits: _RequestWaits, expect: JsonShape) -> Any:
+        """Send once; the JSON value (of the `expect`ed shape) of a 2xx answer.
 
         Raises `TransientFailure` to be retried (a 429 after arranging the limiter's wait,
-        with no backoff sleep of its own; an overdue request), `CredentialsError` or
-        `RequestRejected` otherwise.
+        with no backoff sleep of its own; an overdue request; a body that is not JSON of
+        that shape), `CredentialsError` or `RequestRejected` otherwise (also for a 2xx body
+        larger than `max_body_bytes`).
         """
         seconds = self.timeout
         if limit is not None:
             seconds = max(min(seconds, limit.remaining()), 0.001)
         try:
-            answer = self._send(path, params, seconds)
-        except _Overdue:
+            answer = bounded_request(self._http, "GET", path, seconds=seconds,
+                                     max_body_bytes=self.max_body_bytes, params=dict(params))
+        except Overdue:
             self.stats.count_status("timeout")
             raise TransientFailure(
                 f"timeout (no complete answer within {seconds:.3g} s)") from None
@@ -627,12 +645,17 @@ class AlpacaBarsClient:
         self.limiter.observe(answer.headers)
         outcome = classify_status(answer.status)
         if outcome is Outcome.OK:
+            if answer.truncated:
+                raise RequestRejected(self._scrub(
+                    f"GET {path}: the answer (HTTP {answer.status}) is larger than "
+                    f"{self.max_body_bytes:,} bytes; stopped reading it"))
             try:
                 data = json.loads(answer.body)
             except ValueError:
                 raise TransientFailure(f"HTTP {answer.status} with a non-JSON body") from None
-            if not isinstance(data, dict):
-                raise TransientFailure("HTTP 200 with a JSON body that is not an object")
+            if not isinstance(data, dict if expect == "object" else list):
+                raise TransientFailure(f"HTTP {answer.status} with a JSON body that is not "
+                                       f"an {expect}")
             return data
         if outcome is Outcome.RATE_LIMITED:
             self.stats.add(rate_limited=1)
@@ -647,7 +670,7 @@ class AlpacaBarsClient:
         message = self._message(answer)
         if outcome is Outcome.CREDENTIALS and "subscription" not in message.lower():
             raise CredentialsError(
-                f"the market-data API rejected the credentials (HTTP {answer.status}): "
+                f"the {self.service} rejected the credentials (HTTP {answer.status}): "
                 "check APCA_API_KEY_ID and APCA_API_SECRET_KEY"
             )
         if outcome in (Outcome.CREDENTIALS, Outcome.REJECTED):
@@ -656,45 +679,7 @@ class AlpacaBarsClient:
             )
         raise TransientFailure(f"HTTP {answer.status}")
 
-    def _send(self, path: str, params: Mapping[str, Any], seconds: float) -> _Answer:
-        """GET `path` and read the whole answer within `seconds`, or raise `_Overdue`.
-
-        httpx timeouts bound each network operation, not the request: a server that drips a
-        few bytes at a time never trips them. So a worker thread does the request while this
-        one waits at most `seconds`; an overdue worker is abandoned and stops at its next
-        chunk (closing its connection). httpx errors are re-raised here.
-        """
-        outcome: list[_Answer | BaseException] = []
-        done = threading.Event()
-        abandoned = threading.Event()
-
-        def work() -> None:
-            try:
-                with self._http.stream("GET", path, params=dict(params),
-                                       timeout=seconds) as response:
-                    chunks: list[bytes] = []
-                    for chunk in response.iter_bytes():
-                        if abandoned.is_set():
-                            return
-                        chunks.append(chunk)
-                    outcome.append(_Answer(response.status_code, response.headers,
-                                           b"".join(chunks)))
-            except BaseException as exc:  # handed over to the waiting thread, as raised
-                outcome.append(exc)
-            finally:
-                done.set()
-
-        worker = threading.Thread(target=work, name="aurora-http", daemon=True)
-        worker.start()
-        if not done.wait(seconds) or not outcome:
-            abandoned.set()
-            raise _Overdue
-        result = outcome[0]
-        if isinstance(result, BaseException):
-            raise result
-        return result
-
-    def _message(self, answer: _Answer) -> str:
+    def _message(self, answer: Answer) -> str:
         try:
             body = json.loads(answer.body)
             text = str(body.get("message", body)) if isinstance(body, dict) else str(body)

@@ -1,17 +1,18 @@
 """Corporate actions from `GET /v1/corporate-actions` into Aurora's actions table.
 
 Contract:
-- Requests splits, cash dividends, name changes and spin-offs for the given symbols
+- Requests splits, cash and stock dividends, name changes and spin-offs for the given symbols
   (batches of `batch_size`), `start`..`end` inclusive dates matched by the API on
   `process_date`, `limit=1000`, following `next_page_token`; pages merge per action type.
 - Output schema (shared contract, `CA_SCHEMA`): id, action_type (forward_split |
-  reverse_split | cash_dividend | name_change | spin_off), symbol (the NEW symbol for a name
-  change, the parent for a spin-off), old_symbol, ex_date (for a name change: its ex_date
-  when given, else its process_date), process_date, old_rate, new_rate (splits; for a
-  spin-off Alpaca's source_rate and new_rate: `new_rate` shares of the new company per
-  `old_rate` parent shares), cash_rate (dividends), target_symbol (a spin-off's new
-  company); one row per id. `conform_actions` gives a stored table of the older schema (no
-  target_symbol) the current columns.
+  reverse_split | stock_dividend | cash_dividend | name_change | spin_off), symbol (the NEW
+  symbol for a name change, the parent for a spin-off), old_symbol, ex_date (for a name
+  change: its ex_date when given, else its process_date), process_date, old_rate,
+  new_rate (splits; a stock dividend of `rate` shares per share is old_rate 1, new_rate
+  1 + rate, a split in effect; for a spin-off Alpaca's source_rate and new_rate: `new_rate`
+  shares of the new company per `old_rate` parent shares), cash_rate (dividends),
+  target_symbol (a spin-off's new company); one row per id. `conform_actions` gives a
+  stored table of the older schema (no target_symbol) the current columns.
 - Records of other types and unknown keys are ignored. A record missing a required field
   raises FetchError naming the type and id.
 - Each batch of symbols is one request group, bounded like a bars request group: its
@@ -86,6 +87,9 @@ def _row(kind: str, rec: dict[str, Any]) -> dict[str, Any]:
     if kind in ("forward_split", "reverse_split"):
         row["old_rate"] = float(rec["old_rate"])
         row["new_rate"] = float(rec["new_rate"])
+    elif kind == "stock_dividend":
+        row["old_rate"] = 1.0
+        row["new_rate"] = 1.0 + float(rec["rate"])
     elif kind == "cash_dividend":
         row["cash_rate"] = float(rec["rate"])
     return row

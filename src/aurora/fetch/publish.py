@@ -6,8 +6,9 @@ Contract:
   (and the reverse), raise ConfigError saying what to do, unless `new_history` is asked
   for; another adjustment or feed, or `new_history`, starts from scratch and says why
   (`Stored.refetch_reason`, also a warning).
-- `unchanged` tells whether merged prices, actions, universe and source equal what the
-  version read holds (then the fetch publishes nothing).
+- `unchanged` tells whether merged prices, actions, universe, source and the symbols found
+  inactive at the server equal what the version read holds (then the fetch publishes
+  nothing).
 - `publish_fetch` writes prices.parquet, corporate_actions.parquet, validation.json,
   fetch_report.json, universe.txt and the quarantine record (quarantine.json, no file when
   empty: `aurora.quarantine.write_quarantine`) in ONE store transaction over the version the fetch
@@ -44,6 +45,7 @@ from aurora.store.files import (
     VALIDATION,
 )
 from aurora.universe import Universe, default_sectors
+from aurora.validation.inactive import INACTIVE_META
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Stored:
 
 
 # the prices' manifest keys that, with the data, make two fetch versions the same
-_SIGNATURE = ("source_url", "feed", "adjustment", "synthetic", "history_start")
+_SIGNATURE = ("source_url", "feed", "adjustment", "synthetic", "history_start", INACTIVE_META)
 
 
 def load_stored(store: Store, source: PriceSource, *, new_history: bool = False) -> Stored:
@@ -158,14 +160,17 @@ def publish_fetch(
     source: PriceSource | None = None,
     actions_stale: bool = False,
     quarantine: QuarantineRecord | None = None,
+    inactive: dict[str, str | None] | None = None,
 ) -> str:
     """Publish one fetch version (see module doc); return its version id.
 
     `source` is recorded in the prices' entry (`source_url`, `feed`, `adjustment`,
-    `synthetic`; without it, feed and adjustment come from `params`); `actions_stale` marks
-    corporate_actions.parquet as kept from an earlier fetch after its fetch failed (meta
-    `stale`); `quarantine` is the record to publish (None: the base's is inherited as it
-    is). Raises StoreError, publishing nothing, when `latest` no longer is
+    `synthetic`; without it, feed and adjustment come from `params`), and so are the
+    universe symbols the trading API lists as inactive, `inactive` (symbol -> the ISO date
+    of its last bar, or None; no key when empty: `aurora.validation.inactive`);
+    `actions_stale` marks corporate_actions.parquet as kept from an earlier fetch after its
+    fetch failed (meta `stale`); `quarantine` is the record to publish (None: the base's is
+    inherited as it is). Raises StoreError, publishing nothing, when `latest` no longer is
     `base_version` (the version the incremental merge started from).
     """
     dates = prices.get_column("date")
@@ -178,6 +183,7 @@ def publish_fetch(
             PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
             date_min=str(dates.min()), date_max=str(dates.max()),
             sessions=dates.n_unique(), history_start=history_start.isoformat(), **origin,
+            **({INACTIVE_META: dict(inactive)} if inactive else {}),
         )
         atomic_write_parquet(txn.path(CORPORATE_ACTIONS), actions)
         txn.describe(CORPORATE_ACTIONS, rows=actions.height, stale=actions_stale)

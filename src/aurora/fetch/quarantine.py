@@ -16,15 +16,17 @@ Contract (`FetchQuarantine`, one per run):
   a conflicting duplicate on a date a release accepted keeps the first bar served
   (warning); any other conflicting duplicate quarantines the symbol (problem `duplicates`
   with every conflicting date) and all its bars leave the batch. Thread-safe.
-- `validate_isolating(...)`: validates the merged prices with `validate_prices` (ends of
-  life from `ended()`) and `apply_quarantine`; the error findings of the per-symbol bar
-  checks (`QUARANTINABLE`: every price check but `schema`, `missing_symbols` and
-  `unexpected_symbols`) quarantine their universe symbols, whose rows are put back to
-  their stored rows (`keep_out`), and the prices are validated again (at most `PASSES`
-  times). It stops as soon as the quarantined share of the universe is beyond
-  `max_share` (`over_limit()`): the caller then fails the fetch as before, publishing
-  nothing. Other errors (schema, a universe symbol without any bar, ...) are left in the
-  report for the caller to fail on.
+- `validate_isolating(..., inactive=...)`: validates the merged prices with
+  `validate_prices` (ends of life from `ended()`, and the `inactive` symbols, those the
+  trading API lists as delisted, ended at their last bar; `aurora.validation.inactive`,
+  whose `apply_inactive` also makes an inactive symbol without any bar a warning) and
+  `apply_quarantine`; the error findings of the per-symbol bar checks (`QUARANTINABLE`:
+  every price check but `schema`, `missing_symbols` and `unexpected_symbols`) quarantine
+  their universe symbols, whose rows are put back to their stored rows (`keep_out`), and
+  the prices are validated again (at most `PASSES` times). It stops as soon as the
+  quarantined share of the universe is beyond `max_share` (`over_limit()`): the caller
+  then fails the fetch as before, publishing nothing. Other errors (schema, a universe
+  symbol without any bar, ...) are left in the report for the caller to fail on.
 - `record(refetched)`: the record to publish: this run's quarantined symbols (an entry
   quarantined before keeps its time and version, with this run's problems), the carried
   entries of symbols outside this universe unchanged (not re-checked), the releases, those
@@ -45,6 +47,7 @@ from aurora.quarantine import Problem, QuarantineEntry, QuarantineRecord, utc_no
 from aurora.schemas import find_duplicate_keys
 from aurora.validation import ValidationReport, validate_prices
 from aurora.validation.findings import Finding, format_dates
+from aurora.validation.inactive import apply_inactive, ended_at_last_bar
 from aurora.validation.prices import PRICE_CHECKS
 from aurora.validation.quarantined import apply_quarantine
 
@@ -94,7 +97,7 @@ class FetchQuarantine:
 
     def ended(self) -> dict[str, dt.date]:
         """Symbols whose history ended -> their last date: released `stale_symbol`s (the
-        assets endpoint's inactive symbols would join here)."""
+        inactive symbols of `validate_isolating` are ended at their last bar there)."""
         return dict(self.carried.ended())
 
     def share(self) -> float:
@@ -198,15 +201,19 @@ class FetchQuarantine:
                 for symbol, p in sorted(self.from_batches.items())]
 
     def validate_isolating(self, prices: pl.DataFrame, *, stored: pl.DataFrame | None,
-                           actions: pl.DataFrame, config: ValidationConfig
+                           actions: pl.DataFrame, config: ValidationConfig,
+                           inactive: Sequence[str] = ()
                            ) -> tuple[pl.DataFrame, ValidationReport]:
-        """(prices, final report) after quarantining per-symbol defects (module docstring)."""
+        """(prices, final report) after quarantining per-symbol defects (module docstring);
+        `inactive`: the symbols the trading API lists as inactive."""
         prices = keep_out(prices, stored, self.symbols())
         report: ValidationReport | None = None
         for attempt in range(PASSES + 1):
             report = validate_prices(prices, universe=list(self.universe),
                                      corporate_actions=actions, config=config,
-                                     ended=self.ended())
+                                     ended={**self.ended(),
+                                            **ended_at_last_bar(prices, inactive)})
+            report = apply_inactive(report, inactive)
             # the symbols read in full now are checked, not excused as waiting for a refetch
             report = apply_quarantine(report, self.record(self.refetch_in_full()),
                                       config.severities)

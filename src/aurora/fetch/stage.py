@@ -50,9 +50,16 @@ Contract:
   any other error, the run raises DataValidationError carrying the symbols without bars
   (and those it would have quarantined) and the report (a copy in
   data/state/fetch-validation-report.json).
-- When the merged prices, actions, universe, source and quarantine record equal the
-  stored ones nothing is published: `FetchReport.unchanged` is True and `version` is the
-  existing version.
+- Symbols that stopped trading (`aurora.fetch.assets`): after the bars and actions, one
+  `GET {alpaca.base_url}/v2/assets` asks the trading API which universe symbols are
+  inactive (delisted); validation ends their history at their last bar (no
+  `stale_symbol`; one without any bar is a `missing_symbols` warning), the summary names
+  them, and fetch_report.json, the params and the prices' entry record them (`inactive`:
+  symbol -> last bar date). When that request fails the fetch goes on with a warning, as
+  if no symbol were inactive. Its requests count in the report's request stats.
+- When the merged prices, actions, universe, source, inactive symbols and quarantine
+  record equal the stored ones nothing is published: `FetchReport.unchanged` is True and
+  `version` is the existing version.
 - In every failure case `data/latest` is untouched.
 - Progress: `progress("fetch bars", batches done, batches)`, then "fetch restated".
 """
@@ -73,6 +80,7 @@ from aurora.calendar import last_completed_session, sessions
 from aurora.config import AuroraConfig, FetchConfig, ValidationConfig
 from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import ConfigError, CredentialsError, DataValidationError, FetchError
+from aurora.fetch.assets import AssetStatuses, asset_statuses
 from aurora.fetch.batches import (
     BatchRequest,
     Checkpoint,
@@ -100,6 +108,7 @@ from aurora.redaction import redact_url
 from aurora.store import Store
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation import CHECKS, ValidationReport
+from aurora.validation.inactive import INACTIVE_META, last_bars
 
 ACTIONS_LOOKBACK_DAYS = 92
 TIMEFRAME = "1Day"
@@ -330,7 +339,13 @@ def fetch_prices(
                 run.skipped.append(BatchRequest((), end, end, "corporate actions"))
                 _stop_if_late(store, report, run, len(plan.batches) + len(refetch) + 1,
                               limiter)
+        statuses: AssetStatuses | None = None  # not asked when the fetch fails anyway
+        if not run.failures and report.actions_error is None:
+            statuses = asset_statuses(config, symbols, limiter=limiter, transport=transport,
+                                      sleep=sleep, deadline=deadline, stats=client.stats)
     _copy_stats(report, limiter, run)
+    if statuses is not None and statuses.error:
+        report.warnings.append(str(statuses.warning()))
     report.batches = len(plan.batches) + len(refetch)
     report.restated = restated
     if run.failures:
@@ -338,6 +353,7 @@ def fetch_prices(
         _fail(store, report, len(plan.batches) + len(refetch) + 1)
     if report.actions_error is not None:
         _actions_unavailable(store, report, fc.adjustment)
+    assert statuses is not None  # asked unless the fetch failed above
 
     replaced = [run.frames[b.key] for b in refetch if b.key in run.frames]
     kept = [f.filter(~pl.col("symbol").is_in(list(restated))) if restated else f
@@ -349,13 +365,17 @@ def fetch_prices(
     actions = merge_actions(stored.actions, new_actions) if new_actions is not None else (
         stored.actions if stored.actions is not None else empty_actions())
     prices = _validate(store, prices, actions, symbols, config.validation, report,
-                       quarantine, stored.prices)
+                       quarantine, stored.prices, statuses)
+    ends = last_bars(prices, statuses.inactive)
+    inactive = {s: day.isoformat() if day else None for s, day in ends.items()}
+    report.assets = statuses.record(ends)
     record = quarantine.record(refetched=refetch_full)
     report.elapsed_seconds = time.perf_counter() - started
     actions_stale = report.actions_error is not None
     if record.to_json() == carried.to_json() and unchanged(
             stored, prices=prices, actions=actions, universe=universe,
-            prices_meta={**source.meta(), "history_start": history_start.isoformat()},
+            prices_meta={**source.meta(), "history_start": history_start.isoformat(),
+                         INACTIVE_META: inactive or None},
             actions_stale=actions_stale):
         report.unchanged, report.version = True, stored.version
     else:
@@ -369,12 +389,14 @@ def fetch_prices(
             "reconcile_differed": sorted(report.reconcile_differed),
             "kept_unrefreshed": report.kept_unrefreshed, "actions_stale": actions_stale,
             "quarantined": {s: e.reason() for s, e in quarantine.entries().items()},
+            "inactive": inactive,
         }
         report.version = publish_fetch(
             store, prices=prices, actions=actions, universe=universe,
             validation=report.validation, fetch_report=report.to_dict(),
             params=publish_params, history_start=history_start, base_version=stored.version,
             source=source, actions_stale=actions_stale, quarantine=record,
+            inactive=inactive,
         )
     checkpoint.clear()
     write_cursor(store.state_dir, reconcile_slice, fc.reconcile_cycle_runs, end)
@@ -526,14 +548,17 @@ def _keep_outside(prices: pl.DataFrame, others: list[str], config: ValidationCon
 
 def _validate(store: Store, prices: pl.DataFrame, actions: pl.DataFrame, symbols: list[str],
               config: ValidationConfig, report: FetchReport, quarantine: FetchQuarantine,
-              stored: pl.DataFrame | None) -> pl.DataFrame:
+              stored: pl.DataFrame | None, statuses: AssetStatuses) -> pl.DataFrame:
     """Validate the merged prices against this run's universe (as `aurora validate` checks
     the version), quarantining per-symbol defects within `fetch.max_quarantine_share`
-    (`FetchQuarantine.validate_isolating`); return the prices to publish. Beyond that share,
-    or on any other error, DataValidationError. Fills the report's counts and warnings (kept
-    symbols outside the universe are one summary line, not a warning each)."""
+    (`FetchQuarantine.validate_isolating`; the symbols inactive at the server end at their
+    last bar); return the prices to publish. Beyond that share, or on any other error,
+    DataValidationError (saying so when the statuses were unavailable and a symbol is
+    `stale_symbol`). Fills the report's counts and warnings (kept symbols outside the
+    universe are one summary line, not a warning each)."""
     prices, validation = quarantine.validate_isolating(prices, stored=stored, actions=actions,
-                                                       config=config)
+                                                       config=config,
+                                                       inactive=statuses.inactive)
     over = quarantine.over_limit()
     if over:
         validation = ValidationReport(validation.findings + quarantine.batch_findings(),
@@ -556,9 +581,11 @@ def _validate(store: Store, prices: pl.DataFrame, actions: pl.DataFrame, symbols
                   f"quarantined, more than fetch.max_quarantine_share = "
                   f"{quarantine.max_share:.1%}: {', '.join(held[:10])}"
                   + (f" (+{len(held) - 10} more)" if len(held) > 10 else "") if over else "")
+        unknown_ends = (f"; {statuses.warning()}" if statuses.error and any(
+            f.check == "stale_symbol" for f in validation.errors) else "")
         raise DataValidationError(
             f"fetched prices failed validation with {len(validation.errors)} error(s), first: "
-            f"{first.line()}{beyond}; nothing was published (report: {path})",
+            f"{first.line()}{beyond}{unknown_ends}; nothing was published (report: {path})",
             missing_symbols=list(dict.fromkeys([*missing, *(held if over else [])])),
             report=report.validation)
     return prices

@@ -4,7 +4,9 @@
 `rate_limit_wait_seconds` is time spent waiting on our own limiter or a server reset;
 `backoff_seconds` is time spent backing off after failures. `version` is the version that
 holds the fetched prices: the one published, or, when nothing changed (`unchanged`), the
-existing version that stays latest.
+existing version that stays latest. `assets` is the trading API's statuses the fetch used
+(`AssetStatuses.record`: `inactive` symbol -> last bar date, `not_tradable`, `unknown`,
+`listed`, `error`), None when it did not ask.
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ class FetchReport:
     kept_unrefreshed: list[str] = field(default_factory=list)  # stored, outside the universe
     actions_error: str | None = None  # the corporate actions could not be fetched
     checkpoints_removed: int = 0  # other plans' checkpoint directories removed
+    assets: dict[str, Any] | None = None  # the asset statuses used (module docstring)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -107,6 +110,7 @@ class FetchReport:
                          f"table ({self.corporate_actions} actions) was kept and may be stale")
         elif self.corporate_actions:
             lines.append(f"corporate actions: {self.corporate_actions}")
+        lines.extend(_asset_lines(self.assets))
         for failure in self.failures:
             lines.append(f"FAILED batch {failure.batch}: {failure.error}")
         if self.warnings:
@@ -119,6 +123,27 @@ class FetchReport:
         elif self.version:
             lines.append(f"published version {self.version}")
         return lines
+
+
+def _asset_lines(assets: dict[str, Any] | None, limit: int = 5) -> list[str]:
+    """`CELG inactive at the server: history ends 2019-11-20`, one line per inactive
+    symbol (up to `limit`), then the not tradable and unknown symbols; nothing when the
+    statuses were not asked or are unavailable (a warning says so)."""
+    if not assets or assets.get("error"):
+        return []
+    inactive: dict[str, str | None] = assets.get("inactive") or {}
+    lines = [f"{s} inactive at the server: " + (f"history ends {day}" if day else
+                                                 "no bars in the fetched window")
+             for s, day in list(inactive.items())[:limit]]
+    if len(inactive) > limit:
+        lines.append(f"{len(inactive) - limit} more symbol(s) inactive at the server (see "
+                     "fetch_report.json)")
+    if assets.get("not_tradable"):
+        lines.append("active at the server but not tradable (closing trades only): "
+                     f"{_names(assets['not_tradable'])}")
+    if assets.get("unknown"):
+        lines.append(f"not listed by the server's assets: {_names(assets['unknown'])}")
+    return lines
 
 
 def _names(symbols: list[str], limit: int = 10) -> str:

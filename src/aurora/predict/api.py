@@ -104,6 +104,13 @@ def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,
     return resolve_universe(config, store, version)
 
 
+def member_rows(features: pl.DataFrame, universe: Universe) -> pl.DataFrame:
+    """The feature rows of members on their dates (all rows for an undated universe): the
+    rows a dated universe trains, evaluates and ranks on, names that later left included."""
+    return features if universe.membership is None else universe.membership.keep_members(
+        features)
+
+
 def default_decision_date(prices: pl.DataFrame) -> dt.date:
     """The next NYSE session after the last stored price date."""
     if prices.height == 0:
@@ -112,7 +119,10 @@ def default_decision_date(prices: pl.DataFrame) -> dt.date:
 
 
 def _evaluation_key(inputs: _Inputs, config: AuroraConfig, through: dt.date,
-                    symbols: Sequence[str]) -> dict[str, Any]:
+                    universe: Universe) -> dict[str, Any]:
+    symbols = list(universe.symbols)
+    if universe.membership is not None:  # the same names with other dates differ too
+        symbols += [f"{s},{a},{b or ''}" for s, a, b in universe.membership.rows()]
     return {
         "prices_sha256": inputs.prices_sha256,
         "features_sha256": inputs.features_sha256,
@@ -175,14 +185,19 @@ def predict(
     feature_date = check_decision_date(decision_date)
     chosen = _universe(store, config, universe, inputs.version)
     symbols, source = list(chosen.symbols), chosen.source
-    result: ScoreResult = train_and_score(inputs.features, inputs.prices, decision_date,
-                                          config, symbols=symbols)
-    key = _evaluation_key(inputs, config, feature_date, symbols)
+    members = chosen.members_on(decision_date)
+    if not members:
+        raise DataValidationError(f"the universe {source} has no member on the decision date "
+                                  f"{decision_date}")
+    features = member_rows(inputs.features, chosen)
+    result: ScoreResult = train_and_score(features, inputs.prices, decision_date,
+                                          config, symbols=symbols, members=members)
+    key = _evaluation_key(inputs, config, feature_date, chosen)
     summary = _stored_evaluation(store, key, inputs.version)
     reused = summary is not None
     report: EvaluationReport | dict[str, Any] | None = None
     if summary is None:
-        report = _run_evaluation(point_in_time(inputs.features, feature_date),
+        report = _run_evaluation(point_in_time(features, feature_date),
                                  point_in_time(inputs.prices, feature_date), config, symbols,
                                  progress)
         summary = report.summary if isinstance(report, EvaluationReport) else report
@@ -190,7 +205,8 @@ def predict(
         result, evaluation=summary, generated_at=now,
         inputs={"prices_sha256": inputs.prices_sha256,
                 "features_sha256": inputs.features_sha256,
-                "store_version": inputs.version, "universe": source, "symbols": len(symbols),
+                "store_version": inputs.version, "universe": source, "symbols": len(members),
+                **({"universe_symbols": len(symbols)} if chosen.dated else {}),
                 # recorded by the fetch that wrote the prices, inherited with the file
                 "synthetic": store.manifest(inputs.version).files[PRICES].meta("synthetic")
                 is True},
@@ -202,7 +218,7 @@ def predict(
                                    "horizon": config.predict.horizon}) as txn:
         atomic_write_json(txn.path(PREDICTIONS), doc)
         txn.describe(PREDICTIONS, decision_date=decision_date.isoformat(),
-                     feature_date=feature_date.isoformat(), symbols=len(symbols),
+                     feature_date=feature_date.isoformat(), symbols=len(members),
                      scored=scored)
         if report is not None:
             _write_evaluation(txn, report, key)
@@ -230,10 +246,10 @@ def evaluate(
     inputs = load_inputs(store)
     chosen = _universe(store, config, universe, inputs.version)
     symbols = list(chosen.symbols)
-    report = walk_forward(inputs.features, inputs.prices, config, symbols=symbols,
-                          progress=progress)
+    report = walk_forward(member_rows(inputs.features, chosen), inputs.prices, config,
+                          symbols=symbols, progress=progress)
     through = max(inputs.features["date"].max(), inputs.prices["date"].max())
-    key = _evaluation_key(inputs, config, through, symbols)
+    key = _evaluation_key(inputs, config, through, chosen)
     with store.transaction("evaluate", base=inputs.version, universe=chosen.record(),
                            params={"horizon": config.predict.horizon}) as txn:
         _write_evaluation(txn, report, key)

@@ -87,12 +87,15 @@ def train_and_score(
     config: AuroraConfig,
     *,
     symbols: Sequence[str] | None = None,
+    members: Sequence[str] | None = None,
 ) -> ScoreResult:
-    """Train on history known before `decision_date` and score `symbols` (default: every
-    symbol in `features`) on the feature date.
+    """Train on the history of `symbols` (default: every symbol in `features`) known before
+    `decision_date` and score `members` (default: `symbols`; for a dated universe, the
+    members on the decision date, while training keeps the names that left) on the feature
+    date.
 
-    A symbol with no feature row on the feature date, or with every feature null, is
-    returned with a null score and its reason. Raises DataValidationError for a decision
+    A symbol to score with no feature row on the feature date, or with every feature null,
+    is returned with a null score and its reason. Raises DataValidationError for a decision
     date that is not a session, a feature date absent from `features`, bad inputs, or too
     little labelled history.
     """
@@ -118,12 +121,14 @@ def train_and_score(
     raw = features.filter(pl.col("date") == feature_date)
     all_null = raw.filter(pl.all_horizontal(pl.col(n).is_null() | pl.col(n).is_nan()
                                             for n in panel.features))["symbol"].to_list()
+    ranked = wanted if members is None else list(members)
+    today = today.filter(pl.col("symbol").is_in(ranked))
     scored = today.filter(~pl.col("symbol").is_in(all_null))
     x = matrix(scored, panel.features)
     scored = scored.select("symbol").with_columns(
         score=pl.Series(fit_main.predict(x)), baseline_score=pl.Series(fit_base.predict(x))
     )
-    scores = rank_scores(wanted, scored, set(all_null), feature_date)
+    scores = rank_scores(ranked, scored, set(all_null), feature_date)
     window = {
         "first_feature_date": rows["date"].min().isoformat(),
         "last_feature_date": rows["date"].max().isoformat(),

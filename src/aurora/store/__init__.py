@@ -2,8 +2,8 @@
 
 from aurora.store import files
 from aurora.store.files import MANIFEST
-from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
+from aurora.store.manifest import FileEntry, Manifest, MemberInterval, UniverseRecord
 from aurora.store.versions import Store, Transaction
 
-__all__ = ["MANIFEST", "FileEntry", "Manifest", "Store", "Transaction", "UniverseRecord",
-           "files"]
+__all__ = ["MANIFEST", "FileEntry", "Manifest", "MemberInterval", "Store", "Transaction",
+           "UniverseRecord", "files"]

@@ -39,13 +39,26 @@ class FileEntry(BaseModel):
         return (self.model_extra or {}).get(key, default)
 
 
+class MemberInterval(BaseModel):
+    """One membership interval of a dated universe: member from `start` to `end`, both
+    inclusive; `end` None while still a member."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    start: dt.date
+    end: dt.date | None = None
+
+
 class UniverseRecord(BaseModel):
-    """The symbols a version was made for, in order, and where that list came from."""
+    """The symbols a version was made for, in order, and where that list came from; for a
+    dated universe, also every membership interval (None: always a member)."""
 
     model_config = ConfigDict(frozen=True)
 
     symbols: tuple[str, ...]
     source: str
+    members: tuple[MemberInterval, ...] | None = None
 
 
 class Manifest(BaseModel):
@@ -141,6 +154,8 @@ class Manifest(BaseModel):
         out = self.model_dump(mode="json")
         if out.get("universe") is None:
             out.pop("universe", None)
+        elif out["universe"].get("members") is None:
+            out["universe"].pop("members", None)
         return out
 
 

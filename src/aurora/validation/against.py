@@ -1,7 +1,7 @@
 """Reconciliation of the stored prices with a second source (`aurora validate --against`).
 
 `reconcile(stored, other, *, rel_tolerance, columns, max_share)` compares two price frames
-(the prices schema; `other` is typically `aurora.importbars.read_bars(PATH).bars`, read and
+(the prices schema; `other` is typically `aurora.vendorfiles.read_bars(PATH).bars`, read and
 normalised exactly like `aurora import bars`) and returns a `Reconciliation`:
 
 - **Symbols** on one side only are named (`symbol_only_in_store`, `symbol_only_in_other`,

@@ -20,7 +20,7 @@ NEW_YORK = ZoneInfo("America/New_York")
 # Checks that need only the columns, in report order, then the ones needing the values.
 PRICE_CHECKS = (
     "schema", "nulls", "non_finite", "missing_symbols", "unexpected_symbols", "duplicates",
-    "non_session_dates", "future_dates", "missing_sessions", "long_gap",
+    "non_session_dates", "future_dates", "missing_sessions", "long_gap", "stale_symbol",
     "non_positive_prices", "ohlc_inconsistent", "negative_volume", "large_move",
     "explained_move", "stale_close", "zero_volume", "flat_bar",
 )

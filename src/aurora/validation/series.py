@@ -16,6 +16,7 @@ import numpy as np
 import polars as pl
 
 from aurora import calendar
+from aurora.adjustments import spin_off_values
 from aurora.errors import DataValidationError
 from aurora.schemas import SPIN_OFF_TYPES, SPLIT_TYPES
 from aurora.validation.checks import finding, per_symbol, valid_values
@@ -181,17 +182,14 @@ def _action_effects(actions: pl.DataFrame, closes: pl.DataFrame | None = None) -
             a = a.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
     a = a.with_columns(pl.col("target_symbol").cast(pl.String) if "target_symbol" in a.columns
                        else pl.lit(None, dtype=pl.String).alias("target_symbol"))
-    if closes is not None:
-        a = a.join(closes.select(target_symbol="symbol", ex_date="date", _target_close="close")
-                   .unique(["target_symbol", "ex_date"], keep="first"),
-                   on=["target_symbol", "ex_date"], how="left")
-    else:
-        a = a.with_columns(pl.lit(None, dtype=pl.Float64).alias("_target_close"))
+    values = spin_off_values(a, closes).unique(["symbol", "ex_date", "target_symbol"],
+                                               keep="first")
+    a = a.with_columns(pl.col("ex_date").cast(pl.Date)).join(
+        values.rename({"value": "_spin_value"}), on=["symbol", "ex_date", "target_symbol"],
+        how="left", nulls_equal=True)
     kind = pl.col("action_type")
     is_spin = kind.is_in(list(SPIN_OFF_TYPES))
-    rates_ok = (pl.col("old_rate") > 0) & (pl.col("new_rate") > 0)
-    spin_value = pl.when(is_spin & rates_ok).then(
-        pl.col("new_rate") / pl.col("old_rate") * pl.col("_target_close"))
+    spin_value = pl.when(is_spin).then(pl.col("_spin_value"))
     is_split = kind.is_in(list(SPLIT_TYPES))
     factor = pl.when(is_split & (pl.col("old_rate") > 0) & (pl.col("new_rate") > 0)).then(
         pl.col("new_rate") / pl.col("old_rate")).otherwise(1.0)

@@ -6,7 +6,9 @@ files present but not in the manifest, then prices.parquet through `validate_pri
 corporate actions from corporate_actions.parquet when present; the version's quarantine
 record, quarantine.json, through `aurora.validation.quarantined.apply_quarantine`: every
 quarantined symbol listed as a `quarantined` finding, released problems accepted, released
-stale symbols ended), then schema/readability checks of the other known files.
+stale symbols ended; the symbols the fetch found inactive at the server, recorded in the
+prices' entry, ended at their last bar as the fetch did: `aurora.validation.inactive`), then
+schema/readability checks of the other known files.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from aurora.store.files import (
 from aurora.universe import resolve_universe
 from aurora.validation.checks import finding
 from aurora.validation.findings import Finding, ValidationReport
+from aurora.validation.inactive import apply_inactive, ended_at_last_bar, recorded_inactive
 from aurora.validation.prices import apply_severities, effective_severities, validate_prices
 from aurora.validation.quarantined import apply_quarantine
 
@@ -89,10 +92,13 @@ def validate_store(
             universe = resolve_universe(config, store, version)
             source = universe.source
             record = _quarantine(store, version, findings)
+            inactive = recorded_inactive(files.get(PRICES))
             report = validate_prices(prices, universe=universe.symbols,
                                      corporate_actions=actions,
                                      config=config.validation, today=today,
-                                     ended=record.ended())
+                                     ended={**record.ended(),
+                                            **ended_at_last_bar(prices, inactive)})
+            report = apply_inactive(report, inactive)
             report = apply_quarantine(report, record, config.validation.severities)
     findings += _check_features(base / FEATURES)
     stale = manifest.features_from_other_prices()

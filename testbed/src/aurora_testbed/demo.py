@@ -108,7 +108,7 @@ def run_demo(
     try:
         demo_config = config.model_copy(update={
             "alpaca": AlpacaConfig(key_id=SecretStr(key_id), secret_key=SecretStr(secret),
-                                   data_url=url),
+                                   data_url=url, base_url=url),
             "fetch": config.fetch.model_copy(update={"rate_limit_per_minute": rate,
                                                      "synthetic": True, "new_history": True}),
         })

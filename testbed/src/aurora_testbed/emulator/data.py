@@ -1,23 +1,27 @@
-"""The immutable market the emulator serves: raw daily bars plus corporate actions.
+"""The immutable market the emulator serves: raw daily bars, corporate actions, assets.
 
 Bars follow the shared prices schema (date, symbol, open, high, low, close, volume, vwap,
 trade_count); `vwap` and `trade_count` may be absent entirely (then bars carry no `vw`/`n`).
 Bars are RAW (as traded, under the symbol in use on that date); the server applies
 adjustments and rename mapping per request. Corporate actions follow the shared schema
 (id, action_type, symbol, old_symbol, ex_date, process_date, old_rate, new_rate, cash_rate).
+Assets (the trading API's `/v2/assets`) are explicit rows or derived from the bars and
+actions (`aurora_testbed.emulator.assets`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import polars as pl
 
 from aurora.errors import DataValidationError
 from aurora.schemas import CORPORATE_ACTIONS_SCHEMA
+from aurora_testbed.emulator.assets import Asset, Status, derive_assets, sort_assets, with_assets
 
 BAR_REQUIRED = ("date", "symbol", "open", "high", "low", "close", "volume")
 BAR_OPTIONAL = ("vwap", "trade_count")
@@ -89,20 +93,52 @@ def _normalise_actions(actions: pl.DataFrame | None, source: str) -> pl.DataFram
 
 @dataclass(frozen=True, init=False)
 class MarketData:
-    """Raw daily bars and corporate actions, validated and sorted (symbol, date).
+    """Raw daily bars and corporate actions, validated and sorted (symbol, date), and the
+    assets the trading API lists: `explicit_assets` when given, else derived (`assets`).
 
     Raises DataValidationError naming the source and the first bad row for missing columns,
-    null prices, duplicate (symbol, date) bars or malformed actions. Nothing is dropped.
+    null prices, duplicate (symbol, date) bars, malformed actions or an asset listed twice.
+    Nothing is dropped.
     """
 
     bars: pl.DataFrame
     corporate_actions: pl.DataFrame
+    explicit_assets: tuple[Asset, ...] | None
 
     def __init__(self, bars: pl.DataFrame, corporate_actions: pl.DataFrame | None = None,
-                 *, source: str = "market data") -> None:
+                 *, source: str = "market data", assets: Iterable[Asset] | None = None) -> None:
         object.__setattr__(self, "bars", _normalise_bars(bars, source))
         object.__setattr__(self, "corporate_actions",
                            _normalise_actions(corporate_actions, source))
+        object.__setattr__(self, "explicit_assets",
+                           None if assets is None else sort_assets(assets))
+
+    @cached_property
+    def assets(self) -> tuple[Asset, ...]:
+        """The asset rows, sorted by class, exchange and symbol: the explicit ones, else
+        derived from the bars and actions (`aurora_testbed.emulator.assets`)."""
+        if self.explicit_assets is not None:
+            return self.explicit_assets
+        return derive_assets(self.bars, self.corporate_actions)
+
+    def with_assets(self, *rows: Asset) -> MarketData:
+        """This market with `rows` replacing the asset rows of their symbols (or added);
+        the other rows stay as they are (explicit or derived)."""
+        out = object.__new__(MarketData)
+        object.__setattr__(out, "bars", self.bars)
+        object.__setattr__(out, "corporate_actions", self.corporate_actions)
+        object.__setattr__(out, "explicit_assets", with_assets(self.assets, rows))
+        return out
+
+    def with_status(self, *symbols: str, status: Status = "active",
+                    tradable: bool = False) -> MarketData:
+        """This market with `symbols` (us_equity) listed as `status` and `tradable`, their
+        other fields kept; by default active but not tradable (closing trades only, after a
+        delisting to OTC): `market.with_status("XYZ")`."""
+        rows = {a.symbol: a for a in self.assets if a.asset_class == "us_equity"}
+        return self.with_assets(*(
+            replace(rows[s], status=status, tradable=tradable) if s in rows
+            else Asset(s, status, tradable) for s in (s.strip().upper() for s in symbols)))
 
     @property
     def has_vwap(self) -> bool:

@@ -1,5 +1,8 @@
 """`EmulatorServer`: an Alpaca-compatible market-data HTTP server on 127.0.0.1.
 
+It also serves the trading API's assets (`/v2/assets`, `assets_api`) on the same port, so a
+client points both APCA_API_DATA_URL and APCA_API_BASE_URL at it.
+
 Standard library only (http.server.ThreadingHTTPServer, HTTP/1.1 keep-alive). Each request
 goes through: numbering -> fault plan (slow, drop, injected status) -> per-key rate limit
 -> authentication -> route -> JSON body (gzip when asked for and > 256 bytes) -> request log.
@@ -27,7 +30,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from aurora.errors import ConfigError
-from aurora_testbed.emulator import bars_api, corporate_actions_api
+from aurora_testbed.emulator import assets_api, bars_api, corporate_actions_api
 from aurora_testbed.emulator.bars_api import NotFound, RequestContext
 from aurora_testbed.emulator.data import MarketData
 from aurora_testbed.emulator.faults import FaultAction, FaultPlan
@@ -39,6 +42,7 @@ LOG = logging.getLogger("aurora_testbed.emulator")
 GZIP_MIN_BYTES = 256
 SECRET_HEADERS = {"apca-api-secret-key", "authorization"}
 _SYMBOL_ROUTE = re.compile(r"^/v2/stocks/([^/]+)/bars(/latest)?$")
+_ASSET_ROUTE = re.compile(r"^/v2/assets/([^/]+)$")
 _ERROR_TEXT = {500: "internal server error occurred", 502: "bad gateway",
                503: "service unavailable", 504: "gateway timeout"}
 _HTML = ("<html>\r\n<head><title>{code} {text}</title></head>\r\n<body>\r\n<center><h1>{code} "
@@ -185,6 +189,11 @@ class EmulatorServer:
             if path == "/v1/corporate-actions":
                 return 200, corporate_actions_api.get_corporate_actions(
                     params, ctx, self.market.corporate_actions)
+            if path == "/v2/assets":
+                return 200, assets_api.get_assets(params, self.market.assets)
+            asset = _ASSET_ROUTE.match(path)
+            if asset:
+                return assets_api.get_asset(unquote(asset.group(1)), self.market.assets)
             match = _SYMBOL_ROUTE.match(path)
             if match:
                 symbol = unquote(match.group(1))
