@@ -324,6 +324,24 @@ def test_a_configured_universe_is_the_one_validated_and_recorded(tmp_path, data_
     assert Store(data_dir).universe().source == str(listed)
 
 
+def test_a_dated_universe_member_that_left_ends_at_its_last_bar(tmp_path, data_dir):
+    """GONE left the index and stopped trading 40 sessions before the file ends: with its
+    membership ended it is no stale_symbol; as a plain list member it is."""
+    path = tmp_path / "a.csv"
+    pl.concat([bars("AAA", walk(80, 50.0)), bars("GONE", walk(40, 20.0))]).write_csv(path)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("AAA\nGONE\n")
+    cfg = load_config(None, overrides={"data_dir": str(data_dir), "universe": str(plain)})
+    with pytest.raises(DataValidationError, match="stale_symbol GONE"):
+        import_bars(Store(data_dir), path, config=cfg)
+    dated = tmp_path / "members.csv"
+    dated.write_text("symbol,start,end\nAAA,2024-01-02,\nGONE,2024-01-02,2024-02-28\n")
+    cfg = load_config(None, overrides={"data_dir": str(data_dir), "universe": str(dated)})
+    result = import_bars(Store(data_dir), path, config=cfg)
+    assert result.symbols == 2 and not any("stale_symbol" in w for w in result.warnings)
+    assert Store(data_dir).universe().members is not None
+
+
 def test_empty_path_and_missing_path(tmp_path, data_dir, capsys):
     assert main(["import", "bars", "", "--data-dir", str(data_dir)]) == 2
     assert "PATH: the path is empty" in one_error_line(capsys.readouterr().err)

@@ -46,6 +46,7 @@ def test_columns_in_any_order_with_extra_ones(tmp_path):
 
 @pytest.mark.parametrize(("text", "needle"), [
     ("symbol,start\nAAPL,2015-01-02\n", ":1: the header lacks column(s) end"),
+    ("# index\nsymbol,end\nAAPL,\n", ":2: the header lacks column(s) start"),
     ("symbol,start,end\nAAPL,2015-13-01,\n", ":2: start '2015-13-01' is not a date"),
     ("symbol,start,end\nAAPL,,\n", ":2: start is empty"),
     ("symbol,start,end\nAAPL,2016-01-04,2015-01-02\n", ":2: AAPL ends on 2015-01-02, before"),
@@ -61,6 +62,15 @@ def test_bad_lines_name_the_file_and_line(tmp_path, text, needle):
         load_universe(path)
     assert str(err.value).startswith(str(path)) and needle in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def test_a_csv_without_dates_is_a_plain_list_of_its_symbol_column(tmp_path):
+    path = _write(tmp_path, "symbol,sector\r\nAAPL,Tech\r\nbrk-b,Financials\r\n")
+    uni = load_universe(path)
+    assert uni.symbols == ("AAPL", "BRK.B") and not uni.dated
+    path.write_text("symbol\nAAPL\nAAPL\n")
+    with pytest.raises(UniverseError, match=r"members.csv:3: duplicate symbol 'AAPL'"):
+        load_universe(path)
 
 
 def test_a_plain_list_is_always_a_member(tmp_path):

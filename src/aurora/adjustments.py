@@ -175,6 +175,47 @@ def _spin_off_dividends(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFra
         pl.col("value").alias("cash_rate"))
 
 
+def unusable_actions(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
+    """The splits, cash dividends and valued spin-offs of `actions` that cannot adjust
+    `bars`, one row each: id, action_type, symbol, ex_date and `problem` (a split without
+    positive finite rates; a distribution whose value is missing, negative or not below
+    the last raw close before its ex-date, or whose prior close is not positive).
+    `point_in_time` leaves them out; validation reports them (`bad_action`)."""
+    schema = {"id": pl.String, "action_type": pl.String, "symbol": pl.String,
+              "ex_date": pl.Date, "problem": pl.String}
+    if actions is None or actions.height == 0 or bars.height == 0:
+        return pl.DataFrame(schema=schema)
+    chosen = _applicable_actions(bars, actions, "all", None)
+    spins = _spin_off_dividends(bars, actions)
+    if spins.height:
+        chosen = (pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height
+                  else spins)
+    if chosen.height == 0:
+        return pl.DataFrame(schema=schema)
+    for col in ("old_rate", "new_rate", "cash_rate"):
+        if col not in chosen.columns:
+            chosen = chosen.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
+    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+    found, close = index.previous_close(chosen["symbol"], chosen["ex_date"])
+    old, new = pl.col("old_rate").cast(pl.Float64), pl.col("new_rate").cast(pl.Float64)
+    cash, prior = pl.col("cash_rate").cast(pl.Float64), pl.col("_prior")
+    is_split = pl.col("action_type").is_in(SPLIT_TYPES)
+    bad_split = is_split & (old.is_null() | new.is_null() | ~(old > 0) | ~(new > 0)
+                            | ~old.is_finite() | ~new.is_finite())
+    bad_cash = ~is_split & (cash.is_null() | ~(cash >= 0) | ~cash.is_finite())
+    bad_prior = ~is_split & ~bad_cash & pl.col("_found") & (
+        prior.is_null() | ~(prior > 0) | ~(cash < prior))
+    problem = (
+        pl.when(bad_split).then(pl.lit("needs positive old_rate and new_rate"))
+        .when(bad_cash).then(pl.format("needs a value per share >= 0 (got {})", cash))
+        .when(bad_prior).then(pl.format("{} per share is not below the last raw close before "
+                                        "the ex-date ({})", cash, prior)))
+    return (chosen.with_columns(_found=pl.Series(found), _prior=close)
+            .with_columns(problem=problem).filter(pl.col("problem").is_not_null())
+            .select(pl.col("id").cast(pl.String), "action_type", "symbol",
+                    pl.col("ex_date").cast(pl.Date), "problem"))
+
+
 def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFrame:
     """RAW bars adjusted point in time: what a feature or label at date d may use.
 
@@ -189,8 +230,9 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
     symbol and as-of date. `dollar_volume` is added:
     raw close x raw volume, the USD actually traded that day. Nothing is inverted.
 
-    `bars` follows the prices schema; rows and their order are kept. Bad actions raise
-    DataValidationError as `adjust_bars` does.
+    `bars` follows the prices schema; rows and their order are kept. An action that cannot
+    adjust them (`unusable_actions`: validation reports it as `bad_action`) is left out, so
+    one bad action never stops the build for every symbol.
     """
     _check_bars(bars)
     dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
@@ -203,6 +245,9 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
         if spins.height:
             chosen = pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height \
                 else spins
+        bad = unusable_actions(bars, actions)
+        if bad.height and chosen.height:
+            chosen = chosen.filter(~pl.col("id").cast(pl.String).is_in(bad["id"].implode()))
     if chosen.height and bars.height:
         index, events = _events(bars, chosen)
         cumulative = events.sort("symbol", "ex_date").with_columns(

@@ -6,8 +6,9 @@ and one-line refusals are documented there).
 Publishing (`import_bars`):
 - The bars are validated with `aurora.validation.validate_prices`, the checks and severities
   of a fetch (`config.validation`), against the configured universe file when there is one,
-  else the imported symbols; an error publishes nothing (DataValidationError, report copied
-  to `data/state/import-validation-report.json`).
+  else the imported symbols (a dated universe's symbols whose membership ended end their
+  history at their last bar: no `stale_symbol`); an error publishes nothing
+  (DataValidationError, report copied to `data/state/import-validation-report.json`).
 - A store is bound to the source of its prices (`aurora.fetch.source`). The import's source
   is `import:<absolute PATH>`. Importing over prices of another source (a fetch, the demo,
   another import PATH) is refused (ConfigError, exit 2) unless `new_history`; importing the
@@ -67,6 +68,7 @@ from aurora.universe import (
     load_universe,
 )
 from aurora.validation import validate_prices
+from aurora.validation.inactive import ended_at_last_bar
 from aurora.vendorfiles import bar_files, empty_actions, read_actions, read_bars
 
 REPORT_NAME = "import-validation-report.json"
@@ -112,6 +114,17 @@ class BarsImport:
         lines.append(f"no change; version {self.version} stays latest" if self.unchanged
                      else f"published version {self.version}")
         return lines
+
+
+def _left_the_universe(prices: pl.DataFrame, universe: Universe) -> dict[str, dt.date]:
+    """A dated universe's symbols whose membership has ended -> their last bar: a file has
+    no assets endpoint to say they were delisted, and bars that stop after a name left the
+    index are its life ending, not a stale feed."""
+    if universe.membership is None:
+        return {}
+    left = [s for s in universe.symbols
+            if universe.membership.last_member_day(s) is not None]
+    return ended_at_last_bar(prices, left)
 
 
 def _digest(files: Sequence[Path]) -> str:
@@ -234,7 +247,8 @@ def import_bars(store: Store, path: Path, *, config: AuroraConfig, actions: Path
         universe = Universe(tuple(symbols), {s: known[s] for s in symbols if s in known},
                             f"imported bars {source_path}")
     report = validate_prices(prices, universe=universe.symbols, corporate_actions=table,
-                             config=config.validation, today=today)
+                             config=config.validation, today=today,
+                             ended=_left_the_universe(prices, universe))
     validation = report.to_dict()
     if not report.ok:
         report_path = store.state_dir / REPORT_NAME

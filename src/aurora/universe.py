@@ -8,8 +8,9 @@ duplicate, a path separator, inner whitespace, a control character, a non-ASCII 
 letters), more than 10 characters, or anything else that is not a plausible ticker (ASCII
 letters, digits, `.`, `-`; starting with a letter).
 
-A dated universe is a CSV file whose first line (after blank and `#` comment lines) is a
-header with the columns `symbol,start,end` (in any order; other columns are ignored): one
+A CSV universe starts (after blank and `#` comment lines) with a header naming a `symbol`
+column. Without `start` and `end` columns it is a plain list read from that column (other
+columns ignored). With them it is a dated universe (`symbol,start,end` in any order): one
 membership interval a row, ISO dates, both ends inclusive, `end` empty while the symbol is
 still a member; a symbol may have several intervals that do not overlap (it left and came
 back). Errors name the file and line: a bad ticker, a missing or malformed date, an end
@@ -165,8 +166,8 @@ def load_universe(path: Path, sectors: Mapping[str, str] | None = None) -> Unive
     lines = text.splitlines()
     known = sectors if sectors is not None else default_sectors()
     membership = None
-    if _is_dated(lines):
-        symbols, membership = parse_dated_universe(lines, str(path))
+    if _is_csv(lines):
+        symbols, membership = parse_csv_universe(lines, str(path))
     else:
         symbols = parse_universe_lines(lines, str(path))
     return Universe(tuple(symbols), {s: known[s] for s in symbols if s in known}, str(path),
@@ -184,9 +185,9 @@ def _content(lines: Iterable[str]) -> Iterable[tuple[int, str]]:
             yield number, line
 
 
-def _is_dated(lines: Sequence[str]) -> bool:
-    """A CSV header (a line with a comma naming a `symbol` column) comes first: commas are
-    never part of a ticker, so a plain list cannot start so."""
+def _is_csv(lines: Sequence[str]) -> bool:
+    """A CSV header naming a `symbol` column comes first (`symbol` alone, or with other
+    columns: a plain list of the ticker SYMBOL is not a universe anyone means)."""
     first = next(iter(_content(lines)), None)
     return first is not None and "symbol" in (c.strip().lower() for c in first[1].split(","))
 
@@ -204,16 +205,47 @@ def _date(value: str, column: str, where: str, required: bool) -> dt.date | None
         raise UniverseError(f"{where}: {column} {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def parse_dated_universe(lines: Sequence[str], source: str) -> tuple[list[str], Membership]:
-    """Validate the lines of a dated universe CSV (module docstring); the symbols in order
-    of first appearance and their membership. UniverseError `<source>:<line>: <problem>`."""
+def _plain_column(cells: Sequence[tuple[int, list[str]]], column: int, source: str
+                  ) -> list[str]:
+    """The symbols of one CSV column, checked like the lines of a plain list."""
+    seen: dict[str, int] = {}
+    for number, row in cells:
+        raw = row[column].strip()
+        problem = ticker_problem(raw)
+        if problem:
+            raise UniverseError(f"{source}:{number}: {problem}")
+        symbol = normalize_symbol(raw)
+        if symbol in seen:
+            raise UniverseError(f"{source}:{number}: duplicate symbol {symbol!r} (first on "
+                                f"line {seen[symbol]})")
+        seen[symbol] = number
+    if not seen:
+        raise UniverseError(f"{source}: the universe is empty")
+    return list(seen)
+
+
+def parse_csv_universe(lines: Sequence[str], source: str
+                       ) -> tuple[list[str], Membership | None]:
+    """Validate the lines of a universe CSV (module docstring): with `start` and `end`
+    columns a dated universe (the symbols in order of first appearance and their
+    membership), else the `symbol` column as a plain list (membership None).
+    UniverseError `<source>:<line>: <problem>`."""
     rows = list(_content(lines))
     header_line, header_text = rows[0]
     header = [h.strip().lower() for h in next(csv.reader([header_text]))]
-    missing = [c for c in _DATED_COLUMNS if c not in header]
-    if missing:
-        raise UniverseError(f"{source}:{header_line}: the header lacks column(s) "
-                            f"{', '.join(missing)} (a dated universe is symbol,start,end)")
+    dates = [c for c in ("start", "end") if c in header]
+    if not dates:
+        column = header.index("symbol")
+        cells = [(n, next(csv.reader([t]))) for n, t in rows[1:]]
+        short = next((n for n, c in cells if len(c) <= column), None)
+        if short is not None:
+            raise UniverseError(f"{source}:{short}: no symbol field (the header has "
+                                f"{len(header)} column(s))")
+        return _plain_column(cells, column, source), None
+    if len(dates) == 1:
+        missing = "end" if "start" in header else "start"
+        raise UniverseError(f"{source}:{header_line}: the header lacks column(s) {missing} "
+                            "(a dated universe is symbol,start,end)")
     at = {c: header.index(c) for c in _DATED_COLUMNS}
     symbols: list[str] = []
     intervals: dict[str, list[tuple[dt.date, dt.date | None, int]]] = {}
@@ -284,7 +316,7 @@ def as_universe(symbols: UniverseLike, source: str = "given by the caller") -> U
                                 f"{', '.join(missing)}")
         text = symbols.select(pl.col(c).cast(pl.String).fill_null("") for c in _DATED_COLUMNS)
         lines = [",".join(_DATED_COLUMNS), *(",".join(r) for r in text.iter_rows())]
-        dated, membership = parse_dated_universe(lines, source)
+        dated, membership = parse_csv_universe(lines, source)
         return Universe(tuple(dated), {s: known[s] for s in dated if s in known}, source,
                         membership)
     parsed = parse_universe_lines(list(symbols), source)

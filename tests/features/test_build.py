@@ -110,16 +110,24 @@ def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
     assert split_day["f_ret_1d"].abs().item() < 0.2
 
 
-def test_symbol_with_too_little_history_is_named_with_its_sessions():
+def test_a_new_listing_is_not_ranked_yet_and_a_symbol_without_bars_fails():
     frame = pl.DataFrame({"date": [dt.date(2024, 1, 2)], "symbol": ["AAA"]})
     spans = pl.DataFrame({"symbol": ["NEW"], "first_date": [dt.date(2024, 1, 2)],
                           "last_date": [dt.date(2024, 1, 31)]})
     result = gate_symbols(frame, ["AAA", "NEW", "GONE"], spans)
     assert not result.passed
-    assert "NEW (21 sessions of history from 2024-01-02, the warm-up needs" in result.message
-    assert f"needs {MAX_LOOKBACK + 1})" in result.message
-    assert "GONE (no bars)" in result.message
-    assert result.details["missing"] == ["GONE", "NEW"]
+    assert result.message == "1 universe symbol(s) have no feature rows: GONE (no bars)"
+    assert result.details["missing"] == ["GONE"]
+    new = result.details["not_ranked"]["NEW"]
+    assert new == (f"NEW (21 sessions of history from 2024-01-02, the warm-up needs "
+                   f"{MAX_LOOKBACK + 1})")
+    # the new listing alone passes, named; a quarantined symbol without bars too
+    alone = gate_symbols(frame, ["AAA", "NEW", "HELD"], spans,
+                         excused={"HELD": "quarantined: duplicates on 2024-01-05"})
+    assert alone.passed and alone.details["missing"] == []
+    assert alone.message.startswith("1 of 3 universe symbols present; not ranked yet: HELD")
+    assert "NEW (21 sessions" in alone.message
+    assert "HELD (quarantined: duplicates on 2024-01-05)" in alone.message
 
 
 def test_build_publishes_nothing_over_a_version_published_meanwhile(data_dir, panel,

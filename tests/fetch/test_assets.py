@@ -123,6 +123,14 @@ def test_malformed_rows_name_the_row(body, message):
     assert str(info.value) == message
 
 
+def test_an_odd_row_of_a_symbol_not_asked_about_costs_nothing():
+    body = [{"symbol": "ZZZ", "status": "halted", "tradable": None, "name": 7},
+            {"symbol": "AAA", "status": "inactive", "tradable": False}]
+    assert parse_assets(body, wanted={"AAA"}) == [AssetStatus("AAA", "inactive", False)]
+    with pytest.raises(MalformedResponse, match=r"asset row 1 \(ZZZ\) has status halted"):
+        parse_assets(body, wanted={"AAA", "ZZZ"})
+
+
 def test_symbols_are_normalised_and_the_servers_own_spelling_wins():
     rows = [AssetStatus("FB", "inactive", False), AssetStatus("META", "active", True),
             AssetStatus("ANTM", "inactive", False),  # mapped to ELV, which is not listed

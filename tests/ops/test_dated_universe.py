@@ -79,3 +79,38 @@ def test_a_member_delisted_mid_history(data_dir, tmp_path, monkeypatch):
     recorded = store.manifest().universe
     assert recorded is not None and recorded.members is not None
     assert {(m.symbol, m.end) for m in recorded.members if m.end} == {(GONE, GONE_LAST)}
+
+
+def test_fetch_records_the_dates_and_a_plain_build_and_predict_use_them(data_dir, tmp_path,
+                                                                        monkeypatch):
+    """`aurora fetch --universe members.csv`, then `aurora build` and `aurora predict` with
+    no universe: they resolve the fetch's recorded membership, dates included. A member
+    only long before the stored window (OLDCO, which the server does not list) is recorded,
+    not fetched, and fails nothing."""
+    from aurora.cli.main import main
+
+    market = emulator.MarketData.synthetic(SYMBOLS, START, END, seed=13)
+    members = tmp_path / "members.csv"
+    members.write_text("symbol,start,end\r\n" + "".join(
+        f"{s},{JOINED if s == JOINER else START},\r\n" for s in SYMBOLS)
+        + "OLDCO,2010-01-04,2012-12-31\r\n")
+    with emulator.EmulatorServer(market, {KEY_ID: SECRET}, rate_limit_per_minute=10_000) as srv:
+        for name, value in {"APCA_API_KEY_ID": KEY_ID, "APCA_API_SECRET_KEY": SECRET,
+                            "APCA_API_DATA_URL": srv.url, "APCA_API_BASE_URL": srv.url,
+                            "AURORA_DATA_DIR": str(data_dir), **SETTINGS}.items():
+            monkeypatch.setenv(name, value)
+        assert main(["fetch", "--universe", str(members), "--start", START.isoformat(),
+                     "--end", END.isoformat()]) == 0
+        requested = {s for r in srv.request_log if r.path == "/v2/stocks/bars"
+                     for s in r.params.get("symbols", "").split(",")}
+    assert "OLDCO" not in requested and set(SYMBOLS) <= requested
+    store = Store(data_dir)
+    recorded = store.manifest().universe
+    assert recorded is not None and recorded.members is not None
+    assert "OLDCO" in recorded.symbols
+    assert main(["build"]) == 0 and main(["predict"]) == 0
+    features = pl.read_parquet(store.verified_path("features.parquet"))
+    assert features.filter(pl.col("symbol") == JOINER)["date"].min() == JOINED
+    assert "OLDCO" not in features["symbol"].unique().to_list()
+    doc = json.loads(store.verified_path("predictions.json").read_text())
+    assert {p["symbol"] for p in doc["predictions"]} == set(SYMBOLS)

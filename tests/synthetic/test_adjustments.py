@@ -342,3 +342,28 @@ def test_a_spin_off_of_a_company_not_in_the_store_adjusts_nothing() -> None:
     actions = _spin_off("PAR", "KID", D(2024, 1, 3), 2.0, 1.0)
     assert spin_off_values(actions, bars)["value"].to_list() == [None]
     assert point_in_time(bars, actions)["close"].to_list() == [100.0, 80.0]
+
+
+def test_a_dividend_not_below_the_prior_close_is_left_out_and_reported() -> None:
+    """A vendor slip (a 150 dividend on a 100 stock) cannot adjust anything: point_in_time
+    leaves it out instead of stopping every symbol's build, and validation names it."""
+    from aurora.adjustments import point_in_time, unusable_actions
+    from aurora.validation import validate_prices
+
+    bars = bars_frame([("AAA", D(2024, 1, 2), 100.0, 1000), ("AAA", D(2024, 1, 3), 99.0, 1000),
+                       ("BBB", D(2024, 1, 2), 50.0, 1000), ("BBB", D(2024, 1, 3), 49.0, 1000)])
+    actions = actions_frame([dividend("AAA", D(2024, 1, 3), 150.0, "bad"),
+                             dividend("BBB", D(2024, 1, 3), 1.0, "ok")])
+    [row] = unusable_actions(bars, actions).iter_rows(named=True)
+    assert (row["id"], row["symbol"]) == ("bad", "AAA")
+    assert "150.0 per share is not below the last raw close before the ex-date (100.0)" \
+        in row["problem"]
+    adjusted = point_in_time(bars, actions)
+    assert adjusted.filter(pl.col("symbol") == "AAA")["close"].to_list() == [100.0, 99.0]
+    bbb = adjusted.filter(pl.col("symbol") == "BBB")["close"].to_list()
+    assert bbb[1] / bbb[0] == pytest.approx(49.0 / 49.0)  # 50 - 1 paid out: no loss
+    report = validate_prices(bars, universe=["AAA", "BBB"], corporate_actions=actions,
+                             today=D(2024, 1, 4))
+    [bad] = [f for f in report.findings if f.check == "bad_action"]
+    assert bad.severity == "error" and bad.symbol == "AAA" and bad.dates == (D(2024, 1, 3),)
+    assert bad.message.startswith("cash_dividend bad on 2024-01-03: 150.0 per share")

@@ -71,7 +71,11 @@ def planted(part, tmp_path) -> Path:
 def test_planted_disagreements_are_named_and_fail_beyond_the_share(part, store_dir, planted,
                                                                    capsys):
     capsys.readouterr()
-    assert main(["validate", "--data-dir", str(store_dir), "--against", str(planted)]) == 5
+    # within the default 1% share the run passes, naming them; beyond --max-share it fails
+    assert main(["validate", "--data-dir", str(store_dir), "--against", str(planted)]) == 0
+    assert "3 of 1,255 compared bars disagree" in capsys.readouterr().out
+    assert main(["validate", "--data-dir", str(store_dir), "--against", str(planted),
+                 "--max-share", "0.001"]) == 5
     captured = capsys.readouterr()
     close = part.filter(at(*SHIFTED)).get_column("close")[0]
     out = captured.out
@@ -80,7 +84,7 @@ def test_planted_disagreements_are_named_and_fail_beyond_the_share(part, store_d
     assert "A 2018-07-02: bar missing in the store" in out
     assert "symbols only in the other source (1, not compared): ZZZ (251 bars " \
            "2018-01-02..2018-12-31)" in out
-    # 3 of 1,255 bars disagree: 0.24%, beyond the default 0.1%
+    # 3 of 1,255 bars disagree: 0.24%, beyond 0.1%
     assert "FAILED: 3 of 1,255 compared bars disagree" in out
     err = captured.err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("error: reconciliation FAILED: 3 of")

@@ -37,6 +37,7 @@ from aurora.features.registry import (
 )
 from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
+from aurora.quarantine import read_quarantine
 from aurora.schemas import (
     FUNDAMENTALS_TABLE,
     SECTOR_MAP_TABLE,
@@ -51,6 +52,7 @@ from aurora.store.files import (
     SECTOR_MAP,
 )
 from aurora.universe import UniverseLike, as_universe, resolve_universe
+from aurora.validation.inactive import recorded_inactive
 
 REPORT = "build-report.json"
 SHOWN_SYMBOLS = 10
@@ -100,6 +102,14 @@ class BuildResult:
             more = f", +{len(unknown) - SHOWN_SYMBOLS} more" if len(unknown) > SHOWN_SYMBOLS else ""
             lines.append(f"sector unknown for {len(unknown)} symbol(s) ("
                          f"{', '.join(unknown[:SHOWN_SYMBOLS])}{more}; all in {FEATURES_META})")
+        coverage = next((r for r in self.gates.results if r.name == "symbol_coverage"), None)
+        not_ranked = coverage.details.get("not_ranked", {}) if coverage else {}
+        if not_ranked:
+            shown = list(not_ranked.values())[:SHOWN_SYMBOLS]
+            more = (f", +{len(not_ranked) - SHOWN_SYMBOLS} more"
+                    if len(not_ranked) > SHOWN_SYMBOLS else "")
+            lines.append(f"not ranked yet: {len(not_ranked)} symbol(s) ({'; '.join(shown)}"
+                         f"{more})")
         outside = meta["universe"].get("rows_outside_membership") or 0
         if outside:
             lines.append(f"dated universe: {outside:,} rows of symbols on dates they were "
@@ -132,6 +142,16 @@ def load_inputs(store: Store) -> BuildInputs:
              " volume is raw close x raw volume)"]
     return BuildInputs(version, adjusted.prices, optional[SECTOR_MAP], optional[FUNDAMENTALS],
                        adjusted.actions, RAW, sha, notes)
+
+
+def excused_symbols(store: Store, version: str) -> dict[str, str]:
+    """Universe symbols a build may leave without rows, and why: those the version holds
+    quarantined (their bars kept out by a fetch) or recorded inactive at the server."""
+    excused = {s: f"quarantined: {e.reason()}"
+               for s, e in read_quarantine(store, version).quarantined.items()}
+    for symbol in recorded_inactive(store.manifest(version).files.get(PRICES)):
+        excused.setdefault(symbol, "inactive at the server")
+    return excused
 
 
 def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
@@ -220,6 +240,7 @@ def build_features(
                 .agg(pl.col("date").min().alias("first_date"),
                      pl.col("date").max().alias("last_date")))
     report = run_gates(frame.features, universe=symbols, last_bar=last_bar,
+                       excused=excused_symbols(store, inputs.version),
                        max_missing_fraction=config.build.max_missing_fraction,
                        min_dispersion=config.build.min_dispersion, extra=extra,
                        membership=chosen.membership)

@@ -13,7 +13,7 @@ A gate never raises on bad data: it returns a `GateResult` that names the featur
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -98,36 +98,49 @@ def gate_types(frame: pl.DataFrame) -> GateResult:
 
 def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
                  last_bar: pl.DataFrame | None = None,
-                 membership: Membership | None = None) -> GateResult:
+                 membership: Membership | None = None,
+                 excused: Mapping[str, str] | None = None) -> GateResult:
     """Every universe symbol has feature rows (with `membership`: every symbol that is a
-    member on some date of the frame's range). With `last_bar` (symbol, first_date,
-    last_date of its bars) the message says why one has none: no bars at all, or fewer
-    sessions of history than the warm-up (MAX_LOOKBACK + 1 sessions for a first row)."""
+    member on some date of the frame's range), except, named in `details["not_ranked"]`:
+    a symbol with fewer sessions of history than the warm-up (MAX_LOOKBACK + 1 sessions
+    for a first row: a new listing is ranked once its look-backs are full), and the
+    symbols of `excused` (symbol -> why: quarantined, delisted at the server). It fails
+    for a symbol without bars, or with a full warm-up and still no row. `last_bar`
+    (symbol, first_date, last_date of its bars) tells which is which; without it every
+    symbol without rows fails."""
     present = set(frame["symbol"].unique().to_list())
     if membership is not None and frame.height:
         lo, hi = frame["date"].min(), frame["date"].max()
         assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
         universe = sorted(set(universe) & set(membership.ever_between(lo, hi)))
     missing = sorted(set(universe) - present)
-    if not missing:
-        return GateResult("symbol_coverage", True, f"all {len(universe)} universe symbols present",
-                          details={"missing": []})
-    reasons = {}
+    spans = {}
     if last_bar is not None and "first_date" in last_bar.columns:
         spans = {r["symbol"]: (r["first_date"], r["last_date"])
                  for r in last_bar.filter(pl.col("symbol").is_in(missing)).iter_rows(named=True)}
-        for sym in missing:
-            if sym not in spans:
-                reasons[sym] = f"{sym} (no bars)"
-            else:
-                first, last = spans[sym]
-                n = len(sessions(first, last))
-                reasons[sym] = (f"{sym} ({n} sessions of history from {first},"
-                                f" the warm-up needs {MAX_LOOKBACK + 1})")
-    listed = _listed([reasons.get(sym, sym) for sym in missing])
-    msg = (f"{len(missing)} universe symbol(s) have no feature rows (no bars, or less history"
-           f" than the warm-up): {listed}")
-    return GateResult("symbol_coverage", False, msg, details={"missing": missing})
+    not_ranked: dict[str, str] = {}
+    failing: dict[str, str] = {}
+    for sym in missing:
+        if excused and sym in excused:
+            not_ranked[sym] = f"{sym} ({excused[sym]})"
+        elif sym not in spans:
+            failing[sym] = f"{sym} (no bars)"
+        else:
+            first, last = spans[sym]
+            n = len(sessions(first, last))
+            why = f"{sym} ({n} sessions of history from {first}, the warm-up needs " \
+                  f"{MAX_LOOKBACK + 1})"
+            (not_ranked if n < MAX_LOOKBACK + 1 else failing)[sym] = why
+    details: dict[str, Any] = {"missing": sorted(failing), "not_ranked": not_ranked}
+    if failing:
+        msg = (f"{len(failing)} universe symbol(s) have no feature rows: "
+               f"{_listed(list(failing.values()))}")
+        return GateResult("symbol_coverage", False, msg, details=details)
+    msg = f"all {len(universe)} universe symbols present"
+    if not_ranked:
+        msg = (f"{len(universe) - len(not_ranked)} of {len(universe)} universe symbols "
+               f"present; not ranked yet: {_listed(list(not_ranked.values()))}")
+    return GateResult("symbol_coverage", True, msg, details=details)
 
 
 def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None,
@@ -261,13 +274,14 @@ def run_gates(
     min_dispersion: float = 1e-6,
     extra: Sequence[GateResult] = (),
     membership: Membership | None = None,
+    excused: Mapping[str, str] | None = None,
 ) -> GateReport:
     """Run every data gate on `frame` (date, symbol, features); `extra` appends results of
     gates computed elsewhere (the lookahead check). `membership`: a dated universe's
     intervals (coverage is expected on member dates only)."""
     results = [gate_feature_count(frame), gate_types(frame)]
     if "date" in frame.columns and "symbol" in frame.columns:
-        results += [gate_symbols(frame, universe, last_bar, membership),
+        results += [gate_symbols(frame, universe, last_bar, membership, excused),
                     gate_sessions(frame, last_bar, membership)]
         results += gate_dispersion(frame, min_dispersion)
         results += gate_missing(frame, max_missing_fraction)

@@ -14,7 +14,10 @@ Contract:
 - Rows (`parse_assets`): JSON objects with `symbol` (a non-empty string), `status` (`active`
   or `inactive`) and `tradable` (a boolean), and optionally `name` and `exchange` (a string
   or null); unknown fields are ignored and rows whose `class` is not `us_equity` skipped.
-  Anything else is `MalformedResponse` naming the row, so the answer is retried like a 5xx.
+  Only the rows of the symbols asked about are checked (`wanted`; the real answer holds tens
+  of thousands of rows, and an odd one elsewhere must not cost the statuses): a bad one of
+  those is `MalformedResponse` naming the row, so the answer is retried like a 5xx; an
+  answer that is not an array of objects with symbols is malformed as a whole.
 - Symbols are normalised with `aurora.universe.normalize_symbol`. When several rows answer
   to one symbol (a row under the symbol itself and one under a spelling the symbol map
   sends there, such as FB for META; a ticker reused after a delisting), the server's own
@@ -28,8 +31,9 @@ Contract:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -74,6 +78,8 @@ class AssetStatuses:
     assets: Mapping[str, AssetStatus] = field(default_factory=dict)
     listed: int = 0
     error: str | None = None
+    # the symbols the version read recorded as inactive: still ended when unavailable
+    recorded: tuple[str, ...] = ()
 
     @property
     def available(self) -> bool:
@@ -81,7 +87,11 @@ class AssetStatuses:
 
     @property
     def inactive(self) -> tuple[str, ...]:
-        """The asked symbols the server lists as inactive (delisted), in asked order."""
+        """The asked symbols the server lists as inactive (delisted), in asked order; when
+        the statuses are unavailable, those the version read recorded as inactive (a
+        delisting is not undone)."""
+        if self.error is not None:
+            return tuple(s for s in self.symbols if s in self.recorded)
         return tuple(s for s in self.symbols
                      if s in self.assets and self.assets[s].status == "inactive")
 
@@ -100,8 +110,10 @@ class AssetStatuses:
         """The fetch's warning when the statuses are unavailable, else None."""
         if self.error is None:
             return None
-        return (f"asset statuses unavailable ({self.error}): symbols that stopped trading are "
-                "reported as stale_symbol")
+        kept = (f"the {len(self.inactive)} symbol(s) recorded inactive before stay ended; "
+                if self.inactive else "")
+        return (f"asset statuses unavailable ({self.error}): {kept}symbols that stopped "
+                "trading are reported as stale_symbol")
 
     def record(self, last_bars: Mapping[str, dt.date | None]) -> dict[str, Any]:
         """The statuses used, for fetch_report.json: `inactive` (symbol -> the date of its
@@ -120,8 +132,9 @@ def _iso(day: dt.date | None) -> str | None:
     return day.isoformat() if day is not None else None
 
 
-def _row(index: int, row: Any) -> AssetStatus | None:
-    """One row as an `AssetStatus`; None for a row of another asset class."""
+def _row(index: int, row: Any, wanted: Collection[str] | None) -> AssetStatus | None:
+    """One row as an `AssetStatus`; None for a row of another asset class or, with
+    `wanted`, of a symbol not asked about."""
     where = f"asset row {index + 1}"
     if not isinstance(row, dict):
         raise MalformedResponse(f"{where} is not an object")
@@ -130,6 +143,8 @@ def _row(index: int, row: Any) -> AssetStatus | None:
         raise MalformedResponse(f"{where} has no symbol ('symbol' is {printable(symbol)})")
     where = f"asset row {index + 1} ({printable(symbol)})"
     if row.get("class", ASSET_CLASS) != ASSET_CLASS:
+        return None
+    if wanted is not None and normalize_symbol(symbol) not in wanted:
         return None
     status, tradable = row.get("status"), row.get("tradable")
     if status not in ("active", "inactive"):
@@ -147,20 +162,29 @@ def _row(index: int, row: Any) -> AssetStatus | None:
     return AssetStatus(symbol.strip(), status, tradable, texts["name"], texts["exchange"])
 
 
-def parse_assets(data: Any) -> list[AssetStatus]:
-    """The us_equity rows of a `/v2/assets` answer (a JSON array); MalformedResponse naming
-    the first bad row (module docstring)."""
+def parse_assets(data: Any, wanted: Collection[str] | None = None) -> list[AssetStatus]:
+    """The us_equity rows of a `/v2/assets` answer (a JSON array), those of the `wanted`
+    symbols (normalised) only when given; MalformedResponse naming the first bad row
+    (module docstring)."""
     if not isinstance(data, list):
         raise MalformedResponse("the assets answer is not a JSON array")
-    return [asset for i, row in enumerate(data) if (asset := _row(i, row)) is not None]
+    return [asset for i, row in enumerate(data)
+            if (asset := _row(i, row, wanted)) is not None]
+
+
+def _parse_counted(data: Any, wanted: Collection[str]) -> tuple[list[AssetStatus], int]:
+    """(`parse_assets(data, wanted)`, the number of rows of the answer)."""
+    return parse_assets(data, wanted), len(data)
 
 
 def _rank(asset: AssetStatus, symbol: str) -> tuple[bool, bool, bool]:
     return (asset.symbol.upper() == symbol, asset.status == "active", asset.tradable)
 
 
-def statuses_of(assets: Iterable[AssetStatus], symbols: Sequence[str]) -> AssetStatuses:
-    """The statuses of `symbols` (normalised already) among `assets` (module docstring)."""
+def statuses_of(assets: Iterable[AssetStatus], symbols: Sequence[str],
+                listed: int | None = None) -> AssetStatuses:
+    """The statuses of `symbols` (normalised already) among `assets` (module docstring);
+    `listed`: the rows of the whole answer (default: those of `assets`)."""
     wanted = set(symbols)
     chosen: dict[str, AssetStatus] = {}
     count = 0
@@ -170,7 +194,7 @@ def statuses_of(assets: Iterable[AssetStatus], symbols: Sequence[str]) -> AssetS
         if symbol in wanted and (symbol not in chosen
                                  or _rank(asset, symbol) > _rank(chosen[symbol], symbol)):
             chosen[symbol] = asset
-    return AssetStatuses(tuple(symbols), chosen, count)
+    return AssetStatuses(tuple(symbols), chosen, count if listed is None else listed)
 
 
 def fetch_asset_statuses(
@@ -192,8 +216,11 @@ def fetch_asset_statuses(
     with client:
         rows = client.get_json(ASSETS_PATH, {"asset_class": ASSET_CLASS},
                                deadline=client.group_deadline(),
-                               what=f"GET {ASSETS_PATH}", parse=parse_assets, expect="array")
-    return statuses_of(rows, symbols)
+                               what=f"GET {ASSETS_PATH}",
+                               parse=functools.partial(_parse_counted,
+                                                       wanted=frozenset(symbols)),
+                               expect="array")
+    return statuses_of(rows[0], symbols, listed=rows[1])
 
 
 def asset_statuses(config: AuroraConfig, symbols: Sequence[str], **kwargs: Any

@@ -66,6 +66,7 @@ Contract:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
@@ -106,9 +107,10 @@ from aurora.progress import Progress, Steps
 from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.redaction import redact_url
 from aurora.store import Store
+from aurora.store.files import PRICES
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation import CHECKS, ValidationReport
-from aurora.validation.inactive import INACTIVE_META, last_bars
+from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
 
 ACTIONS_LOOKBACK_DAYS = 92
 TIMEFRAME = "1Day"
@@ -230,6 +232,16 @@ def _resolve_window(
     return start, end
 
 
+def _members_in_window(universe: Universe, first: dt.date, last: dt.date
+                       ) -> tuple[list[str], list[str]]:
+    """(the symbols to fetch, the dated universe's symbols never a member in first..last)."""
+    if universe.membership is None:
+        return list(universe.symbols), []
+    within = set(universe.membership.ever_between(first, last))
+    return ([s for s in universe.symbols if s in within],
+            [s for s in universe.symbols if s not in within])
+
+
 def _plan(store: Store, stored: Stored, symbols: list[str], start: dt.date, end: dt.date,
           fc: FetchConfig, history_start: dt.date, full: set[str]
           ) -> tuple[FetchPlan, list[str]]:
@@ -276,12 +288,14 @@ def fetch_prices(
     config.alpaca.require_credentials()  # before anything is read or written
     store = Store(config.data_dir)
     universe = as_universe(universe) if universe is not None else resolve_universe(config, store)
-    symbols = normalize_symbols(universe.symbols)
-    universe = Universe(tuple(symbols), universe.sectors, universe.source)
+    universe = dataclasses.replace(universe, symbols=tuple(normalize_symbols(universe.symbols)))
     start, end = _resolve_window(config, start, end)
     source = PriceSource.of(config)
     stored = load_stored(store, source, new_history=fc.new_history)
     history_start = min(start, stored.history_start or start)
+    # a dated universe's members whose membership lies outside the stored window are
+    # recorded with the universe but not fetched (an index history reaches back decades)
+    symbols, outside = _members_in_window(universe, history_start, end)
     # a new history keeps nothing of the old one, its quarantine record included
     carried = (QuarantineRecord() if fc.new_history or stored.version is None
                else read_quarantine(store, stored.version))
@@ -301,7 +315,8 @@ def fetch_prices(
     report = FetchReport(warnings=list(stored.warnings), symbols_up_to_date=len(plan.up_to_date),
                          source=source.describe(), synthetic=source.synthetic,
                          refetch_reason=stored.refetch_reason,
-                         reconciled=plan.symbols("reconcile"), checkpoints_removed=len(removed))
+                         reconciled=plan.symbols("reconcile"), checkpoints_removed=len(removed),
+                         not_members_in_window=outside)
     client = AlpacaBarsClient.from_config(config, limiter=limiter, transport=transport,
                                           sleep=sleep, deadline=deadline)
     with client:
@@ -343,6 +358,10 @@ def fetch_prices(
         if not run.failures and report.actions_error is None:
             statuses = asset_statuses(config, symbols, limiter=limiter, transport=transport,
                                       sleep=sleep, deadline=deadline, stats=client.stats)
+            if statuses.error and stored.version is not None and not fc.new_history:
+                entry = store.manifest(stored.version).files.get(PRICES)
+                statuses = dataclasses.replace(statuses,
+                                               recorded=tuple(recorded_inactive(entry)))
     _copy_stats(report, limiter, run)
     if statuses is not None and statuses.error:
         report.warnings.append(str(statuses.warning()))

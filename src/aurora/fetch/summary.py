@@ -59,6 +59,8 @@ class FetchReport:
     reconciled: list[str] = field(default_factory=list)  # symbols re-read in full
     reconcile_differed: dict[str, str] = field(default_factory=dict)  # ... and found changed
     kept_unrefreshed: list[str] = field(default_factory=list)  # stored, outside the universe
+    # a dated universe's symbols never a member in the stored window: recorded, not fetched
+    not_members_in_window: list[str] = field(default_factory=list)
     actions_error: str | None = None  # the corporate actions could not be fetched
     checkpoints_removed: int = 0  # other plans' checkpoint directories removed
     assets: dict[str, Any] | None = None  # the asset statuses used (module docstring)
@@ -102,6 +104,10 @@ class FetchReport:
             lines.append(f"reconciliation: re-read the whole history of "
                          f"{len(self.reconciled)} symbol(s) ({_names(self.reconciled)}); "
                          f"{found}")
+        if self.not_members_in_window:
+            lines.append(f"{len(self.not_members_in_window)} symbol(s) of the dated universe "
+                         "are members only outside the stored window, not fetched: "
+                         f"{_names(self.not_members_in_window)}")
         if self.kept_unrefreshed:
             lines.append(f"kept {len(self.kept_unrefreshed)} stored symbol(s) outside this "
                          f"universe, not refreshed: {_names(self.kept_unrefreshed)}")

@@ -47,10 +47,14 @@ from aurora.schemas import PRICES_TABLE, read_table
 from aurora.store import Store
 from aurora.store.files import PRICES
 
-DEFAULT_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume")
-COMPARABLE = (*DEFAULT_COLUMNS, "vwap", "trade_count")
-DEFAULT_TOLERANCE = 1e-6
-DEFAULT_MAX_SHARE = 0.001
+# Prices only by default: vendors count volume differently (consolidated tape or primary
+# exchange, odd lots, late reports), so volumes of two honest sources rarely agree.
+DEFAULT_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
+COMPARABLE = (*DEFAULT_COLUMNS, "volume", "vwap", "trade_count")
+# 0.1%: two vendors' official prices may differ by a cent on a low-priced stock; a wrong
+# bar (a shifted close, an unadjusted split) is far beyond it
+DEFAULT_TOLERANCE = 1e-3
+DEFAULT_MAX_SHARE = 0.01
 MAX_REPORTED = 10_000  # disagreement rows written into the JSON report
 KINDS = ("value", "missing_in_store", "missing_in_other", "symbol_only_in_store",
          "symbol_only_in_other")

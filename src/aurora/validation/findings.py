@@ -36,6 +36,7 @@ CHECKS: dict[str, Severity] = {
     "negative_volume": "error",
     "large_move": "error",
     "explained_move": "warning",
+    "bad_action": "error",
     "stale_close": "warning",
     "zero_volume": "warning",
     "flat_bar": "warning",

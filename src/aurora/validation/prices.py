@@ -22,7 +22,7 @@ PRICE_CHECKS = (
     "schema", "nulls", "non_finite", "missing_symbols", "unexpected_symbols", "duplicates",
     "non_session_dates", "future_dates", "missing_sessions", "long_gap", "stale_symbol",
     "non_positive_prices", "ohlc_inconsistent", "negative_volume", "large_move",
-    "explained_move", "stale_close", "zero_volume", "flat_bar",
+    "explained_move", "bad_action", "stale_close", "zero_volume", "flat_bar",
 )
 
 
@@ -135,6 +135,7 @@ def _run_checks(
         lambda: checks.check_ohlc(frame),
         lambda: checks.check_negative_volume(frame),
         lambda: series.check_large_moves(frame, corporate_actions, config.max_move),
+        lambda: series.check_actions(frame, corporate_actions),
         lambda: series.check_stale_closes(frame, config.stale_run_sessions),
         lambda: series.check_zero_volume(frame),
         lambda: series.check_flat_bars(frame),

@@ -16,7 +16,7 @@ import numpy as np
 import polars as pl
 
 from aurora import calendar
-from aurora.adjustments import spin_off_values
+from aurora.adjustments import spin_off_values, unusable_actions
 from aurora.errors import DataValidationError
 from aurora.schemas import SPIN_OFF_TYPES, SPLIT_TYPES
 from aurora.validation.checks import finding, per_symbol, valid_values
@@ -217,6 +217,17 @@ def _action_effects(actions: pl.DataFrame, closes: pl.DataFrame | None = None) -
             pl.col("text").str.join("; ").alias("actions"),
         )
     )
+
+
+def check_actions(frame: pl.DataFrame, corporate_actions: pl.DataFrame | None
+                  ) -> list[Finding]:
+    """`bad_action`: a split, dividend or valued spin-off that cannot adjust the symbol's
+    raw bars (`aurora.adjustments.unusable_actions`); the adjusted prices leave it out."""
+    bad = unusable_actions(frame, corporate_actions)
+    return [finding("bad_action", f"{r['action_type']} {r['id']} on {r['ex_date']}: "
+                    f"{r['problem']}; left out of the adjusted prices", r["symbol"],
+                    (r["ex_date"],))
+            for r in bad.sort("symbol", "ex_date").iter_rows(named=True)]
 
 
 def check_large_moves(
