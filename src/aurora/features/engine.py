@@ -1,0 +1,268 @@
+"""Compute a set of feature expressions over a wide panel: the plan and its execution.
+
+The algorithm (zipline's pipeline engine is the model):
+
+1. **Graph.** The features' expressions form a DAG; equal subexpressions are one node
+   (`Expr.key`), so shared work (the daily return, the market series) is computed once.
+2. **Phases.** Nodes are put in phases by the direction they must be blocked in: a
+   per-symbol node (time series, element-wise) in an even phase, computed on blocks of whole
+   symbols over every session; a per-date node (cross-sectional, market) or a `custom` one
+   in an odd phase, computed on blocks of whole dates (custom: on the whole panel). A node's
+   phase is the first of its direction not before any input's, so the phases alternate only
+   as often as the expressions do (the 45 need three: series, cross, series on the market).
+3. **Topological order and freeing.** Within a phase, each block evaluates its nodes in
+   topological order and drops each array as soon as its last consumer in the block has
+   read it. A node read by a later phase is kept whole (symbols x sessions) and freed when
+   the last phase that reads it is done; every other intermediate lives only inside one
+   block, so memory is bounded by the block size plus the arrays that cross phases.
+4. **Masking.** Every node's value is set missing outside its symbol's span, where fewer
+   than its derived look-back sessions precede t, and where it is not finite: a window
+   never reads a warm-up value, and no infinity travels.
+5. **Emission.** A feature's cells are written straight into its long output column (the
+   cells of each symbol's span with at least `max look-back` prior sessions) by the block
+   that computes it.
+
+Blocks are independent, so a phase's blocks run on worker threads (`parallel.run_blocks`);
+each cell is computed by the same code on the same block whatever the thread count. Nothing
+here touches process-wide state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aurora.features import kernels
+from aurora.features.expr import Context, Expr, Field
+from aurora.features.parallel import run_blocks
+from aurora.features.wide import WidePanel
+
+BLOCK_CELLS = 300_000
+_PER_DATE = frozenset({"cross", "market", "custom"})
+# the panel's name of each field
+_FIELD_ARRAY = {"shares_outstanding": "shares"}
+
+
+@dataclass
+class Plan:
+    """The graph of named expressions: unique nodes in topological order, each with its
+    phase, the phases that read it, and the features it is."""
+
+    roots: dict[str, Expr]
+    order: list[Expr] = field(default_factory=list)
+    phase: dict[tuple, int] = field(default_factory=dict)
+    readers: dict[tuple, list[Expr]] = field(default_factory=dict)
+    names: dict[tuple, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, roots: Mapping[str, Expr]) -> Plan:
+        plan = cls(dict(roots))
+        seen: set[tuple] = set()
+
+        def visit(node: Expr) -> None:
+            if node.key in seen:
+                return
+            seen.add(node.key)
+            for i in node.inputs:
+                visit(i)
+                plan.readers.setdefault(i.key, []).append(node)
+            plan.order.append(node)
+            plan.phase[node.key] = _phase(node, plan.phase)
+
+        for name, expr in roots.items():
+            visit(expr)
+            plan.names.setdefault(expr.key, []).append(name)
+        return plan
+
+    @property
+    def phases(self) -> list[int]:
+        return sorted({self.phase[n.key] for n in self.order if _computed(n)})
+
+    def nodes(self, phase: int) -> list[Expr]:
+        return [n for n in self.order if self.phase[n.key] == phase and _computed(n)]
+
+    def kept(self, node: Expr) -> bool:
+        """Read by a later phase: kept whole between phases."""
+        mine = self.phase[node.key]
+        return any(self.phase[r.key] != mine for r in self.readers.get(node.key, ()))
+
+    def last_phase(self, node: Expr) -> int:
+        return max((self.phase[r.key] for r in self.readers.get(node.key, ())), default=-1)
+
+
+def _computed(node: Expr) -> bool:
+    return node.kind not in ("field", "const")
+
+
+def _phase(node: Expr, known: Mapping[tuple, int]) -> int:
+    if not _computed(node):
+        return 0
+    base = max((known[i.key] for i in node.inputs), default=0)
+    per_date = node.kind in _PER_DATE
+    return base + (1 if (base % 2 == 0) == per_date else 0)
+
+
+@dataclass
+class Emission:
+    """Where each symbol's emitted cells go in the long output: sessions first[i] .. end[i]
+    at offset[i] .. offset[i + 1] - 1."""
+
+    first: np.ndarray
+    offset: np.ndarray
+
+    @classmethod
+    def of(cls, panel: WidePanel, lookback: int) -> Emission:
+        first = panel.start + lookback
+        counts = np.maximum(panel.end - first + 1, 0)
+        return cls(first, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+    @property
+    def rows(self) -> int:
+        return int(self.offset[-1])
+
+
+def evaluate(
+    roots: Mapping[str, Expr],
+    panel: WidePanel,
+    emission: Emission,
+    *,
+    member: np.ndarray | None = None,
+    workers: int = 1,
+    block_cells: int = BLOCK_CELLS,
+    report: Callable[[str, int, int], None] = lambda stage, done, total: None,
+) -> dict[str, np.ndarray]:
+    """The long output column of every root (named feature), over `emission`'s cells.
+
+    `panel` holds the fields (`open` ... `dollar_volume`, `shares`); `member` (symbols x
+    sessions, bool) limits per-date operators to members. A node that fails raises its
+    error naming the feature(s) it belongs to."""
+    plan = Plan.of(roots)
+    out = {name: np.empty(emission.rows) for name in roots}
+    whole: dict[tuple, np.ndarray] = {}
+    rows, cols = panel.shape
+    for phase in plan.phases:
+        nodes = plan.nodes(phase)
+        for n in nodes:
+            if plan.kept(n):
+                whole[n.key] = np.empty((rows, cols))
+        if phase % 2 == 0:
+            blocks = _blocks(rows, block_cells // max(cols, 1))
+            run = _SymbolBlocks(plan, nodes, panel, whole, out, emission, member)
+        else:
+            blocks = _blocks(cols, block_cells // max(rows, 1))
+            if any(n.kind == "custom" for n in nodes):
+                blocks = [slice(0, cols)]
+            run = _DateBlocks(plan, nodes, panel, whole, out, emission, member)
+        stage = f"phase {phase}"
+        report(stage, 0, len(blocks))
+        run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks), workers,
+                   lambda done, stage=stage, n=len(blocks): report(stage, done, n))
+        for key in [k for k in whole if plan.last_phase(_node(plan, k)) <= phase]:
+            del whole[key]
+    return out
+
+
+def _node(plan: Plan, key: tuple) -> Expr:
+    return next(n for n in plan.order if n.key == key)
+
+
+def _blocks(n: int, size: int) -> list[slice]:
+    size = max(1, size)
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+class _Blocks:
+    """Evaluates one phase's nodes on a block (subclasses: which way the block is cut)."""
+
+    def __init__(self, plan: Plan, nodes: Sequence[Expr], panel: WidePanel,
+                 whole: dict[tuple, np.ndarray], out: dict[str, np.ndarray],
+                 emission: Emission, member: np.ndarray | None) -> None:
+        self.plan, self.nodes, self.panel = plan, nodes, panel
+        self.whole, self.out, self.emission, self.member = whole, out, emission, member
+        inside = {n.key for n in nodes}
+        self.uses = {n.key: sum(r.key in inside for r in plan.readers.get(n.key, ()))
+                     for n in plan.order}
+
+    def __call__(self, sl: slice) -> None:
+        sub = self.sub(sl)
+        ctx = self.context(sl, sub)
+        values: dict[tuple, np.ndarray] = {}
+        left = dict(self.uses)
+        for node in self.nodes:
+            args = [self.read(i, sl, sub, values) for i in node.inputs]
+            try:
+                value = np.array(node.compute(args, ctx), dtype=np.float64, copy=True)
+            except Exception as exc:
+                names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
+                raise type(exc)(f"{names}: {node!r}: {exc}") from exc
+            self.mask(node, value, sub)
+            values[node.key] = value
+            for name in self.plan.names.get(node.key, ()):
+                self.emit(value, sl, self.out[name])
+            if node.key in self.whole:
+                self.store(value, sl, self.whole[node.key])
+            for i in node.inputs:
+                left[i.key] -= 1
+                if left[i.key] == 0:
+                    values.pop(i.key, None)
+
+    def read(self, node: Expr, sl: slice, sub: WidePanel, values: dict[tuple, np.ndarray]
+             ) -> np.ndarray:
+        if node.key in values:
+            return values[node.key]
+        if isinstance(node, Field):
+            return self.field(node, sl, sub)
+        if node.kind == "const":
+            return node.compute([], Context(np.empty(0, dtype=np.int64)))
+        return self.slice(self.whole[node.key], sl)
+
+    def field(self, node: Field, sl: slice, sub: WidePanel) -> np.ndarray:
+        return sub[_FIELD_ARRAY.get(node.name, node.name)]
+
+
+class _SymbolBlocks(_Blocks):
+    def sub(self, sl: slice) -> WidePanel:
+        return self.panel.rows(sl, {})
+
+    def context(self, sl: slice, sub: WidePanel) -> Context:
+        return Context(self.panel.sector_codes[sl],
+                       None if self.member is None else self.member[sl])
+
+    def slice(self, array: np.ndarray, sl: slice) -> np.ndarray:
+        return array[sl]
+
+    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
+        kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
+
+    def emit(self, value: np.ndarray, sl: slice, column: np.ndarray) -> None:
+        kernels.emit_rows(value, self.emission.first[sl], self.emission.offset[sl.start:
+                                                                              sl.stop + 1],
+                          column)
+
+    def store(self, value: np.ndarray, sl: slice, array: np.ndarray) -> None:
+        array[sl] = value
+
+
+class _DateBlocks(_Blocks):
+    def sub(self, sl: slice) -> WidePanel:
+        arrays = {k: v[:, sl] for k, v in self.panel.arrays.items()}
+        return self.panel.columns(sl, arrays)
+
+    def context(self, sl: slice, sub: WidePanel) -> Context:
+        return Context(self.panel.sector_codes,
+                       None if self.member is None else self.member[:, sl])
+
+    def slice(self, array: np.ndarray, sl: slice) -> np.ndarray:
+        return array[:, sl]
+
+    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
+        kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
+
+    def emit(self, value: np.ndarray, sl: slice, column: np.ndarray) -> None:
+        kernels.emit_columns(np.ascontiguousarray(value.T), sl.start, self.emission.first,
+                             self.emission.offset, column)
+
+    def store(self, value: np.ndarray, sl: slice, array: np.ndarray) -> None:
+        array[:, sl] = value

@@ -1,0 +1,288 @@
+"""Feature expressions: a small typed algebra over (symbols x sessions) panels.
+
+An `Expr` is an immutable node: a field (`close`, `volume`, ...), a constant, an
+element-wise operation, a per-symbol time-series operator (`Mean(x, 20)`), a per-date
+cross-sectional operator (`Rank(x)`, `ZScore(x, sector)`), the market series `Market(x)`
+or a `custom` numpy function. Arithmetic (`+ - * / **`, unary `-`) and comparisons
+(`< <= > >=`, giving 1.0 or 0.0) build new nodes, so `Log(volume + 1)` is an expression.
+
+Contract (every operator):
+- **Look-back** (`Expr.lookback`): the sessions of a symbol's history before t that the value
+  at t reads, derived from the inputs and never typed: `Ref(x, n)` adds n, a window of n
+  sessions adds n - 1, so `Ref(Mean(x, 5), 3)` needs 7. Cross-sectional, market and
+  element-wise nodes add nothing. The engine masks every node to missing where its
+  look-back is not full, outside its symbol's span and where it is not finite.
+- **Missing data**: NaN is missing. A window statistic uses the bars present when they are at
+  least 80% of its window (`ops.min_obs`); `Ref` and element-wise operations propagate a
+  missing input. Cross-sectional operators use the symbols present on the date.
+- **Causality**: a time-series operator at t reads only sessions <= t of its own symbol; a
+  cross-sectional or market operator reads only date t. `custom` functions are proven
+  causal by the build's perturbation test, not trusted.
+- **Identity**: two expressions built alike are equal and hash alike (`Expr.key`), so the
+  planner computes a shared subexpression once. `repr` is the grammar form.
+
+Nothing here computes on its own: `compute(args, ctx)` is called by the engine with the
+inputs' arrays, in topological order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from aurora.features import ops
+
+Kind = str  # "field" | "const" | "elementwise" | "series" | "cross" | "market" | "custom"
+FIELDS = ("open", "high", "low", "close", "volume", "vwap", "dollar_volume",
+          "shares_outstanding")
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a node's computation may read besides its inputs: the sector code of each row
+    (cross-sectional `by` sector) and the rows that are members on each date (market)."""
+
+    sector_codes: np.ndarray
+    member: np.ndarray | None = None  # bool, like the arrays (None: every row a member)
+
+
+class Expr:
+    """A node of a feature expression (module docstring)."""
+
+    kind: ClassVar[Kind] = "elementwise"
+    window: int = 0  # sessions this node itself adds to its inputs' look-back
+
+    def __init__(self, *inputs: Expr, params: tuple[Any, ...] = ()) -> None:
+        self.inputs: tuple[Expr, ...] = tuple(_expr(x) for x in inputs)
+        self.params = params
+        self.key: tuple[Any, ...] = (type(self).__name__, params, *(i.key for i in self.inputs))
+        self.lookback: int = self.window + max((i.lookback for i in self.inputs), default=0)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Expr) and self.key == other.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        shown = [repr(i) for i in self.inputs] + [_param(p) for p in self.params]
+        return f"{type(self).__name__}({', '.join(shown)})"
+
+    # arithmetic and comparisons build nodes
+    def __add__(self, o: Any) -> Expr: return Binary("+", self, o)
+    def __radd__(self, o: Any) -> Expr: return Binary("+", o, self)
+    def __sub__(self, o: Any) -> Expr: return Binary("-", self, o)
+    def __rsub__(self, o: Any) -> Expr: return Binary("-", o, self)
+    def __mul__(self, o: Any) -> Expr: return Binary("*", self, o)
+    def __rmul__(self, o: Any) -> Expr: return Binary("*", o, self)
+    def __truediv__(self, o: Any) -> Expr: return Binary("/", self, o)
+    def __rtruediv__(self, o: Any) -> Expr: return Binary("/", o, self)
+    def __pow__(self, o: Any) -> Expr: return Binary("**", self, o)
+    def __neg__(self) -> Expr: return Binary("-", Const(0.0), self)
+    def __lt__(self, o: Any) -> Expr: return Binary("<", self, o)
+    def __le__(self, o: Any) -> Expr: return Binary("<=", self, o)
+    def __gt__(self, o: Any) -> Expr: return Binary(">", self, o)
+    def __ge__(self, o: Any) -> Expr: return Binary(">=", self, o)
+
+
+def _param(p: Any) -> str:
+    return repr(p) if isinstance(p, str) else f"{p:g}" if isinstance(p, float) else str(p)
+
+
+def _expr(x: Any) -> Expr:
+    if isinstance(x, Expr):
+        return x
+    if isinstance(x, int | float) and not isinstance(x, bool):
+        return Const(float(x))
+    raise TypeError(f"{x!r} is not an expression or a number")
+
+
+# -- leaves ---------------------------------------------------------------------------------
+class Field(Expr):
+    """An input array: `open high low close vwap` (adjusted as of each date), `volume` (same
+    basis), `dollar_volume` (USD traded), `shares_outstanding` (known at t, volume basis)."""
+
+    kind = "field"
+
+    def __init__(self, name: str) -> None:
+        if name not in FIELDS:
+            raise ValueError(f"unknown field {name!r} (fields: {', '.join(FIELDS)})")
+        super().__init__(params=(name,))
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class Const(Expr):
+    kind = "const"
+
+    def __init__(self, value: float) -> None:
+        if not math.isfinite(value):
+            raise ValueError(f"constant {value!r} is not a finite number")
+        super().__init__(params=(float(value),))
+        self.value = float(value)
+
+    def __repr__(self) -> str:
+        return f"{self.value:g}"
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return np.float64(self.value)  # type: ignore[return-value]
+
+
+class Group:
+    """A grouping of the rows for cross-sectional operators: only `sector` exists."""
+
+    def __repr__(self) -> str:
+        return "sector"
+
+
+sector = Group()
+open_, high, low, close = Field("open"), Field("high"), Field("low"), Field("close")
+volume, vwap, dollar_volume = Field("volume"), Field("vwap"), Field("dollar_volume")
+shares_outstanding = Field("shares_outstanding")
+
+
+# -- element-wise ---------------------------------------------------------------------------
+_BINARY: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "**": np.power,
+    "<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
+}
+
+
+class Binary(Expr):
+    """`a op b`; a comparison is 1.0 or 0.0, missing when either side is missing."""
+
+    def __init__(self, op: str, a: Any, b: Any) -> None:
+        super().__init__(a, b, params=(op,))
+        self.op = op
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        a, b = args
+        with np.errstate(all="ignore"):
+            out = _BINARY[self.op](a, b)
+        if self.op in ("<", "<=", ">", ">="):
+            return np.where(np.isnan(a) | np.isnan(b), np.nan, out.astype(np.float64))
+        return out
+
+    def __repr__(self) -> str:
+        a, b = self.inputs
+        if self.op == "-" and isinstance(a, Const) and a.value == 0.0:
+            return f"-{_wrap(b)}"
+        return f"{_wrap(a)} {self.op} {_wrap(b)}"
+
+
+def _wrap(x: Expr) -> str:
+    return f"({x!r})" if isinstance(x, Binary) else repr(x)
+
+
+class _Unary(Expr):
+    fn: ClassVar[Callable[[np.ndarray], np.ndarray]]
+
+    def __init__(self, x: Any) -> None:
+        super().__init__(x)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return type(self).fn(args[0])
+
+
+class Abs(_Unary):
+    fn = staticmethod(np.abs)
+
+
+class Sign(_Unary):
+    fn = staticmethod(np.sign)
+
+
+class Log(_Unary):
+    """Natural log; missing for a non-positive input."""
+
+    fn = staticmethod(ops.safe_log)
+
+
+class Sqrt(_Unary):
+    """Square root; missing for a negative input."""
+
+    fn = staticmethod(lambda x: np.sqrt(np.where(x >= 0, x, np.nan)))
+
+
+class Power(Expr):
+    def __init__(self, x: Any, p: float) -> None:
+        super().__init__(x, params=(float(p),))
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return np.power(args[0], self.params[0])
+
+
+class Where(Expr):
+    """`a` where `cond` is non-zero, else `b`; missing where `cond` is missing."""
+
+    def __init__(self, cond: Any, a: Any, b: Any = math.nan) -> None:
+        super().__init__(cond, a, b if not (isinstance(b, float) and math.isnan(b)) else _NAN)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        cond, a, b = args
+        return np.where(np.isnan(cond), np.nan, np.where(cond != 0, a, b))
+
+
+class _Missing(Expr):
+    kind = "const"
+
+    def __repr__(self) -> str:
+        return "nan"
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return np.float64(np.nan)  # type: ignore[return-value]
+
+
+_NAN = _Missing()
+
+
+class Present(Expr):
+    """1.0 where x is present, 0.0 where it is missing (never missing itself)."""
+
+    def __init__(self, x: Any) -> None:
+        super().__init__(x)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return (~np.isnan(args[0])).astype(np.float64)
+
+
+class Coalesce(Expr):
+    """a where it is present, else b."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(a, b)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        a, b = args
+        return np.where(np.isnan(a), b, a)
+
+
+class Less(Expr):
+    """The smaller of two expressions at each cell (Qlib's `Less`; missing if either is)."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(a, b)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return np.minimum(args[0], args[1])
+
+
+class Greater(Expr):
+    """The larger of two expressions at each cell (Qlib's `Greater`)."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(a, b)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return np.maximum(args[0], args[1])
