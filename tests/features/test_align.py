@@ -9,13 +9,12 @@ import polars as pl
 import pytest
 
 from aurora.errors import DataValidationError
-from aurora.features import compute
 from aurora.features.wide import align_wide
 
 from .conftest import SECTORS, random_panel
 
 
-def test_unsorted_bars_give_the_same_panel_and_plan():
+def test_unsorted_bars_give_the_same_panel():
     prices = random_panel(missing=0.05, seed=5)
     shuffled = prices.sample(fraction=1.0, shuffle=True, seed=1)
     a, _ = align_wide(prices, sectors=SECTORS)
@@ -24,10 +23,6 @@ def test_unsorted_bars_give_the_same_panel_and_plan():
     np.testing.assert_array_equal(a.start, b.start)
     for name, array in a.arrays.items():
         np.testing.assert_array_equal(array, b.arrays[name], err_msg=name)
-    rows, cols = a.shape
-    emitted = int(np.maximum(a.end - a.start - compute.MAX_LOOKBACK + 1, 0).sum())
-    assert compute._planned_shape(prices) == (rows, cols, emitted)
-    assert compute._planned_shape(shuffled) == (rows, cols, emitted)
 
 
 def test_a_missing_bar_is_nan_and_keeps_its_column():
@@ -57,12 +52,3 @@ def test_bar_on_a_non_session_is_named():
         align_wide(bad, sectors=SECTORS)
 
 
-def test_symbol_column_from_views_equals_polars_gather():
-    row = np.array([2, 0, 0, 1, 2, 2], dtype=np.uint32)
-    short = ["A", "BRK.B", "TWELVE_BYTES"]
-    views = np.zeros((len(row), 16), dtype=np.uint8)
-    got = compute._symbol_column(short, row, views)
-    assert got.dtype == pl.String
-    assert got.to_list() == [short[i] for i in row]
-    long = ["A", "THIRTEEN_BYTE", "É"]  # too long for an inline view: polars gathers
-    assert compute._symbol_column(long, row, views).to_list() == [long[i] for i in row]

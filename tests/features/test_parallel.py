@@ -1,4 +1,4 @@
-"""Worker threads and prefaulted outputs: the same cells, bit for bit, as one thread."""
+"""Worker threads and block sizes: the same cells, bit for bit, as one thread."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from aurora.features import compute
 from aurora.features.compute import compute_panel
-from aurora.features.memory import Prefault
 from aurora.features.parallel import run_blocks
 from aurora.features.registry import REGISTRY
 
@@ -24,34 +22,6 @@ def test_workers_and_blocking_do_not_change_any_cell():
     assert ref.features.height > 0
     assert par.features.equals(ref.features)
     assert par.turnover_fallback == ref.turnover_fallback
-
-
-def test_prefaulted_outputs_give_the_same_cells(monkeypatch):
-    prices = random_panel(missing=0.05, seed=12)
-    ref = compute_panel(prices, sectors=SECTORS, workers=1)
-    started: list[Prefault] = []
-    original = compute._prefault
-
-    def spy(frame: pl.DataFrame) -> Prefault | None:
-        result = original(frame)
-        started.append(result)
-        return result
-
-    monkeypatch.setattr(compute, "PREFAULT_MIN_BYTES", 0)
-    monkeypatch.setattr(compute, "_prefault", spy)
-    par = compute_panel(prices, sectors=SECTORS, workers=2, block_cells=800)
-    assert started and started[0] is not None  # the planned shapes were the real ones
-    assert par.features.equals(ref.features)
-
-
-def test_prefault_maps_zeroed_arrays_in_order():
-    prefault = Prefault([("a", (3, 4), np.float64), ("b", (5,), np.int64)])
-    assert prefault.shapes() == {"a": (3, 4), "b": (5,)}
-    a, b = prefault.get("a"), prefault.get("b")
-    assert a.shape == (3, 4) and a.dtype == np.float64 and not a.any()
-    assert b.dtype == np.int64 and not b.any()
-    a[2, 3] = 7.0  # writable
-    assert a.sum() == 7.0
 
 
 def test_run_blocks_runs_every_block_once_and_reports_progress():
@@ -80,7 +50,8 @@ def test_symbol_without_emitted_rows_inside_a_block(workers):
     with_short = pl.concat([prices.filter(pl.col("symbol") != "BBB"), short]).sort(
         "symbol", "date")
     without = prices.filter(pl.col("symbol") != "BBB")
-    own_bars = ["date", "symbol", *(s.name for s in REGISTRY if s.stage == "series")]
+    own_bars = ["date", "symbol", *(s.name for s in REGISTRY if s.expr.own_bars_only)]
+    assert len(own_bars) == 2 + 25
     a = compute_panel(with_short, sectors=SECTORS, workers=workers, block_cells=1100).features
     b = compute_panel(without, sectors=SECTORS, workers=workers, block_cells=1100).features
     assert "BBB" not in a["symbol"].to_list()

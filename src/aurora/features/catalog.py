@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from aurora.features.expr import (
     Abs,
@@ -43,8 +44,8 @@ from aurora.features.operators import (
     Std,
     ZScore,
 )
-from aurora.features.spec import Family
 
+Family = Literal["price", "volume", "cross_sectional", "residual", "user"]
 TURNOVER_FALLBACK_WINDOW = 250
 AMIHUD_SCALE = 1e6
 BETA_WINDOW = 60

@@ -219,7 +219,12 @@ class _Blocks:
         return self.slice(self.whole[node.key], sl)
 
     def field(self, node: Field, sl: slice, sub: WidePanel) -> np.ndarray:
-        return sub[_FIELD_ARRAY.get(node.name, node.name)]
+        name = _FIELD_ARRAY.get(node.name, node.name)
+        if name not in sub.arrays:
+            users = [root for root, expr in self.plan.roots.items() if node in expr.walk()]
+            raise ValueError(f"{', '.join(users)}: uses {node.name}, which these prices do "
+                             "not have")
+        return sub[name]
 
 
 class _SymbolBlocks(_Blocks):

@@ -65,6 +65,25 @@ class Expr:
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         raise NotImplementedError
 
+    def walk(self) -> list[Expr]:
+        """This node and every node below it, each once, inputs before their readers."""
+        seen: dict[tuple[Any, ...], Expr] = {}
+
+        def visit(node: Expr) -> None:
+            if node.key not in seen:
+                for i in node.inputs:
+                    visit(i)
+                seen[node.key] = node
+
+        visit(self)
+        return list(seen.values())
+
+    @property
+    def own_bars_only(self) -> bool:
+        """True when the value of a symbol depends on its own bars alone (no cross-sectional
+        or market node below)."""
+        return all(n.kind not in ("cross", "market", "custom") for n in self.walk())
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expr) and self.key == other.key
 
@@ -85,6 +104,7 @@ class Expr:
     def __truediv__(self, o: Any) -> Expr: return Binary("/", self, o)
     def __rtruediv__(self, o: Any) -> Expr: return Binary("/", o, self)
     def __pow__(self, o: Any) -> Expr: return Binary("**", self, o)
+    def __rpow__(self, o: Any) -> Expr: return Binary("**", o, self)
     def __neg__(self) -> Expr: return Binary("-", Const(0.0), self)
     def __lt__(self, o: Any) -> Expr: return Binary("<", self, o)
     def __le__(self, o: Any) -> Expr: return Binary("<=", self, o)
@@ -92,8 +112,14 @@ class Expr:
     def __ge__(self, o: Any) -> Expr: return Binary(">=", self, o)
 
 
+def _number(v: float) -> str:
+    """The shortest text that reads back as exactly `v` (`2`, `0.5`, `2.772588722239781`)."""
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
 def _param(p: Any) -> str:
-    return repr(p) if isinstance(p, str) else f"{p:g}" if isinstance(p, float) else str(p)
+    return repr(p) if isinstance(p, str) else _number(p) if isinstance(p, float) else str(p)
 
 
 def _expr(x: Any) -> Expr:
@@ -131,7 +157,7 @@ class Const(Expr):
         self.value = float(value)
 
     def __repr__(self) -> str:
-        return f"{self.value:g}"
+        return _number(self.value)
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         return np.float64(self.value)  # type: ignore[return-value]
@@ -176,7 +202,8 @@ class Binary(Expr):
         a, b = self.inputs
         if self.op == "-" and isinstance(a, Const) and a.value == 0.0:
             return f"-{_wrap(b)}"
-        return f"{_wrap(a)} {self.op} {_wrap(b)}"
+        left = f"({a!r})" if self.op == "**" and repr(a).startswith("-") else _wrap(a)
+        return f"{left} {self.op} {_wrap(b)}"
 
 
 def _wrap(x: Expr) -> str:
@@ -232,6 +259,11 @@ class Where(Expr):
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         cond, a, b = args
         return np.where(np.isnan(cond), np.nan, np.where(cond != 0, a, b))
+
+    def __repr__(self) -> str:
+        cond, a, b = self.inputs
+        tail = "" if b is _NAN else f", {b!r}"
+        return f"Where({cond!r}, {a!r}{tail})"
 
 
 class _Missing(Expr):

@@ -356,33 +356,3 @@ def mask_cells(value: np.ndarray, first: np.ndarray, last: np.ndarray,
                 value[i, t] = np.nan
         for t in range(hi, cols):
             value[i, t] = np.nan
-
-
-
-@njit(cache=True, nogil=True)
-def gather_columns(out: np.ndarray, warm: np.ndarray, d0: int, start: np.ndarray,
-                   first: np.ndarray, end: np.ndarray, offset: np.ndarray,
-                   warm_offset: np.ndarray, block: np.ndarray) -> None:
-    """The date-major block (sessions d0 .. d0 + len(block) - 1) x symbols of one feature,
-    read back from where the series stage stored it: symbol i's emitted cells (sessions
-    first[i] .. end[i]) from `out` at offset[i], its warm-up cells (start[i] .. first[i] - 1)
-    from `warm` at warm_offset[i]; NaN outside start[i] .. end[i]. The inverse of
-    `emit_rows` plus `emit_columns`."""
-    n_days, n_symbols = block.shape
-    for i in range(n_symbols):
-        for t in range(d0, d0 + n_days):
-            if t < start[i] or t > end[i]:
-                block[t - d0, i] = np.nan
-            elif t < first[i]:
-                block[t - d0, i] = warm[warm_offset[i] + t - start[i]]
-            else:
-                block[t - d0, i] = out[offset[i] + t - first[i]]
-
-
-@njit(cache=True, nogil=True)
-def string_views(row: np.ndarray, table: np.ndarray, views: np.ndarray) -> None:
-    """Arrow string views of a long column: views[k] = table[row[k]], each view 16 bytes
-    as two uint64 (table: one inline view per distinct string, all of at most 12 bytes)."""
-    for k in range(row.shape[0]):
-        views[k, 0] = table[row[k], 0]
-        views[k, 1] = table[row[k], 1]

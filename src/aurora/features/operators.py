@@ -31,7 +31,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from aurora.features import ops
-from aurora.features.expr import Context, Expr, Group, sector
+from aurora.features.expr import Context, Expr, Group, _number, sector
 
 
 def _window(n: Any, name: str, least: int = 1) -> int:
@@ -291,7 +291,7 @@ class _Cross(Expr):
 
 
 def _p(p: Any) -> str:
-    return f"{p:g}" if isinstance(p, float) else str(p)
+    return _number(p) if isinstance(p, float) else str(p)
 
 
 def _members(x: np.ndarray, ctx: Context) -> np.ndarray:

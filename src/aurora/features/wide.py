@@ -18,7 +18,7 @@ checks are vectorised, and on a failure the row-level messages of `panel.check_p
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -38,9 +38,6 @@ from aurora.features.panel import (
     shares_table,
 )
 from aurora.schemas import BAR_COLUMNS
-
-# The float64 (symbols x sessions) arrays align_wide fills from the bars.
-WIDE_PRICE_ARRAYS: tuple[str, ...] = (*BAR_COLUMNS, "dollar_volume")
 
 
 @dataclass
@@ -79,18 +76,14 @@ class WidePanel:
         return WidePanel(self.symbols, self.dates[sl], self.start - first, self.end - first,
                          self.sectors, arrays)
 
-    def valid(self, lookback: int) -> np.ndarray:
-        """Bool mask (symbols x sessions): cells inside the symbol's span with at least
-        `lookback` sessions of the symbol before them."""
-        cols = np.arange(self.shape[1])[None, :]
-        return (cols >= (self.start + lookback)[:, None]) & (cols <= self.end[:, None])
 
 
-def _cast(prices: pl.DataFrame) -> pl.DataFrame | None:
-    """The store schema's types, or None when a column is missing (let check_prices say so)."""
+def _cast(prices: pl.DataFrame, optional: Sequence[str] = ()) -> pl.DataFrame | None:
+    """The store schema's types, or None when a column is missing (let check_prices say so).
+    `optional`: other float columns wanted, kept when the prices have them."""
     if any(c not in prices.columns for c in ("date", "symbol", *BAR_COLUMNS)):
         return None
-    extra = [c for c in ("dollar_volume",) if c in prices.columns]
+    extra = [c for c in ("dollar_volume", *optional) if c in prices.columns]
     return prices.select(
         pl.col("date").cast(pl.Date),
         pl.col("symbol").cast(pl.String),
@@ -159,15 +152,12 @@ def align_wide(
     sectors: Mapping[str, str] | pl.DataFrame | None,
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
-    empty: Callable[[str, tuple[int, int]], np.ndarray] | None = None,
+    optional: Sequence[str] = (),
 ) -> tuple[WidePanel, PanelInfo]:
-    """Build the wide panel (see the module docstring) from adjusted prices.
-
-    empty(name, shape): where the arrays named in WIDE_PRICE_ARRAYS are allocated (default
-    np.empty; the build passes memory it has mapped ahead, see `memory.Prefault`)."""
-    new = empty or (lambda name, shape: np.empty(shape))
+    """Build the wide panel (see the module docstring) from adjusted prices. `optional`:
+    other price columns to align when the prices have them (`vwap`)."""
     info = PanelInfo()
-    frame = _cast(prices)
+    frame = _cast(prices, optional)
     if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
             "date"].null_count() or not frame.select(bar_values_ok().all()).item():
         _raise_row_error(prices)
@@ -190,14 +180,13 @@ def align_wide(
     end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
     del seen, have, row
 
-    columns = [*BAR_COLUMNS, *(["dollar_volume"] if "dollar_volume" in frame.columns else [])]
-    arrays = {c: new(c, shape) for c in columns}
+    columns = [*BAR_COLUMNS, *(c for c in ("dollar_volume", *optional) if c in frame.columns)]
+    arrays = {c: np.empty(shape) for c in columns}
     with ThreadPoolExecutor(2) as pool:  # the scatters release the GIL
         list(pool.map(lambda c: kernels.scatter(key, frame[c].to_numpy(), arrays[c].ravel()),
                       columns))
     if "dollar_volume" not in arrays:
-        arrays["dollar_volume"] = np.multiply(arrays["close"], arrays["volume"],
-                                              out=new("dollar_volume", shape))
+        arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
     table = sector_frame(sectors, names, info).sort("symbol")
     shares = shares_table(fundamentals, frame, actions, info)
     arrays["shares"] = (np.full(shape, np.nan) if shares is None
