@@ -12,8 +12,9 @@ Sources, lowest precedence first:
 Secrets (`SecretStr`) print as `**********`; `load_config` errors name the setting and the
 source but never echo a secret's value. An empty path setting (data_dir, universe,
 `$AURORA_CONFIG`) is a ConfigError, never the current directory; a configuration file that
-cannot be read as UTF-8 TOML is one too. A relative `universe` in the TOML file is relative
-to that file's directory; from the environment or a flag, to the working directory.
+cannot be read as UTF-8 TOML is one too. A relative `universe` or `[build] features` in the
+TOML file is relative to that file's directory; from the environment or a flag, to the
+working directory.
 """
 
 from __future__ import annotations
@@ -136,6 +137,15 @@ class ValidationConfig(_Section):
 class BuildConfig(_Section):
     max_missing_fraction: float = Field(0.05, ge=0, le=1)
     min_dispersion: float = Field(1e-6, ge=0)
+    # user features added to the 45 (TOML or Python file, docs/user-features.md)
+    features: Path | None = None
+
+    @field_validator("features")
+    @classmethod
+    def _features_path(cls, value: Path | None) -> Path | None:
+        if value is not None and not str(value).strip():
+            raise ValueError("the path is empty")
+        return None if value is None else Path(value).expanduser()
 
 
 class PredictConfig(_Section):
@@ -349,6 +359,12 @@ def _read_toml(path: Path) -> dict[str, Any]:
         relative = Path(universe).expanduser()
         if not relative.is_absolute():
             tree["universe"] = str(path.parent / relative)
+    build = tree.get("build")
+    features = build.get("features") if isinstance(build, dict) else None
+    if isinstance(features, str) and features.strip():
+        relative = Path(features).expanduser()
+        if not relative.is_absolute():
+            build["features"] = str(path.parent / relative)  # type: ignore[index]
     return tree
 
 

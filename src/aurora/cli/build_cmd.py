@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from aurora.cli.common import (
@@ -16,20 +18,31 @@ from aurora.cli.common import (
 from aurora.cli.progress import progress_bars
 from aurora.universe import resolve_universe
 
+FeaturesOption = Annotated[
+    str | None,
+    typer.Option("--features", help="Your own features, added to the 45: a TOML file "
+                 "([features] f_name = \"expression\") or a Python file defining FEATURES "
+                 "(docs/user-features.md); default: build.features in aurora.toml."),
+]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
-              universe: UniverseOption = None, progress: ProgressOption = True) -> None:
-        """Build the 45-feature panel from the stored prices; publish it if every gate passes.
+              universe: UniverseOption = None, features: FeaturesOption = None,
+              progress: ProgressOption = True) -> None:
+        """Build the feature panel (the 45, plus --features) from the stored prices; publish
+        it if every gate passes, the lookahead proof of every feature included.
 
         The universe is the one recorded in the store (the last fetch's) unless --universe
         or the configuration names another.
         """
         from aurora.features import build_features  # deferred: start-up time (cli/main.py)
 
-        cfg = make_config(config, data_dir=data_dir, universe=universe)
-        with command_run(ctx, "build", cfg, config_file=config) as run, \
+        cfg = make_config(config, data_dir=data_dir, universe=universe,
+                          **{"build.features": features})
+        reads = [cfg.build.features] if cfg.build.features is not None else []
+        with command_run(ctx, "build", cfg, config_file=config, reads=reads) as run, \
                 progress_bars(progress) as bars:
             chosen = resolve_universe(cfg, run.store)
             run.use_universe(chosen)

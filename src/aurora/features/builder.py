@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,8 @@ from aurora.atomic import atomic_write_json, atomic_write_parquet
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
-from aurora.features.compute import FeatureFrame, compute_features, compute_panel
+from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
+from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.registry import (
     FEATURE_NAMES,
@@ -35,6 +36,7 @@ from aurora.features.registry import (
     REGISTRY_VERSION,
     family_counts,
 )
+from aurora.features.userfeatures import feature_set_hash, load_user_features
 from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
 from aurora.quarantine import read_quarantine
@@ -154,38 +156,73 @@ def excused_symbols(store: Store, version: str) -> dict[str, str]:
     return excused
 
 
+@dataclass(frozen=True)
+class FeatureSet:
+    """The features a build computes: the registry's 45, plus user features (name ->
+    expression) from `source` (`build.features`, `aurora build --features`)."""
+
+    user: Mapping[str, Expr] = field(default_factory=dict)
+    source: Path | None = None
+
+    @classmethod
+    def configured(cls, config: AuroraConfig) -> FeatureSet:
+        path = config.build.features
+        return cls(load_user_features(path), path) if path is not None else cls()
+
+    @property
+    def names(self) -> list[str]:
+        return [*FEATURE_NAMES, *self.user]
+
+    @property
+    def max_lookback(self) -> int:
+        return max([MAX_LOOKBACK, *(e.lookback for e in self.user.values())])
+
+    def describe(self) -> list[dict[str, Any]]:
+        return ([{"name": s.name, "family": s.family, "lookback": s.lookback,
+                  "expression": repr(s.expr)} for s in REGISTRY]
+                + [{"name": n, "family": "user", "lookback": e.lookback, "expression": repr(e)}
+                   for n, e in self.user.items()])
+
+
 def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
-                   membership: Membership | None = None) -> GateResult:
+                   membership: Membership | None = None,
+                   features: FeatureSet = FeatureSet()) -> GateResult:
     """Perturbation check on the tail of the history: cutoff LOOKAHEAD_TAIL sessions before
-    the last date, recomputed from MAX_LOOKBACK + 20 sessions before the cutoff."""
+    the last date, recomputed from the largest look-back + 20 sessions before the cutoff.
+    Every feature is checked, the user's included: one that reads the future fails it."""
     last = inputs.prices["date"].max()
     assert isinstance(last, dt.date)
     cutoff = sessions_back(last, LOOKAHEAD_TAIL)
-    start = sessions_back(cutoff, MAX_LOOKBACK + 20)
+    start = sessions_back(cutoff, features.max_lookback + 20)
     tail = inputs.prices.filter(pl.col("date") >= start)
 
     def compute(prices: pl.DataFrame) -> pl.DataFrame:
         return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                 actions=inputs.actions, universe=symbols,
-                                membership=membership)
+                                membership=membership, extra=features.user)
 
     return check_lookahead(tail, compute, cutoff)
 
 
 def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
-               universe_source: str, report: GateReport) -> dict[str, Any]:
+               universe_source: str, report: GateReport,
+               features: FeatureSet = FeatureSet()) -> dict[str, Any]:
     f = frame.features
     lo, hi = f["date"].min(), f["date"].max()
+    counts = {**family_counts(), **({"user": len(features.user)} if features.user else {})}
     return {
-        "feature_count": len(FEATURE_NAMES),
+        "feature_count": len(features.names),
         "symbol_count": f["symbol"].n_unique(),
         "row_count": f.height,
         "date_range": [str(lo), str(hi)],
-        "feature_types": family_counts(),
+        "feature_types": counts,
         "registry_version": REGISTRY_VERSION,
-        "max_lookback": MAX_LOOKBACK,
-        "features": [{"name": s.name, "family": s.family, "lookback": s.lookback}
-                     for s in REGISTRY],
+        "max_lookback": features.max_lookback,
+        "features": features.describe(),
+        "user_features": ({"source": str(features.source), "names": list(features.user),
+                           "hash": feature_set_hash(features.user)}
+                          if features.user else None),
+        "feature_set_hash": feature_set_hash(feature_set(features.user)),
         "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
         "price_adjustment": inputs.adjustment,
         "universe": {"source": universe_source, "symbols": len(symbols),
@@ -222,6 +259,7 @@ def build_features(
     note = progress or no_progress
     inputs: BuildInputs | None = None
     try:
+        features = FeatureSet.configured(config)
         inputs = load_inputs(store)
         chosen = (as_universe(universe) if universe is not None
                   else resolve_universe(config, store, inputs.version))
@@ -229,13 +267,14 @@ def build_features(
         frame = compute_panel(inputs.prices, sectors=inputs.sectors,
                               fundamentals=inputs.fundamentals, actions=inputs.actions,
                               universe=symbols, membership=chosen.membership,
-                              progress=progress)
+                              extra=features.user, progress=progress)
     except DataValidationError as exc:
         _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
                                     "inputs": inputs.sha256 if inputs else {}})
         raise
     note("gates", 0, 1)
-    extra = [lookahead_gate(inputs, symbols, chosen.membership)] if lookahead else []
+    extra = ([lookahead_gate(inputs, symbols, chosen.membership, features)]
+             if lookahead else [])
     last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
                 .agg(pl.col("date").min().alias("first_date"),
                      pl.col("date").max().alias("last_date")))
@@ -243,21 +282,24 @@ def build_features(
                        excused=excused_symbols(store, inputs.version),
                        max_missing_fraction=config.build.max_missing_fraction,
                        min_dispersion=config.build.min_dispersion, extra=extra,
-                       membership=chosen.membership)
+                       membership=chosen.membership, names=features.names,
+                       warmup=features.max_lookback)
     note("gates", 1, 1)
-    meta = build_meta(frame, inputs, symbols, source, report)
+    meta = build_meta(frame, inputs, symbols, source, report, features)
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
         raise DataValidationError(f"{report.summary()}; nothing published (report: "
                                   f"{report_path})")
     note("publish", 0, 1)
     with store.transaction("build", base=inputs.version, universe=chosen.record(),
-                           params={"registry_version": REGISTRY_VERSION}) as txn:
+                           params={"registry_version": REGISTRY_VERSION,
+                                   "feature_set_hash": meta["feature_set_hash"]}) as txn:
         atomic_write_parquet(txn.path(FEATURES), frame.features)
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,
-                     prices_sha256=inputs.sha256[PRICES])
+                     prices_sha256=inputs.sha256[PRICES],
+                     feature_set_hash=meta["feature_set_hash"])
         txn.describe(FEATURES_META, registry_version=REGISTRY_VERSION)
     note("publish", 1, 1)
     return BuildResult(

@@ -70,13 +70,15 @@ def _listed(values: Sequence[Any]) -> str:
     return shown + (f" (+{len(values) - MAX_LISTED} more)" if len(values) > MAX_LISTED else "")
 
 
-def gate_feature_count(frame: pl.DataFrame) -> GateResult:
+def gate_feature_count(frame: pl.DataFrame, names: Sequence[str] = FEATURE_NAMES
+                       ) -> GateResult:
+    """Exactly the features `names` (the registry's, plus the user's), no other f_ column."""
     cols = [c for c in frame.columns if c.startswith("f_")]
-    missing = [n for n in FEATURE_NAMES if n not in cols]
-    extra = [c for c in cols if c not in FEATURE_NAMES]
-    ok = len(cols) == len(FEATURE_NAMES) and not missing and not extra
+    missing = [n for n in names if n not in cols]
+    extra = [c for c in cols if c not in names]
+    ok = len(cols) == len(names) and not missing and not extra
     msg = (f"{len(cols)} features" if ok else
-           f"expected {len(FEATURE_NAMES)} features, found {len(cols)}; missing: "
+           f"expected {len(names)} features, found {len(cols)}; missing: "
            f"{_listed(missing) or 'none'}; unexpected: {_listed(extra) or 'none'}")
     return GateResult("feature_count", ok, msg, details={"count": len(cols)})
 
@@ -99,7 +101,8 @@ def gate_types(frame: pl.DataFrame) -> GateResult:
 def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
                  last_bar: pl.DataFrame | None = None,
                  membership: Membership | None = None,
-                 excused: Mapping[str, str] | None = None) -> GateResult:
+                 excused: Mapping[str, str] | None = None,
+                 warmup: int = MAX_LOOKBACK) -> GateResult:
     """Every universe symbol has feature rows (with `membership`: every symbol that is a
     member on some date of the frame's range), except, named in `details["not_ranked"]`:
     a symbol with fewer sessions of history than the warm-up (MAX_LOOKBACK + 1 sessions
@@ -129,8 +132,8 @@ def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
             first, last = spans[sym]
             n = len(sessions(first, last))
             why = f"{sym} ({n} sessions of history from {first}, the warm-up needs " \
-                  f"{MAX_LOOKBACK + 1})"
-            (not_ranked if n < MAX_LOOKBACK + 1 else failing)[sym] = why
+                  f"{warmup + 1})"
+            (not_ranked if n < warmup + 1 else failing)[sym] = why
     details: dict[str, Any] = {"missing": sorted(failing), "not_ranked": not_ranked}
     if failing:
         msg = (f"{len(failing)} universe symbol(s) have no feature rows: "
@@ -218,7 +221,7 @@ def gate_dispersion(
     The ratio is unchanged when the feature is multiplied by any constant, so Amihud in
     natural units (~1e-10) and a feature in the thousands are judged alike.
     """
-    names = [n for n in FEATURE_NAMES if n in frame.columns]
+    names = [n for n in frame.columns if n.startswith("f_")]
     table = dispersion_table(frame, names)
     results = []
     for n in names:
@@ -242,7 +245,7 @@ def gate_dispersion(
 
 
 def gate_missing(frame: pl.DataFrame, max_fraction: float) -> list[GateResult]:
-    names = [n for n in FEATURE_NAMES if n in frame.columns]
+    names = [n for n in frame.columns if n.startswith("f_")]
     if frame.height == 0:
         return [GateResult("missing", False, "no rows")]
     frac = frame.select(pl.col(names).null_count() / frame.height).row(0, named=True)
@@ -275,13 +278,16 @@ def run_gates(
     extra: Sequence[GateResult] = (),
     membership: Membership | None = None,
     excused: Mapping[str, str] | None = None,
+    names: Sequence[str] = FEATURE_NAMES,
+    warmup: int = MAX_LOOKBACK,
 ) -> GateReport:
     """Run every data gate on `frame` (date, symbol, features); `extra` appends results of
     gates computed elsewhere (the lookahead check). `membership`: a dated universe's
-    intervals (coverage is expected on member dates only)."""
-    results = [gate_feature_count(frame), gate_types(frame)]
+    intervals (coverage is expected on member dates only). `names`: the features expected
+    (the registry's, plus user features); `warmup`: their largest look-back."""
+    results = [gate_feature_count(frame, names), gate_types(frame)]
     if "date" in frame.columns and "symbol" in frame.columns:
-        results += [gate_symbols(frame, universe, last_bar, membership, excused),
+        results += [gate_symbols(frame, universe, last_bar, membership, excused, warmup),
                     gate_sessions(frame, last_bar, membership)]
         results += gate_dispersion(frame, min_dispersion)
         results += gate_missing(frame, max_missing_fraction)
@@ -320,7 +326,7 @@ def compare_until(
                            b.join(a, on=keys, how="anti").select(keys)])
     if unmatched.height:
         diffs["rows"] = sorted({str(d) for d in unmatched["date"].to_list()})
-    for n in FEATURE_NAMES:
+    for n in [c for c in a.columns if c.startswith("f_") and c in b.columns]:
         x, y = pl.col(n), pl.col(f"{n}__p")
         tol = rtol * pl.max_horizontal(x.abs(), y.abs()) + 1e-300
         bad = (x.is_null() != y.is_null()) | ((x - y).abs() > tol).fill_null(False)

@@ -1,0 +1,116 @@
+"""Your own features in a build: a TOML file of three features matches pandas, a Python
+file whose custom function reads the future is refused by the lookahead proof, a syntax
+error names its line and column; the default build still has exactly 45 features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aurora.cli.main import main
+from aurora.config import AuroraConfig, BuildConfig
+from aurora.errors import DataValidationError
+from aurora.features.builder import build_features
+from aurora.features.registry import FEATURE_NAMES
+from aurora.store import Store
+
+from .conftest import SECTORS
+from .test_build import _seed
+
+TOML = '''# three features of my own
+[features]
+f_ret_10d = "close / Ref(close, 10) - 1"
+f_sector_rank_range = "Rank((high - low) / close, sector)"
+f_corr_close_volume_20d = "Corr(close, Log(volume + 1), 20)"
+'''
+
+
+def _config(data_dir, path) -> AuroraConfig:
+    return AuroraConfig(data_dir=data_dir, build=BuildConfig(features=path))
+
+
+def test_three_toml_features_build_and_match_pandas(data_dir, panel, tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text(TOML)
+    store = Store(data_dir)
+    _seed(store, panel)
+    result = build_features(store, _config(data_dir, path))
+    assert result.gates.passed
+    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    mine = ["f_ret_10d", "f_sector_rank_range", "f_corr_close_volume_20d"]
+    assert frame.columns == ["date", "symbol", *FEATURE_NAMES, *mine]
+    meta = json.loads(store.verified_path("features.meta.json").read_text())
+    assert meta["feature_count"] == 48 and meta["feature_types"]["user"] == 3
+    assert meta["user_features"]["names"] == mine and meta["user_features"]["source"] == str(path)
+    listed = {f["name"]: f for f in meta["features"]}
+    assert listed["f_ret_10d"] == {"name": "f_ret_10d", "family": "user", "lookback": 10,
+                                   "expression": "(close / Ref(close, 10)) - 1"}
+    assert listed["f_corr_close_volume_20d"]["lookback"] == 19
+
+    # an independent pandas computation on the same (adjusted: no actions here) bars
+    bars = panel.to_pandas().sort_values(["symbol", "date"])
+    by = bars.groupby("symbol")
+    bars["ret10"] = by["close"].transform(lambda c: c / c.shift(10) - 1)
+    bars["range"] = (bars["high"] - bars["low"]) / bars["close"]
+    bars["sector"] = bars["symbol"].map(SECTORS)
+    bars["srank"] = bars.groupby(["date", "sector"])["range"].rank(pct=True)
+    bars["logv"] = np.log(bars["volume"] + 1)
+    bars["corr"] = by[["close", "logv"]].apply(
+        lambda g: g["close"].rolling(20, min_periods=16).corr(g["logv"])).reset_index(
+        level=0, drop=True)
+    expected = pl.from_pandas(bars[["date", "symbol", "ret10", "srank", "corr"]]).with_columns(
+        pl.col("date").cast(pl.Date))
+    got = frame.select("date", "symbol", *mine).join(expected, on=["date", "symbol"])
+    assert got.height == frame.height  # every emitted row has its pandas counterpart
+    for ours, theirs in zip(mine, ["ret10", "srank", "corr"], strict=True):
+        a, b = got[ours].to_numpy(), got[theirs].to_numpy()
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12, err_msg=ours)
+
+
+def test_a_custom_function_that_reads_the_future_is_refused(data_dir, panel, tmp_path):
+    path = tmp_path / "peek.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from aurora.features import close, custom\n\n"
+        "def tomorrow(c):\n"
+        "    out = np.full_like(c, np.nan)\n"
+        "    out[:, :-1] = c[:, 1:]  # the next session's close: the future\n"
+        "    return out\n\n"
+        "FEATURES = {\n"
+        "    'f_honest': custom(np.log, close, lookback=0),\n"
+        "    'f_peek': custom(tomorrow, close, lookback=0),\n"
+        "}\n")
+    store = Store(data_dir)
+    _seed(store, panel)
+    before = store.current_version()
+    with pytest.raises(DataValidationError) as err:
+        build_features(store, _config(data_dir, path))
+    message = str(err.value)
+    assert "lookahead" in message and "f_peek" in message and "f_honest" not in message
+    assert store.current_version() == before  # nothing published
+
+
+def test_a_syntax_error_names_line_and_column_through_the_cli(data_dir, panel, tmp_path,
+                                                              capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[features]\nf_ok = "Mean(close, 5)"\nf_bad = "Mean(close, 5"\n')
+    _seed(Store(data_dir), panel)
+    capsys.readouterr()
+    assert main(["build", "--data-dir", str(data_dir), "--features", str(path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"error: {path}:3:")
+    assert "f_bad" in err or "(" in err
+
+
+def test_the_default_build_still_has_45(data_dir, panel):
+    store = Store(data_dir)
+    _seed(store, panel)
+    build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
+    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    assert [c for c in frame.columns if c.startswith("f_")] == list(FEATURE_NAMES)
+    meta = json.loads(store.verified_path("features.meta.json").read_text())
+    assert meta["user_features"] is None and meta["feature_count"] == 45
