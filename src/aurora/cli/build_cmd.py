@@ -18,6 +18,10 @@ from aurora.cli.common import (
 from aurora.cli.progress import progress_bars
 from aurora.universe import resolve_universe
 
+FullOption = Annotated[
+    bool, typer.Option("--full", help="Compute every session, not only the ones added since "
+                       "the last build."),
+]
 FeaturesOption = Annotated[
     str | None,
     typer.Option("--features", help="Your own features, added to the 45: a TOML file "
@@ -30,12 +34,13 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
               universe: UniverseOption = None, features: FeaturesOption = None,
-              progress: ProgressOption = True) -> None:
+              full: FullOption = False, progress: ProgressOption = True) -> None:
         """Build the feature panel (the 45, plus --features) from the stored prices; publish
         it if every gate passes, the lookahead proof of every feature included.
 
         The universe is the one recorded in the store (the last fetch's) unless --universe
-        or the configuration names another.
+        or the configuration names another. When only sessions were added since the last
+        build, only those are computed (the summary says so and why); --full computes all.
         """
         from aurora.features import build_features  # deferred: start-up time (cli/main.py)
 
@@ -47,7 +52,8 @@ def register(app: typer.Typer) -> None:
             chosen = resolve_universe(cfg, run.store)
             run.use_universe(chosen)
             with run.stage("build"):
-                result = build_features(run.store, cfg, universe=chosen, progress=bars)
+                result = build_features(run.store, cfg, universe=chosen, progress=bars,
+                                        incremental=not full)
             run.add(rows=result.rows, symbols=result.symbols)
             run.record_quality("feature gates", result.gates.passed,
                                [f"{g.name}: {g.message}" for g in result.gates.failures])

@@ -29,6 +29,7 @@ from aurora.errors import DataValidationError, StoreError
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
+from aurora.features.incremental import Incremental, plan_incremental
 from aurora.features.registry import (
     FEATURE_NAMES,
     MAX_LOOKBACK,
@@ -120,6 +121,12 @@ class BuildResult:
         if fallback:
             lines.append(f"turnover fallback (no shares known) on {sum(fallback.values()):,} "
                          f"rows of {len(fallback)} symbols")
+        build = meta.get("build") or {}
+        if build.get("mode") == "incremental":
+            lines.append(f"incremental: {build['new_sessions']} new session(s) computed, "
+                         f"{build['reason']}")
+        elif build:
+            lines.append(f"full build: {build['reason']}")
         lines.append(f"version {self.version} in {self.seconds:.1f}s")
         return lines
 
@@ -247,10 +254,13 @@ def build_features(
     universe: UniverseLike | None = None,
     progress: Progress | None = None,
     lookahead: bool = True,
+    incremental: bool = True,
 ) -> BuildResult:
     """Build, gate and publish the feature panel (see the module docstring).
 
-    `universe` defaults to `resolve_universe` on the version read. Raises
+    `universe` defaults to `resolve_universe` on the version read. With `incremental`,
+    only the sessions added since the last build are computed when nothing before them
+    changed (`aurora.features.incremental`; the result says which mode and why). Raises
     DataValidationError when a gate fails and StoreError when another run published
     meanwhile; nothing is published then.
     """
@@ -264,10 +274,17 @@ def build_features(
         chosen = (as_universe(universe) if universe is not None
                   else resolve_universe(config, store, inputs.version))
         symbols, source = list(chosen.symbols), chosen.source
-        frame = compute_panel(inputs.prices, sectors=inputs.sectors,
-                              fundamentals=inputs.fundamentals, actions=inputs.actions,
-                              universe=symbols, membership=chosen.membership,
-                              extra=features.user, progress=progress)
+        plan, why = (plan_incremental(store, inputs.version, inputs.prices, inputs.sha256,
+                                      chosen, feature_set_hash(feature_set(features.user)),
+                                      REGISTRY_VERSION, features.max_lookback)
+                     if incremental else (None, "a full build was asked for"))
+        frame = compute_panel(plan.tail(inputs.prices) if plan else inputs.prices,
+                              sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                              actions=inputs.actions, universe=symbols,
+                              membership=chosen.membership, extra=features.user,
+                              progress=progress)
+        if plan is not None:
+            frame = plan.merge(frame)
     except DataValidationError as exc:
         _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
                                     "inputs": inputs.sha256 if inputs else {}})
@@ -286,6 +303,8 @@ def build_features(
                        warmup=features.max_lookback)
     note("gates", 1, 1)
     meta = build_meta(frame, inputs, symbols, source, report, features)
+    meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
+                     "new_sessions": _new_sessions(frame.features, plan)}
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
         raise DataValidationError(f"{report.summary()}; nothing published (report: "
@@ -307,6 +326,11 @@ def build_features(
         date_range=(meta["date_range"][0], meta["date_range"][1]), gates=report,
         seconds=time.monotonic() - started, meta=meta,
     )
+
+
+def _new_sessions(features: pl.DataFrame, plan: Incremental | None) -> int:
+    dates = features["date"]
+    return (dates.filter(dates >= plan.first_new) if plan else dates).n_unique()
 
 
 def _write_report(path: Path, payload: dict[str, Any]) -> None:
