@@ -164,6 +164,16 @@ def evaluate(
     return out
 
 
+def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
+    """`result` as a float64 array this node may mask in place: copied only when it is
+    read-only (a broadcast), not an array, or shares memory with an input."""
+    value = np.asarray(result, dtype=np.float64)
+    if (value.ndim < 2 or not value.flags.writeable
+            or any(np.may_share_memory(value, a) for a in args if isinstance(a, np.ndarray))):
+        value = np.array(value, dtype=np.float64, copy=True)
+    return value
+
+
 def _node(plan: Plan, key: tuple) -> Expr:
     return next(n for n in plan.order if n.key == key)
 
@@ -193,7 +203,7 @@ class _Blocks:
         for node in self.nodes:
             args = [self.read(i, sl, sub, values) for i in node.inputs]
             try:
-                value = np.array(node.compute(args, ctx), dtype=np.float64, copy=True)
+                value = _own(node.compute(args, ctx), args)
             except Exception as exc:
                 names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
                 raise type(exc)(f"{names}: {node!r}: {exc}") from exc
