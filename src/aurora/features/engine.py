@@ -17,7 +17,9 @@ The algorithm (zipline's pipeline engine is the model):
    block, so memory is bounded by the block size plus the arrays that cross phases.
 4. **Masking.** Every node's value is set missing outside its symbol's span, where fewer
    than its derived look-back sessions precede t, and where it is not finite: a window
-   never reads a warm-up value, and no infinity travels.
+   never reads a warm-up value, and no infinity travels. A node that is missing wherever an
+   input is and finite where they are (`Expr.keeps_mask`: sums, products, comparisons,
+   `Abs`, ...) inherits its inputs' masks and skips the pass.
 5. **Emission.** A feature's cells are written straight into its long output column (the
    cells of each symbol's span with at least `max look-back` prior sessions) by the block
    that computes it.
@@ -207,7 +209,8 @@ class _Blocks:
             except Exception as exc:
                 names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
                 raise type(exc)(f"{names}: {node!r}: {exc}") from exc
-            self.mask(node, value, sub)
+            if not (node.keeps_mask and all(i.kind != "custom" for i in node.inputs)):
+                self.mask(node, value, sub)
             values[node.key] = value
             for name in self.plan.names.get(node.key, ()):
                 self.emit(value, sl, self.out[name])

@@ -55,6 +55,9 @@ class Expr:
 
     kind: ClassVar[Kind] = "elementwise"
     window: int = 0  # sessions this node itself adds to its inputs' look-back
+    # missing wherever an input is, and finite when they are: such a node needs no mask of
+    # its own once its inputs are masked (the engine skips that pass)
+    keeps_mask: bool = False
 
     def __init__(self, *inputs: Expr, params: tuple[Any, ...] = ()) -> None:
         self.inputs: tuple[Expr, ...] = tuple(_expr(x) for x in inputs)
@@ -189,6 +192,8 @@ class Binary(Expr):
     def __init__(self, op: str, a: Any, b: Any) -> None:
         super().__init__(a, b, params=(op,))
         self.op = op
+        # a quotient or a power of finite values may be infinite; a sum in practice is not
+        self.keeps_mask = op not in ("/", "**")
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         a, b = args
@@ -223,10 +228,12 @@ class _Unary(Expr):
 
 class Abs(_Unary):
     fn = staticmethod(np.abs)
+    keeps_mask = True
 
 
 class Sign(_Unary):
     fn = staticmethod(np.sign)
+    keeps_mask = True
 
 
 class Log(_Unary):
@@ -239,6 +246,7 @@ class Sqrt(_Unary):
     """Square root; missing for a negative input."""
 
     fn = staticmethod(lambda x: np.sqrt(np.where(x >= 0, x, np.nan)))
+    keeps_mask = True
 
 
 class Power(Expr):
@@ -303,6 +311,8 @@ class Coalesce(Expr):
 class Less(Expr):
     """The smaller of two expressions at each cell (Qlib's `Less`; missing if either is)."""
 
+    keeps_mask = True
+
     def __init__(self, a: Any, b: Any) -> None:
         super().__init__(a, b)
 
@@ -312,6 +322,8 @@ class Less(Expr):
 
 class Greater(Expr):
     """The larger of two expressions at each cell (Qlib's `Greater`)."""
+
+    keeps_mask = True
 
     def __init__(self, a: Any, b: Any) -> None:
         super().__init__(a, b)
