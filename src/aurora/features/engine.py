@@ -90,6 +90,10 @@ class Plan:
         mine = self.phase[node.key]
         return any(self.phase[r.key] != mine for r in self.readers.get(node.key, ()))
 
+    def read_per_date(self, node: Expr) -> bool:
+        """Read by a per-date operator (cross-sectional, market, custom)."""
+        return any(r.kind in _PER_DATE for r in self.readers.get(node.key, ()))
+
     def last_phase(self, node: Expr) -> int:
         return max((self.phase[r.key] for r in self.readers.get(node.key, ())), default=-1)
 
@@ -142,13 +146,13 @@ def evaluate(
     error naming the feature(s) it belongs to."""
     plan = Plan.of(roots)
     out = {name: np.empty(emission.rows) for name in roots}
-    whole: dict[tuple, np.ndarray] = {}
+    whole = _Kept()
     rows, cols = panel.shape
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in nodes:
             if plan.kept(n):
-                whole[n.key] = np.empty((rows, cols))
+                whole.add(n.key, rows, cols, date_major=plan.read_per_date(n))
         if phase % 2 == 0:
             blocks = _blocks(rows, block_cells // max(cols, 1))
             run = _SymbolBlocks(plan, nodes, panel, whole, out, emission, member)
@@ -161,9 +165,53 @@ def evaluate(
         report(stage, 0, len(blocks))
         run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks), workers,
                    lambda done, stage=stage, n=len(blocks): report(stage, done, n))
-        for key in [k for k in whole if plan.last_phase(_node(plan, k)) <= phase]:
-            del whole[key]
+        for key in [k for k in whole.arrays if plan.last_phase(_node(plan, k)) <= phase]:
+            whole.drop(key)
     return out
+
+
+class _Kept:
+    """The nodes kept whole between phases. A node read by a per-date operator is stored
+    date-major (sessions x symbols), so a block of dates is one contiguous slab and the
+    per-date kernels read it without a copy; any other is stored symbol-major."""
+
+    def __init__(self) -> None:
+        self.arrays: dict[tuple, np.ndarray] = {}
+        self.date_major: dict[tuple, bool] = {}
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self.arrays
+
+    def add(self, key: tuple, rows: int, cols: int, *, date_major: bool) -> None:
+        self.arrays[key] = np.empty((cols, rows) if date_major else (rows, cols))
+        self.date_major[key] = date_major
+
+    def drop(self, key: tuple) -> None:
+        del self.arrays[key], self.date_major[key]
+
+    def rows(self, key: tuple, sl: slice) -> np.ndarray:
+        """Symbols `sl` x every session (a view)."""
+        a = self.arrays[key]
+        return a[:, sl].T if self.date_major[key] else a[sl]
+
+    def columns(self, key: tuple, sl: slice) -> np.ndarray:
+        """Every symbol x sessions `sl` (a view)."""
+        a = self.arrays[key]
+        return a[sl].T if self.date_major[key] else a[:, sl]
+
+    def put_rows(self, key: tuple, sl: slice, value: np.ndarray) -> None:
+        a = self.arrays[key]
+        if self.date_major[key]:
+            a[:, sl] = value.T
+        else:
+            a[sl] = value
+
+    def put_columns(self, key: tuple, sl: slice, value: np.ndarray) -> None:
+        a = self.arrays[key]
+        if self.date_major[key]:
+            a[sl] = value.T
+        else:
+            a[:, sl] = value
 
 
 def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
@@ -189,7 +237,7 @@ class _Blocks:
     """Evaluates one phase's nodes on a block (subclasses: which way the block is cut)."""
 
     def __init__(self, plan: Plan, nodes: Sequence[Expr], panel: WidePanel,
-                 whole: dict[tuple, np.ndarray], out: dict[str, np.ndarray],
+                 whole: _Kept, out: dict[str, np.ndarray],
                  emission: Emission, member: np.ndarray | None) -> None:
         self.plan, self.nodes, self.panel = plan, nodes, panel
         self.whole, self.out, self.emission, self.member = whole, out, emission, member
@@ -215,7 +263,7 @@ class _Blocks:
             for name in self.plan.names.get(node.key, ()):
                 self.emit(value, sl, self.out[name])
             if node.key in self.whole:
-                self.store(value, sl, self.whole[node.key])
+                self.store(value, sl, node.key)
             for i in node.inputs:
                 left[i.key] -= 1
                 if left[i.key] == 0:
@@ -229,7 +277,7 @@ class _Blocks:
             return self.field(node, sl, sub)
         if node.kind == "const":
             return node.compute([], Context(np.empty(0, dtype=np.int64)))
-        return self.slice(self.whole[node.key], sl)
+        return self.slice(node.key, sl)
 
     def field(self, node: Field, sl: slice, sub: WidePanel) -> np.ndarray:
         name = _FIELD_ARRAY.get(node.name, node.name)
@@ -248,8 +296,8 @@ class _SymbolBlocks(_Blocks):
         return Context(self.panel.sector_codes[sl],
                        None if self.member is None else self.member[sl])
 
-    def slice(self, array: np.ndarray, sl: slice) -> np.ndarray:
-        return array[sl]
+    def slice(self, key: tuple, sl: slice) -> np.ndarray:
+        return self.whole.rows(key, sl)
 
     def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
         kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
@@ -259,8 +307,8 @@ class _SymbolBlocks(_Blocks):
                                                                               sl.stop + 1],
                           column)
 
-    def store(self, value: np.ndarray, sl: slice, array: np.ndarray) -> None:
-        array[sl] = value
+    def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
+        self.whole.put_rows(key, sl, value)
 
 
 class _DateBlocks(_Blocks):
@@ -272,15 +320,18 @@ class _DateBlocks(_Blocks):
         return Context(self.panel.sector_codes,
                        None if self.member is None else self.member[:, sl])
 
-    def slice(self, array: np.ndarray, sl: slice) -> np.ndarray:
-        return array[:, sl]
+    def slice(self, key: tuple, sl: slice) -> np.ndarray:
+        return self.whole.columns(key, sl)
 
     def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
-        kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
+        if value.flags.f_contiguous and not value.flags.c_contiguous:  # a date-major result
+            kernels.mask_cells(value.T, sub.start + node.lookback, sub.end, True)
+        else:
+            kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
 
     def emit(self, value: np.ndarray, sl: slice, column: np.ndarray) -> None:
         kernels.emit_columns(np.ascontiguousarray(value.T), sl.start, self.emission.first,
                              self.emission.offset, column)
 
-    def store(self, value: np.ndarray, sl: slice, array: np.ndarray) -> None:
-        array[:, sl] = value
+    def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
+        self.whole.put_columns(key, sl, value)
