@@ -14,10 +14,9 @@ Cases, each in its own subprocess so its peak RSS is clean:
   baseline: the seed's idiom, pandas groupby().transform(lambda ...) for its example features
             (ret_1d, vol_5d, volume_surprise, amihud, cs rank, cs zscore): 6 features.
   aurora:   `compute_features`, all 45 features (the build minus gates and I/O).
-Imports happen before the clock starts in both cases (the calendar import already loads
-pandas for the baseline; aurora.features.compute is imported untimed for the build), and so
-does a warm-up run of the same case on 5 symbols (it loads Aurora's compiled kernels from
-numba's on-disk cache, about 0.6 s once per process; its time is printed).
+Imports happen before the clock starts in both cases (aurora.features.compute is imported
+untimed for the build), and so does a warm-up run of the same case on 5 symbols (pandas'
+import and first calls for the baseline; its time is printed).
 Throughput is feature-cells per second (features x rows / seconds); rows are the rows each
 produces (Aurora emits only rows past the warm-up). Datasets: ../shared/data/sp500-sample
 and a synthetic universe (aurora_testbed.synthetic.generate_market, split/dividend adjusted).
@@ -101,8 +100,8 @@ def run_case(case: str, prices_path: str, sectors_path: str, workers: int | None
     prices = pl.read_parquet(prices_path)
     sectors = pl.read_parquet(sectors_path)
     # Warm-up, untimed in both cases: the same code on 5 symbols, so one-off start-up costs
-    # (loading Aurora's compiled numba kernels from their on-disk cache, pandas' and
-    # polars' lazy initialisation) are not charged to the throughput; reported separately.
+    # (pandas' import, pandas' and polars' lazy initialisation) are not charged to the
+    # throughput; reported separately.
     few = prices.filter(pl.col("symbol").is_in(prices["symbol"].unique().sort().head(5).to_list()))
     warm = time.perf_counter()
     _ = baseline(few) if case == "baseline" else aurora(few, sectors, workers, {})

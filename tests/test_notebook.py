@@ -405,7 +405,7 @@ def test_a_document_that_is_not_json_is_one_line(made):
 
 # -- import weight ----------------------------------------------------------------------
 def test_import_aurora_is_light():
-    code = ("import sys, aurora; heavy = ('lightgbm', 'numba', 'exchange_calendars'); "
+    code = ("import sys, aurora; heavy = ('lightgbm', 'exchange_calendars'); "
             "loaded = lambda: sorted(m for m in sys.modules if m.split('.')[0] in heavy); "
             "first = loaded(); aurora.open; aurora.VersionDiff; "
             "print(first, loaded(), sorted(aurora.__all__))")

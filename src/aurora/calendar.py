@@ -1,7 +1,12 @@
-"""NYSE sessions from exchange-calendars (XNYS), the single authority on trading days.
+"""NYSE sessions, the single authority on trading days.
 
-All functions take and return `datetime.date` session labels (New York trading dates).
-The calendar is built once per process for 1990-01-01 .. two years ahead and cached.
+All functions take and return `datetime.date` session labels (New York trading dates) from
+1990-01-02 on. Aurora ships the sessions and early closes that exchange-calendars (XNYS)
+gives through the end of its package data (`resources/xnys_sessions.txt`, written by
+`scripts/nyse_calendar.py`; `tests/test_calendar.py` checks it against the installed
+exchange-calendars), so a command pays a few milliseconds for the calendar instead of the
+second that building exchange-calendars' costs. Days after the shipped range, up to two years
+ahead of today, come from exchange-calendars itself, loaded only then.
 """
 
 from __future__ import annotations
@@ -9,19 +14,45 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from functools import lru_cache
+from importlib import resources
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 if TYPE_CHECKING:
     import exchange_calendars as xcals
 
 NEW_YORK = "America/New_York"
 _FIRST = dt.date(1990, 1, 2)
+_CLOSE = dt.time(16, 0)
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> tuple[tuple[dt.date, ...], dict[dt.date, dt.time]]:
+    """(sessions, early closes) of the shipped file."""
+    text = resources.files("aurora.resources").joinpath("xnys_sessions.txt").read_text()
+    bounds: dict[str, dt.date] = {}
+    closed: set[dt.date] = set()
+    early: dict[dt.date, dt.time] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        kind, day, *rest = line.split()
+        date = dt.date.fromisoformat(day)
+        if kind == "closed":
+            closed.add(date)
+        elif kind == "early":
+            early[date] = dt.time.fromisoformat(rest[0])
+        else:
+            bounds[kind] = date
+    first, last = bounds["first"], bounds["last"]
+    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
+    return tuple(d for d in days if d.weekday() < 5 and d not in closed), early
 
 
 @lru_cache(maxsize=1)
 def _xnys() -> xcals.ExchangeCalendar:
-    # Imported here: exchange-calendars (and pandas) cost ~1 s, which the CLI should not pay
-    # for commands that never touch the calendar.
+    # Imported here: exchange-calendars (and pandas) cost ~1 s; only days past the shipped
+    # range need it.
     import exchange_calendars as xcals
 
     end = dt.date.today() + dt.timedelta(days=730)
@@ -30,7 +61,11 @@ def _xnys() -> xcals.ExchangeCalendar:
 
 @lru_cache(maxsize=1)
 def _all_sessions() -> tuple[dt.date, ...]:
-    return tuple(ts.date() for ts in _xnys().sessions)
+    shipped = _shipped()[0]
+    if dt.date.today() + dt.timedelta(days=730) <= shipped[-1]:
+        return shipped
+    later = tuple(d for d in (ts.date() for ts in _xnys().sessions) if d > shipped[-1])
+    return shipped + later
 
 
 def sessions(start: dt.date, end: dt.date) -> list[dt.date]:
@@ -69,10 +104,13 @@ def sessions_back(day: dt.date, count: int) -> dt.date:
 
 def session_close_utc(day: dt.date) -> dt.datetime:
     """The UTC instant of the session's close (16:00 New York, 13:00 on half days)."""
+    shipped, early = _shipped()
+    if day <= shipped[-1]:
+        close = dt.datetime.combine(day, early.get(day, _CLOSE), tzinfo=ZoneInfo(NEW_YORK))
+        return close.astimezone(dt.UTC)
     import pandas as pd  # deferred with exchange-calendars, which loads it (see _xnys)
 
-    close = _xnys().session_close(pd.Timestamp(day))
-    return close.to_pydatetime().astimezone(dt.UTC)
+    return _xnys().session_close(pd.Timestamp(day)).to_pydatetime().astimezone(dt.UTC)
 
 
 def last_completed_session(now: dt.datetime | None = None) -> dt.date:

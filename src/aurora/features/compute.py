@@ -18,7 +18,6 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from aurora.features import kernels
 from aurora.features.engine import BLOCK_CELLS, Emission, evaluate
 from aurora.features.expr import Expr, Field
 from aurora.features.panel import PanelInfo
@@ -100,9 +99,10 @@ def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarra
            member: np.ndarray | None) -> tuple[pl.DataFrame, int]:
     """The long frame over the output columns (no copy of them), without non-members' rows,
     and how many rows that left out."""
-    row = np.empty(emission.rows, dtype=np.uint32)
-    column = np.empty(emission.rows, dtype=np.uint32)
-    kernels.long_index(emission.offset, emission.first, row, column)
+    counts = np.diff(emission.offset)
+    row = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
+    column = (np.arange(emission.rows, dtype=np.int64)
+              - np.repeat(emission.offset[:-1] - emission.first, counts)).astype(np.uint32)
     day = panel.dates.astype("datetime64[D]").astype(np.int32)
     series = [pl.Series("date", day[column], dtype=pl.Int32).cast(pl.Date),
               pl.Series("symbol", panel.symbols, dtype=pl.String).gather(
@@ -118,8 +118,9 @@ def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarra
 
 def _nullable(name: str, values: np.ndarray) -> pl.Series:
     """A Float64 series over `values` (no copy) with the NaNs as nulls."""
-    bitmap = np.empty((len(values) + 7) // 8, dtype=np.uint8)
-    missing = kernels.validity_bitmap(values, bitmap)
+    present = ~np.isnan(values)
+    missing = len(values) - int(np.count_nonzero(present))
+    bitmap = np.packbits(present, bitorder="little")
     array = pa.Array.from_buffers(
         pa.float64(), len(values),
         [pa.py_buffer(bitmap) if missing else None, pa.py_buffer(values)],

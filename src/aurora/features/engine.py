@@ -36,7 +36,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aurora.features import kernels
 from aurora.features.expr import Context, Expr, Field
 from aurora.features.parallel import run_blocks
 from aurora.features.wide import WidePanel
@@ -248,6 +247,7 @@ class _Blocks:
     def __call__(self, sl: slice) -> None:
         sub = self.sub(sl)
         ctx = self.context(sl, sub)
+        cells = self.cells(sl, sub)
         values: dict[tuple, np.ndarray] = {}
         left = dict(self.uses)
         for node in self.nodes:
@@ -261,7 +261,7 @@ class _Blocks:
                 self.mask(node, value, sub)
             values[node.key] = value
             for name in self.plan.names.get(node.key, ()):
-                self.emit(value, sl, self.out[name])
+                cells.emit(value, self.out[name])
             if node.key in self.whole:
                 self.store(value, sl, node.key)
             for i in node.inputs:
@@ -287,6 +287,54 @@ class _Blocks:
                              "not have")
         return sub[name]
 
+    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
+        """Missing outside each symbol's span shortened by the node's look-back, and where
+        not finite (module docstring, 4)."""
+        _mask(value, sub.start + node.lookback, sub.end)
+
+
+def _mask(value: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
+    """Set to NaN, in place, every infinite cell and every cell of row i (a symbol) outside
+    columns first[i] .. last[i]. Only the bands of columns where some row starts late or
+    ends early are compared cell by cell."""
+    infinite = np.isinf(value)
+    if infinite.any():
+        value[infinite] = np.nan
+    cols = np.arange(value.shape[1])
+    band = int(np.clip(first.max(initial=0), 0, value.shape[1]))
+    if band:
+        np.copyto(value[:, :band], np.nan, where=cols[:band] < first[:, None])
+    tail = int(np.clip(last.min(initial=value.shape[1]) + 1, 0, value.shape[1]))
+    if tail < value.shape[1]:
+        np.copyto(value[:, tail:], np.nan, where=cols[tail:] > last[:, None])
+
+
+@dataclass
+class _Cells:
+    """Where a block's emitted cells are and go: `source` indexes the block's values in C
+    order (symbols x sessions), `source_t` the same cells of a date-major value (its
+    transpose in C order), `target` their places in the long output column."""
+
+    source: np.ndarray
+    source_t: np.ndarray
+    target: np.ndarray | slice
+
+    @classmethod
+    def of(cls, first: np.ndarray, last: np.ndarray, cols: int,
+           target: np.ndarray | slice) -> _Cells:
+        t = np.arange(cols)
+        inside = (t >= first[:, None]) & (t <= last[:, None])
+        rows, at = np.nonzero(inside)
+        return cls(rows * cols + at, at * len(first) + rows, target)
+
+    def emit(self, value: np.ndarray, column: np.ndarray) -> None:
+        """column[target] = the block's emitted cells of `value` (symbols x sessions, C
+        order or the transpose of a date-major array), symbol by symbol."""
+        date_major = value.flags.f_contiguous and not value.flags.c_contiguous
+        cells = (np.take(value.T, self.source_t) if date_major
+                 else np.take(value, self.source))
+        column[self.target] = cells
+
 
 class _SymbolBlocks(_Blocks):
     def sub(self, sl: slice) -> WidePanel:
@@ -296,16 +344,13 @@ class _SymbolBlocks(_Blocks):
         return Context(self.panel.sector_codes[sl],
                        None if self.member is None else self.member[sl])
 
+    def cells(self, sl: slice, sub: WidePanel) -> _Cells:
+        e = self.emission
+        return _Cells.of(e.first[sl], sub.end, len(self.panel.dates),
+                         slice(e.offset[sl.start], e.offset[sl.stop]))
+
     def slice(self, key: tuple, sl: slice) -> np.ndarray:
         return self.whole.rows(key, sl)
-
-    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
-        kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
-
-    def emit(self, value: np.ndarray, sl: slice, column: np.ndarray) -> None:
-        kernels.emit_rows(value, self.emission.first[sl], self.emission.offset[sl.start:
-                                                                              sl.stop + 1],
-                          column)
 
     def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
         self.whole.put_rows(key, sl, value)
@@ -320,18 +365,17 @@ class _DateBlocks(_Blocks):
         return Context(self.panel.sector_codes,
                        None if self.member is None else self.member[:, sl])
 
+    def cells(self, sl: slice, sub: WidePanel) -> _Cells:
+        """Symbol i's cells of the block go to consecutive output cells from offset[i]."""
+        e = self.emission
+        first = e.first - sl.start
+        cells = _Cells.of(first, sub.end, sl.stop - sl.start, slice(None))
+        rows, at = np.divmod(cells.source, sl.stop - sl.start)
+        cells.target = (e.offset[:-1] - first)[rows] + at
+        return cells
+
     def slice(self, key: tuple, sl: slice) -> np.ndarray:
         return self.whole.columns(key, sl)
-
-    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
-        if value.flags.f_contiguous and not value.flags.c_contiguous:  # a date-major result
-            kernels.mask_cells(value.T, sub.start + node.lookback, sub.end, True)
-        else:
-            kernels.mask_cells(value, sub.start + node.lookback, sub.end, False)
-
-    def emit(self, value: np.ndarray, sl: slice, column: np.ndarray) -> None:
-        kernels.emit_columns(np.ascontiguousarray(value.T), sl.start, self.emission.first,
-                             self.emission.offset, column)
 
     def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
         self.whole.put_columns(key, sl, value)

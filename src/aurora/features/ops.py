@@ -10,13 +10,12 @@ symbols with a non-missing value, optionally within groups of rows (sectors).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 
 import bottleneck as bn
 import numpy as np
-
-from aurora.features import kernels
 
 MIN_COVERAGE = 0.8
 NAN = np.nan
@@ -78,28 +77,57 @@ def where(cond: np.ndarray, x: np.ndarray | float, y: np.ndarray | float = NAN) 
     return np.where(cond, x, y)
 
 
-def _comoment(x: np.ndarray, y: np.ndarray, window: int, kind: int) -> np.ndarray:
-    out = np.empty(np.broadcast_shapes(x.shape, y.shape))
-    xb, yb = np.broadcast_to(x, out.shape), np.broadcast_to(y, out.shape)
-    kernels.rolling_comoment(xb, yb, window, min_obs(window), kind, out)
-    return out
+class _Pairs:
+    """Running sums over the bars where both x and y are present, of the values minus each
+    row's first present pair: the shift keeps the sums small, so sum(ab) - sum(a) sum(b) / n
+    does not cancel catastrophically for series far from 0. `n` is NaN where fewer than
+    max(min_obs, 2) pairs are present."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, window: int) -> None:
+        x, y = np.broadcast_arrays(x, y)
+        both = ~(np.isnan(x) | np.isnan(y))
+        first = both.argmax(axis=1)[:, None]
+        rows = np.arange(x.shape[0])[:, None]
+        self.a = np.where(both, x - x[rows, first], NAN)
+        self.b = np.where(both, y - y[rows, first], NAN)
+        self.window = window
+        self.n = self.sum(both.astype(np.float64))
+        self.n[self.n < max(2, min_obs(window))] = NAN
+        self.sa, self.sb = self.sum(self.a), self.sum(self.b)
+
+    def sum(self, v: np.ndarray) -> np.ndarray:
+        return _move(bn.move_sum, v, self.window, 1)
+
+    def comoment(self, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray
+                 ) -> np.ndarray:
+        """Sum of (a - mean a)(b - mean b) over each window."""
+        with np.errstate(invalid="ignore"):
+            return self.sum(a * b) - sa * sb / self.n
 
 
 def rcov(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Sample covariance (ddof=1) over the bars where both are present."""
-    return _comoment(x, y, window, kernels.COV)
+    p = _Pairs(x, y, window)
+    return p.comoment(p.a, p.b, p.sa, p.sb) / (p.n - 1)
 
 
 def rcorr(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Pearson correlation over the bars where both are present (NaN when either has no
     variance in the window)."""
-    return _comoment(x, y, window, kernels.CORR)
+    p = _Pairs(x, y, window)
+    cxx, cyy = p.comoment(p.a, p.a, p.sa, p.sa), p.comoment(p.b, p.b, p.sb, p.sb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where((cxx > 0) & (cyy > 0),
+                        p.comoment(p.a, p.b, p.sa, p.sb) / np.sqrt(cxx * cyy), NAN)
 
 
 def rbeta(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """OLS slope of x on y, cov(x, y) / var(y), over the bars where both are present (NaN
     when y has no variance in the window)."""
-    return _comoment(x, y, window, kernels.BETA)
+    p = _Pairs(x, y, window)
+    cyy = p.comoment(p.b, p.b, p.sb, p.sb)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cyy > 0, p.comoment(p.a, p.b, p.sa, p.sb) / cyy, NAN)
 
 
 def safe_log(x: np.ndarray) -> np.ndarray:
@@ -117,14 +145,14 @@ def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 # ---- cross-sectional kernels (axis 0: symbols of one date) ----------------------------
 
 
-def _codes(n: int, groups: Groups | None) -> tuple[np.ndarray, int]:
-    """Group code per row (-1: in no group) and the number of groups (1 when ungrouped)."""
-    if groups is None:
-        return np.zeros(n, dtype=np.int64), 1
+def _group_columns(n: int, groups: Groups) -> list[np.ndarray]:
+    """The rows (symbols) of each group; rows in no group (-1) are in none."""
     codes = np.asarray(groups, dtype=np.int64)
     if codes.shape != (n,):
         raise ValueError(f"groups: expected one code per row ({n}), got shape {codes.shape}")
-    return codes.copy(), int(codes.max(initial=-1)) + 1
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(int(codes.max(initial=-1)) + 2))
+    return [order[lo:hi] for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
 def _date_major(x: np.ndarray) -> np.ndarray:
@@ -133,45 +161,86 @@ def _date_major(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.T)
 
 
+def _per_group(x: np.ndarray, groups: Groups | None,
+               fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """fn applied to each group's columns of the date-major x; NaN in no group. Returns
+    the transpose of a date-major array (see `_date_major`)."""
+    xt = _date_major(x)
+    if groups is None:
+        return fn(xt).T
+    out = np.full_like(xt, NAN)
+    for cols in _group_columns(xt.shape[1], groups):
+        out[:, cols] = fn(xt[:, cols])
+    return out.T
+
+
+def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
+    """Percentile rank of each row's values (dates x symbols, C order): average 1-based
+    rank / count of non-missing values, NaN where x is.
+
+    Each row is ordered by one numpy sort of int64 keys: the value's bits made monotone
+    (NaN the largest), cut to make room for the column index in the low bits. Values closer
+    than the cut (relative ~2**(bits - 52)) may come out of order; a stable sort of the
+    nearly sorted values then orders them exactly, so ties are exact."""
+    rows, n = x.shape
+    bits = max(1, (n - 1).bit_length())
+    low = (1 << bits) - 1
+    key = x.view(np.int64).copy()
+    key ^= (key >> 63) & np.iinfo(np.int64).max  # negatives: all but the sign bit flipped
+    key[np.isnan(x)] = np.iinfo(np.int64).max
+    key &= ~low
+    key |= np.arange(n, dtype=np.int64)
+    key.sort(axis=1)
+    key &= low
+    key += (np.arange(rows, dtype=np.int64) * n)[:, None]  # flat index of each sorted cell
+    v = np.take(x, key)
+    if (v[:, 1:] < v[:, :-1]).any():  # near-ties out of order: a stable sort of v fixes them
+        fix = np.argsort(v, axis=1, kind="stable")  # fast: v is nearly sorted
+        key = np.take_along_axis(key, fix, axis=1)
+        v = np.take_along_axis(v, fix, axis=1)
+    # runs of equal values in the sorted cells, a row starting a run of its own
+    flat = v.ravel()
+    new = np.empty(flat.size, dtype=bool)
+    new[0] = True
+    np.not_equal(flat[1:], flat[:-1], out=new[1:])
+    new[::n] = True
+    starts = np.flatnonzero(new)
+    last = np.empty_like(starts)
+    last[:-1] = starts[1:] - 1
+    last[-1] = flat.size - 1
+    row = starts // n
+    count = n - np.isnan(x).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        pct = ((starts + last - 2 * row * n) * 0.5 + 1.0) / count[row]
+    pct[np.isnan(flat[starts])] = NAN
+    out = np.empty_like(x)
+    np.put(out, key, pct[np.cumsum(new) - 1])
+    return out
+
+
 def cs_pct_rank(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """Percentile rank per date (within each group): average rank / count of non-missing
-    values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average.
-    Rows in no group are NaN.
-
-    One numpy sort per date of 64-bit keys ordering (group, value, row), then one compiled
-    pass for ties and counts (`kernels.rank_keys`, `kernels.ranks_from_keys`: exact).
-    Returns the transpose of a date-major array (see `_date_major`)."""
-    xt = _date_major(x)
-    codes, n_groups = _codes(x.shape[0], groups)
-    in_none = codes < 0
-    codes[in_none] = n_groups  # ranked as a group of their own, then blanked
-    group_bits = 0 if groups is None else int(n_groups).bit_length()
-    bits = max(1, (xt.shape[1] - 1).bit_length())
-    keys = np.empty(xt.shape, dtype=np.uint64)
-    kernels.rank_keys(xt, codes, group_bits, bits, keys)
-    keys.view(np.int64).sort(axis=1)  # see kernels.rank_keys
-    ranked = np.empty_like(xt)
-    kernels.ranks_from_keys(xt, keys, group_bits, bits, ranked)
-    if in_none.any():
-        ranked[:, in_none] = NAN
-    return ranked.T
+    values, in (0, 1]. Same convention as pandas `rank(pct=True)`; ties share the average,
+    exactly. Rows in no group are NaN. Returns the transpose of a date-major array."""
+    return _per_group(x, groups, _pct_rank_rows)
 
 
-def _moments(x: np.ndarray, groups: Groups | None, standardize: bool) -> np.ndarray:
-    xt = _date_major(x)
-    codes, n_groups = _codes(x.shape[0], groups)
-    out = np.empty_like(xt)
-    kernels.group_moments(xt, codes, n_groups, standardize, out)
-    return out.T
+def _demean_rows(x: np.ndarray, standardize: bool) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = x - bn.nanmean(x, axis=1)[:, None]
+        if standardize:
+            sd = bn.nanstd(x, axis=1, ddof=1)[:, None]
+            out = np.where(sd > 0, out / sd, NAN)
+    return out
 
 
 def cs_zscore(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """(x - mean) / std (ddof=1) per date (within each group); NaN when the std is 0 or
     undefined. Returns the transpose of a date-major array (see `_date_major`)."""
-    return _moments(x, groups, standardize=True)
+    return _per_group(x, groups, lambda v: _demean_rows(v, standardize=True))
 
 
 def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """x minus the equal-weight mean of the non-missing values per date (within group).
     Returns the transpose of a date-major array (see `_date_major`)."""
-    return _moments(x, groups, standardize=False)
+    return _per_group(x, groups, lambda v: _demean_rows(v, standardize=False))

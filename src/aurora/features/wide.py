@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -28,7 +27,6 @@ import polars as pl
 
 from aurora.calendar import sessions
 from aurora.errors import DataValidationError
-from aurora.features import kernels
 from aurora.features.panel import (
     PanelInfo,
     bar_values_ok,
@@ -170,21 +168,21 @@ def align_wide(
     shape = (len(names), len(days))
     column_of_day = np.full(int(days[-1]) - int(days[0]) + 1, -1, dtype=np.int64)
     column_of_day[days - days[0]] = np.arange(len(days))
-    key = np.empty(frame.height, dtype=np.int64)
-    seen = np.zeros(shape[0] * shape[1], dtype=np.bool_)
-    bar_days = frame["date"].cast(pl.Int32).to_numpy()
-    if kernels.grid_keys(row, bar_days, column_of_day, int(days[0]), shape[1], key, seen) >= 0:
+    day = frame["date"].cast(pl.Int32).to_numpy() - days[0]
+    outside = (day < 0) | (day >= len(column_of_day))
+    column = np.where(outside, -1, column_of_day[np.clip(day, 0, len(column_of_day) - 1)])
+    key = row * shape[1] + column
+    have = np.zeros(shape[0] * shape[1], dtype=np.bool_)
+    have[key] = True
+    if (column < 0).any() or np.count_nonzero(have) != len(key):
         _raise_row_error(prices)  # a bar off the session grid, or a duplicate (symbol, date)
-    have = seen.reshape(shape)
+    have = have.reshape(shape)
     start = have.argmax(axis=1).astype(np.int64)
     end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
-    del seen, have, row
+    del have, row, column
 
     columns = [*BAR_COLUMNS, *(c for c in ("dollar_volume", *optional) if c in frame.columns)]
-    arrays = {c: np.empty(shape) for c in columns}
-    with ThreadPoolExecutor(2) as pool:  # the scatters release the GIL
-        list(pool.map(lambda c: kernels.scatter(key, frame[c].to_numpy(), arrays[c].ravel()),
-                      columns))
+    arrays = {c: _scatter(key, frame[c].to_numpy(), shape) for c in columns}
     if "dollar_volume" not in arrays:
         arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
     table = sector_frame(sectors, names, info).sort("symbol")

@@ -1,4 +1,5 @@
-"""The numpy kernels against naive per-window / per-date computations (hypothesis)."""
+"""The numeric building blocks (`aurora.features.ops`, the engine's masking and the
+output columns) against naive per-window / per-date computations (hypothesis)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from aurora.features import kernels
+from aurora.features.compute import _nullable
+from aurora.features.engine import _mask
 from aurora.features.ops import (
     cs_demean,
     cs_pct_rank,
@@ -207,26 +209,26 @@ def test_rows_in_no_group_are_missing():
 
 @settings(max_examples=40, deadline=None)
 @given(arrays(np.float64, st.integers(0, 70), elements=values))
-def test_validity_bitmap_matches_packbits(x):
-    bitmap = np.empty((len(x) + 7) // 8, dtype=np.uint8)
-    missing = kernels.validity_bitmap(x, bitmap)
-    assert missing == int(np.isnan(x).sum())
-    np.testing.assert_array_equal(bitmap, np.packbits(~np.isnan(x), bitorder="little"))
+def test_nullable_series_has_nulls_where_nan(x):
+    series = _nullable("f", x)
+    assert series.null_count() == int(np.isnan(x).sum())
+    np.testing.assert_array_equal(series.is_null().to_numpy(), np.isnan(x))
+    np.testing.assert_array_equal(series.drop_nulls().to_numpy(), x[~np.isnan(x)])
 
 
 @settings(max_examples=30, deadline=None)
 @given(arrays(np.float64, st.tuples(st.integers(1, 5), st.integers(1, 12)),
               elements=st.one_of(values, st.just(math.inf))),
        st.lists(st.tuples(st.integers(-2, 13), st.integers(-2, 13)), min_size=5, max_size=5))
-def test_mask_cells_in_both_layouts(x, spans):
+def test_mask_in_both_layouts(x, spans):
     first = np.array([a for a, _ in spans][: x.shape[0]], dtype=np.int64)
     last = np.array([b for _, b in spans][: x.shape[0]], dtype=np.int64)
     cols = np.arange(x.shape[1])[None, :]
     keep = (cols >= first[:, None]) & (cols <= last[:, None]) & np.isfinite(x)
     expected = np.where(keep, x, np.nan)
     by_symbol = x.copy()
-    kernels.mask_cells(by_symbol, first, last, False)
+    _mask(by_symbol, first, last)
     np.testing.assert_array_equal(by_symbol, expected)
     by_date = np.ascontiguousarray(x.T)
-    kernels.mask_cells(by_date, first, last, True)
+    _mask(by_date.T, first, last)  # a date-major array seen symbol-major, as the engine keeps it
     np.testing.assert_array_equal(by_date.T, expected)
