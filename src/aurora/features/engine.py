@@ -60,20 +60,13 @@ class Plan:
     @classmethod
     def of(cls, roots: Mapping[str, Expr]) -> Plan:
         plan = cls(dict(roots))
-        seen: set[tuple] = set()
-
-        def visit(node: Expr) -> None:
-            if node.key in seen:
-                return
-            seen.add(node.key)
-            for i in node.inputs:
-                visit(i)
-                plan.readers.setdefault(i.key, []).append(node)
-            plan.order.append(node)
-            plan.phase[node.key] = _phase(node, plan.phase)
-
         for name, expr in roots.items():
-            visit(expr)
+            for node in expr.walk():  # inputs before their readers
+                if node.key not in plan.phase:
+                    for i in node.inputs:
+                        plan.readers.setdefault(i.key, []).append(node)
+                    plan.order.append(node)
+                    plan.phase[node.key] = _phase(node, plan.phase)
             plan.names.setdefault(expr.key, []).append(name)
         return plan
 
@@ -93,8 +86,9 @@ class Plan:
         """Read by a per-date operator (cross-sectional, market, custom)."""
         return any(r.kind in _PER_DATE for r in self.readers.get(node.key, ()))
 
-    def last_phase(self, node: Expr) -> int:
-        return max((self.phase[r.key] for r in self.readers.get(node.key, ())), default=-1)
+    def last_phase(self, key: tuple) -> int:
+        """The last phase that reads the node `key`."""
+        return max((self.phase[r.key] for r in self.readers.get(key, ())), default=-1)
 
 
 def _computed(node: Expr) -> bool:
@@ -152,19 +146,16 @@ def evaluate(
         for n in nodes:
             if plan.kept(n):
                 whole.add(n.key, rows, cols, date_major=plan.read_per_date(n))
-        if phase % 2 == 0:
-            blocks = _blocks(rows, block_cells // max(cols, 1))
-            run = _SymbolBlocks(plan, nodes, panel, whole, out, emission, member)
-        else:
-            blocks = _blocks(cols, block_cells // max(rows, 1))
-            if any(n.kind == "custom" for n in nodes):
-                blocks = [slice(0, cols)]
-            run = _DateBlocks(plan, nodes, panel, whole, out, emission, member)
+        kind = _SymbolBlocks if phase % 2 == 0 else _DateBlocks
+        run = kind(plan, nodes, panel, whole, out, emission, member)
+        blocks = (_blocks(rows, block_cells // max(cols, 1)) if phase % 2 == 0
+                  else [slice(0, cols)] if any(n.kind == "custom" for n in nodes)
+                  else _blocks(cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))
         run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks), workers,
                    lambda done, stage=stage, n=len(blocks): report(stage, done, n))
-        for key in [k for k in whole.arrays if plan.last_phase(_node(plan, k)) <= phase]:
+        for key in [k for k in whole.arrays if plan.last_phase(k) <= phase]:
             whole.drop(key)
     return out
 
@@ -198,20 +189,6 @@ class _Kept:
         a = self.arrays[key]
         return a[sl].T if self.date_major[key] else a[:, sl]
 
-    def put_rows(self, key: tuple, sl: slice, value: np.ndarray) -> None:
-        a = self.arrays[key]
-        if self.date_major[key]:
-            a[:, sl] = value.T
-        else:
-            a[sl] = value
-
-    def put_columns(self, key: tuple, sl: slice, value: np.ndarray) -> None:
-        a = self.arrays[key]
-        if self.date_major[key]:
-            a[sl] = value.T
-        else:
-            a[:, sl] = value
-
 
 def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
     """`result` as a float64 array this node may mask in place: copied only when it is
@@ -221,10 +198,6 @@ def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
             or any(np.may_share_memory(value, a) for a in args if isinstance(a, np.ndarray))):
         value = np.array(value, dtype=np.float64, copy=True)
     return value
-
-
-def _node(plan: Plan, key: tuple) -> Expr:
-    return next(n for n in plan.order if n.key == key)
 
 
 def _blocks(n: int, size: int) -> list[slice]:
@@ -353,7 +326,7 @@ class _SymbolBlocks(_Blocks):
         return self.whole.rows(key, sl)
 
     def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
-        self.whole.put_rows(key, sl, value)
+        self.whole.rows(key, sl)[...] = value
 
 
 class _DateBlocks(_Blocks):
@@ -378,4 +351,4 @@ class _DateBlocks(_Blocks):
         return self.whole.columns(key, sl)
 
     def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
-        self.whole.put_columns(key, sl, value)
+        self.whole.columns(key, sl)[...] = value

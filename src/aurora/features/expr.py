@@ -34,8 +34,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from aurora.features import ops
-
 Kind = str  # "field" | "const" | "elementwise" | "series" | "cross" | "market" | "custom"
 FIELDS = ("open", "high", "low", "close", "volume", "vwap", "dollar_volume",
           "shares_outstanding")
@@ -239,7 +237,7 @@ class Sign(_Unary):
 class Log(_Unary):
     """Natural log; missing for a non-positive input."""
 
-    fn = staticmethod(ops.safe_log)
+    fn = staticmethod(lambda x: np.log(np.where(x > 0, x, np.nan)))
 
 
 class Sqrt(_Unary):
@@ -308,25 +306,24 @@ class Coalesce(Expr):
         return np.where(np.isnan(a), b, a)
 
 
-class Less(Expr):
+class _Pairwise(Expr):
+    keeps_mask = True
+    fn: ClassVar[Callable[[np.ndarray, np.ndarray], np.ndarray]]
+
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(a, b)
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return type(self).fn(args[0], args[1])
+
+
+class Less(_Pairwise):
     """The smaller of two expressions at each cell (Qlib's `Less`; missing if either is)."""
 
-    keeps_mask = True
-
-    def __init__(self, a: Any, b: Any) -> None:
-        super().__init__(a, b)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return np.minimum(args[0], args[1])
+    fn = staticmethod(np.minimum)
 
 
-class Greater(Expr):
+class Greater(_Pairwise):
     """The larger of two expressions at each cell (Qlib's `Greater`)."""
 
-    keeps_mask = True
-
-    def __init__(self, a: Any, b: Any) -> None:
-        super().__init__(a, b)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return np.maximum(args[0], args[1])
+    fn = staticmethod(np.maximum)

@@ -23,6 +23,8 @@ perturbation test.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -32,6 +34,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from aurora.features import ops
 from aurora.features.expr import Context, Expr, Group, _number, sector
+
+# numpy's all-NaN-slice warnings are expected inside the window statistics
+_quiet = functools.partial(warnings.catch_warnings, action="ignore", category=RuntimeWarning)
 
 
 def _window(n: Any, name: str, least: int = 1) -> int:
@@ -74,7 +79,7 @@ class Delta(Ref):
 
 
 def _bn(fn: Callable[..., np.ndarray], **kw: Any) -> Callable[[np.ndarray, int], np.ndarray]:
-    return lambda x, n: ops._move(fn, x, n, ops.min_obs(n), **kw)
+    return lambda x, n: ops.move(fn, x, n, ops.min_obs(n), **kw)
 
 
 class _Rolling(_Series):
@@ -89,7 +94,7 @@ class _Rolling(_Series):
 
 class Mean(_Rolling):
     least = 1
-    rolling = staticmethod(ops.rmean)
+    rolling = staticmethod(_bn(bn.move_mean))
 
 
 class Sum(_Rolling):
@@ -98,7 +103,7 @@ class Sum(_Rolling):
 
 
 class Std(_Rolling):
-    rolling = staticmethod(ops.rstd)
+    rolling = staticmethod(_bn(bn.move_std, ddof=1))
 
 
 class Var(_Rolling):
@@ -107,17 +112,17 @@ class Var(_Rolling):
 
 class Min(_Rolling):
     least = 1
-    rolling = staticmethod(ops.rmin)
+    rolling = staticmethod(_bn(bn.move_min))
 
 
 class Max(_Rolling):
     least = 1
-    rolling = staticmethod(ops.rmax)
+    rolling = staticmethod(_bn(bn.move_max))
 
 
 class Median(_Rolling):
     least = 1
-    rolling = staticmethod(lambda x, n: ops.rmedian(x, n, ops.min_obs(n)))
+    rolling = staticmethod(_bn(bn.move_median))
 
 
 def _views(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -377,18 +382,3 @@ class Custom(Expr):
 def custom(fn: Callable[..., np.ndarray], *inputs: Any, lookback: int) -> Expr:
     """The escape hatch: `fn(*arrays)` as a feature expression (module docstring)."""
     return Custom(fn, *inputs, lookback=lookback)
-
-
-class _quiet:
-    """Silence numpy's all-NaN-slice warnings inside a block (they are expected)."""
-
-    def __enter__(self) -> None:
-        import warnings
-
-        self._catch = warnings.catch_warnings()
-        self._catch.__enter__()
-        warnings.simplefilter("ignore", RuntimeWarning)
-
-    def __exit__(self, *exc: object) -> None:
-        self._catch.__exit__(*exc)
-

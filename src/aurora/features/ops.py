@@ -28,8 +28,8 @@ def min_obs(window: int) -> int:
     return max(1, math.ceil(MIN_COVERAGE * window))
 
 
-def _move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int,
-          **kw: object) -> np.ndarray:
+def move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: int,
+         **kw: object) -> np.ndarray:
     """Apply a bottleneck moving-window function along axis 1, also when the history is
     shorter than the window (bottleneck refuses that; NaN padding on the left is neutral)."""
     short = window - x.shape[1]
@@ -39,42 +39,12 @@ def _move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: 
     return fn(np.hstack([pad, x]), window, min_count=min_count, axis=1, **kw)[:, short:]
 
 
-def rmean(x: np.ndarray, window: int) -> np.ndarray:
-    return _move(bn.move_mean, x, window, min_obs(window))
-
-
-def rstd(x: np.ndarray, window: int) -> np.ndarray:
-    """Sample standard deviation (ddof=1) over the window."""
-    return _move(bn.move_std, x, window, min_obs(window), ddof=1)
-
-
-def rmax(x: np.ndarray, window: int) -> np.ndarray:
-    return _move(bn.move_max, x, window, min_obs(window))
-
-
-def rmin(x: np.ndarray, window: int) -> np.ndarray:
-    return _move(bn.move_min, x, window, min_obs(window))
-
-
-def rmedian(x: np.ndarray, window: int, min_count: int) -> np.ndarray:
-    return _move(bn.move_median, x, window, min_count)
-
-
-def rcount(x: np.ndarray, window: int) -> np.ndarray:
-    """Number of non-missing values in the window (0 allowed)."""
-    return _move(bn.move_sum, (~np.isnan(x)).astype(np.float64), window, 1)
-
-
 def shift(x: np.ndarray, k: int) -> np.ndarray:
     """x_{t-k} along axis 1 (NaN for the first k sessions)."""
     out = np.full_like(x, NAN)
     if k < x.shape[1]:
         out[:, k:] = x[:, : x.shape[1] - k]
     return out
-
-
-def where(cond: np.ndarray, x: np.ndarray | float, y: np.ndarray | float = NAN) -> np.ndarray:
-    return np.where(cond, x, y)
 
 
 class _Pairs:
@@ -96,7 +66,7 @@ class _Pairs:
         self.sa, self.sb = self.sum(self.a), self.sum(self.b)
 
     def sum(self, v: np.ndarray) -> np.ndarray:
-        return _move(bn.move_sum, v, self.window, 1)
+        return move(bn.move_sum, v, self.window, 1)
 
     def comoment(self, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray
                  ) -> np.ndarray:
@@ -130,18 +100,6 @@ def rbeta(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
         return np.where(cyy > 0, p.comoment(p.a, p.b, p.sa, p.sb) / cyy, NAN)
 
 
-def safe_log(x: np.ndarray) -> np.ndarray:
-    """Natural log; NaN for non-positive or missing input instead of -inf."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return where(x > 0, np.log(x))
-
-
-def ratio(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """x / y without floating-point warnings (0/0 is NaN, x/0 is +-inf: masked later)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return x / y
-
-
 # ---- cross-sectional kernels (axis 0: symbols of one date) ----------------------------
 
 
@@ -155,17 +113,12 @@ def _group_columns(n: int, groups: Groups) -> list[np.ndarray]:
     return [order[lo:hi] for lo, hi in itertools.pairwise(bounds) if hi > lo]
 
 
-def _date_major(x: np.ndarray) -> np.ndarray:
-    """x (symbols x dates) as a C-contiguous (dates x symbols) array: no copy when x is the
-    transpose of one, as the build passes it."""
-    return np.ascontiguousarray(x.T)
-
-
 def _per_group(x: np.ndarray, groups: Groups | None,
                fn: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """fn applied to each group's columns of the date-major x; NaN in no group. Returns
-    the transpose of a date-major array (see `_date_major`)."""
-    xt = _date_major(x)
+    """fn applied to each group's columns of x as a C-contiguous (dates x symbols) array (no
+    copy when x is the transpose of one, as the build passes it); NaN in no group. Returns
+    the transpose of a date-major array."""
+    xt = np.ascontiguousarray(x.T)
     if groups is None:
         return fn(xt).T
     out = np.full_like(xt, NAN)
@@ -183,6 +136,8 @@ def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
     than the cut (relative ~2**(bits - 52)) may come out of order; a stable sort of the
     nearly sorted values then orders them exactly, so ties are exact."""
     rows, n = x.shape
+    if x.size == 0:
+        return x.copy()
     bits = max(1, (n - 1).bit_length())
     low = (1 << bits) - 1
     key = x.view(np.int64).copy()
@@ -236,11 +191,11 @@ def _demean_rows(x: np.ndarray, standardize: bool) -> np.ndarray:
 
 def cs_zscore(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """(x - mean) / std (ddof=1) per date (within each group); NaN when the std is 0 or
-    undefined. Returns the transpose of a date-major array (see `_date_major`)."""
+    undefined. Returns the transpose of a date-major array."""
     return _per_group(x, groups, lambda v: _demean_rows(v, standardize=True))
 
 
 def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """x minus the equal-weight mean of the non-missing values per date (within group).
-    Returns the transpose of a date-major array (see `_date_major`)."""
+    Returns the transpose of a date-major array."""
     return _per_group(x, groups, lambda v: _demean_rows(v, standardize=False))

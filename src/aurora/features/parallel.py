@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 
 MAX_DEFAULT_WORKERS = 4
 
@@ -32,26 +32,10 @@ def run_blocks(fn: Callable[[int], None], n: int, workers: int,
                progress: Callable[[int], None]) -> None:
     """Call fn(i) once for every block i in 0..n-1 on up to `workers` threads.
 
-    progress(done) is called in the caller's thread as blocks complete. If a block raises,
-    the blocks not yet started are cancelled, the running ones finish, and the first
-    exception is re-raised here; the outputs are then incomplete.
+    progress(done) is called in the caller's thread as blocks complete, in block order. If a
+    block raises, the blocks not yet started are cancelled, the running ones finish, and the
+    first exception in block order is re-raised here; the outputs are then incomplete.
     """
-    workers = min(workers, n)
-    if workers <= 1:
-        for i in range(n):
-            fn(i)
-            progress(i + 1)
-        return
-    with ThreadPoolExecutor(workers, thread_name_prefix="aurora-build") as pool:
-        pending = {pool.submit(fn, i) for i in range(n)}
-        done = 0
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_EXCEPTION)
-            for future in finished:
-                error = future.exception()
-                if error is not None:
-                    for other in pending:
-                        other.cancel()
-                    raise error
-            done += len(finished)
+    with ThreadPoolExecutor(max(1, min(workers, n)), thread_name_prefix="aurora-build") as pool:
+        for done, _ in enumerate(pool.map(fn, range(n)), 1):
             progress(done)

@@ -75,7 +75,6 @@ class WidePanel:
                          self.sectors, arrays)
 
 
-
 def _cast(prices: pl.DataFrame, optional: Sequence[str] = ()) -> pl.DataFrame | None:
     """The store schema's types, or None when a column is missing (let check_prices say so).
     `optional`: other float columns wanted, kept when the prices have them."""
@@ -95,22 +94,13 @@ def _raise_row_error(prices: pl.DataFrame) -> None:
     raise DataValidationError("prices: invalid input")  # unreachable unless checks disagree
 
 
-def sorted_runs(symbol: pl.Series) -> tuple[pl.Series, np.ndarray] | None:
-    """(symbols, run lengths) when the bars come grouped by symbol in ascending order (the
-    store's order): one pass. None otherwise."""
-    runs = symbol.rle()
-    values = runs.struct.field("value")
-    if values.len() < 2 or bool((values.slice(1) > values.slice(0, values.len() - 1)).all()):
-        return values, runs.struct.field("len").to_numpy()
-    return None
-
-
 def _symbol_rows(symbol: pl.Series) -> tuple[list[str], np.ndarray]:
     """The sorted distinct symbols and each bar's row among them (int64). Bars sorted by
     symbol take one run-length pass; others a categorical lookup."""
-    runs = sorted_runs(symbol)
-    if runs is not None:
-        values, lengths = runs
+    runs = symbol.rle()
+    values = runs.struct.field("value")
+    if values.len() < 2 or bool((values.slice(1) > values.slice(0, values.len() - 1)).all()):
+        lengths = runs.struct.field("len").to_numpy()
         return values.to_list(), np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
     names = symbol.unique().sort()
     return names.to_list(), symbol.cast(pl.Enum(names)).to_physical().to_numpy().astype(
