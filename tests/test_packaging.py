@@ -43,7 +43,7 @@ def test_missing_test_bed_is_one_line(monkeypatch):
 
     from aurora.cli import main as cli
 
-    monkeypatch.setattr(cli, "entry_points", lambda group: [])
+    monkeypatch.setattr("importlib.metadata.entry_points", lambda group: [])
     app = typer.Typer()
     cli._register_plugins(app)
     for command in ("demo", "emulator"):

@@ -18,6 +18,8 @@ from importlib import resources
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+import numpy as np
+
 if TYPE_CHECKING:
     import exchange_calendars as xcals
 
@@ -44,9 +46,10 @@ def _shipped() -> tuple[tuple[dt.date, ...], dict[dt.date, dt.time]]:
             early[date] = dt.time.fromisoformat(rest[0])
         else:
             bounds[kind] = date
-    first, last = bounds["first"], bounds["last"]
-    days = (first + dt.timedelta(days=k) for k in range((last - first).days + 1))
-    return tuple(d for d in days if d.weekday() < 5 and d not in closed), early
+    days = np.arange(bounds["first"], bounds["last"] + dt.timedelta(days=1),
+                     dtype="datetime64[D]")
+    weekdays = days[np.is_busday(days, holidays=sorted(closed))]
+    return tuple(weekdays.tolist()), early
 
 
 @lru_cache(maxsize=1)

@@ -21,6 +21,10 @@ from .test_build import _seed
 
 PANEL = random_panel(n_sessions=420, seed=3)
 DATES = sorted(PANEL["date"].unique().to_list())
+# one market cap per symbol, as of a date before any tail: the shares are put on the volume
+# basis with the last bar before it, which an incremental build's tail does not hold
+CAPS = pl.DataFrame({"symbol": PANEL["symbol"].unique().sort(), "as_of": DATES[50]}).with_columns(
+    market_cap=pl.int_range(pl.len()).cast(pl.Float64) * 1e9 + 2e9)
 
 
 def _actions(rows: list[tuple[str, str, object, float]]) -> pl.DataFrame:
@@ -35,7 +39,7 @@ def _actions(rows: list[tuple[str, str, object, float]]) -> pl.DataFrame:
 
 
 def _publish(store: Store, prices: pl.DataFrame, actions: pl.DataFrame | None = None) -> None:
-    _seed(store, prices)
+    _seed(store, prices, CAPS)
     if actions is not None:
         with store.transaction("actions", base=store.current_version()) as txn:
             atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
@@ -112,3 +116,25 @@ def test_a_late_corporate_action_or_new_features_make_a_full_build(tmp_path):
     assert result.meta["build"] == {"mode": "full",
                                     "reason": "the feature set changed (--features)",
                                     "new_sessions": _features(store)["date"].n_unique()}
+
+
+def test_the_prices_digest_sees_values_and_missing_cells_not_row_order():
+    from aurora.features.incremental import prices_digest
+
+    through = DATES[200]
+    base = prices_digest(PANEL, through)
+    assert prices_digest(PANEL.sample(fraction=1.0, shuffle=True, seed=1), through) == base
+    later = PANEL.with_columns(pl.when(pl.col("date") > through).then(pl.col("close") * 2)
+                               .otherwise(pl.col("close")).alias("close"))
+    assert prices_digest(later, through) == base
+    first = (pl.col("symbol") == "AAA") & (pl.col("date") == DATES[5])
+    shifted = PANEL.with_columns(pl.when(first).then(pl.col("close") + 1e-9)
+                                 .otherwise(pl.col("close")).alias("close"))
+    assert prices_digest(shifted, through) != base
+    missing = PANEL.with_columns(pl.when(first).then(None).otherwise(pl.col("volume"))
+                                 .alias("volume"))
+    assert prices_digest(missing, through) != base
+    renamed = PANEL.with_columns(pl.when(pl.col("symbol") == "AAA").then(pl.lit("AAB"))
+                                 .otherwise(pl.col("symbol")).alias("symbol"))
+    assert prices_digest(renamed, through) != base
+    assert prices_digest(PANEL, DATES[201]) != base

@@ -6,23 +6,24 @@ assembles them, adds the commands of installed plugins (entry point group
 `AuroraError` into a one-line message and an exit code. Every command records itself
 through `aurora.cli.common.command_run`.
 
-Start-up time: `aurora --help` and light commands must not pay for the heavy stage
-libraries, so the command functions import these inside their bodies, each marked
-"deferred: start-up time": `aurora.fetch` (fetch), `aurora.features` (build),
+Start-up time: a command pays only for its own module. `aurora COMMAND ...` imports and
+registers the one module that owns COMMAND (`COMMAND_MODULES`); no command, `--help` or an
+unknown name registers them all, and the plugins' (whose entry points are read only then).
+Within a module, the heavy stage libraries are imported inside the command bodies, each
+marked "deferred: start-up time": `aurora.fetch` (fetch), `aurora.features` (build),
 `aurora.predict` (predict, evaluate), `aurora.ops.pipeline` (run),
 `aurora.ops.recovery` (drill), `aurora.importbars` (import bars) and `aurora.vendorfiles`
-(validate --against); and `aurora.calendar` loads exchange-calendars on first use.
-Everything else is imported at module top.
+(validate --against).
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
-from importlib.metadata import entry_points
+from typing import Any
 
 import typer
 
-from aurora.cli import build_cmd, fetch_cmd, ops_cmd, predict_cmd, quarantine_cmd, validate_cmd
 from aurora.errors import AuroraError, NotInstalled, StoreError
 from aurora.oserrors import describe_os_error
 from aurora.redaction import redact, secret_values
@@ -33,20 +34,49 @@ TESTBED_COMMANDS = {
     "emulator": "Serve an Alpaca-compatible market-data API on 127.0.0.1 (test bed).",
 }
 
-app = typer.Typer(
-    name="aurora",
-    help="Aurora: Alpaca daily bars -> validated store -> 45 features -> ranked predictions.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# command name -> the module under aurora.cli that registers it (in `aurora --help` order)
+COMMAND_MODULES = {
+    "fetch": "fetch_cmd", "import": "fetch_cmd", "validate": "validate_cmd",
+    "build": "build_cmd", "predict": "predict_cmd", "evaluate": "predict_cmd",
+    **dict.fromkeys(["run", "status", "backup", "restore", "rollback", "drill", "prune"],
+                    "ops_cmd"),
+    "quarantine": "quarantine_cmd",
+}
 
-for module in (fetch_cmd, validate_cmd, build_cmd, predict_cmd, ops_cmd, quarantine_cmd):
-    module.register(app)
+
+def build_app(command: str | None = None) -> typer.Typer:
+    """The Typer application: only `command`'s module when it is a built-in command, else
+    every module's commands and the plugins'."""
+    app = typer.Typer(
+        name="aurora",
+        help="Aurora: Alpaca daily bars -> validated store -> 45 features -> ranked "
+        "predictions.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    # a group even when one command is registered: `aurora build` stays `aurora build`
+    app.callback()(lambda: None)
+    owner = COMMAND_MODULES.get(command or "")
+    for name in dict.fromkeys(COMMAND_MODULES.values()):
+        if owner is None or name == owner:
+            importlib.import_module(f"aurora.cli.{name}").register(app)
+    if owner is None:
+        _register_plugins(app)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    """`aurora.cli.main.app`: the whole application (for click's test runner)."""
+    if name == "app":
+        return build_app()
+    raise AttributeError(name)
 
 
 def _register_plugins(app: typer.Typer) -> None:
     """Commands of installed plugins; a one-line hint for test-bed commands when absent."""
+    from importlib.metadata import entry_points  # deferred: start-up time
+
     for entry in entry_points(group=PLUGIN_GROUP):
         entry.load()(app)
     present = {command.name for command in app.registered_commands}
@@ -64,9 +94,6 @@ def _missing(app: typer.Typer, name: str, text: str) -> None:
                            "`pip install -e testbed` in it")
 
 
-_register_plugins(app)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; AuroraError becomes `error: <message>` on stderr and its exit code.
 
@@ -77,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     with SystemExit.
     """
     args = list(sys.argv[1:] if argv is None else argv)
+    app = build_app(next((a for a in args if not a.startswith("-")), None))
     try:
         app(args=args, standalone_mode=True, obj=args)
     except SystemExit as exc:

@@ -29,7 +29,8 @@ from aurora.errors import DataValidationError, StoreError
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
-from aurora.features.incremental import Incremental, plan_incremental
+from aurora.features.incremental import Incremental, plan_incremental, prices_digest
+from aurora.features.panel import PanelInfo, shares_table
 from aurora.features.registry import (
     FEATURE_NAMES,
     MAX_LOOKBACK,
@@ -231,6 +232,8 @@ def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
                           if features.user else None),
         "feature_set_hash": feature_set_hash(feature_set(features.user)),
         "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
+        "prices_digest": ({"through": str(hi), "sha256": prices_digest(inputs.prices, hi)}
+                          if isinstance(hi, dt.date) else None),
         "price_adjustment": inputs.adjustment,
         "universe": {"source": universe_source, "symbols": len(symbols),
                      "ignored_in_prices": frame.ignored_symbols,
@@ -282,7 +285,10 @@ def build_features(
                               sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                               actions=inputs.actions, universe=symbols,
                               membership=chosen.membership, extra=features.user,
-                              progress=progress)
+                              progress=progress,
+                              shares=(shares_table(inputs.fundamentals, inputs.prices,
+                                                   inputs.actions, PanelInfo())
+                                      if plan else None))
         if plan is not None:
             frame = plan.merge(frame)
     except DataValidationError as exc:

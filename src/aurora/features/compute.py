@@ -56,6 +56,7 @@ def compute_panel(
     progress: Progress | None = None,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
+    shares: pl.DataFrame | None = None,
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
 
@@ -70,6 +71,8 @@ def compute_panel(
     counts the others). extra: user features (name -> expression) after the registry's.
     workers: threads for the blocks (None: `parallel.default_workers()`); the result does not
     depend on it, nor on block_cells (cells per block, a memory/speed knob).
+    shares: `panel.shares_table` of the fundamentals on the whole history, when `prices` is
+    only its tail (a market cap is put on the volume basis with the last bar before it).
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -82,7 +85,8 @@ def compute_panel(
     fields = {n.name for e in features.values() for n in e.walk() if isinstance(n, Field)}
     report("align", 0, 1)
     panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
-                             actions=actions, optional=sorted(fields & {"vwap"}))
+                             actions=actions, optional=sorted(fields & {"vwap"}),
+                             shares=shares)
     report("align", 1, 1)
     emission = Emission.of(panel, max(e.lookback for e in features.values()))
     member = None if membership is None else membership.mask(panel.symbols, panel.dates)

@@ -23,6 +23,12 @@ The algorithm (zipline's pipeline engine is the model):
 5. **Emission.** A feature's cells are written straight into its long output column (the
    cells of each symbol's span with at least `max look-back` prior sessions) by the block
    that computes it.
+6. **Windows.** When the emitted columns are the lesser part of the panel (an incremental
+   build's tail, the lookahead gate's), each node is computed only over the columns its
+   readers need: a root from the first emitted column, an input from `window` columns
+   before its earliest reader's first (`_starts`). A node read by a 252-session mean
+   covers 252 more columns than one that only feeds a rank. A full build emits most
+   columns and computes every node over all of them.
 
 Blocks are independent, so a phase's blocks run on worker threads (`parallel.run_blocks`);
 each cell is computed by the same code on the same block whatever the thread count. Nothing
@@ -139,55 +145,30 @@ def evaluate(
     error naming the feature(s) it belongs to."""
     plan = Plan.of(roots)
     out = {name: np.empty(emission.rows) for name in roots}
-    whole = _Kept()
     rows, cols = panel.shape
+    # the nodes that later phases read, whole; one read per date is stored date-major (its
+    # transpose is C-ordered), so that a block of dates is one contiguous slab
+    whole: dict[tuple, np.ndarray] = {}
+    first = int(np.clip(emission.first.min(initial=cols), 0, cols))
+    starts = _starts(plan, first if 2 * first > cols else 0)
     for phase in plan.phases:
         nodes = plan.nodes(phase)
-        for n in nodes:
-            if plan.kept(n):
-                whole.add(n.key, rows, cols, date_major=plan.read_per_date(n))
-        kind = _SymbolBlocks if phase % 2 == 0 else _DateBlocks
-        run = kind(plan, nodes, panel, whole, out, emission, member)
-        blocks = (_blocks(rows, block_cells // max(cols, 1)) if phase % 2 == 0
-                  else [slice(0, cols)] if any(n.kind == "custom" for n in nodes)
-                  else _blocks(cols, block_cells // max(rows, 1)))
+        for n in (n for n in nodes if plan.kept(n)):
+            whole[n.key] = (np.empty((cols, rows)).T if plan.read_per_date(n)
+                            else np.empty((rows, cols)))
+        run = _Blocks(plan, nodes, panel, whole, out, emission, member, starts,
+                      by_dates=phase % 2 == 1)
+        lo = min(starts[n.key] for n in nodes)
+        blocks = (_blocks(0, rows, block_cells // max(cols, 1)) if phase % 2 == 0
+                  else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
+                  else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))
         run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks), workers,
                    lambda done, stage=stage, n=len(blocks): report(stage, done, n))
-        for key in [k for k in whole.arrays if plan.last_phase(k) <= phase]:
-            whole.drop(key)
+        for key in [k for k in whole if plan.last_phase(k) <= phase]:
+            del whole[key]
     return out
-
-
-class _Kept:
-    """The nodes kept whole between phases. A node read by a per-date operator is stored
-    date-major (sessions x symbols), so a block of dates is one contiguous slab and the
-    per-date kernels read it without a copy; any other is stored symbol-major."""
-
-    def __init__(self) -> None:
-        self.arrays: dict[tuple, np.ndarray] = {}
-        self.date_major: dict[tuple, bool] = {}
-
-    def __contains__(self, key: tuple) -> bool:
-        return key in self.arrays
-
-    def add(self, key: tuple, rows: int, cols: int, *, date_major: bool) -> None:
-        self.arrays[key] = np.empty((cols, rows) if date_major else (rows, cols))
-        self.date_major[key] = date_major
-
-    def drop(self, key: tuple) -> None:
-        del self.arrays[key], self.date_major[key]
-
-    def rows(self, key: tuple, sl: slice) -> np.ndarray:
-        """Symbols `sl` x every session (a view)."""
-        a = self.arrays[key]
-        return a[:, sl].T if self.date_major[key] else a[sl]
-
-    def columns(self, key: tuple, sl: slice) -> np.ndarray:
-        """Every symbol x sessions `sl` (a view)."""
-        a = self.arrays[key]
-        return a[sl].T if self.date_major[key] else a[:, sl]
 
 
 def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
@@ -200,59 +181,86 @@ def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
     return value
 
 
-def _blocks(n: int, size: int) -> list[slice]:
+def _blocks(lo: int, hi: int, size: int) -> list[slice]:
     size = max(1, size)
-    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+    return [slice(i, min(hi, i + size)) for i in range(lo, hi, size)]
+
+
+def _starts(plan: Plan, first: int) -> dict[tuple, int]:
+    """The first column each node is computed from (module docstring, 6): every root is
+    needed from `first`, an input from the earliest start of its readers, and a node starts
+    `window` columns before it is needed."""
+    needed: dict[tuple, int] = {}
+    starts: dict[tuple, int] = {}
+    for node in reversed(plan.order):  # readers before their inputs
+        starts[node.key] = max(0, needed.get(node.key, first) - node.window)
+        for i in node.inputs:
+            needed[i.key] = min(needed.get(i.key, starts[node.key]), starts[node.key])
+    return starts
 
 
 class _Blocks:
-    """Evaluates one phase's nodes on a block (subclasses: which way the block is cut)."""
+    """Evaluates one phase's nodes on a block: whole symbols (`by_dates` False) or whole
+    dates. A block spans panel columns c0 .. c1 - 1; a node's value in it covers its
+    columns from max(c0, its start) and is kept with that offset."""
 
     def __init__(self, plan: Plan, nodes: Sequence[Expr], panel: WidePanel,
-                 whole: _Kept, out: dict[str, np.ndarray],
-                 emission: Emission, member: np.ndarray | None) -> None:
-        self.plan, self.nodes, self.panel = plan, nodes, panel
+                 whole: dict[tuple, np.ndarray], out: dict[str, np.ndarray],
+                 emission: Emission, member: np.ndarray | None, starts: Mapping[tuple, int],
+                 *, by_dates: bool) -> None:
+        self.plan, self.nodes, self.panel, self.starts = plan, nodes, panel, starts
         self.whole, self.out, self.emission, self.member = whole, out, emission, member
+        self.by_dates = by_dates
         inside = {n.key for n in nodes}
         self.uses = {n.key: sum(r.key in inside for r in plan.readers.get(n.key, ()))
                      for n in plan.order}
 
+    def cut(self, sl: slice) -> tuple[slice, slice]:
+        """(rows, columns) of block `sl`."""
+        return (slice(None), sl) if self.by_dates else (sl, slice(0, len(self.panel.dates)))
+
     def __call__(self, sl: slice) -> None:
-        sub = self.sub(sl)
-        ctx = self.context(sl, sub)
+        cut = self.cut(sl)
+        c0, c1 = cut[1].start, cut[1].stop
+        sub = self.panel.block(*cut)
+        ctx = Context(self.panel.sector_codes[cut[0]],
+                      None if self.member is None else self.member[cut])
         cells = self.cells(sl, sub)
-        values: dict[tuple, np.ndarray] = {}
+        values: dict[tuple, tuple[np.ndarray, int]] = {}
         left = dict(self.uses)
         for node in self.nodes:
-            args = [self.read(i, sl, sub, values) for i in node.inputs]
+            at = max(c0, self.starts[node.key])
+            if at >= c1:  # needed only after this block
+                continue
+            args = [self.read(i, cut, sub, values, at) for i in node.inputs]
             try:
-                value = _own(node.compute(args, ctx), args)
+                value = _own(node.compute(args, _narrow(ctx, at - c0)), args)
             except Exception as exc:
                 names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
                 raise type(exc)(f"{names}: {node!r}: {exc}") from exc
             if not (node.keeps_mask and all(i.kind != "custom" for i in node.inputs)):
-                self.mask(node, value, sub)
-            values[node.key] = value
+                _mask(value, sub.start + node.lookback - (at - c0), sub.end - (at - c0))
+            values[node.key] = (value, at)
             for name in self.plan.names.get(node.key, ()):
-                cells.emit(value, self.out[name])
+                cells.emit(value, at - c0, self.out[name])
             if node.key in self.whole:
-                self.store(value, sl, node.key)
+                self.whole[node.key][cut[0], at:c1] = value
             for i in node.inputs:
                 left[i.key] -= 1
                 if left[i.key] == 0:
                     values.pop(i.key, None)
 
-    def read(self, node: Expr, sl: slice, sub: WidePanel, values: dict[tuple, np.ndarray]
-             ) -> np.ndarray:
-        if node.key in values:
-            return values[node.key]
-        if isinstance(node, Field):
-            return self.field(node, sl, sub)
+    def read(self, node: Expr, cut: tuple[slice, slice], sub: WidePanel,
+             values: dict[tuple, tuple[np.ndarray, int]], at: int) -> np.ndarray:
+        """`node`'s value from panel column `at` on."""
         if node.kind == "const":
             return node.compute([], Context(np.empty(0, dtype=np.int64)))
-        return self.slice(node.key, sl)
+        value, offset = values.get(node.key) or (
+            self.field(node, sub) if isinstance(node, Field) else self.whole[node.key][cut],
+            cut[1].start)
+        return value[:, at - offset:] if at > offset else value
 
-    def field(self, node: Field, sl: slice, sub: WidePanel) -> np.ndarray:
+    def field(self, node: Field, sub: WidePanel) -> np.ndarray:
         name = _FIELD_ARRAY.get(node.name, node.name)
         if name not in sub.arrays:
             users = [root for root, expr in self.plan.roots.items() if node in expr.walk()]
@@ -260,10 +268,26 @@ class _Blocks:
                              "not have")
         return sub[name]
 
-    def mask(self, node: Expr, value: np.ndarray, sub: WidePanel) -> None:
-        """Missing outside each symbol's span shortened by the node's look-back, and where
-        not finite (module docstring, 4)."""
-        _mask(value, sub.start + node.lookback, sub.end)
+    def cells(self, sl: slice, sub: WidePanel) -> _Cells:
+        """Where the block's emitted cells go: a block of symbols writes one contiguous run
+        of the output; in a block of dates, symbol i's cells go to consecutive output cells
+        from offset[i]."""
+        e = self.emission
+        if not self.by_dates:
+            return _Cells.of(e.first[sl], sub.end, len(self.panel.dates),
+                             slice(e.offset[sl.start], e.offset[sl.stop]))
+        first = e.first - sl.start
+        cells = _Cells.of(first, sub.end, sl.stop - sl.start, slice(None))
+        rows, at = np.divmod(cells.source, sl.stop - sl.start)
+        cells.target = (e.offset[:-1] - first)[rows] + at
+        return cells
+
+
+def _narrow(ctx: Context, skip: int) -> Context:
+    """The context of a value that starts `skip` columns into its block."""
+    if not skip or ctx.member is None:
+        return ctx
+    return Context(ctx.sector_codes, ctx.member[:, skip:])
 
 
 def _mask(value: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
@@ -291,6 +315,7 @@ class _Cells:
     source: np.ndarray
     source_t: np.ndarray
     target: np.ndarray | slice
+    cols: int
 
     @classmethod
     def of(cls, first: np.ndarray, last: np.ndarray, cols: int,
@@ -298,57 +323,16 @@ class _Cells:
         t = np.arange(cols)
         inside = (t >= first[:, None]) & (t <= last[:, None])
         rows, at = np.nonzero(inside)
-        return cls(rows * cols + at, at * len(first) + rows, target)
+        return cls(rows * cols + at, at * len(first) + rows, target, cols)
 
-    def emit(self, value: np.ndarray, column: np.ndarray) -> None:
-        """column[target] = the block's emitted cells of `value` (symbols x sessions, C
-        order or the transpose of a date-major array), symbol by symbol."""
+    def emit(self, value: np.ndarray, skip: int, column: np.ndarray) -> None:
+        """column[target] = the block's emitted cells of `value` (symbols x the block's
+        sessions from its `skip`-th, C order or the transpose of a date-major array)."""
+        if skip:  # a windowed value: few cells
+            rows, at = np.divmod(self.source, self.cols)
+            column[self.target] = value[rows, at - skip]
+            return
         date_major = value.flags.f_contiguous and not value.flags.c_contiguous
         cells = (np.take(value.T, self.source_t) if date_major
                  else np.take(value, self.source))
         column[self.target] = cells
-
-
-class _SymbolBlocks(_Blocks):
-    def sub(self, sl: slice) -> WidePanel:
-        return self.panel.rows(sl, {})
-
-    def context(self, sl: slice, sub: WidePanel) -> Context:
-        return Context(self.panel.sector_codes[sl],
-                       None if self.member is None else self.member[sl])
-
-    def cells(self, sl: slice, sub: WidePanel) -> _Cells:
-        e = self.emission
-        return _Cells.of(e.first[sl], sub.end, len(self.panel.dates),
-                         slice(e.offset[sl.start], e.offset[sl.stop]))
-
-    def slice(self, key: tuple, sl: slice) -> np.ndarray:
-        return self.whole.rows(key, sl)
-
-    def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
-        self.whole.rows(key, sl)[...] = value
-
-
-class _DateBlocks(_Blocks):
-    def sub(self, sl: slice) -> WidePanel:
-        arrays = {k: v[:, sl] for k, v in self.panel.arrays.items()}
-        return self.panel.columns(sl, arrays)
-
-    def context(self, sl: slice, sub: WidePanel) -> Context:
-        return Context(self.panel.sector_codes,
-                       None if self.member is None else self.member[:, sl])
-
-    def cells(self, sl: slice, sub: WidePanel) -> _Cells:
-        """Symbol i's cells of the block go to consecutive output cells from offset[i]."""
-        e = self.emission
-        first = e.first - sl.start
-        cells = _Cells.of(first, sub.end, sl.stop - sl.start, slice(None))
-        rows, at = np.divmod(cells.source, sl.stop - sl.start)
-        cells.target = (e.offset[:-1] - first)[rows] + at
-        return cells
-
-    def slice(self, key: tuple, sl: slice) -> np.ndarray:
-        return self.whole.columns(key, sl)
-
-    def store(self, value: np.ndarray, sl: slice, key: tuple) -> None:
-        self.whole.columns(key, sl)[...] = value

@@ -223,19 +223,20 @@ def gate_dispersion(
     """
     names = [n for n in frame.columns if n.startswith("f_")]
     table = dispersion_table(frame, names)
+    compared = table.select(pl.col(names).is_not_null().sum()).row(0)
+    flat_counts = table.select((pl.col(names) <= min_dispersion).sum()).row(0)
     results = []
-    for n in names:
-        col = table.select("date", n).drop_nulls()
-        flat = col.filter(pl.col(n) <= min_dispersion)["date"].to_list()
-        if col.height == 0:
+    for n, dates_compared, flat in zip(names, compared, flat_counts, strict=True):
+        if dates_compared == 0:
             results.append(GateResult("dispersion", False, f"{n}: no date has two or more"
                                       " values to compare", feature=n))
-        elif len(flat) > max_flat_fraction * col.height:
-            dates = [str(d) for d in flat]
+        elif flat > max_flat_fraction * dates_compared:
+            dates = [str(d) for d in table.filter(pl.col(n) <= min_dispersion)["date"]]
             results.append(GateResult(
                 "dispersion", False,
                 f"{n} is flat across the cross-section (std/mean|x| <= {min_dispersion:g}) on"
-                f" {len(dates)} of {col.height} date(s): {_listed(dates)}", feature=n, dates=dates))
+                f" {len(dates)} of {dates_compared} date(s): {_listed(dates)}", feature=n,
+                dates=dates))
     if not results:
         median = table.select(pl.exclude("date").median()).row(0)
         low = min(zip(median, names, strict=True), key=lambda t: (t[0] is None, t[0]))
@@ -326,14 +327,21 @@ def compare_until(
                            b.join(a, on=keys, how="anti").select(keys)])
     if unmatched.height:
         diffs["rows"] = sorted({str(d) for d in unmatched["date"].to_list()})
-    for n in [c for c in a.columns if c.startswith("f_") and c in b.columns]:
-        x, y = pl.col(n), pl.col(f"{n}__p")
-        tol = rtol * pl.max_horizontal(x.abs(), y.abs()) + 1e-300
-        bad = (x.is_null() != y.is_null()) | ((x - y).abs() > tol).fill_null(False)
-        dates = joined.filter(bad)["date"].unique().sort().to_list()
-        if dates:
+    names = [c for c in a.columns if c.startswith("f_") and c in b.columns]
+    differs = joined.select(_differs(n, rtol) for n in names)
+    for n, any_differs in zip(names, differs.select(pl.all().any()).row(0), strict=True):
+        if any_differs:
+            dates = joined.filter(differs[n])["date"].unique().sort()
             diffs[n] = [str(d) for d in dates]
     return diffs
+
+
+def _differs(name: str, rtol: float) -> pl.Expr:
+    """Per joined row: feature `name` differs from its `__p` twin (missing on one side, or
+    apart by more than rtol relative)."""
+    x, y = pl.col(name), pl.col(f"{name}__p")
+    tol = rtol * pl.max_horizontal(x.abs(), y.abs()) + 1e-300
+    return ((x.is_null() != y.is_null()) | ((x - y).abs() > tol).fill_null(False)).alias(name)
 
 
 def check_lookahead(

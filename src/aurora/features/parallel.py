@@ -35,7 +35,13 @@ def run_blocks(fn: Callable[[int], None], n: int, workers: int,
     progress(done) is called in the caller's thread as blocks complete, in block order. If a
     block raises, the blocks not yet started are cancelled, the running ones finish, and the
     first exception in block order is re-raised here; the outputs are then incomplete.
+    One worker or one block: the calls run in the caller's thread.
     """
+    if min(workers, n) <= 1:
+        for i in range(n):
+            fn(i)
+            progress(i + 1)
+        return
     with ThreadPoolExecutor(max(1, min(workers, n)), thread_name_prefix="aurora-build") as pool:
         for done, _ in enumerate(pool.map(fn, range(n)), 1):
             progress(done)

@@ -62,17 +62,13 @@ class WidePanel:
         """Group code of each row's sector (int64, 0..; sectors in sorted order)."""
         return np.unique(self.sectors, return_inverse=True)[1].astype(np.int64).ravel()
 
-    def rows(self, sl: slice, extra: dict[str, np.ndarray]) -> WidePanel:
-        """The sub-panel of symbols `sl` (array views) plus `extra` arrays of that shape."""
-        arrays = {k: v[sl] for k, v in self.arrays.items()}
-        return WidePanel(self.symbols[sl], self.dates, self.start[sl], self.end[sl],
-                         self.sectors[sl], {**arrays, **extra})
-
-    def columns(self, sl: slice, arrays: dict[str, np.ndarray]) -> WidePanel:
-        """The sub-panel of sessions `sl` with the given (symbols x len(sl)) arrays."""
-        first = sl.start or 0
-        return WidePanel(self.symbols, self.dates[sl], self.start - first, self.end - first,
-                         self.sectors, arrays)
+    def block(self, rows: slice, cols: slice) -> WidePanel:
+        """The sub-panel of symbols `rows` x sessions `cols` (array views; spans counted
+        from the block's first session)."""
+        first = cols.start or 0
+        return WidePanel(self.symbols[rows], self.dates[cols], self.start[rows] - first,
+                         self.end[rows] - first, self.sectors[rows],
+                         {k: v[rows, cols] for k, v in self.arrays.items()})
 
 
 def _cast(prices: pl.DataFrame, optional: Sequence[str] = ()) -> pl.DataFrame | None:
@@ -141,9 +137,12 @@ def align_wide(
     fundamentals: pl.DataFrame | None = None,
     actions: pl.DataFrame | None = None,
     optional: Sequence[str] = (),
+    shares: pl.DataFrame | None = None,
 ) -> tuple[WidePanel, PanelInfo]:
     """Build the wide panel (see the module docstring) from adjusted prices. `optional`:
-    other price columns to align when the prices have them (`vwap`)."""
+    other price columns to align when the prices have them (`vwap`). `shares`: the shares
+    outstanding already resolved from `fundamentals` (`panel.shares_table`) on prices that
+    reach further back than these (an incremental build's tail)."""
     info = PanelInfo()
     frame = _cast(prices, optional)
     if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
@@ -176,7 +175,8 @@ def align_wide(
     if "dollar_volume" not in arrays:
         arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
     table = sector_frame(sectors, names, info).sort("symbol")
-    shares = shares_table(fundamentals, frame, actions, info)
+    if shares is None:
+        shares = shares_table(fundamentals, frame, actions, info)
     arrays["shares"] = (np.full(shape, np.nan) if shares is None
                         else _shares_wide(shares, names, days, shape))
     info.grid_rows = int((end - start + 1).sum())

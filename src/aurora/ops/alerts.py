@@ -32,9 +32,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import httpx
-
-from aurora.bounded_http import Overdue, bounded_request
 from aurora.config import AuroraConfig
 from aurora.errors import StoreError
 from aurora.ops.freshness import Freshness
@@ -201,6 +198,10 @@ def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: 
     answer (3xx, 4xx) is final at once. Never raises for delivery problems: the result says
     what happened, without the URL.
     """
+    import httpx  # deferred: start-up time (only a run with a webhook posts)
+
+    from aurora.bounded_http import Overdue, bounded_request
+
     policy = RetryPolicy(max_retries=retries, base_seconds=backoff_seconds,
                          max_seconds=WEBHOOK_MAX_BACKOFF_SECONDS, jitter=False)
     where = redact_url(url)
