@@ -114,3 +114,25 @@ def test_the_default_build_still_has_45(data_dir, panel):
     assert [c for c in frame.columns if c.startswith("f_")] == list(FEATURE_NAMES)
     meta = json.loads(store.verified_path("features.meta.json").read_text())
     assert meta["user_features"] is None and meta["feature_count"] == 45
+
+
+def test_editing_a_custom_function_makes_the_next_build_full(data_dir, panel, tmp_path):
+    """A custom function's body is not in its expression: the feature file's text is in
+    the feature-set hash, so the next build does not reuse values of the old code."""
+    path = tmp_path / "mine.py"
+    source = ("from aurora.features import close, custom\n\n"
+              "def scaled(c):\n    return c * {}\n\n"
+              "FEATURES = {{'f_scaled': custom(scaled, close, lookback=0)}}\n")
+    path.write_text(source.format(2))
+    store = Store(data_dir)
+    _seed(store, panel)
+    build_features(store, _config(data_dir, path), lookahead=False)
+    again = build_features(store, _config(data_dir, path), lookahead=False)
+    assert again.meta["build"]["mode"] == "incremental"
+    path.write_text(source.format(3))
+    edited = build_features(store, _config(data_dir, path), lookahead=False)
+    assert (edited.meta["build"]["mode"], edited.meta["build"]["reason"]) == (
+        "full", "the feature set changed (--features)")
+    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    close = panel.join(frame.select("symbol", "date", "f_scaled"), on=["symbol", "date"])
+    assert ((close["f_scaled"] - 3 * close["close"]).abs() < 1e-9).all()

@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from aurora.adjusted import RAW, load_adjusted_prices
-from aurora.atomic import atomic_write_json, atomic_write_parquet
+from aurora.atomic import atomic_write_json, atomic_write_parquet, sha256_bytes, sha256_file
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
@@ -171,11 +171,24 @@ class FeatureSet:
 
     user: Mapping[str, Expr] = field(default_factory=dict)
     source: Path | None = None
+    code: str = ""  # sha256 of a Python feature file: a custom function's body is not in repr
 
     @classmethod
     def configured(cls, config: AuroraConfig) -> FeatureSet:
         path = config.build.features
-        return cls(load_user_features(path), path) if path is not None else cls()
+        if path is None:
+            return cls()
+        user = load_user_features(path)
+        code = sha256_file(path) if Path(path).suffix.lower() == ".py" else ""
+        return cls(user, path, code)
+
+    @property
+    def hash(self) -> str:
+        """The feature set's identity (features.meta.json `feature_set_hash`): its names and
+        expressions, and the text of a Python feature file (editing a custom function's body
+        changes it, so the next build is a full one)."""
+        named = feature_set_hash(feature_set(self.user))
+        return sha256_bytes(f"{named}\n{self.code}".encode())[:16] if self.code else named
 
     @property
     def names(self) -> list[str]:
@@ -230,7 +243,7 @@ def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
         "user_features": ({"source": str(features.source), "names": list(features.user),
                            "hash": feature_set_hash(features.user)}
                           if features.user else None),
-        "feature_set_hash": feature_set_hash(feature_set(features.user)),
+        "feature_set_hash": features.hash,
         "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
         "prices_digest": ({"through": str(hi), "sha256": prices_digest(inputs.prices, hi)}
                           if isinstance(hi, dt.date) else None),
@@ -278,7 +291,7 @@ def build_features(
                   else resolve_universe(config, store, inputs.version))
         symbols, source = list(chosen.symbols), chosen.source
         plan, why = (plan_incremental(store, inputs.version, inputs.prices, inputs.sha256,
-                                      chosen, feature_set_hash(feature_set(features.user)),
+                                      chosen, features.hash,
                                       REGISTRY_VERSION, features.max_lookback)
                      if incremental else (None, "a full build was asked for"))
         frame = compute_panel(plan.tail(inputs.prices) if plan else inputs.prices,
