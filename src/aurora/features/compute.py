@@ -129,9 +129,18 @@ def _nullable(name: str, values: np.ndarray) -> pl.Series:
         pa.float64(), len(values),
         [pa.py_buffer(bitmap) if missing else None, pa.py_buffer(values)],
         null_count=missing)
-    series = pl.from_arrow(array)
-    assert isinstance(series, pl.Series)
-    return series.alias(name)
+    return pl.Series(_Exported(array)).alias(name)
+
+
+@dataclass(frozen=True)
+class _Exported:
+    """An Arrow array seen only through the Arrow PyCapsule interface: polars takes it
+    without a copy, and without loading pyarrow.compute as `pl.from_arrow` does."""
+
+    array: pa.Array
+
+    def __arrow_c_array__(self, requested_schema: object = None) -> object:
+        return self.array.__arrow_c_array__(requested_schema)
 
 
 def _fallback_rows(panel: WidePanel, emission: Emission) -> dict[str, int]:

@@ -233,8 +233,10 @@ class _Blocks:
             if at >= c1:  # needed only after this block
                 continue
             args = [self.read(i, cut, sub, values, at) for i in node.inputs]
+            narrow = ctx if at == c0 or ctx.member is None else Context(  # from column at
+                ctx.sector_codes, ctx.member[:, at - c0:])
             try:
-                value = _own(node.compute(args, _narrow(ctx, at - c0)), args)
+                value = _own(node.compute(args, narrow), args)
             except Exception as exc:
                 names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
                 raise type(exc)(f"{names}: {node!r}: {exc}") from exc
@@ -281,13 +283,6 @@ class _Blocks:
         rows, at = np.divmod(cells.source, sl.stop - sl.start)
         cells.target = (e.offset[:-1] - first)[rows] + at
         return cells
-
-
-def _narrow(ctx: Context, skip: int) -> Context:
-    """The context of a value that starts `skip` columns into its block."""
-    if not skip or ctx.member is None:
-        return ctx
-    return Context(ctx.sector_codes, ctx.member[:, skip:])
 
 
 def _mask(value: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
