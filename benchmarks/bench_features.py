@@ -15,7 +15,9 @@ Cases, each in its own subprocess so its peak RSS is clean:
             (ret_1d, vol_5d, volume_surprise, amihud, cs rank, cs zscore): 6 features.
   aurora:   `compute_features`, all 45 features (the build minus gates and I/O).
   incremental: the same on what a one-session incremental build computes from (the last
-            session and the largest look-back before it); its rows are the last session's.
+            session and the largest look-back before it), each node over the sessions its
+            readers need (`windowed=True`, as the build does); its rows are the last
+            session's.
 Imports happen before the clock starts in both cases (aurora.features.compute is imported
 untimed for the build), and so does a warm-up run of the same case on 5 symbols (pandas'
 import and first calls for the baseline; its time is printed).
@@ -64,7 +66,7 @@ def baseline(prices: pl.DataFrame) -> tuple[int, int]:
 
 
 def aurora(prices: pl.DataFrame, sectors: pl.DataFrame, workers: int | None,
-           stages: dict[str, list[float]]) -> tuple[int, int]:
+           stages: dict[str, list[float]], windowed: bool = False) -> tuple[int, int]:
     from aurora.features.compute import compute_panel
 
     last = [time.perf_counter(), time.process_time()]
@@ -77,7 +79,7 @@ def aurora(prices: pl.DataFrame, sectors: pl.DataFrame, workers: int | None,
         last[:] = now
 
     out = compute_panel(prices, sectors=sectors, fundamentals=None, workers=workers,
-                        progress=progress)
+                        progress=progress, windowed=windowed)
     return 45, out.features.height
 
 
@@ -108,13 +110,14 @@ def run_case(case: str, prices_path: str, sectors_path: str, workers: int | None
     # throughput; reported separately.
     few = prices.filter(pl.col("symbol").is_in(prices["symbol"].unique().sort().head(5).to_list()))
     warm = time.perf_counter()
-    _ = baseline(few) if case == "baseline" else aurora(few, sectors, workers, {})
+    _ = (baseline(few) if case == "baseline"
+         else aurora(few, sectors, workers, {}, case == "incremental"))
     warm_up = time.perf_counter() - warm
     stages: dict[str, list[float]] = {}
     cpu0 = _cpu_seconds()
     start = time.perf_counter()
     features, rows = (baseline(prices) if case == "baseline"
-                      else aurora(prices, sectors, workers, stages))
+                      else aurora(prices, sectors, workers, stages, case == "incremental"))
     if case == "incremental":
         rows = prices.filter(pl.col("date") == prices["date"].max()).height
     seconds = time.perf_counter() - start

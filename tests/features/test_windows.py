@@ -34,8 +34,8 @@ def test_each_node_starts_its_window_before_its_earliest_reader():
 
 @pytest.mark.parametrize(("workers", "block_cells"), [(1, 300_000), (2, 700)])
 def test_a_tail_computes_the_cells_of_the_whole_history(workers, block_cells):
-    """The last 12 sessions from a tail of MAX_LOOKBACK + 12 (windows on) equal a build over
-    all 420 sessions (windows off), with a member leaving inside the tail."""
+    """The last 12 sessions from a tail of MAX_LOOKBACK + 12 sessions, windowed, equal a
+    build over all 420 sessions, with a member leaving inside the tail."""
     prices = random_panel(n_sessions=420, seed=21, missing=0.03)
     fund = random_fundamentals(prices)
     dates = sorted(prices["date"].unique().to_list())
@@ -47,15 +47,30 @@ def test_a_tail_computes_the_cells_of_the_whole_history(workers, block_cells):
 
     shares = shares_table(fund, prices, None, PanelInfo())  # market caps before the tail
 
-    def build(bars: pl.DataFrame) -> pl.DataFrame:
+    def build(bars: pl.DataFrame, windowed: bool) -> pl.DataFrame:
         return compute_panel(bars, sectors=SECTORS, fundamentals=fund, membership=membership,
-                             workers=workers, block_cells=block_cells, shares=shares).features
+                             workers=workers, block_cells=block_cells, shares=shares,
+                             windowed=windowed).features
 
-    full = build(prices).filter(pl.col("date") >= first_new)
-    part = build(tail)
+    full = build(prices, False).filter(pl.col("date") >= first_new)
+    part = build(tail, True)
     assert part["date"].min() == first_new
     assert part.select("symbol", "date").equals(full.select("symbol", "date"))
     for name in part.columns[2:]:
         x, y = part[name].to_numpy(), full[name].to_numpy()
         assert np.array_equal(np.isnan(x), np.isnan(y)), name
         np.testing.assert_allclose(x, y, rtol=1e-9, atol=1e-14, err_msg=name)
+
+
+def test_a_full_build_does_not_depend_on_the_sessions_after_a_cell():
+    """Without windows a cell is the same, bit for bit, whatever follows it: 560 sessions
+    built whole, and cut 40 sessions earlier (then fewer than twice the largest look-back
+    of sessions: no size of history may switch windows on)."""
+    # no bar missing: a symbol's last bar before the cut is the cut
+    prices = random_panel(n_sessions=560, seed=22, ragged=False)
+    dates = sorted(prices["date"].unique().to_list())
+    cut = prices.filter(pl.col("date") <= dates[-41])
+    whole = compute_panel(prices, sectors=SECTORS).features
+    early = compute_panel(cut, sectors=SECTORS).features
+    assert early.height > 0
+    assert whole.filter(pl.col("date") <= dates[-41]).equals(early)

@@ -220,7 +220,7 @@ def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
     def compute(prices: pl.DataFrame) -> pl.DataFrame:
         return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                 actions=inputs.actions, universe=symbols,
-                                membership=membership, extra=features.user)
+                                membership=membership, extra=features.user, windowed=True)
 
     return check_lookahead(tail, compute, cutoff)
 
@@ -301,7 +301,8 @@ def build_features(
                               progress=progress,
                               shares=(shares_table(inputs.fundamentals, inputs.prices,
                                                    inputs.actions, PanelInfo())
-                                      if plan else None))
+                                      if plan else None),
+                              windowed=plan is not None)
         if plan is not None:
             frame = plan.merge(frame)
     except DataValidationError as exc:

@@ -57,6 +57,7 @@ def compute_panel(
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
     shares: pl.DataFrame | None = None,
+    windowed: bool = False,
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
 
@@ -73,6 +74,8 @@ def compute_panel(
     depend on it, nor on block_cells (cells per block, a memory/speed knob).
     shares: `panel.shares_table` of the fundamentals on the whole history, when `prices` is
     only its tail (a market cap is put on the volume basis with the last bar before it).
+    windowed: `prices` is a tail whose first sessions only feed the rows after them (an
+    incremental build, the lookahead gate): `engine`, 6.
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -92,7 +95,7 @@ def compute_panel(
     member = None if membership is None else membership.mask(panel.symbols, panel.dates)
     columns = evaluate(features, panel, emission, member=member,
                        workers=default_workers() if workers is None else max(1, workers),
-                       block_cells=block_cells, report=report)
+                       block_cells=block_cells, windowed=windowed, report=report)
     report("emit", 0, 1)
     frame, outside = _frame(panel, emission, columns, member)
     report("emit", 1, 1)
@@ -166,10 +169,11 @@ def compute_features(
     extra: Mapping[str, Expr] | None = None,
     workers: int | None = None,
     block_cells: int = BLOCK_CELLS,
+    windowed: bool = False,
 ) -> pl.DataFrame:
     """The feature frame of `compute_panel` alone (for notebooks and tests)."""
     return compute_panel(
         prices, sectors=sectors, fundamentals=fundamentals, actions=actions,
         universe=universe, membership=membership, extra=extra, workers=workers,
-        block_cells=block_cells,
+        block_cells=block_cells, windowed=windowed,
     ).features

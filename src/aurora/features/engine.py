@@ -23,12 +23,11 @@ The algorithm (zipline's pipeline engine is the model):
 5. **Emission.** A feature's cells are written straight into its long output column (the
    cells of each symbol's span with at least `max look-back` prior sessions) by the block
    that computes it.
-6. **Windows.** When the emitted columns are the lesser part of the panel (an incremental
-   build's tail, the lookahead gate's), each node is computed only over the columns its
-   readers need: a root from the first emitted column, an input from `window` columns
-   before its earliest reader's first (`_starts`). A node read by a 252-session mean
-   covers 252 more columns than one that only feeds a rank. A full build emits most
-   columns and computes every node over all of them.
+6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
+   node is computed only over the columns its readers need (`_starts`), so a rank covers
+   the emitted columns and an input of a 252-session mean 251 more. Running sums then start
+   later (values may differ in their last bits); a full build computes every node over
+   every column, so a cell never depends on how many sessions follow it.
 
 Blocks are independent, so a phase's blocks run on worker threads (`parallel.run_blocks`);
 each cell is computed by the same code on the same block whatever the thread count. Nothing
@@ -136,13 +135,14 @@ def evaluate(
     member: np.ndarray | None = None,
     workers: int = 1,
     block_cells: int = BLOCK_CELLS,
+    windowed: bool = False,
     report: Callable[[str, int, int], None] = lambda stage, done, total: None,
 ) -> dict[str, np.ndarray]:
     """The long output column of every root (named feature), over `emission`'s cells.
 
     `panel` holds the fields (`open` ... `dollar_volume`, `shares`); `member` (symbols x
-    sessions, bool) limits per-date operators to members. A node that fails raises its
-    error naming the feature(s) it belongs to."""
+    sessions, bool) limits per-date operators to members; `windowed`: module docstring, 6.
+    A node that fails raises its error naming the feature(s) it belongs to."""
     plan = Plan.of(roots)
     out = {name: np.empty(emission.rows) for name in roots}
     rows, cols = panel.shape
@@ -150,7 +150,7 @@ def evaluate(
     # transpose is C-ordered), so that a block of dates is one contiguous slab
     whole: dict[tuple, np.ndarray] = {}
     first = int(np.clip(emission.first.min(initial=cols), 0, cols))
-    starts = _starts(plan, first if 2 * first > cols else 0)
+    starts = _starts(plan, first if windowed else 0)
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in (n for n in nodes if plan.kept(n)):
@@ -230,27 +230,35 @@ class _Blocks:
         left = dict(self.uses)
         for node in self.nodes:
             at = max(c0, self.starts[node.key])
-            if at >= c1:  # needed only after this block
-                continue
-            args = [self.read(i, cut, sub, values, at) for i in node.inputs]
-            narrow = ctx if at == c0 or ctx.member is None else Context(  # from column at
-                ctx.sector_codes, ctx.member[:, at - c0:])
-            try:
-                value = _own(node.compute(args, narrow), args)
-            except Exception as exc:
-                names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
-                raise type(exc)(f"{names}: {node!r}: {exc}") from exc
-            if not (node.keeps_mask and all(i.kind != "custom" for i in node.inputs)):
-                _mask(value, sub.start + node.lookback - (at - c0), sub.end - (at - c0))
-            values[node.key] = (value, at)
-            for name in self.plan.names.get(node.key, ()):
-                cells.emit(value, at - c0, self.out[name])
-            if node.key in self.whole:
-                self.whole[node.key][cut[0], at:c1] = value
+            if at < c1:  # else needed only after this block
+                self.evaluate(node, at, cut, sub, ctx, cells, values)
             for i in node.inputs:
                 left[i.key] -= 1
                 if left[i.key] == 0:
                     values.pop(i.key, None)
+
+    def evaluate(self, node: Expr, at: int, cut: tuple[slice, slice], sub: WidePanel,
+                 ctx: Context, cells: _Cells, values: dict[tuple, tuple[np.ndarray, int]]
+                 ) -> None:
+        """`node` over the block's columns from `at`: computed, masked, emitted, kept."""
+        c0, c1 = cut[1].start, cut[1].stop
+        args = [self.read(i, cut, sub, values, at) for i in node.inputs]
+        narrow = ctx if at == c0 or ctx.member is None else Context(
+            ctx.sector_codes, ctx.member[:, at - c0:])
+        try:
+            # floating-point warnings are expected: non-finite values are masked below
+            with np.errstate(all="ignore"):
+                value = _own(node.compute(args, narrow), args)
+        except Exception as exc:
+            names = ", ".join(self.plan.names.get(node.key, [])) or repr(node)
+            raise type(exc)(f"{names}: {node!r}: {exc}") from exc
+        if not (node.keeps_mask and all(i.kind != "custom" for i in node.inputs)):
+            _mask(value, sub.start + node.lookback - (at - c0), sub.end - (at - c0))
+        values[node.key] = (value, at)
+        for name in self.plan.names.get(node.key, ()):
+            cells.emit(value, at - c0, self.out[name])
+        if node.key in self.whole:
+            self.whole[node.key][cut[0], at:c1] = value
 
     def read(self, node: Expr, cut: tuple[slice, slice], sub: WidePanel,
              values: dict[tuple, tuple[np.ndarray, int]], at: int) -> np.ndarray:
@@ -326,8 +334,7 @@ class _Cells:
         if skip:  # a windowed value: few cells
             rows, at = np.divmod(self.source, self.cols)
             column[self.target] = value[rows, at - skip]
-            return
-        date_major = value.flags.f_contiguous and not value.flags.c_contiguous
-        cells = (np.take(value.T, self.source_t) if date_major
-                 else np.take(value, self.source))
-        column[self.target] = cells
+        elif value.flags.f_contiguous and not value.flags.c_contiguous:  # date-major
+            column[self.target] = np.take(value.T, self.source_t)
+        else:
+            column[self.target] = np.take(value, self.source)

@@ -22,7 +22,8 @@ Contract (every operator):
   planner computes a shared subexpression once. `repr` is the grammar form.
 
 Nothing here computes on its own: `compute(args, ctx)` is called by the engine with the
-inputs' arrays, in topological order.
+inputs' arrays, in topological order, under `np.errstate(all="ignore")` (a quotient by
+zero is expected; the engine masks what is not finite).
 """
 
 from __future__ import annotations
@@ -195,8 +196,7 @@ class Binary(Expr):
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         a, b = args
-        with np.errstate(all="ignore"):
-            out = _BINARY[self.op](a, b)
+        out = _BINARY[self.op](a, b)
         if self.op in ("<", "<=", ">", ">="):
             return np.where(np.isnan(a) | np.isnan(b), np.nan, out.astype(np.float64))
         return out
@@ -220,8 +220,7 @@ class _Unary(Expr):
         super().__init__(x)
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return type(self).fn(args[0])
+        return type(self).fn(args[0])
 
 
 class Abs(_Unary):
@@ -252,8 +251,7 @@ class Power(Expr):
         super().__init__(x, params=(float(p),))
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        with np.errstate(all="ignore"):
-            return np.power(args[0], self.params[0])
+        return np.power(args[0], self.params[0])
 
 
 class Where(Expr):

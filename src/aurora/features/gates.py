@@ -329,7 +329,8 @@ def compare_until(
         diffs["rows"] = sorted({str(d) for d in unmatched["date"].to_list()})
     names = [c for c in a.columns if c.startswith("f_") and c in b.columns]
     differs = joined.select(_differs(n, rtol) for n in names)
-    for n, any_differs in zip(names, differs.select(pl.all().any()).row(0), strict=True):
+    for n, any_differs in zip(names, differs.select(pl.all().any()).row(0) if names else (),
+                              strict=True):
         if any_differs:
             dates = joined.filter(differs[n])["date"].unique().sort()
             diffs[n] = [str(d) for d in dates]

@@ -15,10 +15,10 @@ spread is 0), `Demean(x)`, `Winsorize(x, q)` (clipped to the q and 1 - q quantil
 Market: `Market(x)`, the equal-weight mean of x over the members present on each date, the
 same for every symbol.
 
-`custom(fn, *inputs, lookback=n)`: `fn(*arrays)` on (symbols x sessions) float64 arrays of
-the whole panel, returning one such array; `lookback` is the sessions of history it reads
-before t (its inputs' look-backs are added). Its causality is proven by the build's
-perturbation test.
+`custom(fn, *inputs, lookback=n)`: `fn(*arrays)` on (symbols x sessions) float64 arrays
+(the whole panel; on a tail, from `lookback` sessions before the first column needed),
+returning one such array; `lookback` is the sessions of history it reads before t (its
+inputs' look-backs are added). Its causality is proven by the build's perturbation test.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ class Quantile(_Series):
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         windows, count = _views(args[0], self.n)
-        with np.errstate(all="ignore"), _quiet():
+        with _quiet():
             out = np.nanquantile(windows, self.params[1], axis=2)
         return np.where(count >= ops.min_obs(self.n), out, np.nan)
 
@@ -170,8 +170,7 @@ class EMA(_Series):
             total += np.where(present, lagged, 0.0) * w
             weight += present * w
             count += present
-        with np.errstate(all="ignore"):
-            return np.where(count >= ops.min_obs(self.n), total / weight, np.nan)
+        return np.where(count >= ops.min_obs(self.n), total / weight, np.nan)
 
 
 class _Moment(_Series):
@@ -182,7 +181,7 @@ class _Moment(_Series):
 
     def moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         windows, count = _views(x, self.n)
-        with np.errstate(all="ignore"), _quiet():
+        with _quiet():
             dev = windows - np.nanmean(windows, axis=2, keepdims=True)
             m2 = np.nansum(dev ** 2, axis=2) / count
             m3 = np.nansum(dev ** 3, axis=2) / count
@@ -193,8 +192,7 @@ class _Moment(_Series):
 class Skew(_Moment):
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         c, m2, m3, _ = self.moments(args[0])
-        with np.errstate(all="ignore"):
-            g = m3 / m2 ** 1.5 * np.sqrt(c * (c - 1)) / (c - 2)
+        g = m3 / m2 ** 1.5 * np.sqrt(c * (c - 1)) / (c - 2)
         return np.where((c >= max(3, ops.min_obs(self.n))) & (m2 > 0), g, np.nan)
 
 
@@ -203,8 +201,7 @@ class Kurt(_Moment):
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         c, m2, _, m4 = self.moments(args[0])
-        with np.errstate(all="ignore"):
-            g = ((c + 1) * (m4 / m2 ** 2 - 3) + 6) * (c - 1) / ((c - 2) * (c - 3))
+        g = ((c + 1) * (m4 / m2 ** 2 - 3) + 6) * (c - 1) / ((c - 2) * (c - 3))
         return np.where((c >= max(4, ops.min_obs(self.n))) & (m2 > 0), g, np.nan)
 
 
@@ -218,7 +215,7 @@ class _Trend(_Series):
         windows, count = _views(x, self.n)
         t = np.broadcast_to(np.arange(self.n, dtype=np.float64), windows.shape)
         t = np.where(np.isnan(windows), np.nan, t)
-        with np.errstate(all="ignore"), _quiet():
+        with _quiet():
             dt_ = t - np.nanmean(t, axis=2, keepdims=True)
             dx = windows - np.nanmean(windows, axis=2, keepdims=True)
             sxy, stt = np.nansum(dt_ * dx, axis=2), np.nansum(dt_ ** 2, axis=2)
@@ -230,15 +227,13 @@ class _Trend(_Series):
 class Slope(_Trend):
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         sxy, stt, _ = self.fit(args[0])
-        with np.errstate(all="ignore"):
-            return np.where(stt > 0, sxy / stt, np.nan)
+        return np.where(stt > 0, sxy / stt, np.nan)
 
 
 class Rsquare(_Trend):
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         sxy, stt, sxx = self.fit(args[0])
-        with np.errstate(all="ignore"):
-            return np.where((stt > 0) & (sxx > 0), sxy ** 2 / (stt * sxx), np.nan)
+        return np.where((stt > 0) & (sxx > 0), sxy ** 2 / (stt * sxx), np.nan)
 
 
 class _Pair(_Series):
@@ -330,7 +325,7 @@ class Winsorize(_Cross):
         for rows in ([slice(None)] if codes is None
                      else [codes == g for g in np.unique(codes[codes >= 0])]):
             part = x[rows]
-            with np.errstate(all="ignore"), _quiet():
+            with _quiet():
                 lo = np.nanquantile(part, q, axis=0)
                 hi = np.nanquantile(part, 1.0 - q, axis=0)
             out[rows] = np.clip(part, lo, hi)
