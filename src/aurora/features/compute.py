@@ -128,10 +128,8 @@ def _nullable(name: str, values: np.ndarray) -> pl.Series:
     present = ~np.isnan(values)
     missing = len(values) - int(np.count_nonzero(present))
     bitmap = np.packbits(present, bitorder="little")
-    array = pa.Array.from_buffers(
-        pa.float64(), len(values),
-        [pa.py_buffer(bitmap) if missing else None, pa.py_buffer(values)],
-        null_count=missing)
+    buffers = [pa.py_buffer(bitmap) if missing else None, pa.py_buffer(values)]
+    array = pa.Array.from_buffers(pa.float64(), len(values), buffers, null_count=missing)
     return pl.Series(_Exported(array)).alias(name)
 
 

@@ -311,9 +311,8 @@ def _mask(value: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
 
 @dataclass
 class _Cells:
-    """Where a block's emitted cells are and go: `source` indexes the block's values in C
-    order (symbols x sessions), `source_t` the same cells of a date-major value (its
-    transpose in C order), `target` their places in the long output column."""
+    """Where a block's emitted cells are (`source`: flat index in C order, symbols x
+    sessions; `source_t`: in a date-major value's transpose) and go (`target`: output)."""
 
     source: np.ndarray
     source_t: np.ndarray
@@ -332,9 +331,10 @@ class _Cells:
         """column[target] = the block's emitted cells of `value` (symbols x the block's
         sessions from its `skip`-th, C order or the transpose of a date-major array)."""
         if skip:  # a windowed value: few cells
-            rows, at = np.divmod(self.source, self.cols)
-            column[self.target] = value[rows, at - skip]
+            column[self.target] = value[self.source // self.cols, self.source % self.cols - skip]
         elif value.flags.f_contiguous and not value.flags.c_contiguous:  # date-major
             column[self.target] = np.take(value.T, self.source_t)
+        elif isinstance(self.target, slice):  # straight into the column, no temporary
+            np.take(value, self.source, out=column[self.target], mode="clip")
         else:
             column[self.target] = np.take(value, self.source)

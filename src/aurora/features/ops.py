@@ -128,8 +128,8 @@ def _per_group(x: np.ndarray, groups: Groups | None,
 
 
 def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
-    """Percentile rank of each row's values (dates x symbols, C order): average 1-based
-    rank / count of non-missing values, NaN where x is.
+    """Percentile rank of each row's values (dates x symbols, C order): average 1-based rank
+    / count of non-missing values, NaN where x is.
 
     Each row is ordered by one numpy sort of int64 keys: the value's bits made monotone
     (NaN the largest), cut to make room for the column index in the low bits. Values closer
@@ -155,20 +155,21 @@ def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
         v = np.take_along_axis(v, fix, axis=1)
     # runs of equal values in the sorted cells, a row starting a run of its own
     flat = v.ravel()
-    new = np.empty(flat.size, dtype=bool)
-    new[0] = True
-    np.not_equal(flat[1:], flat[:-1], out=new[1:])
+    new = np.concatenate([[True], flat[1:] != flat[:-1]])
     new[::n] = True
-    starts = np.flatnonzero(new)
-    last = np.empty_like(starts)
-    last[:-1] = starts[1:] - 1
-    last[-1] = flat.size - 1
-    row = starts // n
     count = n - np.isnan(x).sum(axis=1)
+    out = np.empty_like(x)
+    if new.all():  # no ties (NaN != NaN): the rank is the place in the sorted row
+        place = np.arange(1.0, n + 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            np.put(out, key, np.where(place <= count[:, None], place / count[:, None], NAN))
+        return out
+    starts = np.flatnonzero(new)
+    last = np.append(starts[1:], flat.size) - 1
+    row = starts // n
     with np.errstate(invalid="ignore", divide="ignore"):
         pct = ((starts + last - 2 * row * n) * 0.5 + 1.0) / count[row]
     pct[np.isnan(flat[starts])] = NAN
-    out = np.empty_like(x)
     np.put(out, key, pct[np.cumsum(new) - 1])
     return out
 
