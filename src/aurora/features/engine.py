@@ -300,12 +300,13 @@ def _mask(value: np.ndarray, first: np.ndarray, last: np.ndarray) -> None:
     infinite = np.isinf(value)
     if infinite.any():
         value[infinite] = np.nan
-    cols = np.arange(value.shape[1])
-    band = int(np.clip(first.max(initial=0), 0, value.shape[1]))
+    n = value.shape[1]
+    cols = np.arange(n)
+    band = min(max(int(first.max(initial=0)), 0), n)
     if band:
         np.copyto(value[:, :band], np.nan, where=cols[:band] < first[:, None])
-    tail = int(np.clip(last.min(initial=value.shape[1]) + 1, 0, value.shape[1]))
-    if tail < value.shape[1]:
+    tail = min(max(int(last.min(initial=n)) + 1, 0), n)
+    if tail < n:
         np.copyto(value[:, tail:], np.nan, where=cols[tail:] > last[:, None])
 
 
