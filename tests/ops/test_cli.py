@@ -84,3 +84,22 @@ def test_a_command_imports_only_its_own_module():
 
     assert {c.name for c in build_app().registered_commands} >= set(COMMAND_MODULES) - {
         "import", "quarantine"}  # those two are groups
+
+
+def test_the_console_script_freezes_the_collector_only_at_its_exit():
+    import subprocess
+    import sys
+
+    code = ("import atexit, gc, sys; from aurora.cli import main as cli; "
+            "cli.main(['--help']); print('main froze:', gc.get_freeze_count() > 0); "
+            "atexit.register(lambda: print('run froze:', gc.get_freeze_count() > 0)); "
+            "sys.argv = ['aurora', '--help']; cli.run()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "main froze: False" in done.stdout
+    assert done.stdout.strip().splitlines()[-1] == "run froze: True"
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    assert project["project"]["scripts"]["aurora"] == "aurora.cli.main:run"

@@ -18,6 +18,7 @@ marked "deferred: start-up time": `aurora.fetch` (fetch), `aurora.features` (bui
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 from typing import Any
@@ -121,5 +122,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The `aurora` console script: `main()`, then exit with its code.
+
+    Before exiting, every object is moved out of the garbage collector's reach
+    (`gc.freeze`): the process ends at once, and the collections the interpreter runs while
+    it tears its modules down (about 0.3 s after a build here) would free nothing that the
+    exit does not. `main()` itself leaves the collector alone, for callers that go on."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
