@@ -45,7 +45,8 @@ from aurora.features.expr import Context, Expr, Field
 from aurora.features.parallel import run_blocks
 from aurora.features.wide import WidePanel
 
-BLOCK_CELLS = 300_000
+# cells of a node's value in a block: about ten live arrays of two threads fit a 32 MB L3
+BLOCK_CELLS = 100_000
 _PER_DATE = frozenset({"cross", "market", "custom"})
 # the panel's name of each field
 _FIELD_ARRAY = {"shares_outstanding": "shares"}
@@ -146,8 +147,7 @@ def evaluate(
     plan = Plan.of(roots)
     out = {name: np.empty(emission.rows) for name in roots}
     rows, cols = panel.shape
-    # the nodes that later phases read, whole; one read per date is stored date-major (its
-    # transpose is C-ordered), so that a block of dates is one contiguous slab
+    # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
     first = int(np.clip(emission.first.min(initial=cols), 0, cols))
     starts = _starts(plan, first if windowed else 0)
@@ -159,7 +159,8 @@ def evaluate(
         run = _Blocks(plan, nodes, panel, whole, out, emission, member, starts,
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)
-        blocks = (_blocks(0, rows, block_cells // max(cols, 1)) if phase % 2 == 0
+        width = sum(cols - starts[n.key] for n in nodes) // len(nodes)  # windowed: narrow
+        blocks = (_blocks(0, rows, block_cells // max(width, 1)) if phase % 2 == 0
                   else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
@@ -182,8 +183,7 @@ def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _blocks(lo: int, hi: int, size: int) -> list[slice]:
-    size = max(1, size)
-    return [slice(i, min(hi, i + size)) for i in range(lo, hi, size)]
+    return [slice(i, min(hi, i + max(1, size))) for i in range(lo, hi, max(1, size))]
 
 
 def _starts(plan: Plan, first: int) -> dict[tuple, int]:
