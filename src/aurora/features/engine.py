@@ -24,10 +24,10 @@ The algorithm (zipline's pipeline engine is the model):
    cells of each symbol's span with at least `max look-back` prior sessions) by the block
    that computes it.
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
-   node is computed only over the columns its readers need (`_starts`), so a rank covers
-   the emitted columns and an input of a 252-session mean 251 more. Running sums then start
-   later (values may differ in their last bits); a full build computes every node over
-   every column, so a cell never depends on how many sessions follow it.
+   node is computed only over the columns its readers need (`_starts`), on one thread (most
+   are a column wide: threads would contend for the GIL). Running sums start later, so
+   values may differ in their last bits; a full build computes every node over every
+   column, so a cell never depends on how many sessions follow it.
 
 Blocks are independent, so a phase's blocks run on worker threads (`parallel.run_blocks`);
 each cell is computed by the same code on the same block whatever the thread count. Nothing
@@ -149,8 +149,7 @@ def evaluate(
     rows, cols = panel.shape
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
-    first = int(np.clip(emission.first.min(initial=cols), 0, cols))
-    starts = _starts(plan, first if windowed else 0)
+    starts = _starts(plan, int(emission.first.min(initial=cols)) if windowed else 0)
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in (n for n in nodes if plan.kept(n)):
@@ -165,8 +164,9 @@ def evaluate(
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))
-        run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks), workers,
-                   lambda done, stage=stage, n=len(blocks): report(stage, done, n))
+        run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks),
+                   1 if windowed else workers, lambda done, stage=stage, n=len(blocks):
+                   report(stage, done, n))
         for key in [k for k in whole if plan.last_phase(k) <= phase]:
             del whole[key]
     return out
