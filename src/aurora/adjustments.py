@@ -104,7 +104,8 @@ def adjustment_factors(
     price = np.ones(bars.height)
     volume = np.ones(bars.height)
     if chosen.height and bars.height:
-        index, events = _events(bars, chosen)
+        index = _index_of(bars, chosen)
+        events = _events(index, chosen)
         # Factor in force on a bar dated d = product over actions with ex_date > d: take a
         # cumulative product from the latest ex_date backwards.
         cumulative = events.sort("symbol", "ex_date", descending=[False, True]).with_columns(
@@ -121,14 +122,18 @@ def adjustment_factors(
     )
 
 
-def _events(bars: pl.DataFrame, chosen: pl.DataFrame) -> tuple[_BarIndex, pl.DataFrame]:
-    """(index of `bars`, one row per (symbol, ex_date) with the product of that day's
-    actions' price_factor and volume_factor: the backward factors of the module docstring)."""
-    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+def _index_of(bars: pl.DataFrame, chosen: pl.DataFrame) -> _BarIndex:
+    """The bar index over the symbols that `chosen` actions adjust."""
+    return _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+
+
+def _events(index: _BarIndex, chosen: pl.DataFrame) -> pl.DataFrame:
+    """One row per (symbol, ex_date) of `chosen` with the product of that day's actions'
+    price_factor and volume_factor: the backward factors of the module docstring."""
     splits = chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES))
     dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
     events = pl.concat([_split_factors(splits), _dividend_factors(index, dividends)])
-    return index, events.group_by("symbol", "ex_date").agg(
+    return events.group_by("symbol", "ex_date").agg(
         pl.col("price_factor").product(), pl.col("volume_factor").product())
 
 
@@ -181,24 +186,40 @@ def unusable_actions(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.Dat
     positive finite rates; a distribution whose value is missing, negative or not below
     the last raw close before its ex-date, or whose prior close is not positive).
     `point_in_time` leaves them out; validation reports them (`bad_action`)."""
-    schema = {"id": pl.String, "action_type": pl.String, "symbol": pl.String,
-              "ex_date": pl.Date, "problem": pl.String}
-    if actions is None or actions.height == 0 or bars.height == 0:
-        return pl.DataFrame(schema=schema)
+    chosen = (_adjusting_actions(bars, actions) if actions is not None and bars.height
+              else pl.DataFrame())
+    if chosen.height == 0:
+        return pl.DataFrame(schema=_UNUSABLE_SCHEMA)
+    return _unusable(chosen, _index_of(bars, chosen))
+
+
+_UNUSABLE_SCHEMA = {"id": pl.String, "action_type": pl.String, "symbol": pl.String,
+                    "ex_date": pl.Date, "problem": pl.String}
+
+
+def _adjusting_actions(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+    """The splits and cash dividends of `actions`, and its valued spin-offs as dividends,
+    with Float64 old_rate, new_rate and cash_rate (null where an action has none)."""
+    if actions.height == 0:
+        return pl.DataFrame()
     chosen = _applicable_actions(bars, actions, "all", None)
     spins = _spin_off_dividends(bars, actions)
     if spins.height:
         chosen = (pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height
                   else spins)
     if chosen.height == 0:
-        return pl.DataFrame(schema=schema)
-    for col in ("old_rate", "new_rate", "cash_rate"):
-        if col not in chosen.columns:
-            chosen = chosen.with_columns(pl.lit(None, dtype=pl.Float64).alias(col))
-    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
+        return chosen
+    return chosen.with_columns(
+        pl.col(c).cast(pl.Float64) if c in chosen.columns else pl.lit(None, pl.Float64).alias(c)
+        for c in ("old_rate", "new_rate", "cash_rate"))
+
+
+def _unusable(chosen: pl.DataFrame, index: _BarIndex) -> pl.DataFrame:
+    """The rows of `_adjusting_actions` that cannot adjust the bars of `index`, with their
+    `problem` (`unusable_actions`)."""
     found, close = index.previous_close(chosen["symbol"], chosen["ex_date"])
-    old, new = pl.col("old_rate").cast(pl.Float64), pl.col("new_rate").cast(pl.Float64)
-    cash, prior = pl.col("cash_rate").cast(pl.Float64), pl.col("_prior")
+    old, new, cash, prior = (pl.col("old_rate"), pl.col("new_rate"), pl.col("cash_rate"),
+                             pl.col("_prior"))
     is_split = pl.col("action_type").is_in(SPLIT_TYPES)
     bad_split = is_split & (old.is_null() | new.is_null() | ~(old > 0) | ~(new > 0)
                             | ~old.is_finite() | ~new.is_finite())
@@ -238,18 +259,15 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
     dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
     price = np.ones(bars.height)
     volume = np.ones(bars.height)
-    chosen = (_applicable_actions(bars, actions, "all", None)
-              if actions is not None else pl.DataFrame())
-    if actions is not None and actions.height and bars.height:
-        spins = _spin_off_dividends(bars, actions)
-        if spins.height:
-            chosen = pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height \
-                else spins
-        bad = unusable_actions(bars, actions)
-        if bad.height and chosen.height:
+    chosen = (_adjusting_actions(bars, actions) if actions is not None and bars.height
+              else pl.DataFrame())
+    if chosen.height:
+        index = _index_of(bars, chosen)
+        bad = _unusable(chosen, index)
+        if bad.height:
             chosen = chosen.filter(~pl.col("id").cast(pl.String).is_in(bad["id"].implode()))
-    if chosen.height and bars.height:
-        index, events = _events(bars, chosen)
+    if chosen.height:
+        events = _events(index, chosen)
         cumulative = events.sort("symbol", "ex_date").with_columns(
             (1.0 / pl.col("price_factor")).cum_prod().over("symbol").alias("price_factor"),
             (1.0 / pl.col("volume_factor")).cum_prod().over("symbol").alias("volume_factor"),

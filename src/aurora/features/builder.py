@@ -333,7 +333,7 @@ def build_features(
     with store.transaction("build", base=inputs.version, universe=chosen.record(),
                            params={"registry_version": REGISTRY_VERSION,
                                    "feature_set_hash": meta["feature_set_hash"]}) as txn:
-        atomic_write_parquet(txn.path(FEATURES), frame.features)
+        atomic_write_parquet(txn.path(FEATURES), frame.features, compression="lz4")
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,

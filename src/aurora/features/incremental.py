@@ -71,7 +71,8 @@ class Incremental:
         (symbol, date) like a full build."""
         kept = self.old.filter(pl.col("date") < self.first_new)
         fresh = new_rows.filter(pl.col("date") >= self.first_new).select(kept.columns)
-        return pl.concat([kept, fresh]).sort(_KEY)
+        both = pl.concat([kept, fresh])
+        return both[both.select(pl.struct(_KEY).arg_sort()).to_series()]
 
 
 def previous_build(store: Store, version: str) -> str | None:
