@@ -67,14 +67,16 @@ def test_status_shows_a_run_killed_inside_a_stage(data_dir, capsys):
 
 def test_a_command_imports_only_its_own_module():
     """`aurora build` registers the build module alone and loads no library it does not use
-    (HTTP, JSON schemas, remote file systems, exchange-calendars, pandas); `--help` and
+    (HTTP and its retries, JSON schemas, remote file systems, exchange-calendars, pandas);
+    `--help` and
     no command still list every command."""
     import subprocess
     import sys
 
     code = ("import sys; from aurora.cli.main import build_app; "
             "app = build_app('build'); import aurora.features.builder; "
-            "heavy = ('httpx', 'jsonschema', 'fsspec', 'exchange_calendars', 'pandas'); "
+            "heavy = ('httpx', 'tenacity', 'jsonschema', 'fsspec', 'exchange_calendars', "
+            "'pandas'); "
             "print(sorted(c.name for c in app.registered_commands), "
             "sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.endswith('_cmd')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -37,7 +37,6 @@ from aurora.errors import StoreError
 from aurora.ops.freshness import Freshness
 from aurora.ops.history import MOVE_ASIDE, History, RunRecord
 from aurora.redaction import redact, redact_url
-from aurora.retry import GaveUp, RetryPolicy, TransientFailure
 
 log = logging.getLogger("aurora.ops.alerts")
 
@@ -201,6 +200,7 @@ def post_webhook(url: str, payload: dict, *, retries: int = 3, backoff_seconds: 
     import httpx  # deferred: start-up time (only a run with a webhook posts)
 
     from aurora.bounded_http import Overdue, bounded_request
+    from aurora.retry import GaveUp, RetryPolicy, TransientFailure
 
     policy = RetryPolicy(max_retries=retries, base_seconds=backoff_seconds,
                          max_seconds=WEBHOOK_MAX_BACKOFF_SECONDS, jitter=False)
