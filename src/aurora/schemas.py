@@ -198,13 +198,23 @@ def read_table(path: Path, schema: TableSchema, where: str) -> pl.DataFrame:
     manifest), so no stage fails later on a column it assumed.
     """
     what = f"{Path(path).name} of {where}"
+    check_schema(path, schema, what)
     try:
-        columns = pl.read_parquet_schema(path)
-        problems = schema.problems(columns)
-        if not problems:
-            return pl.read_parquet(path)
+        return pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise DataValidationError(f"{what}: unreadable Parquet ({first})") from None
-    more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    raise DataValidationError(f"{what}: {problems[0]}{more}: not the schema Aurora writes")
+
+
+def check_schema(path: Path, schema: TableSchema, what: str) -> None:
+    """DataValidationError `<what>: <problem>` unless the Parquet file at `path` has the
+    columns of `schema` (its footer only is read)."""
+    try:
+        problems = schema.problems(pl.read_parquet_schema(path))
+    except (OSError, pl.exceptions.PolarsError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise DataValidationError(f"{what}: unreadable Parquet ({first})") from None
+    if problems:
+        more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise DataValidationError(f"{what}: {problems[0]}{more}: not the schema Aurora "
+                                  "writes")

@@ -1,7 +1,8 @@
 """The names of the files a store version holds: one home for each, so no stage spells one.
 
-Each name is a plain file inside `archive/<version>/`; `manifest.json` lists every one
-with its sha256 (see `aurora.store.manifest`).
+Each name is a plain file inside `archive/<version>/`, or a part of a partitioned dataset
+(`features/year=2018/part-0.parquet`, `aurora.store.datasets`); `manifest.json` lists every
+one with its sha256 (see `aurora.store.manifest`).
 """
 
 from __future__ import annotations
@@ -35,4 +36,25 @@ def plain_name(name: object, what: str) -> str:
     if not isinstance(name, str) or not _PLAIN.fullmatch(name) or name in (".", ".."):
         raise StoreError(f"unsafe {what} {name!r}: a plain name is required (no path "
                          "separators, no leading dot)")
+    return name
+
+
+_PARTITION_DIR = re.compile(r"[a-z][a-z0-9_]{0,30}=[0-9A-Za-z_\-]{1,40}")  # hive: key=value
+MAX_NAME_DEPTH = 3  # dataset / key=value / part file
+
+
+def store_name(name: object, what: str) -> str:
+    """`name` when it names a file inside a version: a `plain_name`, or up to three
+    components joined by "/" whose last is a plain name and whose others are plain names
+    or hive partition directories (`year=2018`). StoreError naming `what` otherwise (an
+    absolute path, "..", a leading dot, an empty or over-deep name)."""
+    if not isinstance(name, str):
+        return plain_name(name, what)
+    parts = name.split("/")
+    if len(parts) > MAX_NAME_DEPTH:
+        raise StoreError(f"unsafe {what} {name!r}: at most {MAX_NAME_DEPTH} path components")
+    for directory in parts[:-1]:
+        if not _PARTITION_DIR.fullmatch(directory):
+            plain_name(directory, what)
+    plain_name(parts[-1], what)
     return name

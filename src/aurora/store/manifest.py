@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from aurora.errors import StoreError
-from aurora.store.files import FEATURES, PRICES, UNIVERSE, plain_name
+from aurora.store.files import FEATURES, PRICES, UNIVERSE, plain_name, store_name
 
 
 class FileEntry(BaseModel):
@@ -99,7 +100,7 @@ class Manifest(BaseModel):
     @classmethod
     def _plain_files(cls, value: dict[str, FileEntry]) -> dict[str, FileEntry]:
         for name in value:
-            _plain(name, "file name")
+            _plain(name, "file name", store_name)
         return value
 
     def file(self, name: str) -> FileEntry | None:
@@ -159,9 +160,10 @@ class Manifest(BaseModel):
         return out
 
 
-def _plain(name: str, what: str) -> str:
-    """A pydantic-friendly `plain_name`: a ValueError becomes the field's error."""
+def _plain(name: str, what: str, check: Callable[[object, str], str] = plain_name) -> str:
+    """A pydantic-friendly `plain_name` (or `check`): a ValueError becomes the field's
+    error."""
     try:
-        return plain_name(name, what)
+        return check(name, what)
     except StoreError as exc:
         raise ValueError(str(exc)) from None

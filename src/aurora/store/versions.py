@@ -47,7 +47,7 @@ from aurora.store.copies import (
     share_with_older,
 )
 from aurora.store.datadir import ensure_data_dir
-from aurora.store.files import MANIFEST, plain_name
+from aurora.store.files import MANIFEST, store_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
 _STAGING_PREFIX = ".staging-"
@@ -73,23 +73,37 @@ class Transaction:
     universe: UniverseRecord | None = None
     file_meta: dict[str, dict[str, Any]] = field(default_factory=dict)
     removed: set[str] = field(default_factory=set)
+    adopted: dict[str, str] = field(default_factory=dict)
 
     def path(self, name: str) -> Path:
-        """Where to write file `name` of the new version (a plain name, no directories)."""
-        if plain_name(name, "store file name") == MANIFEST:
+        """Where to write file `name` of the new version (`store_name`: a plain name or a
+        dataset part); its directories are created owner-only."""
+        if store_name(name, "store file name") == MANIFEST:
             raise StoreError(f"invalid store file name {name!r}: reserved for the manifest")
         self.removed.discard(name)
-        return self.staging / name
+        path = self.staging / name
+        if path.parent != self.staging:
+            private_dir(path.parent)
+        return path
 
     def describe(self, name: str, **meta: Any) -> None:
         """Attach metadata (rows, date range, ...) to file `name` in the manifest."""
         self.file_meta.setdefault(name, {}).update(meta)
 
+    def adopt(self, name: str, version: str) -> None:
+        """Carry file `name` of another published `version` into the new version unchanged
+        (checked against that version's manifest when publishing), as a parent's file is
+        inherited: a build keeps the parts of an earlier build's features."""
+        store_name(name, "store file name")
+        self.removed.discard(name)
+        self.adopted[name] = version
+
     def remove(self, name: str) -> None:
         """Leave file `name` of the parent version out of the new version."""
+        self.adopted.pop(name, None)
         self.removed.add(name)
         with contextlib.suppress(FileNotFoundError):
-            (self.staging / name).unlink()
+            (self.staging / name).unlink()  # a part written earlier in this transaction
 
 
 class Store:
@@ -237,16 +251,19 @@ class Store:
         `latest` cannot damage another version; returns how many files were copied. Call
         while holding the lock, on a version that verifies."""
         copied = 0
+        directories = {self.archive / version}
         for name in self.manifest(version).files:
             path = self.archive / version / name
             if path.stat().st_nlink < 2:
                 continue
-            fresh = path.with_name(f".{name}.{uuid.uuid4().hex}.detach")
+            fresh = path.with_name(f".{path.name}.{uuid.uuid4().hex}.detach")
             independent_copy(path, fresh)
             make_read_only(fresh)
             os.replace(fresh, path)
+            directories.add(path.parent)
             copied += 1
-        fsync_dir(self.archive / version)
+        for directory in directories:
+            fsync_dir(directory)
         return copied
 
     def point_latest_to(self, version: str) -> None:
@@ -319,34 +336,42 @@ class Store:
 
     def _publish(self, txn: Transaction) -> str:
         parent = self.manifest(txn.parent) if txn.parent is not None else None
-        parent_files = parent.files if parent is not None else {}
+        parent_files = dict(parent.files) if parent is not None else {}
+        sources = {name: str(txn.parent) for name in parent_files}
+        for name, version in txn.adopted.items():
+            entry = self.manifest(version).file(name)
+            if entry is None:
+                raise StoreError(f"{name} is not in version {version}: nothing to adopt")
+            parent_files[name], sources[name] = entry, version
         inherited: set[str] = set()
-        for name in parent_files:
+        for name, version in sources.items():
             target = txn.staging / name
-            if name in txn.removed or target.exists():
+            if name in txn.removed or _removed_dataset(name, txn.removed) or target.exists():
                 continue
-            independent_copy(self.archive / str(txn.parent) / name, target)
+            if target.parent != txn.staging:
+                private_dir(target.parent)
+            independent_copy(self.archive / version / name, target)
             inherited.add(name)
         files: dict[str, FileEntry] = {}
-        for path in sorted(txn.staging.iterdir()):
-            if path.name == MANIFEST or path.name.startswith("."):
-                continue
+        for name, path in _staged_files(txn.staging):
             with open(path, "rb") as fh:
                 os.fsync(fh.fileno())
             digest = sha256_file(path)
-            if path.name in inherited and digest != parent_files[path.name].sha256:
+            if name in inherited and digest != parent_files[name].sha256:
                 # never re-certify a changed or corrupt file by hashing it into a new manifest
-                raise StoreError(f"{path.name} of version {txn.parent} does not match its "
+                raise StoreError(f"{name} of version {sources[name]} does not match its "
                                  f"manifest (changed or corrupt); nothing was published: "
                                  f"{CORRUPT_HINT}")
-            keep_meta = path.name not in txn.file_meta and path.name in parent_files
-            meta = parent_files[path.name].model_dump() if keep_meta else {}
-            meta.update(txn.file_meta.get(path.name, {}))
+            keep_meta = name not in txn.file_meta and name in parent_files
+            meta = parent_files[name].model_dump() if keep_meta else {}
+            meta.update(txn.file_meta.get(name, {}))
             meta.update(sha256=digest, bytes=path.stat().st_size)
             if not keep_meta:
                 meta["written_by"] = txn.stage
-            files[path.name] = FileEntry.model_validate(meta)
+            files[name] = FileEntry.model_validate(meta)
             make_read_only(path)
+        for directory in {p.parent for _, p in _staged_files(txn.staging)} - {txn.staging}:
+            fsync_dir(directory)
         version = new_version_id(txn.stage)
         universe = txn.universe or (self.universe(txn.parent) if txn.parent else None)
         manifest = Manifest(version=version, created_at=dt.datetime.now(dt.UTC),
@@ -379,3 +404,22 @@ class Store:
             if not same_inode(newer_path, older_path) and \
                     sha256_file(older_path) == older.sha256:
                 share_with_older(newer_path, older_path)
+
+
+def _staged_files(staging: Path) -> list[tuple[str, Path]]:
+    """(store name, path) of every file in a staging directory, sorted by name: the files
+    directly inside it and the parts of datasets below it; the manifest, hidden files and
+    temporary files left out."""
+    found = []
+    for path in staging.rglob("*"):
+        relative = path.relative_to(staging)
+        if (path.is_dir() or relative.as_posix() == MANIFEST
+                or any(part.startswith(".") for part in relative.parts)):
+            continue
+        found.append((relative.as_posix(), path))
+    return sorted(found)
+
+
+def _removed_dataset(name: str, removed: set[str]) -> bool:
+    """Whether `name` is a part of a dataset the transaction removed as a whole."""
+    return "/" in name and name.split("/", 1)[0] in removed
