@@ -36,6 +36,7 @@ from aurora.adjustments import point_in_time
 from aurora.errors import StoreError
 from aurora.membership import SCHEMA as MEMBERSHIP_SCHEMA
 from aurora.store import files
+from aurora.store.datasets import dataset_parts, has_dataset
 from aurora.store.files import plain_name
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store
@@ -144,8 +145,11 @@ class StoreView:
         return self._manifest
 
     def __repr__(self) -> str:
+        parts = dataset_parts(self._manifest, files.FEATURES_DATASET)
+        shown = sorted({n for n in self._manifest.files if n not in set(parts.values())}
+                       | ({f"{files.FEATURES_DATASET}/ ({len(parts)} parts)"} if parts else set()))
         return (f"StoreView({str(self.root)!r}, version={self.version!r}, "
-                f"stage={self._manifest.stage!r}, files={sorted(self._manifest.files)})")
+                f"stage={self._manifest.stage!r}, files={shown})")
 
     def at(self, version: str) -> StoreView:
         """A new view pinned to `version`; StoreError naming it (and the newest published
@@ -205,16 +209,30 @@ class StoreView:
         return path
 
     def scan(self, name: str) -> pl.LazyFrame:
-        """A lazy scan of Parquet file `name` of this version (checked as `path` does)."""
+        """A lazy scan of Parquet file `name` of this version (checked as `path` does). The
+        features (`features.parquet`) are the parts of the features dataset in a version
+        that holds them (`aurora.store.datasets`), each checked."""
+        if name in (files.FEATURES, files.FEATURES_DATASET):
+            parts = dataset_parts(self._manifest, files.FEATURES_DATASET)
+            if parts:
+                return pl.scan_parquet([self.path(part) for part in parts.values()],
+                                       hive_partitioning=False)
+            name = files.FEATURES
         if not name.endswith(".parquet"):
             raise ValueError(f"{name}: not a Parquet file of the store")
         return pl.scan_parquet(self.path(name))
+
+    def holds(self, name: str) -> bool:
+        """Whether this version holds file `name` (the features: in either layout)."""
+        if name in (files.FEATURES, files.FEATURES_DATASET):
+            return has_dataset(self._manifest, files.FEATURES_DATASET, legacy=files.FEATURES)
+        return self._manifest.file(name) is not None
 
     def _not_held(self, name: str) -> str:
         message = (f"version {self.version} holds no {name}: "
                    f"{HINTS.get(name, 'no Aurora command writes it')}")
         latest = self._store.current_version()
-        if latest not in (None, self.version) and self._store.file_path(name, latest):
+        if latest not in (None, self.version) and StoreView(self._store, latest).holds(name):
             message += f" (the latest version {latest} has it: use .refresh())"
         return message
 

@@ -21,6 +21,7 @@ import polars as pl
 
 from aurora.errors import StoreError
 from aurora.store import files
+from aurora.store.datasets import dataset_digest
 
 if TYPE_CHECKING:
     from aurora.notebook import StoreView
@@ -112,7 +113,8 @@ def diff_views(before: StoreView, after: StoreView) -> VersionDiff:
     table = file_changes(before, after)
     change = dict(table.select("name", "change").iter_rows())
     prices_changed = change.get(files.PRICES, "same") != "same"
-    features_changed = change.get(files.FEATURES, "same") != "same"
+    features_changed = (dataset_digest(before.manifest, files.FEATURES_DATASET, files.FEATURES)
+                        != dataset_digest(after.manifest, files.FEATURES_DATASET, files.FEATURES))
     old_prices = _scan(before, files.PRICES) if prices_changed else None
     new_prices = _scan(after, files.PRICES) if prices_changed else None
     old_features = _scan(before, files.FEATURES) if features_changed else None
@@ -221,7 +223,7 @@ def universe_changes(before: Sequence[str], after: Sequence[str]) -> pl.DataFram
 
 def _scan(view: StoreView, name: str) -> pl.LazyFrame | None:
     """The view's scan of `name`, or None when its version does not hold the file."""
-    return view.scan(name) if view.manifest.file(name) is not None else None
+    return view.scan(name) if view.holds(name) else None
 
 
 def _names(frame: pl.LazyFrame | None) -> list[str]:

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import polars as pl
 
+from aurora.errors import StoreError
 from aurora.store import Store
+from aurora.store.datasets import read_features
 
 HERE = Path(__file__).resolve().parent
 KEY_ID, SECRET = "PKFAULTS0001", "fault-campaign-secret"
@@ -91,9 +93,12 @@ def _strip(obj: object) -> object:
 def outputs(store: Store) -> dict[str, object]:
     """The user-facing outputs of the latest version, without timestamps."""
     out: dict[str, object] = {}
-    for name in ("prices.parquet", "features.parquet"):
-        path = store.verified_path(name)
-        out[name] = pl.read_parquet(path) if path is not None else None
+    path = store.verified_path("prices.parquet")
+    out["prices.parquet"] = pl.read_parquet(path) if path is not None else None
+    try:
+        out["features"] = read_features(store)
+    except StoreError:  # the latest version holds no features
+        out["features"] = None
     path = store.verified_path("predictions.json")
     out["predictions.json"] = _strip(json.loads(path.read_text())) if path else None
     return out

@@ -17,6 +17,7 @@ from aurora.features.builder import build_features
 from aurora.features.gates import gate_symbols
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK, REGISTRY_VERSION
 from aurora.store import Store, UniverseRecord
+from aurora.store.datasets import dataset_parts, read_features
 
 from .conftest import SECTORS, random_fundamentals
 
@@ -39,7 +40,7 @@ def test_build_publishes_features_and_meta(data_dir, panel):
     before = store.current_version()
     result = build_features(store, AuroraConfig(data_dir=data_dir))
     assert result.gates.passed and store.current_version() != before
-    frame = pl.read_parquet(store.file_path("features.parquet"))
+    frame = read_features(store)
     assert frame.columns == ["date", "symbol", *FEATURE_NAMES]
     assert all(frame.schema[n] == pl.Float64 for n in FEATURE_NAMES)
     meta = json.loads(store.file_path("features.meta.json").read_text())
@@ -51,10 +52,16 @@ def test_build_publishes_features_and_meta(data_dir, panel):
                                    "fundamentals.parquet"}
     assert meta["date_range"] == [str(frame["date"].min()), str(frame["date"].max())]
     assert any(k.startswith("lookahead") for k in meta["gates"])
-    assert store.manifest().files["features.parquet"].meta("rows") == frame.height
+    manifest = store.manifest()
+    assert manifest.files["features.meta.json"].meta("rows") == frame.height
     # the prices the features were built from (what predict and validate check)
-    assert store.manifest().files["features.parquet"].meta("prices_sha256") == \
-        store.manifest().files["prices.parquet"].sha256
+    assert manifest.files["features.meta.json"].meta("prices_sha256") == \
+        manifest.files["prices.parquet"].sha256
+    # one part per year, each holding its year's rows
+    parts = dataset_parts(manifest, "features")
+    years = sorted(frame["date"].dt.year().unique().to_list())
+    assert list(parts) == years and "features.parquet" not in manifest.files
+    assert sum(manifest.files[name].meta("rows") for name in parts.values()) == frame.height
     assert (store.state_dir / "build-report.json").exists()
 
 
@@ -105,7 +112,7 @@ def test_raw_prices_are_adjusted_with_corporate_actions(data_dir, panel):
     with store.transaction("actions", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("corporate_actions.parquet"), actions)
     build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
-    frame = pl.read_parquet(store.file_path("features.parquet"))
+    frame = read_features(store)
     split_day = frame.filter((pl.col("symbol") == "AAA") & (pl.col("date") == ex))
     assert split_day["f_ret_1d"].abs().item() < 0.2
 
@@ -144,4 +151,4 @@ def test_build_publishes_nothing_over_a_version_published_meanwhile(data_dir, pa
     monkeypatch.setattr(builder, "compute_panel", racing)
     with pytest.raises(StoreError, match=r"another run published version .* while this build"):
         build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
-    assert store.file_path("features.parquet") is None
+    assert dataset_parts(store.manifest(), "features") == {}

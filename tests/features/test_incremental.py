@@ -15,6 +15,7 @@ from aurora.atomic import atomic_write_parquet
 from aurora.config import AuroraConfig, BuildConfig
 from aurora.features.builder import build_features
 from aurora.store import Store
+from aurora.store.datasets import read_features
 
 from .conftest import random_panel
 from .test_build import _seed
@@ -46,7 +47,7 @@ def _publish(store: Store, prices: pl.DataFrame, actions: pl.DataFrame | None = 
 
 
 def _features(store: Store) -> pl.DataFrame:
-    return pl.read_parquet(store.verified_path("features.parquet"))
+    return read_features(store)
 
 
 def _meta(store: Store) -> dict:

@@ -15,6 +15,7 @@ from aurora.features import build_features
 from aurora.features.registry import FEATURE_NAMES
 from aurora.predict import predict
 from aurora.store import Store, UniverseRecord
+from aurora.store.datasets import read_features
 from aurora_testbed.synthetic import generate_market
 
 SYMBOLS = ["AAPL", "KO", "XOM", "T", "IBM", "PG", "JPM", "CVX", "MRK", "PFE", "BLK", "LLY", "S001"]
@@ -49,8 +50,8 @@ def test_features_before_d_do_not_depend_on_later_actions(tmp_path):
     cut = raw_store(tmp_path / "cut", market, CUT)
     for store in (full, cut):
         build_features(store, AuroraConfig(data_dir=store.root), universe=SYMBOLS)
-    a = pl.read_parquet(full.latest / "features.parquet").filter(pl.col("date") < CUT)
-    b = pl.read_parquet(cut.latest / "features.parquet")
+    a = read_features(full).filter(pl.col("date") < CUT)
+    b = read_features(cut)
     assert a.select("date", "symbol").equals(b.select("date", "symbol"))
     differing = [name for name in FEATURE_NAMES if not a[name].equals(b[name])]
     assert differing == []  # exact: nothing later than a date reaches its values
@@ -80,8 +81,8 @@ def test_features_before_t_ignore_perturbed_later_bars_and_a_later_dividend(tmp_
     for store in (base, perturbed):
         build_features(store, AuroraConfig(data_dir=store.root), universe=SYMBOLS,
                        lookahead=False)
-    a = pl.read_parquet(base.latest / "features.parquet").filter(pl.col("date") < CUT)
-    b = pl.read_parquet(perturbed.latest / "features.parquet").filter(pl.col("date") < CUT)
+    a = read_features(base).filter(pl.col("date") < CUT)
+    b = read_features(perturbed).filter(pl.col("date") < CUT)
     assert a.height > 1000 and a.select("date", "symbol").equals(b.select("date", "symbol"))
     assert [name for name in FEATURE_NAMES if not a[name].equals(b[name])] == []
 

@@ -16,6 +16,7 @@ from aurora.errors import DataValidationError
 from aurora.features.builder import build_features
 from aurora.features.registry import FEATURE_NAMES
 from aurora.store import Store
+from aurora.store.datasets import read_features
 
 from .conftest import SECTORS
 from .test_build import _seed
@@ -39,7 +40,7 @@ def test_three_toml_features_build_and_match_pandas(data_dir, panel, tmp_path):
     _seed(store, panel)
     result = build_features(store, _config(data_dir, path))
     assert result.gates.passed
-    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    frame = read_features(store)
     mine = ["f_ret_10d", "f_sector_rank_range", "f_corr_close_volume_20d"]
     assert frame.columns == ["date", "symbol", *FEATURE_NAMES, *mine]
     meta = json.loads(store.verified_path("features.meta.json").read_text())
@@ -110,7 +111,7 @@ def test_the_default_build_still_has_45(data_dir, panel):
     store = Store(data_dir)
     _seed(store, panel)
     build_features(store, AuroraConfig(data_dir=data_dir), lookahead=False)
-    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    frame = read_features(store)
     assert [c for c in frame.columns if c.startswith("f_")] == list(FEATURE_NAMES)
     meta = json.loads(store.verified_path("features.meta.json").read_text())
     assert meta["user_features"] is None and meta["feature_count"] == 45
@@ -133,6 +134,6 @@ def test_editing_a_custom_function_makes_the_next_build_full(data_dir, panel, tm
     edited = build_features(store, _config(data_dir, path), lookahead=False)
     assert (edited.meta["build"]["mode"], edited.meta["build"]["reason"]) == (
         "full", "the feature set changed (--features)")
-    frame = pl.read_parquet(store.verified_path("features.parquet"))
+    frame = read_features(store)
     close = panel.join(frame.select("symbol", "date", "f_scaled"), on=["symbol", "date"])
     assert ((close["f_scaled"] - 3 * close["close"]).abs() < 1e-9).all()

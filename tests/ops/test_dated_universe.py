@@ -14,6 +14,7 @@ import pytest
 from aurora.config import load_config
 from aurora.ops import pipeline
 from aurora.store import Store
+from aurora.store.datasets import read_features
 from aurora.universe import default_universe, load_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -57,7 +58,7 @@ def test_a_member_delisted_mid_history(data_dir, tmp_path, monkeypatch):
     assert last == {**dict.fromkeys(SYMBOLS, END), GONE: GONE_LAST}
     assert any(GONE in line and "inactive" in line for line in result.fetch_lines)
     # in the cross-sections while a member, in none after
-    features = pl.read_parquet(store.verified_path("features.parquet"))
+    features = read_features(store)
     gone = features.filter(pl.col("symbol") == GONE)
     assert gone.height > 0 and gone["date"].max() == GONE_LAST
     assert gone["f_cs_rank_ret"].null_count() < gone.height
@@ -109,7 +110,7 @@ def test_fetch_records_the_dates_and_a_plain_build_and_predict_use_them(data_dir
     assert recorded is not None and recorded.members is not None
     assert "OLDCO" in recorded.symbols
     assert main(["build"]) == 0 and main(["predict"]) == 0
-    features = pl.read_parquet(store.verified_path("features.parquet"))
+    features = read_features(store)
     assert features.filter(pl.col("symbol") == JOINER)["date"].min() == JOINED
     assert "OLDCO" not in features["symbol"].unique().to_list()
     doc = json.loads(store.verified_path("predictions.json").read_text())

@@ -23,6 +23,7 @@ import pytest
 from aurora.config import load_config
 from aurora.ops.pipeline import run_pipeline
 from aurora.store import Store
+from aurora.store.datasets import read_features
 from aurora.universe import default_universe, load_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -47,8 +48,9 @@ def _strip(obj):
 
 def _outputs(store: Store) -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in ("prices.parquet", "corporate_actions.parquet", "features.parquet"):
+    for name in ("prices.parquet", "corporate_actions.parquet"):
         out[name] = pl.read_parquet(store.verified_path(name))
+    out["features"] = read_features(store)
     out["predictions.json"] = _strip(json.loads(
         store.verified_path("predictions.json").read_text()))
     return out

@@ -15,6 +15,7 @@ from aurora.errors import AuroraError
 from aurora.ops.history import History
 from aurora.ops.pipeline import run_pipeline
 from aurora.store import Store
+from aurora.store.datasets import dataset_parts
 from aurora.universe import Universe, default_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -77,8 +78,8 @@ def test_pipeline_with_a_planted_secret_leaks_it_nowhere(market, data_dir, monke
             assert main(argv) == 0, argv
     store = Store(data_dir)
     assert store.verify() == [] and result.version == store.current_version()
-    assert {"prices.parquet", "features.parquet", "predictions.json"} <= set(
-        store.manifest().files)
+    assert {"prices.parquet", "features.meta.json", "predictions.json"} <= set(
+        store.manifest().files) and dataset_parts(store.manifest(), "features")
     assert [name for name, ok, _ in result.checks if not ok] == []
     assert list(result.stage_seconds) == ["fetch", "validate", "build", "predict", "evaluate",
                                           "verify"]
@@ -145,7 +146,7 @@ def test_corrupt_latest_is_caught_then_restored_and_drilled_from_s3(market, data
                          START.isoformat(), "--end", END.isoformat(), "--no-progress"]) == 0
         assert main(["backup", "--to", url, *options]) == 0
         store = Store(data_dir)
-        victim = store.latest / "features.parquet"
+        victim = store.latest / list(dataset_parts(store.manifest(), "features").values())[-1]
         good = victim.read_bytes()
         victim.write_bytes(good[:100] + bytes(50) + good[150:])  # corrupt in place
         capfd.readouterr()

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import polars as pl
 import pytest
 from ops_helpers import Receiver
 
 from aurora.cli.main import main
 from aurora.ops.history import History
 from aurora.store import Store
+from aurora.store.datasets import read_features
 from aurora.universe import default_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -57,7 +57,7 @@ def test_a_universe_from_anywhere_is_used_by_every_later_stage(server, tmp_path,
     assert main(["predict", "--data-dir", str(data), "--no-progress"]) == 0
     capsys.readouterr()
     store = Store(data)
-    features = pl.read_parquet(store.file_path("features.parquet"))
+    features = read_features(store)
     assert sorted(features["symbol"].unique()) == sorted(CHOSEN)
     doc = json.loads(store.file_path("predictions.json").read_text())
     assert sorted(p["symbol"] for p in doc["predictions"]) == sorted(CHOSEN)
@@ -78,7 +78,7 @@ def test_a_universe_from_anywhere_is_used_by_every_later_stage(server, tmp_path,
     assert main(["build", "--data-dir", str(data), "--universe", str(other),
                  "--no-progress"]) == 0
     assert store.universe() is not None and store.universe().source == str(other)
-    features = pl.read_parquet(store.file_path("features.parquet"))
+    features = read_features(store)
     assert sorted(features["symbol"].unique()) == sorted(CHOSEN[:6])
 
 

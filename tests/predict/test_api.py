@@ -148,7 +148,7 @@ def test_cli_missing_inputs_exit_codes(tmp_path, helpers, market, capsys):
     assert main(["predict", "--data-dir", str(data)]) == 7
     err = capsys.readouterr().err
     assert err.startswith("error: ")
-    assert "features.parquet does not exist: run `aurora build` first" in err
+    assert "the store is empty (run `aurora fetch` first)" in err
     assert err.count("\n") == 1
     helpers.publish(Store(data), features=features)
     assert main(["evaluate", "--data-dir", str(data)]) == 7
@@ -194,7 +194,7 @@ def test_features_built_from_other_prices_are_refused(tmp_path, helpers, market)
         atomic_write_parquet(txn.path("prices.parquet"),
                              prices.with_columns(pl.col("close") * 1.01))
     with pytest.raises(DataValidationError,
-                       match=r"features.parquet of version .* was built from other prices "
+                       match=r"the features of version .* were built from other prices "
                              r".*run `aurora build`"):
         predict(store, config)
     report = validate_store(store, config)

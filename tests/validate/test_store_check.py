@@ -13,6 +13,7 @@ from aurora.cli.main import main
 from aurora.config import AuroraConfig, ValidationConfig
 from aurora.errors import StoreError
 from aurora.store import Store, UniverseRecord
+from aurora.store.datasets import write_dataset
 from aurora.validation import validate_store
 
 TODAY = dt.date(2024, 12, 31)
@@ -124,6 +125,36 @@ def test_other_known_files(data_dir, prices):
                    ("file_schema", "fundamentals.parquet"), ("unreadable", "predictions.json")]
     [schema] = [f for f in report.findings if f.message.startswith("features.parquet: column")]
     assert "f_count" in schema.message
+
+
+def test_every_part_of_the_features_dataset_is_checked(data_dir, prices):
+    """A partitioned version: each part against its sha256 and its schema, (symbol, date)
+    unique across parts, and a file planted beside the parts reported."""
+    store = Store(data_dir)
+    good = pl.DataFrame({"date": [dt.date(2023, 12, 29), dt.date(2024, 1, 2)],
+                         "symbol": ["AAA", "AAA"], "f_mom": [0.1, 0.2]})
+    with store.transaction("build", base=None, params={"universe": ["AAA", "BBB"]}) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), prices)
+        write_dataset(txn, "features", good)
+        # the same key in a second part of another year cannot happen by partitioning:
+        # plant a duplicate row in the 2024 part by hand, under a valid manifest
+        atomic_write_parquet(txn.path("features/year=2024/part-0.parquet"),
+                             pl.concat([good.tail(1), good.tail(1)]))
+    [dup] = validate_store(store, config_for(data_dir), today=TODAY).findings
+    assert dup.message.startswith("features: ") and dup.check == "duplicate_keys"
+    version = store.current_version()
+    part = store.archive / version / "features/year=2023/part-0.parquet"
+    part.chmod(0o600)
+    part.write_bytes(b"garbage")
+    (store.archive / version / "features/year=2099").mkdir()
+    (store.archive / version / "features/year=2099/part-0.parquet").write_bytes(b"x")
+    report = validate_store(store, config_for(data_dir), today=TODAY)
+    got = sorted((f.check, f.message.split(":")[0]) for f in report.findings)
+    assert got == [("checksum", "features/year=2023/part-0.parquet"),
+                   ("duplicate_keys", "features"),
+                   ("unlisted_file", "features/year=2099/part-0.parquet"),
+                   ("unreadable", "features/year=2023/part-0.parquet")]
+    assert main(["validate", "--data-dir", str(data_dir)]) == 5
 
 
 def test_unreadable_prices(data_dir):

@@ -4,10 +4,11 @@ Reads prices.parquet of the latest version (adjusting raw prices with corporate_
 the fetch stored them unadjusted), sector_map.parquet (else Aurora's default sectors) and
 fundamentals.parquet (optional); computes the 45 features (for a dated universe, only its
 members' rows and cross-sections, `aurora.membership`); runs every quality gate,
-including the perturbation lookahead check; and, only if all pass, publishes
-features.parquet and features.meta.json in ONE store transaction. The gate report is always
-written to data/state/build-report.json; on a failure the store's `latest` is untouched and
-DataValidationError names the gate, feature and dates.
+including the perturbation lookahead check; and, only if all pass, publishes the features
+dataset (one Parquet part per year, `aurora.store.datasets`; an incremental build rewrites
+only the years it adds to) and features.meta.json in ONE store transaction. The gate report
+is always written to data/state/build-report.json; on a failure the store's `latest` is
+untouched and DataValidationError names the gate, feature and dates.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 import polars as pl
 
 from aurora.adjusted import RAW, load_adjusted_prices
-from aurora.atomic import atomic_write_json, atomic_write_parquet, sha256_bytes, sha256_file
+from aurora.atomic import atomic_write_json, sha256_bytes, sha256_file
 from aurora.calendar import sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
@@ -48,8 +49,10 @@ from aurora.schemas import (
     read_table,
 )
 from aurora.store import Store
+from aurora.store.datasets import write_dataset
 from aurora.store.files import (
     FEATURES,
+    FEATURES_DATASET,
     FEATURES_META,
     FUNDAMENTALS,
     PRICES,
@@ -333,13 +336,13 @@ def build_features(
     with store.transaction("build", base=inputs.version, universe=chosen.record(),
                            params={"registry_version": REGISTRY_VERSION,
                                    "feature_set_hash": meta["feature_set_hash"]}) as txn:
-        atomic_write_parquet(txn.path(FEATURES), frame.features, compression="lz4")
+        write_dataset(txn, FEATURES_DATASET, frame.features, legacy=FEATURES,
+                      compression="lz4", **(plan.rewrite(frame.features) if plan else {}))
         atomic_write_json(txn.path(FEATURES_META), meta)
-        txn.describe(FEATURES, rows=meta["row_count"], symbols=meta["symbol_count"],
+        txn.describe(FEATURES_META, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,
                      prices_sha256=inputs.sha256[PRICES],
                      feature_set_hash=meta["feature_set_hash"])
-        txn.describe(FEATURES_META, registry_version=REGISTRY_VERSION)
     note("publish", 1, 1)
     return BuildResult(
         version=store.current_version(), rows=meta["row_count"], symbols=meta["symbol_count"],

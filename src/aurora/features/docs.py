@@ -43,7 +43,8 @@ def render() -> str:
         "",
         "## Conventions",
         "",
-        "- Output: `data/latest/features.parquet`, one row per (date, symbol), columns `date`,"
+        "- Output: the features dataset, `data/latest/features/year=YYYY/part-0.parquet` (one"
+        " part per year, `aurora.store.datasets`), one row per (date, symbol), columns `date`,"
         " `symbol` and the features below as Float64, sorted by symbol then date.",
         "- Each feature is an expression of operators (`docs/user-features.md` lists them);"
         " its look-back, the number of sessions before t it reads, is derived from the"

@@ -30,9 +30,16 @@ import polars as pl
 from aurora.adjusted import load_adjusted_prices
 from aurora.calendar import next_session, sessions_back
 from aurora.features.compute import FeatureFrame
-from aurora.schemas import FEATURES_TABLE, read_table
+from aurora.schemas import FEATURES_TABLE
 from aurora.store import Store
-from aurora.store.files import CORPORATE_ACTIONS, FEATURES, FEATURES_META, PRICES
+from aurora.store.datasets import dataset_parts, has_dataset, read_dataset
+from aurora.store.files import (
+    CORPORATE_ACTIONS,
+    FEATURES,
+    FEATURES_DATASET,
+    FEATURES_META,
+    PRICES,
+)
 from aurora.universe import Universe
 
 _KEY = ["symbol", "date"]
@@ -49,6 +56,16 @@ class Incremental:
     last: dt.date
     first_new: dt.date
     tail_start: dt.date
+    partitioned: bool = True
+
+    def rewrite(self, merged: pl.DataFrame) -> dict[str, Any]:
+        """`write_dataset`'s arguments for the `merge`d rows: the parts of the years from
+        the first new session's to the last are written, the others kept from `base`; a
+        base in the single-file layout is rewritten whole."""
+        last = merged.get_column("date").max()
+        if not self.partitioned or not isinstance(last, dt.date):
+            return {}
+        return {"years": range(self.first_new.year, last.year + 1), "base": self.base}
 
     def tail(self, prices: pl.DataFrame) -> pl.DataFrame:
         return prices.filter(pl.col("date") >= self.tail_start)
@@ -79,8 +96,9 @@ def previous_build(store: Store, version: str) -> str | None:
     """The version that wrote the newest features in `version`'s lineage (whose prices are
     the ones they were built from), or None."""
     for manifest in store.lineage(version):
-        if FEATURES in manifest.files and FEATURES_META in manifest.files:
-            writer = store.origin(FEATURES, manifest.version)
+        if (FEATURES_META in manifest.files
+                and has_dataset(manifest, FEATURES_DATASET, legacy=FEATURES)):
+            writer = store.origin(FEATURES_META, manifest.version)
             return writer.version if writer is not None else manifest.version
     return None
 
@@ -121,12 +139,11 @@ def plan_incremental(store: Store, version: str, prices: pl.DataFrame,
         if not before.equals(old_prices.filter(pl.col("date") <= last).sort(_KEY)):
             changed = _changed_symbols(before, old_prices.filter(pl.col("date") <= last))
             return None, f"prices up to {last} changed ({changed})"
-    features_path = store.verified_path(FEATURES, base)
-    assert features_path is not None
-    old = read_table(features_path, FEATURES_TABLE, f"version {base}")
+    old = read_dataset(store, FEATURES_DATASET, base, FEATURES_TABLE, legacy=FEATURES)
     first_new = next_session(last)
     incremental = Incremental(base, old, meta, last, first_new,
-                              sessions_back(first_new, max_lookback))
+                              sessions_back(first_new, max_lookback),
+                              bool(dataset_parts(store.manifest(base), FEATURES_DATASET)))
     return incremental, f"from the build of version {base} (through {last})"
 
 

@@ -37,6 +37,7 @@ from aurora.store import Store, UniverseRecord
 from aurora.store.files import (
     CORPORATE_ACTIONS,
     FEATURES,
+    FEATURES_DATASET,
     FEATURES_META,
     FETCH_REPORT,
     PRICES,
@@ -197,6 +198,7 @@ def publish_fetch(
         # A version never pairs features with other prices: the features of the base were
         # built from the old prices, so they are left out until the next build.
         txn.remove(FEATURES)
+        txn.remove(FEATURES_DATASET)
         txn.remove(FEATURES_META)
         if store.file_path(SECTOR_MAP, base_version) is None:
             sectors = _sector_frame(universe)

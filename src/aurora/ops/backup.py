@@ -45,7 +45,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ from aurora.oserrors import storage_error
 from aurora.redaction import redact, redact_url
 from aurora.store import MANIFEST, FileEntry, Manifest, Store
 from aurora.store.copies import make_read_only
-from aurora.store.files import plain_name
+from aurora.store.files import plain_name, store_name
 
 FORMAT = "aurora-backup/1"
 INDEX = "backup.json"
@@ -256,10 +256,12 @@ def _blob_name(value: object, where: str) -> str:
     return value
 
 
-def _safe(name: object, what: str, shown: str) -> str:
-    """`plain_name` with the backup named in the error."""
+def _safe(name: object, what: str, shown: str,
+          check: Callable[[object, str], str] = plain_name) -> str:
+    """`plain_name` (or `check`: `store_name` for a file) with the backup named in the
+    error."""
     try:
-        return plain_name(name, what)
+        return check(name, what)
     except StoreError as exc:
         raise StoreError(f"{shown}: {exc}") from None
 
@@ -277,7 +279,8 @@ def check_index(index: dict[str, Any], shown: str) -> dict[str, Any]:
             raise StoreError(f"{shown}: {INDEX}: version {version} has no `files` object")
         _blob_name(entry.get("manifest_sha256"), f"{shown}: {INDEX}: manifest of {version}")
         for name, meta in files.items():
-            if _safe(name, f"file name in {INDEX} (version {version})", shown) == MANIFEST:
+            if _safe(name, f"file name in {INDEX} (version {version})", shown,
+                     store_name) == MANIFEST:
                 raise StoreError(f"{shown}: {INDEX}: version {version} lists a file named "
                                  f"{MANIFEST} (reserved for the manifest)")
             sha = meta.get("sha256") if isinstance(meta, dict) else None

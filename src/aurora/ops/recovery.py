@@ -29,7 +29,8 @@ from aurora.features.builder import build_features
 from aurora.ops.backup import restore_version
 from aurora.redaction import redact_url
 from aurora.store import Store
-from aurora.store.files import FEATURES
+from aurora.store.datasets import has_dataset, read_features
+from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.validation import validate_store
 
 
@@ -114,8 +115,7 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
         ok, errors = validate(store, scratch_config)
         report.validation_ok = ok
         report.problems += [f"validation: {e}" for e in errors[:5]]
-        backed_up = store.file_path(FEATURES)
-        before = pl.read_parquet(backed_up) if backed_up else None
+        before = _features_or_none(store)
         t1 = time.perf_counter()
         try:
             rebuild(store, scratch_config)
@@ -123,10 +123,18 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
             report.problems.append(f"rebuild failed: {type(exc).__name__}: {exc}")
             return report
         report.rebuild_seconds = time.perf_counter() - t1
-        rebuilt = store.file_path(FEATURES)
+        rebuilt = _features_or_none(store)
         if before is not None and rebuilt is not None:
-            report.features_match = before.equals(pl.read_parquet(rebuilt))
+            report.features_match = before.equals(rebuilt)
         return report
     finally:
         if not keep_scratch:
             shutil.rmtree(root, ignore_errors=True)
+
+
+def _features_or_none(store: Store) -> pl.DataFrame | None:
+    """The latest version's features, or None when it holds none."""
+    manifest = store.manifest()
+    if not has_dataset(manifest, FEATURES_DATASET, legacy=FEATURES):
+        return None
+    return read_features(store)

@@ -1,6 +1,6 @@
 """Store-level entry points: `predict` and `evaluate` (what the CLI and `aurora run` call).
 
-Both read `features.parquet` and `prices.parquet` of one store version. `predict` cuts them
+Both read the features and `prices.parquet` of one store version. `predict` cuts them
 at the feature date (point in time), trains and scores, runs (or reuses) the walk-forward
 evaluation over that same point-in-time history, validates predictions.json against its
 schema and publishes predictions.json and evaluation.json in one store transaction.
@@ -26,10 +26,10 @@ from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
 from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
 from aurora.progress import Progress
-from aurora.schemas import FEATURES_TABLE, read_table
 from aurora.store import Store, Transaction
+from aurora.store.datasets import dataset_digest, read_features
 from aurora.store.documents import validate_document
-from aurora.store.files import EVALUATION, FEATURES, PREDICTIONS, PRICES
+from aurora.store.files import EVALUATION, FEATURES, FEATURES_DATASET, PREDICTIONS, PRICES
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 
 SHOWN_TOP = 10
@@ -83,18 +83,20 @@ class _Inputs:
 
 
 def load_inputs(store: Store) -> _Inputs:
-    """features.parquet and the prices of the latest version (raw bars adjusted point in
-    time, `aurora.adjusted`: the labels' closes), with their sha256."""
+    """The features and the prices of the latest version (raw bars adjusted point in time,
+    `aurora.adjusted`: the labels' closes), with their sha256 (the features': of all their
+    parts, `aurora.store.datasets.dataset_digest`)."""
     version = store.current_version()
-    features_path = store.verified_path(FEATURES, version, hint="run `aurora build` first")
-    assert version is not None and features_path is not None
+    features = read_features(store, version)
+    assert version is not None
     manifest = store.manifest(version)
     mismatch = manifest.features_from_other_prices()
     if mismatch is not None:
         raise DataValidationError(mismatch)
     prices = load_adjusted_prices(store, version)
-    return _Inputs(version, read_table(features_path, FEATURES_TABLE, f"version {version}"),
-                   prices.prices, manifest.files[FEATURES].sha256, prices.sha256[PRICES])
+    digest = dataset_digest(manifest, FEATURES_DATASET, legacy=FEATURES)
+    assert digest is not None
+    return _Inputs(version, features, prices.prices, digest, prices.sha256[PRICES])
 
 
 def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,

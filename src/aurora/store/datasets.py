@@ -27,7 +27,8 @@ import polars as pl
 
 from aurora.atomic import atomic_write_parquet
 from aurora.errors import DataValidationError, StoreError
-from aurora.schemas import TableSchema, check_schema
+from aurora.schemas import FEATURES_TABLE, TableSchema, check_schema
+from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store, Transaction
 
@@ -166,3 +167,16 @@ def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` sorted by (symbol, date), gathered once."""
     return frame[frame.select(pl.struct(_KEY).arg_sort()).to_series()]
+
+
+def read_features(store: Store, version: str | None = None, *, start: dt.date | None = None,
+                  end: dt.date | None = None, symbols: Collection[str] | None = None
+                  ) -> pl.DataFrame:
+    """The feature panel of `version` (default: latest), as `read_dataset` reads it, from
+    the features dataset or a single-file version's features.parquet. StoreError saying to
+    run `aurora build` when the version holds neither."""
+    version = version or store.current_version()
+    if version is None:
+        raise StoreError(f"{store.root}: the store is empty (run `aurora fetch` first)")
+    return read_dataset(store, FEATURES_DATASET, version, FEATURES_TABLE, legacy=FEATURES,
+                        start=start, end=end, symbols=symbols, hint="run `aurora build` first")

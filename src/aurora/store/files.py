@@ -20,7 +20,8 @@ FUNDAMENTALS = "fundamentals.parquet"  # symbol, as_of, market_cap, shares_outst
 UNIVERSE = "universe.txt"  # the fetch universe, one symbol a line
 VALIDATION = "validation.json"  # the fetch's validation report
 FETCH_REPORT = "fetch_report.json"  # the fetch's counters and warnings
-FEATURES = "features.parquet"  # date, symbol, f_* (Float64)
+FEATURES_DATASET = "features"  # date, symbol, f_* (Float64): parts by year (store.datasets)
+FEATURES = "features.parquet"  # the same as one file: versions written before datasets
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
@@ -40,21 +41,19 @@ def plain_name(name: object, what: str) -> str:
 
 
 _PARTITION_DIR = re.compile(r"[a-z][a-z0-9_]{0,30}=[0-9A-Za-z_\-]{1,40}")  # hive: key=value
-MAX_NAME_DEPTH = 3  # dataset / key=value / part file
 
 
 def store_name(name: object, what: str) -> str:
-    """`name` when it names a file inside a version: a `plain_name`, or up to three
-    components joined by "/" whose last is a plain name and whose others are plain names
-    or hive partition directories (`year=2018`). StoreError naming `what` otherwise (an
-    absolute path, "..", a leading dot, an empty or over-deep name)."""
-    if not isinstance(name, str):
+    """`name` when it names a file inside a version: a `plain_name`, or a dataset's part
+    `<dataset>/<key>=<value>/<file>` (`features/year=2018/part-0.parquet`) whose dataset and
+    file are plain names. StoreError naming `what` otherwise (an absolute path, "..", a
+    leading dot, any other nesting)."""
+    if not isinstance(name, str) or "/" not in name:
         return plain_name(name, what)
     parts = name.split("/")
-    if len(parts) > MAX_NAME_DEPTH:
-        raise StoreError(f"unsafe {what} {name!r}: at most {MAX_NAME_DEPTH} path components")
-    for directory in parts[:-1]:
-        if not _PARTITION_DIR.fullmatch(directory):
-            plain_name(directory, what)
-    plain_name(parts[-1], what)
+    if len(parts) != 3 or not _PARTITION_DIR.fullmatch(parts[1]):
+        raise StoreError(f"unsafe {what} {name!r}: a plain name, or a dataset part "
+                         "<dataset>/<key>=<value>/<file>, is required")
+    plain_name(parts[0], what)
+    plain_name(parts[2], what)
     return name

@@ -23,7 +23,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from aurora.errors import StoreError
-from aurora.store.files import FEATURES, PRICES, UNIVERSE, plain_name, store_name
+from aurora.store.files import (
+    FEATURES,
+    FEATURES_META,
+    PRICES,
+    UNIVERSE,
+    plain_name,
+    store_name,
+)
 
 
 class FileEntry(BaseModel):
@@ -108,19 +115,22 @@ class Manifest(BaseModel):
         return self.files.get(name)
 
     def features_from_other_prices(self) -> str | None:
-        """Why features.parquet of this version does not belong with its prices.parquet, or
-        None when it does (or when either is absent, or the build did not record the prices'
+        """Why the features of this version do not belong with its prices.parquet, or None
+        when they do (or when either is absent, or the build did not record the prices'
         sha256: versions built before it was recorded).
 
-        The build records the sha256 of the prices it read (`prices_sha256` in the features'
-        entry); a version whose prices changed since (a fetch published over the build's
+        The build records the sha256 of the prices it read (`prices_sha256` in the entry of
+        features.meta.json, or of features.parquet in a version written before datasets); a
+        version whose prices changed since (a fetch published over the build's
         input meanwhile, or a hand edit) pairs features with other prices.
         """
-        features, prices = self.file(FEATURES), self.file(PRICES)
-        built_from = features.meta("prices_sha256") if features is not None else None
+        prices = self.file(PRICES)
+        built_from = next((entry.meta("prices_sha256") for entry in
+                           (self.file(FEATURES_META), self.file(FEATURES))
+                           if entry is not None and entry.meta("prices_sha256")), None)
         if prices is None or built_from is None or built_from == prices.sha256:
             return None
-        return (f"{FEATURES} of version {self.version} was built from other prices "
+        return (f"the features of version {self.version} were built from other prices "
                 f"(sha256 {built_from[:12]}...) than its {PRICES} ({prices.sha256[:12]}...); "
                 "run `aurora build`")
 

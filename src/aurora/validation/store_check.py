@@ -33,11 +33,13 @@ from aurora.schemas import (
     find_duplicate_keys,
     non_finite,
 )
-from aurora.store import FileEntry, Store
+from aurora.store import FileEntry, Manifest, Store
+from aurora.store.datasets import dataset_digest, dataset_parts
 from aurora.store.documents import validate_document
 from aurora.store.files import (
     CORPORATE_ACTIONS,
     FEATURES,
+    FEATURES_DATASET,
     FUNDAMENTALS,
     MANIFEST,
     PREDICTIONS,
@@ -100,11 +102,13 @@ def validate_store(
                                             **ended_at_last_bar(prices, inactive)})
             report = apply_inactive(report, inactive)
             report = apply_quarantine(report, record, config.validation.severities)
-    findings += _check_features(base / FEATURES)
+    parts = dataset_parts(manifest, FEATURES_DATASET)
+    findings += _check_features([base / name for name in parts.values()] or [base / FEATURES],
+                                base)
     stale = manifest.features_from_other_prices()
     if stale is not None:
         findings.append(finding("stale_features", stale))
-    findings += _check_predictions(base / PREDICTIONS, files)
+    findings += _check_predictions(base / PREDICTIONS, manifest)
     for name, schema in _KNOWN_TABLES.items():
         if name != CORPORATE_ACTIONS:  # read (and checked) with the prices above
             findings += _check_table(base / name, schema)
@@ -134,18 +138,21 @@ def _integrity(store: Store, base: Path, files: dict[str, FileEntry]) -> list[Fi
         else:
             out.append(finding("unreadable", problem))
     if base.is_dir():
-        for path in sorted(base.iterdir()):
-            if path.name != MANIFEST and not path.name.startswith(".") and path.name not in files:
+        for path in sorted(base.rglob("*")):
+            name = path.relative_to(base).as_posix()
+            if (path.is_file() and name != MANIFEST and name not in files
+                    and not any(part.startswith(".") for part in path.relative_to(base).parts)):
                 out.append(finding("unlisted_file",
-                                   f"{path.name}: present in {base.name} but not in its manifest"))
+                                   f"{name}: present in {base.name} but not in its manifest"))
     return out
 
 
-def _read_parquet(path: Path, findings: list[Finding]) -> pl.DataFrame | None:
+def _read_parquet(path: Path, findings: list[Finding], name: str | None = None
+                  ) -> pl.DataFrame | None:
     try:
         return pl.read_parquet(path)
     except Exception as exc:  # any decoder error means the same thing: unusable file
-        findings.append(finding("unreadable", f"{path.name}: cannot be read as Parquet "
+        findings.append(finding("unreadable", f"{name or path.name}: cannot be read as Parquet "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"))
         return None
 
@@ -209,25 +216,31 @@ def _quarantine(store: Store, version: str, findings: list[Finding]) -> Quaranti
     return QuarantineRecord()
 
 
-def _check_features(path: Path) -> list[Finding]:
-    """features.parquet: date (Date), symbol (String), f_* columns Float64, unique keys."""
-    if not path.exists():
-        return []
+def _check_features(paths: list[Path], base: Path) -> list[Finding]:
+    """The features (the parts of the dataset, or features.parquet): date (Date), symbol
+    (String), f_* columns Float64 in each; (symbol, date) unique across them all."""
     out: list[Finding] = []
-    frame = _read_parquet(path, out)
-    if frame is None:
-        return out
-    problems = _schema_problems(frame, FEATURES_TABLE)
-    out += [finding("file_schema", f"{path.name}: {p}") for p in problems]
-    if "date" in frame.columns and "symbol" in frame.columns:
-        duplicates = find_duplicate_keys(frame.select("symbol", "date"))
-        if duplicates is not None:
-            out.append(finding("duplicate_keys", f"{path.name}: {duplicates.message()}",
-                               count=duplicates.surplus))
+    keys = []
+    for path in paths:
+        if not path.exists():
+            continue
+        name = path.relative_to(base).as_posix()
+        frame = _read_parquet(path, out, name)
+        if frame is None:
+            continue
+        out += [finding("file_schema", f"{name}: {p}")
+                for p in _schema_problems(frame, FEATURES_TABLE)]
+        if "date" in frame.columns and "symbol" in frame.columns:
+            keys.append(frame.select("symbol", "date"))
+    duplicates = find_duplicate_keys(pl.concat(keys)) if keys else None
+    if duplicates is not None:
+        where = paths[0].relative_to(base).as_posix() if len(paths) == 1 else FEATURES_DATASET
+        out.append(finding("duplicate_keys", f"{where}: {duplicates.message()}",
+                           count=duplicates.surplus))
     return out
 
 
-def _check_predictions(path: Path, files: dict[str, FileEntry]) -> list[Finding]:
+def _check_predictions(path: Path, manifest: Manifest) -> list[Finding]:
     """predictions.json must satisfy its JSON Schema, and should have been made from the
     prices and features of the same version (a run stopped between build and predict leaves
     yesterday's ranking beside today's features: `stale_predictions`)."""
@@ -241,8 +254,11 @@ def _check_predictions(path: Path, files: dict[str, FileEntry]) -> list[Finding]
     except DataValidationError as exc:
         return [finding("file_schema", str(exc))]
     inputs = doc.get("inputs", {})
-    stale = [name for name, key in ((PRICES, "prices_sha256"), (FEATURES, "features_sha256"))
-             if name in files and inputs.get(key) not in (None, files[name].sha256)]
+    files = manifest.files
+    held = {PRICES: files[PRICES].sha256 if PRICES in files else None,
+            "features": dataset_digest(manifest, FEATURES_DATASET, legacy=FEATURES)}
+    stale = [name for name, key in ((PRICES, "prices_sha256"), ("features", "features_sha256"))
+             if held[name] is not None and inputs.get(key) not in (None, held[name])]
     if stale:
         return [finding("stale_predictions",
                         f"{path.name} was made from other {' and '.join(stale)} than this "
