@@ -26,6 +26,7 @@ from aurora.fetch.publish import load_stored
 from aurora.fetch.source import PriceSource
 from aurora.importbars import import_bars
 from aurora.store import Store
+from aurora.store.datasets import write_dataset
 from aurora.vendorfiles import read_actions, read_bars
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "sp500-sample"
@@ -172,6 +173,8 @@ def test_another_source_is_refused_unless_new_history(tmp_path, data_dir, capsys
     # A build of these prices, which a later import must not pair with other prices.
     with store.transaction("build", base=base) as txn:
         atomic_write_json(txn.path("features.meta.json"), {"built": True})
+        write_dataset(txn, "features", pl.DataFrame(
+            {"date": [dt.date(2024, 1, 2)], "symbol": ["AAA"], "f_x": [1.0]}))
     capsys.readouterr()
 
     assert main(["import", "bars", str(second), "--data-dir", str(data_dir)]) == 2
@@ -184,6 +187,7 @@ def test_another_source_is_refused_unless_new_history(tmp_path, data_dir, capsys
     meta = manifest(data_dir)
     assert meta["files"]["prices.parquet"]["source_url"] == f"import:{second}"
     assert "features.meta.json" not in meta["files"]
+    assert not [name for name in meta["files"] if name.startswith("features/")]
     assert meta["params"]["new_history"] is True
     assert stored(data_dir).get_column("close").to_list() == pytest.approx(
         (frame.sort("symbol", "date").get_column("close") * 1.0001).to_list())

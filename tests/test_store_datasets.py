@@ -123,3 +123,55 @@ def test_part_names_are_checked(data_dir: Path):
             with pytest.raises(StoreError, match="unsafe store file name"):
                 txn.path(bad)
         txn.path("features/year=2018/part-0.parquet").write_bytes(b"x")
+
+
+def test_a_dataset_name_is_never_a_file_name(data_dir: Path):
+    store = Store(data_dir)
+    with store.transaction("x", base=None) as txn:
+        for bad in ("manifest.json/year=2018/part-0.parquet",
+                    "prices.parquet/year=2018/part-0.parquet", "Features/year=2018/p.parquet"):
+            with pytest.raises(StoreError, match="unsafe store file name"):
+                txn.path(bad)
+        with pytest.raises(StoreError, match="unsafe store file name"):
+            txn.remove("../../victim.txt")
+
+
+def test_removing_a_dataset_drops_its_staged_parts_but_not_later_adoptions(data_dir: Path):
+    store = Store(data_dir)
+    first = _publish(store, _panel("2017-12-28", "2018-01-03"))
+    with store.transaction("build", base=first) as txn:
+        write_dataset(txn, "features", _panel("2019-01-02", "2019-01-03"))
+        txn.remove("features")  # the staged 2019 part and the parent's parts
+        txn.adopt(part_name("features", 2017), first)
+    assert list(dataset_parts(store.manifest(), "features")) == [2017]
+    assert not (store.latest / "features" / "year=2019").exists()
+
+
+def test_adopted_parts_end_up_sharing_their_source_inode(data_dir: Path):
+    """build (2017, 2018) -> fetch without features -> build adopting 2017 -> fetch: the
+    second build's 2017 part becomes a hard link to the first build's, as an inherited file
+    becomes one to its parent's."""
+    store = Store(data_dir)
+    frame = _panel("2017-12-20", "2018-01-05")
+    first = _publish(store, frame)
+    for step in range(2):
+        with store.transaction("fetch", base=store.current_version()) as txn:
+            txn.remove("features")
+            atomic_write_parquet(txn.path("prices.parquet"), pl.DataFrame({"a": [step]}))
+        if step == 0:
+            second = _publish(store, frame.filter(pl.col("date").dt.year() == 2018),
+                              years=[2018], base=first)
+    name = part_name("features", 2017)
+    assert store.manifest(second).files[name].meta("adopted_from") == first
+    assert (store.archive / first / name).stat().st_ino == \
+        (store.archive / second / name).stat().st_ino
+    assert store.verify(second) == [] and store.verify(first) == []
+
+
+def test_parts_without_their_build_record_are_never_current(data_dir: Path):
+    store = Store(data_dir)
+    with store.transaction("import", base=None) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), pl.DataFrame({"a": [1]}))
+        write_dataset(txn, "features", _panel("2018-01-02", "2018-01-03"))
+    assert "do not record the prices they were built from" in \
+        store.manifest().features_from_other_prices()

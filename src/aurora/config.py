@@ -165,6 +165,21 @@ class PredictConfig(_Section):
     ridge_alpha: float = Field(0.1, ge=0)
 
 
+class ComputeConfig(_Section):
+    # a Dask scheduler (`tcp://HOST:PORT`): build and evaluate run their tasks on its
+    # workers (`aurora.cluster`); None: in this process
+    scheduler: str | None = None
+
+    @field_validator("scheduler")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"(tcp|tls)://[^\s/:]+:[0-9]{1,5}", value.strip()):
+            raise ValueError(f"{value!r} is not a scheduler address (tcp://HOST:PORT)")
+        return value.strip()
+
+
 class OpsConfig(_Section):
     deadline: str = "16:00"  # HH:MM, 24-hour, in deadline_timezone
     deadline_timezone: str = "America/Chicago"  # an IANA time zone name
@@ -210,6 +225,7 @@ class AuroraConfig(_Section):
     build: BuildConfig = BuildConfig()
     predict: PredictConfig = PredictConfig()
     ops: OpsConfig = OpsConfig()
+    compute: ComputeConfig = ComputeConfig()
 
     @field_validator("data_dir", "universe", mode="before")
     @classmethod
@@ -229,6 +245,7 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "APCA_API_BASE_URL": ("alpaca", "base_url"),
     "AURORA_WEBHOOK_URL": ("ops", "webhook_url"),
     "AURORA_BACKUP_KEY": ("ops", "backup_key"),
+    "AURORA_SCHEDULER": ("compute", "scheduler"),
 }
 
 

@@ -63,3 +63,16 @@ def panel() -> pl.DataFrame:
 @pytest.fixture(scope="session")
 def fundamentals(panel: pl.DataFrame) -> pl.DataFrame:
     return random_fundamentals(panel)
+
+
+def assert_features_close(expected: pl.DataFrame, actual: pl.DataFrame) -> None:
+    """The same (symbol, date) rows and missing cells, and every value within 1e-9
+    relative or 1e-9 of the feature's standard deviation over the panel: two computations
+    whose running-window sums start at different sessions (a tail, a block) differ in their
+    last bits, which a value near zero after a cancellation (close - its mean) shows."""
+    assert expected.select("symbol", "date").equals(actual.select("symbol", "date"))
+    for name in expected.columns[2:]:
+        x, y = expected[name].to_numpy(), actual[name].to_numpy()
+        assert np.array_equal(np.isnan(x), np.isnan(y)), name
+        scale = float(np.nanstd(x)) if np.isfinite(x).any() else 0.0
+        np.testing.assert_allclose(y, x, rtol=1e-9, atol=1e-9 * scale + 1e-300, err_msg=name)

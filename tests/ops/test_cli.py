@@ -67,7 +67,8 @@ def test_status_shows_a_run_killed_inside_a_stage(data_dir, capsys):
 
 def test_a_command_imports_only_its_own_module():
     """`aurora build` registers the build module alone and loads no library it does not use
-    (HTTP and its retries, JSON schemas, remote file systems, exchange-calendars, pandas);
+    (HTTP and its retries, JSON schemas, remote file systems, exchange-calendars, pandas,
+    Dask without a scheduler);
     `--help` and
     no command still list every command."""
     import subprocess
@@ -76,7 +77,7 @@ def test_a_command_imports_only_its_own_module():
     code = ("import sys; from aurora.cli.main import build_app; "
             "app = build_app('build'); import aurora.features.builder; "
             "heavy = ('httpx', 'tenacity', 'jsonschema', 'fsspec', 'exchange_calendars', "
-            "'pandas'); "
+            "'pandas', 'distributed', 'dask'); "
             "print(sorted(c.name for c in app.registered_commands), "
             "sorted(m for m in sys.modules if m.split('.')[0] in heavy or m.endswith('_cmd')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -133,8 +133,12 @@ def test_every_part_of_the_features_dataset_is_checked(data_dir, prices):
     store = Store(data_dir)
     good = pl.DataFrame({"date": [dt.date(2023, 12, 29), dt.date(2024, 1, 2)],
                          "symbol": ["AAA", "AAA"], "f_mom": [0.1, 0.2]})
-    with store.transaction("build", base=None, params={"universe": ["AAA", "BBB"]}) as txn:
-        atomic_write_parquet(txn.path("prices.parquet"), prices)
+    publish(store, {"prices.parquet": prices}, params={"universe": ["AAA", "BBB"]})
+    fetched = store.manifest()
+    with store.transaction("build", base=fetched.version) as txn:
+        atomic_write_text(txn.path("features.meta.json"), "{}")
+        txn.describe("features.meta.json",
+                     prices_sha256=fetched.files["prices.parquet"].sha256)
         write_dataset(txn, "features", good)
         # the same key in a second part of another year cannot happen by partitioning:
         # plant a duplicate row in the 2024 part by hand, under a valid manifest

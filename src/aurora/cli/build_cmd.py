@@ -10,6 +10,7 @@ from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
     ProgressOption,
+    SchedulerOption,
     UniverseOption,
     command_run,
     make_config,
@@ -34,26 +35,30 @@ def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
               universe: UniverseOption = None, features: FeaturesOption = None,
-              full: FullOption = False, progress: ProgressOption = True) -> None:
+              full: FullOption = False, scheduler: SchedulerOption = None,
+              progress: ProgressOption = True) -> None:
         """Build the feature panel (the 45, plus --features) from the stored prices; publish
         it if every gate passes, the lookahead proof of every feature included.
 
         The universe is the one recorded in the store (the last fetch's) unless --universe
         or the configuration names another. When only sessions were added since the last
         build, only those are computed (the summary says so and why); --full computes all.
+        With --scheduler a full build runs one task per year on the Dask cluster.
         """
+        from aurora.cluster import connect
         from aurora.features import build_features  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe,
-                          **{"build.features": features})
+                          **{"build.features": features, "compute.scheduler": scheduler})
         reads = [cfg.build.features] if cfg.build.features is not None else []
         with command_run(ctx, "build", cfg, config_file=config, reads=reads) as run, \
                 progress_bars(progress) as bars:
             chosen = resolve_universe(cfg, run.store)
             run.use_universe(chosen)
-            with run.stage("build"):
+            with run.stage("build"), connect(cfg.compute.scheduler) as runner:
                 result = build_features(run.store, cfg, universe=chosen, progress=bars,
-                                        incremental=not full)
+                                        incremental=not full,
+                                        runner=runner if cfg.compute.scheduler else None)
             run.add(rows=result.rows, symbols=result.symbols)
             run.record_quality("feature gates", result.gates.passed,
                                [f"{g.name}: {g.message}" for g in result.gates.failures])

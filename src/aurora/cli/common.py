@@ -33,6 +33,12 @@ ConfigOption = Annotated[
         "--config", help="TOML configuration file (default ./aurora.toml, env AURORA_CONFIG)."
     ),
 ]
+SchedulerOption = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="A Dask scheduler, tcp://HOST:PORT: run the stage's "
+                 "tasks on its workers (default: AURORA_SCHEDULER, compute.scheduler in "
+                 "aurora.toml, else in this process)."),
+]
 UniverseOption = Annotated[
     str | None,
     typer.Option(

@@ -25,8 +25,10 @@ import polars as pl
 from aurora.adjusted import RAW, load_adjusted_prices
 from aurora.atomic import atomic_write_json, sha256_bytes, sha256_file
 from aurora.calendar import sessions_back
+from aurora.cluster import Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
+from aurora.features.blocks import compute_blocks
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
@@ -131,6 +133,8 @@ class BuildResult:
                          f"{build['reason']}")
         elif build:
             lines.append(f"full build: {build['reason']}")
+        if build.get("computed_on", "in process") != "in process":
+            lines.append(f"computed on {build['computed_on']}, one task per year")
         lines.append(f"version {self.version} in {self.seconds:.1f}s")
         return lines
 
@@ -274,6 +278,7 @@ def build_features(
     progress: Progress | None = None,
     lookahead: bool = True,
     incremental: bool = True,
+    runner: Runner | None = None,
 ) -> BuildResult:
     """Build, gate and publish the feature panel (see the module docstring).
 
@@ -281,7 +286,8 @@ def build_features(
     only the sessions added since the last build are computed when nothing before them
     changed (`aurora.features.incremental`; the result says which mode and why). Raises
     DataValidationError when a gate fails and StoreError when another run published
-    meanwhile; nothing is published then.
+    meanwhile; nothing is published then. `runner` (`aurora.cluster.connect`): a full build
+    runs as year blocks on it (`aurora.features.blocks`); an incremental one stays here.
     """
     started = time.monotonic()
     report_path = store.state_dir / REPORT
@@ -297,15 +303,21 @@ def build_features(
                                       chosen, features.hash,
                                       REGISTRY_VERSION, features.max_lookback)
                      if incremental else (None, "a full build was asked for"))
-        frame = compute_panel(plan.tail(inputs.prices) if plan else inputs.prices,
-                              sectors=inputs.sectors, fundamentals=inputs.fundamentals,
-                              actions=inputs.actions, universe=symbols,
-                              membership=chosen.membership, extra=features.user,
-                              progress=progress,
-                              shares=(shares_table(inputs.fundamentals, inputs.prices,
-                                                   inputs.actions, PanelInfo())
-                                      if plan else None),
-                              windowed=plan is not None)
+        if plan is None and runner is not None:
+            frame = compute_blocks(inputs.prices, sectors=inputs.sectors,
+                                   fundamentals=inputs.fundamentals, actions=inputs.actions,
+                                   universe=symbols, membership=chosen.membership,
+                                   extra=features.user, runner=runner, progress=progress)
+        else:
+            frame = compute_panel(plan.tail(inputs.prices) if plan else inputs.prices,
+                                  sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                                  actions=inputs.actions, universe=symbols,
+                                  membership=chosen.membership, extra=features.user,
+                                  progress=progress,
+                                  shares=(shares_table(inputs.fundamentals, inputs.prices,
+                                                       inputs.actions, PanelInfo())
+                                          if plan else None),
+                                  windowed=plan is not None)
         if plan is not None:
             frame = plan.merge(frame)
     except DataValidationError as exc:
@@ -327,7 +339,9 @@ def build_features(
     note("gates", 1, 1)
     meta = build_meta(frame, inputs, symbols, source, report, features)
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
-                     "new_sessions": _new_sessions(frame.features, plan)}
+                     "new_sessions": _new_sessions(frame.features, plan),
+                     "computed_on": (runner.describe() if runner is not None and plan is None
+                                     else "in process")}
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
         raise DataValidationError(f"{report.summary()}; nothing published (report: "

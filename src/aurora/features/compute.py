@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -58,6 +59,7 @@ def compute_panel(
     block_cells: int = BLOCK_CELLS,
     shares: pl.DataFrame | None = None,
     windowed: bool = False,
+    until: np.datetime64 | None = None,
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
 
@@ -75,7 +77,7 @@ def compute_panel(
     shares: `panel.shares_table` of the fundamentals on the whole history, when `prices` is
     only its tail (a market cap is put on the volume basis with the last bar before it).
     windowed: `prices` is a tail whose first sessions only feed the rows after them (an
-    incremental build, the lookahead gate): `engine`, 6.
+    incremental build, the lookahead gate): `engine`, 6. until: no row after this date.
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -91,6 +93,8 @@ def compute_panel(
                              actions=actions, optional=sorted(fields & {"vwap"}),
                              shares=shares)
     report("align", 1, 1)
+    if until is not None:  # a symbol's rows end at its last bar, or at `until`
+        panel.end = np.minimum(panel.end, np.searchsorted(panel.dates, until, "right") - 1)
     emission = Emission.of(panel, max(e.lookback for e in features.values()))
     member = None if membership is None else membership.mask(panel.symbols, panel.dates)
     columns = evaluate(features, panel, emission, member=member,
@@ -156,22 +160,6 @@ def _fallback_rows(panel: WidePanel, emission: Emission) -> dict[str, int]:
     return {panel.symbols[i]: int(counts[i]) for i in np.flatnonzero(counts)}
 
 
-def compute_features(
-    prices: pl.DataFrame,
-    *,
-    sectors: Mapping[str, str] | pl.DataFrame | None,
-    fundamentals: pl.DataFrame | None = None,
-    actions: pl.DataFrame | None = None,
-    universe: Sequence[str] | None = None,
-    membership: Membership | None = None,
-    extra: Mapping[str, Expr] | None = None,
-    workers: int | None = None,
-    block_cells: int = BLOCK_CELLS,
-    windowed: bool = False,
-) -> pl.DataFrame:
-    """The feature frame of `compute_panel` alone (for notebooks and tests)."""
-    return compute_panel(
-        prices, sectors=sectors, fundamentals=fundamentals, actions=actions,
-        universe=universe, membership=membership, extra=extra, workers=workers,
-        block_cells=block_cells, windowed=windowed,
-    ).features
+def compute_features(prices: pl.DataFrame, **options: Any) -> pl.DataFrame:
+    """The feature frame of `compute_panel(prices, **options)` alone (notebooks, tests)."""
+    return compute_panel(prices, **options).features

@@ -33,6 +33,8 @@ from aurora.features.expr import Expr
 from aurora.features.grammar import FeatureDefinitionError, Locate, _parse_located
 from aurora.features.operators import Custom
 
+USER_MODULES = "aurora_user_features"  # a Python feature file runs as USER_MODULES.<stem>
+
 NAME_PATTERN = re.compile(r"f_[a-z0-9_]+")
 BUILTIN_NAMES = frozenset(f.name for f in CATALOG)
 
@@ -371,7 +373,7 @@ def _load_python(path: Path, text: str) -> dict[str, Expr]:
 
 
 def _module_name(path: Path) -> str:
-    return "aurora_user_features." + (re.sub(r"\W", "_", path.stem) or "features")
+    return f"{USER_MODULES}." + (re.sub(r"\W", "_", path.stem) or "features")
 
 
 def _run_module(path: Path) -> Any:

@@ -141,7 +141,7 @@ def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, 
         names = []
     paths = []
     for name in names:
-        path = store.verified_path(name, version, hint=hint)
+        path = store.verified_path(name, version, hint=hint if name == legacy else None)
         if path is None:
             break
         check_schema(path, schema, f"{name} of {where}")

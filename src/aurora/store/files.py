@@ -40,13 +40,15 @@ def plain_name(name: object, what: str) -> str:
     return name
 
 
+_DATASET = re.compile(r"[a-z][a-z0-9_]{0,63}")  # never a file's name: no dot
 _PARTITION_DIR = re.compile(r"[a-z][a-z0-9_]{0,30}=[0-9A-Za-z_\-]{1,40}")  # hive: key=value
 
 
 def store_name(name: object, what: str) -> str:
     """`name` when it names a file inside a version: a `plain_name`, or a dataset's part
-    `<dataset>/<key>=<value>/<file>` (`features/year=2018/part-0.parquet`) whose dataset and
-    file are plain names. StoreError naming `what` otherwise (an absolute path, "..", a
+    `<dataset>/<key>=<value>/<file>` (`features/year=2018/part-0.parquet`) whose dataset is
+    lower-case letters, digits and _ (so never a file's name, such as `manifest.json`) and
+    whose file is a plain name. StoreError naming `what` otherwise (an absolute path, "..", a
     leading dot, any other nesting)."""
     if not isinstance(name, str) or "/" not in name:
         return plain_name(name, what)
@@ -54,6 +56,8 @@ def store_name(name: object, what: str) -> str:
     if len(parts) != 3 or not _PARTITION_DIR.fullmatch(parts[1]):
         raise StoreError(f"unsafe {what} {name!r}: a plain name, or a dataset part "
                          "<dataset>/<key>=<value>/<file>, is required")
-    plain_name(parts[0], what)
+    if not _DATASET.fullmatch(parts[0]):
+        raise StoreError(f"unsafe {what} {name!r}: a dataset name is lower-case letters, "
+                         "digits and _ (no dot)")
     plain_name(parts[2], what)
     return name

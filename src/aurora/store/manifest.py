@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 from aurora.errors import StoreError
 from aurora.store.files import (
     FEATURES,
+    FEATURES_DATASET,
     FEATURES_META,
     PRICES,
     UNIVERSE,
@@ -117,7 +118,8 @@ class Manifest(BaseModel):
     def features_from_other_prices(self) -> str | None:
         """Why the features of this version do not belong with its prices.parquet, or None
         when they do (or when either is absent, or the build did not record the prices'
-        sha256: versions built before it was recorded).
+        sha256: versions written before it was recorded). Parts of the features dataset
+        without that record (features.meta.json missing) are never taken as current.
 
         The build records the sha256 of the prices it read (`prices_sha256` in the entry of
         features.meta.json, or of features.parquet in a version written before datasets); a
@@ -128,6 +130,10 @@ class Manifest(BaseModel):
         built_from = next((entry.meta("prices_sha256") for entry in
                            (self.file(FEATURES_META), self.file(FEATURES))
                            if entry is not None and entry.meta("prices_sha256")), None)
+        if prices is not None and built_from is None and any(
+                name.startswith(f"{FEATURES_DATASET}/") for name in self.files):
+            return (f"the features of version {self.version} do not record the prices they "
+                    f"were built from ({FEATURES_META} is missing); run `aurora build`")
         if prices is None or built_from is None or built_from == prices.sha256:
             return None
         return (f"the features of version {self.version} were built from other prices "

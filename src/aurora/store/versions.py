@@ -31,6 +31,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -51,6 +52,7 @@ from aurora.store.files import MANIFEST, store_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
 _STAGING_PREFIX = ".staging-"
+_PLAIN_VERSION = re.compile(r"[0-9]{8}T[0-9]{12}Z-[a-z_]+")
 CORRUPT_HINT = ("run `aurora validate`, then `aurora rollback` (or `aurora restore`) to a "
                 "version that verifies")
 
@@ -99,11 +101,18 @@ class Transaction:
         self.adopted[name] = version
 
     def remove(self, name: str) -> None:
-        """Leave file `name` of the parent version out of the new version."""
+        """Leave file `name` of the parent version out of the new version; a dataset's name
+        (`features`) leaves out all its parts, those written earlier in this transaction
+        included (parts adopted after this call are kept)."""
+        store_name(name, "store file name")
         self.adopted.pop(name, None)
         self.removed.add(name)
-        with contextlib.suppress(FileNotFoundError):
-            (self.staging / name).unlink()  # a part written earlier in this transaction
+        staged = self.staging / name
+        if staged.is_dir():
+            shutil.rmtree(staged)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                staged.unlink()
 
 
 class Store:
@@ -346,7 +355,8 @@ class Store:
         inherited: set[str] = set()
         for name, version in sources.items():
             target = txn.staging / name
-            if name in txn.removed or _removed_dataset(name, txn.removed) or target.exists():
+            if (name in txn.removed or target.exists()
+                    or (name not in txn.adopted and _removed_dataset(name, txn.removed))):
                 continue
             if target.parent != txn.staging:
                 private_dir(target.parent)
@@ -368,10 +378,15 @@ class Store:
             meta.update(sha256=digest, bytes=path.stat().st_size)
             if not keep_meta:
                 meta["written_by"] = txn.stage
+            meta.pop("adopted_from", None)
+            if name in txn.adopted and name in inherited:
+                meta["adopted_from"] = txn.adopted[name]
             files[name] = FileEntry.model_validate(meta)
             make_read_only(path)
-        for directory in {p.parent for _, p in _staged_files(txn.staging)} - {txn.staging}:
-            fsync_dir(directory)
+        for directory in sorted({d for _, p in _staged_files(txn.staging)
+                                 for d in p.relative_to(txn.staging).parents} - {Path(".")},
+                                key=lambda d: -len(d.parts)):
+            fsync_dir(txn.staging / directory)
         version = new_version_id(txn.stage)
         universe = txn.universe or (self.universe(txn.parent) if txn.parent else None)
         manifest = Manifest(version=version, created_at=dt.datetime.now(dt.UTC),
@@ -389,18 +404,24 @@ class Store:
 
     def _share_unchanged(self, parent: Manifest) -> None:
         """Disk reclamation after a publication (see `aurora.store.copies`): every file of
-        the parent that its own parent holds unchanged becomes a hard link to that
-        grandparent's inode, once the grandparent's copy still hashes to the manifest's
-        sha256. Best effort: a failure only costs disk."""
+        the parent that its own parent holds unchanged (or that it adopted from an older
+        version: `adopted_from`) becomes a hard link to that version's inode, once that
+        copy still hashes to its manifest's sha256. Best effort: a failure only costs disk.
+        """
         if parent.parent is None or not (self.archive / parent.parent / MANIFEST).exists():
-            return
+            return  # an adopted file's source is older than the parent's parent: kept too
         grandparent = self.manifest(parent.parent)
         for name, entry in sorted(parent.files.items()):
-            older = grandparent.file(name)
+            source = grandparent
+            adopted = entry.meta("adopted_from")
+            if (isinstance(adopted, str) and _PLAIN_VERSION.fullmatch(adopted)
+                    and (self.archive / adopted / MANIFEST).exists()):
+                source = self.manifest(adopted)  # an earlier build's feature parts
+            older = source.file(name)
             if older is None or older.sha256 != entry.sha256:
                 continue
             newer_path = self.archive / parent.version / name
-            older_path = self.archive / grandparent.version / name
+            older_path = self.archive / source.version / name
             if not same_inode(newer_path, older_path) and \
                     sha256_file(older_path) == older.sha256:
                 share_with_older(newer_path, older_path)

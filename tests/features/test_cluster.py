@@ -1,0 +1,192 @@
+"""Builds on a real Dask cluster: a scheduler and two worker processes started with Dask's
+own commands on 127.0.0.1 (`aurora.cluster`, `aurora.features.blocks`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aurora.atomic import atomic_write_parquet
+from aurora.cli.main import main
+from aurora.cluster import ClusterError, LocalRunner, connect
+from aurora.config import AuroraConfig, BuildConfig
+from aurora.features.builder import build_features
+from aurora.store import Store, UniverseRecord
+from aurora.store.datasets import read_features
+
+from .conftest import SECTORS, assert_features_close, random_fundamentals, random_panel
+
+DASK = str(Path(sys.executable).parent / "dask")
+SLOW_FEATURES = '''
+import os, time
+from aurora.features import close, custom
+
+def slow(x):
+    if os.environ.get("AURORA_TEST_DIE"):
+        os._exit(3)  # the worker process dies inside the task
+    time.sleep(1.5)
+    return x * 1.0
+
+FEATURES = {"f_slow_close": custom(slow, close, lookback=1)}
+'''
+
+
+class Cluster:
+    """A scheduler and `n` workers (each one process, one thread)."""
+
+    def __init__(self, where: Path, n: int = 2, nanny: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        self.where, self.env = where, {**os.environ, **(env or {})}
+        where.mkdir(parents=True, exist_ok=True)
+        info = where / "scheduler.json"
+        self.scheduler = self._start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1",
+                                                   "--port", "0", "--no-dashboard",
+                                                   "--scheduler-file", str(info)])
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            assert time.monotonic() < deadline, (where / "scheduler.log").read_text()
+            time.sleep(0.1)
+        self.address = json.loads(info.read_text())["address"]
+        self.workers = [self._start(f"worker{i}", [
+            DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
+            "--no-dashboard", "--memory-limit", "2GiB", "--name", f"w{i}",
+            *(() if nanny else ("--no-nanny",))]) for i in range(n)]
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(n, timeout=60)
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        log = open(self.where / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                start_new_session=True)
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [*self.workers, self.scheduler]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture()
+def cluster(tmp_path):
+    started = Cluster(tmp_path / "dask")
+    yield started
+    started.stop()
+
+
+def _store(path: Path, prices: pl.DataFrame) -> Store:
+    store = Store(path)
+    universe = UniverseRecord(symbols=tuple(sorted(SECTORS)), source="test")
+    with store.transaction("fetch", base=None, universe=universe,
+                           params={"adjustment": "raw"}) as txn:
+        atomic_write_parquet(txn.path("prices.parquet"), prices)
+        txn.describe("prices.parquet", adjustment="raw")
+        atomic_write_parquet(txn.path("sector_map.parquet"), pl.DataFrame(
+            {"symbol": list(SECTORS), "sector": list(SECTORS.values())}))
+        atomic_write_parquet(txn.path("fundamentals.parquet"), random_fundamentals(prices))
+    return store
+
+
+def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, cluster, capsys):
+    prices = random_panel(n_sessions=800, seed=41)
+    on_cluster = _store(tmp_path / "cluster", prices)
+    assert main(["build", "--data-dir", str(on_cluster.root), "--scheduler", cluster.address,
+                 "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert f"computed on dask {cluster.address} (2 workers, 2 threads), one task per year" \
+        in out
+    here = _store(tmp_path / "here", prices)
+    build_features(here, AuroraConfig(data_dir=here.root), runner=LocalRunner())
+    assert read_features(on_cluster).equals(read_features(here))  # the same blocks: bit for bit
+    whole = _store(tmp_path / "whole", prices)
+    build_features(whole, AuroraConfig(data_dir=whole.root))  # one piece
+    assert_features_close(read_features(whole), read_features(on_cluster))
+    with Store(on_cluster.root).verified_path("features.meta.json").open() as fh:
+        assert json.load(fh)["build"]["computed_on"].startswith(f"dask {cluster.address}")
+
+
+def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path, cluster):
+    """A user feature's `custom` function (sent by value: the workers cannot import the
+    feature file) sleeps, so the blocks last; worker w0 is killed with SIGKILL while it
+    computes one. The scheduler runs that block again on w1."""
+    features_file = tmp_path / "slow.py"
+    features_file.write_text(SLOW_FEATURES)
+    prices = random_panel(n_sessions=800, seed=43)
+    store = _store(tmp_path / "data", prices)
+    config = AuroraConfig(data_dir=store.root, build=BuildConfig(features=features_file))
+    before = store.current_version()
+    result: dict = {}
+
+    def build() -> None:
+        with connect(cluster.address) as runner:
+            result["build"] = build_features(store, config, runner=runner, lookahead=False)
+
+    from distributed import Client
+
+    thread = threading.Thread(target=build)
+    with Client(cluster.address, timeout=30) as watcher:
+        thread.start()
+        deadline = time.monotonic() + 60
+        while True:
+            assert time.monotonic() < deadline, "w0 never ran a block"
+            busy = {watcher.scheduler_info()["workers"][w]["name"]: keys
+                    for w, keys in watcher.processing().items()}
+            if any("compute_block" in str(k) for k in busy.get("w0", ())):
+                break
+            time.sleep(0.02)
+        os.killpg(cluster.workers[0].pid, signal.SIGKILL)
+        cluster.workers[0].wait()
+        thread.join(timeout=120)
+    assert not thread.is_alive() and "build" in result
+    assert result["build"].version == store.current_version() != before
+    assert store.verify() == []
+    cluster_rows = read_features(store)
+    here = _store(tmp_path / "here", prices)
+    build_features(here, AuroraConfig(data_dir=here.root, build=BuildConfig(
+        features=features_file)), runner=LocalRunner(), lookahead=False)
+    assert cluster_rows.equals(read_features(here))
+
+
+def test_a_block_that_keeps_killing_its_worker_fails_the_build_and_publishes_nothing(
+        tmp_path):
+    features_file = tmp_path / "dies.py"
+    features_file.write_text(SLOW_FEATURES)
+    dying = Cluster(tmp_path / "dask", nanny=True, env={  # one retry, then the error
+        "AURORA_TEST_DIE": "1", "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
+    try:
+        store = _store(tmp_path / "data", random_panel(n_sessions=300, seed=44))
+        before = store.current_version()
+        config = AuroraConfig(data_dir=store.root, build=BuildConfig(features=features_file))
+        with connect(dying.address) as runner, \
+                pytest.raises(ClusterError, match=r"lost its worker too many times on "
+                                                  rf"{dying.address}.*nothing was published"):
+            build_features(store, config, runner=runner, lookahead=False)
+        assert store.current_version() == before and store.verify() == []
+    finally:
+        dying.stop()
+
+
+def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
+    store = _store(tmp_path / "data", random_panel(n_sessions=300, seed=45))
+    assert main(["build", "--data-dir", str(store.root), "--scheduler",
+                 "tcp://127.0.0.1:9", "--no-progress"]) != 0
+    err = capsys.readouterr().err
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
+    assert err.count("\n") == 1
+    shutil.rmtree(tmp_path / "data")
