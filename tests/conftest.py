@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
@@ -25,3 +31,70 @@ def data_dir(tmp_path):
     path = tmp_path / "data"
     path.mkdir()
     return path
+
+
+class DaskCluster:
+    """A Dask scheduler and `n` workers (one process and one thread each, no nanny unless
+    asked), started with Dask's own commands on 127.0.0.1; logs in `where`."""
+
+    def __init__(self, where: Path, n: int = 2, nanny: bool = False,
+                 env: dict[str, str] | None = None) -> None:
+        dask = str(Path(sys.executable).parent / "dask")
+        self.where, self.env = where, {**os.environ, **(env or {})}
+        where.mkdir(parents=True, exist_ok=True)
+        info = where / "scheduler.json"
+        self.scheduler = self._start("scheduler", [dask, "scheduler", "--host", "127.0.0.1",
+                                                   "--port", "0", "--no-dashboard",
+                                                   "--scheduler-file", str(info)])
+        self.workers: list[subprocess.Popen] = []
+        deadline = time.monotonic() + 60
+        while not info.exists() or not info.read_text().strip():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError((where / "scheduler.log").read_text())
+            time.sleep(0.1)
+        self.address = json.loads(info.read_text())["address"]
+        self.workers = [self._start(f"worker{i}", [
+            dask, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
+            "--no-dashboard", "--memory-limit", "2GiB", "--name", f"w{i}",
+            *(() if nanny else ("--no-nanny",))]) for i in range(n)]
+        from distributed import Client
+
+        with Client(self.address, timeout=30) as client:
+            client.wait_for_workers(n, timeout=60)
+
+    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
+        with open(self.where / f"{name}.log", "wb") as log:
+            return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                                    start_new_session=True)
+
+    def stop(self) -> None:
+        for process in [*self.workers, self.scheduler]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in [*self.workers, self.scheduler]:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+@pytest.fixture()
+def start_dask_cluster(tmp_path):
+    """Start DaskCluster(**options) in the test's directory; every one is stopped after."""
+    started: list[DaskCluster] = []
+
+    def start(**options) -> DaskCluster:
+        started.append(DaskCluster(tmp_path / f"dask{len(started)}", **options))
+        return started[-1]
+
+    yield start
+    for cluster in started:
+        cluster.stop()
+
+
+@pytest.fixture()
+def dask_cluster(start_dask_cluster):
+    """A scheduler and two worker processes on 127.0.0.1."""
+    return start_dask_cluster()

@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -26,7 +24,6 @@ from aurora.store.datasets import read_features
 
 from .conftest import SECTORS, assert_features_close, random_fundamentals, random_panel
 
-DASK = str(Path(sys.executable).parent / "dask")
 SLOW_FEATURES = '''
 import os, time
 from aurora.features import close, custom
@@ -39,55 +36,6 @@ def slow(x):
 
 FEATURES = {"f_slow_close": custom(slow, close, lookback=1)}
 '''
-
-
-class Cluster:
-    """A scheduler and `n` workers (each one process, one thread)."""
-
-    def __init__(self, where: Path, n: int = 2, nanny: bool = False,
-                 env: dict[str, str] | None = None) -> None:
-        self.where, self.env = where, {**os.environ, **(env or {})}
-        where.mkdir(parents=True, exist_ok=True)
-        info = where / "scheduler.json"
-        self.scheduler = self._start("scheduler", [DASK, "scheduler", "--host", "127.0.0.1",
-                                                   "--port", "0", "--no-dashboard",
-                                                   "--scheduler-file", str(info)])
-        deadline = time.monotonic() + 60
-        while not info.exists() or not info.read_text().strip():
-            assert time.monotonic() < deadline, (where / "scheduler.log").read_text()
-            time.sleep(0.1)
-        self.address = json.loads(info.read_text())["address"]
-        self.workers = [self._start(f"worker{i}", [
-            DASK, "worker", self.address, "--host", "127.0.0.1", "--nthreads", "1",
-            "--no-dashboard", "--memory-limit", "2GiB", "--name", f"w{i}",
-            *(() if nanny else ("--no-nanny",))]) for i in range(n)]
-        from distributed import Client
-
-        with Client(self.address, timeout=30) as client:
-            client.wait_for_workers(n, timeout=60)
-
-    def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(self.where / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
-        return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                                start_new_session=True)
-
-    def stop(self) -> None:
-        for process in [*self.workers, self.scheduler]:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in [*self.workers, self.scheduler]:
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-
-
-@pytest.fixture()
-def cluster(tmp_path):
-    started = Cluster(tmp_path / "dask")
-    yield started
-    started.stop()
 
 
 def _store(path: Path, prices: pl.DataFrame) -> Store:
@@ -103,7 +51,8 @@ def _store(path: Path, prices: pl.DataFrame) -> Store:
     return store
 
 
-def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, cluster, capsys):
+def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, dask_cluster, capsys):
+    cluster = dask_cluster
     prices = random_panel(n_sessions=800, seed=41)
     on_cluster = _store(tmp_path / "cluster", prices)
     assert main(["build", "--data-dir", str(on_cluster.root), "--scheduler", cluster.address,
@@ -121,10 +70,11 @@ def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, cluster, cap
         assert json.load(fh)["build"]["computed_on"].startswith(f"dask {cluster.address}")
 
 
-def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path, cluster):
+def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path, dask_cluster):
     """A user feature's `custom` function (sent by value: the workers cannot import the
     feature file) sleeps, so the blocks last; worker w0 is killed with SIGKILL while it
     computes one. The scheduler runs that block again on w1."""
+    cluster = dask_cluster
     features_file = tmp_path / "slow.py"
     features_file.write_text(SLOW_FEATURES)
     prices = random_panel(n_sessions=800, seed=43)
@@ -164,22 +114,19 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path,
 
 
 def test_a_block_that_keeps_killing_its_worker_fails_the_build_and_publishes_nothing(
-        tmp_path):
+        tmp_path, start_dask_cluster):
     features_file = tmp_path / "dies.py"
     features_file.write_text(SLOW_FEATURES)
-    dying = Cluster(tmp_path / "dask", nanny=True, env={  # one retry, then the error
+    dying = start_dask_cluster(nanny=True, env={  # one retry, then the error
         "AURORA_TEST_DIE": "1", "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "1"})
-    try:
-        store = _store(tmp_path / "data", random_panel(n_sessions=300, seed=44))
-        before = store.current_version()
-        config = AuroraConfig(data_dir=store.root, build=BuildConfig(features=features_file))
-        with connect(dying.address) as runner, \
-                pytest.raises(ClusterError, match=r"lost its worker too many times on "
-                                                  rf"{dying.address}.*nothing was published"):
-            build_features(store, config, runner=runner, lookahead=False)
-        assert store.current_version() == before and store.verify() == []
-    finally:
-        dying.stop()
+    store = _store(tmp_path / "data", random_panel(n_sessions=300, seed=44))
+    before = store.current_version()
+    config = AuroraConfig(data_dir=store.root, build=BuildConfig(features=features_file))
+    with connect(dying.address) as runner, \
+            pytest.raises(ClusterError, match=r"lost its worker too many times on "
+                                              rf"{dying.address}.*nothing was published"):
+        build_features(store, config, runner=runner, lookahead=False)
+    assert store.current_version() == before and store.verify() == []
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):

@@ -10,6 +10,7 @@ from aurora.cli.common import (
     ConfigOption,
     DataDirOption,
     ProgressOption,
+    SchedulerOption,
     UniverseOption,
     command_run,
     make_config,
@@ -53,16 +54,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("evaluate")
     def evaluate(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
-                 universe: UniverseOption = None, progress: ProgressOption = True) -> None:
-        """Purged walk-forward evaluation of the model and the baseline."""
+                 universe: UniverseOption = None, scheduler: SchedulerOption = None,
+                 progress: ProgressOption = True) -> None:
+        """Purged walk-forward evaluation of the model and the baseline (with --scheduler,
+        one task per fold on the Dask cluster)."""
         from aurora import predict as stage  # deferred: start-up time (cli/main.py)
+        from aurora.cluster import connect
 
-        cfg = make_config(config, data_dir=data_dir, universe=universe)
+        cfg = make_config(config, data_dir=data_dir, universe=universe,
+                          **{"compute.scheduler": scheduler})
         with command_run(ctx, "evaluate", cfg, config_file=config) as run, \
                 progress_bars(progress) as bars:
             chosen = resolve_universe(cfg, run.store)
             run.use_universe(chosen)
-            with run.stage("evaluate"):
-                report = stage.evaluate(run.store, cfg, universe=chosen, progress=bars)
-        print_lines([*report.report_lines(),
+            with run.stage("evaluate"), connect(cfg.compute.scheduler) as runner:
+                report = stage.evaluate(run.store, cfg, universe=chosen, progress=bars,
+                                        runner=runner)
+                where = runner.describe()
+        print_lines([*report.report_lines(), "folds trained " + (where if where == "in process" else f"on {where}"),
                      f"wrote evaluation.json in version {run.store.current_version()}"])

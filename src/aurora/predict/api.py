@@ -20,6 +20,7 @@ import polars as pl
 from aurora import calendar
 from aurora.adjusted import load_adjusted_prices
 from aurora.atomic import atomic_write_json
+from aurora.cluster import Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
 from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
@@ -242,14 +243,16 @@ def evaluate(
     *,
     universe: UniverseLike | None = None,
     progress: Progress | None = None,
+    runner: Runner | None = None,
 ) -> EvaluationReport:
     """Walk-forward evaluation over the whole stored history; publishes evaluation.json
-    (beside predictions.json). Raises DataValidationError when the history is too short."""
+    (beside predictions.json). `runner`: where the folds are trained (`walk_forward`).
+    Raises DataValidationError when the history is too short."""
     inputs = load_inputs(store)
     chosen = _universe(store, config, universe, inputs.version)
     symbols = list(chosen.symbols)
     report = walk_forward(member_rows(inputs.features, chosen), inputs.prices, config,
-                          symbols=symbols, progress=progress)
+                          symbols=symbols, progress=progress, runner=runner)
     through = max(inputs.features["date"].max(), inputs.prices["date"].max())
     key = _evaluation_key(inputs, config, through, chosen)
     with store.transaction("evaluate", base=inputs.version, universe=chosen.record(),

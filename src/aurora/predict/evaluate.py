@@ -26,6 +26,7 @@ from typing import Any
 
 import polars as pl
 
+from aurora.cluster import LocalRunner, Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError
 from aurora.predict import metrics
@@ -155,12 +156,15 @@ def walk_forward(
     *,
     symbols: Sequence[str] | None = None,
     progress: Progress | None = None,
+    runner: Runner | None = None,
 ) -> EvaluationReport:
     """Run the purged walk-forward over all of `features` (labels from `prices.close`).
 
     `symbols` restricts the panel (default: all). `progress("walk-forward folds", done,
-    total)` is called after each fold. Raises DataValidationError when the history is too
-    short for one fold.
+    total)` is called after each fold. `runner` (`aurora.cluster.connect`): where the folds
+    are trained, one task each (default: here, in order); the models are deterministic, so
+    the report is the same bit for bit wherever they ran. Raises DataValidationError when
+    the history is too short for one fold.
     """
     cfg = config.predict
     if symbols is not None:
@@ -175,23 +179,25 @@ def walk_forward(
             f" sessions of features with labels, have {panel.frame['session'].n_unique()}"
         )
     models = models_from_config(cfg)
-    parts: list[pl.DataFrame] = []
-    for done, fold in enumerate(folds, start=1):
-        fitted, _ = fit_models(panel, fold.test_start, config, models)
-        test = panel.frame.filter(
-            pl.col("session").is_between(fold.test_start, fold.test_end)
-            & pl.col("fwd_return").is_not_null()
-        )
-        x = matrix(test, panel.features)
-        for model, fit in zip(models, fitted, strict=True):
-            parts.append(test.select(
-                pl.lit(model.name).alias("model"), "date", "symbol",
-                pl.Series("score", fit.predict(x)), pl.col("fwd_return").alias("label"),
-            ))
-        if progress is not None:
-            progress(FOLDS, done, len(folds))
-    oos = pl.concat(parts)
-    return summarise(oos, panel, folds, config, [m.name for m in models])
+    scored = (runner or LocalRunner()).map(
+        score_fold, folds, shared=(panel, config),
+        progress=(lambda done, total: progress(FOLDS, done, total)) if progress else None)
+    return summarise(pl.concat(scored), panel, folds, config, [m.name for m in models])
+
+
+def score_fold(fold: Fold, shared: tuple[Panel, AuroraConfig]) -> pl.DataFrame:
+    """Out-of-sample scores of one fold's test rows by every model trained for it: model,
+    date, symbol, score, label (a task: module-level, pickles)."""
+    panel, config = shared
+    models = models_from_config(config.predict)
+    fitted, _ = fit_models(panel, fold.test_start, config, models)
+    test = panel.frame.filter(pl.col("session").is_between(fold.test_start, fold.test_end)
+                              & pl.col("fwd_return").is_not_null())
+    x = matrix(test, panel.features)
+    return pl.concat([test.select(pl.lit(model.name).alias("model"), "date", "symbol",
+                                  pl.Series("score", fit.predict(x)),
+                                  pl.col("fwd_return").alias("label"))
+                      for model, fit in zip(models, fitted, strict=True)])
 
 
 def summarise(
