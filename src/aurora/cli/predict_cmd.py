@@ -71,5 +71,6 @@ def register(app: typer.Typer) -> None:
                 report = stage.evaluate(run.store, cfg, universe=chosen, progress=bars,
                                         runner=runner)
                 where = runner.describe()
-        print_lines([*report.report_lines(), "folds trained " + (where if where == "in process" else f"on {where}"),
+        trained = where if where == "in process" else f"on {where}"
+        print_lines([*report.report_lines(), f"folds trained {trained}",
                      f"wrote evaluation.json in version {run.store.current_version()}"])
