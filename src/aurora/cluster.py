@@ -12,7 +12,9 @@ Contract of `Runner.map(fn, items, shared=None, progress=None)`:
 - `progress(done, total)` is called in the caller's thread as tasks finish;
 - a task that raises makes `map` raise that exception (the other tasks are cancelled);
 - on a cluster, a task whose worker dies is run again on another worker by the scheduler
-  (up to its `allowed-failures`, 3 by default); past that, ClusterError names the task;
+  (up to its `allowed-failures`, 3 by default); past that, ClusterError names the task
+  (its place among the items); a task cancelled by the scheduler, or a lost connection to
+  it, is a ClusterError too; `shared` is the task function's second positional argument;
 - `ship_code(modules)` first, for modules the workers cannot import (a user's feature
   file): their functions are then sent by value (cloudpickle's `register_pickle_by_value`)
   instead of by name.
@@ -68,10 +70,32 @@ class LocalRunner:
 
 
 class DaskRunner:
-    """Runs the tasks on the workers of a Dask scheduler (module docstring)."""
+    """Runs the tasks on the workers of a Dask scheduler (module docstring). It connects on
+    first use, so a stage that runs nothing on the cluster (an incremental build) does not
+    need the scheduler up."""
 
-    def __init__(self, client: Any, address: str) -> None:
-        self.client, self.address = client, address
+    def __init__(self, address: str, client: Any = None,
+                 timeout: float = CONNECT_TIMEOUT_SECONDS) -> None:
+        self.address, self.timeout, self._client = address, timeout, client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from distributed import Client
+
+            try:
+                self._client = Client(self.address, timeout=self.timeout,
+                                      set_as_default=False)
+            except (OSError, TimeoutError) as exc:
+                raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
+                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                                   ) from None
+        return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def map(self, fn: Callable[[T, Any], R], items: Sequence[T], shared: Any = None,
             progress: Callable[[int, int], None] | None = None) -> list[R]:
@@ -81,23 +105,27 @@ class DaskRunner:
 
         if not items:
             return []
+        client = self.client
         # a task, not scattered data: the scheduler recomputes it when its worker dies
-        data = self.client.submit(_identity, shared, pure=False)
-        futures = self.client.map(fn, list(items), shared=data, pure=False)
+        data = client.submit(_identity, shared, pure=False)
+        futures = client.map(fn, list(items), [data] * len(items), pure=False)
         index = {future.key: i for i, future in enumerate(futures)}
         results: list[Any] = [None] * len(futures)
         try:
-            for done, future in enumerate(as_completed(futures, loop=self.client.loop), 1):
+            for done, future in enumerate(as_completed(futures, loop=client.loop), 1):
                 results[index[future.key]] = future.result()
                 if progress is not None:
                     progress(done, len(futures))
-        except (KilledWorker, FutureCancelledError) as exc:
-            raise ClusterError(f"a task of {fn.__name__} lost its worker too many times on "
-                               f"{self.address} ({type(exc).__name__}: "
-                               f"{str(exc).splitlines()[0][:200]}); nothing was published"
-                               ) from None
+        except KilledWorker as exc:
+            task = index.get(getattr(exc, "task", None), "?")
+            raise ClusterError(f"task {task} of {len(items)} ({fn.__name__}) on {self.address}"
+                               f" failed: each worker that ran it died ({exc})") from None
+        except FutureCancelledError as exc:
+            raise ClusterError(f"{fn.__name__} on {self.address}: a task was cancelled "
+                               f"({str(exc).splitlines()[0][:200]}): the scheduler lost it "
+                               "or the connection to it") from None
         finally:
-            self.client.cancel([*futures, data])
+            client.cancel([*futures, data])
         return results
 
     def ship_code(self, modules: Iterable[ModuleType]) -> None:
@@ -119,20 +147,14 @@ def _identity(value: T) -> T:
 @contextlib.contextmanager
 def connect(scheduler: str | None, *, timeout: float = CONNECT_TIMEOUT_SECONDS
             ) -> Iterator[Runner]:
-    """A LocalRunner without `scheduler`, else a DaskRunner connected to it (closed on
-    exit). ClusterError naming the address when the scheduler cannot be reached within
-    `timeout` seconds."""
+    """A LocalRunner without `scheduler`, else a DaskRunner of it (connected on first use,
+    closed on exit). ClusterError naming the address when the scheduler cannot be reached
+    within `timeout` seconds."""
     if not scheduler:
         yield LocalRunner()
         return
-    from distributed import Client
-
+    runner = DaskRunner(scheduler, timeout=timeout)
     try:
-        client = Client(scheduler, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
-        raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: "
-                           f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}") from None
-    try:
-        yield DaskRunner(client, scheduler)
+        yield runner
     finally:
-        client.close()
+        runner.close()

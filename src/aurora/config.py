@@ -175,7 +175,7 @@ class ComputeConfig(_Section):
     def _address(cls, value: str | None) -> str | None:
         if value is None or not value.strip():
             return None
-        if not re.fullmatch(r"(tcp|tls)://[^\s/:]+:[0-9]{1,5}", value.strip()):
+        if not re.fullmatch(r"tcp://[^\s/:]+:[0-9]{1,5}", value.strip()):
             raise ValueError(f"{value!r} is not a scheduler address (tcp://HOST:PORT)")
         return value.strip()
 

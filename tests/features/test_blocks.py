@@ -59,3 +59,33 @@ def test_blocks_equal_a_one_piece_build(late_fundamentals):
         whole.info.missing_bars, whole.info.grid_rows)
     assert blocks.info.unknown_sector == whole.info.unknown_sector
     assert blocks.info.shares_source == whole.info.shares_source
+
+
+def _drop(prices: pl.DataFrame, symbol: str | None, lo: dt.date, hi: dt.date) -> pl.DataFrame:
+    """`prices` without the bars of `symbol` (None: every symbol) dated lo .. hi."""
+    inside = pl.col("date").is_between(lo, hi)
+    return prices.filter(~(inside & (pl.col("symbol") == symbol) if symbol else ~inside))
+
+
+@pytest.mark.parametrize("case", ["seed2", "gap", "year_end", "year_start", "tail_start"])
+def test_blocks_keep_rows_where_bars_are_missing_at_their_edges(case):
+    """A symbol whose bars stop for a year and a half across a year boundary; no symbol with
+    a bar on the last sessions of a year, or on the first session of one; a symbol without
+    a bar on the first session of a block's tail: the one-piece rows, counts and values."""
+    prices = random_panel(n_sessions=800, seed=2 if case == "seed2" else 31,
+                          missing=0.03 if case == "seed2" else 0.0)
+    days = sorted(prices["date"].unique().to_list())
+    year_2022 = [d for d in days if d.year == 2022]
+    prices = {
+        "seed2": prices,
+        "gap": _drop(prices, "BBB", dt.date(2020, 10, 1), dt.date(2022, 2, 28)),
+        "year_end": _drop(prices, None, dt.date(2021, 12, 30), dt.date(2021, 12, 31)),
+        "year_start": _drop(prices, None, year_2022[0], year_2022[0]),
+        "tail_start": _drop(prices, "AAA", days[days.index(year_2022[0]) - MAX_LOOKBACK],
+                            days[days.index(year_2022[0]) - MAX_LOOKBACK]),
+    }[case]
+    whole = compute_panel(prices, sectors=SECTORS)
+    blocks = compute_blocks(prices, sectors=SECTORS)
+    assert_features_close(whole.features, blocks.features)
+    assert blocks.turnover_fallback == whole.turnover_fallback
+    assert blocks.outside_membership == whole.outside_membership

@@ -13,11 +13,11 @@ from aurora.calendar import sessions_back
 from aurora.features import Mean, Rank, Ref, close, volume
 from aurora.features.compute import compute_panel
 from aurora.features.engine import Plan, _starts
-from aurora.features.panel import PanelInfo, shares_table
+from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.registry import MAX_LOOKBACK
 from aurora.membership import Membership
 
-from .conftest import SECTORS, random_fundamentals, random_panel
+from .conftest import SECTORS, assert_features_close, random_fundamentals, random_panel
 
 
 def test_each_node_starts_its_window_before_its_earliest_reader():
@@ -74,3 +74,19 @@ def test_a_full_build_does_not_depend_on_the_sessions_after_a_cell():
     early = compute_panel(cut, sectors=SECTORS).features
     assert early.height > 0
     assert whole.filter(pl.col("date") <= dates[-41]).equals(early)
+
+
+def test_a_tail_keeps_a_symbol_without_a_bar_on_its_first_session():
+    """AAA has no bar on the tail's first session: told the whole history's spans, the tail
+    still emits AAA's rows and the same values (without them it lost a row and masked the
+    long windows of AAA, and so the cross-sections of everyone)."""
+    prices = random_panel(n_sessions=700, seed=3)
+    dates = sorted(prices["date"].unique().to_list())
+    first_new = dates[600]
+    tail_start = sessions_back(first_new, MAX_LOOKBACK)
+    prices = prices.filter(~((pl.col("symbol") == "AAA") & (pl.col("date") == tail_start)))
+    full = compute_panel(prices, sectors=SECTORS).features.filter(pl.col("date") >= first_new)
+    tail = compute_panel(prices.filter(pl.col("date") >= tail_start), sectors=SECTORS,
+                         windowed=True, spans=bar_spans(prices),
+                         since=np.datetime64(first_new)).features
+    assert_features_close(full, tail)

@@ -1,14 +1,17 @@
 """A full build as independent blocks of sessions, one per calendar year: the tasks that
 `aurora build --scheduler` sends to a Dask cluster (`aurora.cluster`).
 
-A block holds the sessions of one year. Its rows are computed by `compute_panel` (windowed)
-from the prices of `max look-back` sessions before its first session to its last one, then
-kept from its first session on: the computation of an incremental build's tail
-(`aurora.features.incremental`). So every block reads only its own tail (memory per task is
-bounded by one year plus the look-back, whatever the history), a block's rows equal the
-same rows of a one-piece build to 1e-9 relative (running-window sums start afresh at the
-tail), and a build on a cluster is bit for bit the same as `compute_blocks` in process with
-the same blocks: each block is the same code on the same inputs wherever it runs.
+A block holds the NYSE sessions of one calendar year. Its rows are computed by
+`compute_panel` (windowed) from the prices of `max look-back` sessions before its first
+session to its last one, told each symbol's first and last bar in the whole history
+(`spans`: a symbol missing bars at the tail's start or the year's end keeps its rows and
+windows) and emitting only the year's rows (`since`, `until`): the computation of an
+incremental build's tail (`aurora.features.incremental`). So a task reads one year plus
+the look-back of prices whatever the history (plus the shared inputs: sectors,
+fundamentals, the spans), a block's rows are the same rows as a one-piece build's with
+values equal to 1e-9 relative (running-window sums start afresh at the tail), and a build
+on a cluster is bit for bit `compute_blocks` in process: each block is the same code on
+the same inputs wherever it runs.
 
 Cross-sectional operators see every symbol of a date, as they do in a one-piece build,
 because a block cuts time, never the universe.
@@ -30,7 +33,7 @@ from aurora.cluster import LocalRunner, Runner
 from aurora.features.compute import FeatureFrame, compute_panel, feature_set
 from aurora.features.expr import Expr
 from aurora.features.operators import Custom
-from aurora.features.panel import PanelInfo, shares_table
+from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.userfeatures import USER_MODULES
 from aurora.membership import Membership
 
@@ -40,10 +43,9 @@ TASKS = "blocks"  # the progress stage name
 
 @dataclass(frozen=True)
 class Block:
-    """The sessions first .. last (a calendar year of the prices) and the prices they read:
-    from `max look-back` sessions before `first` to `last`, and each symbol's next bar
-    after `last` (a symbol's rows run to its last bar: one missing on the year's last
-    sessions still has rows there, as in a one-piece build)."""
+    """The sessions of one calendar year, first .. last, and the prices they read: from the
+    last date with bars at or before `max look-back` sessions before `first`, to the first
+    date with bars after `last` (so the block's session grid covers its whole year)."""
 
     first: dt.date
     last: dt.date
@@ -52,7 +54,8 @@ class Block:
 
 @dataclass(frozen=True)
 class Shared:
-    """What every block reads whole (sent to each worker once)."""
+    """What every block reads whole (sent to each worker once): the inputs, and each
+    symbol's first and last bar in the whole history (`panel.bar_spans`)."""
 
     sectors: Mapping[str, str] | pl.DataFrame | None
     fundamentals: pl.DataFrame | None
@@ -61,26 +64,26 @@ class Shared:
     membership: Membership | None
     extra: Mapping[str, Expr] | None
     shares: pl.DataFrame | None
+    spans: pl.DataFrame
 
 
 def year_blocks(prices: pl.DataFrame, lookback: int) -> list[Block]:
-    """One block per calendar year of `prices`' dates, each with its look-back tail."""
+    """One block per calendar year from the first date of `prices` to the last (their
+    NYSE sessions), each with its look-back tail."""
     dates = prices.get_column("date")
     lo, hi = dates.min(), dates.max()
     if not isinstance(lo, dt.date) or not isinstance(hi, dt.date):
         return []
+    days = dates.unique().sort()
     blocks = []
-    years = dates.dt.year()
-    for year in years.unique().sort().to_list():
-        inside = dates.filter(years == year)
-        first, last = inside.min(), inside.max()
-        assert isinstance(first, dt.date) and isinstance(last, dt.date)
-        following = (prices.filter(pl.col("date") > last).group_by("symbol")
-                     .agg(pl.col("date").min()))
-        rows = pl.concat([prices.filter(pl.col("date").is_between(sessions_back(first, lookback),
-                                                                   last)),
-                          prices.join(following, on=["symbol", "date"], how="semi")])
-        blocks.append(Block(first, last, rows))
+    for year in range(lo.year, hi.year + 1):
+        inside = sessions(max(lo, dt.date(year, 1, 1)), min(hi, dt.date(year, 12, 31)))
+        if not inside:
+            continue
+        first, last = inside[0], inside[-1]
+        start = days.filter(days <= sessions_back(first, lookback)).max() or lo
+        after = days.filter(days > last).min() or hi
+        blocks.append(Block(first, last, prices.filter(pl.col("date").is_between(start, after))))
     return blocks
 
 
@@ -106,7 +109,8 @@ def compute_blocks(
     blocks = year_blocks(prices, lookback)
     shares_info = PanelInfo()
     shared = Shared(sectors, fundamentals, actions, universe, membership, extra,
-                    shares_table(fundamentals, prices, actions, shares_info))
+                    shares_table(fundamentals, prices, actions, shares_info),
+                    bar_spans(prices))
     report = (lambda done, total: progress(TASKS, done, total)) if progress else None
     if report is not None:
         report(0, len(blocks))
@@ -122,8 +126,8 @@ def compute_block(block: Block, shared: Shared) -> FeatureFrame:
                           fundamentals=shared.fundamentals, actions=shared.actions,
                           universe=shared.universe, membership=shared.membership,
                           extra=shared.extra, shares=shared.shares, windowed=True, workers=1,
+                          spans=shared.spans, since=np.datetime64(block.first),
                           until=np.datetime64(block.last))
-    assert frame.features.height == 0 or frame.features["date"].min() >= block.first
     return frame
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from aurora.adjusted import RAW, load_adjusted_prices
@@ -33,7 +34,7 @@ from aurora.features.compute import FeatureFrame, compute_features, compute_pane
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.incremental import Incremental, plan_incremental, prices_digest
-from aurora.features.panel import PanelInfo, shares_table
+from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.registry import (
     FEATURE_NAMES,
     MAX_LOOKBACK,
@@ -317,7 +318,9 @@ def build_features(
                                   shares=(shares_table(inputs.fundamentals, inputs.prices,
                                                        inputs.actions, PanelInfo())
                                           if plan else None),
-                                  windowed=plan is not None)
+                                  windowed=plan is not None,
+                                  spans=bar_spans(inputs.prices) if plan else None,
+                                  since=np.datetime64(plan.first_new) if plan else None)
         if plan is not None:
             frame = plan.merge(frame)
     except DataValidationError as exc:

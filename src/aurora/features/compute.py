@@ -59,6 +59,8 @@ def compute_panel(
     block_cells: int = BLOCK_CELLS,
     shares: pl.DataFrame | None = None,
     windowed: bool = False,
+    spans: pl.DataFrame | None = None,
+    since: np.datetime64 | None = None,
     until: np.datetime64 | None = None,
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
@@ -77,7 +79,9 @@ def compute_panel(
     shares: `panel.shares_table` of the fundamentals on the whole history, when `prices` is
     only its tail (a market cap is put on the volume basis with the last bar before it).
     windowed: `prices` is a tail whose first sessions only feed the rows after them (an
-    incremental build, the lookahead gate): `engine`, 6. until: no row after this date.
+    incremental build, the lookahead gate): `engine`, 6. spans (`panel.bar_spans` of the
+    whole history): each symbol's first and last bar, when `prices` is a part of it (its rows
+    and windows then start and end where the whole's do). since/until: rows in them only.
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -93,9 +97,17 @@ def compute_panel(
                              actions=actions, optional=sorted(fields & {"vwap"}),
                              shares=shares)
     report("align", 1, 1)
-    if until is not None:  # a symbol's rows end at its last bar, or at `until`
+    if spans is not None:
+        known = dict(zip(spans["symbol"], zip(spans["first"], spans["last"], strict=True),
+                         strict=True))
+        first, last = (np.array([known[s][k] for s in panel.symbols], dtype="datetime64[D]")
+                       for k in (0, 1))
+        panel.start = np.minimum(panel.start, np.searchsorted(panel.dates, first))
+        panel.end = np.maximum(panel.end, np.searchsorted(panel.dates, last, "right") - 1)
+    if until is not None:
         panel.end = np.minimum(panel.end, np.searchsorted(panel.dates, until, "right") - 1)
-    emission = Emission.of(panel, max(e.lookback for e in features.values()))
+    emission = Emission.of(panel, max(e.lookback for e in features.values()),
+                           0 if since is None else int(np.searchsorted(panel.dates, since)))
     member = None if membership is None else membership.mask(panel.symbols, panel.dates)
     columns = evaluate(features, panel, emission, member=member,
                        workers=default_workers() if workers is None else max(1, workers),

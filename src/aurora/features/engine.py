@@ -118,8 +118,8 @@ class Emission:
     offset: np.ndarray
 
     @classmethod
-    def of(cls, panel: WidePanel, lookback: int) -> Emission:
-        first = panel.start + lookback
+    def of(cls, panel: WidePanel, lookback: int, since: int = 0) -> Emission:
+        first = np.maximum(panel.start + lookback, since)
         counts = np.maximum(panel.end - first + 1, 0)
         return cls(first, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
 

@@ -68,7 +68,11 @@ class Incremental:
         return {"years": range(self.first_new.year, last.year + 1), "base": self.base}
 
     def tail(self, prices: pl.DataFrame) -> pl.DataFrame:
-        return prices.filter(pl.col("date") >= self.tail_start)
+        """The prices from the last date with bars at or before `tail_start` (compute them
+        with `spans` of the whole history and `since=first_new`: `compute_panel`)."""
+        dates = prices.get_column("date")
+        start = dates.filter(dates <= self.tail_start).max() or self.tail_start
+        return prices.filter(pl.col("date") >= start)
 
     def merge(self, tail: FeatureFrame) -> FeatureFrame:
         """The whole panel's FeatureFrame: the old rows and `tail`'s new ones; counts over

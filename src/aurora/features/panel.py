@@ -211,3 +211,10 @@ def shares_table(
                               if has_shares else "market_cap / close at as_of")
     table = pl.concat(parts).filter(pl.col("shares").is_not_null() & (pl.col("shares") > 0))
     return table.unique(["symbol", "as_of"], keep="last").sort("as_of")
+
+
+def bar_spans(prices: pl.DataFrame) -> pl.DataFrame:
+    """symbol, first, last: each symbol's first and last bar date in `prices` (what
+    `compute_panel(spans=)` needs when it is given only a part of them)."""
+    return prices.group_by("symbol").agg(pl.col("date").min().alias("first"),
+                                         pl.col("date").max().alias("last"))
