@@ -18,6 +18,7 @@ from aurora.cli.common import (
     DataDirOption,
     EndOption,
     ProgressOption,
+    SchedulerOption,
     StartOption,
     UniverseOption,
     command_run,
@@ -124,13 +125,16 @@ def register(app: typer.Typer) -> None:
         evaluate: Annotated[bool, typer.Option(
             "--evaluate", help="Also run the walk-forward evaluation.")] = False,
         new_history: NewHistoryOption = False,
+        scheduler: SchedulerOption = None,
         progress: ProgressOption = True,
     ) -> None:
-        """Fetch, build and predict, each stage gated by the previous one's validation."""
+        """Fetch, build and predict, each stage gated by the previous one's validation
+        (with --scheduler, a full build and the evaluation run on the Dask cluster)."""
         from aurora.ops.pipeline import run_pipeline  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe,
-                          **{"fetch.new_history": True if new_history else None})
+                          **{"fetch.new_history": True if new_history else None,
+                             "compute.scheduler": scheduler})
         with command_run(ctx, "run", cfg, config_file=config) as rec, \
                 progress_bars(progress) as bars:
             result = run_pipeline(cfg, start=parse_date_flag(start, "--start"),

@@ -32,6 +32,7 @@ from pathlib import Path
 import polars as pl
 
 from aurora import predict as predict_stage
+from aurora.cluster import connect
 from aurora.config import AuroraConfig
 from aurora.errors import AuroraError, DataValidationError
 from aurora.features import build_features
@@ -213,8 +214,9 @@ def _stages(run: RunContext, result: PipelineResult, store: Store, config: Auror
     with _stage(run, result, "validate"):
         _validate(run, result, store, config, "store validation")
     try:
-        with _stage(run, result, "build"):
-            built = build_features(store, config, universe=wanted, progress=progress)
+        with _stage(run, result, "build"), connect(config.compute.scheduler) as runner:
+            built = build_features(store, config, universe=wanted, progress=progress,
+                                   runner=runner if config.compute.scheduler else None)
     except DataValidationError as exc:
         run.record_quality("feature gates", False, [str(exc)])
         raise
@@ -228,8 +230,9 @@ def _stages(run: RunContext, result: PipelineResult, store: Store, config: Auror
         predicted = predict_stage.predict(store, config, universe=wanted, progress=progress)
     result.evaluation = summary_lines(predicted.evaluation)
     if evaluate:
-        with _stage(run, result, "evaluate"):
-            evaluated = predict_stage.evaluate(store, config, universe=wanted, progress=progress)
+        with _stage(run, result, "evaluate"), connect(config.compute.scheduler) as runner:
+            evaluated = predict_stage.evaluate(store, config, universe=wanted,
+                                               progress=progress, runner=runner)
         result.evaluation = evaluated.summary_lines()
     with _stage(run, result, "verify"):
         _validate(run, result, store, config, "final validation")
