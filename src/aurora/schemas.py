@@ -128,6 +128,12 @@ def find_duplicate_keys(frame: pl.DataFrame, keys: Sequence[str] = KEY_COLUMNS
                                              pl.col("distinct").cast(pl.Int64)))
 
 
+def sorted_by_key(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` sorted by (symbol, date): one index sorted, every column gathered once
+    (faster than `DataFrame.sort` on two keys for wide frames)."""
+    return frame[frame.select(pl.struct(KEY_COLUMNS).arg_sort()).to_series()]
+
+
 def require_unique_keys(frame: pl.DataFrame, source: str) -> None:
     """DataValidationError `<source>: <DuplicateKeys.message()>` when a key repeats."""
     duplicates = find_duplicate_keys(frame)

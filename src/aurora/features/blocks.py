@@ -36,8 +36,8 @@ from aurora.features.operators import Custom
 from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.userfeatures import USER_MODULES
 from aurora.membership import Membership
+from aurora.schemas import sorted_by_key
 
-_KEY = ["symbol", "date"]
 TASKS = "blocks"  # the progress stage name
 
 
@@ -138,8 +138,7 @@ def _combine(parts: Sequence[FeatureFrame], prices: pl.DataFrame, ignored: list[
     if not parts:
         return FeatureFrame(pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String}),
                             PanelInfo(), {}, ignored)
-    features = pl.concat([p.features for p in parts])
-    features = features[features.select(pl.struct(_KEY).arg_sort()).to_series()]
+    features = sorted_by_key(pl.concat([p.features for p in parts]))
     fallback: dict[str, int] = {}
     for part in parts:
         for symbol, rows in part.turnover_fallback.items():

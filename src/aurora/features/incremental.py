@@ -30,7 +30,7 @@ import polars as pl
 from aurora.adjusted import load_adjusted_prices
 from aurora.calendar import next_session, sessions_back
 from aurora.features.compute import FeatureFrame
-from aurora.schemas import FEATURES_TABLE
+from aurora.schemas import FEATURES_TABLE, sorted_by_key
 from aurora.store import Store
 from aurora.store.datasets import dataset_parts, has_dataset, read_dataset
 from aurora.store.files import (
@@ -92,8 +92,7 @@ class Incremental:
         (symbol, date) like a full build."""
         kept = self.old.filter(pl.col("date") < self.first_new)
         fresh = new_rows.filter(pl.col("date") >= self.first_new).select(kept.columns)
-        both = pl.concat([kept, fresh])
-        return both[both.select(pl.struct(_KEY).arg_sort()).to_series()]
+        return sorted_by_key(pl.concat([kept, fresh]))
 
 
 def previous_build(store: Store, version: str) -> str | None:

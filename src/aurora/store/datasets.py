@@ -27,14 +27,13 @@ import polars as pl
 
 from aurora.atomic import atomic_write_parquet
 from aurora.errors import DataValidationError, StoreError
-from aurora.schemas import FEATURES_TABLE, TableSchema, check_schema
+from aurora.schemas import FEATURES_TABLE, TableSchema, check_schema, sorted_by_key
 from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store, Transaction
 
 PART_FILE = "part-0.parquet"
 _PART = re.compile(r"(?P<dataset>[A-Za-z0-9_]+)/year=(?P<year>[0-9]{4})/" + re.escape(PART_FILE))
-_KEY = ["symbol", "date"]
 
 
 def part_name(dataset: str, year: int) -> str:
@@ -112,7 +111,7 @@ def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
         if rows.height == 0:
             continue
         name = part_name(dataset, year)
-        atomic_write_parquet(txn.path(name), _sorted(rows), compression=compression)
+        atomic_write_parquet(txn.path(name), sorted_by_key(rows), compression=compression)
         txn.describe(name, rows=rows.height)
         written.append(name)
     return written
@@ -161,12 +160,7 @@ def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, 
     except (OSError, pl.exceptions.PolarsError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise DataValidationError(f"{dataset} of {where}: unreadable Parquet ({first})") from None
-    return frame if len(paths) == 1 else _sorted(frame)
-
-
-def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by (symbol, date), gathered once."""
-    return frame[frame.select(pl.struct(_KEY).arg_sort()).to_series()]
+    return frame if len(paths) == 1 else sorted_by_key(frame)
 
 
 def read_features(store: Store, version: str | None = None, *, start: dt.date | None = None,
