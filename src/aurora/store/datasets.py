@@ -51,6 +51,13 @@ def dataset_parts(manifest: Manifest, dataset: str) -> dict[int, str]:
     return dict(sorted(found.items()))
 
 
+def parts_between(manifest: Manifest, dataset: str, start: dt.date | None,
+                  end: dt.date | None) -> list[str]:
+    """The names of `dataset`'s parts whose year overlaps [start, end] (None: open)."""
+    return [name for year, name in dataset_parts(manifest, dataset).items()
+            if (start is None or year >= start.year) and (end is None or year <= end.year)]
+
+
 def dataset_digest(manifest: Manifest, dataset: str, legacy: str | None = None) -> str | None:
     """One sha256 for the whole dataset: of its parts' names and sha256s, or the sha256 of
     the single file `legacy` in a version written before datasets; None when absent."""
@@ -129,11 +136,10 @@ def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, 
     a part does not have `schema`.
     """
     where = f"version {version}"
-    parts = dataset_parts(store.manifest(version), dataset)
-    if parts:
-        names = [name for year, name in parts.items()
-                 if (start is None or year >= start.year) and (end is None or year <= end.year)]
-        names = names or [next(iter(parts.values()))]  # an empty range: the schema, no rows
+    manifest = store.manifest(version)
+    parts = dataset_parts(manifest, dataset)
+    if parts:  # an empty range: the first part, for the schema, and no rows
+        names = parts_between(manifest, dataset, start, end) or [next(iter(parts.values()))]
     elif legacy is not None:
         names = [legacy]
     else:
