@@ -10,10 +10,12 @@ keeps the build incremental; a restated bar, a late corporate action with an ear
 ex-date, a new symbol or a changed feature set does not, and `plan_incremental` says which.
 
 The new rows are computed from a tail of the prices reaching `max look-back` sessions before
-the first new session (every value at t reads only sessions t - look-back .. t), and appended
-to the old rows. Running-window sums start afresh in the tail, so a value may differ from a
-full build in its last bits (`tests/features/test_incremental.py`: to 1e-9 relative on every
-cell at random cut points).
+the first new session (every value at t reads only sessions t - look-back .. t), told each
+symbol's first and last bar in the whole history (`compute_panel(spans=)`), and merged with
+the old rows; the build publishes the parts of the years it added to and keeps the others
+(`aurora.store.datasets`). Running-window sums start afresh in the tail, so a value may
+differ from a full build in its last bits (`tests/features/test_incremental.py`: to 1e-9
+relative on every cell at random cut points).
 """
 
 from __future__ import annotations
