@@ -71,7 +71,8 @@ class PipelineResult:
         """A summary a person reads at a glance. No printing."""
         lines = [f"aurora {self.command}: {self.data_dir}/latest -> {self.version}"]
         lines.append("written:")
-        lines += [f"  {name:<28} {size / 1e6:7.2f} MB  {detail}" for name, size, detail
+        width = max([28, *(len(name) for name, _, _ in self.files)])
+        lines += [f"  {name:<{width}} {size / 1e6:7.2f} MB  {detail}" for name, size, detail
                   in self.files]
         passed = sum(ok for _, ok, _ in self.checks)
         lines.append(f"checks: {passed}/{len(self.checks)} passed")
