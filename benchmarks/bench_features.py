@@ -16,8 +16,9 @@ Cases, each in its own subprocess so its peak RSS is clean:
   aurora:   `compute_features`, all 45 features (the build minus gates and I/O).
   incremental: the same on what a one-session incremental build computes from (the last
             session and the largest look-back before it), each node over the sessions its
-            readers need (`windowed=True`, as the build does); its rows are the last
-            session's.
+            readers need (`windowed=True`), told each symbol's first and last bar in the
+            whole history (`panel.bar_spans`, timed), as the build does; its rows are the
+            last session's.
 Imports happen before the clock starts in both cases (aurora.features.compute is imported
 untimed for the build), and so does a warm-up run of the same case on 5 symbols (pandas'
 import and first calls for the baseline; its time is printed).
@@ -66,8 +67,14 @@ def baseline(prices: pl.DataFrame) -> tuple[int, int]:
 
 
 def aurora(prices: pl.DataFrame, sectors: pl.DataFrame, workers: int | None,
-           stages: dict[str, list[float]], windowed: bool = False) -> tuple[int, int]:
+           stages: dict[str, list[float]], history: pl.DataFrame | None = None
+           ) -> tuple[int, int]:
+    """The build's computation; `history`: `prices` is its one-session tail, computed as an
+    incremental build does (windowed, told the whole history's bar spans, timed too)."""
+    import numpy as np
+
     from aurora.features.compute import compute_panel
+    from aurora.features.panel import bar_spans
 
     last = [time.perf_counter(), time.process_time()]
 
@@ -78,8 +85,11 @@ def aurora(prices: pl.DataFrame, sectors: pl.DataFrame, workers: int | None,
         spent[1] += now[1] - last[1]
         last[:] = now
 
+    tail = history is not None
     out = compute_panel(prices, sectors=sectors, fundamentals=None, workers=workers,
-                        progress=progress, windowed=windowed)
+                        progress=progress, windowed=tail,
+                        spans=bar_spans(history) if tail else None,
+                        since=np.datetime64(prices["date"].max()) if tail else None)
     return 45, out.features.height
 
 
@@ -103,6 +113,7 @@ def run_case(case: str, prices_path: str, sectors_path: str, workers: int | None
 
     prices = pl.read_parquet(prices_path)
     sectors = pl.read_parquet(sectors_path)
+    history = prices if case == "incremental" else None
     if case == "incremental":
         prices = one_session_tail(prices)
     # Warm-up, untimed in both cases: the same code on 5 symbols, so one-off start-up costs
@@ -111,13 +122,15 @@ def run_case(case: str, prices_path: str, sectors_path: str, workers: int | None
     few = prices.filter(pl.col("symbol").is_in(prices["symbol"].unique().sort().head(5).to_list()))
     warm = time.perf_counter()
     _ = (baseline(few) if case == "baseline"
-         else aurora(few, sectors, workers, {}, case == "incremental"))
+         else aurora(few, sectors, workers, {},
+                     None if history is None else history.filter(pl.col("symbol").is_in(
+                         few["symbol"].unique().implode()))))
     warm_up = time.perf_counter() - warm
     stages: dict[str, list[float]] = {}
     cpu0 = _cpu_seconds()
     start = time.perf_counter()
     features, rows = (baseline(prices) if case == "baseline"
-                      else aurora(prices, sectors, workers, stages, case == "incremental"))
+                      else aurora(prices, sectors, workers, stages, history))
     if case == "incremental":
         rows = prices.filter(pl.col("date") == prices["date"].max()).height
     seconds = time.perf_counter() - start

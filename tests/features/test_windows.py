@@ -90,3 +90,13 @@ def test_a_tail_keeps_a_symbol_without_a_bar_on_its_first_session():
                          windowed=True, spans=bar_spans(prices),
                          since=np.datetime64(first_new)).features
     assert_features_close(full, tail)
+
+
+def test_bar_spans_whatever_the_row_order():
+    prices = random_panel(n_sessions=300, seed=9, missing=0.05)
+    expected = prices.group_by("symbol").agg(pl.col("date").min().alias("first"),
+                                             pl.col("date").max().alias("last")).sort("symbol")
+    assert bar_spans(prices.sort("symbol", "date")).sort("symbol").equals(expected)
+    shuffled = prices.sample(fraction=1.0, shuffle=True, seed=2)
+    assert bar_spans(shuffled).sort("symbol").equals(expected)
+    assert bar_spans(prices.clear()).height == 0

@@ -15,6 +15,7 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import numpy as np
 import polars as pl
 
 from aurora.calendar import sessions
@@ -215,6 +216,16 @@ def shares_table(
 
 def bar_spans(prices: pl.DataFrame) -> pl.DataFrame:
     """symbol, first, last: each symbol's first and last bar date in `prices` (what
-    `compute_panel(spans=)` needs when it is given only a part of them)."""
-    return prices.group_by("symbol").agg(pl.col("date").min().alias("first"),
-                                         pl.col("date").max().alias("last"))
+    `compute_panel(spans=)` needs when it is given only a part of them). Prices stored by
+    (symbol, date) hold each symbol in one run of rows: then one pass over the dates."""
+    runs = prices.get_column("symbol").rle().struct.unnest()
+    dates = prices.get_column("date")
+    if prices.height == 0 or runs.height != runs["value"].n_unique() or dates.null_count():
+        return prices.group_by("symbol").agg(pl.col("date").min().alias("first"),
+                                             pl.col("date").max().alias("last"))
+    lengths = runs["len"].to_numpy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    days = dates.to_physical().to_numpy()
+    return pl.DataFrame({"symbol": runs["value"],
+                         "first": pl.Series(np.minimum.reduceat(days, starts)).cast(pl.Date),
+                         "last": pl.Series(np.maximum.reduceat(days, starts)).cast(pl.Date)})
