@@ -85,3 +85,27 @@ def test_a_changed_part_on_s3_is_named_and_never_read(data_dir: Path, s3):
     # the next export repairs it
     assert export_version(store, version, url, s3) == ["features/year=2016/part-0.parquet"]
     assert RemoteVersion(url, version, s3).read_dataset("features", FEATURES_TABLE).height
+
+
+def test_a_shared_directory_works_too_and_bad_locations_are_refused(data_dir: Path,
+                                                                    tmp_path: Path):
+    store = Store(data_dir)
+    with store.transaction("build", base=None) as txn:
+        write_dataset(txn, "features", _panel())
+    first = store.current_version()
+    with store.transaction("build", base=first) as txn:
+        write_dataset(txn, "features", _panel().filter(pl.col("date").dt.year() == 2018))
+    second = store.current_version()
+    shared = tmp_path / "shared"
+    for version in (first, second):
+        export_version(store, version, str(shared))
+    back = RemoteVersion(f"file://{shared}", first).read_dataset("features", FEATURES_TABLE)
+    assert back.equals(read_dataset(store, "features", first, FEATURES_TABLE))
+    # a manifest copied under another version's name is refused
+    (shared / "archive" / first / "manifest.json").write_bytes(
+        (shared / "archive" / second / "manifest.json").read_bytes())
+    with pytest.raises(StoreError, match=f"is the one of version {second}"):
+        RemoteVersion(str(shared), first)
+    with pytest.raises(StoreError, match="no query or fragment") as failure:
+        RemoteVersion("s3://bucket/store?token=abcSECRET", first)
+    assert "abcSECRET" not in str(failure.value)

@@ -67,18 +67,23 @@ def _drop(prices: pl.DataFrame, symbol: str | None, lo: dt.date, hi: dt.date) ->
     return prices.filter(~(inside & (pl.col("symbol") == symbol) if symbol else ~inside))
 
 
-@pytest.mark.parametrize("case", ["seed2", "gap", "year_end", "year_start", "tail_start"])
+@pytest.mark.parametrize("case", ["seed2", "gap", "year_end", "year_start", "tail_start",
+                                  "suspension"])
 def test_blocks_keep_rows_where_bars_are_missing_at_their_edges(case):
-    """A symbol whose bars stop for a year and a half across a year boundary; no symbol with
+    """A symbol whose bars stop for a year and a half across a year boundary, or for two
+    and a half years (a block without any of its bars); no symbol with
     a bar on the last sessions of a year, or on the first session of one; a symbol without
     a bar on the first session of a block's tail: the one-piece rows, counts and values."""
-    prices = random_panel(n_sessions=800, seed=2 if case == "seed2" else 31,
+    prices = random_panel(n_sessions=1004 if case == "suspension" else 800,
+                          seed={"seed2": 2, "suspension": 5}.get(case, 31),
                           missing=0.03 if case == "seed2" else 0.0)
     days = sorted(prices["date"].unique().to_list())
     year_2022 = [d for d in days if d.year == 2022]
     prices = {
         "seed2": prices,
         "gap": _drop(prices, "BBB", dt.date(2020, 10, 1), dt.date(2022, 2, 28)),
+        # no bar of BBB in 2022's block at all, its look-back included
+        "suspension": _drop(prices, "BBB", dt.date(2020, 6, 1), dt.date(2023, 1, 5)),
         "year_end": _drop(prices, None, dt.date(2021, 12, 30), dt.date(2021, 12, 31)),
         "year_start": _drop(prices, None, year_2022[0], year_2022[0]),
         "tail_start": _drop(prices, "AAA", days[days.index(year_2022[0]) - MAX_LOOKBACK],

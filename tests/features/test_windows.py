@@ -13,6 +13,7 @@ from aurora.calendar import sessions_back
 from aurora.features import Mean, Rank, Ref, close, volume
 from aurora.features.compute import compute_panel
 from aurora.features.engine import Plan, _starts
+from aurora.features.incremental import Incremental
 from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.registry import MAX_LOOKBACK
 from aurora.membership import Membership
@@ -100,3 +101,22 @@ def test_bar_spans_whatever_the_row_order():
     shuffled = prices.sample(fraction=1.0, shuffle=True, seed=2)
     assert bar_spans(shuffled).sort("symbol").equals(expected)
     assert bar_spans(prices.clear()).height == 0
+
+
+def test_a_tail_starts_where_the_universe_has_bars():
+    """No universe symbol has a bar on the tail's first session, a symbol outside the
+    universe does: the tail starts at the universe's last bar before it, so the first new
+    session keeps its rows (it lost them all when the start came from every symbol)."""
+    prices = random_panel(n_sessions=800, seed=7)
+    dates = sorted(prices["date"].unique().to_list())
+    first_new = dates[700]
+    tail_start = sessions_back(first_new, MAX_LOOKBACK)
+    universe = [s for s in SECTORS if s != "HHH"]
+    prices = prices.filter(~((pl.col("symbol") != "HHH") & (pl.col("date") == tail_start)))
+    plan = Incremental("base", pl.DataFrame(), {}, dates[699], first_new, tail_start)
+    tail = plan.tail(prices, universe)
+    assert tail["date"].min() < tail_start
+    full = compute_panel(prices, sectors=SECTORS, universe=universe).features
+    part = compute_panel(tail, sectors=SECTORS, universe=universe, windowed=True,
+                         spans=bar_spans(prices), since=np.datetime64(first_new)).features
+    assert_features_close(full.filter(pl.col("date") >= first_new), part)

@@ -67,13 +67,18 @@ class Shared:
     spans: pl.DataFrame
 
 
-def year_blocks(prices: pl.DataFrame, lookback: int) -> list[Block]:
+def year_blocks(prices: pl.DataFrame, lookback: int,
+                spans: pl.DataFrame | None = None) -> list[Block]:
     """One block per calendar year from the first date of `prices` to the last (their
-    NYSE sessions), each with its look-back tail."""
+    NYSE sessions), each with its look-back tail. A symbol alive in a block (`spans`,
+    default `bar_spans(prices)`) without any bar in its prices, a long suspension, gets one
+    empty bar (every value null) on the block's first date, so it keeps its rows there as
+    in a one-piece build."""
     dates = prices.get_column("date")
     lo, hi = dates.min(), dates.max()
     if not isinstance(lo, dt.date) or not isinstance(hi, dt.date):
         return []
+    spans = bar_spans(prices) if spans is None else spans
     days = dates.unique().sort()
     blocks = []
     for year in range(lo.year, hi.year + 1):
@@ -83,7 +88,13 @@ def year_blocks(prices: pl.DataFrame, lookback: int) -> list[Block]:
         first, last = inside[0], inside[-1]
         start = days.filter(days <= sessions_back(first, lookback)).max() or lo
         after = days.filter(days > last).min() or hi
-        blocks.append(Block(first, last, prices.filter(pl.col("date").is_between(start, after))))
+        rows = prices.filter(pl.col("date").is_between(start, after))
+        absent = spans.filter((pl.col("first") <= last) & (pl.col("last") >= first)
+                              & ~pl.col("symbol").is_in(rows["symbol"].unique().implode()))
+        if absent.height:
+            rows = pl.concat([rows, absent.select("symbol", date=pl.lit(start, pl.Date))],
+                             how="diagonal_relaxed")
+        blocks.append(Block(first, last, rows))
     return blocks
 
 
@@ -106,11 +117,11 @@ def compute_blocks(
         ignored = sorted(set(prices["symbol"].unique().to_list()) - set(universe))
         prices = prices.filter(pl.col("symbol").is_in(list(universe)))
     lookback = max(e.lookback for e in feature_set(extra).values())
-    blocks = year_blocks(prices, lookback)
+    spans = bar_spans(prices)
+    blocks = year_blocks(prices, lookback, spans)
     shares_info = PanelInfo()
     shared = Shared(sectors, fundamentals, actions, universe, membership, extra,
-                    shares_table(fundamentals, prices, actions, shares_info),
-                    bar_spans(prices))
+                    shares_table(fundamentals, prices, actions, shares_info), spans)
     report = (lambda done, total: progress(TASKS, done, total)) if progress else None
     if report is not None:
         report(0, len(blocks))

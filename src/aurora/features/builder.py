@@ -310,7 +310,7 @@ def build_features(
                                    universe=symbols, membership=chosen.membership,
                                    extra=features.user, runner=runner, progress=progress)
         else:
-            frame = compute_panel(plan.tail(inputs.prices) if plan else inputs.prices,
+            frame = compute_panel(plan.tail(inputs.prices, symbols) if plan else inputs.prices,
                                   sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                   actions=inputs.actions, universe=symbols,
                                   membership=chosen.membership, extra=features.user,

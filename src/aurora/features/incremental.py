@@ -23,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,10 +70,11 @@ class Incremental:
             return {}
         return {"years": range(self.first_new.year, last.year + 1), "base": self.base}
 
-    def tail(self, prices: pl.DataFrame) -> pl.DataFrame:
-        """The prices from the last date with bars at or before `tail_start` (compute them
-        with `spans` of the whole history and `since=first_new`: `compute_panel`)."""
-        dates = prices.get_column("date")
+    def tail(self, prices: pl.DataFrame, symbols: Sequence[str]) -> pl.DataFrame:
+        """The prices from the last date on which one of `symbols` (the universe) has a bar,
+        at or before `tail_start` (compute them for those symbols with `spans` of the whole
+        history and `since=first_new`: `compute_panel`)."""
+        dates = prices.filter(pl.col("symbol").is_in(list(symbols))).get_column("date")
         start = dates.filter(dates <= self.tail_start).max() or self.tail_start
         return prices.filter(pl.col("date") >= start)
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-from collections.abc import Collection, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, TypeVar
 
 import polars as pl
 
@@ -33,37 +33,65 @@ from aurora.schemas import TableSchema, sorted_by_key
 from aurora.store.datasets import parts_between
 from aurora.store.files import MANIFEST
 from aurora.store.manifest import Manifest
-from aurora.store.versions import Store
+from aurora.store.versions import CORRUPT_HINT, Store
+
+T = TypeVar("T")
 
 
 def _filesystem(url: str, storage_options: Mapping[str, Any] | None) -> tuple[Any, str]:
     import fsspec
 
+    shown = redact_url(url, keep_path=True)
+    if "?" in url or "#" in url:
+        raise StoreError(f"{shown}: a store location has no query or fragment (pass "
+                         "credentials as storage options)")
     try:
         fs, root = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
-    except (ImportError, ValueError) as exc:
-        raise StoreError(f"{redact_url(url, keep_path=True)}: cannot open "
-                         f"({type(exc).__name__})") from None
+    except Exception as exc:  # its message may quote the options' credentials
+        raise StoreError(f"{shown}: cannot open ({type(exc).__name__})") from None
     return fs, root.rstrip("/")
+
+
+def _io(shown: str, what: str, action: Callable[[], T]) -> T:
+    """`action()`, a filesystem's own error turned into a StoreError naming `what` at
+    `shown` and the error's type only (its message may quote a URL with credentials)."""
+    try:
+        return action()
+    except FileNotFoundError:
+        raise StoreError(f"{shown}: {what} not found") from None
+    except StoreError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"{shown}: {what}: {type(exc).__name__}") from None
 
 
 def export_version(store: Store, version: str, url: str,
                    storage_options: Mapping[str, Any] | None = None) -> list[str]:
     """Copy `version` of `store` to `url` (module docstring); returns the names copied."""
     fs, root = _filesystem(url, storage_options)
+    shown = redact_url(url, keep_path=True)
     manifest = store.manifest(version)
     base = f"{root}/archive/{version}"
     copied = []
     for name, entry in sorted(manifest.files.items()):
         target = f"{base}/{name}"
-        if fs.exists(target) and sha256_bytes(fs.cat_file(target)) == entry.sha256:
+        if _io(shown, name, lambda t=target, e=entry: fs.exists(t) and fs.size(t) == e.bytes
+               and sha256_bytes(fs.cat_file(t)) == e.sha256):
             continue
-        path = store.verified_path(name, version)
-        assert path is not None
-        fs.pipe_file(target, path.read_bytes())
+        data = (store.archive / version / name).read_bytes()
+        if sha256_bytes(data) != entry.sha256:  # the bytes sent are the bytes checked
+            raise StoreError(f"{name} of version {version} does not match its manifest "
+                             f"(changed or corrupt): {CORRUPT_HINT}")
+        _io(shown, name, lambda t=target, d=data: _write(fs, t, d))
         copied.append(name)
-    fs.pipe_file(f"{base}/{MANIFEST}", (store.archive / version / MANIFEST).read_bytes())
+    _io(shown, MANIFEST, lambda: _write(fs, f"{base}/{MANIFEST}",
+                                        (store.archive / version / MANIFEST).read_bytes()))
     return copied
+
+
+def _write(fs: Any, path: str, data: bytes) -> None:
+    fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)  # a local or shared filesystem
+    fs.pipe_file(path, data)
 
 
 class RemoteVersion:
@@ -75,13 +103,13 @@ class RemoteVersion:
         self.version, self.shown = version, redact_url(url, keep_path=True)
         self.base = f"{root}/archive/{version}"
         self.manifest = Manifest.parse(self._read(MANIFEST), f"{self.shown} {version}")
+        if self.manifest.version != version:
+            raise StoreError(f"{self.shown}: the manifest under version {version} is the one "
+                             f"of version {self.manifest.version}")
 
     def _read(self, name: str) -> bytes:
-        try:
-            return self.fs.cat_file(f"{self.base}/{name}")
-        except FileNotFoundError:
-            raise StoreError(f"{self.shown}: {name} of version {self.version} not found"
-                             ) from None
+        return _io(self.shown, f"{name} of version {self.version}",
+                   lambda: self.fs.cat_file(f"{self.base}/{name}"))
 
     def verified_bytes(self, name: str) -> bytes:
         """The bytes of file `name`, once they match the manifest's sha256."""
