@@ -2,9 +2,11 @@
 
 `drill` is the recovery test a team schedules: restore the latest backup into a scratch
 directory, verify every checksum, validate it, and rebuild the features from the restored
-prices; the rebuilt `features.parquet` is compared with the backed-up one (equal content
-expected when the build code has not changed since the backup). Validation and rebuild use
-the universe recorded in the restored version (the configured universe is not applied).
+prices (a full build); the rebuilt features are compared with the backed-up ones: identical,
+or equal to 1e-9 relative when those were built incrementally (running sums restarted at a
+tail differ in their last bits), when the build code has not changed since the backup.
+Validation and rebuild use the universe recorded in the restored version (the configured
+universe is not applied).
 
 A drill passes only when a version was restored and verified: a backup that is refused (an
 unsafe name, a manifest that disagrees with `backup.json`, a missing or corrupt blob, a
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from aurora.config import AuroraConfig
@@ -43,7 +46,7 @@ class DrillReport:
     problems: list[str] = field(default_factory=list)
     validation_ok: bool | None = None
     rebuild_seconds: float | None = None
-    features_match: bool | None = None
+    features_match: str | None = None  # "identical", "within 1e-9" or "different"
     restore_seconds: float = 0.0
 
     @property
@@ -61,8 +64,10 @@ class DrillReport:
         if self.validation_ok is not None:
             lines.append(f"  validation: {'passed' if self.validation_ok else 'FAILED'}")
         if self.rebuild_seconds is not None:
-            match = {True: "identical to the backed-up features",
-                     False: "DIFFERENT from the backed-up features (build code changed?)",
+            match = {"identical": "identical to the backed-up features",
+                     "within 1e-9": "equal to the backed-up features within 1e-9 relative",
+                     "different": "DIFFERENT from the backed-up features (build code "
+                                  "changed?)",
                      None: "no features in the backup to compare"}[self.features_match]
             lines.append(f"  rebuilt features in {self.rebuild_seconds:.1f}s: {match}")
         lines += [f"  problem: {p}" for p in self.problems]
@@ -75,7 +80,7 @@ def _default_validate(store: Store, config: AuroraConfig) -> tuple[bool, list[st
 
 
 def _default_rebuild(store: Store, config: AuroraConfig) -> Any:
-    return build_features(store, config)
+    return build_features(store, config, incremental=False)
 
 
 def drill(url: str, config: AuroraConfig, *, key: str | None = None,
@@ -125,7 +130,7 @@ def drill(url: str, config: AuroraConfig, *, key: str | None = None,
         report.rebuild_seconds = time.perf_counter() - t1
         rebuilt = _features_or_none(store)
         if before is not None and rebuilt is not None:
-            report.features_match = before.equals(rebuilt)
+            report.features_match = compare_features(before, rebuilt)
         return report
     finally:
         if not keep_scratch:
@@ -138,3 +143,22 @@ def _features_or_none(store: Store) -> pl.DataFrame | None:
     if not has_dataset(manifest, FEATURES_DATASET, legacy=FEATURES):
         return None
     return read_features(store)
+
+
+def compare_features(before: pl.DataFrame, after: pl.DataFrame, rtol: float = 1e-9) -> str:
+    """"identical"; "within 1e-9" when the rows and missing cells are the same and every
+    value is within `rtol` relative (or `rtol` of the feature's standard deviation, for a
+    value near zero after a cancellation); else "different"."""
+    if before.equals(after):
+        return "identical"
+    if before.columns != after.columns or not before.select("symbol", "date").equals(
+            after.select("symbol", "date")):
+        return "different"
+    for name in before.columns[2:]:
+        x, y = before[name].to_numpy(), after[name].to_numpy()
+        if not np.array_equal(np.isnan(x), np.isnan(y)):
+            return "different"
+        scale = float(np.nanstd(x)) if np.isfinite(x).any() else 0.0
+        if not np.allclose(y, x, rtol=rtol, atol=rtol * scale, equal_nan=True):
+            return "different"
+    return "within 1e-9"
