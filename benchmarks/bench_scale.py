@@ -1,6 +1,7 @@
 """How the build's cost grows with the universe, and what a Dask cluster of workers holds.
 
-    .venv/bin/python benchmarks/bench_scale.py [--symbols 1000 3000] [--years 4] [--quick]
+    .venv/bin/python benchmarks/bench_scale.py [--symbols 1000 3000] [--years 4] [--months 12]
+        [--quick]
 
 For each universe size, on synthetic bars (`bench_features.synthetic_inputs`: split and
 dividend adjusted, `--years` calendar years), each case in its own subprocess so its peak
@@ -42,7 +43,7 @@ def _worker_peak_mb() -> float:
     return peak_rss_mb()
 
 
-def run_case(case: str, prices_path: str, sectors_path: str) -> None:
+def run_case(case: str, prices_path: str, sectors_path: str, months: int) -> None:
     import polars as pl
 
     from aurora.cluster import DaskRunner
@@ -57,7 +58,7 @@ def run_case(case: str, prices_path: str, sectors_path: str) -> None:
     if case == "one-piece":
         rows = compute_panel(prices, sectors=sectors).features.height
     elif case == "blocks":
-        rows = compute_blocks(prices, sectors=sectors).features.height
+        rows = compute_blocks(prices, sectors=sectors, months=months).features.height
     else:
         from distributed import Client, LocalCluster
 
@@ -67,7 +68,7 @@ def run_case(case: str, prices_path: str, sectors_path: str) -> None:
             client.run(sys.path.insert, 0, str(ROOT / "benchmarks"))
             client.run(importlib.import_module, "aurora.features.blocks")  # untimed imports
             t0 = time.perf_counter()
-            rows = compute_blocks(prices, sectors=sectors,
+            rows = compute_blocks(prices, sectors=sectors, months=months,
                                   runner=DaskRunner(cluster.scheduler_address, client=client)
                                   ).features.height
             elapsed = time.perf_counter() - t0
@@ -79,9 +80,10 @@ def run_case(case: str, prices_path: str, sectors_path: str) -> None:
                       "peak_mb": peak_rss_mb(), "worker_peak_mb": worker_peak}))
 
 
-def measure(case: str, prices: Path, sectors: Path) -> dict[str, Any]:
+def measure(case: str, prices: Path, sectors: Path, months: int) -> dict[str, Any]:
     out = subprocess.run([sys.executable, __file__, "--case", case, "--prices", str(prices),
-                          "--sectors", str(sectors)], capture_output=True, text=True)
+                          "--sectors", str(sectors), "--months", str(months)],
+                         capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{case} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -92,17 +94,20 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, nargs="+", default=[1000, 3000])
     parser.add_argument("--years", type=int, default=4)
     parser.add_argument("--quick", action="store_true", help="200 and 600 symbols x 3 years")
+    parser.add_argument("--months", type=int, default=12,
+                        help="months per block (compute.block_months): 12, 6, 4, 3, 2 or 1")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--prices", help=argparse.SUPPRESS)
     parser.add_argument("--sectors", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        run_case(args.case, args.prices, args.sectors)
+        run_case(args.case, args.prices, args.sectors, args.months)
         return
     from bench_features import synthetic_inputs
 
     sizes, years = ([200, 600], 3) if args.quick else (args.symbols, args.years)
-    print(f"synthetic bars, {years} calendar years; load average {os.getloadavg()[0]:.2f}")
+    print(f"synthetic bars, {years} calendar years, blocks of {args.months} months; "
+          f"load average {os.getloadavg()[0]:.2f}")
     print(f"{'symbols':>8} {'case':>10} {'wall s':>8} {'s/M rows':>9} {'speed x':>11} "
           f"{'peak MB':>8} {'worker MB':>9}")
     for n in sizes:
@@ -110,7 +115,7 @@ def main() -> None:
             prices, sectors = synthetic_inputs(Path(tmp), n, years)
             base = None
             for case in ("one-piece", "blocks", "cluster"):
-                r = measure(case, prices, sectors)
+                r = measure(case, prices, sectors, args.months)
                 base = base or r["seconds"]
                 per_m = r["seconds"] / (r["rows"] / 1e6)
                 worker = f"{r['worker_peak_mb']:9.0f}" if r["worker_peak_mb"] else f"{'-':>9}"

@@ -169,6 +169,9 @@ class ComputeConfig(_Section):
     # a Dask scheduler (`tcp://HOST:PORT`): build and evaluate run their tasks on its
     # workers (`aurora.cluster`); None: in this process
     scheduler: str | None = None
+    # a full build's task on the cluster: the sessions of this many months (a divisor of 12)
+    # plus the largest look-back; fewer months, less memory per worker, more CPU
+    block_months: int = 12
 
     @field_validator("scheduler")
     @classmethod
@@ -178,6 +181,13 @@ class ComputeConfig(_Section):
         if not re.fullmatch(r"tcp://[^\s/:]+:[0-9]{1,5}", value.strip()):
             raise ValueError(f"{value!r} is not a scheduler address (tcp://HOST:PORT)")
         return value.strip()
+
+    @field_validator("block_months")
+    @classmethod
+    def _months(cls, value: int) -> int:
+        if value not in (1, 2, 3, 4, 6, 12):
+            raise ValueError(f"must divide a year: 1, 2, 3, 4, 6 or 12 (got {value})")
+        return value
 
 
 class OpsConfig(_Section):

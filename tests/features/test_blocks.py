@@ -16,6 +16,15 @@ from aurora.membership import Membership
 from .conftest import SECTORS, assert_features_close, random_fundamentals, random_panel
 
 
+def test_blocks_divide_a_year():
+    prices = random_panel(n_sessions=300, seed=5)
+    quarters = year_blocks(prices, MAX_LOOKBACK, months=3)
+    assert [(b.first.month, b.last.month) for b in quarters[:4]] == [(1, 3), (4, 6), (7, 9),
+                                                                     (10, 12)]
+    with pytest.raises(ValueError, match="must divide a year"):
+        year_blocks(prices, MAX_LOOKBACK, months=5)
+
+
 def test_year_blocks_cover_each_year_with_its_lookback_tail():
     prices = random_panel(n_sessions=800, seed=5)
     blocks = year_blocks(prices, MAX_LOOKBACK)
@@ -29,8 +38,8 @@ def test_year_blocks_cover_each_year_with_its_lookback_tail():
     assert later.first == min(d for d in prices["date"].to_list() if d.year == 2022)
 
 
-@pytest.mark.parametrize("late_fundamentals", [False, True])
-def test_blocks_equal_a_one_piece_build(late_fundamentals):
+@pytest.mark.parametrize(("late_fundamentals", "months"), [(False, 12), (True, 12), (False, 3)])
+def test_blocks_equal_a_one_piece_build(late_fundamentals, months):
     """800 sessions (4 calendar years) with missing bars, fundamentals (from the start, or
     only from the second year: turnover falls back before), a member leaving and a symbol
     outside the universe: same rows, same counts, values within 1e-9 relative."""
@@ -47,9 +56,10 @@ def test_blocks_equal_a_one_piece_build(late_fundamentals):
                   membership=membership)
     whole = compute_panel(prices, **kwargs)
     seen: list[tuple[str, int, int]] = []
-    blocks = compute_blocks(prices, **kwargs,
+    blocks = compute_blocks(prices, **kwargs, months=months,
                             progress=lambda stage, done, n: seen.append((stage, done, n)))
-    assert seen == [("blocks", k, 4) for k in range(5)]
+    tasks = 4 * 12 // months - (3 if months == 3 else 0)  # 800 sessions end in March 2023
+    assert seen == [("blocks", k, tasks) for k in range(tasks + 1)]
     assert_features_close(whole.features, blocks.features)
     assert blocks.turnover_fallback == whole.turnover_fallback
     assert bool(blocks.turnover_fallback) == late_fundamentals

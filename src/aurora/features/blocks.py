@@ -68,9 +68,10 @@ class Shared:
 
 
 def year_blocks(prices: pl.DataFrame, lookback: int,
-                spans: pl.DataFrame | None = None) -> list[Block]:
-    """One block per calendar year from the first date of `prices` to the last (their
-    NYSE sessions), each with its look-back tail. A symbol alive in a block (`spans`,
+                spans: pl.DataFrame | None = None, months: int = 12) -> list[Block]:
+    """One block per calendar year (or per `months`-month period of a year: 1, 2, 3, 4, 6
+    or 12; ValueError otherwise) from the first date of `prices` to the last (their NYSE
+    sessions), each with its look-back tail. A symbol alive in a block (`spans`,
     default `bar_spans(prices)`) without any bar in its prices, a long suspension, gets one
     empty bar (every value null) on the block's first date, so it keeps its rows there as
     in a one-piece build."""
@@ -80,9 +81,13 @@ def year_blocks(prices: pl.DataFrame, lookback: int,
         return []
     spans = bar_spans(prices) if spans is None else spans
     days = dates.unique().sort()
+    if months not in (1, 2, 3, 4, 6, 12):
+        raise ValueError(f"block months must divide a year (1, 2, 3, 4, 6 or 12), got {months}")
     blocks = []
-    for year in range(lo.year, hi.year + 1):
-        inside = sessions(max(lo, dt.date(year, 1, 1)), min(hi, dt.date(year, 12, 31)))
+    periods = [(dt.date(y, m, 1), dt.date(y + (m + months > 12), (m + months - 1) % 12 + 1, 1))
+               for y in range(lo.year, hi.year + 1) for m in range(1, 13, months)]
+    for period_start, next_start in periods:
+        inside = sessions(max(lo, period_start), min(hi, next_start - dt.timedelta(days=1)))
         if not inside:
             continue
         first, last = inside[0], inside[-1]
@@ -109,16 +114,18 @@ def compute_blocks(
     extra: Mapping[str, Expr] | None = None,
     runner: Runner | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    months: int = 12,
 ) -> FeatureFrame:
-    """`compute_panel`'s FeatureFrame for all of `prices`, computed as year blocks by
-    `runner` (default: in this process); see the module docstring."""
+    """`compute_panel`'s FeatureFrame for all of `prices`, computed as year blocks (or
+    blocks of `months` months: smaller tasks, more look-back recomputed) by `runner`
+    (default: in this process); see the module docstring."""
     ignored: list[str] = []
     if universe is not None:
         ignored = sorted(set(prices["symbol"].unique().to_list()) - set(universe))
         prices = prices.filter(pl.col("symbol").is_in(list(universe)))
     lookback = max(e.lookback for e in feature_set(extra).values())
     spans = bar_spans(prices)
-    blocks = year_blocks(prices, lookback, spans)
+    blocks = year_blocks(prices, lookback, spans, months)
     shares_info = PanelInfo()
     shared = Shared(sectors, fundamentals, actions, universe, membership, extra,
                     shares_table(fundamentals, prices, actions, shares_info), spans)

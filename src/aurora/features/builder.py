@@ -135,7 +135,9 @@ class BuildResult:
         elif build:
             lines.append(f"full build: {build['reason']}")
         if build.get("computed_on", "in process") != "in process":
-            lines.append(f"computed on {build['computed_on']}, one task per year")
+            months = build.get("block_months") or 12
+            lines.append(f"computed on {build['computed_on']}, one task per "
+                         + ("year" if months == 12 else f"{months} months"))
         lines.append(f"version {self.version} in {self.seconds:.1f}s")
         return lines
 
@@ -308,7 +310,8 @@ def build_features(
             frame = compute_blocks(inputs.prices, sectors=inputs.sectors,
                                    fundamentals=inputs.fundamentals, actions=inputs.actions,
                                    universe=symbols, membership=chosen.membership,
-                                   extra=features.user, runner=runner, progress=progress)
+                                   extra=features.user, runner=runner, progress=progress,
+                                   months=config.compute.block_months)
         else:
             frame = compute_panel(plan.tail(inputs.prices, symbols) if plan else inputs.prices,
                                   sectors=inputs.sectors, fundamentals=inputs.fundamentals,
@@ -344,7 +347,9 @@ def build_features(
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
                      "new_sessions": _new_sessions(frame.features, plan),
                      "computed_on": (runner.describe() if runner is not None and plan is None
-                                     else "in process")}
+                                     else "in process"),
+                     "block_months": (config.compute.block_months
+                                      if runner is not None and plan is None else None)}
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
         raise DataValidationError(f"{report.summary()}; nothing published (report: "
