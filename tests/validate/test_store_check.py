@@ -158,6 +158,22 @@ def test_every_part_of_the_features_dataset_is_checked(data_dir, prices):
                    ("duplicate_keys", "features"),
                    ("unlisted_file", "features/year=2099/part-0.parquet"),
                    ("unreadable", "features/year=2023/part-0.parquet")]
+
+
+def test_rows_in_the_part_of_another_year_are_reported(data_dir, prices):
+    store = Store(data_dir)
+    publish(store, {"prices.parquet": prices}, params={"universe": ["AAA", "BBB"]})
+    fetched = store.manifest()
+    rows = pl.DataFrame({"date": [dt.date(2024, 1, 2), dt.date(2025, 1, 2)],
+                         "symbol": ["AAA", "AAA"], "f_mom": [0.1, 0.2]})
+    with store.transaction("build", base=fetched.version) as txn:
+        atomic_write_text(txn.path("features.meta.json"), "{}")
+        txn.describe("features.meta.json",
+                     prices_sha256=fetched.files["prices.parquet"].sha256)
+        atomic_write_parquet(txn.path("features/year=2024/part-0.parquet"), rows)
+    [misplaced] = validate_store(store, config_for(data_dir), today=TODAY).findings
+    assert misplaced.check == "misplaced_rows" and misplaced.message.startswith(
+        "features/year=2024/part-0.parquet: 1 row(s) dated outside 2024 (first 2025-01-02)")
     assert main(["validate", "--data-dir", str(data_dir)]) == 5
 
 

@@ -49,6 +49,7 @@ CHECKS: dict[str, Severity] = {
     "unreadable": "error",
     "file_schema": "error",
     "duplicate_keys": "error",
+    "misplaced_rows": "error",
     "stale_predictions": "warning",
     "stale_features": "error",
 }

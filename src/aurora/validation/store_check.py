@@ -218,7 +218,9 @@ def _quarantine(store: Store, version: str, findings: list[Finding]) -> Quaranti
 
 def _check_features(paths: list[Path], base: Path) -> list[Finding]:
     """The features (the parts of the dataset, or features.parquet): date (Date), symbol
-    (String), f_* columns Float64 in each; (symbol, date) unique across them all."""
+    (String), f_* columns Float64 in each; every row of a part dated in its directory's
+    year (a date-range read opens that year's part only); (symbol, date) unique across
+    them all."""
     out: list[Finding] = []
     keys = []
     for path in paths:
@@ -232,12 +234,25 @@ def _check_features(paths: list[Path], base: Path) -> list[Finding]:
                 for p in _schema_problems(frame, FEATURES_TABLE)]
         if "date" in frame.columns and "symbol" in frame.columns:
             keys.append(frame.select("symbol", "date"))
+            out += _misplaced(frame, name, path.parent.name)
     duplicates = find_duplicate_keys(pl.concat(keys)) if keys else None
     if duplicates is not None:
         where = paths[0].relative_to(base).as_posix() if len(paths) == 1 else FEATURES_DATASET
         out.append(finding("duplicate_keys", f"{where}: {duplicates.message()}",
                            count=duplicates.surplus))
     return out
+
+
+def _misplaced(frame: pl.DataFrame, name: str, directory: str) -> list[Finding]:
+    """A finding when rows of the part `name` (in `year=YYYY`) are dated in another year."""
+    if not directory.startswith("year=") or frame.schema.get("date") != pl.Date:
+        return []
+    outside = frame.filter(pl.col("date").dt.year() != int(directory.removeprefix("year=")))
+    if outside.height == 0:
+        return []
+    return [finding("misplaced_rows", f"{name}: {outside.height} row(s) dated outside "
+                    f"{directory.removeprefix('year=')} (first {outside['date'].min()}); a "
+                    "date-range read would miss them", count=outside.height)]
 
 
 def _check_predictions(path: Path, manifest: Manifest) -> list[Finding]:
