@@ -15,6 +15,7 @@ recovered by inverting a vendor's adjustment.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import polars as pl
 
@@ -50,12 +51,22 @@ def stored_adjustment(store: Store, version: str) -> str:
     return str(found) if found else RAW
 
 
-def load_adjusted_prices(store: Store, version: str) -> AdjustedPrices:
-    """Raw bars and corporate actions of `version`, adjusted point in time (module doc).
+@dataclass(frozen=True)
+class RawPrices:
+    """The raw bars file of `version` (checked against its manifest), its corporate actions
+    (None when the version holds none) and the sha256 of both, by name."""
 
-    StoreError when prices.parquet is missing or does not match its manifest;
-    DataValidationError when it holds vendor-adjusted bars or does not have the schema.
-    """
+    version: str
+    path: Path
+    actions: pl.DataFrame | None
+    sha256: dict[str, str]
+
+
+def raw_prices(store: Store, version: str) -> RawPrices:
+    """Locate and check the raw bars of `version` (`load_adjusted_prices` reads them; an
+    out-of-core build reads them a year at a time). StoreError when prices.parquet is
+    missing or does not match its manifest; DataValidationError when it holds
+    vendor-adjusted bars."""
     path = store.verified_path(PRICES, version, hint="run `aurora fetch` first")
     assert path is not None
     adjustment = stored_adjustment(store, version)
@@ -65,12 +76,18 @@ def load_adjusted_prices(store: Store, version: str) -> AdjustedPrices:
             f"{adjustment}) written by an older Aurora; Aurora now stores raw bars and adjusts "
             "them point in time: run `aurora fetch` (it fetches the raw history again)")
     files = store.manifest(version).files
-    where = f"version {version}"
-    raw = read_table(path, PRICES_TABLE, where)
     sha = {PRICES: files[PRICES].sha256}
     actions = None
     actions_path = store.verified_path(CORPORATE_ACTIONS, version)
     if actions_path is not None:
-        actions = read_table(actions_path, CORPORATE_ACTIONS_TABLE, where)
+        actions = read_table(actions_path, CORPORATE_ACTIONS_TABLE, f"version {version}")
         sha[CORPORATE_ACTIONS] = files[CORPORATE_ACTIONS].sha256
-    return AdjustedPrices(version, point_in_time(raw, actions), actions, sha)
+    return RawPrices(version, path, actions, sha)
+
+
+def load_adjusted_prices(store: Store, version: str) -> AdjustedPrices:
+    """Raw bars and corporate actions of `version`, adjusted point in time (module doc);
+    errors as `raw_prices`, and DataValidationError when the bars lack the schema."""
+    raw = raw_prices(store, version)
+    bars = read_table(raw.path, PRICES_TABLE, f"version {version}")
+    return AdjustedPrices(version, point_in_time(bars, raw.actions), raw.actions, raw.sha256)

@@ -169,11 +169,12 @@ def spin_off_values(actions: pl.DataFrame, closes: pl.DataFrame | None) -> pl.Da
         .alias("value"))
 
 
-def _spin_off_dividends(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+def _spin_off_dividends(bars: pl.DataFrame, actions: pl.DataFrame,
+                        symbols: pl.Series | None = None) -> pl.DataFrame:
     """The valued spin-offs of `actions` as cash-dividend rows (cash_rate = value)."""
+    held = bars.get_column("symbol") if symbols is None else symbols
     valued = spin_off_values(actions, bars.select("symbol", "date", "close")).filter(
-        pl.col("value").is_not_null()
-        & pl.col("symbol").is_in(bars.get_column("symbol").unique().implode()))
+        pl.col("value").is_not_null() & pl.col("symbol").is_in(held.unique().implode()))
     return valued.select(
         pl.format("spin_off {} {}", pl.col("symbol"), pl.col("ex_date")).alias("id"),
         pl.lit("cash_dividend").alias("action_type"), "symbol", "ex_date",
@@ -197,13 +198,15 @@ _UNUSABLE_SCHEMA = {"id": pl.String, "action_type": pl.String, "symbol": pl.Stri
                     "ex_date": pl.Date, "problem": pl.String}
 
 
-def _adjusting_actions(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.DataFrame:
+def _adjusting_actions(bars: pl.DataFrame, actions: pl.DataFrame,
+                       symbols: pl.Series | None = None) -> pl.DataFrame:
     """The splits and cash dividends of `actions`, and its valued spin-offs as dividends,
-    with Float64 old_rate, new_rate and cash_rate (null where an action has none)."""
+    with Float64 old_rate, new_rate and cash_rate (null where an action has none), of the
+    symbols with bars (`symbols`, default those of `bars`)."""
     if actions.height == 0:
         return pl.DataFrame()
-    chosen = _applicable_actions(bars, actions, "all", None)
-    spins = _spin_off_dividends(bars, actions)
+    chosen = _applicable_actions(bars, actions, "all", None, symbols)
+    spins = _spin_off_dividends(bars, actions, symbols)
     if spins.height:
         chosen = (pl.concat([chosen, spins], how="diagonal_relaxed") if chosen.height
                   else spins)
@@ -253,25 +256,52 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
 
     `bars` follows the prices schema; rows and their order are kept. An action that cannot
     adjust them (`unusable_actions`: validation reports it as `bad_action`) is left out, so
-    one bad action never stops the build for every symbol.
+    one bad action never stops the build for every symbol. The same as
+    `apply_point_in_time(bars, cumulate(point_in_time_events(bars, actions)))`, the form a
+    build that reads its bars a year at a time uses.
     """
     _check_bars(bars)
-    dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
-    price = np.ones(bars.height)
-    volume = np.ones(bars.height)
-    chosen = (_adjusting_actions(bars, actions) if actions is not None and bars.height
-              else pl.DataFrame())
+    return apply_point_in_time(bars, cumulate(point_in_time_events(bars, actions)))
+
+
+def point_in_time_events(bars: pl.DataFrame, actions: pl.DataFrame | None,
+                         symbols: pl.Series | None = None) -> pl.DataFrame:
+    """(symbol, ex_date, price_factor, volume_factor): each usable action day's backward
+    factors (module docstring), from the raw `bars` it needs: for an action, the last bar
+    of its symbol before its ex_date (a dividend's prior close) and, for a spin-off, the
+    target's bar on the ex_date. `symbols`: the symbols that have bars (default: those of
+    `bars`), when `bars` holds only the bars these actions need."""
+    chosen = (_adjusting_actions(bars, actions, symbols)
+              if actions is not None and bars.height else pl.DataFrame())
     if chosen.height:
         index = _index_of(bars, chosen)
         bad = _unusable(chosen, index)
         if bad.height:
             chosen = chosen.filter(~pl.col("id").cast(pl.String).is_in(bad["id"].implode()))
-    if chosen.height:
-        events = _events(index, chosen)
-        cumulative = events.sort("symbol", "ex_date").with_columns(
-            (1.0 / pl.col("price_factor")).cum_prod().over("symbol").alias("price_factor"),
-            (1.0 / pl.col("volume_factor")).cum_prod().over("symbol").alias("volume_factor"),
-        )
+    if chosen.height == 0:
+        return pl.DataFrame(schema=_FACTOR_SCHEMA)
+    return _events(index, chosen)
+
+
+def cumulate(events: pl.DataFrame) -> pl.DataFrame:
+    """`point_in_time_events` (of one or several disjoint sets of actions) as cumulative
+    forward factors: per (symbol, ex_date), the product of the inverse factors of the
+    symbol's action days up to that ex_date."""
+    return events.sort("symbol", "ex_date").with_columns(
+        (1.0 / pl.col("price_factor")).cum_prod().over("symbol").alias("price_factor"),
+        (1.0 / pl.col("volume_factor")).cum_prod().over("symbol").alias("volume_factor"),
+    )
+
+
+def apply_point_in_time(bars: pl.DataFrame, cumulative: pl.DataFrame) -> pl.DataFrame:
+    """RAW `bars` (any subset of a history: a year, a tail) times the cumulative factors
+    (`cumulate`) in force on each bar's date, plus `dollar_volume` (raw close x raw
+    volume): `point_in_time`'s values for those bars."""
+    dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
+    price = np.ones(bars.height)
+    volume = np.ones(bars.height)
+    if cumulative.height and bars.height:
+        index = _BarIndex(bars, sorted(set(cumulative.get_column("symbol").to_list())))
         price = _in_force_since(index, cumulative, "price_factor")
         volume = _in_force_since(index, cumulative, "volume_factor")
     price_factor = pl.Series("_pf", price, dtype=pl.Float64)
@@ -350,7 +380,8 @@ def _in_force(index: _BarIndex, cumulative: pl.DataFrame, column: str) -> np.nda
 
 
 def _applicable_actions(
-    bars: pl.DataFrame, actions: pl.DataFrame, mode: str, as_of: dt.date | None
+    bars: pl.DataFrame, actions: pl.DataFrame, mode: str, as_of: dt.date | None,
+    symbols: pl.Series | None = None,
 ) -> pl.DataFrame:
     """The split/dividend rows of `actions` that `mode` and `as_of` apply to `bars`."""
     types: tuple[str, ...] = ()
@@ -368,7 +399,8 @@ def _applicable_actions(
     chosen = chosen.with_columns(pl.col("ex_date").cast(pl.Date))
     if as_of is not None:
         chosen = chosen.filter(pl.col("ex_date") <= as_of)
-    return chosen.filter(pl.col("symbol").is_in(bars.get_column("symbol").unique().implode()))
+    held = bars.get_column("symbol") if symbols is None else symbols
+    return chosen.filter(pl.col("symbol").is_in(held.unique().implode()))
 
 
 def _split_factors(splits: pl.DataFrame) -> pl.DataFrame:
@@ -432,60 +464,3 @@ def _reject(frame: pl.DataFrame, bad: pl.Expr, problem: str) -> None:
             f"corporate action {row.get('id')!r} ({row.get('action_type', 'dividend')} "
             f"{row.get('symbol')} ex_date {row.get('ex_date')}) {problem}"
         )
-
-
-def dividend_factors_from_adjusted(bars: pl.DataFrame, actions: pl.DataFrame) -> pl.Series:
-    """Per row of `bars`, the cumulative dividend price factor that `adjust_bars(raw, actions,
-    "all")` applied to it, recovered from the ADJUSTED bars alone (same order as `bars`).
-
-    Why: close x volume of 'all'-adjusted bars is the raw dollar volume times this factor, and
-    the factor depends on dividends paid AFTER the bar. Dividing it out gives the USD actually
-    traded that day, whatever happened later (no lookahead through the adjustment).
-
-    How: Alpaca's dividend factor is 1 - cash / raw prior close. For a dividend going ex on E,
-    the adjusted prior close is Ca = (C_raw - cash) * S * G, where S is the split factor on E
-    and G the product of the factors of every later action; so C_raw = Ca / (S * G) + cash.
-    Walking each symbol's actions from the latest backwards makes G known at every step (one
-    vectorised pass per action rank, not per symbol). Exact up to float rounding.
-    """
-    chosen = _applicable_actions(bars, actions, "all", None)
-    ones = pl.Series("dividend_factor", np.ones(bars.height), dtype=pl.Float64)
-    if chosen.height == 0 or bars.height == 0:
-        return ones
-    index = _BarIndex(bars, sorted(set(chosen.get_column("symbol").to_list())))
-    splits = _split_factors(chosen.filter(pl.col("action_type").is_in(SPLIT_TYPES)))
-    dividends = chosen.filter(pl.col("action_type").is_in(DIVIDEND_TYPES))
-    if dividends.height == 0:
-        return ones
-    _require(dividends, ("cash_rate",), "dividend")
-    found, prior = index.previous_close(dividends["symbol"], dividends["ex_date"])
-    dividends = dividends.with_columns(prior.alias("prior_close")).filter(pl.Series(found))
-    events = (
-        pl.concat([
-            splits.select("symbol", "ex_date", pl.col("price_factor").alias("split"),
-                          pl.lit(0.0).alias("cash"), pl.lit(None, pl.Float64).alias("prior")),
-            dividends.select("symbol", "ex_date", pl.lit(1.0).alias("split"),
-                             pl.col("cash_rate").cast(pl.Float64).alias("cash"),
-                             pl.col("prior_close").cast(pl.Float64).alias("prior")),
-        ])
-        .group_by("symbol", "ex_date")
-        .agg(pl.col("split").product(), pl.col("cash").sum(), pl.col("prior").max())
-        .sort("symbol", "ex_date", descending=[False, True])
-        .with_columns(pl.int_range(pl.len()).over("symbol").alias("rank"))
-    )
-    codes, _ = index.encode(events["symbol"], events["ex_date"])
-    rank = events["rank"].to_numpy()
-    split, cash = events["split"].to_numpy(), events["cash"].to_numpy()
-    prior_adj = events["prior"].fill_null(1.0).to_numpy()
-    later = np.ones(len(index.mapping))  # G per symbol code
-    factor = np.ones(events.height)
-    for step in range(int(rank.max()) + 1):
-        rows = np.flatnonzero(rank == step)
-        g = later[codes[rows]]
-        paid = cash[rows] > 0
-        raw_prior = prior_adj[rows] / (split[rows] * g) + cash[rows]
-        factor[rows] = np.where(paid, 1.0 - cash[rows] / np.where(paid, raw_prior, 1.0), 1.0)
-        later[codes[rows]] = g * split[rows] * factor[rows]
-    cumulative = events.select("symbol", "ex_date").with_columns(
-        pl.Series("f", factor)).with_columns(pl.col("f").cum_prod().over("symbol"))
-    return pl.Series("dividend_factor", _in_force(index, cumulative, "f"), dtype=pl.Float64)

@@ -172,6 +172,9 @@ class ComputeConfig(_Section):
     # a full build's task on the cluster: the sessions of this many months (a divisor of 12)
     # plus the largest look-back; fewer months, less memory per worker, more CPU
     block_months: int = 12
+    # full builds out of core (`aurora.features.outofcore`): no process holds more than a
+    # year of the history; incremental builds are not attempted (always on with a scheduler)
+    out_of_core: bool = False
 
     @field_validator("scheduler")
     @classmethod

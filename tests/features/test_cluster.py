@@ -17,7 +17,7 @@ import pytest
 from aurora.atomic import atomic_write_parquet
 from aurora.cli.main import main
 from aurora.cluster import ClusterError, LocalRunner, connect
-from aurora.config import AuroraConfig, BuildConfig
+from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
 from aurora.features.builder import build_features
 from aurora.store import Store, UniverseRecord
 from aurora.store.datasets import read_features
@@ -58,11 +58,12 @@ def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, dask_cluster
     assert main(["build", "--data-dir", str(on_cluster.root), "--scheduler", cluster.address,
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
-    assert f"computed on dask {cluster.address} (2 workers, 2 threads), one task per year" \
-        in out
-    here = _store(tmp_path / "here", prices)
-    build_features(here, AuroraConfig(data_dir=here.root), runner=LocalRunner())
-    assert read_features(on_cluster).equals(read_features(here))  # the same blocks: bit for bit
+    assert ("out of core: one task per year, computed on dask "
+            f"{cluster.address} (2 workers, 2 threads)") in out
+    here = _store(tmp_path / "here", prices)  # the same tasks in this process: bit for bit
+    build_features(here, AuroraConfig(data_dir=here.root,
+                                      compute=ComputeConfig(out_of_core=True)))
+    assert read_features(on_cluster).equals(read_features(here))
     whole = _store(tmp_path / "whole", prices)
     build_features(whole, AuroraConfig(data_dir=whole.root))  # one piece
     assert_features_close(read_features(whole), read_features(on_cluster))
@@ -97,7 +98,7 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path,
             assert time.monotonic() < deadline, "w0 never ran a block"
             busy = {watcher.scheduler_info()["workers"][w]["name"]: keys
                     for w, keys in watcher.processing().items()}
-            if any("compute_block" in str(k) for k in busy.get("w0", ())):
+            if any("compute_year" in str(k) for k in busy.get("w0", ())):
                 break
             time.sleep(0.02)
         os.killpg(cluster.workers[0].pid, signal.SIGKILL)
@@ -123,11 +124,12 @@ def test_a_block_that_keeps_killing_its_worker_fails_the_build_and_publishes_not
     before = store.current_version()
     config = AuroraConfig(data_dir=store.root, build=BuildConfig(features=features_file))
     with connect(dying.address) as runner, \
-            pytest.raises(ClusterError, match=r"task [0-9] of 2 \(compute_block\) on "
+            pytest.raises(ClusterError, match=r"task [0-9] of 2 \(compute_year\) on "
                                               rf"{dying.address} failed: each worker that "
                                               "ran it died"):
         build_features(store, config, runner=runner, lookahead=False)
     assert store.current_version() == before and store.verify() == []
+    assert list((store.state_dir / "scratch").iterdir()) == []  # no part left behind
 
 
 def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):

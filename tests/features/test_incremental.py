@@ -84,7 +84,8 @@ def test_an_incremental_build_equals_a_full_one(tmp_path_factory, cut):
     build_features(store, config, lookahead=False, incremental=False)
     assert _meta(store)["build"] == {"mode": "full", "reason": "a full build was asked for",
                                      "new_sessions": incremental["date"].n_unique(),
-                                     "computed_on": "in process", "block_months": None}
+                                     "computed_on": "in process", "out_of_core": False,
+                                     "block_months": None}
     _assert_close(incremental, _features(store))
 
 
@@ -118,7 +119,8 @@ def test_a_late_corporate_action_or_new_features_make_a_full_build(tmp_path):
     assert result.meta["build"] == {"mode": "full",
                                     "reason": "the feature set changed (--features)",
                                     "new_sessions": _features(store)["date"].n_unique(),
-                                    "computed_on": "in process", "block_months": None}
+                                    "computed_on": "in process", "out_of_core": False,
+                                     "block_months": None}
 
 
 def test_the_prices_digest_sees_values_and_missing_cells_not_row_order():

@@ -287,27 +287,6 @@ def test_vectorised_factors_match_the_naive_rules(book) -> None:
     assert factors["symbol"].to_list() == [r[0] for r in rows]
 
 
-def test_dividend_factors_are_recovered_exactly_from_adjusted_bars():
-    """The inverse used by the build: 'all'-adjusted bars + actions -> the dividend factors."""
-    import datetime as dt
-
-    import numpy as np
-
-    from aurora.adjustments import adjustment_factors, dividend_factors_from_adjusted
-    from aurora_testbed.synthetic import generate_market
-
-    market = generate_market(["AAPL", "KO", "XOM", "T", "S001"], dt.date(2005, 1, 3),
-                             dt.date(2020, 12, 31))
-    actions = market.corporate_actions
-    assert actions.filter(pl.col("action_type") == "cash_dividend").height > 50
-    assert actions.filter(pl.col("action_type") == "forward_split").height > 0
-    adjusted = adjust_bars(market.bars, actions, "all")
-    got = dividend_factors_from_adjusted(adjusted, actions).to_numpy()
-    want = adjustment_factors(market.bars, actions, "dividend")["price_factor"].to_numpy()
-    assert want.min() < 0.9  # a real amount of dividends to undo
-    np.testing.assert_allclose(got, want, rtol=1e-12)
-
-
 def _spin_off(parent: str, child: str, ex: dt.date, old: float, new: float) -> pl.DataFrame:
     schema = {**ACTION_SCHEMA, "target_symbol": pl.String}
     return pl.DataFrame([{"id": "sp1", "action_type": "spin_off", "symbol": parent,

@@ -42,10 +42,21 @@ TASKS = "blocks"  # the progress stage name
 
 
 @dataclass(frozen=True)
+class Period:
+    """The sessions `first` .. `last` of a block and the dates of the prices it reads:
+    from `start`, the last date with bars at or before `max look-back` sessions before
+    `first`, to `after`, the first date with bars after `last` (so the block's session
+    grid covers its whole period)."""
+
+    first: dt.date
+    last: dt.date
+    start: dt.date
+    after: dt.date
+
+
+@dataclass(frozen=True)
 class Block:
-    """The sessions of one calendar year, first .. last, and the prices they read: from the
-    last date with bars at or before `max look-back` sessions before `first`, to the first
-    date with bars after `last` (so the block's session grid covers its whole year)."""
+    """A period's sessions, first .. last, and the prices they read (`Period`)."""
 
     first: dt.date
     last: dt.date
@@ -67,40 +78,53 @@ class Shared:
     spans: pl.DataFrame
 
 
-def year_blocks(prices: pl.DataFrame, lookback: int,
-                spans: pl.DataFrame | None = None, months: int = 12) -> list[Block]:
-    """One block per calendar year (or per `months`-month period of a year: 1, 2, 3, 4, 6
-    or 12; ValueError otherwise) from the first date of `prices` to the last (their NYSE
-    sessions), each with its look-back tail. A symbol alive in a block (`spans`,
-    default `bar_spans(prices)`) without any bar in its prices, a long suspension, gets one
-    empty bar (every value null) on the block's first date, so it keeps its rows there as
-    in a one-piece build."""
-    dates = prices.get_column("date")
-    lo, hi = dates.min(), dates.max()
-    if not isinstance(lo, dt.date) or not isinstance(hi, dt.date):
-        return []
-    spans = bar_spans(prices) if spans is None else spans
-    days = dates.unique().sort()
+def block_periods(days: pl.Series, lookback: int, months: int = 12) -> list[Period]:
+    """One period per calendar year (or per `months`-month part of a year: 1, 2, 3, 4, 6
+    or 12; ValueError otherwise) holding NYSE sessions between the first and the last of
+    `days` (the sorted dates with bars), each with the dates its look-back reads."""
     if months not in (1, 2, 3, 4, 6, 12):
         raise ValueError(f"block months must divide a year (1, 2, 3, 4, 6 or 12), got {months}")
-    blocks = []
-    periods = [(dt.date(y, m, 1), dt.date(y + (m + months > 12), (m + months - 1) % 12 + 1, 1))
-               for y in range(lo.year, hi.year + 1) for m in range(1, 13, months)]
-    for period_start, next_start in periods:
-        inside = sessions(max(lo, period_start), min(hi, next_start - dt.timedelta(days=1)))
-        if not inside:
-            continue
-        first, last = inside[0], inside[-1]
-        start = days.filter(days <= sessions_back(first, lookback)).max() or lo
-        after = days.filter(days > last).min() or hi
-        rows = prices.filter(pl.col("date").is_between(start, after))
-        absent = spans.filter((pl.col("first") <= last) & (pl.col("last") >= first)
-                              & ~pl.col("symbol").is_in(rows["symbol"].unique().implode()))
-        if absent.height:
-            rows = pl.concat([rows, absent.select("symbol", date=pl.lit(start, pl.Date))],
-                             how="diagonal_relaxed")
-        blocks.append(Block(first, last, rows))
-    return blocks
+    lo, hi = days.min(), days.max()
+    if not isinstance(lo, dt.date) or not isinstance(hi, dt.date):
+        return []
+    found = []
+    for y in range(lo.year, hi.year + 1):
+        for m in range(1, 13, months):
+            period_start = dt.date(y, m, 1)
+            next_start = dt.date(y + (m + months > 12), (m + months - 1) % 12 + 1, 1)
+            inside = sessions(max(lo, period_start), min(hi, next_start - dt.timedelta(days=1)))
+            if not inside:
+                continue
+            first, last = inside[0], inside[-1]
+            start = days.filter(days <= sessions_back(first, lookback)).max() or lo
+            after = days.filter(days > last).min() or hi
+            assert isinstance(start, dt.date) and isinstance(after, dt.date)
+            found.append(Period(first, last, start, after))
+    return found
+
+
+def with_absent(rows: pl.DataFrame, spans: pl.DataFrame, period: Period) -> pl.DataFrame:
+    """`rows` (a period's prices) plus one empty bar (every value null) on `period.start`
+    for each symbol alive in the period (`spans`) without any bar in them, a long
+    suspension: it keeps its rows there as in a one-piece build."""
+    absent = spans.filter((pl.col("first") <= period.last) & (pl.col("last") >= period.first)
+                          & ~pl.col("symbol").is_in(rows["symbol"].unique().implode()))
+    if absent.height == 0:
+        return rows
+    return pl.concat([rows, absent.select("symbol", date=pl.lit(period.start, pl.Date))],
+                     how="diagonal_relaxed")
+
+
+def year_blocks(prices: pl.DataFrame, lookback: int,
+                spans: pl.DataFrame | None = None, months: int = 12) -> list[Block]:
+    """The `block_periods` of `prices` (default spans: `bar_spans(prices)`), each with its
+    rows of `prices` (`with_absent`)."""
+    spans = bar_spans(prices) if spans is None else spans
+    days = prices.get_column("date").unique().sort()
+    return [Block(p.first, p.last,
+                  with_absent(prices.filter(pl.col("date").is_between(p.start, p.after)),
+                              spans, p))
+            for p in block_periods(days, lookback, months)]
 
 
 def compute_blocks(

@@ -23,17 +23,24 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from aurora.adjusted import RAW, load_adjusted_prices
+from aurora.adjusted import RAW, load_adjusted_prices, raw_prices
 from aurora.atomic import atomic_write_json, sha256_bytes, sha256_file
 from aurora.calendar import sessions_back
 from aurora.cluster import Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
-from aurora.features.blocks import compute_blocks
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
+from aurora.features.gatestats import FrameSummary, combine, summarize
 from aurora.features.incremental import Incremental, plan_incremental, prices_digest
+from aurora.features.outofcore import (
+    SCRATCH,
+    OutOfCore,
+    compute_out_of_core,
+    read_adjusted,
+    scan_history,
+)
 from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.registry import (
     FEATURE_NAMES,
@@ -52,7 +59,7 @@ from aurora.schemas import (
     read_table,
 )
 from aurora.store import Store
-from aurora.store.datasets import write_dataset
+from aurora.store.datasets import place_parts, write_dataset
 from aurora.store.files import (
     FEATURES,
     FEATURES_DATASET,
@@ -61,7 +68,7 @@ from aurora.store.files import (
     PRICES,
     SECTOR_MAP,
 )
-from aurora.universe import UniverseLike, as_universe, resolve_universe
+from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation.inactive import recorded_inactive
 
 REPORT = "build-report.json"
@@ -134,23 +141,30 @@ class BuildResult:
                          f"{build['reason']}")
         elif build:
             lines.append(f"full build: {build['reason']}")
-        if build.get("computed_on", "in process") != "in process":
+        if build.get("out_of_core"):
             months = build.get("block_months") or 12
-            lines.append(f"computed on {build['computed_on']}, one task per "
-                         + ("year" if months == 12 else f"{months} months"))
+            pieces = "" if months == 12 else f" in pieces of {months} months"
+            lines.append(f"out of core: one task per year{pieces}, computed on "
+                         f"{build.get('computed_on', 'in process')}")
         lines.append(f"version {self.version} in {self.seconds:.1f}s")
         return lines
 
 
-def load_inputs(store: Store) -> BuildInputs:
+def load_inputs(store: Store, *, prices: bool = True) -> BuildInputs:
     """Read the build's inputs from the latest store version: the raw prices adjusted point
-    in time (`aurora.adjusted`), the sector map and the fundamentals."""
+    in time (`aurora.adjusted`), the sector map and the fundamentals. `prices=False`: the
+    raw prices are only checked (an out-of-core build reads them a year at a time) and
+    `prices` is left empty."""
     version = store.current_version()
     if version is None:
         raise StoreError(f"{store.latest / PRICES} does not exist: run `aurora fetch` first")
-    adjusted = load_adjusted_prices(store, version)
+    if prices:
+        adjusted = load_adjusted_prices(store, version)
+        bars, actions, sha = adjusted.prices, adjusted.actions, dict(adjusted.sha256)
+    else:
+        raw = raw_prices(store, version)
+        bars, actions, sha = pl.DataFrame(), raw.actions, dict(raw.sha256)
     files = store.manifest(version).files
-    sha = dict(adjusted.sha256)
     where = f"version {version}"
     optional = {}
     for name, table in ((SECTOR_MAP, SECTOR_MAP_TABLE), (FUNDAMENTALS, FUNDAMENTALS_TABLE)):
@@ -160,8 +174,8 @@ def load_inputs(store: Store) -> BuildInputs:
             sha[name] = files[name].sha256
     notes = ["raw bars adjusted point in time (splits and dividends up to each date; dollar"
              " volume is raw close x raw volume)"]
-    return BuildInputs(version, adjusted.prices, optional[SECTOR_MAP], optional[FUNDAMENTALS],
-                       adjusted.actions, RAW, sha, notes)
+    return BuildInputs(version, bars, optional[SECTOR_MAP], optional[FUNDAMENTALS],
+                       actions, RAW, sha, notes)
 
 
 def excused_symbols(store: Store, version: str) -> dict[str, str]:
@@ -235,16 +249,19 @@ def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
     return check_lookahead(tail, compute, cutoff)
 
 
-def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
-               universe_source: str, report: GateReport,
-               features: FeatureSet = FeatureSet()) -> dict[str, Any]:
-    f = frame.features
-    lo, hi = f["date"].min(), f["date"].max()
+def build_meta(frame: FeatureFrame, summary: FrameSummary, inputs: BuildInputs,
+               symbols: Sequence[str], universe_source: str, report: GateReport,
+               features: FeatureSet = FeatureSet(), digest: bool = True) -> dict[str, Any]:
+    """features.meta.json of a build: `summary` of its features, `frame` for what the
+    computation learned; `digest`: record `prices_digest` (`inputs.prices` is the whole
+    history, not an out-of-core build's tail)."""
+    dates = summary.nulls_by_date["date"]
+    lo, hi = dates.min(), dates.max()
     counts = {**family_counts(), **({"user": len(features.user)} if features.user else {})}
     return {
         "feature_count": len(features.names),
-        "symbol_count": f["symbol"].n_unique(),
-        "row_count": f.height,
+        "symbol_count": summary.by_symbol.height,
+        "row_count": summary.height,
         "date_range": [str(lo), str(hi)],
         "feature_types": counts,
         "registry_version": REGISTRY_VERSION,
@@ -256,7 +273,7 @@ def build_meta(frame: FeatureFrame, inputs: BuildInputs, symbols: Sequence[str],
         "feature_set_hash": features.hash,
         "inputs": {name: {"sha256": sha} for name, sha in inputs.sha256.items()},
         "prices_digest": ({"through": str(hi), "sha256": prices_digest(inputs.prices, hi)}
-                          if isinstance(hi, dt.date) else None),
+                          if isinstance(hi, dt.date) and digest else None),
         "price_adjustment": inputs.adjustment,
         "universe": {"source": universe_source, "symbols": len(symbols),
                      "ignored_in_prices": frame.ignored_symbols,
@@ -296,22 +313,30 @@ def build_features(
     report_path = store.state_dir / REPORT
     note = progress or no_progress
     inputs: BuildInputs | None = None
+    blocks: OutOfCore | None = None
     try:
         features = FeatureSet.configured(config)
-        inputs = load_inputs(store)
+        out_of_core = config.compute.out_of_core
+        inputs = load_inputs(store, prices=not out_of_core)
         chosen = (as_universe(universe) if universe is not None
                   else resolve_universe(config, store, inputs.version))
         symbols, source = list(chosen.symbols), chosen.source
-        plan, why = (plan_incremental(store, inputs.version, inputs.prices, inputs.sha256,
-                                      chosen, features.hash,
-                                      REGISTRY_VERSION, features.max_lookback)
-                     if incremental else (None, "a full build was asked for"))
-        if plan is None and runner is not None:
-            frame = compute_blocks(inputs.prices, sectors=inputs.sectors,
-                                   fundamentals=inputs.fundamentals, actions=inputs.actions,
-                                   universe=symbols, membership=chosen.membership,
-                                   extra=features.user, runner=runner, progress=progress,
-                                   months=config.compute.block_months)
+        if not incremental or out_of_core:
+            plan, why = None, ("a full build was asked for" if not incremental else
+                               "builds are out of core (compute.out_of_core)")
+        else:
+            plan, why = plan_incremental(store, inputs.version, inputs.prices, inputs.sha256,
+                                         chosen, features.hash, REGISTRY_VERSION,
+                                         features.max_lookback)
+        if plan is None and (runner is not None or out_of_core):
+            blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership, features,
+                                          runner, progress, config.compute.block_months)
+            frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
+                                 blocks.history.ignored,
+                                 sum(r.outside_membership for r in blocks.results))
+            summary = combine([r.summary for r in blocks.results])
+            last_bar = blocks.history.spans.select("symbol", first_date="first",
+                                                   last_date="last")
         else:
             frame = compute_panel(plan.tail(inputs.prices, symbols) if plan else inputs.prices,
                                   sectors=inputs.sectors, fundamentals=inputs.fundamentals,
@@ -324,32 +349,77 @@ def build_features(
                                   windowed=plan is not None,
                                   spans=bar_spans(inputs.prices) if plan else None,
                                   since=np.datetime64(plan.first_new) if plan else None)
-        if plan is not None:
-            frame = plan.merge(frame)
+            if plan is not None:
+                frame = plan.merge(frame)
+            summary = summarize(frame.features)
+            last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
+                        .agg(pl.col("date").min().alias("first_date"),
+                             pl.col("date").max().alias("last_date")))
     except DataValidationError as exc:
+        if blocks is not None:
+            blocks.discard()
         _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
                                     "inputs": inputs.sha256 if inputs else {}})
         raise
+    try:
+        return _gate_and_publish(store, config, inputs, frame, summary, last_bar, chosen,
+                                 source, features, plan, why, blocks, runner, lookahead,
+                                 note, started)
+    finally:
+        if blocks is not None:
+            blocks.discard()
+
+
+def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
+                         membership: Membership | None, features: FeatureSet,
+                         runner: Runner | None, progress: Progress | None,
+                         months: int) -> OutOfCore:
+    """The out-of-core computation (`aurora.features.outofcore`); leaves in `inputs.prices`
+    only the adjusted tail the lookahead gate recomputes."""
+    raw = raw_prices(store, inputs.version)
+    note = progress or no_progress
+    note("scan", 0, 1)
+    history = scan_history(raw.path, inputs.actions, inputs.fundamentals, symbols)
+    note("scan", 1, 1)
+    blocks = compute_out_of_core(raw.path, history, store.state_dir / SCRATCH,
+                                 sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                                 actions=inputs.actions, universe=symbols,
+                                 membership=membership, extra=features.user, runner=runner,
+                                 progress=progress, months=months)
+    last = history.days.max()
+    if isinstance(last, dt.date):
+        start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
+        inputs.prices = read_adjusted(str(raw.path), start, last, history.cumulative)
+    return blocks
+
+
+def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
+                      frame: FeatureFrame, summary: FrameSummary, last_bar: pl.DataFrame,
+                      chosen: Universe, source: str, features: FeatureSet,
+                      plan: Incremental | None, why: str, blocks: OutOfCore | None,
+                      runner: Runner | None, lookahead: bool, note: Progress,
+                      started: float) -> BuildResult:
+    """The gates, the report, and the publication of what `build_features` computed."""
+    report_path = store.state_dir / REPORT
+    symbols = list(chosen.symbols)
     note("gates", 0, 1)
     extra = ([lookahead_gate(inputs, symbols, chosen.membership, features)]
              if lookahead else [])
-    last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
-                .agg(pl.col("date").min().alias("first_date"),
-                     pl.col("date").max().alias("last_date")))
-    report = run_gates(frame.features, universe=symbols, last_bar=last_bar,
+    report = run_gates(summary, universe=symbols, last_bar=last_bar,
                        excused=excused_symbols(store, inputs.version),
                        max_missing_fraction=config.build.max_missing_fraction,
                        min_dispersion=config.build.min_dispersion, extra=extra,
                        membership=chosen.membership, names=features.names,
                        warmup=features.max_lookback)
     note("gates", 1, 1)
-    meta = build_meta(frame, inputs, symbols, source, report, features)
+    meta = build_meta(frame, summary, inputs, symbols, source, report, features,
+                      digest=blocks is None)
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
-                     "new_sessions": _new_sessions(frame.features, plan),
+                     "new_sessions": _new_sessions(summary, plan),
                      "computed_on": (runner.describe() if runner is not None and plan is None
                                      else "in process"),
-                     "block_months": (config.compute.block_months
-                                      if runner is not None and plan is None else None)}
+                     "out_of_core": blocks is not None,
+                     "block_months": config.compute.block_months if blocks else None}
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
         raise DataValidationError(f"{report.summary()}; nothing published (report: "
@@ -358,8 +428,12 @@ def build_features(
     with store.transaction("build", base=inputs.version, universe=chosen.record(),
                            params={"registry_version": REGISTRY_VERSION,
                                    "feature_set_hash": meta["feature_set_hash"]}) as txn:
-        write_dataset(txn, FEATURES_DATASET, frame.features, legacy=FEATURES,
-                      compression="lz4", **(plan.rewrite(frame.features) if plan else {}))
+        if blocks is not None:
+            place_parts(txn, FEATURES_DATASET, blocks.parts, legacy=FEATURES)
+        else:
+            write_dataset(txn, FEATURES_DATASET, frame.features, legacy=FEATURES,
+                          compression="lz4",
+                          **(plan.rewrite(frame.features) if plan else {}))
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES_META, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,
@@ -373,8 +447,8 @@ def build_features(
     )
 
 
-def _new_sessions(features: pl.DataFrame, plan: Incremental | None) -> int:
-    dates = features["date"]
+def _new_sessions(summary: FrameSummary, plan: Incremental | None) -> int:
+    dates = summary.nulls_by_date["date"]
     return (dates.filter(dates >= plan.first_new) if plan else dates).n_unique()
 
 

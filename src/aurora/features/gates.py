@@ -1,6 +1,7 @@
 """Quality gates of the build: the seed's checks, made sound.
 
-`run_gates` checks a computed feature frame: exactly the 45 registry features; consistent
+`run_gates` checks a computed feature frame (or the `FrameSummary` of one built in parts,
+`aurora.features.gatestats`): exactly the 45 registry features; consistent
 types and unique (date, symbol) keys; every universe symbol present; every expected session
 present; no feature flat across the cross-section (a scale-free test); at most
 `max_missing_fraction` missing per feature. `check_lookahead` is the real point-in-time test:
@@ -21,9 +22,9 @@ import numpy as np
 import polars as pl
 
 from aurora.calendar import is_session, previous_session, sessions
+from aurora.features.gatestats import FrameSummary, summarize
 from aurora.features.registry import FEATURE_NAMES, MAX_LOOKBACK
 from aurora.membership import Membership
-from aurora.schemas import find_duplicate_keys
 
 MAX_LISTED = 10
 LOOKAHEAD_RTOL = 1e-12
@@ -70,8 +71,14 @@ def _listed(values: Sequence[Any]) -> str:
     return shown + (f" (+{len(values) - MAX_LISTED} more)" if len(values) > MAX_LISTED else "")
 
 
-def gate_feature_count(frame: pl.DataFrame, names: Sequence[str] = FEATURE_NAMES
-                       ) -> GateResult:
+Judged = pl.DataFrame | FrameSummary
+
+
+def _summary(frame: Judged) -> FrameSummary:
+    return frame if isinstance(frame, FrameSummary) else summarize(frame)
+
+
+def gate_feature_count(frame: Judged, names: Sequence[str] = FEATURE_NAMES) -> GateResult:
     """Exactly the features `names` (the registry's, plus the user's), no other f_ column."""
     cols = [c for c in frame.columns if c.startswith("f_")]
     missing = [n for n in names if n not in cols]
@@ -83,22 +90,23 @@ def gate_feature_count(frame: pl.DataFrame, names: Sequence[str] = FEATURE_NAMES
     return GateResult("feature_count", ok, msg, details={"count": len(cols)})
 
 
-def gate_types(frame: pl.DataFrame) -> GateResult:
+def gate_types(frame: Judged) -> GateResult:
+    summary = _summary(frame)
+    schema = summary.schema
     problems = []
-    if frame.schema.get("date") != pl.Date:
-        problems.append(f"date is {frame.schema.get('date')}, expected Date")
-    if frame.schema.get("symbol") != pl.String:
-        problems.append(f"symbol is {frame.schema.get('symbol')}, expected String")
-    bad = [c for c in frame.columns if c.startswith("f_") and frame.schema[c] != pl.Float64]
-    problems += [f"{c} is {frame.schema[c]}, expected Float64" for c in bad]
-    duplicates = None if problems else find_duplicate_keys(frame.select("symbol", "date"))
-    if duplicates is not None:
-        problems.append(duplicates.message())
+    if schema.get("date") != pl.Date:
+        problems.append(f"date is {schema.get('date')}, expected Date")
+    if schema.get("symbol") != pl.String:
+        problems.append(f"symbol is {schema.get('symbol')}, expected String")
+    bad = [c for c in summary.features if schema[c] != pl.Float64]
+    problems += [f"{c} is {schema[c]}, expected Float64" for c in bad]
+    if not problems and summary.duplicates:
+        problems.append(summary.duplicates)
     return GateResult("types", not problems, "; ".join(problems) or "types consistent",
                       feature=bad[0] if bad else None)
 
 
-def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
+def gate_symbols(frame: Judged, universe: Sequence[str],
                  last_bar: pl.DataFrame | None = None,
                  membership: Membership | None = None,
                  excused: Mapping[str, str] | None = None,
@@ -111,9 +119,10 @@ def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
     for a symbol without bars, or with a full warm-up and still no row. `last_bar`
     (symbol, first_date, last_date of its bars) tells which is which; without it every
     symbol without rows fails."""
-    present = set(frame["symbol"].unique().to_list())
-    if membership is not None and frame.height:
-        lo, hi = frame["date"].min(), frame["date"].max()
+    summary = _summary(frame)
+    present = set(summary.by_symbol["symbol"].to_list())
+    if membership is not None and summary.height:
+        lo, hi = summary.nulls_by_date["date"].min(), summary.nulls_by_date["date"].max()
         assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
         universe = sorted(set(universe) & set(membership.ever_between(lo, hi)))
     missing = sorted(set(universe) - present)
@@ -146,25 +155,28 @@ def gate_symbols(frame: pl.DataFrame, universe: Sequence[str],
     return GateResult("symbol_coverage", True, msg, details=details)
 
 
-def gate_sessions(frame: pl.DataFrame, last_bar: pl.DataFrame | None = None,
+def gate_sessions(frame: Judged, last_bar: pl.DataFrame | None = None,
                   membership: Membership | None = None) -> GateResult:
     """Every session between the first and last date is present, with no hole per symbol;
     with `last_bar` (symbol, last_date), each symbol also reaches its last bar. With
     `membership`, a symbol's sessions are expected only on its member dates: no hole among
     them, and it reaches its last bar or the end of its last membership before it."""
-    if frame.height == 0:
+    summary = _summary(frame)
+    if summary.height == 0:
         return GateResult("session_coverage", False, "no feature rows at all")
-    lo, hi = frame["date"].min(), frame["date"].max()
+    lo, hi = summary.nulls_by_date["date"].min(), summary.nulls_by_date["date"].max()
     assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
     cal = sessions(lo, hi)
-    absent = sorted(set(cal) - set(frame["date"].unique().to_list()))
+    absent = sorted(set(cal) - set(summary.nulls_by_date["date"].to_list()))
     problems, dates = [], [str(d) for d in absent]
     if absent:
         problems.append(f"{len(absent)} session(s) have no rows: {_listed(dates)}")
     cal_idx = pl.DataFrame({"date": cal}, schema={"date": pl.Date}).with_row_index("i")
-    spans = (frame.select("symbol", "date").join(cal_idx, on="date")
-             .group_by("symbol").agg(pl.len().alias("n"), pl.col("i").min().alias("lo"),
-                                     pl.col("i").max().alias("hi"), pl.col("date").max()))
+    spans = (summary.by_symbol
+             .join(cal_idx.rename({"date": "first", "i": "lo"}), on="first")
+             .join(cal_idx.rename({"date": "last", "i": "hi"}), on="last")
+             .select("symbol", pl.col("rows").alias("n"), "lo", "hi",
+                     pl.col("last").alias("date")))
     expected = pl.col("hi") - pl.col("lo") + 1
     if membership is not None:
         grid = (spans.select("symbol", pl.int_ranges("lo", pl.col("hi") + 1).alias("i"))
@@ -200,19 +212,8 @@ def member_ends(last_bar: pl.DataFrame, membership: Membership) -> pl.DataFrame:
     return pl.DataFrame(ends, schema={"symbol": pl.String, "last_date": pl.Date}, orient="row")
 
 
-def dispersion_table(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
-    """Per date and feature: std / mean|x| across symbols (null with < 2 values)."""
-    aggs = []
-    for n in names:
-        x = pl.col(n)
-        rel = pl.when(x.count() >= 2).then(
-            pl.when(x.abs().mean() > 0).then(x.std(ddof=1) / x.abs().mean()).otherwise(0.0))
-        aggs.append(rel.alias(n))
-    return frame.group_by("date").agg(aggs).sort("date")
-
-
 def gate_dispersion(
-    frame: pl.DataFrame, min_dispersion: float, max_flat_fraction: float = FLAT_DATES_ALLOWED
+    frame: Judged, min_dispersion: float, max_flat_fraction: float = FLAT_DATES_ALLOWED
 ) -> list[GateResult]:
     """A feature is flat on a date when std/mean|x| across symbols <= min_dispersion; it
     fails when flat on more than `max_flat_fraction` of the dates with two or more values
@@ -221,8 +222,9 @@ def gate_dispersion(
     The ratio is unchanged when the feature is multiplied by any constant, so Amihud in
     natural units (~1e-10) and a feature in the thousands are judged alike.
     """
-    names = [n for n in frame.columns if n.startswith("f_")]
-    table = dispersion_table(frame, names)
+    summary = _summary(frame)
+    names = summary.features
+    table = summary.dispersion
     compared = table.select(pl.col(names).is_not_null().sum()).row(0)
     flat_counts = table.select((pl.col(names) <= min_dispersion).sum()).row(0)
     results = []
@@ -245,18 +247,19 @@ def gate_dispersion(
     return results
 
 
-def gate_missing(frame: pl.DataFrame, max_fraction: float) -> list[GateResult]:
-    names = [n for n in frame.columns if n.startswith("f_")]
-    if frame.height == 0:
+def gate_missing(frame: Judged, max_fraction: float) -> list[GateResult]:
+    summary = _summary(frame)
+    names = summary.features
+    if summary.height == 0:
         return [GateResult("missing", False, "no rows")]
-    frac = frame.select(pl.col(names).null_count() / frame.height).row(0, named=True)
+    frac = summary.nulls_by_date.select(pl.col(names).sum() / summary.height).row(0, named=True)
     results = []
     for n in names:
         if frac[n] > max_fraction:
-            worst = (frame.filter(pl.col(n).is_null()).group_by("date").len()
-                     .sort(["len", "date"], descending=[True, False]).head(MAX_LISTED))
-            syms = (frame.filter(pl.col(n).is_null()).group_by("symbol").len()
-                    .sort(["len", "symbol"], descending=[True, False]).head(5))
+            worst = (summary.nulls_by_date.filter(pl.col(n) > 0)
+                     .sort([n, "date"], descending=[True, False]).head(MAX_LISTED))
+            syms = (summary.by_symbol.filter(pl.col(n) > 0)
+                    .sort([n, "symbol"], descending=[True, False]).head(5))
             dates = [str(d) for d in worst["date"].to_list()]
             results.append(GateResult(
                 "missing", False,
@@ -270,7 +273,7 @@ def gate_missing(frame: pl.DataFrame, max_fraction: float) -> list[GateResult]:
 
 
 def run_gates(
-    frame: pl.DataFrame,
+    frame: Judged,
     *,
     universe: Sequence[str],
     last_bar: pl.DataFrame | None = None,
@@ -286,12 +289,13 @@ def run_gates(
     gates computed elsewhere (the lookahead check). `membership`: a dated universe's
     intervals (coverage is expected on member dates only). `names`: the features expected
     (the registry's, plus user features); `warmup`: their largest look-back."""
-    results = [gate_feature_count(frame, names), gate_types(frame)]
-    if "date" in frame.columns and "symbol" in frame.columns:
-        results += [gate_symbols(frame, universe, last_bar, membership, excused, warmup),
-                    gate_sessions(frame, last_bar, membership)]
-        results += gate_dispersion(frame, min_dispersion)
-        results += gate_missing(frame, max_missing_fraction)
+    summary = _summary(frame)
+    results = [gate_feature_count(summary, names), gate_types(summary)]
+    if "date" in summary.columns and "symbol" in summary.columns and summary.dispersion.width:
+        results += [gate_symbols(summary, universe, last_bar, membership, excused, warmup),
+                    gate_sessions(summary, last_bar, membership)]
+        results += gate_dispersion(summary, min_dispersion)
+        results += gate_missing(summary, max_missing_fraction)
     return GateReport(results + list(extra))
 
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Literal
 
 import polars as pl
@@ -107,11 +109,7 @@ def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
         kept = {year: name for year, name in kept.items() if year not in chosen}
         for name in kept.values():
             txn.adopt(name, str(source))
-    if legacy is not None:
-        txn.remove(legacy)
-    for year, name in parent.items():
-        if year not in kept:
-            txn.remove(name)
+    _leave_out_parent(txn, dataset, parent, kept, legacy)
     written = []
     for year in sorted(chosen):
         rows = frame.filter(pl.col("date").dt.year() == year)
@@ -122,6 +120,32 @@ def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
         txn.describe(name, rows=rows.height)
         written.append(name)
     return written
+
+
+def place_parts(txn: Transaction, dataset: str, parts: Mapping[int, tuple[Path, int]], *,
+                legacy: str | None = None) -> list[str]:
+    """Replace `dataset` whole with part files already written elsewhere on the store's
+    filesystem (year -> (path, rows)): each is moved into the transaction (a rename, no
+    copy) and described with its row count; the parent's parts and single file `legacy`
+    are left out. What an out-of-core build does with the parts its tasks wrote."""
+    parent = dataset_parts(txn.store.manifest(txn.parent), dataset) if txn.parent else {}
+    _leave_out_parent(txn, dataset, parent, {}, legacy)
+    placed = []
+    for year, (path, rows) in sorted(parts.items()):
+        name = part_name(dataset, year)
+        os.replace(path, txn.path(name))
+        txn.describe(name, rows=rows)
+        placed.append(name)
+    return placed
+
+
+def _leave_out_parent(txn: Transaction, dataset: str, parent: Mapping[int, str],
+                      kept: Mapping[int, str], legacy: str | None) -> None:
+    if legacy is not None:
+        txn.remove(legacy)
+    for year, name in parent.items():
+        if year not in kept:
+            txn.remove(name)
 
 
 def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, *,

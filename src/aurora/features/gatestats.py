@@ -1,0 +1,100 @@
+"""What the quality gates need to know about a feature frame, in a form that adds up.
+
+`summarize(frame)` reduces a frame (date, symbol, f_* columns) to a `FrameSummary`: its
+columns and types, its duplicated keys, per date the cross-sectional dispersion and the
+missing cells of each feature, and per symbol its rows, first and last date and missing
+cells. `combine` adds the summaries of frames holding different dates (the parts of an
+out-of-core build, one per year) into the summary of their concatenation, so the gates of
+`aurora.features.gates` judge a build that was never in memory whole exactly as they judge
+one that was (a duplicate key across two parts cannot happen: parts hold disjoint dates).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from aurora.schemas import find_duplicate_keys
+
+_FEATURE = "f_"
+
+
+@dataclass(frozen=True)
+class FrameSummary:
+    """`columns`: the frame's columns in order; `schema`: column -> polars type;
+    `duplicates`: the message of its duplicated (symbol, date) keys, or None;
+    `dispersion`: per date, per feature std / mean|x| across symbols (null with fewer than
+    two values; `dispersion_table`); `nulls_by_date`: date, `rows`, then per feature its
+    missing cells; `by_symbol`: symbol, rows, first, last, then per feature missing cells."""
+
+    columns: list[str]
+    schema: dict[str, pl.DataType]
+    duplicates: str | None
+    dispersion: pl.DataFrame
+    nulls_by_date: pl.DataFrame
+    by_symbol: pl.DataFrame
+
+    @property
+    def features(self) -> list[str]:
+        return [c for c in self.columns if c.startswith(_FEATURE)]
+
+    @property
+    def height(self) -> int:
+        return int(self.nulls_by_date["rows"].sum()) if self.nulls_by_date.height else 0
+
+
+def dispersion_table(frame: pl.DataFrame, names: Sequence[str]) -> pl.DataFrame:
+    """Per date and feature: std / mean|x| across symbols (null with < 2 values)."""
+    aggs = []
+    for n in names:
+        x = pl.col(n)
+        rel = pl.when(x.count() >= 2).then(
+            pl.when(x.abs().mean() > 0).then(x.std(ddof=1) / x.abs().mean()).otherwise(0.0))
+        aggs.append(rel.alias(n))
+    return frame.group_by("date").agg(aggs).sort("date")
+
+
+def summarize(frame: pl.DataFrame) -> FrameSummary:
+    """The `FrameSummary` of `frame`. A frame without date or symbol columns, or with
+    feature columns that are not numbers, has only its columns, types and duplicates
+    (the type gates fail on it before anything else is judged)."""
+    schema = dict(frame.schema)
+    keyed = "date" in frame.columns and "symbol" in frame.columns
+    names = [c for c in frame.columns if c.startswith(_FEATURE)]
+    duplicates = (find_duplicate_keys(frame.select("symbol", "date"))
+                  if keyed and schema["date"] == pl.Date and schema["symbol"] == pl.String
+                  else None)
+    numeric = all(schema[n].is_numeric() for n in names)
+    if not keyed or not numeric:
+        empty = pl.DataFrame()
+        return FrameSummary(list(frame.columns), schema,
+                            duplicates.message() if duplicates else None, empty, empty, empty)
+    nulls = [pl.col(n).null_count().alias(n) for n in names]
+    return FrameSummary(
+        list(frame.columns), schema, duplicates.message() if duplicates else None,
+        dispersion_table(frame, names),
+        frame.group_by("date").agg(pl.len().alias("rows"), *nulls).sort("date"),
+        frame.group_by("symbol").agg(pl.len().alias("rows"), pl.col("date").min().alias("first"),
+                                     pl.col("date").max().alias("last"), *nulls).sort("symbol"))
+
+
+def combine(parts: Sequence[FrameSummary]) -> FrameSummary:
+    """The summary of the concatenation of frames with disjoint dates and the same columns
+    (ValueError when the columns differ: that is a bug of the writer, not bad data)."""
+    if not parts:
+        return summarize(pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String}))
+    first = parts[0]
+    if any(p.columns != first.columns for p in parts):
+        raise ValueError("feature parts with different columns cannot be combined")
+    if len(parts) == 1:
+        return first
+    names = first.features
+    by_symbol = (pl.concat([p.by_symbol for p in parts]).group_by("symbol")
+                 .agg(pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max(),
+                      *[pl.col(n).sum() for n in names]).sort("symbol"))
+    duplicates = next((p.duplicates for p in parts if p.duplicates), None)
+    return FrameSummary(first.columns, first.schema, duplicates,
+                        pl.concat([p.dispersion for p in parts]).sort("date"),
+                        pl.concat([p.nulls_by_date for p in parts]).sort("date"), by_symbol)

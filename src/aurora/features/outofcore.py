@@ -1,0 +1,322 @@
+"""A full build out of core: no process holds more than a year of the history.
+
+The algorithm:
+1. scan (this process): the raw bars of the version's prices.parquet, stored sorted by
+   (symbol, date), are read a batch of whole symbols at a time (four columns) to learn what
+   every block needs from the whole history: each symbol's first and last bar (`spans`),
+   the dates with bars, the point-in-time adjustment (`adjustments.point_in_time_events`:
+   a symbol's events need only its own bars and its spin-offs' targets on their ex-dates)
+   and the shares outstanding of the fundamentals on the adjusted volume basis
+   (`panel.shares_table`, a per-symbol as-of join).
+2. years (tasks on a runner: this process one after another, or a Dask cluster): one per
+   calendar year. A task reads the raw bars of its year and of the look-back before it
+   from prices.parquet (the date filter pushed into the Parquet scan), adjusts them with
+   the cumulative factors (the values a one-piece build adjusts to, bit for bit), computes
+   the year in periods of `block_months` (`blocks.compute_block`), writes the year's
+   features part into a scratch directory of the store and returns its `FrameSummary`.
+   So a worker must see the store's directory (one machine, or a shared filesystem).
+3. gates and publication (this process): the gates judge the combined summaries, the
+   lookahead proof recomputes the tail, and the parts move into the version's
+   transaction (`datasets.place_parts`); on any failure the scratch directory is removed
+   and `latest` is untouched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow.parquet as pq
+
+from aurora.adjustments import apply_point_in_time, cumulate, point_in_time_events
+from aurora.atomic import atomic_write_parquet
+from aurora.calendar import sessions
+from aurora.cluster import LocalRunner, Runner
+from aurora.errors import DataValidationError
+from aurora.features.blocks import (
+    TASKS,
+    Block,
+    Period,
+    Shared,
+    _user_modules,
+    block_periods,
+    compute_block,
+    with_absent,
+)
+from aurora.features.compute import feature_set
+from aurora.features.expr import Expr
+from aurora.features.gatestats import FrameSummary, summarize
+from aurora.features.panel import PanelInfo, shares_table
+from aurora.membership import Membership
+from aurora.progress import Progress
+from aurora.schemas import SPIN_OFF_TYPES, sorted_by_key
+
+BATCH_ROWS = 1_000_000  # raw bars per read of the scan (four columns: about 40 MB)
+SCRATCH = "scratch"  # under the store's state directory
+STALE_SCRATCH_S = 24 * 3600
+
+
+@dataclass(frozen=True)
+class History:
+    """What the scan learned about the whole history (step 1 of the module docstring)."""
+
+    spans: pl.DataFrame  # symbol, first, last, rows
+    days: pl.Series  # the dates with bars, sorted
+    cumulative: pl.DataFrame  # `adjustments.cumulate` of every usable action
+    shares: pl.DataFrame | None
+    shares_source: str
+    ignored: list[str]  # symbols with bars outside the universe
+
+    @property
+    def grid_counts(self) -> tuple[int, int]:
+        """(sessions from each symbol's first bar to its last, summed; of those, the
+        sessions without a bar): `PanelInfo.grid_rows` and `missing_bars`."""
+        if self.spans.height == 0:
+            return 0, 0
+        days = np.array(sessions(self.spans["first"].min(), self.spans["last"].max()),
+                        dtype="datetime64[D]")
+        lo = np.searchsorted(days, self.spans["first"].to_numpy().astype("datetime64[D]"))
+        hi = np.searchsorted(days, self.spans["last"].to_numpy().astype("datetime64[D]"))
+        grid = int((hi - lo + 1).sum())
+        return grid, grid - int(self.spans["rows"].sum())
+
+
+def scan_history(prices: Path, actions: pl.DataFrame | None,
+                 fundamentals: pl.DataFrame | None,
+                 universe: Sequence[str] | None = None,
+                 batch_rows: int = BATCH_ROWS) -> History:
+    """Step 1 of the module docstring over the raw bars in `prices` (a Parquet file sorted
+    by symbol, then date). DataValidationError naming the file when it is not sorted."""
+    wanted = None if universe is None else set(universe)
+    targets = _spin_off_targets(prices, actions)
+    spans, events, shares, days = [], [], [], set()
+    ignored: set[str] = set()
+    info = PanelInfo()
+    for chunk in _whole_symbols(prices, batch_rows):
+        if wanted is not None:
+            ignored.update(set(chunk["symbol"].unique().to_list()) - wanted)
+            chunk = chunk.filter(pl.col("symbol").is_in(list(wanted)))
+            if chunk.height == 0:
+                continue
+        symbols = chunk.get_column("symbol").unique()
+        spans.append(chunk.group_by("symbol").agg(pl.col("date").min().alias("first"),
+                                                  pl.col("date").max().alias("last"),
+                                                  pl.len().alias("rows")))
+        days.update(chunk.get_column("date").unique().to_list())
+        bars = chunk if targets is None else pl.concat([chunk, targets])
+        found = point_in_time_events(bars, actions, symbols) if actions is not None else None
+        if found is not None and found.height:
+            events.append(found)
+        if fundamentals is not None:
+            adjusted = apply_point_in_time(chunk, cumulate(found) if found is not None
+                                           else pl.DataFrame())
+            mine = fundamentals.filter(pl.col("symbol").cast(pl.String).is_in(symbols.implode()))
+            table = shares_table(mine, adjusted, actions, info) if mine.height else None
+            if table is not None:
+                shares.append(table)
+    every = (pl.concat(events) if events
+             else point_in_time_events(pl.DataFrame(), None))
+    return History(
+        spans=(pl.concat(spans).sort("symbol") if spans else
+               pl.DataFrame(schema={"symbol": pl.String, "first": pl.Date, "last": pl.Date,
+                                    "rows": pl.UInt32})),
+        days=pl.Series("date", sorted(days), dtype=pl.Date),
+        cumulative=cumulate(every),
+        shares=pl.concat(shares).sort("as_of") if shares else None,
+        shares_source=info.shares_source, ignored=sorted(ignored))
+
+
+def _whole_symbols(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
+    """(date, symbol, close, volume) of the bars in `path`, in frames holding every bar of
+    their symbols (a symbol cut by a batch is carried over to the next frame)."""
+    carry: pl.DataFrame | None = None
+    previous = None
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
+                                                    columns=["date", "symbol", "close",
+                                                             "volume"]):
+        frame = pl.DataFrame(pl.from_arrow(batch)).with_columns(
+            pl.col("symbol").cast(pl.String), pl.col("date").cast(pl.Date))
+        if frame.height == 0:
+            continue
+        names = frame.get_column("symbol")
+        if not names.is_sorted() or (previous is not None and names[0] < previous):
+            raise DataValidationError(f"{path}: bars are not sorted by symbol (an out-of-core "
+                                      "build reads them a symbol at a time); `aurora fetch` "
+                                      "writes them sorted")
+        previous = names[-1]
+        frame = frame if carry is None else pl.concat([carry, frame])
+        last = frame.get_column("symbol")[-1]
+        carry = frame.filter(pl.col("symbol") == last)
+        done = frame.filter(pl.col("symbol") != last)
+        if done.height:
+            yield done
+    if carry is not None and carry.height:
+        yield carry
+
+
+def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame | None:
+    """The bars (date, symbol, close, volume) of spin-off targets on their ex-dates: what
+    values a spin-off, whichever batch its parent is in."""
+    if actions is None or "target_symbol" not in actions.columns:
+        return None
+    keys = (actions.filter(pl.col("action_type").is_in(SPIN_OFF_TYPES))
+            .select(symbol=pl.col("target_symbol").cast(pl.String),
+                    date=pl.col("ex_date").cast(pl.Date)).drop_nulls().unique())
+    if keys.height == 0:
+        return None
+    return (pl.scan_parquet(path).select("date", "symbol", "close", "volume")
+            .join(keys.lazy(), on=["symbol", "date"], how="semi").collect())
+
+
+def read_adjusted(prices: str, start: dt.date, end: dt.date, cumulative: pl.DataFrame,
+                  universe: Sequence[str] | None = None) -> pl.DataFrame:
+    """The raw bars of `prices` dated in [start, end] (of `universe`), adjusted point in
+    time with `cumulative` (`scan_history`): the rows a block reads."""
+    scan = pl.scan_parquet(prices).filter(pl.col("date").is_between(start, end))
+    if universe is not None:
+        scan = scan.filter(pl.col("symbol").is_in(list(universe)))
+    return apply_point_in_time(scan.collect(), cumulative)
+
+
+@dataclass(frozen=True)
+class YearTask:
+    """One year's periods (`block_periods`), the prices file they read and the part file
+    the task writes."""
+
+    year: int
+    periods: Sequence[Period]
+    prices: str
+    part: str
+
+
+@dataclass
+class YearResult:
+    year: int
+    rows: int
+    summary: FrameSummary
+    turnover_fallback: dict[str, int]
+    unknown_sector: list[str]
+    sector_source: str
+    outside_membership: int
+
+
+@dataclass(frozen=True)
+class StoredShared(Shared):
+    """`Shared` plus the cumulative adjustment factors the tasks adjust their bars with."""
+
+    cumulative: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
+    """Step 2 of the module docstring for one year (a task: module-level, pickles)."""
+    pieces = []
+    for period in task.periods:
+        rows = read_adjusted(task.prices, period.start, period.after, shared.cumulative,
+                             shared.universe)
+        block = Block(period.first, period.last, with_absent(rows, shared.spans, period))
+        pieces.append(compute_block(block, shared))
+    features = (pieces[0].features if len(pieces) == 1
+                else sorted_by_key(pl.concat([p.features for p in pieces])))
+    atomic_write_parquet(Path(task.part), features, compression="lz4")
+    fallback: dict[str, int] = {}
+    for piece in pieces:
+        for symbol, count in piece.turnover_fallback.items():
+            fallback[symbol] = fallback.get(symbol, 0) + count
+    return YearResult(task.year, features.height, summarize(features), fallback,
+                      sorted({s for p in pieces for s in p.info.unknown_sector}),
+                      pieces[0].info.sector_source,
+                      sum(p.outside_membership for p in pieces))
+
+
+@dataclass
+class OutOfCore:
+    """What the years computed: their part files (year -> (path, rows)), results and the
+    scratch directory holding the files until they are published (`discard` removes it)."""
+
+    history: History
+    parts: dict[int, tuple[Path, int]]
+    results: list[YearResult]
+    scratch: Path
+
+    def discard(self) -> None:
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def info(self) -> PanelInfo:
+        grid, missing = self.history.grid_counts
+        first = self.results[0] if self.results else None
+        return PanelInfo(
+            unknown_sector=sorted({s for r in self.results for s in r.unknown_sector}),
+            sector_source=first.sector_source if first else "given",
+            shares_source=self.history.shares_source, missing_bars=missing, grid_rows=grid)
+
+    def turnover_fallback(self) -> dict[str, int]:
+        total: dict[str, int] = {}
+        for result in self.results:
+            for symbol, count in result.turnover_fallback.items():
+                total[symbol] = total.get(symbol, 0) + count
+        return total
+
+
+def compute_out_of_core(
+    prices: Path,
+    history: History,
+    scratch_root: Path,
+    *,
+    sectors: Mapping[str, str] | pl.DataFrame | None,
+    fundamentals: pl.DataFrame | None = None,
+    actions: pl.DataFrame | None = None,
+    universe: Sequence[str] | None = None,
+    membership: Membership | None = None,
+    extra: Mapping[str, Expr] | None = None,
+    runner: Runner | None = None,
+    progress: Progress | None = None,
+    months: int = 12,
+) -> OutOfCore:
+    """Step 2 of the module docstring: one task per year of `history` on `runner`
+    (default: this process), each writing its part under a new directory of
+    `scratch_root` (directories there untouched for a day, left by killed builds, are
+    removed first). On any failure the new directory is removed and the error raised."""
+    _remove_stale(scratch_root)
+    scratch = scratch_root / uuid.uuid4().hex
+    scratch.mkdir(parents=True, mode=0o700)
+    try:
+        lookback = max(e.lookback for e in feature_set(extra).values())
+        by_year: dict[int, list[Period]] = {}
+        for period in block_periods(history.days, lookback, months):
+            by_year.setdefault(period.first.year, []).append(period)
+        tasks = [YearTask(year, periods, str(prices), str(scratch / f"year={year}.parquet"))
+                 for year, periods in sorted(by_year.items())]
+        shared = StoredShared(sectors, fundamentals, actions, universe, membership, extra,
+                              history.shares, history.spans.select("symbol", "first", "last"),
+                              history.cumulative)
+        report = (lambda done, total: progress(TASKS, done, total)) if progress else None
+        if report is not None:
+            report(0, len(tasks))
+        runner = runner or LocalRunner()
+        runner.ship_code(_user_modules(extra))
+        results = runner.map(compute_year, tasks, shared=shared, progress=report)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    parts = {r.year: (Path(t.part), r.rows) for t, r in zip(tasks, results, strict=True)
+             if r.rows}
+    return OutOfCore(history, parts, list(results), scratch)
+
+
+def _remove_stale(root: Path) -> None:
+    if not root.is_dir():
+        return
+    now = time.time()
+    for entry in root.iterdir():
+        try:
+            if entry.is_dir() and now - entry.stat().st_mtime > STALE_SCRATCH_S:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue

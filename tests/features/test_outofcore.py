@@ -1,0 +1,134 @@
+"""Out-of-core builds (`aurora.features.outofcore`): the scan of whole symbols adjusts
+exactly as the whole history does, a build out of core equals the one-piece build, and a
+failure leaves neither a version nor a part behind."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aurora.adjustments import point_in_time
+from aurora.atomic import atomic_write_parquet
+from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
+from aurora.errors import DataValidationError
+from aurora.features.builder import build_features
+from aurora.features.gates import run_gates
+from aurora.features.gatestats import combine, summarize
+from aurora.features.outofcore import read_adjusted, scan_history
+from aurora.features.panel import PanelInfo, shares_table
+from aurora.store import Store
+from aurora.store.datasets import read_features
+from aurora_testbed.synthetic import generate_market
+
+from .conftest import assert_features_close, random_fundamentals, random_panel
+from .test_build import _seed
+
+NAMES = ["AAPL", "KO", "MSFT", "T", "XOM", "S001", "S002"]
+MARKET = generate_market(NAMES, dt.date(2016, 1, 4), dt.date(2019, 12, 31), seed=5)
+SPIN_OFF = pl.DataFrame({  # AAPL spins off shares of KO, valued at KO's close that day
+    "id": ["spin"], "action_type": ["spin_off"], "symbol": ["AAPL"],
+    "ex_date": [dt.date(2018, 6, 5)], "process_date": [dt.date(2018, 6, 5)],
+    "old_rate": [4.0], "new_rate": [1.0], "target_symbol": ["KO"]})
+ACTIONS = pl.concat([MARKET.corporate_actions, SPIN_OFF], how="diagonal_relaxed")
+CAPS = pl.DataFrame({"symbol": NAMES * 2, "as_of": [dt.date(2016, 3, 1)] * 7
+                     + [dt.date(2018, 2, 10)] * 7,
+                     "market_cap": [float(2e9 * (i + 1)) for i in range(14)]})
+
+
+@pytest.fixture(scope="module")
+def raw_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("raw") / "prices.parquet"
+    MARKET.bars.sort("symbol", "date").write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("batch_rows", [97, 1000, 1_000_000])
+def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_rows):
+    """Batches that cut symbols anywhere (97 rows) change nothing: the adjusted bars of any
+    date range are those of `point_in_time` over the whole history, bit for bit, and so
+    are the shares from market caps."""
+    assert ACTIONS.filter(pl.col("action_type") == "cash_dividend").height > 20
+    history = scan_history(raw_file, ACTIONS, CAPS, batch_rows=batch_rows)
+    whole = point_in_time(MARKET.bars.sort("symbol", "date"), ACTIONS)
+    for start, end in ((dt.date(2016, 1, 4), dt.date(2019, 12, 31)),
+                       (dt.date(2017, 11, 20), dt.date(2018, 7, 3))):
+        got = read_adjusted(str(raw_file), start, end, history.cumulative)
+        assert got.equals(whole.filter(pl.col("date").is_between(start, end)))
+    want = shares_table(CAPS, whole, ACTIONS, PanelInfo())
+    assert want is not None and history.shares is not None
+    assert history.shares.sort("symbol", "as_of").equals(want.sort("symbol", "as_of"))
+    spans = whole.group_by("symbol").agg(first=pl.col("date").min(),
+                                         last=pl.col("date").max(), rows=pl.len())
+    assert history.spans.sort("symbol").equals(spans.sort("symbol"))
+    assert history.days.to_list() == sorted(whole["date"].unique().to_list())
+
+
+def test_a_file_not_sorted_by_symbol_is_refused(tmp_path):
+    path = tmp_path / "prices.parquet"
+    MARKET.bars.sort("date", "symbol").write_parquet(path)
+    with pytest.raises(DataValidationError, match=r"prices.parquet: bars are not sorted"):
+        scan_history(path, None, None, batch_rows=50)
+
+
+def test_summaries_of_parts_judge_as_the_whole_frame(panel):
+    from aurora.features.compute import compute_features
+
+    frame = compute_features(panel, sectors=None)
+    years = [frame.filter(pl.col("date").dt.year() == y)
+             for y in frame["date"].dt.year().unique().sort()]
+    parts = combine([summarize(p) for p in years])
+    whole = summarize(frame)
+    assert parts.height == whole.height == frame.height
+    assert parts.by_symbol.equals(whole.by_symbol)
+    assert parts.nulls_by_date.equals(whole.nulls_by_date)
+    for threshold in (0.0, 0.05):  # failing and passing
+        universe = sorted(panel["symbol"].unique())
+        a = run_gates(parts, universe=universe, max_missing_fraction=threshold)
+        b = run_gates(frame, universe=universe, max_missing_fraction=threshold)
+        assert a.to_json() == b.to_json()
+
+
+def _raw_store(root: Path) -> Store:
+    store = Store(root)
+    _seed(store, MARKET.bars.sort("symbol", "date"), CAPS)
+    with store.transaction("actions", base=store.current_version()) as txn:
+        atomic_write_parquet(txn.path("corporate_actions.parquet"), ACTIONS)
+    return store
+
+
+def test_an_out_of_core_build_equals_the_one_piece_build(tmp_path):
+    whole = _raw_store(tmp_path / "whole")
+    build_features(whole, AuroraConfig(data_dir=whole.root))
+    store = _raw_store(tmp_path / "ooc")
+    config = AuroraConfig(data_dir=store.root, compute=ComputeConfig(out_of_core=True,
+                                                                      block_months=6))
+    result = build_features(store, config)
+    assert result.gates.passed
+    assert_features_close(read_features(whole), read_features(store))
+    assert store.verify() == []
+    meta = json.loads(store.verified_path("features.meta.json").read_text())
+    assert meta["build"]["out_of_core"] and meta["build"]["block_months"] == 6
+    assert meta["prices_digest"] is None  # never computed from a tail
+    assert meta["row_count"] == read_features(store).height
+    assert "out of core: one task per year in pieces of 6 months, computed on in process" \
+        in result.summary_lines()
+    again = build_features(store, config)  # out of core: never incremental
+    assert again.meta["build"]["reason"] == "builds are out of core (compute.out_of_core)"
+    assert read_features(store).equals(read_features(Store(store.root), result.version))
+
+
+def test_a_failed_gate_publishes_nothing_and_leaves_no_part(tmp_path):
+    store = Store(tmp_path / "data")
+    prices = random_panel(n_sessions=400, seed=8)
+    _seed(store, prices, random_fundamentals(prices))
+    before = store.current_version()
+    config = AuroraConfig(data_dir=store.root, compute=ComputeConfig(out_of_core=True),
+                          build=BuildConfig(min_dispersion=1e6))
+    with pytest.raises(DataValidationError, match="gate dispersion failed"):
+        build_features(store, config, lookahead=False)
+    assert store.current_version() == before
+    assert list((store.state_dir / "scratch").iterdir()) == []
