@@ -47,16 +47,17 @@ def raw_file(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("batch_rows", [97, 1000, 1_000_000])
-def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_rows):
+def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_rows,
+                                                                tmp_path):
     """Batches that cut symbols anywhere (97 rows) change nothing: the adjusted bars of any
     date range are those of `point_in_time` over the whole history, bit for bit, and so
     are the shares from market caps."""
     assert ACTIONS.filter(pl.col("action_type") == "cash_dividend").height > 20
-    history = scan_history(raw_file, ACTIONS, CAPS, batch_rows=batch_rows)
+    history = scan_history(raw_file, tmp_path / "bars", ACTIONS, CAPS, batch_rows=batch_rows)
     whole = point_in_time(MARKET.bars.sort("symbol", "date"), ACTIONS)
     for start, end in ((dt.date(2016, 1, 4), dt.date(2019, 12, 31)),
                        (dt.date(2017, 11, 20), dt.date(2018, 7, 3))):
-        got = read_adjusted(str(raw_file), start, end, history.cumulative)
+        got = read_adjusted(history.bars, start, end, history.cumulative)
         assert got.equals(whole.filter(pl.col("date").is_between(start, end)))
     want = shares_table(CAPS, whole, ACTIONS, PanelInfo())
     assert want is not None and history.shares is not None
@@ -71,7 +72,7 @@ def test_a_file_not_sorted_by_symbol_is_refused(tmp_path):
     path = tmp_path / "prices.parquet"
     MARKET.bars.sort("date", "symbol").write_parquet(path)
     with pytest.raises(DataValidationError, match=r"prices.parquet: bars are not sorted"):
-        scan_history(path, None, None, batch_rows=50)
+        scan_history(path, tmp_path / "bars", None, None, batch_rows=50)
 
 
 def test_summaries_of_parts_judge_as_the_whole_frame(panel):

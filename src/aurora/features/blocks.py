@@ -65,8 +65,10 @@ class Block:
 
 @dataclass(frozen=True)
 class Shared:
-    """What every block reads whole (sent to each worker once): the inputs, and each
-    symbol's first and last bar in the whole history (`panel.bar_spans`)."""
+    """What every block reads whole (sent to each worker once): the inputs, each
+    symbol's first and last bar in the whole history (`panel.bar_spans`), and the threads a
+    block computes with (1 on a cluster, whose workers run one task per thread; None, all
+    cores, for blocks run one after another in this process; results do not depend on it)."""
 
     sectors: Mapping[str, str] | pl.DataFrame | None
     fundamentals: pl.DataFrame | None
@@ -76,6 +78,7 @@ class Shared:
     extra: Mapping[str, Expr] | None
     shares: pl.DataFrame | None
     spans: pl.DataFrame
+    threads: int | None = 1
 
 
 def block_periods(days: pl.Series, lookback: int, months: int = 12) -> list[Period]:
@@ -151,12 +154,13 @@ def compute_blocks(
     spans = bar_spans(prices)
     blocks = year_blocks(prices, lookback, spans, months)
     shares_info = PanelInfo()
+    runner = runner or LocalRunner()
     shared = Shared(sectors, fundamentals, actions, universe, membership, extra,
-                    shares_table(fundamentals, prices, actions, shares_info), spans)
+                    shares_table(fundamentals, prices, actions, shares_info), spans,
+                    threads_for(runner))
     report = (lambda done, total: progress(TASKS, done, total)) if progress else None
     if report is not None:
         report(0, len(blocks))
-    runner = runner or LocalRunner()
     runner.ship_code(_user_modules(extra))
     parts = runner.map(compute_block, blocks, shared=shared, progress=report)
     return _combine(parts, prices, ignored, shares_info.shares_source)
@@ -167,10 +171,16 @@ def compute_block(block: Block, shared: Shared) -> FeatureFrame:
     frame = compute_panel(block.prices, sectors=shared.sectors,
                           fundamentals=shared.fundamentals, actions=shared.actions,
                           universe=shared.universe, membership=shared.membership,
-                          extra=shared.extra, shares=shared.shares, windowed=True, workers=1,
+                          extra=shared.extra, shares=shared.shares, windowed=True,
+                          workers=shared.threads,
                           spans=shared.spans, since=np.datetime64(block.first),
                           until=np.datetime64(block.last))
     return frame
+
+
+def threads_for(runner: Runner) -> int | None:
+    """`Shared.threads` for blocks run by `runner`."""
+    return None if isinstance(runner, LocalRunner) else 1
 
 
 def _combine(parts: Sequence[FeatureFrame], prices: pl.DataFrame, ignored: list[str],

@@ -14,6 +14,7 @@ untouched and DataValidationError names the gate, feature and dates.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from aurora.features.outofcore import (
     SCRATCH,
     OutOfCore,
     compute_out_of_core,
+    open_scratch,
     read_adjusted,
     scan_history,
 )
@@ -378,18 +380,25 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
     only the adjusted tail the lookahead gate recomputes."""
     raw = raw_prices(store, inputs.version)
     note = progress or no_progress
-    note("scan", 0, 1)
-    history = scan_history(raw.path, inputs.actions, inputs.fundamentals, symbols)
-    note("scan", 1, 1)
-    blocks = compute_out_of_core(raw.path, history, store.state_dir / SCRATCH,
-                                 sectors=inputs.sectors, fundamentals=inputs.fundamentals,
-                                 actions=inputs.actions, universe=symbols,
-                                 membership=membership, extra=features.user, runner=runner,
-                                 progress=progress, months=months)
-    last = history.days.max()
-    if isinstance(last, dt.date):
-        start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
-        inputs.prices = read_adjusted(str(raw.path), start, last, history.cumulative)
+    scratch = open_scratch(store.state_dir / SCRATCH)
+    try:
+        note("scan", 0, 1)
+        history = scan_history(raw.path, scratch / "bars", inputs.actions, inputs.fundamentals,
+                               symbols)
+        note("scan", 1, 1)
+        blocks = compute_out_of_core(history, scratch, sectors=inputs.sectors,
+                                     fundamentals=inputs.fundamentals, actions=inputs.actions,
+                                     universe=symbols, membership=membership,
+                                     extra=features.user, runner=runner, progress=progress,
+                                     months=months)
+        last = history.days.max()
+        if isinstance(last, dt.date):
+            start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL),
+                                  features.max_lookback + 20)
+            inputs.prices = read_adjusted(history.bars, start, last, history.cumulative)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
     return blocks
 
 

@@ -2,19 +2,21 @@
 
 The algorithm:
 1. scan (this process): the raw bars of the version's prices.parquet, stored sorted by
-   (symbol, date), are read a batch of whole symbols at a time (four columns) to learn what
-   every block needs from the whole history: each symbol's first and last bar (`spans`),
-   the dates with bars, the point-in-time adjustment (`adjustments.point_in_time_events`:
-   a symbol's events need only its own bars and its spin-offs' targets on their ex-dates)
-   and the shares outstanding of the fundamentals on the adjusted volume basis
-   (`panel.shares_table`, a per-symbol as-of join).
+   (symbol, date), are read a batch of whole symbols at a time to learn what every block
+   needs from the whole history: each symbol's first and last bar (`spans`), the dates
+   with bars, the point-in-time adjustment (`adjustments.point_in_time_events`: a symbol's
+   events need only its own bars and its spin-offs' targets on their ex-dates) and the
+   shares outstanding of the fundamentals on the adjusted volume basis
+   (`panel.shares_table`, a per-symbol as-of join). Each batch's bars are written again
+   by year (`<scratch>/bars/year=YYYY/batch-NNNNN.parquet`): the exchange the tasks read.
 2. years (tasks on a runner: this process one after another, or a Dask cluster): one per
    calendar year. A task reads the raw bars of its year and of the look-back before it
-   from prices.parquet (the date filter pushed into the Parquet scan), adjusts them with
-   the cumulative factors (the values a one-piece build adjusts to, bit for bit), computes
-   the year in periods of `block_months` (`blocks.compute_block`), writes the year's
-   features part into a scratch directory of the store and returns its `FrameSummary`.
-   So a worker must see the store's directory (one machine, or a shared filesystem).
+   from the exchange (only those years' files, so what a task reads does not grow with
+   the history), adjusts them with the cumulative factors (the values a one-piece build
+   adjusts to, bit for bit), computes the year in periods of `block_months`
+   (`blocks.compute_block`), writes the year's features part into the scratch directory
+   and returns its `FrameSummary`. So a worker must see the store's directory (one
+   machine, or a shared filesystem mounted at the same path).
 3. gates and publication (this process): the gates judge the combined summaries, the
    lookahead proof recomputes the tail, and the parts move into the version's
    transaction (`datasets.place_parts`); on any failure the scratch directory is removed
@@ -24,6 +26,7 @@ The algorithm:
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import time
 import uuid
@@ -36,7 +39,6 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from aurora.adjustments import apply_point_in_time, cumulate, point_in_time_events
-from aurora.atomic import atomic_write_parquet
 from aurora.calendar import sessions
 from aurora.cluster import LocalRunner, Runner
 from aurora.errors import DataValidationError
@@ -48,6 +50,7 @@ from aurora.features.blocks import (
     _user_modules,
     block_periods,
     compute_block,
+    threads_for,
     with_absent,
 )
 from aurora.features.compute import feature_set
@@ -69,6 +72,7 @@ class History:
 
     spans: pl.DataFrame  # symbol, first, last, rows
     days: pl.Series  # the dates with bars, sorted
+    bars: Path  # the raw bars by year (the exchange)
     cumulative: pl.DataFrame  # `adjustments.cumulate` of every usable action
     shares: pl.DataFrame | None
     shares_source: str
@@ -88,18 +92,19 @@ class History:
         return grid, grid - int(self.spans["rows"].sum())
 
 
-def scan_history(prices: Path, actions: pl.DataFrame | None,
+def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
                  fundamentals: pl.DataFrame | None,
                  universe: Sequence[str] | None = None,
                  batch_rows: int = BATCH_ROWS) -> History:
     """Step 1 of the module docstring over the raw bars in `prices` (a Parquet file sorted
-    by symbol, then date). DataValidationError naming the file when it is not sorted."""
+    by symbol, then date), writing the bars of `universe` by year under `exchange`.
+    DataValidationError naming the file when it is not sorted."""
     wanted = None if universe is None else set(universe)
     targets = _spin_off_targets(prices, actions)
     spans, events, shares, days = [], [], [], set()
     ignored: set[str] = set()
     info = PanelInfo()
-    for chunk in _whole_symbols(prices, batch_rows):
+    for number, chunk in enumerate(_whole_symbols(prices, batch_rows)):
         if wanted is not None:
             ignored.update(set(chunk["symbol"].unique().to_list()) - wanted)
             chunk = chunk.filter(pl.col("symbol").is_in(list(wanted)))
@@ -110,7 +115,9 @@ def scan_history(prices: Path, actions: pl.DataFrame | None,
                                                   pl.col("date").max().alias("last"),
                                                   pl.len().alias("rows")))
         days.update(chunk.get_column("date").unique().to_list())
-        bars = chunk if targets is None else pl.concat([chunk, targets])
+        _exchange(chunk, exchange, number)
+        bars = (chunk if targets is None else
+                pl.concat([chunk.select(targets.columns), targets], how="vertical_relaxed"))
         found = point_in_time_events(bars, actions, symbols) if actions is not None else None
         if found is not None and found.height:
             events.append(found)
@@ -127,20 +134,29 @@ def scan_history(prices: Path, actions: pl.DataFrame | None,
         spans=(pl.concat(spans).sort("symbol") if spans else
                pl.DataFrame(schema={"symbol": pl.String, "first": pl.Date, "last": pl.Date,
                                     "rows": pl.UInt32})),
-        days=pl.Series("date", sorted(days), dtype=pl.Date),
+        days=pl.Series("date", sorted(days), dtype=pl.Date), bars=exchange,
         cumulative=cumulate(every),
         shares=pl.concat(shares).sort("as_of") if shares else None,
         shares_source=info.shares_source, ignored=sorted(ignored))
 
 
+def _exchange(bars: pl.DataFrame, root: Path, number: int) -> None:
+    """Write `bars` (whole symbols) as one file per calendar year under `root`."""
+    years = bars.get_column("date").dt.year()
+    for year in years.unique().sort().to_list():
+        folder = root / f"year={year:04d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        # scratch: never published, so no fsync (a killed build's scratch is discarded)
+        bars.filter(years == year).write_parquet(folder / f"batch-{number:05d}.parquet",
+                                                 compression="lz4")
+
+
 def _whole_symbols(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """(date, symbol, close, volume) of the bars in `path`, in frames holding every bar of
-    their symbols (a symbol cut by a batch is carried over to the next frame)."""
+    """The bars in `path`, in frames holding every bar of their symbols (a symbol cut by a
+    batch is carried over to the next frame)."""
     carry: pl.DataFrame | None = None
     previous = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows,
-                                                    columns=["date", "symbol", "close",
-                                                             "volume"]):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
         frame = pl.DataFrame(pl.from_arrow(batch)).with_columns(
             pl.col("symbol").cast(pl.String), pl.col("date").cast(pl.Date))
         if frame.height == 0:
@@ -175,24 +191,27 @@ def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame 
             .join(keys.lazy(), on=["symbol", "date"], how="semi").collect())
 
 
-def read_adjusted(prices: str, start: dt.date, end: dt.date, cumulative: pl.DataFrame,
-                  universe: Sequence[str] | None = None) -> pl.DataFrame:
-    """The raw bars of `prices` dated in [start, end] (of `universe`), adjusted point in
-    time with `cumulative` (`scan_history`): the rows a block reads."""
-    scan = pl.scan_parquet(prices).filter(pl.col("date").is_between(start, end))
-    if universe is not None:
-        scan = scan.filter(pl.col("symbol").is_in(list(universe)))
-    return apply_point_in_time(scan.collect(), cumulative)
+def read_adjusted(bars: str | Path, start: dt.date, end: dt.date,
+                  cumulative: pl.DataFrame) -> pl.DataFrame:
+    """The raw bars of the exchange `bars` (`scan_history`) dated in [start, end], sorted
+    by (symbol, date) and adjusted point in time with `cumulative`: the rows a block
+    reads. Only the files of the years of [start, end] are opened."""
+    files = sorted(str(f) for year in range(start.year, end.year + 1)
+                   for f in (Path(bars) / f"year={year:04d}").glob("batch-*.parquet"))
+    if not files:
+        raise DataValidationError(f"{bars}: no bars between {start} and {end}")
+    raw = pl.scan_parquet(files).filter(pl.col("date").is_between(start, end)).collect()
+    return apply_point_in_time(sorted_by_key(raw), cumulative)
 
 
 @dataclass(frozen=True)
 class YearTask:
-    """One year's periods (`block_periods`), the prices file they read and the part file
-    the task writes."""
+    """One year's periods (`block_periods`), the exchange they read and the part file the
+    task writes."""
 
     year: int
     periods: Sequence[Period]
-    prices: str
+    bars: str
     part: str
 
 
@@ -218,13 +237,16 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
     """Step 2 of the module docstring for one year (a task: module-level, pickles)."""
     pieces = []
     for period in task.periods:
-        rows = read_adjusted(task.prices, period.start, period.after, shared.cumulative,
-                             shared.universe)
+        rows = read_adjusted(task.bars, period.start, period.after, shared.cumulative)
         block = Block(period.first, period.last, with_absent(rows, shared.spans, period))
         pieces.append(compute_block(block, shared))
     features = (pieces[0].features if len(pieces) == 1
                 else sorted_by_key(pl.concat([p.features for p in pieces])))
-    atomic_write_parquet(Path(task.part), features, compression="lz4")
+    # renamed into place whole (an attempt the scheduler gave up on may still be writing);
+    # not fsynced here: publishing fsyncs every file it takes
+    partial = f"{task.part}.{uuid.uuid4().hex}.partial"
+    features.write_parquet(partial, compression="lz4", statistics=True)
+    os.replace(partial, task.part)
     fallback: dict[str, int] = {}
     for piece in pieces:
         for symbol, count in piece.turnover_fallback.items():
@@ -264,10 +286,25 @@ class OutOfCore:
         return total
 
 
+def open_scratch(root: Path) -> Path:
+    """A new directory under `root` for one build's exchange and parts (directories there
+    untouched for a day, left by killed builds, are removed first)."""
+    if root.is_dir():
+        now = time.time()
+        for entry in root.iterdir():
+            try:
+                if entry.is_dir() and now - entry.stat().st_mtime > STALE_SCRATCH_S:
+                    shutil.rmtree(entry, ignore_errors=True)
+            except OSError:
+                continue
+    scratch = root / uuid.uuid4().hex
+    scratch.mkdir(parents=True, mode=0o700)
+    return scratch
+
+
 def compute_out_of_core(
-    prices: Path,
     history: History,
-    scratch_root: Path,
+    scratch: Path,
     *,
     sectors: Mapping[str, str] | pl.DataFrame | None,
     fundamentals: pl.DataFrame | None = None,
@@ -280,26 +317,24 @@ def compute_out_of_core(
     months: int = 12,
 ) -> OutOfCore:
     """Step 2 of the module docstring: one task per year of `history` on `runner`
-    (default: this process), each writing its part under a new directory of
-    `scratch_root` (directories there untouched for a day, left by killed builds, are
-    removed first). On any failure the new directory is removed and the error raised."""
-    _remove_stale(scratch_root)
-    scratch = scratch_root / uuid.uuid4().hex
-    scratch.mkdir(parents=True, mode=0o700)
+    (default: this process), each writing its part into `scratch` (`open_scratch`, where
+    the scan wrote the exchange). On any failure `scratch` is removed and the error
+    raised."""
     try:
         lookback = max(e.lookback for e in feature_set(extra).values())
         by_year: dict[int, list[Period]] = {}
         for period in block_periods(history.days, lookback, months):
             by_year.setdefault(period.first.year, []).append(period)
-        tasks = [YearTask(year, periods, str(prices), str(scratch / f"year={year}.parquet"))
+        tasks = [YearTask(year, periods, str(history.bars),
+                          str(scratch / f"features-{year}.parquet"))
                  for year, periods in sorted(by_year.items())]
+        runner = runner or LocalRunner()
         shared = StoredShared(sectors, fundamentals, actions, universe, membership, extra,
                               history.shares, history.spans.select("symbol", "first", "last"),
-                              history.cumulative)
+                              threads_for(runner), history.cumulative)
         report = (lambda done, total: progress(TASKS, done, total)) if progress else None
         if report is not None:
             report(0, len(tasks))
-        runner = runner or LocalRunner()
         runner.ship_code(_user_modules(extra))
         results = runner.map(compute_year, tasks, shared=shared, progress=report)
     except BaseException:
@@ -308,15 +343,3 @@ def compute_out_of_core(
     parts = {r.year: (Path(t.part), r.rows) for t, r in zip(tasks, results, strict=True)
              if r.rows}
     return OutOfCore(history, parts, list(results), scratch)
-
-
-def _remove_stale(root: Path) -> None:
-    if not root.is_dir():
-        return
-    now = time.time()
-    for entry in root.iterdir():
-        try:
-            if entry.is_dir() and now - entry.stat().st_mtime > STALE_SCRATCH_S:
-                shutil.rmtree(entry, ignore_errors=True)
-        except OSError:
-            continue
