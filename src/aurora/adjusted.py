@@ -32,12 +32,13 @@ RAW = "raw"
 class AdjustedPrices:
     """`prices`: point-in-time adjusted bars plus `dollar_volume` (raw close x raw volume);
     `actions`: the corporate actions applied (None when the version holds none); `sha256`:
-    of the files read, by name."""
+    of the files read, by name; `path`: the raw bars file read."""
 
     version: str
     prices: pl.DataFrame
     actions: pl.DataFrame | None
     sha256: dict[str, str]
+    path: Path
 
 
 def stored_adjustment(store: Store, version: str) -> str:
@@ -90,4 +91,5 @@ def load_adjusted_prices(store: Store, version: str) -> AdjustedPrices:
     errors as `raw_prices`, and DataValidationError when the bars lack the schema."""
     raw = raw_prices(store, version)
     bars = read_table(raw.path, PRICES_TABLE, f"version {version}")
-    return AdjustedPrices(version, point_in_time(bars, raw.actions), raw.actions, raw.sha256)
+    return AdjustedPrices(version, point_in_time(bars, raw.actions), raw.actions, raw.sha256,
+                          raw.path)

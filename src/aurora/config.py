@@ -173,7 +173,9 @@ class ComputeConfig(_Section):
     # plus the largest look-back; fewer months, less memory per worker, more CPU
     block_months: int = 12
     # full builds out of core (`aurora.features.outofcore`): no process holds more than a
-    # year of the history; incremental builds are not attempted (always on with a scheduler)
+    # year of the history, and no incremental build is attempted. Without it, a full build
+    # on a scheduler runs its year tasks the same way, but the command reads the whole
+    # history first (to plan an incremental build)
     out_of_core: bool = False
 
     @field_validator("scheduler")

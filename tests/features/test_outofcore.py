@@ -133,3 +133,37 @@ def test_a_failed_gate_publishes_nothing_and_leaves_no_part(tmp_path):
         build_features(store, config, lookahead=False)
     assert store.current_version() == before
     assert list((store.state_dir / "scratch").iterdir()) == []
+
+
+def test_parts_and_scratch_are_owner_only_and_a_universe_without_bars_is_named(tmp_path):
+    import os
+    import stat
+
+    from aurora.store.datasets import dataset_parts
+
+    store = _raw_store(tmp_path / "data")
+    config = AuroraConfig(data_dir=store.root, compute=ComputeConfig(out_of_core=True))
+    old = os.umask(0)
+    try:
+        build_features(store, config, lookahead=False)
+    finally:
+        os.umask(old)
+    parts = dataset_parts(store.manifest(), "features")
+    assert sorted(parts) == [2017, 2018, 2019]  # 2016 is all look-back warm-up
+    for name in parts.values():
+        assert stat.S_IMODE((store.latest / name).stat().st_mode) == 0o400
+    assert stat.S_IMODE((store.state_dir / "scratch").stat().st_mode) == 0o700
+    assert list((store.state_dir / "scratch").iterdir()) == []
+    with pytest.raises(DataValidationError, match=r"no bars of the 2 universe symbol\(s\)"):
+        build_features(store, config, universe=["NOPE", "NADA"])
+
+
+def test_rows_on_a_day_that_is_not_a_session_fail_the_session_gate():
+    from aurora.features.gates import gate_sessions
+
+    frame = pl.DataFrame({"date": [dt.date(2024, 1, 2), dt.date(2024, 1, 6),
+                                   dt.date(2024, 1, 8)], "symbol": ["A"] * 3,
+                          "f_x": [1.0, 2.0, 3.0]})
+    result = gate_sessions(frame)
+    assert not result.passed and "1 date(s) with rows are not sessions: 2024-01-06" \
+        in result.message

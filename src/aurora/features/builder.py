@@ -80,7 +80,9 @@ LOOKAHEAD_TAIL = 10  # sessions between the lookahead cutoff and the last date
 
 @dataclass
 class BuildInputs:
-    """The inputs as read from one store version, prices already adjusted ("all")."""
+    """The inputs as read from one store version: `prices` adjusted point in time (empty
+    when an out-of-core build left them in `prices_path`, the raw bars file), and `tail`,
+    the adjusted prices the lookahead gate recomputes when `prices` is not the history."""
 
     version: str
     prices: pl.DataFrame
@@ -89,7 +91,9 @@ class BuildInputs:
     actions: pl.DataFrame | None
     adjustment: str
     sha256: dict[str, str]
+    prices_path: Path
     notes: list[str] = field(default_factory=list)
+    tail: pl.DataFrame | None = None
 
 
 @dataclass
@@ -162,10 +166,11 @@ def load_inputs(store: Store, *, prices: bool = True) -> BuildInputs:
         raise StoreError(f"{store.latest / PRICES} does not exist: run `aurora fetch` first")
     if prices:
         adjusted = load_adjusted_prices(store, version)
-        bars, actions, sha = adjusted.prices, adjusted.actions, dict(adjusted.sha256)
+        bars, actions, sha, path = (adjusted.prices, adjusted.actions, dict(adjusted.sha256),
+                                    adjusted.path)
     else:
         raw = raw_prices(store, version)
-        bars, actions, sha = pl.DataFrame(), raw.actions, dict(raw.sha256)
+        bars, actions, sha, path = pl.DataFrame(), raw.actions, dict(raw.sha256), raw.path
     files = store.manifest(version).files
     where = f"version {version}"
     optional = {}
@@ -177,7 +182,7 @@ def load_inputs(store: Store, *, prices: bool = True) -> BuildInputs:
     notes = ["raw bars adjusted point in time (splits and dividends up to each date; dollar"
              " volume is raw close x raw volume)"]
     return BuildInputs(version, bars, optional[SECTOR_MAP], optional[FUNDAMENTALS],
-                       actions, RAW, sha, notes)
+                       actions, RAW, sha, path, notes)
 
 
 def excused_symbols(store: Store, version: str) -> dict[str, str]:
@@ -237,11 +242,12 @@ def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
     """Perturbation check on the tail of the history: cutoff LOOKAHEAD_TAIL sessions before
     the last date, recomputed from the largest look-back + 20 sessions before the cutoff.
     Every feature is checked, the user's included: one that reads the future fails it."""
-    last = inputs.prices["date"].max()
+    prices = inputs.tail if inputs.tail is not None else inputs.prices
+    last = prices["date"].max()
     assert isinstance(last, dt.date)
     cutoff = sessions_back(last, LOOKAHEAD_TAIL)
     start = sessions_back(cutoff, features.max_lookback + 20)
-    tail = inputs.prices.filter(pl.col("date") >= start)
+    tail = prices.filter(pl.col("date") >= start)
 
     def compute(prices: pl.DataFrame) -> pl.DataFrame:
         return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
@@ -255,8 +261,8 @@ def build_meta(frame: FeatureFrame, summary: FrameSummary, inputs: BuildInputs,
                symbols: Sequence[str], universe_source: str, report: GateReport,
                features: FeatureSet = FeatureSet(), digest: bool = True) -> dict[str, Any]:
     """features.meta.json of a build: `summary` of its features, `frame` for what the
-    computation learned; `digest`: record `prices_digest` (`inputs.prices` is the whole
-    history, not an out-of-core build's tail)."""
+    computation learned; `digest`: record `prices_digest` (`inputs.prices` holds the whole
+    history)."""
     dates = summary.nulls_by_date["date"]
     lo, hi = dates.min(), dates.max()
     counts = {**family_counts(), **({"user": len(features.user)} if features.user else {})}
@@ -308,8 +314,11 @@ def build_features(
     only the sessions added since the last build are computed when nothing before them
     changed (`aurora.features.incremental`; the result says which mode and why). Raises
     DataValidationError when a gate fails and StoreError when another run published
-    meanwhile; nothing is published then. `runner` (`aurora.cluster.connect`): a full build
-    runs as year blocks on it (`aurora.features.blocks`); an incremental one stays here.
+    meanwhile; nothing is published then. `runner` (`aurora.cluster.connect`) or
+    `compute.out_of_core`: a full build runs out of core, one task per year on the runner
+    or here (`aurora.features.outofcore`); an incremental one runs here. With
+    `compute.out_of_core` the whole history is never read at once, so no incremental build
+    is attempted.
     """
     started = time.monotonic()
     report_path = store.state_dir / REPORT
@@ -317,53 +326,42 @@ def build_features(
     inputs: BuildInputs | None = None
     blocks: OutOfCore | None = None
     try:
-        features = FeatureSet.configured(config)
-        out_of_core = config.compute.out_of_core
-        inputs = load_inputs(store, prices=not out_of_core)
-        chosen = (as_universe(universe) if universe is not None
-                  else resolve_universe(config, store, inputs.version))
-        symbols, source = list(chosen.symbols), chosen.source
-        if not incremental or out_of_core:
-            plan, why = None, ("a full build was asked for" if not incremental else
-                               "builds are out of core (compute.out_of_core)")
-        else:
-            plan, why = plan_incremental(store, inputs.version, inputs.prices, inputs.sha256,
-                                         chosen, features.hash, REGISTRY_VERSION,
-                                         features.max_lookback)
-        if plan is None and (runner is not None or out_of_core):
-            blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership, features,
-                                          runner, progress, config.compute.block_months)
-            frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
-                                 blocks.history.ignored,
-                                 sum(r.outside_membership for r in blocks.results))
-            summary = combine([r.summary for r in blocks.results])
-            last_bar = blocks.history.spans.select("symbol", first_date="first",
-                                                   last_date="last")
-        else:
-            frame = compute_panel(plan.tail(inputs.prices, symbols) if plan else inputs.prices,
-                                  sectors=inputs.sectors, fundamentals=inputs.fundamentals,
-                                  actions=inputs.actions, universe=symbols,
-                                  membership=chosen.membership, extra=features.user,
-                                  progress=progress,
-                                  shares=(shares_table(inputs.fundamentals, inputs.prices,
-                                                       inputs.actions, PanelInfo())
-                                          if plan else None),
-                                  windowed=plan is not None,
-                                  spans=bar_spans(inputs.prices) if plan else None,
-                                  since=np.datetime64(plan.first_new) if plan else None)
-            if plan is not None:
-                frame = plan.merge(frame)
-            summary = summarize(frame.features)
-            last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols)).group_by("symbol")
-                        .agg(pl.col("date").min().alias("first_date"),
-                             pl.col("date").max().alias("last_date")))
-    except DataValidationError as exc:
-        if blocks is not None:
-            blocks.discard()
-        _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
-                                    "inputs": inputs.sha256 if inputs else {}})
-        raise
-    try:
+        try:
+            features = FeatureSet.configured(config)
+            out_of_core = config.compute.out_of_core
+            inputs = load_inputs(store, prices=not out_of_core)
+            chosen = (as_universe(universe) if universe is not None
+                      else resolve_universe(config, store, inputs.version))
+            symbols, source = list(chosen.symbols), chosen.source
+            if not incremental or out_of_core:
+                plan, why = None, ("a full build was asked for" if not incremental else
+                                   "builds are out of core (compute.out_of_core)")
+            else:
+                plan, why = plan_incremental(store, inputs.version, inputs.prices,
+                                             inputs.sha256, chosen, features.hash,
+                                             REGISTRY_VERSION, features.max_lookback)
+            if plan is None and (runner is not None or out_of_core):
+                blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
+                                              features, runner, progress,
+                                              config.compute.block_months)
+                frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
+                                     blocks.history.ignored,
+                                     sum(r.outside_membership for r in blocks.results))
+                summary = combine([r.summary for r in blocks.results])
+                last_bar = blocks.history.spans.select("symbol", first_date="first",
+                                                       last_date="last")
+            else:
+                frame = _compute_in_memory(inputs, symbols, chosen.membership, features, plan,
+                                           progress)
+                summary = summarize(frame.features)
+                last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols))
+                            .group_by("symbol")
+                            .agg(pl.col("date").min().alias("first_date"),
+                                 pl.col("date").max().alias("last_date")))
+        except DataValidationError as exc:
+            _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
+                                        "inputs": inputs.sha256 if inputs else {}})
+            raise
         return _gate_and_publish(store, config, inputs, frame, summary, last_bar, chosen,
                                  source, features, plan, why, blocks, runner, lookahead,
                                  note, started)
@@ -372,30 +370,49 @@ def build_features(
             blocks.discard()
 
 
+def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
+                       membership: Membership | None, features: FeatureSet,
+                       plan: Incremental | None, progress: Progress | None) -> FeatureFrame:
+    """The whole panel in this process, or with `plan` its new sessions merged with the
+    last build's rows."""
+    prices = inputs.prices
+    frame = compute_panel(plan.tail(prices, symbols) if plan else prices,
+                          sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                          actions=inputs.actions, universe=symbols, membership=membership,
+                          extra=features.user, progress=progress,
+                          shares=(shares_table(inputs.fundamentals, prices, inputs.actions,
+                                               PanelInfo()) if plan else None),
+                          windowed=plan is not None,
+                          spans=bar_spans(prices) if plan else None,
+                          since=np.datetime64(plan.first_new) if plan else None)
+    return plan.merge(frame) if plan is not None else frame
+
+
 def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
                          membership: Membership | None, features: FeatureSet,
                          runner: Runner | None, progress: Progress | None,
                          months: int) -> OutOfCore:
-    """The out-of-core computation (`aurora.features.outofcore`); leaves in `inputs.prices`
-    only the adjusted tail the lookahead gate recomputes."""
-    raw = raw_prices(store, inputs.version)
+    """The out-of-core computation (`aurora.features.outofcore`); sets `inputs.tail` to the
+    adjusted prices the lookahead gate recomputes. DataValidationError when no symbol of
+    the universe has bars."""
     note = progress or no_progress
     scratch = open_scratch(store.state_dir / SCRATCH)
     try:
         note("scan", 0, 1)
-        history = scan_history(raw.path, scratch / "bars", inputs.actions, inputs.fundamentals,
-                               symbols)
+        history = scan_history(inputs.prices_path, scratch / "bars", inputs.actions,
+                               inputs.fundamentals, symbols)
         note("scan", 1, 1)
+        last = history.days.max()
+        if not isinstance(last, dt.date):
+            raise DataValidationError(f"{PRICES} of version {inputs.version}: no bars of the "
+                                      f"{len(symbols)} universe symbol(s)")
         blocks = compute_out_of_core(history, scratch, sectors=inputs.sectors,
                                      fundamentals=inputs.fundamentals, actions=inputs.actions,
                                      universe=symbols, membership=membership,
                                      extra=features.user, runner=runner, progress=progress,
                                      months=months)
-        last = history.days.max()
-        if isinstance(last, dt.date):
-            start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL),
-                                  features.max_lookback + 20)
-            inputs.prices = read_adjusted(history.bars, start, last, history.cumulative)
+        start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
+        inputs.tail = read_adjusted(history.bars, start, last, history.cumulative)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
@@ -422,7 +439,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                        warmup=features.max_lookback)
     note("gates", 1, 1)
     meta = build_meta(frame, summary, inputs, symbols, source, report, features,
-                      digest=blocks is None)
+                      digest=inputs.prices.height > 0)
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
                      "new_sessions": _new_sessions(summary, plan),
                      "computed_on": (runner.describe() if runner is not None and plan is None

@@ -167,10 +167,15 @@ def gate_sessions(frame: Judged, last_bar: pl.DataFrame | None = None,
     lo, hi = summary.nulls_by_date["date"].min(), summary.nulls_by_date["date"].max()
     assert isinstance(lo, dt.date) and isinstance(hi, dt.date)
     cal = sessions(lo, hi)
-    absent = sorted(set(cal) - set(summary.nulls_by_date["date"].to_list()))
+    present = set(summary.nulls_by_date["date"].to_list())
+    absent = sorted(set(cal) - present)
     problems, dates = [], [str(d) for d in absent]
     if absent:
         problems.append(f"{len(absent)} session(s) have no rows: {_listed(dates)}")
+    off = sorted(present - set(cal))
+    if off:
+        problems.append(f"{len(off)} date(s) with rows are not sessions: "
+                        f"{_listed([str(d) for d in off])}")
     cal_idx = pl.DataFrame({"date": cal}, schema={"date": pl.Date}).with_row_index("i")
     spans = (summary.by_symbol
              .join(cal_idx.rename({"date": "first", "i": "lo"}), on="first")

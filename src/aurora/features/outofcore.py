@@ -2,7 +2,8 @@
 
 The algorithm:
 1. scan (this process): the raw bars of the version's prices.parquet, stored sorted by
-   (symbol, date), are read a batch of whole symbols at a time to learn what every block
+   (symbol, date), are read a batch of whole symbols at a time (every column) to learn
+   what every block
    needs from the whole history: each symbol's first and last bar (`spans`), the dates
    with bars, the point-in-time adjustment (`adjustments.point_in_time_events`: a symbol's
    events need only its own bars and its spin-offs' targets on their ex-dates) and the
@@ -39,6 +40,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from aurora.adjustments import apply_point_in_time, cumulate, point_in_time_events
+from aurora.atomic import FILE_MODE, private_dir
 from aurora.calendar import sessions
 from aurora.cluster import LocalRunner, Runner
 from aurora.errors import DataValidationError
@@ -104,6 +106,8 @@ def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
     spans, events, shares, days = [], [], [], set()
     ignored: set[str] = set()
     info = PanelInfo()
+    # every snapshot checked and the source named once, as the whole history's table does
+    shares_table(fundamentals, _NO_BARS, actions, info)
     for number, chunk in enumerate(_whole_symbols(prices, batch_rows)):
         if wanted is not None:
             ignored.update(set(chunk["symbol"].unique().to_list()) - wanted)
@@ -125,7 +129,7 @@ def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
             adjusted = apply_point_in_time(chunk, cumulate(found) if found is not None
                                            else pl.DataFrame())
             mine = fundamentals.filter(pl.col("symbol").cast(pl.String).is_in(symbols.implode()))
-            table = shares_table(mine, adjusted, actions, info) if mine.height else None
+            table = shares_table(mine, adjusted, actions, PanelInfo()) if mine.height else None
             if table is not None:
                 shares.append(table)
     every = (pl.concat(events) if events
@@ -140,12 +144,15 @@ def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
         shares_source=info.shares_source, ignored=sorted(ignored))
 
 
+_NO_BARS = pl.DataFrame(schema={"symbol": pl.String, "date": pl.Date, "close": pl.Float64,
+                                 "volume": pl.Float64})
+
+
 def _exchange(bars: pl.DataFrame, root: Path, number: int) -> None:
     """Write `bars` (whole symbols) as one file per calendar year under `root`."""
     years = bars.get_column("date").dt.year()
     for year in years.unique().sort().to_list():
-        folder = root / f"year={year:04d}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(root / f"year={year:04d}")
         # scratch: never published, so no fsync (a killed build's scratch is discarded)
         bars.filter(years == year).write_parquet(folder / f"batch-{number:05d}.parquet",
                                                  compression="lz4")
@@ -188,6 +195,8 @@ def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame 
     if keys.height == 0:
         return None
     return (pl.scan_parquet(path).select("date", "symbol", "close", "volume")
+            .filter(pl.col("symbol").is_in(keys["symbol"].unique().implode())
+                    & pl.col("date").is_in(keys["date"].unique().implode()))
             .join(keys.lazy(), on=["symbol", "date"], how="semi").collect())
 
 
@@ -246,6 +255,7 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
     # not fsynced here: publishing fsyncs every file it takes
     partial = f"{task.part}.{uuid.uuid4().hex}.partial"
     features.write_parquet(partial, compression="lz4", statistics=True)
+    os.chmod(partial, FILE_MODE)
     os.replace(partial, task.part)
     fallback: dict[str, int] = {}
     for piece in pieces:
@@ -297,9 +307,7 @@ def open_scratch(root: Path) -> Path:
                     shutil.rmtree(entry, ignore_errors=True)
             except OSError:
                 continue
-    scratch = root / uuid.uuid4().hex
-    scratch.mkdir(parents=True, mode=0o700)
-    return scratch
+    return private_dir(root / uuid.uuid4().hex)
 
 
 def compute_out_of_core(
