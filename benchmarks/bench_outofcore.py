@@ -1,18 +1,22 @@
 """Out-of-core builds at scale: wall time per million rows and peak memory per process.
 
     .venv/bin/python benchmarks/bench_outofcore.py [--symbols 1000 3000 10000] [--years 20]
-        [--cases in-process cluster] [--quick]
+        [--cases one-piece in-process cluster] [--quick]
 
 For each universe size: a store of synthetic raw bars (`aurora_testbed.synthetic`, with its
 splits and dividends as corporate actions), `--years` calendar years, generated a batch of
 symbols at a time and written as one prices.parquet sorted by (symbol, date), is built by
-`build_features` with `compute.out_of_core` (`aurora.features.outofcore`), each case in its
-own process so its peak RSS is clean:
-  in-process: the year tasks run one after another in the build's process;
+`build_features`, each case in its own process so its peak RSS is clean:
+  one-piece:  the default full build, in memory (the baseline; only up to
+              `--one-piece-rows` bars, 16 M by default: its peak grows with universe x
+              history);
+  in-process: out of core (`compute.out_of_core`, `aurora.features.outofcore`), the year
+              tasks one after another in the build's process;
   cluster:    on a local Dask cluster of 2 worker processes (one thread each), the build's
               process only scanning, gating and publishing.
 Prints wall seconds, seconds per million feature rows published (flat across sizes =
-linear cost), the peak RSS of the build's process and the larger peak RSS of the two
+linear cost), the speed against the one-piece build of the same size, the peak RSS of the
+build's process and the larger peak RSS of the two
 workers. The whole build is timed: the scan, the tasks, the gates with the lookahead
 proof, and the publication (every part hashed into the manifest). Needs about 0.4 GB of
 disk per million rows.
@@ -88,11 +92,12 @@ def run_case(case: str, data: str) -> None:
     from bench_features import peak_rss_mb
 
     store = Store(Path(data))
-    config = AuroraConfig(data_dir=Path(data), compute=ComputeConfig(out_of_core=True))
+    config = AuroraConfig(data_dir=Path(data),
+                          compute=ComputeConfig(out_of_core=case != "one-piece"))
     worker_peak = None
-    if case == "in-process":
+    if case in ("one-piece", "in-process"):
         t0 = time.perf_counter()
-        result = build_features(store, config)
+        result = build_features(store, config, incremental=False)
         elapsed = time.perf_counter() - t0
     else:
         from distributed import Client, LocalCluster
@@ -123,8 +128,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, nargs="+", default=[1000, 3000, 10000])
     parser.add_argument("--years", type=int, default=20)
-    parser.add_argument("--cases", nargs="+", default=["in-process", "cluster"],
-                        choices=["in-process", "cluster"])
+    parser.add_argument("--cases", nargs="+", default=["one-piece", "in-process", "cluster"],
+                        choices=["one-piece", "in-process", "cluster"])
+    parser.add_argument("--one-piece-rows", type=float, default=16e6,
+                        help="largest history (bars) the one-piece baseline is run on")
     parser.add_argument("--quick", action="store_true", help="300 and 900 symbols x 3 years")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -136,20 +143,27 @@ def main() -> None:
     print(f"synthetic raw bars, {years} calendar years, out-of-core builds; load average "
           f"{os.getloadavg()[0]:.2f}", flush=True)
     print(f"{'symbols':>8} {'case':>10} {'M rows':>7} {'wall s':>8} {'s/M rows':>9} "
-          f"{'peak MB':>8} {'worker MB':>9}", flush=True)
+          f"{'speed x':>8} {'peak MB':>8} {'worker MB':>9}", flush=True)
     for n in sizes:
         with tempfile.TemporaryDirectory(dir=os.environ.get("BENCH_TMP")) as tmp:
             t0 = time.perf_counter()
             make_store(Path(tmp) / "data", n, years)
             print(f"{n:>8} {'(store)':>10} generated in {time.perf_counter() - t0:.0f} s",
                   flush=True)
+            base = None
             for case in args.cases:
+                if case == "one-piece" and n * years * 252 > args.one_piece_rows:
+                    print(f"{n:>8} {case:>10} skipped: {n * years * 252 / 1e6:.0f} M bars is "
+                          "beyond --one-piece-rows", flush=True)
+                    continue
                 r = measure(case, Path(tmp) / "data")
                 assert r["passed"]
+                base = base or (r["seconds"] if case == "one-piece" else None)
                 per_m = r["seconds"] / (r["rows"] / 1e6)
+                speed = f"{base / r['seconds']:8.2f}" if base else f"{'-':>8}"
                 worker = f"{r['worker_peak_mb']:9.0f}" if r["worker_peak_mb"] else f"{'-':>9}"
                 print(f"{n:>8} {case:>10} {r['rows'] / 1e6:7.2f} {r['seconds']:8.1f} "
-                      f"{per_m:9.2f} {r['peak_mb']:8.0f} {worker}", flush=True)
+                      f"{per_m:9.2f} {speed} {r['peak_mb']:8.0f} {worker}", flush=True)
 
 
 if __name__ == "__main__":

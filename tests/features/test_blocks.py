@@ -1,17 +1,27 @@
-"""A full build as year blocks (`aurora.features.blocks`): the same rows and counts as a
-one-piece build, values to 1e-9 relative."""
+"""A full build as year blocks (`aurora.features.blocks`, run out of core by
+`aurora.features.outofcore`): the same rows and counts as a one-piece build, values to 1e-9
+relative."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from aurora.features.blocks import compute_blocks, year_blocks
+from aurora.features.blocks import year_blocks
 from aurora.features.compute import compute_panel
+from aurora.features.outofcore import (
+    OutOfCore,
+    compute_out_of_core,
+    open_scratch,
+    scan_history,
+)
 from aurora.features.registry import MAX_LOOKBACK
 from aurora.membership import Membership
+from aurora.schemas import sorted_by_key
 
 from .conftest import SECTORS, assert_features_close, random_fundamentals, random_panel
 
@@ -38,8 +48,21 @@ def test_year_blocks_cover_each_year_with_its_lookback_tail():
     assert later.first == min(d for d in prices["date"].to_list() if d.year == 2022)
 
 
+def compute_blocks(root: Path, prices: pl.DataFrame, **options: Any
+                   ) -> tuple[pl.DataFrame, OutOfCore]:
+    """The out-of-core computation of `prices` (stored as a build finds them: sorted by
+    symbol, then date) in this process: the rows of its parts, and what it returned."""
+    path = root / "prices.parquet"
+    prices.sort("symbol", "date").write_parquet(path)
+    scratch = open_scratch(root / "scratch")
+    history = scan_history(path, scratch / "bars", None, options.get("fundamentals"),
+                           options.get("universe"))
+    done = compute_out_of_core(history, scratch, **options)
+    return sorted_by_key(pl.concat([pl.read_parquet(p) for p, _ in done.parts.values()])), done
+
+
 @pytest.mark.parametrize(("late_fundamentals", "months"), [(False, 12), (True, 12), (False, 3)])
-def test_blocks_equal_a_one_piece_build(late_fundamentals, months):
+def test_blocks_equal_a_one_piece_build(tmp_path, late_fundamentals, months):
     """800 sessions (4 calendar years) with missing bars, fundamentals (from the start, or
     only from the second year: turnover falls back before), a member leaving and a symbol
     outside the universe: same rows, same counts, values within 1e-9 relative."""
@@ -56,30 +79,31 @@ def test_blocks_equal_a_one_piece_build(late_fundamentals, months):
                   membership=membership)
     whole = compute_panel(prices, **kwargs)
     seen: list[tuple[str, int, int]] = []
-    blocks = compute_blocks(prices, **kwargs, months=months,
-                            progress=lambda stage, done, n: seen.append((stage, done, n)))
-    tasks = 4 * 12 // months - (3 if months == 3 else 0)  # 800 sessions end in March 2023
-    assert seen == [("blocks", k, tasks) for k in range(tasks + 1)]
-    assert_features_close(whole.features, blocks.features)
-    assert blocks.turnover_fallback == whole.turnover_fallback
-    assert bool(blocks.turnover_fallback) == late_fundamentals
-    assert blocks.ignored_symbols == whole.ignored_symbols == ["EEE"]
-    assert blocks.outside_membership == whole.outside_membership > 0
-    assert (blocks.info.missing_bars, blocks.info.grid_rows) == (
-        whole.info.missing_bars, whole.info.grid_rows)
-    assert blocks.info.unknown_sector == whole.info.unknown_sector
-    assert blocks.info.shares_source == whole.info.shares_source
+    features, blocks = compute_blocks(
+        tmp_path, prices, **kwargs, months=months,
+        progress=lambda stage, done, n: seen.append((stage, done, n)))
+    assert seen == [("blocks", k, 4) for k in range(5)]  # one task per year, 2020 .. 2023
+    assert_features_close(whole.features, features)
+    assert blocks.turnover_fallback() == whole.turnover_fallback
+    assert bool(whole.turnover_fallback) == late_fundamentals
+    assert blocks.history.ignored == whole.ignored_symbols == ["EEE"]
+    assert sum(r.outside_membership for r in blocks.results) == whole.outside_membership > 0
+    info = blocks.info()
+    assert (info.missing_bars, info.grid_rows) == (whole.info.missing_bars,
+                                                   whole.info.grid_rows)
+    assert info.unknown_sector == whole.info.unknown_sector
+    assert info.shares_source == whole.info.shares_source
 
 
 def _drop(prices: pl.DataFrame, symbol: str | None, lo: dt.date, hi: dt.date) -> pl.DataFrame:
     """`prices` without the bars of `symbol` (None: every symbol) dated lo .. hi."""
     inside = pl.col("date").is_between(lo, hi)
-    return prices.filter(~(inside & (pl.col("symbol") == symbol) if symbol else ~inside))
+    return prices.filter(~(inside & (pl.col("symbol") == symbol)) if symbol else ~inside)
 
 
 @pytest.mark.parametrize("case", ["seed2", "gap", "year_end", "year_start", "tail_start",
                                   "suspension"])
-def test_blocks_keep_rows_where_bars_are_missing_at_their_edges(case):
+def test_blocks_keep_rows_where_bars_are_missing_at_their_edges(tmp_path, case):
     """A symbol whose bars stop for a year and a half across a year boundary, or for two
     and a half years (a block without any of its bars); no symbol with
     a bar on the last sessions of a year, or on the first session of one; a symbol without
@@ -100,7 +124,7 @@ def test_blocks_keep_rows_where_bars_are_missing_at_their_edges(case):
                             days[days.index(year_2022[0]) - MAX_LOOKBACK]),
     }[case]
     whole = compute_panel(prices, sectors=SECTORS)
-    blocks = compute_blocks(prices, sectors=SECTORS)
-    assert_features_close(whole.features, blocks.features)
-    assert blocks.turnover_fallback == whole.turnover_fallback
-    assert blocks.outside_membership == whole.outside_membership
+    features, blocks = compute_blocks(tmp_path, prices, sectors=SECTORS)
+    assert features.height > 3000  # most of 4 years x 8 symbols after the warm-up
+    assert_features_close(whole.features, features)
+    assert blocks.turnover_fallback() == whole.turnover_fallback

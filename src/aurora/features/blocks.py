@@ -1,17 +1,16 @@
-"""A full build as independent blocks of sessions, one per calendar year: the tasks that
-`aurora build --scheduler` sends to a Dask cluster (`aurora.cluster`).
+"""A computation cut into blocks of sessions: the unit of an out-of-core build's tasks
+(`aurora.features.outofcore`, on this process or a Dask cluster, `aurora.cluster`).
 
-A block holds the NYSE sessions of one calendar year. Its rows are computed by
-`compute_panel` (windowed) from the prices of `max look-back` sessions before its first
-session to its last one, told each symbol's first and last bar in the whole history
-(`spans`: a symbol missing bars at the tail's start or the year's end keeps its rows and
-windows) and emitting only the year's rows (`since`, `until`): the computation of an
-incremental build's tail (`aurora.features.incremental`). So a task reads one year plus
-the look-back of prices whatever the history (plus the shared inputs: sectors,
-fundamentals, the spans), a block's rows are the same rows as a one-piece build's with
-values equal to 1e-9 relative (running-window sums start afresh at the tail), and a build
-on a cluster is bit for bit `compute_blocks` in process: each block is the same code on
-the same inputs wherever it runs.
+A block holds the NYSE sessions of one period of a calendar year (`block_periods`). Its
+rows are computed by `compute_panel` (windowed) from the prices of `max look-back`
+sessions before its first session to its last one, told each symbol's first and last bar
+in the whole history (`spans`: a symbol missing bars at the tail's start or the year's end
+keeps its rows and windows) and emitting only the period's rows (`since`, `until`): the
+computation of an incremental build's tail (`aurora.features.incremental`). So a block
+reads its period plus the look-back of prices whatever the history (plus the shared
+inputs: sectors, fundamentals, the spans), its rows are the same rows as a one-piece
+build's with values equal to 1e-9 relative (running-window sums start afresh at the
+tail), and it is the same code on the same inputs wherever it runs.
 
 Cross-sectional operators see every symbol of a date, as they do in a one-piece build,
 because a block cuts time, never the universe.
@@ -21,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -30,13 +29,12 @@ import polars as pl
 
 from aurora.calendar import sessions, sessions_back
 from aurora.cluster import LocalRunner, Runner
-from aurora.features.compute import FeatureFrame, compute_panel, feature_set
+from aurora.features.compute import FeatureFrame, compute_panel
 from aurora.features.expr import Expr
 from aurora.features.operators import Custom
-from aurora.features.panel import PanelInfo, bar_spans, shares_table
+from aurora.features.panel import bar_spans
 from aurora.features.userfeatures import USER_MODULES
 from aurora.membership import Membership
-from aurora.schemas import sorted_by_key
 
 TASKS = "blocks"  # the progress stage name
 
@@ -130,42 +128,6 @@ def year_blocks(prices: pl.DataFrame, lookback: int,
             for p in block_periods(days, lookback, months)]
 
 
-def compute_blocks(
-    prices: pl.DataFrame,
-    *,
-    sectors: Mapping[str, str] | pl.DataFrame | None,
-    fundamentals: pl.DataFrame | None = None,
-    actions: pl.DataFrame | None = None,
-    universe: Sequence[str] | None = None,
-    membership: Membership | None = None,
-    extra: Mapping[str, Expr] | None = None,
-    runner: Runner | None = None,
-    progress: Callable[[str, int, int], None] | None = None,
-    months: int = 12,
-) -> FeatureFrame:
-    """`compute_panel`'s FeatureFrame for all of `prices`, computed as year blocks (or
-    blocks of `months` months: smaller tasks, more look-back recomputed) by `runner`
-    (default: in this process); see the module docstring."""
-    ignored: list[str] = []
-    if universe is not None:
-        ignored = sorted(set(prices["symbol"].unique().to_list()) - set(universe))
-        prices = prices.filter(pl.col("symbol").is_in(list(universe)))
-    lookback = max(e.lookback for e in feature_set(extra).values())
-    spans = bar_spans(prices)
-    blocks = year_blocks(prices, lookback, spans, months)
-    shares_info = PanelInfo()
-    runner = runner or LocalRunner()
-    shared = Shared(sectors, fundamentals, actions, universe, membership, extra,
-                    shares_table(fundamentals, prices, actions, shares_info), spans,
-                    threads_for(runner))
-    report = (lambda done, total: progress(TASKS, done, total)) if progress else None
-    if report is not None:
-        report(0, len(blocks))
-    runner.ship_code(_user_modules(extra))
-    parts = runner.map(compute_block, blocks, shared=shared, progress=report)
-    return _combine(parts, prices, ignored, shares_info.shares_source)
-
-
 def compute_block(block: Block, shared: Shared) -> FeatureFrame:
     """The FeatureFrame of one block's own sessions (a task: module-level, pickles)."""
     frame = compute_panel(block.prices, sectors=shared.sectors,
@@ -183,43 +145,7 @@ def threads_for(runner: Runner) -> int | None:
     return None if isinstance(runner, LocalRunner) else 1
 
 
-def _combine(parts: Sequence[FeatureFrame], prices: pl.DataFrame, ignored: list[str],
-             shares_source: str) -> FeatureFrame:
-    """One FeatureFrame from the blocks' (rows sorted by symbol, date; counts summed; the
-    grid counts of the whole history)."""
-    if not parts:
-        return FeatureFrame(pl.DataFrame(schema={"date": pl.Date, "symbol": pl.String}),
-                            PanelInfo(), {}, ignored)
-    features = sorted_by_key(pl.concat([p.features for p in parts]))
-    fallback: dict[str, int] = {}
-    for part in parts:
-        for symbol, rows in part.turnover_fallback.items():
-            fallback[symbol] = fallback.get(symbol, 0) + rows
-    first = parts[0].info
-    grid_rows, missing = _grid_counts(prices)
-    info = PanelInfo(unknown_sector=sorted({s for p in parts for s in p.info.unknown_sector}),
-                     sector_source=first.sector_source,
-                     shares_source=shares_source,
-                     missing_bars=missing, grid_rows=grid_rows)
-    return FeatureFrame(features, info, fallback, ignored,
-                        sum(p.outside_membership for p in parts))
-
-
-def _grid_counts(prices: pl.DataFrame) -> tuple[int, int]:
-    """(sessions from each symbol's first bar to its last, summed; of those, the sessions
-    without a bar): `PanelInfo.grid_rows` and `missing_bars` of the whole history."""
-    spans = prices.group_by("symbol").agg(pl.col("date").min().alias("lo"),
-                                          pl.col("date").max().alias("hi"), pl.len())
-    if spans.height == 0:
-        return 0, 0
-    days = np.array(sessions(spans["lo"].min(), spans["hi"].max()), dtype="datetime64[D]")
-    lo = np.searchsorted(days, spans["lo"].to_numpy().astype("datetime64[D]"))
-    hi = np.searchsorted(days, spans["hi"].to_numpy().astype("datetime64[D]"))
-    grid = int((hi - lo + 1).sum())
-    return grid, grid - int(spans["len"].sum())
-
-
-def _user_modules(extra: Mapping[str, Expr] | None) -> list[ModuleType]:
+def user_modules(extra: Mapping[str, Expr] | None) -> list[ModuleType]:
     """The feature files (`aurora.features.userfeatures` loads each as a module of the
     package USER_MODULES) whose `custom` functions the user features call: a worker cannot
     import them by name."""

@@ -49,10 +49,10 @@ from aurora.features.blocks import (
     Block,
     Period,
     Shared,
-    _user_modules,
     block_periods,
     compute_block,
     threads_for,
+    user_modules,
     with_absent,
 )
 from aurora.features.compute import feature_set
@@ -343,7 +343,7 @@ def compute_out_of_core(
         report = (lambda done, total: progress(TASKS, done, total)) if progress else None
         if report is not None:
             report(0, len(tasks))
-        runner.ship_code(_user_modules(extra))
+        runner.ship_code(user_modules(extra))
         results = runner.map(compute_year, tasks, shared=shared, progress=report)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
