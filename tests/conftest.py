@@ -81,6 +81,25 @@ class DaskCluster:
 
 
 @pytest.fixture()
+def s3():
+    """moto's S3 server on 127.0.0.1 (over HTTP) with a bucket `aurora`: yields the storage
+    options fsspec needs (endpoint_url, key, secret)."""
+    pytest.importorskip("s3fs")
+    moto_server = pytest.importorskip("moto.server")
+    import boto3
+
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
+                 aws_secret_access_key="testing", region_name="us-east-1"
+                 ).create_bucket(Bucket="aurora")
+    yield {"endpoint_url": endpoint, "key": "testing", "secret": "s3-secret-value"}
+    server.stop()
+
+
+@pytest.fixture()
 def start_dask_cluster(tmp_path):
     """Start DaskCluster(**options) in the test's directory; every one is stopped after."""
     started: list[DaskCluster] = []

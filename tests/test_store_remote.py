@@ -16,23 +16,6 @@ from aurora.store.datasets import read_dataset, write_dataset
 from aurora.store.remote import RemoteVersion, export_version
 
 
-@pytest.fixture()
-def s3():
-    pytest.importorskip("s3fs")
-    moto_server = pytest.importorskip("moto.server")
-    import boto3
-
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
-    boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing",
-                 aws_secret_access_key="testing", region_name="us-east-1"
-                 ).create_bucket(Bucket="aurora")
-    yield {"endpoint_url": endpoint, "key": "testing", "secret": "s3-secret-value"}
-    server.stop()
-
-
 def _panel() -> pl.DataFrame:
     days = pl.date_range(dt.date(2016, 12, 1), dt.date(2018, 2, 1), "1d", eager=True)
     return pl.DataFrame([(d, s, float(i) + k / 10) for i, d in enumerate(days)

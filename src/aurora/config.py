@@ -36,6 +36,8 @@ DEFAULT_DATA_URL = "https://data.alpaca.markets"
 DEFAULT_BASE_URL = "https://api.alpaca.markets"  # the trading API (assets)
 SECRET_FIELDS = {("alpaca", "key_id"), ("alpaca", "secret_key"), ("ops", "webhook_url"),
                  ("ops", "backup_key")}
+# not secrets once valid, but a wrong value may carry credentials: never echoed in an error
+_URL_FIELDS = {("compute", "exchange"), ("compute", "scheduler")}
 
 
 class _Section(BaseModel):
@@ -177,6 +179,10 @@ class ComputeConfig(_Section):
     # on a scheduler runs its year tasks the same way, but the command reads the whole
     # history first (to plan an incremental build)
     out_of_core: bool = False
+    # where an out-of-core build's tasks exchange bars and parts: an fsspec URL such as
+    # s3://bucket/prefix, for workers that share no filesystem with the store (credentials
+    # from each process's environment); None: the store's state/scratch
+    exchange: str | None = None
 
     @field_validator("scheduler")
     @classmethod
@@ -185,6 +191,16 @@ class ComputeConfig(_Section):
             return None
         if not re.fullmatch(r"tcp://[^\s/:]+:[0-9]{1,5}", value.strip()):
             raise ValueError(f"{value!r} is not a scheduler address (tcp://HOST:PORT)")
+        return value.strip()
+
+    @field_validator("exchange")
+    @classmethod
+    def _exchange(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if not re.fullmatch(r"[a-z][a-z0-9+]*://[^\s?#@]+", value.strip()):
+            raise ValueError("must be a URL such as s3://bucket/prefix, without credentials, "
+                             "query or fragment")
         return value.strip()
 
     @field_validator("block_months")
@@ -409,7 +425,8 @@ def _describe(exc: ValidationError, origin: Mapping[tuple[str, ...], str]) -> st
         message = "unknown setting"
     # An unknown key may be a misspelt secret (`[alpaca] secret = ...`): never echo it, nor
     # any value of the sections that hold secrets.
-    secret = keys[:2] in SECRET_FIELDS or keys[:1] in {(s,) for s, _ in SECRET_FIELDS}
+    secret = (keys[:2] in SECRET_FIELDS | _URL_FIELDS
+              or keys[:1] in {(s,) for s, _ in SECRET_FIELDS})
     hidden = secret or err["type"] == "extra_forbidden" or "input" not in err
     shown = "" if hidden else f" (got {err['input']!r})"
     more = f"; {len(exc.errors()) - 1} more problem(s)" if len(exc.errors()) > 1 else ""

@@ -13,12 +13,8 @@ import pytest
 
 from aurora.features.blocks import year_blocks
 from aurora.features.compute import compute_panel
-from aurora.features.outofcore import (
-    OutOfCore,
-    compute_out_of_core,
-    open_scratch,
-    scan_history,
-)
+from aurora.features.exchange import Exchange
+from aurora.features.outofcore import OutOfCore, compute_out_of_core, scan_history
 from aurora.features.registry import MAX_LOOKBACK
 from aurora.membership import Membership
 from aurora.schemas import sorted_by_key
@@ -54,11 +50,11 @@ def compute_blocks(root: Path, prices: pl.DataFrame, **options: Any
     symbol, then date) in this process: the rows of its parts, and what it returned."""
     path = root / "prices.parquet"
     prices.sort("symbol", "date").write_parquet(path)
-    scratch = open_scratch(root / "scratch")
-    history = scan_history(path, scratch / "bars", None, options.get("fundamentals"),
-                           options.get("universe"))
-    done = compute_out_of_core(history, scratch, **options)
-    return sorted_by_key(pl.concat([pl.read_parquet(p) for p, _ in done.parts.values()])), done
+    history = scan_history(path, Exchange.open(root / "scratch"), None,
+                           options.get("fundamentals"), options.get("universe"))
+    done = compute_out_of_core(history, root / "local", **options)
+    parts = [pl.read_parquet(p) for p, _ in done.local_parts().values()]
+    return sorted_by_key(pl.concat(parts)), done
 
 
 @pytest.mark.parametrize(("late_fundamentals", "months"), [(False, 12), (True, 12), (False, 3)])

@@ -59,7 +59,7 @@ def test_a_build_on_two_workers_equals_the_in_process_one(tmp_path, dask_cluster
                  "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert ("out of core: one task per year, computed on dask "
-            f"{cluster.address} (2 workers, 2 threads)") in out
+            f"{cluster.address} (2 workers, 2 threads), exchange state/scratch") in out
     here = _store(tmp_path / "here", prices)  # the same tasks in this process: bit for bit
     build_features(here, AuroraConfig(data_dir=here.root,
                                       compute=ComputeConfig(out_of_core=True)))
@@ -140,3 +140,33 @@ def test_an_unreachable_scheduler_is_one_line(tmp_path, capsys):
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in err
     assert err.count("\n") == 1
     shutil.rmtree(tmp_path / "data")
+
+
+def test_workers_that_share_no_filesystem_exchange_through_s3(tmp_path, start_dask_cluster,
+                                                                s3, monkeypatch):
+    """`compute.exchange = s3://...`: the scan writes the bars and the workers their parts
+    to moto's S3 server over HTTP, each process with credentials from its environment; the
+    build equals the in-process one bit for bit and leaves nothing on S3."""
+    import s3fs
+
+    env = {"AWS_ENDPOINT_URL": s3["endpoint_url"], "AWS_ACCESS_KEY_ID": s3["key"],
+           "AWS_SECRET_ACCESS_KEY": s3["secret"], "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    cluster = start_dask_cluster(env=env)
+    prices = random_panel(n_sessions=600, seed=46)
+    store = _store(tmp_path / "data", prices)
+    config = AuroraConfig(data_dir=store.root,
+                          compute=ComputeConfig(exchange="s3://aurora/exchange"))
+    with connect(cluster.address) as runner:
+        result = build_features(store, config, runner=runner)
+    assert result.meta["build"]["exchange"] == "s3://aurora/exchange"
+    assert store.verify() == []
+    here = _store(tmp_path / "here", prices)
+    build_features(here, AuroraConfig(data_dir=here.root,
+                                      compute=ComputeConfig(out_of_core=True)))
+    assert read_features(store).equals(read_features(here))
+    bucket = s3fs.S3FileSystem(endpoint_url=s3["endpoint_url"], key=s3["key"],
+                               secret=s3["secret"], skip_instance_cache=True)
+    assert bucket.find("aurora/exchange") == []  # the build's directory is gone
+    assert list((store.state_dir / "scratch").iterdir()) == []

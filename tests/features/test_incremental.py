@@ -85,7 +85,7 @@ def test_an_incremental_build_equals_a_full_one(tmp_path_factory, cut):
     assert _meta(store)["build"] == {"mode": "full", "reason": "a full build was asked for",
                                      "new_sessions": incremental["date"].n_unique(),
                                      "computed_on": "in process", "out_of_core": False,
-                                     "block_months": None}
+                                     "exchange": None, "block_months": None}
     _assert_close(incremental, _features(store))
 
 
@@ -120,7 +120,7 @@ def test_a_late_corporate_action_or_new_features_make_a_full_build(tmp_path):
                                     "reason": "the feature set changed (--features)",
                                     "new_sessions": _features(store)["date"].n_unique(),
                                     "computed_on": "in process", "out_of_core": False,
-                                     "block_months": None}
+                                    "exchange": None, "block_months": None}
 
 
 def test_the_prices_digest_sees_values_and_missing_cells_not_row_order():

@@ -16,6 +16,7 @@ from aurora.atomic import atomic_write_parquet
 from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
 from aurora.errors import DataValidationError
 from aurora.features.builder import build_features
+from aurora.features.exchange import Exchange
 from aurora.features.gates import run_gates
 from aurora.features.gatestats import combine, summarize
 from aurora.features.outofcore import read_adjusted, scan_history
@@ -53,11 +54,12 @@ def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_r
     date range are those of `point_in_time` over the whole history, bit for bit, and so
     are the shares from market caps."""
     assert ACTIONS.filter(pl.col("action_type") == "cash_dividend").height > 20
-    history = scan_history(raw_file, tmp_path / "bars", ACTIONS, CAPS, batch_rows=batch_rows)
+    history = scan_history(raw_file, Exchange.open(tmp_path), ACTIONS, CAPS,
+                           batch_rows=batch_rows)
     whole = point_in_time(MARKET.bars.sort("symbol", "date"), ACTIONS)
     for start, end in ((dt.date(2016, 1, 4), dt.date(2019, 12, 31)),
                        (dt.date(2017, 11, 20), dt.date(2018, 7, 3))):
-        got = read_adjusted(history.bars, start, end, history.cumulative)
+        got = read_adjusted(history.exchange, start, end, history.cumulative)
         assert got.equals(whole.filter(pl.col("date").is_between(start, end)))
     want = shares_table(CAPS, whole, ACTIONS, PanelInfo())
     assert want is not None and history.shares is not None
@@ -72,7 +74,7 @@ def test_a_file_not_sorted_by_symbol_is_refused(tmp_path):
     path = tmp_path / "prices.parquet"
     MARKET.bars.sort("date", "symbol").write_parquet(path)
     with pytest.raises(DataValidationError, match=r"prices.parquet: bars are not sorted"):
-        scan_history(path, tmp_path / "bars", None, None, batch_rows=50)
+        scan_history(path, Exchange.open(tmp_path), None, None, batch_rows=50)
 
 
 def test_summaries_of_parts_judge_as_the_whole_frame(panel):
@@ -115,8 +117,8 @@ def test_an_out_of_core_build_equals_the_one_piece_build(tmp_path):
     assert meta["build"]["out_of_core"] and meta["build"]["block_months"] == 6
     assert meta["prices_digest"] is None  # never computed from a tail
     assert meta["row_count"] == read_features(store).height
-    assert "out of core: one task per year in pieces of 6 months, computed on in process" \
-        in result.summary_lines()
+    assert ("out of core: one task per year in pieces of 6 months, computed on in process, "
+            "exchange state/scratch") in result.summary_lines()
     again = build_features(store, config)  # out of core: never incremental
     assert again.meta["build"]["reason"] == "builds are out of core (compute.out_of_core)"
     assert read_features(store).equals(read_features(Store(store.root), result.version))
@@ -167,3 +169,17 @@ def test_rows_on_a_day_that_is_not_a_session_fail_the_session_gate():
     result = gate_sessions(frame)
     assert not result.passed and "1 date(s) with rows are not sessions: 2024-01-06" \
         in result.message
+
+
+@pytest.mark.parametrize("bad", ["s3://key:secret@bucket/x", "s3://bucket/x?token=secret",
+                                 "/not/a/url", "s3://bucket /x"])
+def test_an_exchange_is_a_url_and_a_bad_one_is_never_echoed(bad):
+    from aurora.config import load_config
+    from aurora.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"compute\.exchange: must be a URL such as "
+                                          r"s3://bucket/prefix") as err:
+        load_config(env={"AURORA_COMPUTE__EXCHANGE": bad})
+    assert "secret" not in str(err.value) and bad not in str(err.value)
+    assert ComputeConfig(exchange=" s3://bucket/prefix ").exchange == "s3://bucket/prefix"
+    assert ComputeConfig(exchange="").exchange is None

@@ -14,8 +14,8 @@ untouched and DataValidationError names the gate, feature and dates.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +31,7 @@ from aurora.cluster import Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
+from aurora.features.exchange import Exchange
 from aurora.features.expr import Expr
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.gatestats import FrameSummary, combine, summarize
@@ -39,7 +40,6 @@ from aurora.features.outofcore import (
     SCRATCH,
     OutOfCore,
     compute_out_of_core,
-    open_scratch,
     read_adjusted,
     scan_history,
 )
@@ -151,7 +151,8 @@ class BuildResult:
             months = build.get("block_months") or 12
             pieces = "" if months == 12 else f" in pieces of {months} months"
             lines.append(f"out of core: one task per year{pieces}, computed on "
-                         f"{build.get('computed_on', 'in process')}")
+                         f"{build.get('computed_on', 'in process')}, exchange "
+                         f"{build.get('exchange')}")
         lines.append(f"version {self.version} in {self.seconds:.1f}s")
         return lines
 
@@ -343,7 +344,8 @@ def build_features(
             if plan is None and (runner is not None or out_of_core):
                 blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
                                               features, runner, progress,
-                                              config.compute.block_months)
+                                              config.compute.block_months,
+                                              config.compute.exchange)
                 frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
                                      blocks.history.ignored,
                                      sum(r.outside_membership for r in blocks.results))
@@ -391,30 +393,30 @@ def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
 def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
                          membership: Membership | None, features: FeatureSet,
                          runner: Runner | None, progress: Progress | None,
-                         months: int) -> OutOfCore:
+                         months: int, exchange_url: str | None) -> OutOfCore:
     """The out-of-core computation (`aurora.features.outofcore`); sets `inputs.tail` to the
     adjusted prices the lookahead gate recomputes. DataValidationError when no symbol of
     the universe has bars."""
     note = progress or no_progress
-    scratch = open_scratch(store.state_dir / SCRATCH)
+    exchange = Exchange.open(store.state_dir / SCRATCH, exchange_url)
     try:
         note("scan", 0, 1)
-        history = scan_history(inputs.prices_path, scratch / "bars", inputs.actions,
+        history = scan_history(inputs.prices_path, exchange, inputs.actions,
                                inputs.fundamentals, symbols)
         note("scan", 1, 1)
         last = history.days.max()
         if not isinstance(last, dt.date):
             raise DataValidationError(f"{PRICES} of version {inputs.version}: no bars of the "
                                       f"{len(symbols)} universe symbol(s)")
-        blocks = compute_out_of_core(history, scratch, sectors=inputs.sectors,
-                                     fundamentals=inputs.fundamentals, actions=inputs.actions,
-                                     universe=symbols, membership=membership,
-                                     extra=features.user, runner=runner, progress=progress,
-                                     months=months)
+        blocks = compute_out_of_core(history, store.state_dir / SCRATCH / uuid.uuid4().hex,
+                                     sectors=inputs.sectors, fundamentals=inputs.fundamentals,
+                                     actions=inputs.actions, universe=symbols,
+                                     membership=membership, extra=features.user,
+                                     runner=runner, progress=progress, months=months)
         start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
-        inputs.tail = read_adjusted(history.bars, start, last, history.cumulative)
+        inputs.tail = read_adjusted(exchange, start, last, history.cumulative)
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        exchange.remove()
         raise
     return blocks
 
@@ -445,6 +447,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                      "computed_on": (runner.describe() if runner is not None and plan is None
                                      else "in process"),
                      "out_of_core": blocks is not None,
+                     "exchange": (config.compute.exchange or "state/scratch") if blocks else None,
                      "block_months": config.compute.block_months if blocks else None}
     _write_report(report_path, {**report.to_json(), "meta": meta})
     if not report.passed:
@@ -455,7 +458,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                            params={"registry_version": REGISTRY_VERSION,
                                    "feature_set_hash": meta["feature_set_hash"]}) as txn:
         if blocks is not None:
-            place_parts(txn, FEATURES_DATASET, blocks.parts, legacy=FEATURES)
+            place_parts(txn, FEATURES_DATASET, blocks.local_parts(), legacy=FEATURES)
         else:
             write_dataset(txn, FEATURES_DATASET, frame.features, legacy=FEATURES,
                           compression="lz4",

@@ -9,28 +9,26 @@ The algorithm:
    events need only its own bars and its spin-offs' targets on their ex-dates) and the
    shares outstanding of the fundamentals on the adjusted volume basis
    (`panel.shares_table`, a per-symbol as-of join). Each batch's bars are written again
-   by year (`<scratch>/bars/year=YYYY/batch-NNNNN.parquet`): the exchange the tasks read.
+   by year to the build's `Exchange` (`bars/year=YYYY/batch-NNNNN.parquet`), which the
+   tasks read.
 2. years (tasks on a runner: this process one after another, or a Dask cluster): one per
    calendar year. A task reads the raw bars of its year and of the look-back before it
    from the exchange (only those years' files, so what a task reads does not grow with
    the history), adjusts them with the cumulative factors (the values a one-piece build
    adjusts to, bit for bit), computes the year in periods of `block_months`
-   (`blocks.compute_block`), writes the year's features part into the scratch directory
-   and returns its `FrameSummary`. So a worker must see the store's directory (one
-   machine, or a shared filesystem mounted at the same path).
+   (`blocks.compute_block`), writes the year's features part to the exchange and returns
+   its `FrameSummary`. So a worker must reach the exchange: the store's filesystem by
+   default, or object storage (`aurora.features.exchange`).
 3. gates and publication (this process): the gates judge the combined summaries, the
    lookahead proof recomputes the tail, and the parts move into the version's
-   transaction (`datasets.place_parts`); on any failure the scratch directory is removed
-   and `latest` is untouched.
+   transaction (`datasets.place_parts`); on any failure the exchange is removed and
+   `latest` is untouched.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +38,7 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from aurora.adjustments import apply_point_in_time, cumulate, point_in_time_events
-from aurora.atomic import FILE_MODE, private_dir
+from aurora.atomic import private_dir
 from aurora.calendar import sessions
 from aurora.cluster import LocalRunner, Runner
 from aurora.errors import DataValidationError
@@ -56,6 +54,7 @@ from aurora.features.blocks import (
     with_absent,
 )
 from aurora.features.compute import feature_set
+from aurora.features.exchange import Exchange
 from aurora.features.expr import Expr
 from aurora.features.gatestats import FrameSummary, summarize
 from aurora.features.panel import PanelInfo, shares_table
@@ -65,7 +64,6 @@ from aurora.schemas import SPIN_OFF_TYPES, sorted_by_key
 
 BATCH_ROWS = 1_000_000  # raw bars per read of the scan (four columns: about 40 MB)
 SCRATCH = "scratch"  # under the store's state directory
-STALE_SCRATCH_S = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -74,7 +72,7 @@ class History:
 
     spans: pl.DataFrame  # symbol, first, last, rows
     days: pl.Series  # the dates with bars, sorted
-    bars: Path  # the raw bars by year (the exchange)
+    exchange: Exchange  # holds the raw bars by year
     cumulative: pl.DataFrame  # `adjustments.cumulate` of every usable action
     shares: pl.DataFrame | None
     shares_source: str
@@ -94,7 +92,7 @@ class History:
         return grid, grid - int(self.spans["rows"].sum())
 
 
-def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
+def scan_history(prices: Path, exchange: Exchange, actions: pl.DataFrame | None,
                  fundamentals: pl.DataFrame | None,
                  universe: Sequence[str] | None = None,
                  batch_rows: int = BATCH_ROWS) -> History:
@@ -138,7 +136,7 @@ def scan_history(prices: Path, exchange: Path, actions: pl.DataFrame | None,
         spans=(pl.concat(spans).sort("symbol") if spans else
                pl.DataFrame(schema={"symbol": pl.String, "first": pl.Date, "last": pl.Date,
                                     "rows": pl.UInt32})),
-        days=pl.Series("date", sorted(days), dtype=pl.Date), bars=exchange,
+        days=pl.Series("date", sorted(days), dtype=pl.Date), exchange=exchange,
         cumulative=cumulate(every),
         shares=pl.concat(shares).sort("as_of") if shares else None,
         shares_source=info.shares_source, ignored=sorted(ignored))
@@ -148,14 +146,15 @@ _NO_BARS = pl.DataFrame(schema={"symbol": pl.String, "date": pl.Date, "close": p
                                  "volume": pl.Float64})
 
 
-def _exchange(bars: pl.DataFrame, root: Path, number: int) -> None:
-    """Write `bars` (whole symbols) as one file per calendar year under `root`."""
+def _exchange(bars: pl.DataFrame, exchange: Exchange, number: int) -> None:
+    """Write `bars` (whole symbols) to `exchange`, one file per calendar year."""
     years = bars.get_column("date").dt.year()
     for year in years.unique().sort().to_list():
-        folder = private_dir(root / f"year={year:04d}")
-        # scratch: never published, so no fsync (a killed build's scratch is discarded)
-        bars.filter(years == year).write_parquet(folder / f"batch-{number:05d}.parquet",
-                                                 compression="lz4")
+        exchange.write(bars.filter(years == year), f"{_bars(year)}/batch-{number:05d}.parquet")
+
+
+def _bars(year: int) -> str:
+    return f"bars/year={year:04d}"
 
 
 def _whole_symbols(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
@@ -200,16 +199,15 @@ def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame 
             .join(keys.lazy(), on=["symbol", "date"], how="semi").collect())
 
 
-def read_adjusted(bars: str | Path, start: dt.date, end: dt.date,
+def read_adjusted(exchange: Exchange, start: dt.date, end: dt.date,
                   cumulative: pl.DataFrame) -> pl.DataFrame:
-    """The raw bars of the exchange `bars` (`scan_history`) dated in [start, end], sorted
-    by (symbol, date) and adjusted point in time with `cumulative`: the rows a block
-    reads. Only the files of the years of [start, end] are opened."""
-    files = sorted(str(f) for year in range(start.year, end.year + 1)
-                   for f in (Path(bars) / f"year={year:04d}").glob("batch-*.parquet"))
-    if not files:
-        raise DataValidationError(f"{bars}: no bars between {start} and {end}")
-    raw = pl.scan_parquet(files).filter(pl.col("date").is_between(start, end)).collect()
+    """The raw bars `scan_history` wrote to `exchange` dated in [start, end], sorted by
+    (symbol, date) and adjusted point in time with `cumulative`: the rows a block reads.
+    Only the files of the years of [start, end] are opened."""
+    names = exchange.files([_bars(year) for year in range(start.year, end.year + 1)])
+    if not names:
+        raise DataValidationError(f"{exchange.shown}: no bars between {start} and {end}")
+    raw = exchange.read(names).filter(pl.col("date").is_between(start, end))
     return apply_point_in_time(sorted_by_key(raw), cumulative)
 
 
@@ -220,8 +218,8 @@ class YearTask:
 
     year: int
     periods: Sequence[Period]
-    bars: str
-    part: str
+    exchange: Exchange
+    part: str  # its name in the exchange
 
 
 @dataclass
@@ -246,17 +244,12 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
     """Step 2 of the module docstring for one year (a task: module-level, pickles)."""
     pieces = []
     for period in task.periods:
-        rows = read_adjusted(task.bars, period.start, period.after, shared.cumulative)
+        rows = read_adjusted(task.exchange, period.start, period.after, shared.cumulative)
         block = Block(period.first, period.last, with_absent(rows, shared.spans, period))
         pieces.append(compute_block(block, shared))
     features = (pieces[0].features if len(pieces) == 1
                 else sorted_by_key(pl.concat([p.features for p in pieces])))
-    # renamed into place whole (an attempt the scheduler gave up on may still be writing);
-    # not fsynced here: publishing fsyncs every file it takes
-    partial = f"{task.part}.{uuid.uuid4().hex}.partial"
-    features.write_parquet(partial, compression="lz4", statistics=True)
-    os.chmod(partial, FILE_MODE)
-    os.replace(partial, task.part)
+    task.exchange.write(features, task.part)
     fallback: dict[str, int] = {}
     for piece in pieces:
         for symbol, count in piece.turnover_fallback.items():
@@ -269,16 +262,27 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
 
 @dataclass
 class OutOfCore:
-    """What the years computed: their part files (year -> (path, rows)), results and the
-    scratch directory holding the files until they are published (`discard` removes it)."""
+    """What the years computed: their parts (year -> (name in the exchange, rows)) and
+    results. `discard` removes the exchange and `local`, where `local_parts` put parts."""
 
     history: History
-    parts: dict[int, tuple[Path, int]]
+    parts: dict[int, tuple[str, int]]
     results: list[YearResult]
-    scratch: Path
+    local: Path
+
+    def local_parts(self) -> dict[int, tuple[Path, int]]:
+        """The parts as local files (fetched into `local` from a remote exchange)."""
+        exchange = self.history.exchange
+        if not exchange.remote:
+            return {y: (Path(exchange.location) / name, rows)
+                    for y, (name, rows) in self.parts.items()}
+        folder = private_dir(self.local)
+        return {y: (exchange.fetch(name, folder / name), rows)
+                for y, (name, rows) in self.parts.items()}
 
     def discard(self) -> None:
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        self.history.exchange.remove()
+        shutil.rmtree(self.local, ignore_errors=True)
 
     def info(self) -> PanelInfo:
         grid, missing = self.history.grid_counts
@@ -296,23 +300,9 @@ class OutOfCore:
         return total
 
 
-def open_scratch(root: Path) -> Path:
-    """A new directory under `root` for one build's exchange and parts (directories there
-    untouched for a day, left by killed builds, are removed first)."""
-    if root.is_dir():
-        now = time.time()
-        for entry in root.iterdir():
-            try:
-                if entry.is_dir() and now - entry.stat().st_mtime > STALE_SCRATCH_S:
-                    shutil.rmtree(entry, ignore_errors=True)
-            except OSError:
-                continue
-    return private_dir(root / uuid.uuid4().hex)
-
-
 def compute_out_of_core(
     history: History,
-    scratch: Path,
+    local: Path,
     *,
     sectors: Mapping[str, str] | pl.DataFrame | None,
     fundamentals: pl.DataFrame | None = None,
@@ -325,16 +315,15 @@ def compute_out_of_core(
     months: int = 12,
 ) -> OutOfCore:
     """Step 2 of the module docstring: one task per year of `history` on `runner`
-    (default: this process), each writing its part into `scratch` (`open_scratch`, where
-    the scan wrote the exchange). On any failure `scratch` is removed and the error
-    raised."""
+    (default: this process), each writing its part to the exchange the scan wrote to
+    (`local`: where `OutOfCore.local_parts` will put them). On any failure the exchange is
+    removed and the error raised."""
     try:
         lookback = max(e.lookback for e in feature_set(extra).values())
         by_year: dict[int, list[Period]] = {}
         for period in block_periods(history.days, lookback, months):
             by_year.setdefault(period.first.year, []).append(period)
-        tasks = [YearTask(year, periods, str(history.bars),
-                          str(scratch / f"features-{year}.parquet"))
+        tasks = [YearTask(year, periods, history.exchange, f"features-{year}.parquet")
                  for year, periods in sorted(by_year.items())]
         runner = runner or LocalRunner()
         shared = StoredShared(sectors, fundamentals, actions, universe, membership, extra,
@@ -346,8 +335,7 @@ def compute_out_of_core(
         runner.ship_code(user_modules(extra))
         results = runner.map(compute_year, tasks, shared=shared, progress=report)
     except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
+        history.exchange.remove()
         raise
-    parts = {r.year: (Path(t.part), r.rows) for t, r in zip(tasks, results, strict=True)
-             if r.rows}
-    return OutOfCore(history, parts, list(results), scratch)
+    parts = {r.year: (t.part, r.rows) for t, r in zip(tasks, results, strict=True) if r.rows}
+    return OutOfCore(history, parts, list(results), local)
