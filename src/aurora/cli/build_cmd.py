@@ -43,7 +43,9 @@ def register(app: typer.Typer) -> None:
         The universe is the one recorded in the store (the last fetch's) unless --universe
         or the configuration names another. When only sessions were added since the last
         build, only those are computed (the summary says so and why); --full computes all.
-        With --scheduler a full build runs one task per year on the Dask cluster.
+        With --scheduler a full build runs out of core, one task per year on the Dask
+        cluster; `compute.out_of_core = true` runs every build that way, in this process
+        without a scheduler (docs/scale-out.md).
         """
         from aurora.cluster import connect
         from aurora.features import build_features  # deferred: start-up time (cli/main.py)
