@@ -54,8 +54,11 @@ def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_r
     date range are those of `point_in_time` over the whole history, bit for bit, and so
     are the shares from market caps."""
     assert ACTIONS.filter(pl.col("action_type") == "cash_dividend").height > 20
+    seen: list[tuple[int, int]] = []
     history = scan_history(raw_file, Exchange.open(tmp_path), ACTIONS, CAPS,
-                           batch_rows=batch_rows)
+                           batch_rows=batch_rows, progress=lambda *p: seen.append(p))
+    assert seen[-1] == (MARKET.bars.height, MARKET.bars.height)  # every bar read, counted
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     whole = point_in_time(MARKET.bars.sort("symbol", "date"), ACTIONS)
     for start, end in ((dt.date(2016, 1, 4), dt.date(2019, 12, 31)),
                        (dt.date(2017, 11, 20), dt.date(2018, 7, 3))):

@@ -400,10 +400,9 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
     note = progress or no_progress
     exchange = Exchange.open(store.state_dir / SCRATCH, exchange_url)
     try:
-        note("scan", 0, 1)
         history = scan_history(inputs.prices_path, exchange, inputs.actions,
-                               inputs.fundamentals, symbols)
-        note("scan", 1, 1)
+                               inputs.fundamentals, symbols,
+                               progress=lambda done, total: note("scan", done, total))
         last = history.days.max()
         if not isinstance(last, dt.date):
             raise DataValidationError(f"{PRICES} of version {inputs.version}: no bars of the "

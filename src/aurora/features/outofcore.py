@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,10 +95,12 @@ class History:
 def scan_history(prices: Path, exchange: Exchange, actions: pl.DataFrame | None,
                  fundamentals: pl.DataFrame | None,
                  universe: Sequence[str] | None = None,
-                 batch_rows: int = BATCH_ROWS) -> History:
+                 batch_rows: int = BATCH_ROWS,
+                 progress: Callable[[int, int], None] | None = None) -> History:
     """Step 1 of the module docstring over the raw bars in `prices` (a Parquet file sorted
-    by symbol, then date), writing the bars of `universe` by year under `exchange`.
-    DataValidationError naming the file when it is not sorted."""
+    by symbol, then date), writing the bars of `universe` by year under `exchange`;
+    `progress(bars read, bars in the file)` after each batch. DataValidationError naming
+    the file when it is not sorted."""
     wanted = None if universe is None else set(universe)
     targets = _spin_off_targets(prices, actions)
     spans, events, shares, days = [], [], [], set()
@@ -106,7 +108,11 @@ def scan_history(prices: Path, exchange: Exchange, actions: pl.DataFrame | None,
     info = PanelInfo()
     # every snapshot checked and the source named once, as the whole history's table does
     shares_table(fundamentals, _NO_BARS, actions, info)
+    total, read = pq.ParquetFile(prices).metadata.num_rows, 0
     for number, chunk in enumerate(_whole_symbols(prices, batch_rows)):
+        read += chunk.height
+        if progress is not None:
+            progress(read, total)
         if wanted is not None:
             ignored.update(set(chunk["symbol"].unique().to_list()) - wanted)
             chunk = chunk.filter(pl.col("symbol").is_in(list(wanted)))
