@@ -1,7 +1,7 @@
 """Out-of-core builds at scale: wall time per million rows and peak memory per process.
 
     .venv/bin/python benchmarks/bench_outofcore.py [--symbols 1000 3000 10000] [--years 20]
-        [--cases one-piece in-process cluster] [--quick]
+        [--cases one-piece in-process cluster] [--months 12] [--quick]
 
 For each universe size: a store of synthetic raw bars (`aurora_testbed.synthetic`, with its
 splits and dividends as corporate actions), `--years` calendar years, generated a batch of
@@ -84,7 +84,7 @@ def _worker_peak_mb() -> float:
     return peak_rss_mb()
 
 
-def run_case(case: str, data: str) -> None:
+def run_case(case: str, data: str, months: int) -> None:
     from aurora.cluster import DaskRunner
     from aurora.config import AuroraConfig, ComputeConfig
     from aurora.features.builder import build_features
@@ -93,7 +93,8 @@ def run_case(case: str, data: str) -> None:
 
     store = Store(Path(data))
     config = AuroraConfig(data_dir=Path(data),
-                          compute=ComputeConfig(out_of_core=case != "one-piece"))
+                          compute=ComputeConfig(out_of_core=case != "one-piece",
+                                                block_months=months))
     worker_peak = None
     if case in ("one-piece", "in-process"):
         t0 = time.perf_counter()
@@ -116,8 +117,9 @@ def run_case(case: str, data: str) -> None:
                       "worker_peak_mb": worker_peak, "passed": result.gates.passed}))
 
 
-def measure(case: str, data: Path) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, __file__, "--case", case, "--data", str(data)],
+def measure(case: str, data: Path, months: int) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, __file__, "--case", case, "--data", str(data),
+                          "--months", str(months)],
                          capture_output=True, text=True)
     if out.returncode != 0:
         raise SystemExit(f"{case} failed:\n{out.stderr[-3000:]}")
@@ -133,15 +135,17 @@ def main() -> None:
     parser.add_argument("--one-piece-rows", type=float, default=16e6,
                         help="largest history (bars) the one-piece baseline is run on")
     parser.add_argument("--quick", action="store_true", help="300 and 900 symbols x 3 years")
+    parser.add_argument("--months", type=int, default=12,
+                        help="compute.block_months: a year task computes pieces this long")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        run_case(args.case, args.data)
+        run_case(args.case, args.data, args.months)
         return
     sizes, years = ([300, 900], 3) if args.quick else (args.symbols, args.years)
-    print(f"synthetic raw bars, {years} calendar years, out-of-core builds; load average "
-          f"{os.getloadavg()[0]:.2f}", flush=True)
+    print(f"synthetic raw bars, {years} calendar years, out-of-core builds in pieces of "
+          f"{args.months} months; load average {os.getloadavg()[0]:.2f}", flush=True)
     print(f"{'symbols':>8} {'case':>10} {'M rows':>7} {'wall s':>8} {'s/M rows':>9} "
           f"{'speed x':>8} {'peak MB':>8} {'worker MB':>9}", flush=True)
     for n in sizes:
@@ -156,7 +160,7 @@ def main() -> None:
                     print(f"{n:>8} {case:>10} skipped: {n * years * 252 / 1e6:.0f} M bars is "
                           "beyond --one-piece-rows", flush=True)
                     continue
-                r = measure(case, Path(tmp) / "data")
+                r = measure(case, Path(tmp) / "data", args.months)
                 assert r["passed"]
                 base = base or (r["seconds"] if case == "one-piece" else None)
                 per_m = r["seconds"] / (r["rows"] / 1e6)

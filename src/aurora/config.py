@@ -171,8 +171,9 @@ class ComputeConfig(_Section):
     # a Dask scheduler (`tcp://HOST:PORT`): build and evaluate run their tasks on its
     # workers (`aurora.cluster`); None: in this process
     scheduler: str | None = None
-    # a full build's task on the cluster: the sessions of this many months (a divisor of 12)
-    # plus the largest look-back; fewer months, less memory per worker, more CPU
+    # an out-of-core year task computes its year in pieces of this many months (a divisor
+    # of 12), each from its own look-back: more CPU, and no lower peak at 10,000 symbols
+    # (docs/scale-out.md)
     block_months: int = 12
     # full builds out of core (`aurora.features.outofcore`): no process holds more than a
     # year of the history, and no incremental build is attempted. Without it, a full build

@@ -253,8 +253,7 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
         rows = read_adjusted(task.exchange, period.start, period.after, shared.cumulative)
         block = Block(period.first, period.last, with_absent(rows, shared.spans, period))
         pieces.append(compute_block(block, shared))
-    features = (pieces[0].features if len(pieces) == 1
-                else sorted_by_key(pl.concat([p.features for p in pieces])))
+    features = _in_key_order([p.features for p in pieces])
     task.exchange.write(features, task.part)
     fallback: dict[str, int] = {}
     for piece in pieces:
@@ -264,6 +263,21 @@ def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
                       sorted({s for p in pieces for s in p.info.unknown_sector}),
                       pieces[0].info.sector_source,
                       sum(p.outside_membership for p in pieces))
+
+
+def _in_key_order(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """The rows of `frames` (a year's pieces, each sorted by (symbol, date)) as one frame
+    sorted by (symbol, date), built a column at a time: each piece's column is taken out of
+    it (the pieces are emptied) and freed once gathered, so the year is held once, not
+    twice."""
+    if len(frames) == 1:
+        return frames[0]
+    keys = pl.concat([f.select("symbol", "date") for f in frames])
+    order = keys.select(pl.struct("symbol", "date").arg_sort()).to_series()
+    del keys
+    names = frames[0].columns
+    return pl.DataFrame([pl.concat([f.drop_in_place(name) for f in frames]).gather(order)
+                         for name in names])
 
 
 @dataclass
