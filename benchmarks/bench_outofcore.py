@@ -5,7 +5,8 @@
 
 For each universe size: a store of synthetic raw bars (`aurora_testbed.synthetic`, with its
 splits and dividends as corporate actions), `--years` calendar years, generated a batch of
-symbols at a time and written as one prices.parquet sorted by (symbol, date), is built by
+symbols at a time and written as the prices dataset (a part per year, each sorted by
+(symbol, date), with its index: `aurora.store.bars`), is built by
 `build_features`, each case in its own process so its peak RSS is clean:
   one-piece:  the default full build, in memory (the baseline; only up to
               `--one-piece-rows` bars, 16 M by default: its peak grows with universe x
@@ -47,6 +48,8 @@ def make_store(root: Path, symbols: int, years: int) -> None:
     import pyarrow.parquet as pq
 
     from aurora.store import Store
+    from aurora.store.bars import write_index
+    from aurora.store.datasets import part_name
     from aurora.store.versions import UniverseRecord
     from aurora_testbed.synthetic import generate_market
 
@@ -58,20 +61,28 @@ def make_store(root: Path, symbols: int, years: int) -> None:
     with store.transaction("fetch", base=None, params={"adjustment": "raw"},
                            universe=UniverseRecord(symbols=tuple(names),
                                                    source="benchmark")) as txn:
-        writer = None
-        rows = 0
+        writers: dict[int, pq.ParquetWriter] = {}
+        rows: dict[int, int] = {}
+        days: set[dt.date] = set()
         for i in range(0, symbols, GENERATE_BATCH):
             market = generate_market(names[i:i + GENERATE_BATCH], start, end, seed=7 + i)
-            bars = market.bars.sort("symbol", "date").to_arrow()
-            writer = writer or pq.ParquetWriter(txn.path("prices.parquet"), bars.schema,
-                                                compression="zstd")
-            writer.write_table(bars, row_group_size=1_000_000)
-            rows += bars.num_rows
+            bars = market.bars.sort("symbol", "date")
+            days.update(bars["date"].unique().to_list())
+            for year in range(start.year, end.year + 1):
+                table = bars.filter(pl.col("date").dt.year() == year).to_arrow()
+                if year not in writers:
+                    writers[year] = pq.ParquetWriter(txn.path(part_name("prices", year)),
+                                                     table.schema, compression="zstd")
+                writers[year].write_table(table)
+                rows[year] = rows.get(year, 0) + table.num_rows
             actions.append(market.corporate_actions)
             sectors.update(market.sectors)
-        assert writer is not None
-        writer.close()
-        txn.describe("prices.parquet", rows=rows, adjustment="raw")
+        for year, writer in writers.items():
+            writer.close()
+            txn.describe(part_name("prices", year), rows=rows[year])
+        write_index(txn, {"rows": sum(rows.values()), "symbols": symbols,
+                          "date_min": str(min(days)), "date_max": str(max(days)),
+                          "sessions": len(days), "adjustment": "raw"})
         pl.concat(actions, how="diagonal_relaxed").write_parquet(
             txn.path("corporate_actions.parquet"))
         pl.DataFrame({"symbol": list(sectors), "sector": list(sectors.values())}

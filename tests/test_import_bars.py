@@ -26,6 +26,7 @@ from aurora.fetch.publish import load_stored
 from aurora.fetch.source import PriceSource
 from aurora.importbars import import_bars
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.store.datasets import write_dataset
 from aurora.vendorfiles import read_actions, read_bars
 
@@ -59,7 +60,7 @@ def raw(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def stored(data_dir: Path) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).latest / "prices.parquet")
+    return read_prices(Store(data_dir))
 
 
 def manifest(data_dir: Path) -> dict:
@@ -112,7 +113,7 @@ def test_sample_as_csv_per_symbol_publishes_a_valid_store(sample, tmp_path, data
 
     assert stored(data_dir).equals(raw(sample))  # raw OHLCV, never adj_close
     meta = manifest(data_dir)
-    entry = meta["files"]["prices.parquet"]
+    entry = meta["files"]["prices.index.json"]
     assert entry["adjustment"] == "raw" and entry["source_url"] == f"import:{vendor}"
     assert (entry["rows"], entry["symbols"], entry["sessions"]) == (130_000, 130, 1000)
     assert (entry["date_min"], entry["date_max"]) == ("2015-01-12", "2018-12-31")
@@ -185,7 +186,7 @@ def test_another_source_is_refused_unless_new_history(tmp_path, data_dir, capsys
                  "--new-history"]) == 0
     assert "new history: the stored prices from import:" in capsys.readouterr().out
     meta = manifest(data_dir)
-    assert meta["files"]["prices.parquet"]["source_url"] == f"import:{second}"
+    assert meta["files"]["prices.index.json"]["source_url"] == f"import:{second}"
     assert "features.meta.json" not in meta["files"]
     assert not [name for name in meta["files"] if name.startswith("features/")]
     assert meta["params"]["new_history"] is True

@@ -146,7 +146,8 @@ def test_diff_names_the_restated_bar_and_the_new_sessions(fetched):
     d = store.diff(v1)
     assert (d.before, d.after) == (v1, v2)
     files = dict(d.files.select("name", "change").iter_rows())
-    assert files["prices.parquet"] == "changed" and files["universe.txt"] == "same"
+    assert files["prices.index.json"] == "changed" and files["universe.txt"] == "same"
+    assert files["prices/year=2024/part-0.parquet"] == "changed"
     changed = d.prices.filter(pl.col("change") == "changed")
     assert changed.rows() == [("BBB", D(2024, 2, 27), "changed", ["close"])]
     added = d.prices.filter(pl.col("change") == "added")
@@ -155,7 +156,7 @@ def test_diff_names_the_restated_bar_and_the_new_sessions(fetched):
     assert d.dates.rows() == [(day, "added") for day in NEW_DAYS]
     assert d.symbols.height == 0 and d.features.height == 0 and not d.unchanged
     summary = "\n".join(d.summary_lines())
-    assert "prices.parquet changed" in summary
+    assert "prices.index.json changed" in summary
     assert "first BBB 2024-02-27: close" in summary and "dates added: 5" in summary
     assert repr(d).startswith(f"VersionDiff({v1} -> {v2}; files: ")
     # the module function and an explicit v2 say the same

@@ -13,10 +13,10 @@ Publishing (`import_bars`):
   is `import:<absolute PATH>`. Importing over prices of another source (a fetch, the demo,
   another import PATH) is refused (ConfigError, exit 2) unless `new_history`; importing the
   same PATH again replaces the prices with the files' bars (an import is not merged).
-- One store transaction over the version read writes prices.parquet (meta: rows, symbols,
-  date_min, date_max, sessions, history_start, adjustment `raw`, source and source_url
-  `import:<PATH>`, synthetic false), corporate_actions.parquet (the actions given, else
-  empty), validation.json and universe.txt; it leaves out features.parquet,
+- One store transaction over the version read writes the prices (`aurora.store.bars`;
+  meta: rows, symbols, date_min, date_max, sessions, history_start, adjustment `raw`,
+  source and source_url `import:<PATH>`, synthetic false), corporate_actions.parquet (the
+  actions given, else empty), validation.json and universe.txt; it leaves out features.parquet,
   features.meta.json (built from other prices), fetch_report.json and quarantine.json (a
   fetch's report and quarantine of other prices), and adds a default sector map when the
   store has none. When the bars,
@@ -47,17 +47,16 @@ from aurora.fetch.corporate_actions import conform_actions
 from aurora.fetch.source import PriceSource, stored_source
 from aurora.schemas import (
     CORPORATE_ACTIONS_TABLE,
-    PRICES_TABLE,
     read_table,
 )
 from aurora.store import Store
+from aurora.store.bars import read_prices, write_prices
 from aurora.store.files import (
     CORPORATE_ACTIONS,
     FEATURES,
     FEATURES_DATASET,
     FEATURES_META,
     FETCH_REPORT,
-    PRICES,
     QUARANTINE,
     SECTOR_MAP,
     UNIVERSE,
@@ -174,13 +173,11 @@ def _unchanged(store: Store, base: str | None, prices: pl.DataFrame, actions: pl
     if base is None:
         return False
     manifest = store.manifest(base)
-    entry = manifest.file(PRICES)
+    entry = manifest.prices_entry()
     if (entry is None or entry.meta("source_url") != source.url
             or entry.meta("adjustment") != "raw" or store.universe(base) != universe.record()):
         return False
-    path = store.verified_path(PRICES, base)
-    assert path is not None
-    if not _same(read_table(path, PRICES_TABLE, f"version {base}"), prices, ["symbol", "date"]):
+    if not _same(read_prices(store, base), prices, ["symbol", "date"]):
         return False
     stored_actions = store.verified_path(CORPORATE_ACTIONS, base)
     if stored_actions is None:
@@ -194,14 +191,10 @@ def _unchanged(store: Store, base: str | None, prices: pl.DataFrame, actions: pl
 def _publish(store: Store, base: str | None, *, prices: pl.DataFrame, actions: pl.DataFrame,
              universe: Universe, validation: dict[str, Any], source: PriceSource,
              params: dict[str, Any], actions_source: str | None) -> str:
-    dates = prices.get_column("date")
     with store.transaction("import", base=base, params=params,
                            universe=universe.record()) as txn:
-        atomic_write_parquet(txn.path(PRICES), prices)
-        txn.describe(
-            PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
-            date_min=str(dates.min()), date_max=str(dates.max()), sessions=dates.n_unique(),
-            history_start=str(dates.min()), source=source.url, **source.meta())
+        write_prices(txn, prices, meta={"history_start": str(prices["date"].min()),
+                                        "source": source.url, **source.meta()})
         atomic_write_parquet(txn.path(CORPORATE_ACTIONS), actions)
         txn.describe(CORPORATE_ACTIONS, rows=actions.height, stale=False,
                      source=actions_source)

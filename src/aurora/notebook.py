@@ -36,7 +36,7 @@ from aurora.adjustments import point_in_time
 from aurora.errors import StoreError
 from aurora.membership import SCHEMA as MEMBERSHIP_SCHEMA
 from aurora.store import files
-from aurora.store.datasets import dataset_parts, has_dataset
+from aurora.store.datasets import dataset_parts, has_dataset, parts_between
 from aurora.store.files import plain_name
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store
@@ -46,6 +46,13 @@ SymbolsArg = str | Iterable[str] | None
 DateArg = dt.date | str | None
 
 NEWEST_SHOWN = 5  # versions listed in an "unknown version" error
+
+# table name -> (dataset, the single file of versions written before datasets)
+_DATASETS: dict[str, tuple[str, str]] = {
+    name: (dataset, legacy)
+    for dataset, legacy in ((files.PRICES_DATASET, files.PRICES),
+                            (files.FEATURES_DATASET, files.FEATURES))
+    for name in (dataset, legacy)}
 
 HINTS: dict[str, str] = {
     files.PRICES: "run `aurora fetch`",
@@ -145,9 +152,12 @@ class StoreView:
         return self._manifest
 
     def __repr__(self) -> str:
-        parts = dataset_parts(self._manifest, files.FEATURES_DATASET)
-        shown = sorted({n for n in self._manifest.files if n not in set(parts.values())}
-                       | ({f"{files.FEATURES_DATASET}/ ({len(parts)} parts)"} if parts else set()))
+        found = {dataset: dataset_parts(self._manifest, dataset)
+                 for dataset in (files.PRICES_DATASET, files.FEATURES_DATASET)}
+        names = {name for parts in found.values() for name in parts.values()}
+        shown = sorted({n for n in self._manifest.files if n not in names}
+                       | {f"{dataset}/ ({len(parts)} parts)"
+                          for dataset, parts in found.items() if parts})
         return (f"StoreView({str(self.root)!r}, version={self.version!r}, "
                 f"stage={self._manifest.stage!r}, files={shown})")
 
@@ -208,24 +218,31 @@ class StoreView:
         self._verified[name] = path
         return path
 
-    def scan(self, name: str) -> pl.LazyFrame:
+    def scan(self, name: str, start: dt.date | None = None,
+             end: dt.date | None = None) -> pl.LazyFrame:
         """A lazy scan of Parquet file `name` of this version (checked as `path` does). The
-        features (`features.parquet`) are the parts of the features dataset in a version
-        that holds them (`aurora.store.datasets`), each checked."""
-        if name in (files.FEATURES, files.FEATURES_DATASET):
-            parts = dataset_parts(self._manifest, files.FEATURES_DATASET)
+        prices and the features (`prices.parquet`, `features.parquet`, or their dataset
+        names) are the parts of their dataset in a version that holds them
+        (`aurora.store.datasets`), only those of years overlapping [start, end], each
+        checked; the bounds do not filter rows."""
+        if name in _DATASETS:
+            dataset, legacy = _DATASETS[name]
+            parts = dataset_parts(self._manifest, dataset)
             if parts:
-                return pl.scan_parquet([self.path(part) for part in parts.values()],
+                names = (parts_between(self._manifest, dataset, start, end)
+                         or [next(iter(parts.values()))])
+                return pl.scan_parquet([self.path(part) for part in names],
                                        hive_partitioning=False)
-            name = files.FEATURES
+            name = legacy
         if not name.endswith(".parquet"):
             raise ValueError(f"{name}: not a Parquet file of the store")
         return pl.scan_parquet(self.path(name))
 
     def holds(self, name: str) -> bool:
-        """Whether this version holds file `name` (the features: in either layout)."""
-        if name in (files.FEATURES, files.FEATURES_DATASET):
-            return has_dataset(self._manifest, files.FEATURES_DATASET, legacy=files.FEATURES)
+        """Whether this version holds file `name` (prices and features: in either
+        layout)."""
+        if name in _DATASETS:
+            return has_dataset(self._manifest, *_DATASETS[name])
         return self._manifest.file(name) is not None
 
     def _not_held(self, name: str) -> str:
@@ -293,7 +310,7 @@ class StoreView:
                end: DateArg, columns: Sequence[str] | None) -> pl.DataFrame:
         wanted = _symbols(symbols)
         lo, hi = _date(start, "start"), _date(end, "end")
-        frame = self.scan(name)
+        frame = self.scan(name, lo, hi) if date_col == "date" else self.scan(name)
         keys = ["symbol", date_col]
         available = frame.collect_schema().names()
         values = self._columns(name, available, keys, columns)

@@ -1,8 +1,8 @@
 """Column schemas shared by every stage: the contracts of the store's Parquet files.
 
-`PRICES_SCHEMA` is prices.parquet (and the synthetic market's raw bars): one row per
-(symbol, NY session date), prices in USD per share, volume in shares (float64 because
-split-adjusted volumes can be fractional), vwap/trade_count nullable.
+`PRICES_SCHEMA` is the stored bars (`aurora.store.bars`) and the synthetic market's raw
+bars: one row per (symbol, NY session date), prices in USD per share, volume in shares
+(float64 because split-adjusted volumes can be fractional), vwap/trade_count nullable.
 
 `PRICE_COLUMNS` are the per-share quotes (USD), `BAR_COLUMNS` adds the volume (shares) and
 `PER_SHARE_COLUMNS` adds the vwap: what a split or dividend adjustment scales.

@@ -50,7 +50,7 @@ class VersionDiff:
 
     - files: name, change (added | removed | changed | same), sha256_before, sha256_after;
     - symbols: symbol, change (added | removed), source (`prices`: the symbols with bars
-      in prices.parquet; `universe`: the universe each version records);
+      in the prices; `universe`: the universe each version records);
     - dates: date, change (added | removed): sessions with bars in one version only;
     - prices: symbol, date, change (added | removed | changed), columns (for `changed`: the
       columns whose value differs, e.g. ["close"]; null otherwise);
@@ -111,15 +111,14 @@ def diff_views(before: StoreView, after: StoreView) -> VersionDiff:
     """The VersionDiff from view `before` to view `after` (module docstring). Files are read
     through the views, so a corrupt file raises StoreError naming it and its version."""
     table = file_changes(before, after)
-    change = dict(table.select("name", "change").iter_rows())
-    prices_changed = change.get(files.PRICES, "same") != "same"
+    prices_changed = _prices_sha(before) != _prices_sha(after)
     features_changed = (dataset_digest(before.manifest, files.FEATURES_DATASET, files.FEATURES)
                         != dataset_digest(after.manifest, files.FEATURES_DATASET, files.FEATURES))
     old_prices = _scan(before, files.PRICES) if prices_changed else None
     new_prices = _scan(after, files.PRICES) if prices_changed else None
     old_features = _scan(before, files.FEATURES) if features_changed else None
     new_features = _scan(after, files.FEATURES) if features_changed else None
-    where = f"{files.PRICES} of {before.version} and {after.version}"
+    where = f"the prices of {before.version} and {after.version}"
     try:
         if prices_changed:
             old_p, new_p = _aligned(old_prices, new_prices)
@@ -219,6 +218,11 @@ def universe_changes(before: Sequence[str], after: Sequence[str]) -> pl.DataFram
     removed = old.join(new, on="symbol", how="anti").with_columns(change=pl.lit("removed"))
     return pl.concat([added, removed]).with_columns(source=pl.lit("universe")).select(
         SYMBOLS_SCHEMA.keys()).sort("symbol")
+
+
+def _prices_sha(view: StoreView) -> str | None:
+    entry = view.manifest.prices_entry()
+    return entry.sha256 if entry is not None else None
 
 
 def _scan(view: StoreView, name: str) -> pl.LazyFrame | None:

@@ -37,6 +37,7 @@ import polars as pl
 
 from aurora.errors import StoreError
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.store.datasets import read_features
 
 HERE = Path(__file__).resolve().parent
@@ -93,8 +94,9 @@ def _strip(obj: object) -> object:
 def outputs(store: Store) -> dict[str, object]:
     """The user-facing outputs of the latest version, without timestamps."""
     out: dict[str, object] = {}
-    path = store.verified_path("prices.parquet")
-    out["prices.parquet"] = pl.read_parquet(path) if path is not None else None
+    version = store.current_version()
+    out["prices.parquet"] = (read_prices(store, version) if version is not None
+                             and store.manifest(version).prices_name() is not None else None)
     try:
         out["features"] = read_features(store)
     except StoreError:  # the latest version holds no features

@@ -50,7 +50,7 @@ def compute_blocks(root: Path, prices: pl.DataFrame, **options: Any
     symbol, then date) in this process: the rows of its parts, and what it returned."""
     path = root / "prices.parquet"
     prices.sort("symbol", "date").write_parquet(path)
-    history = scan_history(path, Exchange.open(root / "scratch"), None,
+    history = scan_history([path], Exchange.open(root / "scratch"), None,
                            options.get("fundamentals"), options.get("universe"))
     done = compute_out_of_core(history, root / "local", **options)
     parts = [pl.read_parquet(p) for p, _ in done.local_parts().values()]

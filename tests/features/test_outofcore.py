@@ -40,22 +40,31 @@ CAPS = pl.DataFrame({"symbol": NAMES * 2, "as_of": [dt.date(2016, 3, 1)] * 7
                      "market_cap": [float(2e9 * (i + 1)) for i in range(14)]})
 
 
-@pytest.fixture(scope="module")
-def raw_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("raw") / "prices.parquet"
-    MARKET.bars.sort("symbol", "date").write_parquet(path)
-    return path
+@pytest.fixture(scope="module", params=["one file", "year parts"])
+def raw_files(request, tmp_path_factory) -> list[Path]:
+    """The bars as a version holds them: one file sorted by (symbol, date), as written
+    before datasets, or a part per year, each sorted so."""
+    root = tmp_path_factory.mktemp("raw")
+    bars = MARKET.bars.sort("symbol", "date")
+    if request.param == "one file":
+        bars.write_parquet(root / "prices.parquet")
+        return [root / "prices.parquet"]
+    paths = []
+    for year in bars["date"].dt.year().unique().sort().to_list():
+        paths.append(root / f"year={year}.parquet")
+        bars.filter(pl.col("date").dt.year() == year).write_parquet(paths[-1])
+    return paths
 
 
 @pytest.mark.parametrize("batch_rows", [97, 1000, 1_000_000])
-def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_file, batch_rows,
+def test_the_scan_adjusts_and_counts_as_the_whole_history_does(raw_files, batch_rows,
                                                                 tmp_path):
     """Batches that cut symbols anywhere (97 rows) change nothing: the adjusted bars of any
     date range are those of `point_in_time` over the whole history, bit for bit, and so
-    are the shares from market caps."""
+    are the shares from market caps, whether the bars are one file or a part per year."""
     assert ACTIONS.filter(pl.col("action_type") == "cash_dividend").height > 20
     seen: list[tuple[int, int]] = []
-    history = scan_history(raw_file, Exchange.open(tmp_path), ACTIONS, CAPS,
+    history = scan_history(raw_files, Exchange.open(tmp_path), ACTIONS, CAPS,
                            batch_rows=batch_rows, progress=lambda *p: seen.append(p))
     assert seen[-1] == (MARKET.bars.height, MARKET.bars.height)  # every bar read, counted
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -77,7 +86,7 @@ def test_a_file_not_sorted_by_symbol_is_refused(tmp_path):
     path = tmp_path / "prices.parquet"
     MARKET.bars.sort("date", "symbol").write_parquet(path)
     with pytest.raises(DataValidationError, match=r"prices.parquet: bars are not sorted"):
-        scan_history(path, Exchange.open(tmp_path), None, None, batch_rows=50)
+        scan_history([path], Exchange.open(tmp_path), None, None, batch_rows=50)
 
 
 def test_summaries_of_parts_judge_as_the_whole_frame(panel):

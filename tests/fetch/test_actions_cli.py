@@ -17,6 +17,7 @@ from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import fetch_corporate_actions, merge_actions, parse_actions
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe
 
 D = dt.date
@@ -113,7 +114,7 @@ def test_concurrent_batches_give_the_same_store(data_dir, tmp_path, clock):
         fetch_prices(config(path, workers), universe=universe, start=D(2024, 1, 2),
                      end=D(2024, 2, 29), progress=None, sleep=clock.sleep, clock=clock.time,
                      transport=api.transport())
-    one, many = (pl.read_parquet(Store(p).file_path("prices.parquet"))
+    one, many = (read_prices(Store(p))
                  for p in (data_dir, tmp_path / "other"))
     assert one.height == 7 * 41 and one.equals(many)
 

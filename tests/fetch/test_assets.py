@@ -28,6 +28,7 @@ from aurora.fetch.assets import (
 from aurora.fetch.client import AlpacaBarsClient, MalformedResponse, RequestRejected
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.validation import validate_store
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -192,7 +193,7 @@ def test_a_symbol_inactive_at_the_server_ends_at_its_last_bar(server, stopped_ma
                                                               data_dir):
     report = fetch(data_dir, server, SYMBOLS)
     store = Store(data_dir)
-    prices = pl.read_parquet(store.verified_path("prices.parquet"))
+    prices = read_prices(store)
     ko = prices.filter(pl.col("symbol") == "KO")
     served_ko = stopped_market.bars.filter(pl.col("symbol") == "KO")
     assert ko.get_column("date").to_list() == served_ko.get_column("date").to_list()
@@ -209,7 +210,7 @@ def test_a_symbol_inactive_at_the_server_ends_at_its_last_bar(server, stopped_ma
     assert json.loads(store.file_path("fetch_report.json").read_text())["assets"] == record
     manifest = store.manifest()
     assert manifest.params["inactive"] == {"KO": CUT.isoformat()}
-    assert manifest.files["prices.parquet"].meta("inactive") == {"KO": CUT.isoformat()}
+    assert manifest.prices_entry().meta("inactive") == {"KO": CUT.isoformat()}
     # the one asset request is counted with the others
     log = server.request_log
     assert [e.path for e in log].count("/v2/assets") == 1
@@ -257,7 +258,7 @@ def test_without_the_statuses_a_stopped_symbol_is_quarantined_within_the_share(s
 
     [entry] = read_quarantine(Store(data_dir)).quarantined.values()
     assert entry.symbol == "KO" and entry.check == "stale_symbol"
-    prices = pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    prices = read_prices(Store(data_dir))
     assert sorted(prices["symbol"].unique()) == [s for s in SYMBOLS if s != "KO"]
 
 
@@ -273,8 +274,8 @@ def test_without_the_statuses_it_publishes_only_if_stale_symbol_is_no_error(serv
     assert not any("inactive at the server" in line for line in report.summary_lines())
     store = Store(data_dir)
     assert store.manifest().params["inactive"] == {}
-    assert store.manifest().files["prices.parquet"].meta("inactive") is None
-    prices = pl.read_parquet(store.verified_path("prices.parquet"))
+    assert store.manifest().prices_entry().meta("inactive") is None
+    prices = read_prices(store)
     assert prices.filter(pl.col("symbol") == "KO").get_column("date").max() == CUT
 
 

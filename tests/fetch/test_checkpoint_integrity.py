@@ -19,6 +19,7 @@ from aurora.errors import FetchError
 from aurora.fetch import fetch_prices
 from aurora.fetch.batches import BatchRequest, Checkpoint
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe
 
 D = dt.date
@@ -102,7 +103,7 @@ def test_a_corrupted_checkpoint_is_fetched_again_not_published(data_dir, clock, 
     assert report.batches_resumed == 1  # CCC only
     assert any("checkpoint of batch AAA" in r.getMessage() and "sha256" in r.getMessage()
                for r in caplog.records)
-    prices = pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    prices = read_prices(Store(data_dir))
     served = [b["c"] for b in bars["AAA"]]
     assert prices.filter(pl.col("symbol") == "AAA").sort("date").get_column(
         "close").to_list() == served  # the served values, not the tampered one

@@ -20,6 +20,7 @@ from aurora.fetch import fetch_prices
 from aurora.fetch.client import session_window
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe, default_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -56,7 +57,7 @@ def served(market: MarketData, symbols, start: dt.date, end: dt.date,
 
 
 def stored(data_dir: Path) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    return read_prices(Store(data_dir))
 
 
 @pytest.fixture(scope="module")
@@ -306,7 +307,7 @@ def test_adjusted_closes_equal_the_servers_adjustment_all(data_dir):
         fetch_prices(make_config(data_dir, server.url), universe=Universe(symbols, {}, "t"),
                      start=D(2019, 1, 2), end=D(2024, 12, 31), progress=None)
     store = Store(data_dir)
-    raw = pl.read_parquet(store.verified_path("prices.parquet"))
+    raw = read_prices(store)
     actions = pl.read_parquet(store.verified_path("corporate_actions.parquet"))
     assert actions.filter(pl.col("action_type") == "cash_dividend").height > 50
     assert actions.filter(pl.col("action_type").str.contains("split")).height >= 1

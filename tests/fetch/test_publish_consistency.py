@@ -33,7 +33,7 @@ def test_a_fetch_leaves_out_the_features_of_the_old_prices(data_dir):
     with store.transaction("build", base=first) as txn:
         atomic_write_parquet(txn.path("features.parquet"), pl.DataFrame({"f_x": [1.0]}))
         txn.describe("features.parquet",
-                     prices_sha256=store.manifest(first).files["prices.parquet"].sha256)
+                     prices_sha256=store.manifest(first).prices_entry().sha256)
     built = store.current_version()
     publish_fetch(store, prices=_prices(11.0), actions=empty, universe=universe,
                   validation={"ok": True}, fetch_report={}, params=params,

@@ -17,6 +17,7 @@ from aurora.errors import DataValidationError, FetchError
 from aurora.fetch import fetch_prices
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe
 
 D = dt.date
@@ -40,7 +41,7 @@ def run(data_dir, api, clock, *, end=END, symbols=SYMBOLS, **fetch):
 
 
 def stored(data_dir) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    return read_prices(Store(data_dir))
 
 
 def bar(bars, symbol, day) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-import polars as pl
 import pytest
 from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
 
@@ -14,6 +13,7 @@ from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
 from aurora.errors import ConfigError
 from aurora.fetch import fetch_prices
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe
 
 D = dt.date
@@ -44,7 +44,7 @@ def test_synthetic_prices_are_never_extended_by_another_source(data_dir, clock):
     before = store.current_version()
     manifest = store.manifest()
     assert manifest.params["synthetic"] is True and manifest.params["base_url"] == DEMO_URL
-    entry = manifest.files["prices.parquet"]
+    entry = manifest.prices_entry()
     assert (entry.meta("source_url"), entry.meta("synthetic")) == (DEMO_URL, True)
 
     real = FakeAlpaca(shifted(demo.bars, 100.0))
@@ -68,7 +68,7 @@ def test_new_history_keeps_nothing_of_the_old_source(data_dir, clock):
     report = fetch(data_dir, real, clock, end=D(2024, 3, 7), new_history=True)
     assert {r["start"] for r in real.bar_requests()} == {"2024-01-02T05:00:00Z"}  # everything
     store = Store(data_dir)
-    prices = pl.read_parquet(store.verified_path("prices.parquet"))
+    prices = read_prices(store)
     assert prices["close"].min() > 100 and prices["date"].max() == D(2024, 3, 7)
     assert prices.height == 3 * 46  # Jan 2 .. Mar 7: only the new source's bars
     manifest = store.manifest()

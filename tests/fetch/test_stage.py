@@ -18,6 +18,7 @@ from aurora.errors import CredentialsError, DataValidationError, FetchError
 from aurora.features import build_features
 from aurora.fetch import fetch_prices
 from aurora.store import Store, UniverseRecord
+from aurora.store.bars import index_findings, read_prices
 from aurora.universe import Universe
 
 D = dt.date
@@ -52,7 +53,7 @@ def expected_frame(bars: dict[str, list[dict]], end: dt.date) -> pl.DataFrame:
 
 
 def stored(data_dir) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    return read_prices(Store(data_dir))
 
 
 def test_first_fetch_publishes_everything(data_dir, clock):
@@ -76,11 +77,11 @@ def test_first_fetch_publishes_everything(data_dir, clock):
     manifest = store.manifest()
     assert manifest.params["universe"] == SYMBOLS
     assert manifest.params["adjustment"] == "raw" and manifest.params["feed"] == "sip"
-    meta = manifest.files["prices.parquet"].meta
+    meta = manifest.prices_entry().meta
     assert (meta("rows"), meta("symbols"), meta("date_min"), meta("date_max")) == (
         123, 3, "2024-01-02", "2024-02-29")
     assert manifest.files["sector_map.parquet"].meta("source") == "default"
-    assert set(manifest.files) >= {"prices.parquet", "corporate_actions.parquet",
+    assert set(manifest.files) >= {"prices.index.json", "corporate_actions.parquet",
                                    "validation.json", "fetch_report.json", "universe.txt"}
     actions = pl.read_parquet(store.file_path("corporate_actions.parquet"))
     assert actions.row(0, named=True) | {} == {
@@ -108,6 +109,26 @@ def test_incremental_fetch_asks_only_for_the_overlap(data_dir, clock):
     assert report.restated == {} and report.bars_fetched == 3 * 11  # 6 overlap + 5 new
     assert stored(data_dir).select("symbol", "date", "close").equals(
         expected_frame(bars, D(2024, 3, 7)))
+
+
+def test_a_daily_fetch_writes_only_the_year_it_adds_to(data_dir, clock):
+    """The prices are a part per year: the next day's fetch rewrites this year's part and
+    carries last year's over unchanged (the same bytes, adopted from the version before)."""
+    bars = make_bars(SYMBOLS, D(2023, 11, 1), D(2024, 3, 28))
+    api = FakeAlpaca(bars)
+    run(data_dir, api, clock, start=D(2023, 11, 1), end=D(2024, 2, 28), reconcile_cycle_runs=0)
+    store = Store(data_dir)
+    before = store.manifest()
+    run(data_dir, api, clock, start=D(2023, 11, 1), end=D(2024, 2, 29), reconcile_cycle_runs=0)
+    after = store.manifest()
+    old, new = "prices/year=2023/part-0.parquet", "prices/year=2024/part-0.parquet"
+    assert after.files[old].sha256 == before.files[old].sha256
+    assert after.files[old].meta("adopted_from") == before.version
+    assert after.files[new].sha256 != before.files[new].sha256
+    assert after.prices_entry().meta("date_max") == "2024-02-29"
+    assert stored(data_dir).select("symbol", "date", "close").equals(
+        expected_frame(bars, D(2024, 2, 29)).filter(pl.col("date") >= D(2023, 11, 1)))
+    assert index_findings(store, after.version) == []
 
 
 def test_restatement_inside_overlap_refetches_that_symbol_in_full(data_dir, clock):
@@ -222,11 +243,13 @@ def test_a_store_of_vendor_adjusted_bars_is_migrated_to_raw(data_dir, clock):
     store = Store(data_dir)
     old = store.current_version()
     with store.transaction("fetch", base=old, params={"adjustment": "all"}) as txn:
+        txn.remove("prices")  # what an older Aurora wrote: one file
+        txn.remove("prices.index.json")
         atomic_write_parquet(txn.path("prices.parquet"), stored(data_dir))
         txn.describe("prices.parquet", adjustment="all", feed="sip",
                      source_url="http://api.test", synthetic=False)
     legacy = store.current_version()
-    with pytest.raises(DataValidationError, match=r"holds vendor-adjusted bars \(adjustment=all"
+    with pytest.raises(DataValidationError, match=r"hold vendor-adjusted bars \(adjustment=all"
                        r"\).*run `aurora fetch`"):
         build_features(store, config(data_dir))
     api.log.clear()
@@ -234,7 +257,7 @@ def test_a_store_of_vendor_adjusted_bars_is_migrated_to_raw(data_dir, clock):
     assert {r["start"] for r in api.bar_requests()} == {"2024-01-02T05:00:00Z"}
     assert {r["adjustment"] for r in api.bar_requests()} == {"raw"}
     assert any("adjustment=all" in w for w in report.warnings)
-    assert store.manifest().files["prices.parquet"].meta("adjustment") == "raw"
+    assert store.manifest().prices_entry().meta("adjustment") == "raw"
     assert legacy in store.versions()  # old versions stay readable
 
 

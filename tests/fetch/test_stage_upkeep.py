@@ -16,6 +16,7 @@ from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig
 from aurora.errors import FetchError, StoreError
 from aurora.fetch import fetch_prices
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe
 from aurora.validation import validate_store
 
@@ -52,7 +53,7 @@ def actions_down(api: FakeAlpaca) -> httpx.MockTransport:
 
 
 def stored_prices(data_dir) -> pl.DataFrame:
-    return pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    return read_prices(Store(data_dir))
 
 
 def test_reconciliation_finds_an_old_correction_within_its_cycle(data_dir, clock):
@@ -218,20 +219,20 @@ def test_symbols_outside_the_universe_go_when_unexpected_symbols_are_errors(data
 
 
 def test_a_fetch_refuses_to_publish_over_a_tampered_stored_file(data_dir, clock):
-    """After `latest/prices.parquet` is altered (one value changed, file replaced), the next
+    """After a part of the stored prices is altered (one value changed, file replaced), the next
     fetch names the file and publishes nothing; `validate` keeps reporting it."""
     api = FakeAlpaca(make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 2, 29)))
     fetch(data_dir, api.transport(), clock, end=D(2024, 2, 15))
     store = Store(data_dir)
     version = store.current_version()
-    path = store.archive / version / "prices.parquet"
+    path = store.archive / version / "prices/year=2024/part-0.parquet"
     altered = pl.read_parquet(path).with_columns(
         pl.when(pl.int_range(pl.len()) == 3).then(pl.col("close") * 1.01)
         .otherwise(pl.col("close")).alias("close"))
     altered.write_parquet(data_dir / "altered.parquet")
     os.replace(data_dir / "altered.parquet", path)
-    with pytest.raises(StoreError, match=rf"prices.parquet of version {version} does not match "
-                       r"its manifest .*aurora validate"):
+    with pytest.raises(StoreError, match=rf"prices/year=2024/part-0.parquet of version {version} "
+                       r"does not match its manifest .*aurora validate"):
         fetch(data_dir, api.transport(), clock, end=D(2024, 2, 29))
     assert store.current_version() == version and store.versions() == [version]
     report = validate_store(store, config(data_dir))

@@ -14,6 +14,7 @@ import pytest
 from aurora.config import load_config
 from aurora.ops import pipeline
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.store.datasets import read_features
 from aurora.universe import default_universe, load_universe
 
@@ -53,7 +54,7 @@ def test_a_member_delisted_mid_history(data_dir, tmp_path, monkeypatch):
     assert result.version == store.current_version()
     assert [name for name, ok, _ in result.checks if not ok] == []
     # its bars stay in the store, through its last session
-    prices = pl.read_parquet(store.verified_path("prices.parquet"))
+    prices = read_prices(store)
     last = dict(prices.group_by("symbol").agg(pl.col("date").max()).iter_rows())
     assert last == {**dict.fromkeys(SYMBOLS, END), GONE: GONE_LAST}
     assert any(GONE in line and "inactive" in line for line in result.fetch_lines)

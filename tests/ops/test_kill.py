@@ -23,6 +23,7 @@ import pytest
 from aurora.config import load_config
 from aurora.ops.pipeline import run_pipeline
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.store.datasets import read_features
 from aurora.universe import default_universe, load_universe
 
@@ -48,8 +49,9 @@ def _strip(obj):
 
 def _outputs(store: Store) -> dict[str, object]:
     out: dict[str, object] = {}
-    for name in ("prices.parquet", "corporate_actions.parquet"):
-        out[name] = pl.read_parquet(store.verified_path(name))
+    out["prices"] = read_prices(store)
+    out["corporate_actions.parquet"] = pl.read_parquet(
+        store.verified_path("corporate_actions.parquet"))
     out["features"] = read_features(store)
     out["predictions.json"] = _strip(json.loads(
         store.verified_path("predictions.json").read_text()))

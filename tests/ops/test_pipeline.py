@@ -78,8 +78,9 @@ def test_pipeline_with_a_planted_secret_leaks_it_nowhere(market, data_dir, monke
             assert main(argv) == 0, argv
     store = Store(data_dir)
     assert store.verify() == [] and result.version == store.current_version()
-    assert {"prices.parquet", "features.meta.json", "predictions.json"} <= set(
+    assert {"prices.index.json", "features.meta.json", "predictions.json"} <= set(
         store.manifest().files) and dataset_parts(store.manifest(), "features")
+    assert dataset_parts(store.manifest(), "prices")
     assert [name for name, ok, _ in result.checks if not ok] == []
     assert list(result.stage_seconds) == ["fetch", "validate", "build", "predict", "evaluate",
                                           "verify"]
@@ -193,10 +194,10 @@ def test_demo_runs_offline_with_in_memory_credentials(data_dir, monkeypatch, cap
     assert History(data_dir).recent_runs()[-1].command == "demo"
     # everything it wrote says it is synthetic, whoever reads or predicts from it later
     store = Store(data_dir)
-    fetched = store.origin("prices.parquet")
+    fetched = store.origin("prices.index.json")
     assert fetched is not None and fetched.params["synthetic"] is True
-    assert all(m.files["prices.parquet"].meta("synthetic") is True for m in store.lineage()
-               if "prices.parquet" in m.files)
+    assert all(m.prices_entry().meta("synthetic") is True for m in store.lineage()
+               if m.prices_entry() is not None)
     assert json.loads(store.verified_path("predictions.json").read_text()
                       )["inputs"]["synthetic"] is True
     assert main(["predict", "--data-dir", str(data_dir), "--no-progress"]) == 0

@@ -21,6 +21,7 @@ from aurora.ops import pipeline
 from aurora.ops.history import History
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
+from aurora.store.bars import read_prices
 from aurora.universe import Universe, default_universe
 
 emulator = pytest.importorskip("aurora_testbed.emulator")
@@ -87,7 +88,7 @@ def test_a_quarantined_symbol_is_published_around_alerted_listed_and_released(
 
         # the run succeeded: the nine others are published through END, BAD stays as it was
         assert result.version == store.current_version()
-        prices = pl.read_parquet(store.verified_path("prices.parquet"))
+        prices = read_prices(store)
         last = dict(prices.group_by("symbol").agg(pl.col("date").max()).iter_rows())
         assert last == {**dict.fromkeys(SYMBOLS, END), BAD: FIRST_END}
         assert any(f"quarantined {BAD}: duplicates on {BAD_DAY}" in line
@@ -124,7 +125,7 @@ def test_a_quarantined_symbol_is_published_around_alerted_listed_and_released(
         assert [p["symbols"] for p in bars_requests if p["start"].startswith("2023-01-03")] \
             == [BAD]
     receiver.close()
-    prices = pl.read_parquet(Store(data_dir).verified_path("prices.parquet"))
+    prices = read_prices(Store(data_dir))
     assert prices.filter(pl.col("symbol") == BAD)["date"].max() == END
     assert report.version == Store(data_dir).current_version()
     record = read_quarantine(Store(data_dir))

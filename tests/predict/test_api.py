@@ -59,7 +59,7 @@ def test_predict_publishes_valid_predictions_and_evaluation(predicted, market):
     manifest = store.manifest()
     assert manifest.stage == "predict"
     assert {"predictions.json", "evaluation.json"} <= set(manifest.files)
-    assert doc["inputs"]["prices_sha256"] == manifest.files["prices.parquet"].sha256
+    assert doc["inputs"]["prices_sha256"] == manifest.prices_entry().sha256
     evaluation = json.loads(store.verified_path("evaluation.json").read_text())
     assert evaluation["status"] == "ok" and evaluation["daily"]
     assert doc["evaluation"]["models"] == evaluation["models"]
@@ -152,7 +152,7 @@ def test_cli_missing_inputs_exit_codes(tmp_path, helpers, market, capsys):
     assert err.count("\n") == 1
     helpers.publish(Store(data), features=features)
     assert main(["evaluate", "--data-dir", str(data)]) == 7
-    assert "prices.parquet does not exist: run `aurora fetch` first" in capsys.readouterr().err
+    assert "holds no prices: run `aurora fetch` first" in capsys.readouterr().err
     assert main(["predict", "--data-dir", str(data), "--decision-date", "soon"]) == 2
     assert "--decision-date 'soon': expected a date as YYYY-MM-DD" in capsys.readouterr().err
 
@@ -185,7 +185,7 @@ def test_features_built_from_other_prices_are_refused(tmp_path, helpers, market)
     prices, features, config = market
     store = Store(tmp_path / "data")
     helpers.publish(store, prices=prices)
-    old_prices = store.manifest().files["prices.parquet"].sha256
+    old_prices = store.manifest().prices_entry().sha256
     with store.transaction("build", base=store.current_version()) as txn:
         atomic_write_parquet(txn.path("features.parquet"), features)
         txn.describe("features.parquet", prices_sha256=old_prices)

@@ -150,7 +150,7 @@ def test_a_store_without_prices_reports_the_validation_error(planted, tmp_path, 
     assert main(["validate", "--data-dir", str(data), "--against", str(planted)]) == 5
     assert "missing_file" in capsys.readouterr().err
     report = json.loads((data / "state" / "validation-report.json").read_text())
-    assert "prices.parquet" in report["against"]["error"]
+    assert "holds no prices: run `aurora fetch` first" in report["against"]["error"]
 
 
 def test_reconcile_store_reads_the_verified_prices(part, store_dir):

@@ -154,7 +154,7 @@ def register(app: typer.Typer) -> None:
 def _reconcile(run: RunContext, store: Store, settings: dict[str, Any] | None
                ) -> tuple[Reconciliation | None, str | None]:
     """The reconciliation with `--against` (None without it), or the StoreError that kept
-    the stored prices from being read (a missing or corrupt prices.parquet, which the
+    the stored prices from being read (missing or corrupt prices, which the
     validation reports too)."""
     if settings is None:
         return None, None

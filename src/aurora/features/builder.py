@@ -1,7 +1,7 @@
 """`build_features`: the build stage over the store, from stored inputs to a published panel.
 
-Reads prices.parquet of the latest version (adjusting raw prices with corporate_actions.parquet when
-the fetch stored them unadjusted), sector_map.parquet (else Aurora's default sectors) and
+Reads the prices of the latest version (`aurora.store.bars`; raw bars adjusted point in time
+with corporate_actions.parquet), sector_map.parquet (else Aurora's default sectors) and
 fundamentals.parquet (optional); computes the 45 features (for a dated universe, only its
 members' rows and cross-sections, `aurora.membership`); runs every quality gate,
 including the perturbation lookahead check; and, only if all pass, publishes the features
@@ -67,7 +67,6 @@ from aurora.store.files import (
     FEATURES_DATASET,
     FEATURES_META,
     FUNDAMENTALS,
-    PRICES,
     SECTOR_MAP,
 )
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
@@ -81,7 +80,7 @@ LOOKAHEAD_TAIL = 10  # sessions between the lookahead cutoff and the last date
 @dataclass
 class BuildInputs:
     """The inputs as read from one store version: `prices` adjusted point in time (empty
-    when an out-of-core build left them in `prices_path`, the raw bars file), and `tail`,
+    when an out-of-core build left them in `prices_paths`, the raw bars files), and `tail`,
     the adjusted prices the lookahead gate recomputes when `prices` is not the history."""
 
     version: str
@@ -91,7 +90,8 @@ class BuildInputs:
     actions: pl.DataFrame | None
     adjustment: str
     sha256: dict[str, str]
-    prices_path: Path
+    prices_paths: list[Path]
+    prices_sha256: str  # the prices' identity (`Manifest.prices_entry`)
     notes: list[str] = field(default_factory=list)
     tail: pl.DataFrame | None = None
 
@@ -164,14 +164,14 @@ def load_inputs(store: Store, *, prices: bool = True) -> BuildInputs:
     `prices` is left empty."""
     version = store.current_version()
     if version is None:
-        raise StoreError(f"{store.latest / PRICES} does not exist: run `aurora fetch` first")
+        raise StoreError(f"{store.root}: the store is empty (run `aurora fetch` first)")
     if prices:
         adjusted = load_adjusted_prices(store, version)
         bars, actions, sha, path = (adjusted.prices, adjusted.actions, dict(adjusted.sha256),
-                                    adjusted.path)
+                                    adjusted.paths)
     else:
         raw = raw_prices(store, version)
-        bars, actions, sha, path = pl.DataFrame(), raw.actions, dict(raw.sha256), raw.path
+        bars, actions, sha, path = pl.DataFrame(), raw.actions, dict(raw.sha256), raw.paths
     files = store.manifest(version).files
     where = f"version {version}"
     optional = {}
@@ -182,8 +182,10 @@ def load_inputs(store: Store, *, prices: bool = True) -> BuildInputs:
             sha[name] = files[name].sha256
     notes = ["raw bars adjusted point in time (splits and dividends up to each date; dollar"
              " volume is raw close x raw volume)"]
+    entry = store.manifest(version).prices_entry()
+    assert entry is not None
     return BuildInputs(version, bars, optional[SECTOR_MAP], optional[FUNDAMENTALS],
-                       actions, RAW, sha, path, notes)
+                       actions, RAW, sha, path, entry.sha256, notes)
 
 
 def excused_symbols(store: Store, version: str) -> dict[str, str]:
@@ -191,7 +193,7 @@ def excused_symbols(store: Store, version: str) -> dict[str, str]:
     quarantined (their bars kept out by a fetch) or recorded inactive at the server."""
     excused = {s: f"quarantined: {e.reason()}"
                for s, e in read_quarantine(store, version).quarantined.items()}
-    for symbol in recorded_inactive(store.manifest(version).files.get(PRICES)):
+    for symbol in recorded_inactive(store.manifest(version).prices_entry()):
         excused.setdefault(symbol, "inactive at the server")
     return excused
 
@@ -400,12 +402,12 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
     note = progress or no_progress
     exchange = Exchange.open(store.state_dir / SCRATCH, exchange_url)
     try:
-        history = scan_history(inputs.prices_path, exchange, inputs.actions,
+        history = scan_history(inputs.prices_paths, exchange, inputs.actions,
                                inputs.fundamentals, symbols,
                                progress=lambda done, total: note("scan", done, total))
         last = history.days.max()
         if not isinstance(last, dt.date):
-            raise DataValidationError(f"{PRICES} of version {inputs.version}: no bars of the "
+            raise DataValidationError(f"the prices of version {inputs.version}: no bars of the "
                                       f"{len(symbols)} universe symbol(s)")
         blocks = compute_out_of_core(history, store.state_dir / SCRATCH / uuid.uuid4().hex,
                                      sectors=inputs.sectors, fundamentals=inputs.fundamentals,
@@ -465,7 +467,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES_META, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,
-                     prices_sha256=inputs.sha256[PRICES],
+                     prices_sha256=inputs.prices_sha256,
                      feature_set_hash=meta["feature_set_hash"])
     note("publish", 1, 1)
     return BuildResult(

@@ -42,6 +42,7 @@ from aurora.store.files import (
     FEATURES_DATASET,
     FEATURES_META,
     PRICES,
+    PRICES_INDEX,
 )
 from aurora.universe import Universe
 
@@ -129,7 +130,7 @@ def plan_incremental(store: Store, version: str, prices: pl.DataFrame,
         return None, "the universe changed"
     # prices and corporate actions are compared adjusted, below: new sessions and new
     # actions are expected, a change before the last build's date is not
-    compared = {PRICES, CORPORATE_ACTIONS}
+    compared = {PRICES, PRICES_INDEX, CORPORATE_ACTIONS}
     old_inputs = {k: v.get("sha256") for k, v in (meta.get("inputs") or {}).items()
                   if k not in compared}
     for name, sha in sha256.items():

@@ -1,8 +1,9 @@
 """A full build out of core: no process holds more than a year of the history.
 
 The algorithm:
-1. scan (this process): the raw bars of the version's prices.parquet, stored sorted by
-   (symbol, date), are read a batch of whole symbols at a time (every column) to learn
+1. scan (this process): the raw bars of the version (`aurora.store.bars`: year parts, each
+   sorted by (symbol, date)), are read a batch of whole symbols at a time, merged from
+   every part's stream (every column), to learn
    what every block
    needs from the whole history: each symbol's first and last bar (`spans`), the dates
    with bars, the point-in-time adjustment (`adjustments.point_in_time_events`: a symbol's
@@ -92,15 +93,15 @@ class History:
         return grid, grid - int(self.spans["rows"].sum())
 
 
-def scan_history(prices: Path, exchange: Exchange, actions: pl.DataFrame | None,
+def scan_history(prices: Sequence[Path], exchange: Exchange, actions: pl.DataFrame | None,
                  fundamentals: pl.DataFrame | None,
                  universe: Sequence[str] | None = None,
                  batch_rows: int = BATCH_ROWS,
                  progress: Callable[[int, int], None] | None = None) -> History:
-    """Step 1 of the module docstring over the raw bars in `prices` (a Parquet file sorted
-    by symbol, then date), writing the bars of `universe` by year under `exchange`;
-    `progress(bars read, bars in the file)` after each batch. DataValidationError naming
-    the file when it is not sorted."""
+    """Step 1 of the module docstring over the raw bars in `prices` (Parquet files each
+    sorted by symbol, then date: a version's year parts, or one file), writing the bars of
+    `universe` by year under `exchange`; `progress(bars read, bars in the files)` after
+    each batch. DataValidationError naming a file that is not sorted."""
     wanted = None if universe is None else set(universe)
     targets = _spin_off_targets(prices, actions)
     spans, events, shares, days = [], [], [], set()
@@ -108,7 +109,7 @@ def scan_history(prices: Path, exchange: Exchange, actions: pl.DataFrame | None,
     info = PanelInfo()
     # every snapshot checked and the source named once, as the whole history's table does
     shares_table(fundamentals, _NO_BARS, actions, info)
-    total, read = pq.ParquetFile(prices).metadata.num_rows, 0
+    total, read = sum(pq.ParquetFile(path).metadata.num_rows for path in prices), 0
     for number, chunk in enumerate(_whole_symbols(prices, batch_rows)):
         read += chunk.height
         if progress is not None:
@@ -163,33 +164,83 @@ def _bars(year: int) -> str:
     return f"bars/year={year:04d}"
 
 
-def _whole_symbols(path: Path, batch_rows: int) -> Iterator[pl.DataFrame]:
-    """The bars in `path`, in frames holding every bar of their symbols (a symbol cut by a
-    batch is carried over to the next frame)."""
-    carry: pl.DataFrame | None = None
-    previous = None
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-        frame = pl.DataFrame(pl.from_arrow(batch)).with_columns(
-            pl.col("symbol").cast(pl.String), pl.col("date").cast(pl.Date))
-        if frame.height == 0:
-            continue
-        names = frame.get_column("symbol")
-        if not names.is_sorted() or (previous is not None and names[0] < previous):
-            raise DataValidationError(f"{path}: bars are not sorted by symbol (an out-of-core "
-                                      "build reads them a symbol at a time); `aurora fetch` "
-                                      "writes them sorted")
-        previous = names[-1]
-        frame = frame if carry is None else pl.concat([carry, frame])
-        last = frame.get_column("symbol")[-1]
-        carry = frame.filter(pl.col("symbol") == last)
-        done = frame.filter(pl.col("symbol") != last)
-        if done.height:
-            yield done
-    if carry is not None and carry.height:
-        yield carry
+def _whole_symbols(paths: Sequence[Path], batch_rows: int) -> Iterator[pl.DataFrame]:
+    """The bars in `paths` (each sorted by symbol: a dataset's year parts, or one file), in
+    frames sorted by (symbol, date) that hold every bar of their symbols, in symbol order.
+
+    Each file is read as a stream of about `batch_rows / len(paths)` rows at a time; a
+    frame takes, from every file, the symbols below the smallest last symbol read from a
+    file not yet exhausted (that symbol may go on in the file's next rows).
+    """
+    streams = [_SortedStream(path, max(1, batch_rows // len(paths))) for path in paths]
+    while True:
+        for stream in streams:
+            stream.fill()
+        reading = [stream.last for stream in streams if stream.last is not None]
+        bound = min(reading) if reading else None
+        taken = [frame for stream in streams if (frame := stream.take_below(bound)).height]
+        if taken:
+            yield sorted_by_key(pl.concat(taken))
+        elif bound is None:
+            return
+        else:  # one symbol fills the buffers: read on where it goes on
+            for stream in streams:
+                if stream.last == bound:
+                    stream.read()
 
 
-def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame | None:
+class _SortedStream:
+    """The rows of one Parquet file sorted by symbol, read a batch at a time into a buffer;
+    `last` is the last symbol read while the file has rows left, else None."""
+
+    def __init__(self, path: Path, batch_rows: int) -> None:
+        self.path, self.batch_rows = path, batch_rows
+        self.batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        self.buffer: pl.DataFrame | None = None
+        self.last: str | None = None
+        self.done = False
+        self.read()
+
+    def read(self) -> None:
+        """Append the file's next batch to the buffer (DataValidationError naming the file
+        when its rows are not sorted by symbol)."""
+        for batch in self.batches:
+            frame = pl.DataFrame(pl.from_arrow(batch)).with_columns(
+                pl.col("symbol").cast(pl.String), pl.col("date").cast(pl.Date))
+            if frame.height == 0:
+                continue
+            names = frame.get_column("symbol")
+            if not names.is_sorted() or (self.last is not None and names[0] < self.last):
+                raise DataValidationError(
+                    f"{self.path}: bars are not sorted by symbol (an out-of-core build reads "
+                    "them a symbol at a time); `aurora fetch` writes them sorted")
+            self.buffer = frame if self.buffer is None else pl.concat([self.buffer, frame])
+            self.last = names[-1]
+            return
+        self.done, self.last = True, None
+
+    def fill(self) -> None:
+        """Read until the buffer holds a batch of rows or the file is exhausted."""
+        while not self.done and (self.buffer is None or self.buffer.height < self.batch_rows):
+            self.read()
+
+    def take_below(self, bound: str | None) -> pl.DataFrame:
+        """Remove and return the buffered rows of symbols below `bound` (None: all)."""
+        if self.buffer is None:
+            return _NO_ROWS
+        if bound is None:
+            taken, self.buffer = self.buffer, None
+            return taken
+        below = self.buffer.get_column("symbol") < bound
+        taken, self.buffer = self.buffer.filter(below), self.buffer.filter(~below)
+        return taken
+
+
+_NO_ROWS = pl.DataFrame()
+
+
+def _spin_off_targets(paths: Sequence[Path],
+                      actions: pl.DataFrame | None) -> pl.DataFrame | None:
     """The bars (date, symbol, close, volume) of spin-off targets on their ex-dates: what
     values a spin-off, whichever batch its parent is in."""
     if actions is None or "target_symbol" not in actions.columns:
@@ -199,7 +250,7 @@ def _spin_off_targets(path: Path, actions: pl.DataFrame | None) -> pl.DataFrame 
                     date=pl.col("ex_date").cast(pl.Date)).drop_nulls().unique())
     if keys.height == 0:
         return None
-    return (pl.scan_parquet(path).select("date", "symbol", "close", "volume")
+    return (pl.scan_parquet(list(paths)).select("date", "symbol", "close", "volume")
             .filter(pl.col("symbol").is_in(keys["symbol"].unique().implode())
                     & pl.col("date").is_in(keys["date"].unique().implode()))
             .join(keys.lazy(), on=["symbol", "date"], how="semi").collect())

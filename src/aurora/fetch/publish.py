@@ -9,7 +9,8 @@ Contract:
 - `unchanged` tells whether merged prices, actions, universe, source and the symbols found
   inactive at the server equal what the version read holds (then the fetch publishes
   nothing).
-- `publish_fetch` writes prices.parquet, corporate_actions.parquet, validation.json,
+- `publish_fetch` writes the prices (`aurora.store.bars`: only the years whose bars
+  changed), corporate_actions.parquet, validation.json,
   fetch_report.json, universe.txt and the quarantine record (quarantine.json, no file when
   empty: `aurora.quarantine.write_quarantine`) in ONE store transaction over the version the fetch
   read (so `latest` moves only when all are written, and never over a version published
@@ -32,15 +33,15 @@ from aurora.errors import ConfigError
 from aurora.fetch.corporate_actions import CA_SCHEMA, conform_actions
 from aurora.fetch.source import PriceSource, stored_source
 from aurora.quarantine import QuarantineRecord, write_quarantine
-from aurora.schemas import CORPORATE_ACTIONS_TABLE, PRICES_TABLE, read_table
+from aurora.schemas import CORPORATE_ACTIONS_TABLE, read_table
 from aurora.store import Store, UniverseRecord
+from aurora.store.bars import read_prices, write_prices
 from aurora.store.files import (
     CORPORATE_ACTIONS,
     FEATURES,
     FEATURES_DATASET,
     FEATURES_META,
     FETCH_REPORT,
-    PRICES,
     SECTOR_MAP,
     UNIVERSE,
     VALIDATION,
@@ -78,11 +79,12 @@ def load_stored(store: Store, source: PriceSource, *, new_history: bool = False)
     (`aurora.schemas.read_table`). See the module docstring.
     """
     out = Stored(version=store.current_version())
-    path = store.verified_path(PRICES, out.version)
-    if path is None or out.version is None:
+    if out.version is None:
         return out
     manifest = store.manifest(out.version)
-    entry = manifest.files[PRICES]
+    entry = manifest.prices_entry()
+    if entry is None:
+        return out
     out.universe = store.universe(out.version)
     out.prices_meta = {key: entry.meta(key) for key in _SIGNATURE}
     old = out.source = stored_source(store, out.version)
@@ -106,7 +108,7 @@ def load_stored(store: Store, source: PriceSource, *, new_history: bool = False)
     if out.refetch_reason is not None:
         out.warnings.append(out.refetch_reason)
         return out
-    out.prices = read_table(path, PRICES_TABLE, f"version {out.version}")
+    out.prices = read_prices(store, out.version)
     start = entry.meta("history_start") or entry.meta("date_min")
     out.history_start = dt.date.fromisoformat(start) if start else None
     actions = store.verified_path(CORPORATE_ACTIONS, out.version)
@@ -162,6 +164,7 @@ def publish_fetch(
     actions_stale: bool = False,
     quarantine: QuarantineRecord | None = None,
     inactive: dict[str, str | None] | None = None,
+    previous: pl.DataFrame | None = None,
 ) -> str:
     """Publish one fetch version (see module doc); return its version id.
 
@@ -171,21 +174,18 @@ def publish_fetch(
     of its last bar, or None; no key when empty: `aurora.validation.inactive`);
     `actions_stale` marks corporate_actions.parquet as kept from an earlier fetch after its
     fetch failed (meta `stale`); `quarantine` is the record to publish (None: the base's is
-    inherited as it is). Raises StoreError, publishing nothing, when `latest` no longer is
+    inherited as it is); `previous`: the bars of `base_version`, when read, so that only
+the years whose bars changed are written again (`aurora.store.bars.write_prices`). Raises
+StoreError, publishing nothing, when `latest` no longer is
     `base_version` (the version the incremental merge started from).
     """
-    dates = prices.get_column("date")
     origin = source.meta() if source is not None else {
         "adjustment": params["adjustment"], "feed": params["feed"]}
     with store.transaction("fetch", base=base_version, params=params,
                            universe=universe.record()) as txn:
-        atomic_write_parquet(txn.path(PRICES), prices)
-        txn.describe(
-            PRICES, rows=prices.height, symbols=prices.get_column("symbol").n_unique(),
-            date_min=str(dates.min()), date_max=str(dates.max()),
-            sessions=dates.n_unique(), history_start=history_start.isoformat(), **origin,
-            **({INACTIVE_META: dict(inactive)} if inactive else {}),
-        )
+        write_prices(txn, prices, previous=previous, meta={
+            "history_start": history_start.isoformat(), **origin,
+            **({INACTIVE_META: dict(inactive)} if inactive else {})})
         atomic_write_parquet(txn.path(CORPORATE_ACTIONS), actions)
         txn.describe(CORPORATE_ACTIONS, rows=actions.height, stale=actions_stale)
         atomic_write_json(txn.path(VALIDATION), validation)

@@ -25,7 +25,6 @@ from typing import Any
 from aurora.config import AuroraConfig
 from aurora.redaction import redact_url
 from aurora.store import Store
-from aurora.store.files import PRICES
 
 
 @dataclass(frozen=True)
@@ -70,10 +69,11 @@ def stored_source(store: Store, version: str | None = None) -> PriceSource | Non
     version = version or store.current_version()
     if version is None:
         return None
-    entry = store.manifest(version).file(PRICES)
-    if entry is None:
+    name = store.manifest(version).prices_name()
+    if name is None:
         return None
-    writer = store.origin(PRICES, version)
+    entry = store.manifest(version).files[name]
+    writer = store.origin(name, version)
     params: dict[str, Any] = writer.params if writer is not None else {}
     url = entry.meta("source_url") or params.get("base_url") or params.get("source")
     synthetic = entry.meta("synthetic", params.get("synthetic"))

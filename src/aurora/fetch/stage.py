@@ -107,7 +107,6 @@ from aurora.progress import Progress, Steps
 from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.redaction import redact_url
 from aurora.store import Store
-from aurora.store.files import PRICES
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation import CHECKS, ValidationReport
 from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
@@ -359,7 +358,7 @@ def fetch_prices(
             statuses = asset_statuses(config, symbols, limiter=limiter, transport=transport,
                                       sleep=sleep, deadline=deadline, stats=client.stats)
             if statuses.error and stored.version is not None and not fc.new_history:
-                entry = store.manifest(stored.version).files.get(PRICES)
+                entry = store.manifest(stored.version).prices_entry()
                 statuses = dataclasses.replace(statuses,
                                                recorded=tuple(recorded_inactive(entry)))
     _copy_stats(report, limiter, run)
@@ -415,7 +414,7 @@ def fetch_prices(
             validation=report.validation, fetch_report=report.to_dict(),
             params=publish_params, history_start=history_start, base_version=stored.version,
             source=source, actions_stale=actions_stale, quarantine=record,
-            inactive=inactive,
+            inactive=inactive, previous=stored.prices,
         )
     checkpoint.clear()
     write_cursor(store.state_dir, reconcile_slice, fc.reconcile_cycle_runs, end)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 
 import polars as pl
 
@@ -71,11 +70,12 @@ def deadline_for(session: dt.date, config: AuroraConfig) -> dt.datetime:
     return config.ops.deadline_on(session)
 
 
-def _max_date_of(path: Path, entry: FileEntry) -> dt.date | None:
+def _max_date_of(store: Store, version: str, entry: FileEntry) -> dt.date | None:
     for key in _DATE_KEYS:
         value = entry.meta(key)
         if value:
             return dt.date.fromisoformat(str(value)[:10])
+    path = store.archive / version / PRICES  # only a single-file version lacks date_max
     try:
         value = pl.scan_parquet(path).select(pl.col("date").max()).collect().item()
     except Exception as exc:  # a corrupt file is validate's business; report, don't crash
@@ -84,14 +84,14 @@ def _max_date_of(path: Path, entry: FileEntry) -> dt.date | None:
 
 
 def latest_stored_session(store: Store, version: str | None = None) -> dt.date | None:
-    """The newest session in `prices.parquet` of `version` (default latest); None if absent."""
+    """The newest session in the prices of `version` (default latest); None if absent."""
     version = version or store.current_version()
     if version is None:
         return None
-    entry = store.manifest(version).file(PRICES)
+    entry = store.manifest(version).prices_entry()
     if entry is None:
         return None
-    return _max_date_of(store.archive / version / PRICES, entry)
+    return _max_date_of(store, version, entry)
 
 
 def _first_published_holding(store: Store, session: dt.date) -> dt.datetime | None:
@@ -99,11 +99,11 @@ def _first_published_holding(store: Store, session: dt.date) -> dt.datetime | No
     seen: dict[str, dt.date | None] = {}
     for version in store.versions():
         manifest = store.manifest(version)
-        entry = manifest.file(PRICES)
+        entry = manifest.prices_entry()
         if entry is None:
             continue
         if entry.sha256 not in seen:
-            seen[entry.sha256] = _max_date_of(store.archive / version / PRICES, entry)
+            seen[entry.sha256] = _max_date_of(store, version, entry)
         reached = seen[entry.sha256]
         if reached is not None and reached >= session:
             return manifest.created_at

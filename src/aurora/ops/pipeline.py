@@ -43,7 +43,8 @@ from aurora.predict.evaluate import summary_lines
 from aurora.progress import Progress
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
-from aurora.store.files import PREDICTIONS, PRICES
+from aurora.store.bars import price_paths
+from aurora.store.files import PREDICTIONS
 from aurora.universe import UniverseLike, as_universe, resolve_universe
 from aurora.validation import validate_store
 
@@ -104,10 +105,11 @@ def _stage(run: RunContext, result: PipelineResult, name: str) -> Iterator[None]
 
 
 def _stored_symbols(store: Store) -> list[str]:
-    path = store.verified_path(PRICES)
-    if path is None:
+    version = store.current_version()
+    if version is None or store.manifest(version).prices_name() is None:
         return []
-    return pl.scan_parquet(path).select(pl.col("symbol").unique()).collect()["symbol"].to_list()
+    paths = price_paths(store, version)
+    return pl.scan_parquet(paths).select(pl.col("symbol").unique()).collect()["symbol"].to_list()
 
 
 def _validate(run: RunContext, result: PipelineResult, store: Store, config: AuroraConfig,

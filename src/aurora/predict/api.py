@@ -1,6 +1,6 @@
 """Store-level entry points: `predict` and `evaluate` (what the CLI and `aurora run` call).
 
-Both read the features and `prices.parquet` of one store version. `predict` cuts them
+Both read the features and the prices of one store version. `predict` cuts them
 at the feature date (point in time), trains and scores, runs (or reuses) the walk-forward
 evaluation over that same point-in-time history, validates predictions.json against its
 schema and publishes predictions.json and evaluation.json in one store transaction.
@@ -30,7 +30,7 @@ from aurora.progress import Progress
 from aurora.store import Store, Transaction
 from aurora.store.datasets import dataset_digest, read_features
 from aurora.store.documents import validate_document
-from aurora.store.files import EVALUATION, FEATURES, FEATURES_DATASET, PREDICTIONS, PRICES
+from aurora.store.files import EVALUATION, FEATURES, FEATURES_DATASET, PREDICTIONS
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 
 SHOWN_TOP = 10
@@ -81,6 +81,7 @@ class _Inputs:
     prices: pl.DataFrame
     features_sha256: str
     prices_sha256: str
+    synthetic: bool  # recorded by the fetch that wrote the prices, inherited with them
 
 
 def load_inputs(store: Store) -> _Inputs:
@@ -95,9 +96,12 @@ def load_inputs(store: Store) -> _Inputs:
     if mismatch is not None:
         raise DataValidationError(mismatch)
     prices = load_adjusted_prices(store, version)
+    entry = manifest.prices_entry()
     digest = dataset_digest(manifest, FEATURES_DATASET, legacy=FEATURES)
     assert digest is not None
-    return _Inputs(version, features, prices.prices, digest, prices.sha256[PRICES])
+    assert entry is not None
+    return _Inputs(version, features, prices.prices, digest, entry.sha256,
+                   entry.meta("synthetic") is True)
 
 
 def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,
@@ -117,7 +121,7 @@ def member_rows(features: pl.DataFrame, universe: Universe) -> pl.DataFrame:
 def default_decision_date(prices: pl.DataFrame) -> dt.date:
     """The next NYSE session after the last stored price date."""
     if prices.height == 0:
-        raise DataValidationError(f"{PRICES}: no rows")
+        raise DataValidationError("the prices: no rows")
     return calendar.next_session(prices["date"].max())
 
 
@@ -210,9 +214,7 @@ def predict(
                 "features_sha256": inputs.features_sha256,
                 "store_version": inputs.version, "universe": source, "symbols": len(members),
                 **({"universe_symbols": len(symbols)} if chosen.dated else {}),
-                # recorded by the fetch that wrote the prices, inherited with the file
-                "synthetic": store.manifest(inputs.version).files[PRICES].meta("synthetic")
-                is True},
+                "synthetic": inputs.synthetic},
     )
     validate_document(doc)
     scored = int(result.scores["score"].is_not_null().sum())

@@ -21,7 +21,7 @@ import datetime as dt
 import hashlib
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -148,37 +148,43 @@ def _leave_out_parent(txn: Transaction, dataset: str, parent: Mapping[int, str],
             txn.remove(name)
 
 
-def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, *,
-                 legacy: str | None = None, start: dt.date | None = None,
-                 end: dt.date | None = None, symbols: Collection[str] | None = None,
-                 hint: str | None = None) -> pl.DataFrame:
-    """The rows of `dataset` in `version` dated within [start, end] (each bound optional)
-    and of `symbols` (None: all), sorted by (symbol, date); see the module docstring.
+def dataset_paths(store: Store, dataset: str, version: str, schema: TableSchema, *,
+                  legacy: str | None = None, start: dt.date | None = None,
+                  end: dt.date | None = None, hint: str | None = None) -> list[Path]:
+    """The files of `dataset` in `version` whose year overlaps [start, end] (an empty range
+    still gives one part, for the schema; a version without parts gives its single file
+    `legacy`), each checked against its manifest sha256 and `schema`.
 
     StoreError (with `hint`, what to run) when the version holds neither the dataset nor
-    `legacy`, or naming a part that does not match its manifest; DataValidationError when
-    a part does not have `schema`.
+    `legacy`, or naming a file that does not match its manifest; DataValidationError when
+    a file does not have `schema`.
     """
-    where = f"version {version}"
     manifest = store.manifest(version)
     parts = dataset_parts(manifest, dataset)
-    if parts:  # an empty range: the first part, for the schema, and no rows
+    if parts:
         names = parts_between(manifest, dataset, start, end) or [next(iter(parts.values()))]
-    elif legacy is not None:
+    elif legacy is not None and legacy in manifest.files:
         names = [legacy]
     else:
-        names = []
+        raise StoreError(f"version {version} holds no {dataset}"
+                         + (f": {hint}" if hint else ""))
     paths = []
     for name in names:
         path = store.verified_path(name, version, hint=hint if name == legacy else None)
-        if path is None:
-            break
-        check_schema(path, schema, f"{name} of {where}")
+        assert path is not None
+        check_schema(path, schema, f"{name} of version {version}")
         paths.append(path)
-    if not paths:
-        raise StoreError(f"version {version} holds no {dataset}"
-                         + (f": {hint}" if hint else ""))
-    scan = pl.scan_parquet(paths, hive_partitioning=False)
+    return paths
+
+
+def read_files(paths: Sequence[Path], where: str, *, start: dt.date | None = None,
+               end: dt.date | None = None, symbols: Collection[str] | None = None
+               ) -> pl.DataFrame:
+    """The rows of checked files `paths` (a dataset's parts, or one file) dated within
+    [start, end] and of `symbols` (None: all; pushed down into the Parquet scan), sorted by
+    (symbol, date) like each file. DataValidationError naming `where` when a file cannot
+    be decoded."""
+    scan = pl.scan_parquet(list(paths), hive_partitioning=False)
     if start is not None:
         scan = scan.filter(pl.col("date") >= start)
     if end is not None:
@@ -189,8 +195,21 @@ def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, 
         frame = scan.collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise DataValidationError(f"{dataset} of {where}: unreadable Parquet ({first})") from None
+        raise DataValidationError(f"{where}: unreadable Parquet ({first})") from None
     return frame if len(paths) == 1 else sorted_by_key(frame)
+
+
+def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, *,
+                 legacy: str | None = None, start: dt.date | None = None,
+                 end: dt.date | None = None, symbols: Collection[str] | None = None,
+                 hint: str | None = None) -> pl.DataFrame:
+    """The rows of `dataset` in `version` dated within [start, end] (each bound optional)
+    and of `symbols` (None: all), sorted by (symbol, date): `read_files` over
+    `dataset_paths`, with their errors."""
+    paths = dataset_paths(store, dataset, version, schema, legacy=legacy, start=start,
+                          end=end, hint=hint)
+    return read_files(paths, f"{dataset} of version {version}", start=start, end=end,
+                      symbols=symbols)
 
 
 def read_features(store: Store, version: str | None = None, *, start: dt.date | None = None,

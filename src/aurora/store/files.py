@@ -13,7 +13,9 @@ from aurora.errors import StoreError
 
 MANIFEST = "manifest.json"
 
-PRICES = "prices.parquet"  # daily bars, schema `aurora.schemas.PRICES_SCHEMA`
+PRICES_DATASET = "prices"  # raw daily bars (`aurora.schemas.PRICES_SCHEMA`), parts by year
+PRICES_INDEX = "prices.index.json"  # the prices' metadata and parts (`aurora.store.bars`)
+PRICES = "prices.parquet"  # the bars as one file: versions written before datasets
 CORPORATE_ACTIONS = "corporate_actions.parquet"  # `aurora.schemas.CORPORATE_ACTIONS_SCHEMA`
 SECTOR_MAP = "sector_map.parquet"  # symbol, sector
 FUNDAMENTALS = "fundamentals.parquet"  # symbol, as_of, market_cap, shares_outstanding, ...

@@ -28,6 +28,7 @@ from aurora.store.files import (
     FEATURES_DATASET,
     FEATURES_META,
     PRICES,
+    PRICES_INDEX,
     UNIVERSE,
     plain_name,
     store_name,
@@ -115,8 +116,19 @@ class Manifest(BaseModel):
         """The entry of file `name`, or None when this version does not hold it."""
         return self.files.get(name)
 
+    def prices_name(self) -> str | None:
+        """The file whose entry describes this version's prices (`aurora.store.bars`): the
+        dataset's index, or prices.parquet in a version written before datasets; None
+        without prices."""
+        return next((name for name in (PRICES_INDEX, PRICES) if name in self.files), None)
+
+    def prices_entry(self) -> FileEntry | None:
+        """The entry of `prices_name`: the prices' metadata, and their identity (sha256)."""
+        name = self.prices_name()
+        return self.files[name] if name is not None else None
+
     def features_from_other_prices(self) -> str | None:
-        """Why the features of this version do not belong with its prices.parquet, or None
+        """Why the features of this version do not belong with its prices, or None
         when they do (or when either is absent, or the build did not record the prices'
         sha256: versions written before it was recorded). Parts of the features dataset
         without that record (features.meta.json missing) are never taken as current.
@@ -126,7 +138,7 @@ class Manifest(BaseModel):
         version whose prices changed since (a fetch published over the build's
         input meanwhile, or a hand edit) pairs features with other prices.
         """
-        prices = self.file(PRICES)
+        prices = self.prices_entry()
         built_from = next((entry.meta("prices_sha256") for entry in
                            (self.file(FEATURES_META), self.file(FEATURES))
                            if entry is not None and entry.meta("prices_sha256")), None)
@@ -137,7 +149,7 @@ class Manifest(BaseModel):
         if prices is None or built_from is None or built_from == prices.sha256:
             return None
         return (f"the features of version {self.version} were built from other prices "
-                f"(sha256 {built_from[:12]}...) than its {PRICES} ({prices.sha256[:12]}...); "
+                f"(sha256 {built_from[:12]}...) than its prices ({prices.sha256[:12]}...); "
                 "run `aurora build`")
 
     @classmethod

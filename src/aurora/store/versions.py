@@ -3,7 +3,7 @@
 Layout under the data directory::
 
     latest -> archive/20261124T101500123456Z-fetch     (a symlink, swapped atomically)
-    archive/<version>/prices.parquet, features.parquet, ..., manifest.json
+    archive/<version>/prices/year=2024/part-0.parquet, prices.index.json, ..., manifest.json
     archive/.staging-<id>/                             (a transaction in progress)
     state/                                             (checkpoints, limiter state)
 

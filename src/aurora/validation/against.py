@@ -42,10 +42,9 @@ from typing import Any
 
 import polars as pl
 
-from aurora.errors import DataValidationError
-from aurora.schemas import PRICES_TABLE, read_table
+from aurora.errors import DataValidationError, StoreError
 from aurora.store import Store
-from aurora.store.files import PRICES
+from aurora.store.bars import read_prices
 
 # Prices only by default: vendors count volume differently (consolidated tape or primary
 # exchange, odd lots, late reports), so volumes of two honest sources rarely agree.
@@ -322,13 +321,14 @@ def reconcile_store(store: Store, other: pl.DataFrame, *, source: str,
     """`reconcile` the prices of `version` (default: latest) with `other`. StoreError when
     the version holds no prices or they do not match the manifest (module docstring)."""
     version = version or store.current_version()
-    path = store.verified_path(PRICES, version,
-                               hint="run `aurora fetch` or `aurora import bars` first")
-    assert path is not None and version is not None
-    stored = read_table(path, PRICES_TABLE, f"version {version}")
+    if version is None:
+        raise StoreError(f"{store.root}: the store is empty: run `aurora fetch` or "
+                         "`aurora import bars` first")
+    stored = read_prices(store, version)
     result = reconcile(stored, other, rel_tolerance=rel_tolerance, columns=columns,
                        max_share=max_share, source=source)
-    adjustment = store.manifest(version).files[PRICES].meta("adjustment")
+    entry = store.manifest(version).prices_entry()
+    adjustment = entry.meta("adjustment") if entry is not None else None
     notes = list(result.notes)
     if adjustment not in (None, "raw"):
         notes.append(f"the stored prices were fetched with adjustment={adjustment} and the "

@@ -1,7 +1,9 @@
 """`validate_store`: checksums of the latest version, then the content of its known files.
 
 Order of work: every file of the latest version against its manifest (`Store.verify`),
-files present but not in the manifest, then prices.parquet through `validate_prices`
+files present but not in the manifest, the prices' index against the manifest
+(`aurora.store.bars.index_findings`), then the prices (every part of the dataset, or
+prices.parquet; each part's rows in its year) through `validate_prices`
 (universe: `aurora.universe.resolve_universe` on the version, the rule every stage uses;
 corporate actions from corporate_actions.parquet when present; the version's quarantine
 record, quarantine.json, through `aurora.validation.quarantined.apply_quarantine`: every
@@ -34,6 +36,7 @@ from aurora.schemas import (
     non_finite,
 )
 from aurora.store import FileEntry, Manifest, Store
+from aurora.store.bars import index_findings
 from aurora.store.datasets import dataset_digest, dataset_parts
 from aurora.store.documents import validate_document
 from aurora.store.files import (
@@ -44,6 +47,7 @@ from aurora.store.files import (
     MANIFEST,
     PREDICTIONS,
     PRICES,
+    PRICES_DATASET,
     SECTOR_MAP,
 )
 from aurora.universe import resolve_universe
@@ -81,20 +85,20 @@ def validate_store(
 
     report: ValidationReport | None = None
     source = None
-    prices_path = base / PRICES
-    if not prices_path.exists():
-        if PRICES not in files:
-            findings.append(finding(
-                "missing_file", f"{PRICES}: not in the latest version {version} "
-                "(run `aurora fetch`)"))
-    else:
-        prices = _read_parquet(prices_path, findings)
+    findings += [finding("checksum", problem) for problem in index_findings(store, version)]
+    price_files = list(dataset_parts(manifest, PRICES_DATASET).values()) or [PRICES]
+    if manifest.prices_name() is None:
+        findings.append(finding(
+            "missing_file", f"the prices: not in the latest version {version} "
+            "(run `aurora fetch`)"))
+    elif all((base / name).exists() for name in price_files):
+        prices = _read_prices(base, price_files, findings)
         if prices is not None:
             actions = _corporate_actions(base, findings)
             universe = resolve_universe(config, store, version)
             source = universe.source
             record = _quarantine(store, version, findings)
-            inactive = recorded_inactive(files.get(PRICES))
+            inactive = recorded_inactive(manifest.prices_entry())
             report = validate_prices(prices, universe=universe.symbols,
                                      corporate_actions=actions,
                                      config=config.validation, today=today,
@@ -154,6 +158,24 @@ def _read_parquet(path: Path, findings: list[Finding], name: str | None = None
     except Exception as exc:  # any decoder error means the same thing: unusable file
         findings.append(finding("unreadable", f"{name or path.name}: cannot be read as Parquet "
                                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"))
+        return None
+
+
+def _read_prices(base: Path, names: list[str], findings: list[Finding]) -> pl.DataFrame | None:
+    """The bars of the prices' files `names` together, or None when one cannot be read
+    (reported); rows of a part dated outside its year are reported too."""
+    frames = []
+    for name in names:
+        frame = _read_parquet(base / name, findings, name)
+        if frame is None:
+            return None
+        findings += _misplaced(frame, name, (base / name).parent.name)
+        frames.append(frame)
+    try:
+        return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
+    except pl.exceptions.PolarsError as exc:
+        findings.append(finding("file_schema", f"the prices' parts do not share one schema "
+                                f"({str(exc).splitlines()[0][:160]})"))
         return None
 
 
@@ -269,10 +291,10 @@ def _check_predictions(path: Path, manifest: Manifest) -> list[Finding]:
     except DataValidationError as exc:
         return [finding("file_schema", str(exc))]
     inputs = doc.get("inputs", {})
-    files = manifest.files
-    held = {PRICES: files[PRICES].sha256 if PRICES in files else None,
+    entry = manifest.prices_entry()
+    held = {"prices": entry.sha256 if entry is not None else None,
             "features": dataset_digest(manifest, FEATURES_DATASET, legacy=FEATURES)}
-    stale = [name for name, key in ((PRICES, "prices_sha256"), ("features", "features_sha256"))
+    stale = [name for name, key in (("prices", "prices_sha256"), ("features", "features_sha256"))
              if held[name] is not None and inputs.get(key) not in (None, held[name])]
     if stale:
         return [finding("stale_predictions",
