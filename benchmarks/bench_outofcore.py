@@ -48,7 +48,7 @@ def make_store(root: Path, symbols: int, years: int) -> None:
     import pyarrow.parquet as pq
 
     from aurora.store import Store
-    from aurora.store.bars import write_index
+    from aurora.store.bars import ROW_GROUP_ROWS, write_index
     from aurora.store.datasets import part_name
     from aurora.store.versions import UniverseRecord
     from aurora_testbed.synthetic import generate_market
@@ -73,7 +73,7 @@ def make_store(root: Path, symbols: int, years: int) -> None:
                 if year not in writers:
                     writers[year] = pq.ParquetWriter(txn.path(part_name("prices", year)),
                                                      table.schema, compression="zstd")
-                writers[year].write_table(table)
+                writers[year].write_table(table, row_group_size=ROW_GROUP_ROWS)
                 rows[year] = rows.get(year, 0) + table.num_rows
             actions.append(market.corporate_actions)
             sectors.update(market.sectors)

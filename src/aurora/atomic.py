@@ -130,15 +130,17 @@ def atomic_write_json(path: Path, obj: Any, mode: int = FILE_MODE) -> None:
 
 
 def atomic_write_parquet(path: Path, frame: pl.DataFrame, mode: int = FILE_MODE,
-                         compression: Literal["zstd", "lz4"] = "zstd") -> None:
+                         compression: Literal["zstd", "lz4"] = "zstd",
+                         row_group_rows: int | None = None) -> None:
     """Atomically write a polars frame as Parquet with column statistics. zstd (level 1,
     within 1% of the default level's size in half its time) suits bars, whose values repeat;
     lz4 suits noisy floats such as features, which no codec shrinks by much, and writes
-    and reads them several times faster (docs/build-engine.md)."""
+    and reads them several times faster (docs/build-engine.md). `row_group_rows`: rows
+    per row group (None: polars' default)."""
     with atomic_path(path, mode) as tmp:
         frame.write_parquet(tmp, compression=compression,
                             compression_level=1 if compression == "zstd" else None,
-                            statistics=True)
+                            statistics=True, row_group_size=row_group_rows)
 
 
 def sha256_file(path: Path) -> str:

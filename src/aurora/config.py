@@ -167,6 +167,38 @@ class PredictConfig(_Section):
     ridge_alpha: float = Field(0.1, ge=0)
 
 
+class BacktestConfig(_Section):
+    # the walk-forward model whose out-of-sample scores are traded
+    model: Literal["lightgbm", "ridge"] = "lightgbm"
+    construction: Literal["top_k", "top_quantile", "long_short"] = "top_quantile"
+    weighting: Literal["equal", "score"] = "equal"
+    top_k: int = Field(20, ge=1)
+    quantiles: int = Field(5, ge=2, le=20)
+    # sessions a position is held (None: the prediction horizon)
+    holding: int | None = Field(None, ge=1, le=60)
+    # overlapping: 1/holding of the book rebalanced each session; periodic: the whole book
+    # every `holding` sessions
+    mode: Literal["overlapping", "periodic"] = "overlapping"
+    book_usd: float = Field(10_000_000.0, gt=0)
+    commission_per_share: float = Field(0.005, ge=0)  # USD
+    min_commission: float = Field(1.0, ge=0)  # USD per order
+    # half the bid-ask spread in basis points; None: estimated per symbol and day from
+    # daily highs and lows (Corwin-Schultz)
+    half_spread_bps: float | None = Field(None, ge=0)
+    # square-root impact: impact x daily volatility x sqrt(traded / average dollar volume)
+    impact: float = Field(1.0, ge=0)
+    borrow_bps: float = Field(50.0, ge=0)  # annual fee on the value of a short
+
+
+class TrackConfig(_Section):
+    # the `decay` alert: the mean realised rank IC of the last `window` scored decisions
+    # (at least `min_decisions`) below zero, or below the walk-forward's by `k` standard
+    # errors
+    window: int = Field(20, ge=1, le=1000)
+    min_decisions: int = Field(5, ge=1)
+    k: float = Field(2.0, gt=0)
+
+
 class ComputeConfig(_Section):
     # a Dask scheduler (`tcp://HOST:PORT`): build and evaluate run their tasks on its
     # workers (`aurora.cluster`); None: in this process
@@ -256,6 +288,8 @@ class AuroraConfig(_Section):
     validation: ValidationConfig = ValidationConfig()
     build: BuildConfig = BuildConfig()
     predict: PredictConfig = PredictConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    track: TrackConfig = TrackConfig()
     ops: OpsConfig = OpsConfig()
     compute: ComputeConfig = ComputeConfig()
 

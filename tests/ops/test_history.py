@@ -171,7 +171,7 @@ def test_old_unversioned_database_is_migrated_in_place(data_dir):
 
     history = History(data_dir)
     [old] = history.recent_runs()
-    assert _user_version(path) == SCHEMA_VERSION == 2
+    assert _user_version(path) == SCHEMA_VERSION == 3
     assert {"universe_source", "universe_symbols"} <= set(_columns(path, "runs"))
     assert (old.id, old.rows, old.symbols, old.details) == ("old", 42, 7, {"note": "kept"})
     assert [(s.name, s.seconds) for s in old.stages] == [("fetch", 12.5)]

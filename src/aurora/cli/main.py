@@ -39,6 +39,7 @@ TESTBED_COMMANDS = {
 COMMAND_MODULES = {
     "fetch": "fetch_cmd", "import": "fetch_cmd", "validate": "validate_cmd",
     "build": "build_cmd", "predict": "predict_cmd", "evaluate": "predict_cmd",
+    "backtest": "backtest_cmd", "track": "backtest_cmd",
     **dict.fromkeys(["run", "status", "backup", "restore", "rollback", "drill", "prune"],
                     "ops_cmd"),
     "quarantine": "quarantine_cmd",

@@ -190,23 +190,27 @@ def _whole_symbols(paths: Sequence[Path], batch_rows: int) -> Iterator[pl.DataFr
 
 
 class _SortedStream:
-    """The rows of one Parquet file sorted by symbol, read a batch at a time into a buffer;
-    `last` is the last symbol read while the file has rows left, else None."""
+    """The rows of one Parquet file sorted by symbol, read a slice at a time into a buffer
+    (polars skips the row groups before the slice: no reader state is held between
+    reads); `last` is the last symbol read while the file has rows left, else None."""
 
     def __init__(self, path: Path, batch_rows: int) -> None:
         self.path, self.batch_rows = path, batch_rows
-        self.batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        self.rows = pq.ParquetFile(path).metadata.num_rows
+        self.offset = 0
         self.buffer: pl.DataFrame | None = None
         self.last: str | None = None
         self.done = False
         self.read()
 
     def read(self) -> None:
-        """Append the file's next batch to the buffer (DataValidationError naming the file
+        """Append the file's next slice to the buffer (DataValidationError naming the file
         when its rows are not sorted by symbol)."""
-        for batch in self.batches:
-            frame = pl.DataFrame(pl.from_arrow(batch)).with_columns(
-                pl.col("symbol").cast(pl.String), pl.col("date").cast(pl.Date))
+        while self.offset < self.rows:
+            frame = (pl.scan_parquet(self.path).slice(self.offset, self.batch_rows).collect()
+                     .with_columns(pl.col("symbol").cast(pl.String),
+                                   pl.col("date").cast(pl.Date)))
+            self.offset += self.batch_rows
             if frame.height == 0:
                 continue
             names = frame.get_column("symbol")

@@ -3,6 +3,8 @@
 Tables:
 - `runs`: one row per command run (timings, peak memory, counters, quality, outcome);
 - `stages`: one row per stage of a run (seconds, peak RSS in bytes, ok);
+- `tracked_predictions`: each published predictions.json scored once its horizon passed
+  (`aurora.ops.tracking`, which owns its queries);
 - `alerts`: raised alerts with status `open` | `acknowledged` | `resolved` and the webhook
   delivery outcome. `key` deduplicates alerts that describe a lasting condition (stale
   data): a new alert with the key of an open one is not stored twice.
@@ -100,8 +102,29 @@ ALTER TABLE runs ADD COLUMN universe_source TEXT;
 ALTER TABLE runs ADD COLUMN universe_symbols INTEGER;
 """
 
+# Migration 3: published predictions scored once their horizon passed (aurora.ops.tracking).
+_SCHEMA_V3 = """
+CREATE TABLE IF NOT EXISTS tracked_predictions (
+    version TEXT PRIMARY KEY,
+    decision_date TEXT NOT NULL,
+    horizon INTEGER NOT NULL,
+    label_end TEXT NOT NULL,
+    model TEXT,
+    names INTEGER NOT NULL,
+    rank_ic REAL,
+    spread REAL,
+    top_k INTEGER NOT NULL,
+    top_k_return REAL,
+    universe_return REAL,
+    walk_forward_rank_ic REAL,
+    walk_forward_rank_ic_std REAL,
+    scored_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tracked_decision ON tracked_predictions(decision_date);
+"""
+
 # Entry i brings a database from user_version i to i + 1. Append only; never edit one.
-_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2)
+_MIGRATIONS: tuple[str, ...] = (_SCHEMA_V1, _SCHEMA_V2, _SCHEMA_V3)
 SCHEMA_VERSION = len(_MIGRATIONS)
 
 

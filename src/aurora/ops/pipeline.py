@@ -10,7 +10,9 @@ opened here when called without one (a notebook):
 4. predict: `aurora.predict.predict`, which trains point in time, ranks, and runs (or
    reuses) the purged walk-forward evaluation up to the feature date; with `evaluate=True`
    also `aurora.predict.evaluate` over the whole stored history;
-5. verify: `validate_store` again over the final version (checksums, predictions schema).
+5. verify: `validate_store` again over the final version (checksums, predictions schema);
+6. track: `aurora.ops.tracking.track` scores the published predictions whose horizon has
+   passed; its `decay` and `probable_leakage` alerts are raised with the run's.
 
 Every stage works on one universe, resolved once (`aurora.universe.resolve_universe`).
 Coverage (symbols with stored bars and not quarantined / universe symbols) is recorded for
@@ -34,11 +36,13 @@ import polars as pl
 from aurora import predict as predict_stage
 from aurora.cluster import connect
 from aurora.config import AuroraConfig
-from aurora.errors import AuroraError, DataValidationError
+from aurora.errors import AuroraError, DataValidationError, StoreError
 from aurora.features import build_features
 from aurora.fetch import fetch_prices
 from aurora.ops.alerts import Alert
+from aurora.ops.history import History
 from aurora.ops.runner import RunContext, run_context
+from aurora.ops.tracking import track
 from aurora.predict.evaluate import summary_lines
 from aurora.progress import Progress
 from aurora.quarantine import read_quarantine
@@ -64,6 +68,7 @@ class PipelineResult:
     top: list[tuple[str, float | None]] = field(default_factory=list)
     decision_date: str | None = None
     evaluation: list[str] = field(default_factory=list)
+    tracking: list[str] = field(default_factory=list)
     alerts: list[Alert] = field(default_factory=list)
     coverage: float | None = None
     seconds: float = 0.0
@@ -86,12 +91,26 @@ class PipelineResult:
                               for i, (s, v) in enumerate(self.top, start=1))
             lines.append(f"top-ranked for {self.decision_date}: {shown}")
         lines += self.evaluation
+        lines += self.tracking
         if self.alerts:
             lines.append(f"alerts ({len(self.alerts)}):")
             lines += [f"  [{a.severity}] {a.message}" for a in self.alerts]
         else:
             lines.append("alerts: none")
         return lines
+
+
+def _track(run: RunContext, result: PipelineResult, store: Store,
+           config: AuroraConfig) -> None:
+    """Score the published predictions whose horizon passed; their alerts go with the
+    run's. A history that cannot be used skips it (the run reports that already)."""
+    try:
+        report = track(store, config, History(store.root))
+    except StoreError as exc:
+        result.tracking = [f"tracking skipped: {exc}"]
+        return
+    run.alert(report.alerts)
+    result.tracking = report.summary_lines(config.track.window)
 
 
 @contextmanager
@@ -239,5 +258,7 @@ def _stages(run: RunContext, result: PipelineResult, store: Store, config: Auror
         result.evaluation = evaluated.summary_lines()
     with _stage(run, result, "verify"):
         _validate(run, result, store, config, "final validation")
+    with _stage(run, result, "track"):
+        _track(run, result, store, config)
     _describe_outputs(store, result)
     _top_ranked(store, result)

@@ -97,6 +97,7 @@ class RunContext:
     details: dict[str, Any] = field(default_factory=dict)
     read: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[alert_rules.Alert] = field(default_factory=list)
+    stage_alerts: list[alert_rules.Alert] = field(default_factory=list)  # raised at the end
     record: RunRecord | None = None
     freshness: Freshness | None = None
     history_error: str | None = None  # why the run could not be recorded in aurora.db
@@ -128,6 +129,11 @@ class RunContext:
             else:
                 extra = self.details.setdefault("counters", {})
                 extra[key] = extra.get(key, 0) + int(value)
+
+    def alert(self, alerts: Iterable[alert_rules.Alert]) -> None:
+        """Alerts a stage found (tracking's `decay`, ...): raised with the run's own when it
+        ends, through the same channel."""
+        self.stage_alerts.extend(alerts)
 
     def set_detail(self, **values: Any) -> None:
         """Attach JSON-able details to the run record (never secrets)."""
@@ -254,6 +260,7 @@ def _record(run: RunContext, record: RunRecord, secrets: tuple[str, ...],
     if history is None:
         alerts = [*alert_rules.evaluate_rules(record, None, run.freshness, config),
                   *alert_rules.rule_history_unavailable(problem, record)]
-    raised = alert_rules.raise_alerts(alerts, history, config, record.id, secrets, sleep=sleep)
+    raised = alert_rules.raise_alerts([*alerts, *run.stage_alerts], history, config, record.id,
+                                      secrets, sleep=sleep)
     run.alerts = [alert for _, alert, _ in raised]
     write_metrics(store.root, history, run.freshness, current=record)

@@ -104,8 +104,9 @@ def load_inputs(store: Store) -> _Inputs:
                    entry.meta("synthetic") is True)
 
 
-def _universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,
-              version: str) -> Universe:
+def chosen_universe(store: Store, config: AuroraConfig, universe: UniverseLike | None,
+                    version: str) -> Universe:
+    """`universe` when given, else the one every stage resolves for `version`."""
     if universe is not None:
         return as_universe(universe)
     return resolve_universe(config, store, version)
@@ -190,7 +191,7 @@ def predict(
     inputs = load_inputs(store)
     decision_date = decision_date or default_decision_date(inputs.prices)
     feature_date = check_decision_date(decision_date)
-    chosen = _universe(store, config, universe, inputs.version)
+    chosen = chosen_universe(store, config, universe, inputs.version)
     symbols, source = list(chosen.symbols), chosen.source
     members = chosen.members_on(decision_date)
     if not members:
@@ -251,7 +252,7 @@ def evaluate(
     (beside predictions.json). `runner`: where the folds are trained (`walk_forward`).
     Raises DataValidationError when the history is too short."""
     inputs = load_inputs(store)
-    chosen = _universe(store, config, universe, inputs.version)
+    chosen = chosen_universe(store, config, universe, inputs.version)
     symbols = list(chosen.symbols)
     report = walk_forward(member_rows(inputs.features, chosen), inputs.prices, config,
                           symbols=symbols, progress=progress, runner=runner)

@@ -36,6 +36,9 @@ from aurora.store.files import PRICES, PRICES_DATASET, PRICES_INDEX
 from aurora.store.versions import Store, Transaction
 
 FETCH_HINT = "run `aurora fetch` first"
+# Rows per row group of a part: a reader streaming every part at once (the out-of-core
+# scan) holds about one decoded row group per part, and a symbol filter skips more.
+ROW_GROUP_ROWS = 65_536
 
 
 def price_paths(store: Store, version: str, start: dt.date | None = None,
@@ -69,8 +72,8 @@ def changed_years(before: pl.DataFrame, after: pl.DataFrame) -> set[int]:
     64-bit hashes (wrapping sum and xor), one pass over each frame: a changed year taken
     for unchanged needs two 64-bit coincidences at once.
     """
-    if before.schema != after.select(before.columns).schema or set(before.columns) != set(
-            after.columns):
+    if set(before.columns) != set(after.columns) or (
+            before.schema != after.select(before.columns).schema):
         return _years(before) | _years(after)
     old, new = pl.collect_all([_year_digests(before),
                                _year_digests(after.select(before.columns))])
@@ -111,7 +114,8 @@ def write_prices(txn: Transaction, bars: pl.DataFrame, *, meta: dict[str, Any],
     years = None
     if previous is not None and parent is not None and dataset_parts(parent, PRICES_DATASET):
         years = changed_years(previous, bars)
-    written = write_dataset(txn, PRICES_DATASET, bars, years=years, legacy=PRICES)
+    written = write_dataset(txn, PRICES_DATASET, bars, years=years, legacy=PRICES,
+                            row_group_rows=ROW_GROUP_ROWS)
     stats = bars.select(rows=pl.len(), symbols=pl.col("symbol").n_unique(),
                         date_min=pl.col("date").min().cast(pl.String),
                         date_max=pl.col("date").max().cast(pl.String),

@@ -82,7 +82,8 @@ def has_dataset(manifest: Manifest, dataset: str, legacy: str | None = None) -> 
 def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
                   years: Collection[int] | None = None, base: str | None = None,
                   legacy: str | None = None,
-                  compression: Literal["zstd", "lz4"] = "zstd") -> list[str]:
+                  compression: Literal["zstd", "lz4"] = "zstd",
+                  row_group_rows: int | None = None) -> list[str]:
     """Write `frame` (with a Date column `date`) as `dataset`'s parts; return their names.
 
     years None: the dataset is replaced whole. Otherwise only the parts of those years are
@@ -91,7 +92,8 @@ def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
     a daily build rewrites one year. A year without rows has no part. The parent's single
     file `legacy` and its parts not carried over are left out of the new version.
     StoreError when `years` is given and `base` holds no parts (write it whole once).
-    Each part's rows are sorted by (symbol, date).
+    Each part's rows are sorted by (symbol, date), in row groups of `row_group_rows`
+    (None: polars' default).
     """
     if frame.schema.get("date") != pl.Date:
         raise StoreError(f"dataset {dataset}: needs a Date column `date` to partition by year")
@@ -116,7 +118,8 @@ def write_dataset(txn: Transaction, dataset: str, frame: pl.DataFrame, *,
         if rows.height == 0:
             continue
         name = part_name(dataset, year)
-        atomic_write_parquet(txn.path(name), sorted_by_key(rows), compression=compression)
+        atomic_write_parquet(txn.path(name), sorted_by_key(rows), compression=compression,
+                             row_group_rows=row_group_rows)
         txn.describe(name, rows=rows.height)
         written.append(name)
     return written

@@ -27,6 +27,7 @@ FEATURES = "features.parquet"  # the same as one file: versions written before d
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
+BACKTEST = "backtest.json"  # the cost-aware backtest of the walk-forward's scores
 QUARANTINE = "quarantine.json"  # symbols the fetch quarantined, and releases (aurora.quarantine)
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,199}")  # fullmatch: no trailing "\n"

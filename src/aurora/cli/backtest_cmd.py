@@ -1,0 +1,59 @@
+"""`aurora backtest` and `aurora track` (thin over `aurora.backtest.api` and
+`aurora.ops.tracking`)."""
+
+from __future__ import annotations
+
+import typer
+
+from aurora.cli.common import (
+    ConfigOption,
+    DataDirOption,
+    ProgressOption,
+    SchedulerOption,
+    UniverseOption,
+    command_run,
+    make_config,
+    print_lines,
+)
+from aurora.cli.progress import progress_bars
+from aurora.universe import resolve_universe
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("backtest")
+    def backtest(ctx: typer.Context, data_dir: DataDirOption = None,
+                 config: ConfigOption = None, universe: UniverseOption = None,
+                 scheduler: SchedulerOption = None, progress: ProgressOption = True) -> None:
+        """Trade the walk-forward's out-of-sample scores after costs ([backtest] in
+        aurora.toml); writes backtest.json into a new version."""
+        from aurora.backtest.api import backtest as run_backtest  # deferred: start-up time
+        from aurora.cluster import connect
+
+        cfg = make_config(config, data_dir=data_dir, universe=universe,
+                          **{"compute.scheduler": scheduler})
+        with command_run(ctx, "backtest", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            run.use_universe(chosen)
+            with run.stage("backtest"), connect(cfg.compute.scheduler) as runner:
+                result = run_backtest(run.store, cfg, universe=chosen, progress=bars,
+                                      runner=runner)
+        print_lines([*result.summary_lines(),
+                     f"wrote backtest.json in version {run.store.current_version()}"])
+
+    @app.command("track")
+    def track(ctx: typer.Context, data_dir: DataDirOption = None,
+              config: ConfigOption = None) -> None:
+        """Score every published predictions.json whose horizon has passed (realised rank
+        IC, top-minus-bottom and top-k returns) into aurora.db; alert on decay and on a
+        probable leakage."""
+        from aurora.ops.history import History  # deferred: start-up time
+        from aurora.ops.tracking import track as run_track
+
+        cfg = make_config(config, data_dir=data_dir)
+        with command_run(ctx, "track", cfg, config_file=config) as run:
+            with run.stage("track"):
+                report = run_track(run.store, cfg, History(run.store.root))
+            run.alert(report.alerts)
+            run.add(rows=len(report.new))
+        print_lines(report.summary_lines(cfg.track.window))
