@@ -96,8 +96,10 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_build_completes(tmp_path,
         deadline = time.monotonic() + 60
         while True:
             assert time.monotonic() < deadline, "w0 never ran a block"
-            busy = {watcher.scheduler_info()["workers"][w]["name"]: keys
-                    for w, keys in watcher.processing().items()}
+            # scheduler_info() is the client's periodically refreshed copy, processing()
+            # asks the scheduler now: a worker may be in the second and not yet the first.
+            names = {w: info["name"] for w, info in watcher.scheduler_info()["workers"].items()}
+            busy = {names.get(w): keys for w, keys in watcher.processing().items()}
             if any("compute_year" in str(k) for k in busy.get("w0", ())):
                 break
             time.sleep(0.02)
