@@ -2,7 +2,8 @@
 """Bootstrap and run Aurora from a fresh checkout with nothing but Python 3.11+.
 
     python3 scripts/dev.py demo [ARGS...]   # create .venv (runtime lock), run `aurora demo`
-    python3 scripts/dev.py test [ARGS...]   # create .venv (dev lock), run ruff + pytest
+    python3 scripts/dev.py test [ARGS...]   # create .venv (dev lock) and chromium, run ruff
+                                            # + pytest
     python3 scripts/dev.py aurora ARGS...   # any aurora command inside the environment
 
 The virtual environment lives in `.venv/` next to this repository. It is (re)installed
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -57,6 +59,27 @@ def ensure_env(dev: bool) -> None:
     stamp.write_text(digest)
 
 
+def ensure_chromium() -> None:
+    """Debian's `chromium`, which the report's browser test drives (tests/predict/
+    test_report.py), installed with apt-get when missing (as root, or through a sudo that
+    asks no password). Without apt-get this says what to install and the test will say
+    it again."""
+    if shutil.which("chromium") or shutil.which("chromium-browser"):
+        return
+    apt = shutil.which("apt-get")
+    root = os.name != "nt" and os.geteuid() == 0
+    prefix = [] if root else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if apt is None or prefix is None:
+        print("chromium not found: install Debian's chromium package (or your system's) "
+              "for the report's browser test", flush=True)
+        return
+    print("installing chromium (Debian package) for the report's browser test", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run([*prefix, apt, "update", "-q"], check=True, env=env)
+    subprocess.run([*prefix, apt, "install", "-y", "-q", "--no-install-recommends",
+                    "chromium"], check=True, env=env)
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"demo", "test", "aurora"}:
         print(__doc__)
@@ -67,6 +90,7 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "aurora"), "demo", *rest])
     if command == "aurora":
         return subprocess.call([str(BIN / "aurora"), *rest])
+    ensure_chromium()
     lint = subprocess.call([str(BIN / "ruff"), "check", "src", "testbed", "tests", "benchmarks",
                             "scripts"])
     if lint != 0:

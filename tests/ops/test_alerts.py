@@ -157,3 +157,16 @@ def test_slow_factor_from_config(data_dir):
     assert alerts.evaluate_rules(run, history, None, AuroraConfig()) == []
     cfg = AuroraConfig(ops=OpsConfig(slow_factor=2.0))
     assert [a.rule for a in alerts.evaluate_rules(run, history, None, cfg)] == ["slow_stage"]
+
+
+def test_alerts_name_the_report_the_run_published():
+    from aurora.ops.alerts import Alert, alert_payload, naming_report
+
+    alert = Alert("decay", "warning", "rank IC fell", "decay", {"window": 20})
+    assert naming_report([alert], None) == [alert]
+    [named] = naming_report([alert], "/data/archive/v2/report.html")
+    assert named.details == {"window": 20, "report": "/data/archive/v2/report.html"}
+    payload = alert_payload(named, "run1", 7)
+    assert payload["text"].endswith("rank IC fell (report: /data/archive/v2/report.html)")
+    assert payload["alert"]["details"]["report"] == "/data/archive/v2/report.html"
+    assert "report" not in alert_payload(alert, "run1")["text"]

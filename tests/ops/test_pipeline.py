@@ -83,7 +83,8 @@ def test_pipeline_with_a_planted_secret_leaks_it_nowhere(market, data_dir, monke
     assert dataset_parts(store.manifest(), "prices")
     assert [name for name, ok, _ in result.checks if not ok] == []
     assert list(result.stage_seconds) == ["fetch", "validate", "build", "predict", "evaluate",
-                                          "verify", "track"]
+                                          "verify", "track", "report"]
+    assert store.manifest().stage == "report" and "report.html" in store.manifest().files
     assert result.top and result.coverage == 1.0
     out, err = capfd.readouterr()
     texts = {"stdout": out.encode(), "stderr": err.encode(),

@@ -1,7 +1,10 @@
-"""`aurora backtest` and `aurora track` (thin over `aurora.backtest.api` and
-`aurora.ops.tracking`)."""
+"""`aurora backtest`, `aurora track` and `aurora report` (thin over `aurora.backtest.api`,
+`aurora.ops.tracking` and `aurora.report`)."""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -57,3 +60,22 @@ def register(app: typer.Typer) -> None:
             run.alert(report.alerts)
             run.add(rows=len(report.new))
         print_lines(report.summary_lines(cfg.track.window))
+
+    @app.command("report")
+    def report(ctx: typer.Context, data_dir: DataDirOption = None,
+               config: ConfigOption = None,
+               version: Annotated[str | None, typer.Option(
+                   help="The version to describe (default: the latest).")] = None,
+               out: Annotated[Path | None, typer.Option(
+                   help="Also write the page to this file (required for an older "
+                        "version).")] = None,
+               progress: ProgressOption = True) -> None:
+        """One self-contained HTML report of a version (data, feature health, model,
+        backtest, tracking, today's ranking); published as report.html in a new version."""
+        from aurora.report import report as run_report  # deferred: start-up time (plotly)
+
+        cfg = make_config(config, data_dir=data_dir)
+        with command_run(ctx, "report", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars, run.stage("report"):
+            result = run_report(run.store, cfg, version=version, out=out, progress=bars)
+        print_lines(result.summary_lines())

@@ -47,6 +47,11 @@ from aurora.features.operators import (
 
 Family = Literal["price", "volume", "cross_sectional", "residual", "user"]
 TURNOVER_FALLBACK_WINDOW = 250
+# The turnover fallback's level: a typical daily turnover (fraction of shares outstanding) of
+# a US large cap (the S&P 500 sample: median 0.0063-0.0066 on the days whose shares are known).
+# The fallback's relative dollar volume is ~1 on a usual day; unscaled it was ~100x the
+# turnover of the symbols whose shares are known (f_turnover_20d ~1 against ~0.007).
+TURNOVER_FALLBACK_LEVEL = 0.007
 AMIHUD_SCALE = 1e6
 BETA_WINDOW = 60
 
@@ -77,7 +82,8 @@ _SD_20 = Std(close, 20)
 _RANGE, _LOW_20, _HIGH_20 = high - low, Min(low, 20), Max(high, 20)
 _MEDIAN_DV = Median(dollar_volume, TURNOVER_FALLBACK_WINDOW)
 TURNOVER = Coalesce(volume / Where(shares_outstanding > 0, shares_outstanding),
-                    Where(_MEDIAN_DV > 0, dollar_volume / _MEDIAN_DV))
+                    Where(_MEDIAN_DV > 0,
+                          TURNOVER_FALLBACK_LEVEL * dollar_volume / _MEDIAN_DV))
 VOLUME_SURPRISE = Log((volume + 1) / (Ref(Mean(volume, 20), 1) + 1))
 AMIHUD = AMIHUD_SCALE * Mean(Where(dollar_volume > 0, Abs(RET_1D) / dollar_volume), 20)
 TURNOVER_20D = Mean(TURNOVER, 20)
@@ -134,8 +140,9 @@ VOLUME = (
             " volume are skipped", AMIHUD),
     Feature("f_turnover_20d", "volume", "mean over 20 sessions of volume / shares outstanding"
             " known at t (point in time, from fundamentals); fallback when no shares are known"
-            " at t: dollar_volume / its own 250-session median (a day whose median is 0 counts"
-            " as missing)", TURNOVER_20D),
+            f" at t: {TURNOVER_FALLBACK_LEVEL:g} (a typical daily turnover) x dollar_volume / its"
+            f" own {TURNOVER_FALLBACK_WINDOW}-session median (a day whose median is 0 counts as"
+            " missing)", TURNOVER_20D),
     Feature("f_volume_ratio_5_60", "volume", "ln((mean(volume, 5) + 1) / (mean(volume, 60) +"
             " 1)): short- against long-run volume",
             Log((Mean(volume, 5) + 1) / (Mean(volume, 60) + 1))),

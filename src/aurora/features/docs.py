@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from aurora.atomic import atomic_write_text
-from aurora.features.catalog import TURNOVER_FALLBACK_WINDOW
+from aurora.features.catalog import TURNOVER_FALLBACK_LEVEL, TURNOVER_FALLBACK_WINDOW
 from aurora.features.ops import MIN_COVERAGE
 from aurora.features.registry import (
     EXPECTED_COUNTS,
@@ -63,8 +63,10 @@ def render() -> str:
         " (USD). std is the sample std (ddof=1).",
         "- Turnover uses shares outstanding known at t (fundamentals `shares_outstanding`, else"
         " `market_cap` / adjusted close at `as_of`). Fallback when none is known at t: dollar"
-        f" volume over its own {TURNOVER_FALLBACK_WINDOW}-session median (1.0 = a typical day);"
-        " the rows using it are counted per symbol in `features.meta.json`.",
+        f" volume over its own {TURNOVER_FALLBACK_WINDOW}-session median (1.0 = a typical day)"
+        f" times {TURNOVER_FALLBACK_LEVEL:g}, a typical daily turnover, so that it is on the same"
+        " scale (a fraction of the shares a day); the rows using it are counted per symbol in"
+        " `features.meta.json`.",
         "- Cross-sectional features use the symbols with a non-null input on the date;"
         " percentile rank = average rank / count, in (0, 1]. Sector peers come from"
         " `sector_map.parquet`; symbols without a sector form the sector `Unknown`.",

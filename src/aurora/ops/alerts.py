@@ -29,7 +29,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from aurora.config import AuroraConfig
@@ -172,11 +173,22 @@ def evaluate_rules(run: RunRecord, history: History | None, freshness: Freshness
 
 
 # -- delivery ----------------------------------------------------------------------------
+def naming_report(alerts: Iterable[Alert], report: Path | str | None) -> list[Alert]:
+    """`alerts` with `details["report"]`: the report the run published, what the person
+    alerted opens first (unchanged when the run published none)."""
+    if report is None:
+        return list(alerts)
+    return [replace(a, details={**a.details, "report": str(report)}) for a in alerts]
+
+
 def alert_payload(alert: Alert, run_id: str | None, alert_id: int | None = None) -> dict:
-    """The JSON body posted to the webhook (Slack reads `text`)."""
+    """The JSON body posted to the webhook (Slack reads `text`, which names the run's
+    report when there is one)."""
     icon = ":rotating_light:" if alert.severity == "critical" else ":warning:"
+    report = alert.details.get("report")
     return {
-        "text": f"{icon} Aurora {alert.severity}: {alert.message}",
+        "text": f"{icon} Aurora {alert.severity}: {alert.message}"
+                + (f" (report: {report})" if report else ""),
         "alert": {**asdict(alert), "id": alert_id, "run_id": run_id},
     }
 

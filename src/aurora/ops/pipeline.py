@@ -48,7 +48,7 @@ from aurora.progress import Progress
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
 from aurora.store.bars import price_paths
-from aurora.store.files import PREDICTIONS
+from aurora.store.files import PREDICTIONS, REPORT
 from aurora.universe import UniverseLike, as_universe, resolve_universe
 from aurora.validation import validate_store
 
@@ -69,6 +69,7 @@ class PipelineResult:
     decision_date: str | None = None
     evaluation: list[str] = field(default_factory=list)
     tracking: list[str] = field(default_factory=list)
+    report: str | None = None
     alerts: list[Alert] = field(default_factory=list)
     coverage: float | None = None
     seconds: float = 0.0
@@ -92,6 +93,8 @@ class PipelineResult:
             lines.append(f"top-ranked for {self.decision_date}: {shown}")
         lines += self.evaluation
         lines += self.tracking
+        if self.report:
+            lines.append(self.report)
         if self.alerts:
             lines.append(f"alerts ({len(self.alerts)}):")
             lines += [f"  [{a.severity}] {a.message}" for a in self.alerts]
@@ -111,6 +114,23 @@ def _track(run: RunContext, result: PipelineResult, store: Store,
         return
     run.alert(report.alerts)
     result.tracking = report.summary_lines(config.track.window)
+
+
+def _report(run: RunContext, result: PipelineResult, store: Store,
+            config: AuroraConfig) -> None:
+    """Publish the version's report (`aurora.report`); the run's alerts name it. A report
+    that cannot be made does not fail a run whose predictions are published: the summary
+    says why."""
+    from aurora.report import report  # deferred: plotly's import is not free
+
+    try:
+        made = report(store, config)
+    except AuroraError as exc:
+        result.report = f"report not written: {exc}"
+        return
+    assert made.version is not None
+    run.report = store.archive / made.version / REPORT
+    result.report = f"report: {run.report} ({made.charts} charts)"
 
 
 @contextmanager
@@ -260,5 +280,7 @@ def _stages(run: RunContext, result: PipelineResult, store: Store, config: Auror
         _validate(run, result, store, config, "final validation")
     with _stage(run, result, "track"):
         _track(run, result, store, config)
+    with _stage(run, result, "report"):
+        _report(run, result, store, config)
     _describe_outputs(store, result)
     _top_ranked(store, result)

@@ -101,6 +101,7 @@ class RunContext:
     record: RunRecord | None = None
     freshness: Freshness | None = None
     history_error: str | None = None  # why the run could not be recorded in aurora.db
+    report: Path | None = None  # the report this run published: named in its alerts
 
     @contextlib.contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -260,7 +261,8 @@ def _record(run: RunContext, record: RunRecord, secrets: tuple[str, ...],
     if history is None:
         alerts = [*alert_rules.evaluate_rules(record, None, run.freshness, config),
                   *alert_rules.rule_history_unavailable(problem, record)]
-    raised = alert_rules.raise_alerts([*alerts, *run.stage_alerts], history, config, record.id,
-                                      secrets, sleep=sleep)
+    raised = alert_rules.raise_alerts(
+        alert_rules.naming_report([*alerts, *run.stage_alerts], run.report), history, config,
+        record.id, secrets, sleep=sleep)
     run.alerts = [alert for _, alert, _ in raised]
     write_metrics(store.root, history, run.freshness, current=record)

@@ -19,18 +19,24 @@ import polars as pl
 
 from aurora import calendar
 from aurora.adjusted import load_adjusted_prices
-from aurora.atomic import atomic_write_json
+from aurora.atomic import atomic_write_json, atomic_write_parquet
 from aurora.cluster import Runner
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
-from aurora.predict.evaluate import EvaluationReport, report_lines, walk_forward
+from aurora.predict.evaluate import EvaluationReport, report_lines, skill, walk_forward
 from aurora.predict.predictions import build_document
 from aurora.predict.train import ScoreResult, check_decision_date, point_in_time, train_and_score
 from aurora.progress import Progress
 from aurora.store import Store, Transaction
 from aurora.store.datasets import dataset_digest, read_features
 from aurora.store.documents import validate_document
-from aurora.store.files import EVALUATION, FEATURES, FEATURES_DATASET, PREDICTIONS
+from aurora.store.files import (
+    EVALUATION,
+    FEATURES,
+    FEATURES_DATASET,
+    PREDICTIONS,
+    WALK_FORWARD,
+)
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 
 SHOWN_TOP = 10
@@ -209,6 +215,7 @@ def predict(
                                  point_in_time(inputs.prices, feature_date), config, symbols,
                                  progress)
         summary = report.summary if isinstance(report, EvaluationReport) else report
+    summary = {**summary, "skill": skill(summary)}  # also on evaluations stored before it
     doc = build_document(
         result, evaluation=summary, generated_at=now,
         inputs={"prices_sha256": inputs.prices_sha256,
@@ -235,9 +242,18 @@ def predict(
 
 def _write_evaluation(txn: Transaction, report: EvaluationReport | dict[str, Any],
                       key: dict[str, Any]) -> None:
+    """evaluation.json; with a report, also its out-of-sample scores (walk_forward.parquet:
+    model, date, symbol, score, label, the evidence `aurora report` charts). Without one
+    (too short a history) the scores of an older evaluation are removed, never left to
+    disagree with it."""
     body = report.to_json() if isinstance(report, EvaluationReport) else dict(report)
     atomic_write_json(txn.path(EVALUATION), {"key": key, **body})
     txn.describe(EVALUATION, through=key["through"], status=body["status"])
+    if isinstance(report, EvaluationReport):
+        atomic_write_parquet(txn.path(WALK_FORWARD), report.oos.sort("model", "date", "symbol"))
+        txn.describe(WALK_FORWARD, rows=report.oos.height, through=key["through"])
+    else:
+        txn.remove(WALK_FORWARD)
 
 
 def evaluate(

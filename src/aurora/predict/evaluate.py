@@ -106,7 +106,8 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
 def summary_lines(summary: dict[str, Any]) -> list[str]:
     """Human-readable lines of an evaluation summary: one per model, then the verdict."""
     if summary.get("status") != "ok":
-        return [f"evaluation: {summary.get('message', summary.get('status'))}"]
+        return [f"evaluation: {summary.get('message', summary.get('status'))}",
+                skill(summary)["verdict"]]
     lines = []
     for name, m in summary["models"].items():
         lines.append(
@@ -126,7 +127,37 @@ def summary_lines(summary: dict[str, Any]) -> list[str]:
         lines.append(
             f"PROBABLE LEAKAGE: mean daily rank IC above {summary['leakage_threshold']}"
         )
+    lines.append(skill(summary)["verdict"])
     return lines
+
+
+SKILL_T = 2.0  # the Newey-West t of the mean daily rank IC that counts as evidence
+
+
+def skill(summary: dict[str, Any]) -> dict[str, Any]:
+    """Whether the walk-forward shows skill: the main model's mean out-of-sample rank IC is
+    positive with a Newey-West t (lag horizon - 1, so overlapping labels are not counted
+    as independent) of at least SKILL_T, and no leakage is suspected. Returns
+    {"shows_skill", "rank_ic", "t", "rule", "verdict"}; `verdict` is the sentence every
+    surface prints. A summary without models (too short a history) shows no skill."""
+    rule = f"mean rank IC > 0 with Newey-West t >= {SKILL_T:g} (lag horizon - 1)"
+    main = summary.get("models", {}).get(summary.get("main_model", ""), {})
+    rank_ic = main.get("rank_ic", {})
+    mean, t = rank_ic.get("mean"), rank_ic.get("t")
+    if summary.get("status") != "ok" or mean is None or t is None:
+        return {"shows_skill": False, "rank_ic": mean, "t": t, "rule": rule,
+                "verdict": "NO EVIDENCE OF SKILL: no walk-forward result to judge"}
+    shows = mean > 0 and t >= SKILL_T and not summary.get("probable_leakage", False)
+    if summary.get("probable_leakage"):
+        verdict = (f"NOT TRUSTED: rank IC {mean:+.4f} (t {t:.1f}) is above the leakage "
+                   f"threshold {summary.get('leakage_threshold')}; look for lookahead")
+    elif shows:
+        verdict = f"SKILL: out-of-sample rank IC {mean:+.4f}, t {t:.1f} >= {SKILL_T:g}"
+    else:
+        verdict = (f"NO EVIDENCE OF SKILL: out-of-sample rank IC {mean:+.4f}, t {t:.1f} "
+                   f"(needs > 0 and t >= {SKILL_T:g}); do not trade this ranking on its "
+                   "record")
+    return {"shows_skill": shows, "rank_ic": mean, "t": t, "rule": rule, "verdict": verdict}
 
 
 def make_folds(panel: Panel, config: AuroraConfig) -> list[Fold]:
@@ -261,5 +292,6 @@ def summarise(
         # evidence for "the model at least matches the baseline" (docs/predict.md).
         "main_minus_baseline_rank_ic": versus,
     }
+    summary["skill"] = skill(summary)
     return EvaluationReport(summary=summary, daily=daily_all, oos=oos)
 

@@ -27,6 +27,8 @@ FEATURES = "features.parquet"  # the same as one file: versions written before d
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
+WALK_FORWARD = "walk_forward.parquet"  # its out-of-sample scores: model, date, symbol, ...
+REPORT = "report.html"  # the self-contained report of a version (aurora.report)
 BACKTEST = "backtest.json"  # the cost-aware backtest of the walk-forward's scores
 QUARANTINE = "quarantine.json"  # symbols the fetch quarantined, and releases (aurora.quarantine)
 
