@@ -183,8 +183,9 @@ class BacktestConfig(_Section):
     commission_per_share: float = Field(0.005, ge=0)  # USD
     min_commission: float = Field(1.0, ge=0)  # USD per order
     # half the bid-ask spread in basis points; None: estimated per symbol and day from
-    # daily highs and lows (Corwin-Schultz)
+    # daily highs, lows and closes by `spread_estimator`, at least half a cent
     half_spread_bps: float | None = Field(None, ge=0)
+    spread_estimator: Literal["abdi_ranaldo", "corwin_schultz"] = "abdi_ranaldo"
     # square-root impact: impact x daily volatility x sqrt(traded / average dollar volume)
     impact: float = Field(1.0, ge=0)
     borrow_bps: float = Field(50.0, ge=0)  # annual fee on the value of a short

@@ -12,6 +12,7 @@ import pytest
 from aurora.backtest import performance
 from aurora.backtest.costs import (
     CostModel,
+    abdi_ranaldo_squared,
     borrow_cost,
     corwin_schultz,
     market_frame,
@@ -86,6 +87,29 @@ def test_corwin_schultz_from_two_days_of_ranges():
     assert got[1] == pytest.approx(2 * (math.exp(alpha) - 1) / (1 + math.exp(alpha)))
     assert 0 < got[1] < 0.02
     assert got[2] == 0.0  # the gap up is taken out of the range: no negative spread left
+
+
+def test_abdi_ranaldo_averages_before_the_square_root_and_floors_at_half_a_tick():
+    # c_{t-1} = log 100; mid-ranges log(sqrt(101 x 99)) on both days: a product
+    # 4 (c - m)^2 > 0 each day, so the estimate is |c - m| x 2 / 2 = |c - m|
+    n = 5
+    bars = pl.DataFrame({"symbol": ["A"] * n, "high": [101.0] * n, "low": [97.0] * n,
+                         "close": [100.0] * n})
+    got = bars.select(abdi_ranaldo_squared().alias("s"))["s"].to_list()
+    gap = math.log(100) - (math.log(101) + math.log(97)) / 2
+    assert got[0] is None and got[1:] == pytest.approx([4 * gap * gap] * (n - 1))
+    # in the market frame: sqrt of the mean, halved; and the floor of half a cent
+    d = DAYS[:n]
+    adjusted = bars.with_columns(date=pl.Series(d), dollar_volume=pl.lit(1e6))
+    frame = market_frame(adjusted, adjusted.select("symbol", "date", "close"), window=2)
+    assert frame["half_spread"][2] == pytest.approx(abs(gap))
+    tight = adjusted.with_columns(high=pl.lit(100.0), low=pl.lit(100.0))  # zero estimate
+    floor = market_frame(tight, tight.select("symbol", "date", "close"), window=2)
+    assert floor["half_spread"][2] == pytest.approx(0.005 / 100)  # 0.5 bp at 100 USD
+    assert floor["half_spread"][0] is None  # nothing known yet: no floor invented
+    cs = market_frame(adjusted, adjusted.select("symbol", "date", "close"), window=2,
+                      estimator="corwin_schultz")
+    assert cs["half_spread"][2] != frame["half_spread"][2]
 
 
 # -- the book -----------------------------------------------------------------------------

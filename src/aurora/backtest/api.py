@@ -58,7 +58,8 @@ def backtest(store: Store, config: AuroraConfig, *, universe: UniverseLike | Non
                                   f"{model!r}")
     raw = read_prices(store, inputs.version, symbols=chosen.symbols)
     frame = market_frame(
-        inputs.prices.filter(inputs.prices["symbol"].is_in(list(chosen.symbols))), raw)
+        inputs.prices.filter(inputs.prices["symbol"].is_in(list(chosen.symbols))), raw,
+        estimator=config.backtest.spread_estimator)
     if chosen.membership is not None:
         frame = frame.with_columns(member=chosen.membership.is_member(frame))
     market = Market.from_frame(frame)
@@ -68,6 +69,9 @@ def backtest(store: Store, config: AuroraConfig, *, universe: UniverseLike | Non
             "prices_sha256": inputs.prices_sha256, "features_sha256": inputs.features_sha256,
             "walk_forward_rank_ic": report.summary.get("models", {}).get(model, {})
             .get("rank_ic", {}).get("mean"), **result.to_json()}
+    body["settings"]["spread_estimator"] = (config.backtest.spread_estimator
+                                            if config.backtest.half_spread_bps is None
+                                            else "constant")
     with store.transaction("backtest", base=inputs.version, universe=chosen.record(),
                            params={"model": model, **body["settings"]}) as txn:
         atomic_write_json(txn.path(BACKTEST), body)
