@@ -165,11 +165,15 @@ class PredictConfig(_Section):
     min_data_in_leaf: int = Field(1000, ge=1)
     num_threads: int = Field(1, ge=1, le=64)
     ridge_alpha: float = Field(0.1, ge=0)
+    # share of the main score from documented factors (12-1 momentum, one-month reversal,
+    # low volatility; aurora.predict.models.FACTORS): 0 LightGBM alone, 1 the factors alone
+    factor_weight: float = Field(0.0, ge=0, le=1)
 
 
 class BacktestConfig(_Section):
-    # the walk-forward model whose out-of-sample scores are traded
-    model: Literal["lightgbm", "ridge"] = "lightgbm"
+    # the walk-forward model whose out-of-sample scores are traded: the main model (LightGBM,
+    # or its factor blend), the baseline, or one by name
+    model: Literal["main", "baseline", "lightgbm", "ridge"] = "main"
     construction: Literal["top_k", "top_quantile", "long_short"] = "top_quantile"
     weighting: Literal["equal", "score"] = "equal"
     top_k: int = Field(20, ge=1)

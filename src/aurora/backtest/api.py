@@ -50,7 +50,9 @@ def backtest(store: Store, config: AuroraConfig, *, universe: UniverseLike | Non
     chosen = chosen_universe(store, config, universe, inputs.version)
     report = walk_forward(member_rows(inputs.features, chosen), inputs.prices, config,
                           symbols=list(chosen.symbols), progress=progress, runner=runner)
-    model = config.backtest.model
+    model = {"main": report.summary.get("main_model"),
+             "baseline": report.summary.get("baseline")}.get(config.backtest.model,
+                                                            config.backtest.model)
     scores = report.oos.filter(report.oos["model"] == model).select("date", "symbol",
                                                                    "score")
     if scores.height == 0:

@@ -209,7 +209,7 @@ def walk_forward(
             f"{cfg.min_train_sessions + 2 * cfg.horizon + cfg.embargo_sessions + cfg.horizon + 2}"
             f" sessions of features with labels, have {panel.frame['session'].n_unique()}"
         )
-    models = models_from_config(cfg)
+    models = models_from_config(cfg, panel.features)
     scored = (runner or LocalRunner()).map(
         score_fold, folds, shared=(panel, config),
         progress=(lambda done, total: progress(FOLDS, done, total)) if progress else None)
@@ -220,7 +220,7 @@ def score_fold(fold: Fold, shared: tuple[Panel, AuroraConfig]) -> pl.DataFrame:
     """Out-of-sample scores of one fold's test rows by every model trained for it: model,
     date, symbol, score, label (a task: module-level, pickles)."""
     panel, config = shared
-    models = models_from_config(config.predict)
+    models = models_from_config(config.predict, panel.features)
     fitted, _ = fit_models(panel, fold.test_start, config, models)
     test = panel.frame.filter(pl.col("session").is_between(fold.test_start, fold.test_end)
                               & pl.col("fwd_return").is_not_null())

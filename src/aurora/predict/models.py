@@ -14,10 +14,16 @@ standard deviations"; only its order across symbols on one date is used downstre
 - Ridge baseline: ordinary least squares with an L2 penalty on the same inputs, missing
   feature values imputed with 0 (the cross-sectional mean after z-scoring). The penalty is
   on the scale of the normalised Gram matrix: w = (X'X/n + alpha I)^-1 X'y/n.
+- Factor blend (`predict.factor_weight` > 0): the main score becomes
+  (1 - w) x LightGBM / its training std + w x factors / their training std, where
+  `factors` is the mean of three documented, unfitted factors on the z-scored features
+  (`FACTORS`): 12-1 momentum, short-term (one-month) reversal and low volatility. w = 1
+  is the factors alone (no trees are fitted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -25,6 +31,7 @@ import lightgbm as lgb
 import numpy as np
 
 from aurora.config import PredictConfig
+from aurora.errors import DataValidationError
 
 
 class Fitted(Protocol):
@@ -139,6 +146,77 @@ def _check(x: np.ndarray, y: np.ndarray) -> None:
         raise ValueError("target has non-finite values")
 
 
-def models_from_config(config: PredictConfig) -> tuple[Model, Model]:
-    """(main model, baseline) as configured."""
-    return LightGBMModel.from_config(config), RidgeModel.from_config(config)
+# The documented factors of the blend: feature -> sign (Jegadeesh-Titman 12-1 momentum,
+# Jegadeesh 1990 one-month reversal, the low-volatility anomaly of Ang et al. 2006).
+FACTORS = {"f_mom_12_1": 1.0, "f_ret_20d": -1.0, "f_vol_60d": -1.0}
+
+
+@dataclass(frozen=True)
+class FactorBlendModel:
+    """`weight` of the documented factors' mean (FACTORS, z-scored features at `columns`)
+    and 1 - `weight` of `trees`, each divided by its standard deviation on the training
+    rows so the weight means a share of the score's spread."""
+
+    trees: LightGBMModel
+    weight: float
+    columns: tuple[int, ...]
+    signs: tuple[float, ...]
+
+    @property
+    def name(self) -> str:
+        return "factors" if self.weight >= 1 else "lightgbm+factors"
+
+    def parameters(self) -> dict[str, Any]:
+        factors = dict(zip(FACTORS, self.signs, strict=True))
+        if self.weight >= 1:
+            return {"factor_weight": 1.0, "factors": factors}
+        return {"factor_weight": self.weight, "factors": factors, **self.trees.parameters()}
+
+    def factor_score(self, x: np.ndarray) -> np.ndarray:
+        picked = np.nan_to_num(x[:, list(self.columns)], nan=0.0)
+        return picked @ np.asarray(self.signs) / len(self.columns)
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Fitted:
+        _check(x, y)
+        factor_sd = _spread(self.factor_score(x))
+        if self.weight >= 1:
+            return _Blend(self, None, 1.0, factor_sd)
+        fitted = self.trees.fit(x, y)
+        return _Blend(self, fitted, _spread(fitted.predict(x)), factor_sd)
+
+
+def _spread(values: np.ndarray) -> float:
+    sd = float(np.std(values))
+    return sd if sd > 0 else 1.0  # a constant score ranks nothing: leave its scale
+
+
+@dataclass(frozen=True)
+class _Blend:
+    model: FactorBlendModel
+    trees: Fitted | None
+    trees_sd: float
+    factor_sd: float
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        w = self.model.weight
+        score = w * self.model.factor_score(x) / self.factor_sd
+        if self.trees is not None:
+            score = score + (1 - w) * self.trees.predict(x) / self.trees_sd
+        return score
+
+
+def models_from_config(config: PredictConfig, features: Sequence[str]) -> tuple[Model, Model]:
+    """(main model, baseline) as configured, for a matrix of `features` (column order).
+    DataValidationError when a factor blend is asked for and a factor is not a feature."""
+    trees = LightGBMModel.from_config(config)
+    main: Model = trees
+    if config.factor_weight > 0:
+        missing = [f for f in FACTORS if f not in features]
+        if missing:
+            raise DataValidationError(
+                f"predict.factor_weight = {config.factor_weight} needs the features "
+                f"{', '.join(missing)}, which the feature panel lacks")
+        main = FactorBlendModel(trees, config.factor_weight,
+                                tuple(list(features).index(f) for f in FACTORS),
+                                tuple(FACTORS.values()))
+    return main, RidgeModel.from_config(config)

@@ -114,7 +114,7 @@ def train_and_score(
     prices = prices.filter(pl.col("symbol").is_in(wanted))
     panel = build_panel(features, prices, cfg.horizon)
     cutoff = panel.clock.index_of(feature_date)
-    main, baseline = models_from_config(cfg)
+    main, baseline = models_from_config(cfg, panel.features)
     (fit_main, fit_base), rows = fit_models(panel, cutoff, config, [main, baseline])
 
     today = panel.frame.filter(pl.col("date") == feature_date)
