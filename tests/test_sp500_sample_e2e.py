@@ -67,7 +67,7 @@ def test_sample_end_to_end(tmp_path: Path):
     assert result.build_error is None, result.build_error
     summary = result.evaluation
     assert summary is not None
-    for model in ("lightgbm", "ridge"):
+    for model in (summary["main_model"], summary["baseline"]):
         stats = summary["models"][model]
         assert math.isfinite(stats["rank_ic"]["mean"])
         assert not stats["probable_leakage"]

@@ -151,7 +151,7 @@ class BuildConfig(_Section):
 
 
 class PredictConfig(_Section):
-    horizon: int = Field(5, ge=1, le=60)
+    horizon: int = Field(20, ge=1, le=60)
     seed: int = 7
     train_sessions: int = Field(750, ge=60)
     embargo_sessions: int = Field(5, ge=0, le=60)
@@ -167,7 +167,7 @@ class PredictConfig(_Section):
     ridge_alpha: float = Field(0.1, ge=0)
     # share of the main score from documented factors (12-1 momentum, one-month reversal,
     # low volatility; aurora.predict.models.FACTORS): 0 LightGBM alone, 1 the factors alone
-    factor_weight: float = Field(0.0, ge=0, le=1)
+    factor_weight: float = Field(1.0, ge=0, le=1)
 
 
 class BacktestConfig(_Section):

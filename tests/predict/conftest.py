@@ -70,9 +70,11 @@ def simple_features(prices: pl.DataFrame) -> pl.DataFrame:
 
 
 def small_config(data_dir: Path | None = None, **predict: object) -> AuroraConfig:
-    """A configuration sized for tests: small windows, few trees."""
+    """A configuration sized for tests: small windows, few trees, and the tree model alone at
+    horizon 5 (the planted reversal's window; the simple features hold no factor)."""
     base = {"train_sessions": 150, "min_train_sessions": 100, "test_sessions": 40,
-            "n_estimators": 60, "min_data_in_leaf": 50, "num_leaves": 7, "embargo_sessions": 2}
+            "n_estimators": 60, "min_data_in_leaf": 50, "num_leaves": 7, "embargo_sessions": 2,
+            "horizon": 5, "factor_weight": 0.0}
     base.update(predict)
     return AuroraConfig(data_dir=data_dir or Path("data"),
                         predict=PredictConfig(**base))  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ def test_a_blend_mixes_the_trees_and_the_factors_by_their_spreads():
 
 
 def test_no_blend_is_plain_lightgbm_and_a_missing_factor_is_one_line():
-    main, _ = models_from_config(PredictConfig(), NAMES)
+    main, _ = models_from_config(PredictConfig(factor_weight=0.0), NAMES)
     assert isinstance(main, LightGBMModel) and main.name == "lightgbm"
     with pytest.raises(DataValidationError, match=r"factor_weight = 0.5 needs the features "
                                                   r"f_mom_12_1, f_ret_20d, f_vol_60d"):
