@@ -25,6 +25,9 @@ SHOWN_FINDINGS = 40
 COVERAGE_ROWS = 150  # symbols a coverage heatmap can show legibly
 SHOWN_NAMES = 10
 COST_KINDS = ("commission", "spread", "impact", "borrow")
+SELECTION_CAVEAT = ("The verdict assumes the model's settings were not chosen on these same "
+                    "dates: Aurora's defaults were chosen on the S&P 500 sample's 2017-2018 "
+                    "(docs/predict.md), where only the nested walk-forward is evidence.")
 
 
 @dataclass
@@ -149,6 +152,7 @@ def model(inputs: ReportInputs, quantiles: int) -> Section:
                                    "`aurora predict` or `aurora evaluate`."))
         return section
     section.blocks.append(_verdict(evaluation))
+    section.blocks.append(Note(SELECTION_CAVEAT))
     if evaluation.get("status") != "ok":
         section.blocks.append(Note(str(evaluation.get("message", evaluation.get("status")))))
         return section
