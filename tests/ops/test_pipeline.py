@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from ops_helpers import Receiver
 
-from aurora.config import load_config
+from aurora.config import AuroraConfig, load_config
 from aurora.errors import AuroraError
 from aurora.ops.history import History
 from aurora.ops.pipeline import run_pipeline
@@ -235,3 +235,26 @@ def test_demo_refuses_a_store_fetched_from_a_real_api(data_dir):
         atomic_write_parquet(txn.path("prices.parquet"), prices_frame(END))
     with pytest.raises(ConfigError, match=r"fetched from https://data\.alpaca\.markets"):
         run_demo(load_config(overrides={"data_dir": str(data_dir)}), symbols=SYMBOLS[:2])
+
+
+def test_a_report_that_fails_does_not_fail_the_run(tmp_path, monkeypatch):
+    import aurora.report
+    from aurora.ops.pipeline import PipelineResult, _report
+
+    class Run:
+        def __init__(self) -> None:
+            self.alerts: list = []
+            self.report = None
+
+        def alert(self, alerts) -> None:
+            self.alerts.extend(alerts)
+
+    def broken(store, config):
+        raise KeyError("f_x")
+
+    monkeypatch.setattr(aurora.report, "report", broken)
+    run, result = Run(), PipelineResult("run", tmp_path)
+    _report(run, result, Store(tmp_path / "data"), AuroraConfig(data_dir=tmp_path / "data"))
+    assert result.report == "report not written: KeyError: 'f_x'"
+    [alert] = run.alerts
+    assert (alert.rule, alert.severity) == ("report_failed", "warning") and run.report is None

@@ -69,3 +69,28 @@ def test_too_short_history_is_a_clear_error(helpers):
     prices = helpers.planted_prices(n_symbols=10, n_sessions=90)
     with pytest.raises(DataValidationError, match="history too short"):
         walk_forward(helpers.simple_features(prices), prices, helpers.small_config())
+
+
+def test_the_skill_verdict_on_hand_made_summaries():
+    from aurora.predict.evaluate import skill
+
+    def summary(main_ic: float, t: float, base_ic: float = 0.0) -> dict:
+        models = {"lightgbm": {"rank_ic": {"mean": main_ic, "t": t},
+                               "probable_leakage": abs(main_ic) > 0.1},
+                  "ridge": {"rank_ic": {"mean": base_ic, "t": 1.0},
+                            "probable_leakage": abs(base_ic) > 0.1}}
+        return {"status": "ok", "main_model": "lightgbm", "models": models,
+                "leakage_threshold": 0.1,
+                "probable_leakage": any(m["probable_leakage"] for m in models.values())}
+
+    assert skill(summary(0.03, 2.5))["shows_skill"]
+    assert skill(summary(0.03, 2.5))["verdict"].startswith("SKILL: out-of-sample rank IC +0.0300")
+    weak = skill(summary(0.03, 1.9))
+    assert not weak["shows_skill"] and weak["verdict"].startswith("NO EVIDENCE OF SKILL")
+    assert not skill(summary(-0.05, -3.0))["shows_skill"]  # significant, but the wrong way
+    leak = skill(summary(0.02, 5.0, base_ic=-0.15))  # the baseline trips the flag
+    assert not leak["shows_skill"]
+    assert leak["verdict"] == ("NOT TRUSTED: |mean rank IC| above the leakage threshold 0.1 "
+                               "(ridge -0.1500); look for lookahead")
+    short = skill({"status": "insufficient_history", "message": "too short"})
+    assert not short["shows_skill"] and "no walk-forward result" in short["verdict"]

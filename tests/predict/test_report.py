@@ -194,3 +194,22 @@ def test_a_chart_without_data_fails_the_browser_check(tmp_path):
     assert [c["title"] for c in opened.charts] == ["full", "empty"]
     with pytest.raises(AssertionError, match="empty chart: empty"):
         assert_rendered(opened)
+
+
+def test_a_later_version_does_not_inherit_the_report_and_a_stale_backtest_is_named(
+        reported, tmp_path):
+    store, config, _ = reported
+    root = tmp_path / "copy"
+    shutil.copytree(store.root, root, symlinks=True)  # latest is a relative link
+    copy = Store(root)
+    assert "report.html" in copy.manifest().files
+    with copy.transaction("test", base=copy.current_version()) as txn:  # e.g. a fetch
+        (txn.path("note.txt")).write_text("x")
+    assert "report.html" not in copy.manifest().files
+    assert "backtest.json" in copy.manifest().files  # other outputs are inherited
+    # features rebuilt over other prices: the inherited backtest no longer matches
+    prices = pl.read_parquet(copy.verified_path("prices.parquet"))
+    with copy.transaction("test", base=copy.current_version()) as txn:
+        prices.with_columns(pl.col("close") * 1.01).write_parquet(txn.path("prices.parquet"))
+    html = report(copy, config, out=tmp_path / "r.html").html
+    assert "This backtest was run on other prices (version" in html

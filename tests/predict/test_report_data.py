@@ -15,15 +15,17 @@ JAN = calendar.sessions(dt.date(2024, 1, 1), dt.date(2024, 1, 31))  # 21 session
 FEB = calendar.sessions(dt.date(2024, 2, 1), dt.date(2024, 2, 29))  # 20 sessions
 
 
-def test_coverage_is_the_share_of_sessions_between_a_symbols_first_and_last_month():
-    bars = pl.DataFrame({"date": [*JAN, *FEB[:5], *JAN[:7], *FEB, dt.date(2024, 3, 1)],
-                         "symbol": ["A"] * (len(JAN) + 5) + ["B"] * 27 + ["C"]})
+def test_coverage_counts_gaps_between_a_symbols_first_and_last_bar_only():
+    bars = pl.DataFrame({
+        "date": [*JAN, *FEB[:5], *JAN[:7], *FEB, *JAN[10:], *JAN[:10], *JAN[15:]],
+        "symbol": ["A"] * 26 + ["B"] * 27 + ["E"] * 11 + ["G"] * 16})
     got = {(r["symbol"], r["month"].month): r["share"] for r in data.coverage(bars).to_dicts()}
     assert len(JAN) == 21 and len(FEB) == 20
-    # March: the store ends on its first session, so one bar covers it; before C's first
-    # month and after A's last there is no cell
-    assert got == {("A", 1): 1.0, ("A", 2): 0.25, ("B", 1): pytest.approx(7 / 21),
-                   ("B", 2): 1.0, ("C", 3): 1.0}
+    assert got == {
+        ("A", 1): 1.0, ("A", 2): 1.0,  # delisted after FEB[4]: February is whole to then
+        ("B", 1): pytest.approx(7 / 21), ("B", 2): 1.0,  # 14 January sessions missing
+        ("E", 1): 1.0,  # listed on JAN[10]: no gap
+        ("G", 1): pytest.approx(16 / 21)}  # 5 sessions missing mid-month
 
 
 def test_missing_share_counts_nulls_and_nans_per_month():

@@ -157,7 +157,7 @@ def market_frame(adjusted: pl.DataFrame, raw: pl.DataFrame, window: int = 21,
     out = out.join(prices, on=["symbol", "date"], how="left")
     filled = [pl.col(c).fill_nan(None).forward_fill().over("symbol")
               for c in ("volatility", "adv", "half_spread", "price")]
-    tick = pl.when(pl.col("price") > 0).then(TICK_USD / 2 / pl.col("price"))
+    tick = pl.when(pl.col("price") >= 1).then(TICK_USD / 2 / pl.col("price"))  # Rule 612
     return out.with_columns(filled).with_columns(
         half_spread=pl.when(pl.col("half_spread").is_null()).then(None)
         .otherwise(pl.max_horizontal(pl.col("half_spread"), tick))).select(

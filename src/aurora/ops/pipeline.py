@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -51,6 +52,8 @@ from aurora.store.bars import price_paths
 from aurora.store.files import PREDICTIONS, REPORT
 from aurora.universe import UniverseLike, as_universe, resolve_universe
 from aurora.validation import validate_store
+
+log = logging.getLogger("aurora.ops.pipeline")
 
 
 @dataclass
@@ -119,14 +122,19 @@ def _track(run: RunContext, result: PipelineResult, store: Store,
 def _report(run: RunContext, result: PipelineResult, store: Store,
             config: AuroraConfig) -> None:
     """Publish the version's report (`aurora.report`); the run's alerts name it. A report
-    that cannot be made does not fail a run whose predictions are published: the summary
-    says why."""
+    that cannot be made, for whatever reason, does not fail a run whose predictions are
+    published: the summary says why and a `report_failed` warning is raised."""
     from aurora.report import report  # deferred: plotly's import is not free
 
     try:
         made = report(store, config)
-    except AuroraError as exc:
-        result.report = f"report not written: {exc}"
+    except Exception as exc:  # any failure: the published predictions stand
+        log.warning("report not written", exc_info=True)
+        problem = f"{type(exc).__name__}: {exc}" if not isinstance(exc, AuroraError) \
+            else str(exc)
+        result.report = f"report not written: {problem}"
+        run.alert([Alert("report_failed", "warning", f"report not written: {problem}",
+                         "report_failed")])
         return
     assert made.version is not None
     run.report = store.archive / made.version / REPORT

@@ -149,8 +149,11 @@ def skill(summary: dict[str, Any]) -> dict[str, Any]:
                 "verdict": "NO EVIDENCE OF SKILL: no walk-forward result to judge"}
     shows = mean > 0 and t >= SKILL_T and not summary.get("probable_leakage", False)
     if summary.get("probable_leakage"):
-        verdict = (f"NOT TRUSTED: rank IC {mean:+.4f} (t {t:.1f}) is above the leakage "
-                   f"threshold {summary.get('leakage_threshold')}; look for lookahead")
+        flagged = ", ".join(
+            f"{name} {m['rank_ic']['mean']:+.4f}"
+            for name, m in summary.get("models", {}).items() if m.get("probable_leakage"))
+        verdict = (f"NOT TRUSTED: |mean rank IC| above the leakage threshold "
+                   f"{summary.get('leakage_threshold')} ({flagged}); look for lookahead")
     elif shows:
         verdict = f"SKILL: out-of-sample rank IC {mean:+.4f}, t {t:.1f} >= {SKILL_T:g}"
     else:

@@ -121,6 +121,10 @@ def load_inputs(store: Store, version: str | None = None) -> ReportInputs:
         evaluation=_json(store, EVALUATION, version),
         walk_forward=_parquet(store, WALK_FORWARD, version),
         backtest=_json(store, BACKTEST, version), sectors=_parquet(store, SECTOR_MAP, version))
+    prices_entry = manifest.prices_entry()
+    inputs.inputs_sha256 = {
+        "prices": prices_entry.sha256 if prices_entry is not None else None,
+        "features": dataset_digest(manifest, FEATURES_DATASET, legacy=FEATURES)}
     try:
         inputs.tracked = tracked_rows(History(store.root))
     except StoreError as exc:

@@ -27,22 +27,29 @@ def _month(column: str = "date") -> pl.Expr:
 
 
 def coverage(bars: pl.DataFrame) -> pl.DataFrame:
-    """Share of each month's NYSE sessions on which each symbol has a bar, from the
-    symbol's first to its last bar month (before and after: null, not a gap). Columns
-    symbol, month, share (0..1). `bars`: date, symbol."""
+    """Share of the NYSE sessions each symbol could have traded in each month, from its
+    first bar to its last (so a listing or delisting mid-month is not a gap), on which it
+    has a bar. Columns symbol, month, share (0..1), from each symbol's first to its last
+    bar month. `bars`: date, symbol."""
     if bars.height == 0:
         return pl.DataFrame(schema={"symbol": pl.String, "month": pl.Date,
                                     "share": pl.Float64})
-    sessions = pl.DataFrame({"date": calendar.sessions(bars["date"].min(),
-                                                       bars["date"].max())})
-    per_month = sessions.group_by(_month()).agg(sessions=pl.len())
+    sessions = np.array(calendar.sessions(bars["date"].min(), bars["date"].max()),
+                        dtype="datetime64[D]")
+    months = pl.DataFrame({"date": sessions.astype("datetime64[D]").tolist()}) \
+        .group_by(_month()).agg(start=pl.col("date").min(), end=pl.col("date").max())
     have = bars.group_by("symbol", _month()).agg(bars=pl.col("date").n_unique())
-    span = have.group_by("symbol").agg(first=pl.col("month").min(), last=pl.col("month").max())
-    grid = span.join(per_month, how="cross").filter(
-        pl.col("month").is_between(pl.col("first"), pl.col("last")))
-    return (grid.join(have, on=["symbol", "month"], how="left")
-            .select("symbol", "month",
-                    share=(pl.col("bars").fill_null(0) / pl.col("sessions")).clip(0.0, 1.0))
+    span = bars.group_by("symbol").agg(first=pl.col("date").min(), last=pl.col("date").max())
+    grid = span.join(months, how="cross").filter(
+        (pl.col("end") >= pl.col("first")) & (pl.col("start") <= pl.col("last")))
+    lo = grid.select(pl.max_horizontal("start", "first")).to_series().to_numpy()
+    hi = grid.select(pl.min_horizontal("end", "last")).to_series().to_numpy()
+    expected = (np.searchsorted(sessions, hi.astype("datetime64[D]"), side="right")
+                - np.searchsorted(sessions, lo.astype("datetime64[D]"), side="left"))
+    return (grid.with_columns(expected=pl.Series(expected))
+            .join(have, on=["symbol", "month"], how="left")
+            .select("symbol", "month", share=(pl.col("bars").fill_null(0)
+                                               / pl.col("expected")).clip(0.0, 1.0))
             .sort("symbol", "month"))
 
 

@@ -50,6 +50,7 @@ class ReportInputs:
     sectors: pl.DataFrame | None = None
     tracked: list[Tracked] = field(default_factory=list)
     tracking_problem: str | None = None
+    inputs_sha256: dict[str, str | None] = field(default_factory=dict)  # prices, features
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -205,6 +206,13 @@ def backtest(inputs: ReportInputs) -> Section:
     if body is None:
         section.blocks.append(Note("This version holds no backtest: run `aurora backtest`."))
         return section
+    stale = [kind for kind in ("prices", "features")
+             if body.get(f"{kind}_sha256") != inputs.inputs_sha256.get(kind)]
+    if stale:
+        section.blocks.append(Note(
+            f"This backtest was run on other {' and '.join(stale)} (version "
+            f"{body.get('store_version')}) than this version holds: run `aurora backtest` "
+            "again for one that matches."))
     s = body["settings"]
     section.blocks.append(Note(
         f"{s['construction']} ({s['weighting']} weights), held {s['holding']} sessions "
@@ -243,7 +251,12 @@ def tracking(inputs: ReportInputs, window: int) -> Section:
     if inputs.tracking_problem:
         section.blocks.append(Note(f"Tracking unavailable: {inputs.tracking_problem}"))
         return section
-    rows = [r for r in inputs.tracked if r.rank_ic is not None]
+    through = (inputs.predictions or {}).get("decision_date")
+    latest: dict[tuple[str, str | None], Tracked] = {}
+    for r in inputs.tracked:  # by decision date, then version: the newest row of each wins
+        if r.rank_ic is not None and (through is None or r.decision_date <= through):
+            latest[(r.decision_date, r.model)] = r
+    rows = list(latest.values())
     if not rows:
         section.blocks.append(Note("No published prediction has reached its horizon yet "
                                    "(`aurora track` scores them once the prices arrive)."))

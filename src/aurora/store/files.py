@@ -29,6 +29,9 @@ PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.sche
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
 WALK_FORWARD = "walk_forward.parquet"  # its out-of-sample scores: model, date, symbol, ...
 REPORT = "report.html"  # the self-contained report of a version (aurora.report)
+# Files that describe the version that wrote them: a later version does not inherit them,
+# so `latest/report.html` never describes an older version than `latest`.
+NOT_INHERITED = frozenset({REPORT})
 BACKTEST = "backtest.json"  # the cost-aware backtest of the walk-forward's scores
 QUARANTINE = "quarantine.json"  # symbols the fetch quarantined, and releases (aurora.quarantine)
 

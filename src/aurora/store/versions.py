@@ -48,7 +48,7 @@ from aurora.store.copies import (
     share_with_older,
 )
 from aurora.store.datadir import ensure_data_dir
-from aurora.store.files import MANIFEST, store_name
+from aurora.store.files import MANIFEST, NOT_INHERITED, store_name
 from aurora.store.manifest import FileEntry, Manifest, UniverseRecord
 
 _STAGING_PREFIX = ".staging-"
@@ -337,6 +337,7 @@ class Store:
             staging = self.archive / f"{_STAGING_PREFIX}{uuid.uuid4().hex}"
             private_dir(staging)  # becomes the version directory: owner-only
             txn = Transaction(self, stage, staging, parent, dict(params or {}), universe)
+            txn.removed.update(NOT_INHERITED)  # a stage that writes one writes it anew
             try:
                 yield txn
                 self._publish(txn)
