@@ -267,3 +267,16 @@ def test_a_held_symbol_without_a_bar_cannot_be_sold_that_day():
     # its -50% before it can be sold
     assert daily["equity"].to_list() == pytest.approx([100, 100, 50, 50])
     assert daily["traded"].to_list() == pytest.approx([100, 0, 100, 0])
+
+
+def test_a_book_its_costs_ruin_stays_finite_and_counts_as_lost():
+    """At a book many times the market's volume, the square-root impact exceeds the capital:
+    the tranche is ruined (it only sells), no value overflows, and every later session is
+    a total loss for the capacity search."""
+    m = market([[0.0, 0.0]] * 4, adv=1.0, vol=0.5)
+    targets = np.full((4, 2), np.nan)
+    targets[0] = targets[2] = [1.0, 0.0]
+    with np.errstate(all="raise"):
+        daily = simulate(m, targets, holding=2, mode="periodic", model=CostModel(), book=1e12)
+    assert np.isfinite(daily["equity"].to_numpy()).all()
+    assert daily["equity"][0] < 0 and daily["ret"][1:].to_list() == [-1.0, -1.0, -1.0]

@@ -129,7 +129,8 @@ def simulate(market: Market, targets: np.ndarray, *, holding: int, mode: Mode,
         due = (day - first) % holding
         if day <= last and has_target[day] and (mode == "overlapping" or due == 0):
             slot = due if mode == "overlapping" else 0
-            capital = cash[slot] + positions[slot].sum()
+            # a tranche whose costs took all its capital is ruined: it only sells
+            capital = max(cash[slot] + positions[slot].sum(), 0.0)
             # a held symbol without a bar today cannot trade: it stays as it is, and the
             # rest of the tranche's capital goes to the target
             stuck = ~market.bar[day] & (positions[slot] != 0)
@@ -145,7 +146,8 @@ def simulate(market: Market, targets: np.ndarray, *, holding: int, mode: Mode,
             traded = float(np.abs(trades).sum())
         book_positions = positions.sum(axis=0)
         equity = float(cash.sum() + book_positions.sum())
-        rows.append((market.days[day], equity, equity / equity_before - 1.0, traded,
+        session_ret = equity / equity_before - 1.0 if equity_before > 0 else -1.0
+        rows.append((market.days[day], equity, session_ret, traded,
                      *costs, borrow, float(book_positions[book_positions > 0].sum()),
                      float(-book_positions[book_positions < 0].sum()),
                      int(np.count_nonzero(book_positions)), missing))
