@@ -1,0 +1,232 @@
+"""The emulator's real-time stream: Alpaca's market-data WebSocket on 127.0.0.1.
+
+The contract of alpaca-market-data-api.md §7: `connected` on connect; auth by message
+(within `auth_timeout` seconds) or by the APCA-API-KEY-ID / APCA-API-SECRET-KEY headers;
+`subscribe` / `unsubscribe` answered with the full subscription; JSON text frames, or
+binary msgpack when the upgrade says `Content-Type: application/msgpack` (a bar's `t` then
+a msgpack Timestamp); the documented errors 401 (subscribe before auth), 402 (bad keys),
+404 (auth timeout) and 406 (a second connection while one is authenticated).
+
+It replays `bars` (minute `b` and updated `u` messages with `S`, `t`, o h l c v n vw) once
+a client subscribes, one frame per minute in time order, `minute_seconds` apart (an
+accelerated session clock), each frame holding the subscribed symbols' bars of that
+minute. The replay cursor belongs to the server, as the market's clock does: a client that
+reconnects has missed what was sent meanwhile. `StreamFaults` scripts what goes wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
+KIND_CHANNEL = {"b": "bars", "u": "updatedBars", "d": "dailyBars"}
+
+
+@dataclass
+class StreamFaults:
+    """What goes wrong, once each: after `drop_after` data frames the connection is cut;
+    after `silent_after` frames the socket stays open and sends nothing for
+    `silent_seconds`; `duplicate` sends every data frame twice; `reverse_minutes` sends
+    each pair of minutes in reverse order."""
+
+    drop_after: int | None = None
+    silent_after: int | None = None
+    silent_seconds: float = 5.0
+    duplicate: bool = False
+    reverse_minutes: bool = False
+
+
+@dataclass
+class _State:
+    sent_frames: int = 0
+    cursor: int = 0  # the next minute to replay
+    dropped: bool = False
+    silenced: bool = False
+    active: ServerConnection | None = None
+
+
+@dataclass
+class StreamServer:
+    """`with StreamServer(bars, {key: secret}) as srv:` then connect to `srv.url()`."""
+
+    bars: Sequence[dict[str, Any]]
+    credentials: dict[str, str]
+    minute_seconds: float = 0.0
+    auth_timeout: float = 10.0
+    faults: StreamFaults = field(default_factory=StreamFaults)
+    host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        minutes = sorted({b["t"] for b in self.bars})
+        self._minutes = [[b for b in self.bars if b["t"] == m] for m in minutes]
+        if self.faults.reverse_minutes:
+            for i in range(0, len(self._minutes) - 1, 2):
+                self._minutes[i], self._minutes[i + 1] = self._minutes[i + 1], self._minutes[i]
+        self._state = _State()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self.port = 0
+        self.connections = 0
+
+    def url(self, feed: str = "iex") -> str:
+        return f"ws://{self.host}:{self.port}/v2/{feed}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def __enter__(self) -> StreamServer:
+        self._thread = threading.Thread(target=self._run, name="stream-emulator", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(10):
+            raise RuntimeError("the stream emulator did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def _run(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        async with serve(self._handle, self.host, 0) as server:
+            self.port = next(iter(server.sockets)).getsockname()[1]
+            self._ready.set()
+            await self._stop.wait()
+
+    # -- one connection -------------------------------------------------------------------
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        packed = ws.request is not None and \
+            ws.request.headers.get("Content-Type", "") == "application/msgpack"
+
+        async def send(messages: list[dict[str, Any]]) -> None:
+            await ws.send(_encode(messages, packed))
+
+        async def fail(code: int, msg: str) -> None:
+            await send([{"T": "error", "code": code, "msg": msg}])
+            await ws.close()
+
+        if self._state.active is not None:
+            await send([{"T": "success", "msg": "connected"}])
+            await fail(406, "connection limit exceeded")
+            return
+        await send([{"T": "success", "msg": "connected"}])
+        headers = ws.request.headers if ws.request is not None else {}
+        authed = False
+        if headers.get("APCA-API-KEY-ID"):
+            if self.credentials.get(headers["APCA-API-KEY-ID"]) != \
+                    headers.get("APCA-API-SECRET-KEY"):
+                await fail(402, "auth failed")
+                return
+            authed = True
+            self._state.active = ws
+            await send([{"T": "success", "msg": "authenticated"}])
+        subs: dict[str, set[str]] = {c: set() for c in CHANNELS}
+        replay: asyncio.Task | None = None
+        try:
+            while True:
+                try:
+                    timeout = None if authed else self.auth_timeout
+                    raw = await asyncio.wait_for(ws.recv(), timeout)
+                except TimeoutError:
+                    await fail(404, "auth timeout")
+                    return
+                message = _decode(raw)
+                action = message.get("action")
+                if action == "auth":
+                    if authed:
+                        await send([{"T": "error", "code": 403,
+                                     "msg": "already authenticated"}])
+                    elif self.credentials.get(message.get("key")) != message.get("secret"):
+                        await fail(402, "auth failed")
+                        return
+                    else:
+                        authed = True
+                        self._state.active = ws
+                        await send([{"T": "success", "msg": "authenticated"}])
+                elif action in ("subscribe", "unsubscribe"):
+                    if not authed:
+                        await fail(401, "not authenticated")
+                        return
+                    for channel in CHANNELS:
+                        symbols = set(message.get(channel) or [])
+                        subs[channel] = (subs[channel] | symbols if action == "subscribe"
+                                         else subs[channel] - symbols)
+                    await send([{"T": "subscription",
+                                 **{c: sorted(subs[c]) for c in CHANNELS},
+                                 "corrections": sorted(subs["trades"]),
+                                 "cancelErrors": sorted(subs["trades"])}])
+                    if replay is None and (subs["bars"] or subs["updatedBars"]):
+                        replay = asyncio.create_task(self._replay(ws, subs, send))
+                else:
+                    await fail(400, "invalid syntax")
+                    return
+        except ConnectionClosed:
+            pass
+        finally:
+            if replay is not None:
+                replay.cancel()
+                with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                    await replay
+            if self._state.active is ws:
+                self._state.active = None
+
+    async def _replay(self, ws: ServerConnection, subs: dict[str, set[str]], send) -> None:
+        state, faults = self._state, self.faults
+        while state.cursor < len(self._minutes):
+            if self.minute_seconds:
+                await asyncio.sleep(self.minute_seconds)
+            minute = self._minutes[state.cursor]
+            state.cursor += 1
+            frame = [b for b in minute
+                     if b["S"] in subs[KIND_CHANNEL.get(b["T"], "bars")]
+                     or "*" in subs[KIND_CHANNEL.get(b["T"], "bars")]]
+            if not frame:
+                continue
+            if faults.silent_after is not None and not state.silenced and \
+                    state.sent_frames >= faults.silent_after:
+                state.silenced = True
+                await asyncio.sleep(faults.silent_seconds)
+            if faults.drop_after is not None and not state.dropped and \
+                    state.sent_frames >= faults.drop_after:
+                state.dropped = True
+                state.cursor -= 1  # this minute was not sent
+                ws.transport.abort()  # cut, not closed: no close frame
+                return
+            for _ in range(2 if faults.duplicate else 1):
+                await send(frame)
+            state.sent_frames += 1
+
+
+def _encode(messages: list[dict[str, Any]], packed: bool) -> str | bytes:
+    if packed:
+        return msgpack.packb([{k: (msgpack.Timestamp.from_datetime(v)
+                                   if isinstance(v, dt.datetime) else v)
+                               for k, v in m.items()} for m in messages], datetime=False)
+    return json.dumps([{k: (v.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+                            if isinstance(v, dt.datetime) else v) for k, v in m.items()}
+                       for m in messages], separators=(",", ":"))
+
+
+def _decode(raw: str | bytes) -> dict[str, Any]:
+    try:
+        body = msgpack.unpackb(raw) if isinstance(raw, bytes) else json.loads(raw)
+    except (ValueError, msgpack.UnpackException):
+        return {}
+    return body if isinstance(body, dict) else {}

@@ -1,0 +1,162 @@
+"""The emulator's real-time stream: alpaca-py's StockDataStream receives exactly the
+replayed bars (msgpack), a plain client gets them in JSON, and the documented errors come
+as the contract says."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import threading
+
+import pytest
+from alpaca.data.enums import DataFeed
+from alpaca.data.live import StockDataStream
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+from aurora.stream.minutes import MinuteBook
+from aurora.stream.protocol import auth_message, decode, subscribe_message
+from aurora_testbed.emulator.stream import StreamServer
+
+KEY, SECRET = "PKSTREAMTEST", "stream-secret"
+T0 = dt.datetime(2024, 3, 1, 14, 30, tzinfo=dt.UTC)
+
+
+def replayed() -> list[dict]:
+    bars = []
+    for minute in range(5):
+        for i, symbol in enumerate(("AAPL", "MSFT", "XOM")):
+            close = 100.0 + 10 * i + minute
+            bars.append({"T": "b", "S": symbol, "t": T0 + dt.timedelta(minutes=minute),
+                         "o": close - 0.5, "h": close + 1, "l": close - 1, "c": close,
+                         "v": 1000.0 + minute, "n": 10 + minute, "vw": close - 0.1})
+    # late trades: MSFT's second minute again, changed
+    bars.append({**bars[4], "T": "u", "c": 999.0, "v": 5000.0})
+    return bars
+
+
+def test_alpaca_py_stream_receives_exactly_the_replayed_bars():
+    got: list = []
+    done = threading.Event()
+    with StreamServer(replayed(), {KEY: SECRET}) as srv:
+        stream = StockDataStream(KEY, SECRET, feed=DataFeed.IEX, url_override=srv.url())
+
+        async def on_bar(bar) -> None:
+            got.append((bar.symbol, bar.timestamp, bar.close, bar.volume))
+            if len(got) == 10:  # AAPL and MSFT x 5 minutes
+                done.set()
+
+        stream.subscribe_bars(on_bar, "AAPL", "MSFT")
+        runner = threading.Thread(target=stream.run, daemon=True)
+        runner.start()
+        assert done.wait(30), f"received {len(got)} of 10 bars"
+        stream.stop()
+        runner.join(10)
+    expected = [(b["S"], b["t"], b["c"], b["v"]) for b in replayed()
+                if b["T"] == "b" and b["S"] in ("AAPL", "MSFT")]
+    assert sorted(got) == sorted(expected)
+
+
+async def _session(url: str, first: dict, then: list[dict], frames: int) -> list:
+    """Connect (JSON framing), send `first` then `then`, read `frames` frames."""
+    out = []
+    async with connect(url, open_timeout=10) as ws:
+        out.append(decode(await asyncio.wait_for(ws.recv(), 10)))
+        for message in [first, *then]:
+            await ws.send(json.dumps(message))
+        for _ in range(frames):
+            out.append(decode(await asyncio.wait_for(ws.recv(), 10)))
+    return out
+
+
+def test_json_framing_subscription_and_updated_bars_build_the_minute_book():
+    with StreamServer(replayed(), {KEY: SECRET}) as srv:
+        frames = asyncio.run(_session(
+            srv.url(), auth_message(KEY, SECRET),
+            [subscribe_message(["AAPL", "MSFT", "XOM"], ["bars", "updatedBars"])], 2 + 5))
+    assert frames[0] == [{"T": "success", "msg": "connected"}]
+    assert frames[1] == [{"T": "success", "msg": "authenticated"}]
+    [sub] = frames[2]
+    assert sub["T"] == "subscription" and sub["bars"] == ["AAPL", "MSFT", "XOM"]
+    book = MinuteBook()
+    for frame in frames[3:]:
+        for message in frame:
+            book.apply(message)
+    table = book.frame()
+    assert table.height == 15
+    msft = table.filter(table["symbol"] == "MSFT")["close"].to_list()
+    assert msft == [110.0, 999.0, 112.0, 113.0, 114.0]  # the updated bar won
+
+
+@pytest.mark.parametrize("first, code", [
+    (auth_message(KEY, "wrong"), 402),
+    (subscribe_message(["AAPL"]), 401),
+    ({"action": "dance"}, 400),
+])
+def test_documented_errors(first, code):
+    with StreamServer(replayed(), {KEY: SECRET}) as srv:
+        frames = asyncio.run(_session(srv.url(), first, [], 1))
+    assert frames[1][0]["T"] == "error" and frames[1][0]["code"] == code
+
+
+def test_no_auth_in_time_is_404_and_a_second_connection_is_406():
+    with StreamServer(replayed(), {KEY: SECRET}, auth_timeout=0.3) as srv:
+        async def silent() -> list:
+            async with connect(srv.url()) as ws:
+                return [decode(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+
+        assert asyncio.run(silent())[1][0]["code"] == 404
+
+        async def two() -> list:
+            async with connect(srv.url()) as first:
+                await first.recv()
+                await first.send(json.dumps(auth_message(KEY, SECRET)))
+                await first.recv()
+                async with connect(srv.url()) as second:
+                    return [decode(await asyncio.wait_for(second.recv(), 10))
+                            for _ in range(2)]
+
+        assert asyncio.run(two())[1][0]["code"] == 406
+
+
+async def _read_all(url: str, symbols: list[str], *, limit: float = 10.0) -> tuple[list, bool]:
+    """Auth, subscribe bars, read data frames until the server goes quiet for 1 s or cuts
+    the connection; (frames, cut)."""
+    frames = []
+    try:
+        async with connect(url) as ws:
+            await ws.recv()
+            await ws.send(json.dumps(auth_message(KEY, SECRET)))
+            await ws.recv()
+            await ws.send(json.dumps(subscribe_message(symbols, ["bars"])))
+            await ws.recv()
+            while True:
+                try:
+                    frames.append(decode(await asyncio.wait_for(ws.recv(), 1.0)))
+                except TimeoutError:
+                    return frames, False
+    except ConnectionClosed:
+        return frames, True
+
+
+def test_faults_duplicate_reverse_drop_and_silence():
+    from aurora_testbed.emulator.stream import StreamFaults
+
+    minutes = [T0 + dt.timedelta(minutes=m) for m in range(5)]
+    with StreamServer(replayed(), {KEY: SECRET},
+                      faults=StreamFaults(duplicate=True, reverse_minutes=True)) as srv:
+        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
+    assert not cut
+    assert [f[0]["t"] for f in frames] == [minutes[i] for i in (1, 1, 0, 0, 3, 3, 2, 2, 4, 4)]
+
+    with StreamServer(replayed(), {KEY: SECRET}, faults=StreamFaults(drop_after=2)) as srv:
+        first, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
+        assert cut and [f[0]["t"] for f in first] == minutes[:2]
+        rest, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))  # reconnect: no repeat
+        assert not cut and [f[0]["t"] for f in rest] == minutes[2:]
+
+    with StreamServer(replayed(), {KEY: SECRET},
+                      faults=StreamFaults(silent_after=1, silent_seconds=2.0)) as srv:
+        quiet, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
+    assert not cut and [f[0]["t"] for f in quiet] == minutes[:1]  # open, but silent
