@@ -160,3 +160,24 @@ def test_faults_duplicate_reverse_drop_and_silence():
                       faults=StreamFaults(silent_after=1, silent_seconds=2.0)) as srv:
         quiet, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
     assert not cut and [f[0]["t"] for f in quiet] == minutes[:1]  # open, but silent
+
+
+def test_the_synthetic_markets_minutes_stream_and_rebuild_exactly():
+    import polars as pl
+
+    from aurora_testbed.emulator.stream import bar_messages
+    from aurora_testbed.synthetic.minutes import minute_bars
+
+    daily = pl.DataFrame({"date": [dt.date(2024, 7, 3)] * 2, "symbol": ["AAPL", "XOM"],
+                          "open": [101.0, 50.0], "high": [102.0, 50.5],
+                          "low": [100.5, 48.0], "close": [101.5, 48.2],
+                          "volume": [900_000.0, 750_000.0], "trade_count": [9_000, 7_000]})
+    minutes = minute_bars(daily, seed=1)
+    with StreamServer(bar_messages(minutes), {KEY: SECRET}) as srv:
+        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL", "XOM"]))
+    assert not cut and len(frames) == 210  # a half day, one frame a minute
+    book = MinuteBook()
+    for frame in frames:
+        for message in frame:
+            book.apply(message)
+    assert book.frame().equals(minutes.sort("symbol", "timestamp"))

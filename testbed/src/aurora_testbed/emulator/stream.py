@@ -214,6 +214,15 @@ class StreamServer:
             state.sent_frames += 1
 
 
+def bar_messages(minutes: Any) -> list[dict[str, Any]]:
+    """Minute-bar messages (`T: b`) of a minute frame (`synthetic.minutes.MINUTE_SCHEMA`):
+    what `StreamServer` replays."""
+    return [{"T": "b", "S": r["symbol"], "t": r["timestamp"], "o": r["open"],
+             "h": r["high"], "l": r["low"], "c": r["close"], "v": r["volume"],
+             "n": r["trade_count"], "vw": r["vwap"]}
+            for r in minutes.sort("timestamp", "symbol").iter_rows(named=True)]
+
+
 def _encode(messages: list[dict[str, Any]], packed: bool) -> str | bytes:
     if packed:
         return msgpack.packb([{k: (msgpack.Timestamp.from_datetime(v)
