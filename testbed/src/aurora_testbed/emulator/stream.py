@@ -188,30 +188,29 @@ class StreamServer:
                 self._state.active = None
 
     async def _replay(self, ws: ServerConnection, subs: dict[str, set[str]], send) -> None:
+        """Send the minutes from the server's cursor on; the cursor moves only once a
+        minute is sent, so a connection cut or cancelled before it loses nothing."""
         state, faults = self._state, self.faults
         while state.cursor < len(self._minutes):
             if self.minute_seconds:
                 await asyncio.sleep(self.minute_seconds)
-            minute = self._minutes[state.cursor]
-            state.cursor += 1
-            frame = [b for b in minute
+            frame = [b for b in self._minutes[state.cursor]
                      if b["S"] in subs[KIND_CHANNEL.get(b["T"], "bars")]
                      or "*" in subs[KIND_CHANNEL.get(b["T"], "bars")]]
-            if not frame:
-                continue
-            if faults.silent_after is not None and not state.silenced and \
+            if frame and faults.silent_after is not None and not state.silenced and \
                     state.sent_frames >= faults.silent_after:
                 state.silenced = True
                 await asyncio.sleep(faults.silent_seconds)
-            if faults.drop_after is not None and not state.dropped and \
+            if frame and faults.drop_after is not None and not state.dropped and \
                     state.sent_frames >= faults.drop_after:
                 state.dropped = True
-                state.cursor -= 1  # this minute was not sent
                 ws.transport.abort()  # cut, not closed: no close frame
                 return
-            for _ in range(2 if faults.duplicate else 1):
+            for _ in range(2 if frame and faults.duplicate else 1 if frame else 0):
                 await send(frame)
-            state.sent_frames += 1
+            state.cursor += 1
+            if frame:
+                state.sent_frames += 1
 
 
 def bar_messages(minutes: Any) -> list[dict[str, Any]]:

@@ -1,0 +1,179 @@
+"""A session on Alpaca's market-data stream: connect, authenticate, subscribe, keep every
+minute bar, and come back after anything short of a fatal error.
+
+The loop (`StreamSession.run`):
+1. The journal is replayed into the minute book first: what a killed run had received is
+   not lost (`journal`).
+2. Connect (msgpack framing by default, as alpaca-py), expect `connected`, authenticate
+   by message, subscribe the symbols to bars and updated bars.
+3. Read frames. Each frame's bar messages are journaled (fsynced) before they enter the
+   book, so a `kill -9` loses at most the frame being read. An error message is handled
+   by its code (`protocol.classify_error`): fatal codes stop the session with a one-line
+   StreamFatal naming the code; 406 waits for the slot; the others reconnect.
+4. The watchdog: a socket that stays open but sends nothing for `watchdog_seconds` is
+   closed and reconnected, and one `stream_silent` alert is raised per silent spell.
+5. A closed or failed connection reconnects after `Backoff.next_delay()` (capped
+   exponential, full jitter); every delay is recorded in the report.
+The session ends when `until()` is true (checked after every frame and every wait). Keys
+never appear in messages, logs or the report. Filling the minutes missed while
+disconnected over REST is the caller's part (the REST client), not done here yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+from aurora.errors import AuroraError
+from aurora.stream.backoff import Backoff
+from aurora.stream.journal import Journal
+from aurora.stream.minutes import MinuteBook
+from aurora.stream.protocol import (
+    BAR_TYPES,
+    auth_message,
+    classify_error,
+    decode,
+    encode,
+    subscribe_message,
+)
+
+
+class StreamFatal(AuroraError):
+    """The server refused in a way retrying cannot fix (bad keys, plan, feed)."""
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """Where and what: the full WebSocket URL (`wss://stream.data.alpaca.markets/v2/iex`),
+    the keys, the symbols; `watchdog_seconds` of silence before reconnecting."""
+
+    url: str
+    key: str
+    secret: str
+    symbols: tuple[str, ...]
+    use_msgpack: bool = True
+    watchdog_seconds: float = 120.0
+    open_timeout: float = 10.0
+
+    def __repr__(self) -> str:  # never the secret
+        return f"StreamSettings(url={self.url!r}, symbols={len(self.symbols)})"
+
+
+@dataclass
+class StreamReport:
+    """What a session did: connections opened, reconnect delays (s), watchdog alerts,
+    frames and bar messages read, and the errors the server sent (code, meaning)."""
+
+    connections: int = 0
+    delays: list[float] = field(default_factory=list)
+    silent_alerts: int = 0
+    frames: int = 0
+    bar_messages: int = 0
+    server_errors: list[tuple[int, str]] = field(default_factory=list)
+
+
+class _Reconnect(Exception):
+    def __init__(self, slot_taken: bool = False) -> None:
+        self.slot_taken = slot_taken
+
+
+@dataclass
+class StreamSession:
+    """One stream session over `settings`, keeping bars in `book` and `journal`."""
+
+    settings: StreamSettings
+    journal: Journal
+    book: MinuteBook = field(default_factory=MinuteBook)
+    backoff: Backoff = field(default_factory=Backoff)
+    on_alert: Callable[[str, str], None] = lambda rule, message: None
+    clock: Callable[[], float] = time.monotonic
+    report: StreamReport = field(default_factory=StreamReport)
+    _silent: bool = field(default=False, init=False)
+
+    def recover(self) -> int:
+        """Replay the journal into the book; the number of messages replayed."""
+        messages = self.journal.replay()
+        for message in messages:
+            self.book.apply(message)
+        return len(messages)
+
+    async def run(self, until: Callable[[], bool]) -> StreamReport:
+        """The loop of the module docstring; StreamFatal on a fatal server error."""
+        self.recover()
+        while not until():
+            started = self.clock()
+            slot_taken = False
+            try:
+                await self._connection(until)
+            except _Reconnect as again:
+                slot_taken = again.slot_taken
+            except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError):
+                pass
+            self.backoff.connected(self.clock() - started)
+            if until():
+                break
+            delay = self.backoff.next_delay(slot_taken=slot_taken)
+            self.report.delays.append(delay)
+            await asyncio.sleep(delay)
+        return self.report
+
+    async def _connection(self, until: Callable[[], bool]) -> None:
+        s = self.settings
+        headers = {"Content-Type": "application/msgpack"} if s.use_msgpack else {}
+        async with connect(s.url, additional_headers=headers, open_timeout=s.open_timeout,
+                           max_size=None) as ws:
+            self.report.connections += 1
+            await self._expect(ws, "connected")
+            await ws.send(encode(auth_message(s.key, s.secret), use_msgpack=s.use_msgpack))
+            await self._expect(ws, "authenticated")
+            await ws.send(encode(subscribe_message(s.symbols, ["bars", "updatedBars"]),
+                                 use_msgpack=s.use_msgpack))
+            while not until():
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), s.watchdog_seconds)
+                except TimeoutError:
+                    if not self._silent:  # one alert per silent spell
+                        self._silent = True
+                        self.report.silent_alerts += 1
+                        self.on_alert("stream_silent",
+                                      f"the stream sent nothing for {s.watchdog_seconds:g} s"
+                                      " while open: reconnecting")
+                    raise _Reconnect() from None
+                self._silent = False
+                self._frame(decode(raw))
+
+    async def _expect(self, ws, what: str) -> None:
+        messages = decode(await asyncio.wait_for(ws.recv(), self.settings.open_timeout))
+        for message in messages:
+            if message.get("T") == "error":
+                self._error(message)
+            if message.get("T") == "success" and message.get("msg") == what:
+                return
+        raise _Reconnect()
+
+    def _frame(self, messages: list[dict]) -> None:
+        self.report.frames += 1
+        bars = [m for m in messages if m.get("T") in BAR_TYPES]
+        self.journal.append(bars)
+        for message in messages:
+            if message.get("T") == "error":
+                self._error(message)
+            elif message.get("T") in BAR_TYPES:
+                self.report.bar_messages += 1
+                self.book.apply(message)
+
+    def _error(self, message: dict) -> None:
+        code = int(message.get("code", 0))
+        rule = classify_error(code)
+        self.report.server_errors.append((code, rule.meaning))
+        if rule.action == "fatal":
+            raise StreamFatal(f"the stream refused ({code} {message.get('msg', '')}): "
+                              f"{rule.meaning}")
+        if rule.action == "ignore":
+            return
+        raise _Reconnect(slot_taken=rule.action == "wait_and_reconnect")

@@ -1,0 +1,107 @@
+"""`aurora.stream.client` against the emulator's stream with scripted faults: it keeps
+exactly the replayed minute bars, raises the watchdog alert once, and reconnects with
+growing delays."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+
+import pytest
+
+from aurora.stream.backoff import Backoff
+from aurora.stream.client import StreamFatal, StreamSession, StreamSettings
+from aurora.stream.journal import Journal
+from aurora.stream.minutes import MinuteBook
+from aurora_testbed.emulator.stream import StreamFaults, StreamServer
+
+KEY, SECRET = "PKSTREAMTEST", "stream-secret"
+T0 = dt.datetime(2024, 3, 1, 14, 30, tzinfo=dt.UTC)
+SYMBOLS = ("AAPL", "MSFT", "XOM")
+
+
+def replayed(minutes: int = 8) -> list[dict]:
+    bars = []
+    for m in range(minutes):
+        for i, symbol in enumerate(SYMBOLS):
+            close = 100.0 + 10 * i + m
+            bars.append({"T": "b", "S": symbol, "t": T0 + dt.timedelta(minutes=m),
+                         "o": close, "h": close + 1, "l": close - 1, "c": close,
+                         "v": 1000.0 + m, "n": 10, "vw": close})
+    bars.append({**bars[4], "T": "u", "c": 999.0, "v": 5000.0})  # MSFT minute 1, late
+    return bars
+
+
+def expected() -> MinuteBook:
+    book = MinuteBook()
+    for message in replayed():
+        book.apply(message)
+    return book
+
+
+def _session(srv: StreamServer, tmp_path, *, msgpack: bool, alerts: list) -> StreamSession:
+    return StreamSession(
+        StreamSettings(srv.url(), KEY, SECRET, SYMBOLS, use_msgpack=msgpack,
+                       watchdog_seconds=0.6),
+        Journal(tmp_path / "stream.jsonl"),
+        backoff=Backoff(base=0.05, cap=0.4, slot_wait=0.2, healthy_seconds=30,
+                        rng=random.Random(3)),
+        on_alert=lambda rule, message: alerts.append((rule, message)))
+
+
+def _done(session: StreamSession) -> bool:
+    return session.book.last_minute("XOM") == T0 + dt.timedelta(minutes=7)
+
+
+@pytest.mark.parametrize("msgpack", [True, False])
+def test_drops_silence_and_duplicates_leave_exactly_the_replayed_bars(tmp_path, msgpack):
+    faults = StreamFaults(drop_after=2, silent_after=4, silent_seconds=3.0, duplicate=True)
+    alerts: list = []
+    with StreamServer(replayed(), {KEY: SECRET}, faults=faults) as srv:
+        session = _session(srv, tmp_path, msgpack=msgpack, alerts=alerts)
+        report = asyncio.run(asyncio.wait_for(session.run(lambda: _done(session)), 60))
+    assert session.book.frame().equals(expected().frame())
+    assert report.connections >= 3  # the first, after the drop, after the silence
+    assert [rule for rule, _ in alerts] == ["stream_silent"] and report.silent_alerts == 1
+    assert len(report.delays) == report.connections - 1
+    # the journal holds what arrived: a restart rebuilds the same book
+    again = StreamSession(session.settings, session.journal)
+    again.recover()
+    assert again.book.frame().equals(session.book.frame())
+
+
+def test_bad_keys_stop_the_session_with_one_line(tmp_path):
+    with StreamServer(replayed(), {KEY: "other"}) as srv:
+        session = _session(srv, tmp_path, msgpack=False, alerts=[])
+        with pytest.raises(StreamFatal, match=r"refused \(402 auth failed\): auth failed: "
+                                              r"check APCA_API_KEY_ID"):
+            asyncio.run(asyncio.wait_for(session.run(lambda: False), 30))
+    assert "stream-secret" not in repr(session.settings)
+
+
+def test_a_taken_slot_waits_then_gets_in(tmp_path):
+    async def scenario(srv: StreamServer) -> StreamSession:
+        from websockets.asyncio.client import connect
+
+        from aurora.stream.protocol import auth_message, encode
+
+        async with connect(srv.url()) as other:  # another client holds the plan's slot
+            await other.recv()
+            await other.send(encode(auth_message(KEY, SECRET), use_msgpack=False))
+            await other.recv()
+            session = _session(srv, tmp_path, msgpack=False, alerts=[])
+            task = asyncio.create_task(session.run(lambda: _done(session)))
+            await asyncio.sleep(0.5)
+        await asyncio.wait_for(task, 30)
+        return session
+
+    with StreamServer(replayed(), {KEY: SECRET}) as srv:
+        session = asyncio.run(scenario(srv))
+    assert (406, "connection limit exceeded: another connection uses the plan's stream") \
+        in session.report.server_errors
+    # each 406 read waits at least the slot wait: no tight loop (a connection the server
+    # closed before its 406 was read retries on the usual backoff)
+    refused = sum(code == 406 for code, _ in session.report.server_errors)
+    assert refused >= 1 and sum(d >= 0.2 for d in session.report.delays) >= refused
+    assert session.book.frame().equals(expected().frame())
