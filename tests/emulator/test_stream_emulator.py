@@ -114,15 +114,17 @@ def test_no_auth_in_time_is_404_and_a_second_connection_is_406():
                 await first.send(json.dumps(auth_message(KEY, SECRET)))
                 await first.recv()
                 async with connect(srv.url()) as second:
-                    return [decode(await asyncio.wait_for(second.recv(), 10))
-                            for _ in range(2)]
+                    frames = [decode(await asyncio.wait_for(second.recv(), 10))]
+                    await second.send(json.dumps(auth_message(KEY, SECRET)))
+                    frames.append(decode(await asyncio.wait_for(second.recv(), 10)))
+                    return frames
 
         assert asyncio.run(two())[1][0]["code"] == 406
 
 
-async def _read_all(url: str, symbols: list[str], *, limit: float = 10.0) -> tuple[list, bool]:
-    """Auth, subscribe bars, read data frames until the server goes quiet for 1 s or cuts
-    the connection; (frames, cut)."""
+async def _read_all(url: str, symbols: list[str], *, quiet: float = 1.0) -> tuple[list, bool]:
+    """Auth, subscribe bars, read data frames until the server goes quiet for `quiet`
+    seconds or cuts the connection; (frames, cut)."""
     frames = []
     try:
         async with connect(url) as ws:
@@ -133,7 +135,7 @@ async def _read_all(url: str, symbols: list[str], *, limit: float = 10.0) -> tup
             await ws.recv()
             while True:
                 try:
-                    frames.append(decode(await asyncio.wait_for(ws.recv(), 1.0)))
+                    frames.append(decode(await asyncio.wait_for(ws.recv(), quiet)))
                 except TimeoutError:
                     return frames, False
     except ConnectionClosed:
@@ -146,19 +148,19 @@ def test_faults_duplicate_reverse_drop_and_silence():
     minutes = [T0 + dt.timedelta(minutes=m) for m in range(5)]
     with StreamServer(replayed(), {KEY: SECRET},
                       faults=StreamFaults(duplicate=True, reverse_minutes=True)) as srv:
-        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
+        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL"], quiet=5.0))
     assert not cut
     assert [f[0]["t"] for f in frames] == [minutes[i] for i in (1, 1, 0, 0, 3, 3, 2, 2, 4, 4)]
 
     with StreamServer(replayed(), {KEY: SECRET}, faults=StreamFaults(drop_after=2)) as srv:
         first, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
         assert cut and [f[0]["t"] for f in first] == minutes[:2]
-        rest, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))  # reconnect: no repeat
+        rest, cut = asyncio.run(_read_all(srv.url(), ["AAPL"], quiet=5.0))  # no repeat
         assert not cut and [f[0]["t"] for f in rest] == minutes[2:]
 
     with StreamServer(replayed(), {KEY: SECRET},
-                      faults=StreamFaults(silent_after=1, silent_seconds=2.0)) as srv:
-        quiet, cut = asyncio.run(_read_all(srv.url(), ["AAPL"]))
+                      faults=StreamFaults(silent_after=1, silent_seconds=4.0)) as srv:
+        quiet, cut = asyncio.run(_read_all(srv.url(), ["AAPL"], quiet=2.0))
     assert not cut and [f[0]["t"] for f in quiet] == minutes[:1]  # open, but silent
 
 
@@ -174,7 +176,7 @@ def test_the_synthetic_markets_minutes_stream_and_rebuild_exactly():
                           "volume": [900_000.0, 750_000.0], "trade_count": [9_000, 7_000]})
     minutes = minute_bars(daily, seed=1)
     with StreamServer(bar_messages(minutes), {KEY: SECRET}) as srv:
-        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL", "XOM"]))
+        frames, cut = asyncio.run(_read_all(srv.url(), ["AAPL", "XOM"], quiet=5.0))
     assert not cut and len(frames) == 210  # a half day, one frame a minute
     book = MinuteBook()
     for frame in frames:

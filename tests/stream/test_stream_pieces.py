@@ -161,3 +161,29 @@ def test_minute_frame_schema_of_an_empty_book():
         "timestamp": pl.Datetime("us", "UTC"), "symbol": pl.String, "open": pl.Float64,
         "high": pl.Float64, "low": pl.Float64, "close": pl.Float64, "volume": pl.Float64,
         "trade_count": pl.Int64, "vwap": pl.Float64})
+
+
+def test_a_torn_line_is_cut_away_before_the_next_append(tmp_path):
+    journal = Journal(tmp_path / "stream.jsonl")
+    journal.append([bar("b", "A", 0, 10.0)])
+    with journal.path.open("ab") as fh:
+        fh.write(b'{"T":"b","S":"A"')  # killed mid-write
+    journal.append([bar("b", "A", 1, 11.0)])  # the restarted session goes on
+    assert [m["t"].minute for m in journal.replay()] == [30, 31]
+
+
+def test_two_updates_of_a_minute_give_the_same_book_in_either_order():
+    early = bar("u", "A", 0, 10.2, volume=110)
+    late = bar("u", "A", 0, 10.4, volume=130)  # more trades reported later
+    books = []
+    for order in ([early, late], [late, early]):
+        book = MinuteBook()
+        for m in [bar("b", "A", 0, 10.0), *order]:
+            book.apply(m)
+        books.append(book.frame())
+    assert books[0].equals(books[1]) and books[0]["volume"][0] == 130
+
+
+def test_a_malformed_timestamp_is_a_protocol_error():
+    with pytest.raises(StreamProtocolError, match="not RFC-3339"):
+        decode('[{"T":"b","S":"A","t":"2024-13-01T14:30:00Z"}]')

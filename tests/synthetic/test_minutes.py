@@ -39,6 +39,7 @@ def test_each_days_minutes_aggregate_to_its_daily_bar():
     assert got["minutes"].to_list() == [390, 210, 390]
     assert (minutes["high"] >= minutes[["open", "close"]].max_horizontal()).all()
     assert (minutes["low"] <= minutes[["open", "close"]].min_horizontal()).all()
+    assert ((minutes["trade_count"] >= 1) | (minutes["volume"] == 0)).all()
     assert minutes.equals(minute_bars(DAILY, seed=3))  # deterministic
     assert not minutes.equals(minute_bars(DAILY, seed=4))
 
@@ -49,3 +50,4 @@ def test_a_thin_day_has_fewer_minute_bars_but_still_its_totals():
     assert 0 < minutes.height < 390  # minutes without volume have no bar
     assert minutes["volume"].sum() == 150.0 and minutes["trade_count"].sum() == 3
     assert minutes["high"].max() == 103.0 and minutes["low"].min() == 99.0
+    assert minutes["open"][0] == 100.0  # the first bar opens at the day's open

@@ -6,15 +6,19 @@ The loop (`StreamSession.run`):
    not lost (`journal`).
 2. Connect (msgpack framing by default, as alpaca-py), expect `connected`, authenticate
    by message, subscribe the symbols to bars and updated bars.
-3. Read frames. Each frame's bar messages are journaled (fsynced) before they enter the
-   book, so a `kill -9` loses at most the frame being read. An error message is handled
+3. Read frames. Each frame's well-formed bar messages are journaled (fsynced) before they
+   enter the book, so a `kill -9` loses at most the frame being read; a malformed one is
+   counted and skipped, an undecodable frame reconnects, and a journal that cannot be
+   written stops the session (StreamFatal). An error message is handled
    by its code (`protocol.classify_error`): fatal codes stop the session with a one-line
    StreamFatal naming the code; 406 waits for the slot; the others reconnect.
-4. The watchdog: a socket that stays open but sends nothing for `watchdog_seconds` is
-   closed and reconnected, and one `stream_silent` alert is raised per silent spell.
+4. The watchdog: a socket that stays open but sends no data for `watchdog_seconds` is
+   closed and reconnected, and one `stream_silent` alert is raised per silent spell
+   (control replies such as the subscription do not end a spell).
 5. A closed or failed connection reconnects after `Backoff.next_delay()` (capped
    exponential, full jitter); every delay is recorded in the report.
-The session ends when `until()` is true (checked after every frame and every wait). Keys
+The session ends when `until()` is true (checked at least every SLICE_SECONDS, in every
+wait). Keys
 never appear in messages, logs or the report. Filling the minutes missed while
 disconnected over REST is the caller's part (the REST client), not done here yet.
 """
@@ -22,6 +26,8 @@ disconnected over REST is the caller's part (the REST client), not done here yet
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -35,6 +41,7 @@ from aurora.stream.journal import Journal
 from aurora.stream.minutes import MinuteBook
 from aurora.stream.protocol import (
     BAR_TYPES,
+    StreamProtocolError,
     auth_message,
     classify_error,
     decode,
@@ -44,7 +51,20 @@ from aurora.stream.protocol import (
 
 
 class StreamFatal(AuroraError):
-    """The server refused in a way retrying cannot fix (bad keys, plan, feed)."""
+    """The server refused in a way retrying cannot fix (bad keys, plan, feed), or the
+    journal cannot be written (a bar that cannot be kept must not be read)."""
+
+
+class _NoFrameDebug(logging.LoggerAdapter):
+    """websockets logs every frame at DEBUG, the auth message (and so the secret)
+    included: this connection's logger never says DEBUG."""
+
+    def isEnabledFor(self, level: int) -> bool:
+        return level > logging.DEBUG and self.logger.isEnabledFor(level)
+
+
+_WS_LOG = _NoFrameDebug(logging.getLogger("aurora.stream.websocket"), {})
+SLICE_SECONDS = 0.5  # how often a wait checks `until()`
 
 
 @dataclass(frozen=True)
@@ -74,6 +94,7 @@ class StreamReport:
     silent_alerts: int = 0
     frames: int = 0
     bar_messages: int = 0
+    bad_messages: int = 0
     server_errors: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -96,10 +117,14 @@ class StreamSession:
     _silent: bool = field(default=False, init=False)
 
     def recover(self) -> int:
-        """Replay the journal into the book; the number of messages replayed."""
+        """Replay the journal into the book; the number of messages replayed (an entry
+        the book cannot take is counted in `report.bad_messages` and skipped)."""
         messages = self.journal.replay()
         for message in messages:
-            self.book.apply(message)
+            try:
+                self.book.apply(message)
+            except StreamProtocolError:
+                self.report.bad_messages += 1
         return len(messages)
 
     async def run(self, until: Callable[[], bool]) -> StreamReport:
@@ -112,40 +137,55 @@ class StreamSession:
                 await self._connection(until)
             except _Reconnect as again:
                 slot_taken = again.slot_taken
+            except StreamProtocolError:
+                self.report.bad_messages += 1  # an undecodable frame: start afresh
             except (ConnectionClosed, InvalidHandshake, OSError, TimeoutError):
-                pass
+                pass  # the journal's own errors are StreamFatal, never caught here
             self.backoff.connected(self.clock() - started)
             if until():
                 break
             delay = self.backoff.next_delay(slot_taken=slot_taken)
             self.report.delays.append(delay)
-            await asyncio.sleep(delay)
+            await self._sleep(delay, until)
         return self.report
+
+    async def _sleep(self, seconds: float, until: Callable[[], bool]) -> None:
+        end = self.clock() + seconds
+        while not until() and (left := end - self.clock()) > 0:
+            await asyncio.sleep(min(left, SLICE_SECONDS))
 
     async def _connection(self, until: Callable[[], bool]) -> None:
         s = self.settings
         headers = {"Content-Type": "application/msgpack"} if s.use_msgpack else {}
         async with connect(s.url, additional_headers=headers, open_timeout=s.open_timeout,
-                           max_size=None) as ws:
+                           max_size=None, logger=_WS_LOG) as ws:
             self.report.connections += 1
             await self._expect(ws, "connected")
-            await ws.send(encode(auth_message(s.key, s.secret), use_msgpack=s.use_msgpack))
+            # a refusal (406) may close the socket before this lands: read it anyway
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(auth_message(s.key, s.secret),
+                                     use_msgpack=s.use_msgpack))
             await self._expect(ws, "authenticated")
-            await ws.send(encode(subscribe_message(s.symbols, ["bars", "updatedBars"]),
-                                 use_msgpack=s.use_msgpack))
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(subscribe_message(s.symbols, ["bars", "updatedBars"]),
+                                     use_msgpack=s.use_msgpack))
+            quiet_since = self.clock()
             while not until():
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), s.watchdog_seconds)
+                    raw = await asyncio.wait_for(ws.recv(), SLICE_SECONDS)
                 except TimeoutError:
-                    if not self._silent:  # one alert per silent spell
+                    if self.clock() - quiet_since < s.watchdog_seconds:
+                        continue
+                    if not self._silent and not until():  # one alert per silent spell
                         self._silent = True
                         self.report.silent_alerts += 1
                         self.on_alert("stream_silent",
                                       f"the stream sent nothing for {s.watchdog_seconds:g} s"
                                       " while open: reconnecting")
                     raise _Reconnect() from None
-                self._silent = False
-                self._frame(decode(raw))
+                if self._frame(decode(raw)):
+                    quiet_since = self.clock()
+                    self._silent = False
 
     async def _expect(self, ws, what: str) -> None:
         messages = decode(await asyncio.wait_for(ws.recv(), self.settings.open_timeout))
@@ -156,16 +196,32 @@ class StreamSession:
                 return
         raise _Reconnect()
 
-    def _frame(self, messages: list[dict]) -> None:
+    def _frame(self, messages: list[dict]) -> bool:
+        """Journal, then keep, the frame's bars; True when it held data (what ends a
+        silent spell: a `subscription` reply does not)."""
         self.report.frames += 1
-        bars = [m for m in messages if m.get("T") in BAR_TYPES]
-        self.journal.append(bars)
+        bars = []
+        for message in messages:
+            if message.get("T") not in BAR_TYPES:
+                continue
+            try:
+                self.book.check(message)
+            except StreamProtocolError:
+                self.report.bad_messages += 1
+                continue
+            bars.append(message)
+        try:
+            self.journal.append(bars)
+        except OSError as exc:
+            raise StreamFatal(f"cannot write the stream journal {self.journal.path}: "
+                              f"{exc}") from exc
+        for message in bars:
+            self.report.bar_messages += 1
+            self.book.apply(message)
         for message in messages:
             if message.get("T") == "error":
                 self._error(message)
-            elif message.get("T") in BAR_TYPES:
-                self.report.bar_messages += 1
-                self.book.apply(message)
+        return any(m.get("T") not in ("success", "error", "subscription") for m in messages)
 
     def _error(self, message: dict) -> None:
         code = int(message.get("code", 0))

@@ -31,18 +31,33 @@ class Journal:
         self.path = Path(path)
 
     def append(self, messages: Iterable[dict[str, Any]]) -> int:
-        """Append and fsync `messages`; returns how many were written."""
+        """Append and fsync `messages`; returns how many were written. A line a crash cut
+        off is cut away first, so it never ends up in the middle of the log."""
         lines = [_line(m) for m in messages]
         if not lines:
             return 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._drop_torn_tail()
+        data = "".join(lines).encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            os.write(fd, "".join(lines).encode())
+            written = 0
+            while written < len(data):
+                written += os.write(fd, data[written:])
             os.fsync(fd)
         finally:
             os.close(fd)
         return len(lines)
+
+    def _drop_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.path.open("r+b") as fh:
+                fh.truncate(data.rfind(b"\n") + 1)
+                fh.flush()
+                os.fsync(fh.fileno())
 
     def replay(self) -> list[dict[str, Any]]:
         """Every complete message in the log, in order (bars' `t` as aware datetimes)."""

@@ -26,6 +26,11 @@ MINUTES_SCHEMA = {"timestamp": pl.Datetime("us", "UTC"), "symbol": pl.String,
                   "vwap": pl.Float64}
 
 
+def _rank(bar: dict[str, Any]) -> tuple:
+    return (bar["volume"] or 0.0, bar["trade_count"] or 0,
+            tuple(float(bar[k] or 0.0) for k in ("close", "high", "low", "open", "vwap")))
+
+
 @dataclass
 class MinuteBook:
     """Minute bars by (symbol, minute start, UTC); see the module docstring."""
@@ -33,23 +38,35 @@ class MinuteBook:
     bars: dict[tuple[str, dt.datetime], dict[str, Any]] = field(default_factory=dict)
     updated: set[tuple[str, dt.datetime]] = field(default_factory=set)
 
-    def apply(self, message: dict[str, Any]) -> bool:
-        """Take one decoded message (`protocol.decode`); True when it changed the book.
-        Messages other than minute and updated bars are ignored. StreamProtocolError for
-        a bar without its fields."""
-        kind = message.get("T")
-        if kind not in ("b", "u"):
-            return False
+    @staticmethod
+    def check(message: dict[str, Any]) -> None:
+        """StreamProtocolError when a minute or updated bar lacks a field or its `t` is
+        not a datetime (what `apply` needs); other messages pass."""
+        if message.get("T") not in ("b", "u"):
+            return
         missing = [f for f in REQUIRED if message.get(f) is None]
         if missing:
             raise StreamProtocolError(f"bar message of {message.get('S', '?')} lacks "
                                       f"{', '.join(missing)}")
+        if not isinstance(message["t"], dt.datetime):
+            raise StreamProtocolError(f"bar message of {message['S']}: t is not a time")
+
+    def apply(self, message: dict[str, Any]) -> bool:
+        """Take one decoded message (`protocol.decode`); True when it changed the book.
+        Messages other than minute and updated bars are ignored. StreamProtocolError for
+        a bar without its fields (`check`). Between two updated bars of one minute the
+        one with more volume (then trades, then the larger values) wins: late trades only
+        add, and the choice does not depend on the order they arrive in."""
+        kind = message.get("T")
+        if kind not in ("b", "u"):
+            return False
+        self.check(message)
         key = (str(message["S"]), message["t"])
         bar = {name: message.get(short) for short, name in FIELDS.items()}
         if kind == "b" and key in self.bars:
             return False  # a repeat, or the minute's updated bar came first: keep it
-        if kind == "u" and key in self.updated and self.bars[key] == bar:
-            return False  # the same update again
+        if kind == "u" and key in self.updated and _rank(bar) <= _rank(self.bars[key]):
+            return False  # the same update again, or an earlier one
         self.bars[key] = bar
         if kind == "u":
             self.updated.add(key)

@@ -70,7 +70,10 @@ def parse_timestamp(value: Any) -> dt.datetime:
     if isinstance(value, msgpack.Timestamp):
         return value.to_datetime().astimezone(dt.UTC)
     if isinstance(value, str):
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        try:
+            parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise StreamProtocolError(f"timestamp {value!r} is not RFC-3339") from exc
         if parsed.tzinfo is None:
             raise StreamProtocolError(f"timestamp {value!r} has no time zone")
         return parsed.astimezone(dt.UTC)

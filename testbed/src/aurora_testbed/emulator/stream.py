@@ -5,10 +5,12 @@ The contract of alpaca-market-data-api.md §7: `connected` on connect; auth by m
 `subscribe` / `unsubscribe` answered with the full subscription; JSON text frames, or
 binary msgpack when the upgrade says `Content-Type: application/msgpack` (a bar's `t` then
 a msgpack Timestamp); the documented errors 401 (subscribe before auth), 402 (bad keys),
-404 (auth timeout) and 406 (a second connection while one is authenticated).
+404 (auth timeout) and 406 (in answer to the auth of a second connection while one is
+authenticated, as Alpaca does).
 
 It replays `bars` (minute `b` and updated `u` messages with `S`, `t`, o h l c v n vw) once
-a client subscribes, one frame per minute in time order, `minute_seconds` apart (an
+a client subscribes, one frame per minute in time order (an updated bar UPDATE_LAG
+minutes after its own, as the late re-send comes), `minute_seconds` apart (an
 accelerated session clock), each frame holding the subscribed symbols' bars of that
 minute. The replay cursor belongs to the server, as the market's clock does: a client that
 reconnects has missed what was sent meanwhile. `StreamFaults` scripts what goes wrong.
@@ -31,6 +33,7 @@ from websockets.exceptions import ConnectionClosed
 
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
 KIND_CHANNEL = {"b": "bars", "u": "updatedBars", "d": "dailyBars"}
+UPDATE_LAG = 2  # minutes: Alpaca re-sends a changed bar about 30 s after its minute
 
 
 @dataclass
@@ -69,7 +72,11 @@ class StreamServer:
 
     def __post_init__(self) -> None:
         minutes = sorted({b["t"] for b in self.bars})
-        self._minutes = [[b for b in self.bars if b["t"] == m] for m in minutes]
+        index = {m: i for i, m in enumerate(minutes)}
+        self._minutes: list[list[dict[str, Any]]] = [[] for _ in minutes]
+        for b in self.bars:  # an updated bar comes UPDATE_LAG minutes after its own
+            lag = UPDATE_LAG if b["T"] == "u" else 0
+            self._minutes[min(index[b["t"]] + lag, len(minutes) - 1)].append(b)
         if self.faults.reverse_minutes:
             for i in range(0, len(self._minutes) - 1, 2):
                 self._minutes[i], self._minutes[i + 1] = self._minutes[i + 1], self._minutes[i]
@@ -122,10 +129,6 @@ class StreamServer:
             await send([{"T": "error", "code": code, "msg": msg}])
             await ws.close()
 
-        if self._state.active is not None:
-            await send([{"T": "success", "msg": "connected"}])
-            await fail(406, "connection limit exceeded")
-            return
         await send([{"T": "success", "msg": "connected"}])
         headers = ws.request.headers if ws.request is not None else {}
         authed = False
@@ -133,6 +136,9 @@ class StreamServer:
             if self.credentials.get(headers["APCA-API-KEY-ID"]) != \
                     headers.get("APCA-API-SECRET-KEY"):
                 await fail(402, "auth failed")
+                return
+            if self._state.active is not None:
+                await fail(406, "connection limit exceeded")
                 return
             authed = True
             self._state.active = ws
@@ -155,6 +161,9 @@ class StreamServer:
                                      "msg": "already authenticated"}])
                     elif self.credentials.get(message.get("key")) != message.get("secret"):
                         await fail(402, "auth failed")
+                        return
+                    elif self._state.active is not None:  # the plan's one slot is taken
+                        await fail(406, "connection limit exceeded")
                         return
                     else:
                         authed = True

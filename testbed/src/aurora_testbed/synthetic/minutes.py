@@ -59,7 +59,7 @@ def day_minutes(symbol: str, day: dt.date, o: float, h: float, low: float, c: fl
     path = np.exp(np.linspace(np.log(o), np.log(c), n + 1) + scale * bridge)
     path = np.clip(path, low, h)
     path[0], path[-1] = o, c
-    opens, closes = path[:-1], path[1:]
+    opens, closes = path[:-1].copy(), path[1:]
     x = np.linspace(-1.0, 1.0, n)
     profile = (1 + 2 * x ** 2) / (1 + 2 * x ** 2).sum()
     vols = np.floor(volume * profile)
@@ -72,9 +72,20 @@ def day_minutes(symbol: str, day: dt.date, o: float, h: float, low: float, c: fl
     wick = 1 + WICK * rng.random(n)
     highs = np.minimum(np.maximum(opens, closes) * wick, h)
     lows = np.maximum(np.minimum(opens, closes) / wick, low)
-    # the day's extremes fall in minutes that have a bar
+    # the first bar opens at the day's open (a minute with no trade has no bar), and the
+    # day's extremes fall in minutes that have a bar
+    first = int(np.argmax(traded))
+    opens[first] = o
+    highs[first] = max(highs[first], o)
+    lows[first] = min(lows[first], o)
     highs[int(np.argmax(np.where(traded, closes, -np.inf)))] = h
     lows[int(np.argmin(np.where(traded, closes, np.inf)))] = low
+    # a minute with volume had at least one trade; the rest follow the profile
+    if trades >= traded.sum():
+        rest = trades - int(traded.sum())
+        weights = np.where(traded, profile, 0.0) / profile[traded].sum()
+        counts = traded.astype(np.int64) + np.floor(rest * weights).astype(np.int64)
+        counts[np.flatnonzero(traded)[-1]] += trades - counts.sum()
     rows = []
     for k in range(n):
         if vols[k] <= 0:
