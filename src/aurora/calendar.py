@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 NEW_YORK = "America/New_York"
 _FIRST = dt.date(1990, 1, 2)
 _CLOSE = dt.time(16, 0)
+OPEN_TIME = dt.time(9, 30)  # every NYSE session opens at 09:30 New York
 
 
 @lru_cache(maxsize=1)
@@ -114,6 +115,16 @@ def session_close_utc(day: dt.date) -> dt.datetime:
     import pandas as pd  # deferred with exchange-calendars, which loads it (see _xnys)
 
     return _xnys().session_close(pd.Timestamp(day)).to_pydatetime().astimezone(dt.UTC)
+
+
+def session_open_utc(day: dt.date) -> dt.datetime:
+    """The UTC instant of the session's open (09:30 New York)."""
+    return dt.datetime.combine(day, OPEN_TIME, tzinfo=ZoneInfo(NEW_YORK)).astimezone(dt.UTC)
+
+
+def session_minute_count(day: dt.date) -> int:
+    """How many one-minute bars the regular session of `day` spans (390, 210 on half days)."""
+    return int((session_close_utc(day) - session_open_utc(day)).total_seconds() // 60)
 
 
 def last_completed_session(now: dt.datetime | None = None) -> dt.date:

@@ -15,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-from aurora.calendar import last_completed_session
+from aurora.calendar import is_session, last_completed_session
 from aurora_testbed.emulator.faults import FaultPlan
 from aurora_testbed.emulator.pagination import decode_token, encode_token, fingerprint
 from aurora_testbed.emulator.params import (
@@ -70,6 +70,11 @@ class BarsQuery:
     query_fingerprint: str
 
 
+def ns_date(ns: int) -> dt.date:
+    """The New York date of an instant in nanoseconds since the epoch."""
+    return ny_date(dt.datetime.fromtimestamp(ns / 1e9, dt.UTC))
+
+
 def parse_bars_query(route: str, params: Mapping[str, str], ctx: RequestContext,
                      symbols: tuple[str, ...]) -> BarsQuery:
     """Validate every bars parameter (400 on the first bad one) and resolve defaults."""
@@ -87,10 +92,14 @@ def parse_bars_query(route: str, params: Mapping[str, str], ctx: RequestContext,
     sort = parse_choice("sort", params.get("sort"), ("asc", "desc"), "asc")
     asof = parse_asof(params.get("asof"), today)
     parse_currency(params.get("currency"))
+    last_session, days = last_completed_session(ctx.now), None
+    if timeframe.intraday:  # today's minutes so far are served; the window bounds the work
+        last_session = today if is_session(today) else last_session
+        days = (ns_date(start_ns), ns_date(end_ns))
     spec = SeriesSpec(
         symbols=symbols, asof=asof, feed=feed, adjustment=adjustment, timeframe=timeframe,
         revisions=ctx.faults.revisions_for(ctx.number),
-        last_session=last_completed_session(ctx.now), today=today,
+        last_session=last_session, today=today, days=days,
     )
     canonical = {name: present(params.get(name)) or "" for name in _FINGERPRINTED}
     canonical["symbols"] = ",".join(symbols)
@@ -99,6 +108,8 @@ def parse_bars_query(route: str, params: Mapping[str, str], ctx: RequestContext,
     after = decode_token(token, query_fp) if token is not None else None
     if after is not None and (len(after) != 2 or not isinstance(after[1], int)):
         raise ParamError("invalid page_token")
+    if timeframe.intraday:  # only bars whose interval has ended by now
+        end_ns = min(end_ns, datetime_to_ns(ctx.now) - timeframe.minutes * 60 * 10**9)
     return BarsQuery(symbols, spec, start_ns, end_ns, limit, sort == "desc", after, query_fp)
 
 

@@ -54,6 +54,15 @@ class Timeframe:
     def label(self) -> str:
         return f"{self.amount}{self.unit}"
 
+    @property
+    def intraday(self) -> bool:
+        return self.unit in ("Min", "Hour")
+
+    @property
+    def minutes(self) -> int:
+        """The length of an intraday bar in minutes (0 for Day, Week and Month)."""
+        return {"Min": self.amount, "Hour": 60 * self.amount}.get(self.unit, 0)
+
 
 def present(value: str | None) -> str | None:
     """None for an absent or empty parameter, else the value unchanged."""
@@ -63,8 +72,8 @@ def present(value: str | None) -> str | None:
 def parse_timeframe(value: str | None) -> Timeframe:
     """Both spellings within Alpaca's documented ranges.
 
-    Valid intraday frames (Min 1-59, Hour 1-23) raise "timeframe not supported by this
-    emulator"; anything outside the documented grammar raises "invalid timeframe".
+    Anything outside the documented grammar (Min 1-59, Hour 1-23, Day, Week, Month 1, 2,
+    3, 4, 6, 12) raises "invalid timeframe".
     """
     value = present(value)
     if value is None:
@@ -82,8 +91,6 @@ def parse_timeframe(value: str | None) -> Timeframe:
     }[unit]
     if not valid:
         raise ParamError("invalid timeframe")
-    if unit in ("Min", "Hour"):
-        raise ParamError("timeframe not supported by this emulator (daily data only)")
     return Timeframe(amount, unit)
 
 

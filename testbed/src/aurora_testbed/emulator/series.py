@@ -12,8 +12,13 @@ Order of operations (each step documented in docs/emulator.md):
    the actions of each segment relabelled to the queried symbol.
 6. Week/Month aggregation (open first, high max, low min, close last, volume and trade
    count summed, vwap volume-weighted), stamped at the period's first session.
+   Intraday timeframes (Min, Hour) expand the daily bars of the sessions in `days` into
+   synthetic minutes (`aurora_testbed.synthetic.minutes`, extended hours included, seed
+   MINUTE_SEED: the stream replays the same minutes), then aggregate them into clock-
+   aligned N-minute bars labelled by their start. A day's regular-session minutes agree
+   exactly with its daily bar as served (feed and adjustment included).
 Result columns: symbol (the key served), date, t (Int64 ns), open, high, low, close, volume
-and, when the market has them, vwap and trade_count; sorted by symbol then date.
+and, when the market has them, vwap and trade_count; sorted by symbol then t.
 """
 
 from __future__ import annotations
@@ -30,6 +35,9 @@ from aurora.adjustments import adjust_bars
 from aurora_testbed.emulator.data import MarketData
 from aurora_testbed.emulator.faults import Revision
 from aurora_testbed.emulator.params import Timeframe
+from aurora_testbed.synthetic.minutes import minute_bars
+
+MINUTE_SEED = 0
 
 NO_BAR_FEEDS = ("otc", "boats", "overnight")
 PRICE_ACTIONS = ("forward_split", "reverse_split", "cash_dividend")
@@ -57,6 +65,7 @@ class SeriesSpec:
     revisions: tuple[Revision, ...]
     last_session: dt.date
     today: dt.date
+    days: tuple[dt.date, dt.date] | None = None  # intraday: the sessions to expand
 
 
 def entity_segments(symbol: str, asof: dt.date | None,
@@ -157,6 +166,31 @@ def _aggregate(bars: pl.DataFrame, timeframe: Timeframe) -> pl.DataFrame:
     )
 
 
+def _intraday(daily: pl.DataFrame, timeframe: Timeframe,
+              days: tuple[dt.date, dt.date] | None) -> pl.DataFrame:
+    """The N-minute bars of the daily bars whose date is in `days` (see step 6)."""
+    if days is not None:
+        daily = daily.filter(pl.col("date").is_between(*days))
+    minutes = minute_bars(daily, MINUTE_SEED, extended=True)
+    if timeframe.minutes > 1:
+        start = pl.col("timestamp").dt.truncate(f"{timeframe.minutes}m")
+        minutes = (
+            minutes.with_columns(start.alias("timestamp"),
+                                 (pl.col("vwap") * pl.col("volume")).alias("_pv"))
+            .group_by("symbol", "timestamp", maintain_order=True)
+            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(),
+                 pl.col("close").last(), pl.col("volume").sum(),
+                 pl.col("trade_count").sum(), (pl.col("_pv").sum() / pl.col("volume").sum())
+                 .alias("vwap"))
+        )
+    date = pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date()
+    out = minutes.with_columns(date.alias("date"),
+                               pl.col("timestamp").dt.epoch("ns").alias("t"))
+    keep = ["symbol", "date", "t", "open", "high", "low", "close", "volume"]
+    keep += [c for c in ("vwap", "trade_count") if c in daily.columns]
+    return out.select(keep).sort("symbol", "t")
+
+
 def build_series(market: MarketData, spec: SeriesSpec) -> pl.DataFrame:
     """The served series for `spec` (see the module docstring for the steps)."""
     actions = market.corporate_actions
@@ -186,6 +220,8 @@ def build_series(market: MarketData, spec: SeriesSpec) -> pl.DataFrame:
     if spec.adjustment != "raw" and series.height:
         relabelled = pl.concat(action_frames) if action_frames else price_actions.clear()
         series = adjust_bars(series, relabelled, spec.adjustment, as_of=spec.today)  # type: ignore[arg-type]
+    if spec.timeframe.intraday:
+        return _intraday(series, spec.timeframe, spec.days)
     series = _aggregate(series, spec.timeframe)
     t = pl.col("date").cast(pl.Datetime("ns")).dt.replace_time_zone("America/New_York")
     return series.with_columns(t.dt.epoch("ns").alias("t"))
