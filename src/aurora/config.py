@@ -127,6 +127,24 @@ class FetchConfig(_Section):
         return value
 
 
+class IntradayConfig(_Section):
+    """`aurora fetch --timeframe 1Min|5Min|...`: the window, request sizing and validation."""
+
+    # with nothing stored: how many sessions back to the last completed one to fetch
+    history_sessions: int = Field(20, ge=1, le=5_000)
+    # sessions re-fetched before the stored last day (late corrections)
+    overlap_sessions: int = Field(1, ge=0, le=20)
+    # the most bars one request group may ask for: bounds the fetch's memory (a month of
+    # 1-minute bars of 50 symbols is about 400,000)
+    bars_per_request: int = Field(500_000, ge=10_000, le=10_000_000)
+    # a day's regular-session bars against its daily bar: relative tolerance of the open,
+    # high, low and close, and of the volume
+    price_tolerance: float = Field(0.01, ge=0, le=1)
+    volume_tolerance: float = Field(0.10, ge=0, le=1)
+    # the longest run of regular-session minutes without a bar that is not reported
+    max_gap_minutes: int = Field(30, ge=1, le=390)
+
+
 class ValidationConfig(_Section):
     """Severity of each validation check: error blocks publication, warning is reported."""
 
@@ -290,6 +308,7 @@ class AuroraConfig(_Section):
     universe: Path | None = None
     alpaca: AlpacaConfig = AlpacaConfig()
     fetch: FetchConfig = FetchConfig()
+    intraday: IntradayConfig = IntradayConfig()
     validation: ValidationConfig = ValidationConfig()
     build: BuildConfig = BuildConfig()
     predict: PredictConfig = PredictConfig()

@@ -183,6 +183,12 @@ class TableSchema:
 PRICES_TABLE = TableSchema(
     required={k: v for k, v in PRICES_SCHEMA.items() if k not in ("vwap", "trade_count")},
     optional={k: PRICES_SCHEMA[k] for k in ("vwap", "trade_count")})
+# intraday bars (aurora.intraday): one row per (symbol, bar start), `date` its New York date
+INTRADAY_SCHEMA: dict[str, pl.DataType] = {"timestamp": pl.Datetime("us", "UTC"),
+                                           **PRICES_SCHEMA}
+INTRADAY_TABLE = TableSchema(
+    required={k: v for k, v in INTRADAY_SCHEMA.items() if k not in ("vwap", "trade_count")},
+    optional={k: INTRADAY_SCHEMA[k] for k in ("vwap", "trade_count")})
 FEATURES_TABLE = TableSchema(required={"date": pl.Date(), "symbol": pl.String()},
                              rest=pl.Float64(), rest_prefix="f_", rest_required=True)
 CORPORATE_ACTIONS_TABLE = TableSchema(

@@ -52,9 +52,13 @@ def register(app: typer.Typer) -> None:
         end: EndOption = None,
         feed: Annotated[str | None, typer.Option("--feed", help="iex|sip (default sip).")] = None,
         new_history: NewHistoryOption = False,
+        timeframe: Annotated[str, typer.Option(
+            "--timeframe", help="1Day (default: the price store), or intraday bars into "
+            "their own store: 1Min, 5Min, 15Min, 30Min, 1Hour.")] = "1Day",
         progress: ProgressOption = True,
     ) -> None:
-        """Fetch daily bars from Alpaca into the validated, versioned price store.
+        """Fetch daily bars from Alpaca into the validated, versioned price store, or
+        intraday bars (--timeframe 1Min...) into data/intraday/<timeframe>.
 
         Credentials and endpoints: APCA_API_KEY_ID, APCA_API_SECRET_KEY, APCA_API_DATA_URL,
         APCA_API_BASE_URL (the trading API, asked which symbols stopped trading).
@@ -67,6 +71,9 @@ def register(app: typer.Typer) -> None:
             "fetch.new_history": True if new_history else None,
         })
         first, last = parse_date_flag(start, "--start"), parse_date_flag(end, "--end")
+        if timeframe not in ("1Day", "1D"):
+            _fetch_intraday(ctx, cfg, config, timeframe, first, last, progress)
+            return
         with command_run(ctx, "fetch", cfg, config_file=config) as run, \
                 progress_bars(progress) as bars:
             chosen = resolve_universe(cfg, run.store)
@@ -77,6 +84,23 @@ def register(app: typer.Typer) -> None:
             run.add(rows=report.bars, symbols=report.symbols, requests=report.requests,
                     retries=report.retries)
             run.record_quality("fetch validation", True, warnings=report.warnings)
+        print_lines(report.summary_lines())
+
+    def _fetch_intraday(ctx: typer.Context, cfg, config, timeframe: str, first, last,
+                        progress: bool) -> None:
+        from aurora.intraday import check_intraday_timeframe, fetch_intraday
+
+        check_intraday_timeframe(timeframe)
+        with command_run(ctx, "fetch", cfg, config_file=config) as run, \
+                progress_bars(progress) as bars:
+            chosen = resolve_universe(cfg, run.store)
+            with run.stage(f"fetch {timeframe}"):
+                report = fetch_intraday(cfg, timeframe, universe=chosen, start=first,
+                                        end=last, progress=bars)
+            run.add(rows=report.bars, symbols=report.symbols, requests=report.requests,
+                    retries=report.retries)
+            run.record_quality(f"{timeframe} validation", True,
+                               warnings=report.validation.warnings())
         print_lines(report.summary_lines())
 
     import_app = typer.Typer(help="Import reference data, or another vendor's bars, into the "
