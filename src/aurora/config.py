@@ -145,6 +145,28 @@ class IntradayConfig(_Section):
     max_gap_minutes: int = Field(30, ge=1, le=390)
 
 
+class StreamConfig(_Section):
+    """`aurora stream`: Alpaca's market-data WebSocket during a session."""
+
+    # `{feed}` becomes `fetch.feed` (iex or sip)
+    url: str = "wss://stream.data.alpaca.markets/v2/{feed}"
+    use_msgpack: bool = True
+    # an open socket silent this long is reconnected, with one alert per silent spell
+    watchdog_seconds: float = Field(120.0, gt=0, le=3600)
+    backoff_base_seconds: float = Field(0.5, gt=0, le=60)
+    backoff_max_seconds: float = Field(30.0, gt=0, le=600)
+    # New York times: the pre-close prediction, and the end of the session's stream
+    cut_time: dt.time = dt.time(15, 45)
+    end_time: dt.time = dt.time(16, 5)
+
+    @field_validator("url")
+    @classmethod
+    def _ws(cls, value: str) -> str:
+        if not value.startswith(("ws://", "wss://")):
+            raise ValueError("must start with ws:// or wss://")
+        return value.rstrip("/")
+
+
 class ValidationConfig(_Section):
     """Severity of each validation check: error blocks publication, warning is reported."""
 
@@ -309,6 +331,7 @@ class AuroraConfig(_Section):
     alpaca: AlpacaConfig = AlpacaConfig()
     fetch: FetchConfig = FetchConfig()
     intraday: IntradayConfig = IntradayConfig()
+    stream: StreamConfig = StreamConfig()
     validation: ValidationConfig = ValidationConfig()
     build: BuildConfig = BuildConfig()
     predict: PredictConfig = PredictConfig()
@@ -336,6 +359,7 @@ _ENV_NAMES: dict[str, tuple[str, ...]] = {
     "AURORA_WEBHOOK_URL": ("ops", "webhook_url"),
     "AURORA_BACKUP_KEY": ("ops", "backup_key"),
     "AURORA_SCHEDULER": ("compute", "scheduler"),
+    "AURORA_STREAM_URL": ("stream", "url"),
 }
 
 

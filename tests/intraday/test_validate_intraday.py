@@ -65,7 +65,7 @@ def test_a_close_off_by_two_percent_is_named_with_both_values():
 
 
 def test_the_closing_auction_in_the_bar_at_the_close_agrees_with_the_daily_close():
-    rows = session() + [bar(at(20, 0), 11.22, 11.22, 11.22, 11.22, 500)]  # 16:00 print
+    rows = [*session(), bar(at(20, 0), 11.22, 11.22, 11.22, 11.22, 500)]  # 16:00 print
     found = validate_intraday(frame(rows), daily(close=11.22, volume=39_500), "1Min", CFG,
                               "test")
     assert found.disagreements == [] and found.extended_bars == 1

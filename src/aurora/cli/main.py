@@ -42,7 +42,7 @@ COMMAND_MODULES = {
     "backtest": "backtest_cmd", "track": "backtest_cmd",
     **dict.fromkeys(["run", "status", "backup", "restore", "rollback", "drill", "prune"],
                     "ops_cmd"),
-    "quarantine": "quarantine_cmd",
+    "quarantine": "quarantine_cmd", "stream": "stream_cmd",
 }
 
 

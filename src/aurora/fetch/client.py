@@ -701,8 +701,11 @@ class AlpacaBarsClient:
         adjustment: str = "all",
         feed: str = "sip",
         deadline: Deadline | None = None,
+        between: tuple[dt.datetime, dt.datetime] | None = None,
     ) -> pl.DataFrame:
-        """Every bar of `symbols` for sessions `start`..`end` (inclusive), all pages.
+        """Every bar of `symbols` for sessions `start`..`end` (inclusive), all pages;
+        with `between` (aware instants, both included), only the bars starting within it
+        (the minutes a stream missed while it was disconnected).
 
         One request group: it must end within `group_deadline_seconds` (and before
         `deadline` and the client's deadline when given) and within `max_pages` pages.
@@ -716,6 +719,8 @@ class AlpacaBarsClient:
         check_timeframe(timeframe)
         recent = dt.datetime.now(dt.UTC) - RECENT_SIP_DELAY if feed == "sip" else None
         start_s, end_s = session_window(start, end, not_after=recent)
+        if between is not None:
+            start_s, end_s = rfc3339(between[0]), rfc3339(between[1])
         params: dict[str, Any] = {
             "symbols": ",".join(symbols),
             "timeframe": timeframe,

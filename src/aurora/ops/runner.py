@@ -136,6 +136,16 @@ class RunContext:
         ends, through the same channel."""
         self.stage_alerts.extend(alerts)
 
+    def alert_now(self, alert: alert_rules.Alert) -> None:
+        """Raise `alert` at once through the run's channel (log, history, webhook): what a
+        long-running command (`aurora stream`) finds cannot wait for the run's end. An
+        alert already open under the same key is not raised again."""
+        history: History | None = None
+        with contextlib.suppress(StoreError):
+            history = History(self.store.root)
+        alert_rules.raise_alerts([alert], history, self.config, self.id,
+                                 secret_values(self.config))
+
     def set_detail(self, **values: Any) -> None:
         """Attach JSON-able details to the run record (never secrets)."""
         self.details.update(values)

@@ -17,16 +17,22 @@ The loop (`StreamSession.run`):
    (control replies such as the subscription do not end a spell).
 5. A closed or failed connection reconnects after `Backoff.next_delay()` (capped
    exponential, full jitter); every delay is recorded in the report.
+6. Gap fill: on every connection (the first included: a restart, or a start after the
+   open), the first minute bar received is compared with the latest minute held; the
+   minutes between them are asked of `fill_gap(after, before)` (the REST client, run in a
+   thread), and the bars it returns are journaled and kept like streamed ones. The filler
+   decides what to ask (`aurora.stream.day.rest_filler` also asks again for the last
+   minutes held, whose updated bars may have been due while away). A failed fill raises
+   one `stream_gap_unfilled` alert and the session goes on.
 The session ends when `until()` is true (checked at least every SLICE_SECONDS, in every
-wait). Keys
-never appear in messages, logs or the report. Filling the minutes missed while
-disconnected over REST is the caller's part (the REST client), not done here yet.
+wait). Keys never appear in messages, logs or the report.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable
@@ -96,6 +102,9 @@ class StreamReport:
     bar_messages: int = 0
     bad_messages: int = 0
     server_errors: list[tuple[int, str]] = field(default_factory=list)
+    gaps_filled: list[tuple[str, str, int]] = field(default_factory=list)  # after, before, bars
+    recovered: int = 0  # messages replayed from the journal at the start
+    gap_failures: int = 0
 
 
 class _Reconnect(Exception):
@@ -114,7 +123,10 @@ class StreamSession:
     on_alert: Callable[[str, str], None] = lambda rule, message: None
     clock: Callable[[], float] = time.monotonic
     report: StreamReport = field(default_factory=StreamReport)
+    # (latest minute held or None, first minute of the new connection) -> bar messages
+    fill_gap: Callable[[dt.datetime | None, dt.datetime], list[dict]] | None = None
     _silent: bool = field(default=False, init=False)
+    _gap_pending: bool = field(default=False, init=False)
 
     def recover(self) -> int:
         """Replay the journal into the book; the number of messages replayed (an entry
@@ -129,7 +141,7 @@ class StreamSession:
 
     async def run(self, until: Callable[[], bool]) -> StreamReport:
         """The loop of the module docstring; StreamFatal on a fatal server error."""
-        self.recover()
+        self.report.recovered = self.recover()
         while not until():
             started = self.clock()
             slot_taken = False
@@ -170,6 +182,7 @@ class StreamSession:
                 await ws.send(encode(subscribe_message(s.symbols, ["bars", "updatedBars"]),
                                      use_msgpack=s.use_msgpack))
             quiet_since = self.clock()
+            self._gap_pending = self.fill_gap is not None
             while not until():
                 try:
                     raw = await asyncio.wait_for(ws.recv(), SLICE_SECONDS)
@@ -183,9 +196,30 @@ class StreamSession:
                                       f"the stream sent nothing for {s.watchdog_seconds:g} s"
                                       " while open: reconnecting")
                     raise _Reconnect() from None
-                if self._frame(decode(raw)):
+                messages = decode(raw)
+                if self._gap_pending:
+                    await self._fill(messages)
+                if self._frame(messages):
                     quiet_since = self.clock()
                     self._silent = False
+
+    async def _fill(self, messages: list[dict]) -> None:
+        """Fill the minutes between the latest held and this connection's first bar."""
+        first = min((m["t"] for m in messages if m.get("T") == "b"
+                     and isinstance(m.get("t"), dt.datetime)), default=None)
+        if first is None or self.fill_gap is None:
+            return
+        self._gap_pending = False
+        after = self.book.newest
+        try:
+            bars = await asyncio.to_thread(self.fill_gap, after, first)
+        except AuroraError as exc:  # the REST client's errors: said once, the stream goes on
+            self.report.gap_failures += 1
+            self.on_alert("stream_gap_unfilled", f"the minutes after {after} and before "
+                          f"{first} could not be fetched over REST: {exc}")
+            return
+        self._keep(bars)
+        self.report.gaps_filled.append((str(after), str(first), len(bars)))
 
     async def _expect(self, ws, what: str) -> None:
         messages = decode(await asyncio.wait_for(ws.recv(), self.settings.open_timeout))
@@ -210,18 +244,22 @@ class StreamSession:
                 self.report.bad_messages += 1
                 continue
             bars.append(message)
+        self.report.bar_messages += len(bars)
+        self._keep(bars)
+        for message in messages:
+            if message.get("T") == "error":
+                self._error(message)
+        return any(m.get("T") not in ("success", "error", "subscription") for m in messages)
+
+    def _keep(self, bars: list[dict]) -> None:
+        """Journal (fsynced), then apply, checked bar messages."""
         try:
             self.journal.append(bars)
         except OSError as exc:
             raise StreamFatal(f"cannot write the stream journal {self.journal.path}: "
                               f"{exc}") from exc
         for message in bars:
-            self.report.bar_messages += 1
             self.book.apply(message)
-        for message in messages:
-            if message.get("T") == "error":
-                self._error(message)
-        return any(m.get("T") not in ("success", "error", "subscription") for m in messages)
 
     def _error(self, message: dict) -> None:
         code = int(message.get("code", 0))

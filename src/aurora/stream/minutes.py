@@ -37,6 +37,7 @@ class MinuteBook:
 
     bars: dict[tuple[str, dt.datetime], dict[str, Any]] = field(default_factory=dict)
     updated: set[tuple[str, dt.datetime]] = field(default_factory=set)
+    newest: dt.datetime | None = None  # the latest minute held, any symbol
 
     @staticmethod
     def check(message: dict[str, Any]) -> None:
@@ -70,6 +71,8 @@ class MinuteBook:
         self.bars[key] = bar
         if kind == "u":
             self.updated.add(key)
+        if self.newest is None or key[1] > self.newest:
+            self.newest = key[1]
         return True
 
     def last_minute(self, symbol: str) -> dt.datetime | None:

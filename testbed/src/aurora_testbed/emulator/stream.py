@@ -19,6 +19,7 @@ reconnects has missed what was sent meanwhile. `StreamFaults` scripts what goes 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import datetime as dt
 import json
@@ -41,9 +42,12 @@ class StreamFaults:
     """What goes wrong, once each: after `drop_after` data frames the connection is cut;
     after `silent_after` frames the socket stays open and sends nothing for
     `silent_seconds`; `duplicate` sends every data frame twice; `reverse_minutes` sends
-    each pair of minutes in reverse order."""
+    each pair of minutes in reverse order; `missed_on_drop` minutes are never streamed
+    after the drop (the market moved on while the client was away: Alpaca does not
+    replay them, a client fills them over REST)."""
 
     drop_after: int | None = None
+    missed_on_drop: int = 0
     silent_after: int | None = None
     silent_seconds: float = 5.0
     duplicate: bool = False
@@ -72,11 +76,10 @@ class StreamServer:
 
     def __post_init__(self) -> None:
         minutes = sorted({b["t"] for b in self.bars})
-        index = {m: i for i, m in enumerate(minutes)}
         self._minutes: list[list[dict[str, Any]]] = [[] for _ in minutes]
-        for b in self.bars:  # an updated bar comes UPDATE_LAG minutes after its own
-            lag = UPDATE_LAG if b["T"] == "u" else 0
-            self._minutes[min(index[b["t"]] + lag, len(minutes) - 1)].append(b)
+        for b in self.bars:  # an updated bar comes with the first minute UPDATE_LAG after
+            due = b["t"] + dt.timedelta(minutes=UPDATE_LAG) if b["T"] == "u" else b["t"]
+            self._minutes[min(bisect.bisect_left(minutes, due), len(minutes) - 1)].append(b)
         if self.faults.reverse_minutes:
             for i in range(0, len(self._minutes) - 1, 2):
                 self._minutes[i], self._minutes[i + 1] = self._minutes[i + 1], self._minutes[i]
@@ -213,6 +216,7 @@ class StreamServer:
             if frame and faults.drop_after is not None and not state.dropped and \
                     state.sent_frames >= faults.drop_after:
                 state.dropped = True
+                state.cursor += faults.missed_on_drop
                 ws.transport.abort()  # cut, not closed: no close frame
                 return
             for _ in range(2 if frame and faults.duplicate else 1 if frame else 0):
@@ -229,6 +233,22 @@ def bar_messages(minutes: Any) -> list[dict[str, Any]]:
              "h": r["high"], "l": r["low"], "c": r["close"], "v": r["volume"],
              "n": r["trade_count"], "vw": r["vwap"]}
             for r in minutes.sort("timestamp", "symbol").iter_rows(named=True)]
+
+
+def messages_with_updates(minutes: Any, every: int = 0) -> list[dict[str, Any]]:
+    """`bar_messages(minutes)`, except that every `every`-th bar (0: none) first comes as
+    an earlier version (90% of its volume, one trade fewer, its close at its open) and
+    then as an updated bar (`T: u`) equal to the minute bar of `minutes`: what a REST fetch
+    returns afterwards, since late trades only add."""
+    out = []
+    for i, message in enumerate(bar_messages(minutes)):
+        if every and i % every == every - 1:
+            early = {**message, "v": float(round(message["v"] * 0.9)),
+                     "n": max(int(message["n"] or 1) - 1, 1), "c": message["o"]}
+            out += [early, {**message, "T": "u"}]
+        else:
+            out.append(message)
+    return out
 
 
 def _encode(messages: list[dict[str, Any]], packed: bool) -> str | bytes:

@@ -1,0 +1,210 @@
+"""One session's stream, from the first connection to the published minutes: what
+`aurora stream` runs.
+
+1. **Recover.** The day's journal (`state/stream/<day>.jsonl`) is replayed, so a run
+   killed earlier the same day loses no minute it had received. Journals of other days
+   are removed.
+2. **Stream.** `StreamSession` subscribes the universe to bars and updated bars on
+   `stream.url` (`{feed}` from `fetch.feed`), with the watchdog, the backoff and the gap
+   fill: after every (re)connection, the minutes between the latest held and the first
+   streamed (and the last UPDATE_MINUTES held, whose updates may be lost) are fetched
+   over REST (`AlpacaBarsClient.get_bars(..., between=...)`,
+   `timeframe=1Min`, raw, the same feed), from 04:00 New York when nothing is held yet.
+   It ends when the wall clock reaches `stream.end_time` (New York) on the day, or when
+   a minute at or after it has been received (a past session, replayed, ends by its
+   bars alone).
+3. **Publish.** The day's minutes are checked (`aurora.intraday.validate`: the error
+   rules, and gaps; the daily bar is not known yet) and written as the day's part of the
+   1Min intraday store, in a new version. The journal stays until another day's run, so a
+   run started again the same day publishes every minute again, not fewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import polars as pl
+
+from aurora.atomic import atomic_write_json
+from aurora.calendar import is_session
+from aurora.config import AuroraConfig
+from aurora.errors import ConfigError
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.ratelimit import RateLimiter
+from aurora.intraday.store import intraday_store, write_days
+from aurora.intraday.validate import IntradayValidation, validate_intraday
+from aurora.schemas import INTRADAY_SCHEMA
+from aurora.store.versions import Store
+from aurora.stream.backoff import Backoff
+from aurora.stream.client import StreamReport, StreamSession, StreamSettings
+from aurora.stream.journal import Journal
+from aurora.universe import UniverseLike, as_universe, resolve_universe
+
+NEW_YORK = ZoneInfo("America/New_York")
+TIMEFRAME = "1Min"
+EXTENDED_START = dt.time(4, 0)
+UPDATE_MINUTES = 2  # the minutes before a disconnect whose updated bars may be missed
+STREAM_REPORT = "stream_report.json"
+
+
+@dataclass
+class StreamDayReport:
+    """What one `aurora stream` run did; `summary_lines()` for a person."""
+
+    day: dt.date
+    symbols: int
+    stream: StreamReport
+    recovered: int = 0
+    bars: int = 0
+    version: str | None = None
+    validation: IntradayValidation = field(default_factory=IntradayValidation)
+
+    def filled_bars(self) -> int:
+        return sum(n for _, _, n in self.stream.gaps_filled)
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.stream
+        return {"day": self.day.isoformat(), "symbols": self.symbols, "bars": self.bars,
+                "recovered_messages": self.recovered, "connections": s.connections,
+                "reconnect_delays": [round(d, 3) for d in s.delays],
+                "silent_alerts": s.silent_alerts, "frames": s.frames,
+                "bar_messages": s.bar_messages, "bad_messages": s.bad_messages,
+                "server_errors": [list(e) for e in s.server_errors],
+                "gaps_filled": [list(g) for g in s.gaps_filled],
+                "gap_failures": s.gap_failures, "version": self.version,
+                "warnings": self.validation.warnings()}
+
+    def summary_lines(self) -> list[str]:
+        s = self.stream
+        delays = ", ".join(f"{d:.2f}" for d in s.delays[:8]) or "none"
+        lines = [
+            f"stream of {self.day}: {self.bars:,} minute bars of {self.symbols} symbols "
+            f"published in version {self.version}",
+            f"{s.connections} connection(s), reconnect delays (s): {delays}; {s.frames} "
+            f"frames, {s.bar_messages} bar messages, {self.recovered} replayed from the "
+            f"journal, {self.filled_bars()} filled over REST in {len(s.gaps_filled)} gap(s)",
+        ]
+        if s.silent_alerts or s.gap_failures or s.bad_messages:
+            lines.append(f"watchdog alerts: {s.silent_alerts}; unfilled gaps: "
+                         f"{s.gap_failures}; malformed messages skipped: {s.bad_messages}")
+        lines += [f"warning: {w}" for w in self.validation.warnings()]
+        return lines
+
+
+def stream_day(now: dt.datetime | None = None) -> dt.date:
+    """Today's New York date (the session a stream started now belongs to)."""
+    return (now or dt.datetime.now(dt.UTC)).astimezone(NEW_YORK).date()
+
+
+def journal_for(data_dir: Path, day: dt.date) -> Journal:
+    """The day's journal; journals of other days are removed."""
+    directory = Store(data_dir).state_dir / "stream"
+    if directory.is_dir():
+        for old in directory.glob("*.jsonl"):
+            if old.stem != day.isoformat():
+                old.unlink(missing_ok=True)
+    return Journal(directory / f"{day.isoformat()}.jsonl")
+
+
+def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed: str
+                ) -> Callable[[dt.datetime | None, dt.datetime], list[dict]]:
+    """`fill_gap` for `StreamSession`: the 1Min bars from the last UPDATE_MINUTES minutes
+    held through `after` (None: from 04:00 New York on `day`) to just before `before`, as
+    updated-bar messages: the minutes missed while away, and the last ones held, whose
+    updated bars (due about 30 s after their minute) may have been missed too. As updated
+    bars they replace a held first version (they carry at least its volume), and a later
+    streamed update still replaces them."""
+    minute = dt.timedelta(minutes=1)
+
+    def fill(after: dt.datetime | None, before: dt.datetime) -> list[dict]:
+        first = (after - (UPDATE_MINUTES - 1) * minute if after is not None
+                 else dt.datetime.combine(day, EXTENDED_START, NEW_YORK))
+        last = before - minute
+        if last < first:
+            return []
+        frame = client.get_bars(symbols, day, day, timeframe=TIMEFRAME, adjustment="raw",
+                                feed=feed, between=(first, last))
+        return [{"T": "u", "S": r["symbol"], "t": r["timestamp"], "o": r["open"],
+                 "h": r["high"], "l": r["low"], "c": r["close"], "v": r["volume"],
+                 "n": r["trade_count"], "vw": r["vwap"]}
+                for r in frame.iter_rows(named=True)]
+
+    return fill
+
+
+def run_stream_day(
+    config: AuroraConfig,
+    *,
+    universe: UniverseLike | None = None,
+    day: dt.date | None = None,
+    until: Callable[[], bool] | None = None,
+    on_alert: Callable[[str, str], None] = lambda rule, message: None,
+    transport: httpx.BaseTransport | None = None,
+    rng: random.Random | None = None,
+) -> StreamDayReport:
+    """Stream `day` (default: today in New York) and publish its minutes (module
+    docstring). `until` replaces the end condition (tests). Raises ConfigError (not a
+    session, no credentials), StreamFatal (a fatal server error, the journal not
+    writable), DataValidationError or StoreError; the journal keeps what was received."""
+    key, secret = config.alpaca.require_credentials()
+    day = day or stream_day()
+    if not is_session(day):
+        raise ConfigError(f"{day} is not an NYSE session: nothing to stream")
+    main = Store(config.data_dir)
+    chosen = as_universe(universe) if universe is not None else resolve_universe(config, main)
+    symbols = list(dict.fromkeys(chosen.symbols))
+    sc, fc = config.stream, config.fetch
+    end_at = dt.datetime.combine(day, sc.end_time, NEW_YORK)
+    settings = StreamSettings(sc.url.format(feed=fc.feed), key, secret, tuple(symbols),
+                              use_msgpack=sc.use_msgpack, watchdog_seconds=sc.watchdog_seconds)
+    limiter = RateLimiter(fc.rate_limit_per_minute, state_path=main.state_dir / "ratelimit.json")
+    client = AlpacaBarsClient.from_config(config, limiter=limiter, transport=transport)
+    session = StreamSession(
+        settings, journal_for(config.data_dir, day),
+        backoff=Backoff(base=sc.backoff_base_seconds, cap=sc.backoff_max_seconds,
+                        rng=rng or random.Random()),
+        on_alert=on_alert, fill_gap=rest_filler(client, symbols, day, fc.feed))
+
+    live = day >= stream_day()  # a past session (a replay) ends by its bars alone
+
+    def ended() -> bool:
+        newest = session.book.newest
+        return ((live and dt.datetime.now(dt.UTC) >= end_at)
+                or (newest is not None and newest >= end_at))
+
+    report = StreamDayReport(day, len(symbols), session.report)
+    with client:
+        asyncio.run(session.run(until or ended))
+    report.recovered = session.report.recovered
+    minutes = session.book.frame()
+    _publish(config, day, minutes, report)
+    return report
+
+
+def _publish(config: AuroraConfig, day: dt.date, minutes: pl.DataFrame,
+             report: StreamDayReport) -> None:
+    bars = minutes.with_columns(
+        date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
+    ).filter(pl.col("date") == day).select(list(INTRADAY_SCHEMA))
+    where = f"stream minutes of {day}"
+    report.validation = validate_intraday(bars, None, TIMEFRAME, config.intraday, where)
+    report.bars = bars.height
+    store = intraday_store(config.data_dir, TIMEFRAME)
+    started = time.perf_counter()
+    with store.transaction("stream", base=store.current_version(),
+                           params={"day": day.isoformat(), "bars": bars.height}) as txn:
+        if bars.height:
+            write_days(txn, bars)
+        atomic_write_json(txn.path(STREAM_REPORT), {
+            **report.to_dict(), "publish_seconds": round(time.perf_counter() - started, 3)})
+        txn.describe(STREAM_REPORT)
+    report.version = store.current_version()

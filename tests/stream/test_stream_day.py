@@ -1,0 +1,142 @@
+"""`aurora stream` against the emulator: the stream (drops, silence, duplicates, updated
+bars, minutes missed while away) plus the REST gap fill store exactly what a REST fetch of
+the same minutes returns afterwards; a `kill -9` mid-session loses nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from aurora.config import AlpacaConfig, AuroraConfig, StreamConfig
+from aurora.intraday import intraday_store, read_intraday
+from aurora.stream.day import run_stream_day
+from aurora_testbed.emulator import EmulatorServer, MarketData
+from aurora_testbed.emulator.series import MINUTE_SEED
+from aurora_testbed.emulator.stream import StreamFaults, StreamServer, messages_with_updates
+from aurora_testbed.synthetic.minutes import minute_bars
+
+KEY, SECRET = "PKSTREAMDAY", "stream-day-secret-value"
+SYMBOLS = ["AAA", "BBB", "CCC"]
+DAY = dt.date(2024, 3, 1)
+LAST = dt.datetime(2024, 3, 1, 21, 10, tzinfo=dt.UTC)  # 16:10 New York: past end_time
+CLOSE = dt.datetime(2024, 3, 1, 21, 0, tzinfo=dt.UTC)  # 16:00 New York
+REST_NOW = dt.datetime(2024, 3, 4, 15, 0, tzinfo=dt.UTC)
+COLUMNS = ["symbol", "timestamp", "open", "high", "low", "close", "volume", "trade_count"]
+
+
+@pytest.fixture(scope="module")
+def market() -> MarketData:
+    return MarketData.synthetic(SYMBOLS, dt.date(2024, 2, 1), DAY)
+
+
+@pytest.fixture(scope="module")
+def minutes(market) -> pl.DataFrame:
+    """The day's minutes as REST serves them, up to 16:10 New York."""
+    daily = market.bars.filter(pl.col("date") == DAY)
+    return minute_bars(daily, MINUTE_SEED, extended=True).filter(pl.col("timestamp") <= LAST)
+
+
+def config(data_dir: Path, rest_url: str, stream_url: str, **stream) -> AuroraConfig:
+    return AuroraConfig(
+        data_dir=data_dir,
+        alpaca=AlpacaConfig(key_id=KEY, secret_key=SECRET, data_url=rest_url,
+                            base_url=rest_url),
+        stream=StreamConfig(url=stream_url, **{"watchdog_seconds": 1.5,
+                                               "backoff_base_seconds": 0.05,
+                                               "backoff_max_seconds": 0.4, **stream}))
+
+
+def stored(data_dir: Path) -> pl.DataFrame:
+    return read_intraday(data_dir, "1Min").select(COLUMNS)
+
+
+def assert_rest_equal(data_dir: Path, minutes: pl.DataFrame) -> None:
+    """Every minute to the close equals REST's; after it, until the stream's end (16:05,
+    `stream.end_time`), what is held is REST's too (a late update may still be due)."""
+    got, want = stored(data_dir), minutes.select(COLUMNS)
+    before = pl.col("timestamp") < CLOSE
+    assert got.filter(before).equals(want.filter(before))
+    after = got.filter(~before)
+    assert after.height and after.join(want, on=COLUMNS[:2], how="anti").height == 0
+    assert after["timestamp"].max() >= dt.datetime(2024, 3, 1, 21, 5, tzinfo=dt.UTC)
+
+
+def test_faults_and_missed_minutes_end_with_exactly_the_rest_minutes(market, minutes,
+                                                                      tmp_path):
+    faults = StreamFaults(drop_after=40, missed_on_drop=25, silent_after=150,
+                          silent_seconds=4.0, duplicate=True)
+    alerts: list[tuple[str, str]] = []
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=7), {KEY: SECRET},
+                         faults=faults) as srv:
+        cfg = config(tmp_path, rest.url, srv.url("{feed}"))
+        report = run_stream_day(cfg, universe=SYMBOLS, day=DAY, rng=random.Random(5),
+                                on_alert=lambda rule, message: alerts.append((rule, message)))
+        rest_requests = len(rest.request_log)
+    assert_rest_equal(tmp_path, minutes)
+    s = report.stream
+    assert [rule for rule, _ in alerts] == ["stream_silent"] and s.silent_alerts == 1
+    assert s.connections >= 3 and len(s.delays) >= 2
+    assert s.delays[1] > 0 and all(0 <= d <= 0.4 for d in s.delays)
+    # the minutes lost with the drop came over REST: one request per connection
+    assert max(g[2] for g in s.gaps_filled) >= 25
+    assert rest_requests == len(s.gaps_filled) == s.connections
+    assert report.bars == stored(tmp_path).height and report.version is not None
+    assert intraday_store(tmp_path, "1Min").verify() == []
+    lines = report.summary_lines()
+    assert f"{report.bars:,} minute bars of 3 symbols" in lines[0]
+    assert SECRET not in "\n".join(lines) + repr(report.to_dict())
+
+
+def test_a_start_after_the_open_fills_the_morning_over_rest(market, minutes, tmp_path):
+    late = dt.datetime(2024, 3, 1, 17, 0, tzinfo=dt.UTC)  # 12:00 New York
+    afternoon = minutes.filter(pl.col("timestamp") >= late)
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(afternoon), {KEY: SECRET}) as srv:
+        report = run_stream_day(config(tmp_path, rest.url, srv.url("{feed}")),
+                                universe=SYMBOLS, day=DAY)
+    assert_rest_equal(tmp_path, minutes)
+    assert report.stream.gaps_filled[0][0] == "None"  # from 04:00, nothing held before
+
+
+def _journal_lines(data_dir: Path) -> int:
+    path = data_dir / "state" / "stream" / f"{DAY}.jsonl"
+    return path.read_text().count("\n") if path.exists() else 0
+
+
+def test_kill_9_mid_session_then_restart_loses_no_minute(market, minutes, tmp_path):
+    universe = tmp_path / "universe.txt"
+    universe.write_text("\n".join(SYMBOLS) + "\n")
+    data_dir = tmp_path / "data"
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=5), {KEY: SECRET},
+                         minute_seconds=0.01) as srv:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith(("APCA_", "AURORA_"))},
+               "APCA_API_KEY_ID": KEY, "APCA_API_SECRET_KEY": SECRET,
+               "APCA_API_DATA_URL": rest.url, "APCA_API_BASE_URL": rest.url,
+               "AURORA_STREAM_URL": srv.url("{feed}")}
+        argv = [sys.executable, "-m", "aurora.cli.main", "stream", "--data-dir", str(data_dir),
+                "--universe", str(universe), "--day", DAY.isoformat()]
+        first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while _journal_lines(data_dir) < 300 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+        held = _journal_lines(data_dir)
+        assert held >= 300 and intraday_store(data_dir, "1Min").current_version() is None
+        second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert second.returncode == 0, second.stderr
+    assert_rest_equal(data_dir, minutes)
+    assert "replayed from the journal" in second.stdout
+    assert SECRET not in second.stdout + second.stderr
