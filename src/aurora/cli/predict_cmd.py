@@ -55,6 +55,10 @@ def register(app: typer.Typer) -> None:
     @app.command("evaluate")
     def evaluate(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
                  universe: UniverseOption = None, scheduler: SchedulerOption = None,
+                 preclose: Annotated[bool, typer.Option(
+                     "--preclose", help="Evaluate the pre-close variant (features as of "
+                     "stream.cut_time on the stored 1Min bars) beside the close-to-close "
+                     "model.")] = False,
                  progress: ProgressOption = True) -> None:
         """Purged walk-forward evaluation of the model and the baseline (with --scheduler,
         one task per fold on the Dask cluster)."""
@@ -63,6 +67,18 @@ def register(app: typer.Typer) -> None:
 
         cfg = make_config(config, data_dir=data_dir, universe=universe,
                           **{"compute.scheduler": scheduler})
+        if preclose:
+            from aurora.predict.preclose_api import evaluate_preclose, summary_lines
+
+            with command_run(ctx, "evaluate", cfg, config_file=config) as run, \
+                    progress_bars(progress) as bars:
+                chosen = resolve_universe(cfg, run.store)
+                run.use_universe(chosen)
+                with run.stage("evaluate-preclose"):
+                    found = evaluate_preclose(run.store, cfg, universe=chosen, progress=bars)
+            print_lines([*summary_lines(found), "wrote evaluation_preclose.json in version "
+                         f"{run.store.current_version()}"])
+            return
         with command_run(ctx, "evaluate", cfg, config_file=config) as run, \
                 progress_bars(progress) as bars:
             chosen = resolve_universe(cfg, run.store)

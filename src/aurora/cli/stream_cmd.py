@@ -28,6 +28,9 @@ def register(app: typer.Typer) -> None:
         day: Annotated[str | None, typer.Option(
             "--day", help="The session streamed (YYYY-MM-DD; default today in New "
             "York): the journal and the published part are that day's.")] = None,
+        preclose: Annotated[bool, typer.Option(
+            "--preclose/--no-preclose", help="At stream.cut_time (15:45 New York), rank "
+            "the universe for today's close into predictions-preclose.json.")] = True,
     ) -> None:
         """Stream today's minute bars from Alpaca's market-data WebSocket until
         stream.end_time (16:05 New York), then publish them to data/intraday/1Min.
@@ -51,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
             with run.stage("stream"):
                 report = run_stream_day(cfg, universe=chosen, day=chosen_day,
-                                        on_alert=alert)
+                                        on_alert=alert, preclose=preclose)
             run.add(rows=report.bars, symbols=report.symbols)
             run.record_quality("stream validation", True,
                                warnings=report.validation.warnings())

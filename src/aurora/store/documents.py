@@ -28,10 +28,11 @@ def load_schema() -> dict[str, Any]:
     return json.loads(text.read_text(encoding="utf-8"))
 
 
-def validate_document(doc: dict[str, Any], source: str = PREDICTIONS) -> None:
+def validate_document(doc: dict[str, Any], source: str = PREDICTIONS,
+                      schema: dict[str, Any] | None = None) -> None:
     """Raise DataValidationError (one line naming the first problem) unless `doc` is a valid
-    predictions document."""
-    validator = Draft202012Validator(load_schema(), format_checker=FormatChecker())
+    predictions document (of `schema`, default predictions.json's)."""
+    validator = Draft202012Validator(schema or load_schema(), format_checker=FormatChecker())
     errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]

@@ -28,6 +28,8 @@ FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha25
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
 WALK_FORWARD = "walk_forward.parquet"  # its out-of-sample scores: model, date, symbol, ...
+PREDICTIONS_PRECLOSE = "predictions-preclose.json"  # the ranking as of the cut, plus as_of
+EVALUATION_PRECLOSE = "evaluation_preclose.json"  # the pre-close variant's walk-forward
 REPORT = "report.html"  # the self-contained report of a version (aurora.report)
 # Files that describe the version that wrote them: a later version does not inherit them,
 # so `latest/report.html` never describes an older version than `latest`.

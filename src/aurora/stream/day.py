@@ -13,7 +13,13 @@
    It ends when the wall clock reaches `stream.end_time` (New York) on the day, or when
    a minute at or after it has been received (a past session, replayed, ends by its
    bars alone).
-3. **Publish.** The day's minutes are checked (`aurora.intraday.validate`: the error
+3. **Pre-close prediction.** When the stream reaches `stream.cut_time` (15:45 New York;
+   by the wall clock on a live day, by the bars on a replay), the minutes held so far rank
+   the universe for today's close (`aurora.predict.preclose_api.predict_preclose`, which
+   reads only minutes ended by the cut) and publish predictions-preclose.json in the main
+   store, while the stream goes on. Skipped, and said in the report, when the main store
+   holds no features yet; a failure raises a `preclose_failed` alert and the stream goes on.
+4. **Publish.** The day's minutes are checked (`aurora.intraday.validate`: the error
    rules, and gaps; the daily bar is not known yet) and written as the day's part of the
    1Min intraday store, in a new version. The journal stays until another day's run, so a
    run started again the same day publishes every minute again, not fewer.
@@ -37,12 +43,14 @@ import polars as pl
 from aurora.atomic import atomic_write_json
 from aurora.calendar import is_session
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError
+from aurora.errors import AuroraError, ConfigError
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.intraday.store import intraday_store, write_days
 from aurora.intraday.validate import IntradayValidation, validate_intraday
 from aurora.schemas import INTRADAY_SCHEMA
+from aurora.store.datasets import has_dataset
+from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.versions import Store
 from aurora.stream.backoff import Backoff
 from aurora.stream.client import StreamReport, StreamSession, StreamSettings
@@ -67,6 +75,7 @@ class StreamDayReport:
     bars: int = 0
     version: str | None = None
     validation: IntradayValidation = field(default_factory=IntradayValidation)
+    preclose: str = "not reached"  # what became of the pre-close prediction
 
     def filled_bars(self) -> int:
         return sum(n for _, _, n in self.stream.gaps_filled)
@@ -81,6 +90,7 @@ class StreamDayReport:
                 "server_errors": [list(e) for e in s.server_errors],
                 "gaps_filled": [list(g) for g in s.gaps_filled],
                 "gap_failures": s.gap_failures, "version": self.version,
+                "preclose": self.preclose,
                 "warnings": self.validation.warnings()}
 
     def summary_lines(self) -> list[str]:
@@ -96,6 +106,7 @@ class StreamDayReport:
         if s.silent_alerts or s.gap_failures or s.bad_messages:
             lines.append(f"watchdog alerts: {s.silent_alerts}; unfilled gaps: "
                          f"{s.gap_failures}; malformed messages skipped: {s.bad_messages}")
+        lines.append(f"pre-close prediction: {self.preclose}")
         lines += [f"warning: {w}" for w in self.validation.warnings()]
         return lines
 
@@ -150,6 +161,7 @@ def run_stream_day(
     on_alert: Callable[[str, str], None] = lambda rule, message: None,
     transport: httpx.BaseTransport | None = None,
     rng: random.Random | None = None,
+    preclose: bool = True,
 ) -> StreamDayReport:
     """Stream `day` (default: today in New York) and publish its minutes (module
     docstring). `until` replaces the end condition (tests). Raises ConfigError (not a
@@ -176,18 +188,61 @@ def run_stream_day(
 
     live = day >= stream_day()  # a past session (a replay) ends by its bars alone
 
-    def ended() -> bool:
-        newest = session.book.newest
-        return ((live and dt.datetime.now(dt.UTC) >= end_at)
-                or (newest is not None and newest >= end_at))
+    def reached(instant: dt.datetime) -> Callable[[], bool]:
+        def check() -> bool:
+            newest = session.book.newest
+            return ((live and dt.datetime.now(dt.UTC) >= instant)
+                    or (newest is not None and newest >= instant))
+        return check
 
     report = StreamDayReport(day, len(symbols), session.report)
+    stop = until or reached(end_at)
+    cut = None
+    if preclose:
+        from aurora.predict.preclose import cut_instant  # deferred: the feature engine
+
+        cut = reached(cut_instant(day, sc.cut_time))
+    else:
+        report.preclose = "not asked"
+
+    async def stream_and_rank() -> None:
+        streaming = asyncio.create_task(session.run(stop))
+        while cut is not None and not streaming.done() and not cut():
+            await asyncio.sleep(0.1)
+        if cut is not None and cut():
+            # the stream goes on while the ranking is computed, from a snapshot of the book
+            # (later minutes in it are not read: the ranking reads those ended by the cut)
+            minutes = session.book.frame()
+            report.preclose = await asyncio.to_thread(_preclose, config, minutes, day,
+                                                      chosen, on_alert)
+        await streaming
+
     with client:
-        asyncio.run(session.run(until or ended))
+        asyncio.run(stream_and_rank())
     report.recovered = session.report.recovered
     minutes = session.book.frame()
     _publish(config, day, minutes, report)
     return report
+
+
+def _preclose(config: AuroraConfig, minutes: pl.DataFrame, day: dt.date, universe: Any,
+              on_alert: Callable[[str, str], None]) -> str:
+    """Rank for today's close from the minutes held at the cut (module docstring, 3)."""
+    from aurora.predict.preclose_api import predict_preclose  # deferred: LightGBM
+
+    store = Store(config.data_dir)
+    version = store.current_version()
+    if version is None or not has_dataset(store.manifest(version), FEATURES_DATASET,
+                                          legacy=FEATURES):
+        return "skipped: the store holds no features (run `aurora build` first)"
+    minutes = minutes.with_columns(
+        date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date())
+    try:
+        result = predict_preclose(store, config, minutes, day, universe=universe)
+    except AuroraError as exc:
+        on_alert("preclose_failed", f"the pre-close prediction of {day} failed: {exc}")
+        return f"failed: {exc}"
+    return f"{result.document['as_of']}, version {result.version}"
 
 
 def _publish(config: AuroraConfig, day: dt.date, minutes: pl.DataFrame,
