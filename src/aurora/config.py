@@ -157,6 +157,9 @@ class StreamConfig(_Section):
     backoff_max_seconds: float = Field(30.0, gt=0, le=600)
     # New York times: the pre-close prediction, and the end of the session's stream
     cut_time: dt.time = dt.time(15, 45)
+    # a live stream waits this long after the cut for the last minute's bars, then fills
+    # whatever minute before the cut it still lacks over REST
+    cut_grace_seconds: float = Field(10.0, ge=0, le=120)
     end_time: dt.time = dt.time(16, 5)
 
     @field_validator("url")

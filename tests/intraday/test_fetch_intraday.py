@@ -157,3 +157,15 @@ def test_the_command_fetches_minutes_and_refuses_an_unknown_timeframe(
     assert SECRET not in out + err
     days = stored_days(intraday_store(tmp_path / "data", "15Min").manifest())
     assert list(days) == [D(2024, 3, 25), D(2024, 3, 26)]
+
+
+def test_today_is_complete_only_once_its_extended_hours_are_served():
+    from aurora.intraday.fetch import last_complete_day
+
+    after_close = dt.datetime(2024, 3, 1, 21, 30, tzinfo=dt.UTC)  # 16:30 New York
+    assert last_complete_day("sip", after_close) == D(2024, 2, 29)
+    evening = dt.datetime(2024, 3, 2, 1, 10, tzinfo=dt.UTC)  # 20:10: SIP still 15 min late
+    assert last_complete_day("sip", evening) == D(2024, 2, 29)
+    assert last_complete_day("iex", evening) == D(2024, 3, 1)
+    assert last_complete_day("sip", dt.datetime(2024, 3, 2, 1, 20, tzinfo=dt.UTC)) == D(
+        2024, 3, 1)

@@ -115,3 +115,14 @@ def test_a_repeated_bar_is_an_error():
     rows = session()
     with pytest.raises(DataValidationError, match="is repeated"):
         validate_intraday(frame(rows + rows[:1]), daily(), "1Min", CFG, "test")
+
+
+def test_bad_bars_marks_every_bar_an_error_rule_names():
+    from aurora.intraday.validate import bad_bars
+
+    rows = session()
+    rows[3]["volume"] = -1.0
+    rows[7]["high"] = 1.0
+    bars = frame([*rows, rows[0]])  # the first bar twice
+    marked = bars.with_row_index().filter(bad_bars(bars, "1Min"))["index"].to_list()
+    assert marked == [0, 3, 7, 390]

@@ -156,3 +156,38 @@ def test_cli_evaluate_preclose_prints_both_rank_ics(built, capsys, tmp_path):
     out = capsys.readouterr().out
     assert "rank IC, pre-close" in out and "rank IC, close-to-close" in out
     assert "wrote evaluation_preclose.json" in out
+
+
+def test_a_failing_ranking_is_an_alert_and_the_day_is_still_published(built, monkeypatch):
+    from aurora.config import AlpacaConfig, StreamConfig
+    from aurora.intraday import read_intraday
+    from aurora.predict import preclose_api
+    from aurora.stream.day import run_stream_day
+    from aurora_testbed.emulator import EmulatorServer, MarketData
+    from aurora_testbed.emulator.stream import StreamServer, bar_messages
+
+    store, cfg, market = built
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug in the ranking\nsecond line")
+
+    monkeypatch.setattr(preclose_api, "predict_preclose", broken)
+    key, secret = "PKPRECLOSE2", "pre-close-secret-2"
+    minutes = minutes_of(market, [TODAY]).filter(
+        pl.col("timestamp") <= dt.datetime(2022, 12, 30, 21, 10, tzinfo=dt.UTC))
+    alerts: list[tuple[str, str]] = []
+    with EmulatorServer(MarketData(market.bars, market.corporate_actions), {key: secret},
+                        clock=lambda: dt.datetime(2023, 1, 3, 15, tzinfo=dt.UTC)) as rest, \
+            StreamServer(bar_messages(minutes.drop("date")), {key: secret}) as srv:
+        live = cfg.model_copy(update={
+            "alpaca": AlpacaConfig(key_id=key, secret_key=secret, data_url=rest.url,
+                                   base_url=rest.url),
+            "stream": StreamConfig(url=srv.url("{feed}"))})
+        report = run_stream_day(live, universe=SYMBOLS, day=TODAY,
+                                on_alert=lambda rule, message: alerts.append((rule, message)))
+    assert report.preclose == "failed: a bug in the ranking"
+    assert alerts == [("preclose_failed", "the pre-close prediction of 2022-12-30 failed: "
+                                          "a bug in the ranking")]
+    stored = read_intraday(store.root, "1Min", start=TODAY, end=TODAY)
+    assert stored.height == report.bars and stored["timestamp"].max() >= dt.datetime(
+        2022, 12, 30, 21, 5, tzinfo=dt.UTC)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
 from typing import Annotated
 
 import typer
@@ -48,13 +50,24 @@ def register(app: typer.Typer) -> None:
             chosen = resolve_universe(cfg, run.store)
             run.use_universe(chosen)
 
+            posting: list[threading.Thread] = []
+
             def alert(rule: str, message: str) -> None:
-                run.alert_now(Alert(rule, "warning", message, key=f"{rule}:{chosen_day}",
-                                    details={"day": chosen_day.isoformat()}))
+                # each event its own key (one alert per silent spell, per unfilled gap),
+                # posted in a thread: the stream is not held up by a slow webhook
+                when = dt.datetime.now(dt.UTC).strftime("%H:%M:%S")
+                raised = Alert(rule, "warning", message, key=f"{rule}:{chosen_day}:{when}",
+                               details={"day": chosen_day.isoformat(), "at": when})
+                thread = threading.Thread(target=run.alert_now, args=(raised,),
+                                          name="alert", daemon=True)
+                thread.start()
+                posting.append(thread)
 
             with run.stage("stream"):
                 report = run_stream_day(cfg, universe=chosen, day=chosen_day,
                                         on_alert=alert, preclose=preclose)
+                for thread in posting:
+                    thread.join(60)
             run.add(rows=report.bars, symbols=report.symbols)
             run.record_quality("stream validation", True,
                                warnings=report.validation.warnings())

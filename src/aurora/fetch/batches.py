@@ -149,6 +149,24 @@ class Checkpoint:
             return None
         return frame
 
+    def verified_path(self, request: BatchRequest) -> Path | None:
+        """The file of a completed batch once its bytes match the sha256 its index entry
+        records (the row count is `load`'s to check), for a caller that scans only part of
+        it; None as `load` (with its warning) otherwise."""
+        entry = self._index()["batches"].get(request.key)
+        if entry is None:
+            return None
+        path = self.directory / str(entry.get("file"))
+        try:
+            matches = sha256_bytes(path.read_bytes()) == entry.get("sha256")
+        except OSError:
+            matches = False
+        if not matches:
+            log.warning("checkpoint of batch %s in %s does not match its index; fetching the "
+                        "batch again", request.label(), self.directory)
+            return None
+        return path
+
     def save(self, request: BatchRequest, frame: pl.DataFrame) -> None:
         """Record a completed batch: its Parquet file, then its index entry (with the
         file's row count and sha256)."""

@@ -720,7 +720,8 @@ class AlpacaBarsClient:
         recent = dt.datetime.now(dt.UTC) - RECENT_SIP_DELAY if feed == "sip" else None
         start_s, end_s = session_window(start, end, not_after=recent)
         if between is not None:
-            start_s, end_s = rfc3339(between[0]), rfc3339(between[1])
+            last = between[1] if recent is None else max(min(between[1], recent), between[0])
+            start_s, end_s = rfc3339(between[0]), rfc3339(last)
         params: dict[str, Any] = {
             "symbols": ",".join(symbols),
             "timeframe": timeframe,

@@ -31,16 +31,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import polars as pl
 
 from aurora.atomic import atomic_write_json
-from aurora.calendar import last_completed_session, sessions, sessions_back
+from aurora.calendar import last_completed_session, previous_session, sessions, sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError, CredentialsError, FetchError, StoreError
 from aurora.fetch.batches import BatchRequest, Checkpoint, clean_checkpoints, plan_id
-from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.client import RECENT_SIP_DELAY, AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.source import PriceSource
 from aurora.intraday.store import (
@@ -62,6 +63,8 @@ from aurora.universe import UniverseLike, as_universe, resolve_universe
 VALIDATION = "validation.json"
 FETCH_REPORT = "fetch_report.json"
 EXTENDED_DAY_MINUTES = 16 * 60  # 04:00 to 20:00 New York: the most bars a day can have
+EXTENDED_END = dt.time(20, 0)
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 @dataclass
@@ -126,12 +129,25 @@ def plan_groups(symbols: Sequence[str], days: Sequence[dt.date], timeframe: str,
             for run in runs]
 
 
+def last_complete_day(feed: str, now: dt.datetime | None = None) -> dt.date:
+    """The latest session whose intraday bars are all served: its extended hours end at
+    20:00 New York, and a free plan's SIP data is 15 minutes late (16 with a margin)."""
+    now = now or dt.datetime.now(dt.UTC)
+    day = last_completed_session(now)
+    delay = RECENT_SIP_DELAY if feed == "sip" else dt.timedelta(0)
+    if now < dt.datetime.combine(day, EXTENDED_END, NEW_YORK) + delay:
+        day = previous_session(day)
+    return day
+
+
 def _window(config: AuroraConfig, store: Store, start: dt.date | None, end: dt.date | None
             ) -> tuple[dt.date, dt.date]:
-    last = last_completed_session()
+    last = last_complete_day(config.fetch.feed)
     end = end or last
     if end > last:
-        raise ConfigError(f"--end {end} is after the last completed NYSE session {last}")
+        raise ConfigError(f"--end {end} is after {last}, the last NYSE session whose "
+                          "intraday bars are complete (extended hours end at 20:00 New "
+                          "York); `aurora stream` keeps today's minutes")
     if start is None:
         version = store.current_version()
         held = list(stored_days(store.manifest(version))) if version else []
@@ -245,22 +261,25 @@ def _publish(config: AuroraConfig, store: Store, runs: list[list[BatchRequest]],
             "source_url": source.url, "dataset": DATASET}) as txn:
         checked = False
         for run in runs:
-            frames = [checkpoint.load(group) for group in run]
-            if any(f is None for f in frames):
+            paths = [checkpoint.verified_path(group) for group in run]
+            if any(p is None for p in paths):
                 raise StoreError(f"{checkpoint.directory}: a checkpoint of "
                                  f"{run[0].start}..{run[-1].end} changed while the fetch ran;"
                                  " run again")
-            bars = pl.concat([f for f in frames if f is not None], how="vertical_relaxed")
-            del frames
             run_start, run_end = run[0].start, run[0].end
             daily = _daily(config, run_start, run_end, symbols)
             checked = checked or daily is not None
-            where = f"{timeframe} bars of {run_start}..{run_end}"
-            found = validate_intraday(bars, daily, timeframe, config.intraday, where)
-            report.validation.merge(found)
-            write_days(txn, bars)
-            report.bars += bars.height
-            del bars
+            for day in sessions(run_start, run_end):  # one day of every batch at a time
+                bars = pl.scan_parquet([p for p in paths if p is not None]).filter(
+                    pl.col("date") == day).collect()
+                if bars.height == 0:
+                    continue
+                day_daily = daily.filter(pl.col("date") == day) if daily is not None else None
+                where = f"{timeframe} bars of {day}"
+                found = validate_intraday(bars, day_daily, timeframe, config.intraday, where)
+                report.validation.merge(found)
+                write_days(txn, bars)
+                report.bars += bars.height
             steps.step()
         report.daily_checked = checked
         atomic_write_json(txn.path(VALIDATION), report.validation.to_dict())

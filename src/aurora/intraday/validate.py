@@ -18,7 +18,8 @@ kept, since real minute data has them):
   close and summed volume against the daily bar, each within a relative tolerance. The
   daily close is the closing auction's print, which Alpaca's bars put in the bar starting
   at the close, so the close also agrees when that bar's open matches; the volume also
-  agrees when the sum over all the day's bars (extended hours included) matches.
+  agrees when the sum over all the day's bars (extended hours included) matches. Bars
+  longer than 30 minutes (1Hour) straddle the 09:30 open, so they are not compared.
 """
 
 from __future__ import annotations
@@ -78,10 +79,9 @@ class IntradayValidation:
                 "disagreements": self.disagreements}
 
 
-def check_bars(bars: pl.DataFrame, timeframe: str, where: str) -> None:
-    """DataValidationError naming `where` and the first bar that breaks an error rule."""
+def _rules(timeframe: str) -> list[tuple[pl.Expr, str]]:
     step = bar_minutes(timeframe) * 60
-    checks = [
+    return [
         (pl.struct("symbol", "timestamp").is_duplicated(), "is repeated"),
         (pl.col("timestamp").dt.epoch("s") % step != 0,
          f"is not on the {timeframe} grid (bars are labelled by their start)"),
@@ -91,7 +91,16 @@ def check_bars(bars: pl.DataFrame, timeframe: str, where: str) -> None:
          | (pl.col("low") > pl.min_horizontal("open", "close")),
          "has a high below its open or close, or a low above them"),
     ]
-    for condition, problem in checks:
+
+
+def bad_bars(bars: pl.DataFrame, timeframe: str) -> pl.Expr:
+    """True for the bars that break an error rule (a repeated bar: every copy)."""
+    return pl.any_horizontal(c.fill_null(True) for c, _ in _rules(timeframe))
+
+
+def check_bars(bars: pl.DataFrame, timeframe: str, where: str) -> None:
+    """DataValidationError naming `where` and the first bar that breaks an error rule."""
+    for condition, problem in _rules(timeframe):
         hit = bars.filter(condition.fill_null(True))
         if hit.height:
             row = hit.row(0, named=True)
@@ -158,7 +167,9 @@ def validate_intraday(bars: pl.DataFrame, daily: pl.DataFrame | None, timeframe:
     summary = _day_summary(bars, bar_minutes(timeframe))
     out.symbol_days = summary.height
     out.extended_bars = int(summary.get_column("extended").sum())
-    if daily is None:
+    if daily is None or 30 % bar_minutes(timeframe):
+        # without daily bars, or with bars that straddle the 09:30 open (1Hour: the 09:00
+        # bar holds pre-market trades), only the gaps are looked for
         long_gaps = summary.filter(pl.col("gap").fill_null(10**9) > config.max_gap_minutes)
         out.gaps = _gap_lines(long_gaps.sort(_KEY))
         return out

@@ -71,6 +71,7 @@ class _NoFrameDebug(logging.LoggerAdapter):
 
 _WS_LOG = _NoFrameDebug(logging.getLogger("aurora.stream.websocket"), {})
 SLICE_SECONDS = 0.5  # how often a wait checks `until()`
+_MINUTE = dt.timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,7 @@ class StreamSession:
     report: StreamReport = field(default_factory=StreamReport)
     # (latest minute held or None, first minute of the new connection) -> bar messages
     fill_gap: Callable[[dt.datetime | None, dt.datetime], list[dict]] | None = None
+    started: bool = field(default=False, init=False)  # the journal has been replayed
     _silent: bool = field(default=False, init=False)
     _gap_pending: bool = field(default=False, init=False)
 
@@ -141,7 +143,9 @@ class StreamSession:
 
     async def run(self, until: Callable[[], bool]) -> StreamReport:
         """The loop of the module docstring; StreamFatal on a fatal server error."""
-        self.report.recovered = self.recover()
+        if not self.started:
+            self.report.recovered = self.recover()
+            self.started = True
         while not until():
             started = self.clock()
             slot_taken = False
@@ -210,16 +214,28 @@ class StreamSession:
         if first is None or self.fill_gap is None:
             return
         self._gap_pending = False
-        after = self.book.newest
+        await self.fill_before(first)
+
+    async def fill_before(self, before: dt.datetime) -> None:
+        """Ask `fill_gap` for the minutes between the latest held before `before` (None:
+        nothing held) and `before`, in a thread, then journal and keep them. What the
+        connection's first bar does, and what the caller does at the cut and at the end
+        (the stream goes on meanwhile). A failure raises one `stream_gap_unfilled` alert."""
+        if self.fill_gap is None:
+            return
+        newest = self.book.newest
+        after = newest if newest is None or newest < before else before - _MINUTE
         try:
-            bars = await asyncio.to_thread(self.fill_gap, after, first)
-        except AuroraError as exc:  # the REST client's errors: said once, the stream goes on
+            bars = await asyncio.to_thread(self.fill_gap, after, before)
+        except AuroraError as exc:  # the REST client's errors: said, the stream goes on
             self.report.gap_failures += 1
             self.on_alert("stream_gap_unfilled", f"the minutes after {after} and before "
-                          f"{first} could not be fetched over REST: {exc}")
+                          f"{before} could not be fetched over REST: {exc}")
             return
         self._keep(bars)
-        self.report.gaps_filled.append((str(after), str(first), len(bars)))
+        self.report.gaps_filled.append(
+            (str(after.astimezone(dt.UTC)) if after is not None else "None",
+             str(before.astimezone(dt.UTC)), len(bars)))
 
     async def _expect(self, ws, what: str) -> None:
         messages = decode(await asyncio.wait_for(ws.recv(), self.settings.open_timeout))

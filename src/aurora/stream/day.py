@@ -3,7 +3,7 @@
 
 1. **Recover.** The day's journal (`state/stream/<day>.jsonl`) is replayed, so a run
    killed earlier the same day loses no minute it had received. Journals of other days
-   are removed.
+   are removed once their day is published.
 2. **Stream.** `StreamSession` subscribes the universe to bars and updated bars on
    `stream.url` (`{feed}` from `fetch.feed`), with the watchdog, the backoff and the gap
    fill: after every (re)connection, the minutes between the latest held and the first
@@ -14,11 +14,15 @@
    a minute at or after it has been received (a past session, replayed, ends by its
    bars alone).
 3. **Pre-close prediction.** When the stream reaches `stream.cut_time` (15:45 New York;
-   by the wall clock on a live day, by the bars on a replay), the minutes held so far rank
-   the universe for today's close (`aurora.predict.preclose_api.predict_preclose`, which
-   reads only minutes ended by the cut) and publish predictions-preclose.json in the main
+   by the wall clock on a live day, then `stream.cut_grace_seconds` more for the last
+   minute's bars; by the bars on a replay), the minutes before the cut it still lacks (a
+   restart, a late bar) are filled over REST, and a snapshot of the book ranks the universe
+   for today's close (`aurora.predict.preclose_api.predict_preclose`, which reads only
+   minutes ended by the cut) in a thread, publishing predictions-preclose.json in the main
    store, while the stream goes on. Skipped, and said in the report, when the main store
-   holds no features yet; a failure raises a `preclose_failed` alert and the stream goes on.
+   holds no features yet; any failure raises a `preclose_failed` alert and the stream and
+   its publication go on. At the end, the minutes since the latest held are filled over
+   REST too (an outage at the end of the session).
 4. **Publish.** The day's minutes are checked (`aurora.intraday.validate`: the error
    rules, and gaps; the daily bar is not known yet) and written as the day's part of the
    1Min intraday store, in a new version. The journal stays until another day's run, so a
@@ -29,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -43,11 +48,11 @@ import polars as pl
 from aurora.atomic import atomic_write_json
 from aurora.calendar import is_session
 from aurora.config import AuroraConfig
-from aurora.errors import AuroraError, ConfigError
+from aurora.errors import ConfigError
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
-from aurora.intraday.store import intraday_store, write_days
-from aurora.intraday.validate import IntradayValidation, validate_intraday
+from aurora.intraday.store import intraday_store, stored_days, write_days
+from aurora.intraday.validate import IntradayValidation, bad_bars, validate_intraday
 from aurora.schemas import INTRADAY_SCHEMA
 from aurora.store.datasets import has_dataset
 from aurora.store.files import FEATURES, FEATURES_DATASET
@@ -57,6 +62,7 @@ from aurora.stream.client import StreamReport, StreamSession, StreamSettings
 from aurora.stream.journal import Journal
 from aurora.universe import UniverseLike, as_universe, resolve_universe
 
+log = logging.getLogger(__name__)
 NEW_YORK = ZoneInfo("America/New_York")
 TIMEFRAME = "1Min"
 EXTENDED_START = dt.time(4, 0)
@@ -76,6 +82,7 @@ class StreamDayReport:
     version: str | None = None
     validation: IntradayValidation = field(default_factory=IntradayValidation)
     preclose: str = "not reached"  # what became of the pre-close prediction
+    dropped: list[str] = field(default_factory=list)  # streamed bars breaking an error rule
 
     def filled_bars(self) -> int:
         return sum(n for _, _, n in self.stream.gaps_filled)
@@ -90,7 +97,7 @@ class StreamDayReport:
                 "server_errors": [list(e) for e in s.server_errors],
                 "gaps_filled": [list(g) for g in s.gaps_filled],
                 "gap_failures": s.gap_failures, "version": self.version,
-                "preclose": self.preclose,
+                "preclose": self.preclose, "dropped_bars": self.dropped,
                 "warnings": self.validation.warnings()}
 
     def summary_lines(self) -> list[str]:
@@ -107,6 +114,9 @@ class StreamDayReport:
             lines.append(f"watchdog alerts: {s.silent_alerts}; unfilled gaps: "
                          f"{s.gap_failures}; malformed messages skipped: {s.bad_messages}")
         lines.append(f"pre-close prediction: {self.preclose}")
+        if self.dropped:
+            lines.append(f"warning: {len(self.dropped)} streamed bar(s) broke a bar rule "
+                         f"and were left out: {', '.join(self.dropped[:5])}")
         lines += [f"warning: {w}" for w in self.validation.warnings()]
         return lines
 
@@ -117,13 +127,25 @@ def stream_day(now: dt.datetime | None = None) -> dt.date:
 
 
 def journal_for(data_dir: Path, day: dt.date) -> Journal:
-    """The day's journal; journals of other days are removed."""
+    """The day's journal. The journals of other days whose minutes are published are
+    removed; one whose day was never published (a run killed that day and not restarted)
+    is kept: `aurora stream --day D` publishes it."""
     directory = Store(data_dir).state_dir / "stream"
     if directory.is_dir():
+        store = intraday_store(data_dir, TIMEFRAME)
+        version = store.current_version()
+        published = set(stored_days(store.manifest(version))) if version else set()
         for old in directory.glob("*.jsonl"):
-            if old.stem != day.isoformat():
+            if old.stem != day.isoformat() and _day_of(old.stem) in published:
                 old.unlink(missing_ok=True)
     return Journal(directory / f"{day.isoformat()}.jsonl")
+
+
+def _day_of(stem: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(stem)
+    except ValueError:
+        return None
 
 
 def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed: str
@@ -197,25 +219,27 @@ def run_stream_day(
 
     report = StreamDayReport(day, len(symbols), session.report)
     stop = until or reached(end_at)
-    cut = None
+    cut, cut_at = None, end_at
     if preclose:
         from aurora.predict.preclose import cut_instant  # deferred: the feature engine
 
-        cut = reached(cut_instant(day, sc.cut_time))
+        cut_at = cut_instant(day, sc.cut_time)
+        cut = reached(cut_at)
     else:
         report.preclose = "not asked"
 
     async def stream_and_rank() -> None:
         streaming = asyncio.create_task(session.run(stop))
-        while cut is not None and not streaming.done() and not cut():
-            await asyncio.sleep(0.1)
-        if cut is not None and cut():
-            # the stream goes on while the ranking is computed, from a snapshot of the book
-            # (later minutes in it are not read: the ranking reads those ended by the cut)
-            minutes = session.book.frame()
-            report.preclose = await asyncio.to_thread(_preclose, config, minutes, day,
-                                                      chosen, on_alert)
+        if cut is not None:
+            while not streaming.done() and not (session.started and cut()):
+                await asyncio.sleep(0.1)
+            if session.started and cut():
+                if live:  # the bars of the minute before the cut arrive just after it
+                    await asyncio.sleep(sc.cut_grace_seconds)
+                report.preclose = await _rank_at_cut(config, session, day, chosen, cut_at,
+                                                     on_alert)
         await streaming
+        await session.fill_before(end_at)  # an outage at the end is filled too
 
     with client:
         asyncio.run(stream_and_rank())
@@ -225,23 +249,36 @@ def run_stream_day(
     return report
 
 
-def _preclose(config: AuroraConfig, minutes: pl.DataFrame, day: dt.date, universe: Any,
-              on_alert: Callable[[str, str], None]) -> str:
-    """Rank for today's close from the minutes held at the cut (module docstring, 3)."""
-    from aurora.predict.preclose_api import predict_preclose  # deferred: LightGBM
-
+async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.date,
+                       universe: Any, cut_at: dt.datetime,
+                       on_alert: Callable[[str, str], None]) -> str:
+    """Rank for today's close from the minutes held at the cut (module docstring, 3): the
+    minutes before the cut not held yet (a restart, a late bar) are first filled over
+    REST; the ranking runs in a thread on a snapshot of the book while the stream goes on.
+    Any failure is an alert and a line in the report: the stream and its publication go on."""
     store = Store(config.data_dir)
     version = store.current_version()
     if version is None or not has_dataset(store.manifest(version), FEATURES_DATASET,
                                           legacy=FEATURES):
         return "skipped: the store holds no features (run `aurora build` first)"
+    await session.fill_before(cut_at)
+    minutes = session.book.frame()
+    try:
+        return await asyncio.to_thread(_preclose, config, store, minutes, day, universe)
+    except Exception as exc:  # any failure: a failed ranking must not lose the day
+        log.warning("pre-close prediction of %s failed", day, exc_info=True)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        on_alert("preclose_failed", f"the pre-close prediction of {day} failed: {first}")
+        return f"failed: {first}"
+
+
+def _preclose(config: AuroraConfig, store: Store, minutes: pl.DataFrame, day: dt.date,
+              universe: Any) -> str:
+    from aurora.predict.preclose_api import predict_preclose  # deferred: LightGBM
+
     minutes = minutes.with_columns(
         date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date())
-    try:
-        result = predict_preclose(store, config, minutes, day, universe=universe)
-    except AuroraError as exc:
-        on_alert("preclose_failed", f"the pre-close prediction of {day} failed: {exc}")
-        return f"failed: {exc}"
+    result = predict_preclose(store, config, minutes, day, universe=universe)
     return f"{result.document['as_of']}, version {result.version}"
 
 
@@ -251,6 +288,11 @@ def _publish(config: AuroraConfig, day: dt.date, minutes: pl.DataFrame,
         date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
     ).filter(pl.col("date") == day).select(list(INTRADAY_SCHEMA))
     where = f"stream minutes of {day}"
+    bad = bars.filter(bad_bars(bars, TIMEFRAME))
+    if bad.height:  # a streamed bar that breaks a rule is left out, not the whole day
+        report.dropped = [f"{r['symbol']} {r['timestamp']:%H:%M}Z"
+                          for r in bad.iter_rows(named=True)]
+        bars = bars.filter(~bad_bars(bars, TIMEFRAME))
     report.validation = validate_intraday(bars, None, TIMEFRAME, config.intraday, where)
     report.bars = bars.height
     store = intraday_store(config.data_dir, TIMEFRAME)

@@ -50,14 +50,31 @@ class Journal:
         return len(lines)
 
     def _drop_torn_tail(self) -> None:
-        if not self.path.exists():
+        """Cut a last line without its newline; reads only the end of the log (a journal
+        grows all day: reading it whole on every frame would cost more each minute)."""
+        try:
+            fh = self.path.open("r+b")
+        except FileNotFoundError:
             return
-        data = self.path.read_bytes()
-        if data and not data.endswith(b"\n"):
-            with self.path.open("r+b") as fh:
-                fh.truncate(data.rfind(b"\n") + 1)
-                fh.flush()
-                os.fsync(fh.fileno())
+        with fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            end = size
+            while end > 0:  # back to the last newline, a block at a time
+                start = max(0, end - 65_536)
+                fh.seek(start)
+                found = fh.read(end - start).rfind(b"\n")
+                if found >= 0:
+                    end = start + found + 1
+                    break
+                end = start
+            fh.truncate(end)
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def replay(self) -> list[dict[str, Any]]:
         """Every complete message in the log, in order (bars' `t` as aware datetimes)."""
