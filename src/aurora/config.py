@@ -153,6 +153,9 @@ class StreamConfig(_Section):
     use_msgpack: bool = True
     # an open socket silent this long is reconnected, with one alert per silent spell
     watchdog_seconds: float = Field(120.0, gt=0, le=3600)
+    # a symbol that traded today and then sent nothing this long (minutes of the regular
+    # session) while others did is resubscribed, its minutes filled over REST, and alerted
+    symbol_silence_minutes: float = Field(15.0, gt=0, le=390)
     backoff_base_seconds: float = Field(0.5, gt=0, le=60)
     backoff_max_seconds: float = Field(30.0, gt=0, le=600)
     # New York times: the pre-close prediction, and the end of the session's stream

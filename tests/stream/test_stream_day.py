@@ -141,3 +141,24 @@ def test_kill_9_mid_session_then_restart_loses_no_minute(market, minutes, tmp_pa
     assert_rest_equal(data_dir, minutes)
     assert "replayed from the journal" in second.stdout
     assert SECRET not in second.stdout + second.stderr
+
+
+def test_a_symbol_gone_quiet_is_resubscribed_alerted_once_and_filled(market, minutes,
+                                                                     tmp_path):
+    faults = StreamFaults(mute_symbol="BBB", mute_after=200)
+    alerts: list[tuple[str, str]] = []
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=7), {KEY: SECRET},
+                         faults=faults, minute_seconds=0.01) as srv:
+        # paced: an unpaced replay runs ahead of the client into the socket's buffers, so
+        # a resubscription would come after the rest of the day was sent muted
+        report = run_stream_day(config(tmp_path, rest.url, srv.url("{feed}")),
+                                universe=SYMBOLS, day=DAY,
+                                on_alert=lambda rule, message: alerts.append((rule, message)))
+    assert_rest_equal(tmp_path, minutes)
+    assert [rule for rule, _ in alerts] == ["stream_symbol_silent"]
+    assert "(BBB): resubscribed" in alerts[0][1]
+    ((_, quiet),) = report.stream.resubscribed
+    assert quiet == ["BBB"] and report.stream.connections == 1
+    assert any("resubscribed 1 symbol(s) that went quiet: BBB" in line
+               for line in report.summary_lines())

@@ -187,3 +187,19 @@ def test_two_updates_of_a_minute_give_the_same_book_in_either_order():
 def test_a_malformed_timestamp_is_a_protocol_error():
     with pytest.raises(StreamProtocolError, match="not RFC-3339"):
         decode('[{"T":"b","S":"A","t":"2024-13-01T14:30:00Z"}]')
+
+
+def test_silent_symbols_counts_minutes_of_the_session_by_the_market_clock():
+    from aurora.stream.client import silent_symbols
+
+    utc = dt.UTC
+    seen = {"AAA": dt.datetime(2024, 3, 1, 15, 0, tzinfo=utc),   # 10:00 New York
+            "BBB": dt.datetime(2024, 3, 1, 15, 20, tzinfo=utc),
+            "CCC": dt.datetime(2024, 3, 1, 12, 0, tzinfo=utc)}   # 07:00: pre-market only
+    newest = dt.datetime(2024, 3, 1, 15, 30, tzinfo=utc)
+    # AAA quiet for 30 minutes; CCC's silence counts from the open: 60 minutes
+    assert silent_symbols(seen, newest, 15, set()) == ["AAA", "CCC"]
+    assert silent_symbols(seen, newest, 15, {"AAA"}) == ["CCC"]
+    assert silent_symbols(seen, newest, 45, set()) == ["CCC"]
+    assert silent_symbols(seen, dt.datetime(2024, 3, 1, 14, 0, tzinfo=utc), 15, set()) == []
+    assert silent_symbols(seen, None, 15, set()) == []

@@ -12,9 +12,14 @@ The loop (`StreamSession.run`):
    written stops the session (StreamFatal). An error message is handled
    by its code (`protocol.classify_error`): fatal codes stop the session with a one-line
    StreamFatal naming the code; 406 waits for the slot; the others reconnect.
-4. The watchdog: a socket that stays open but sends no data for `watchdog_seconds` is
+4. The watchdogs: a socket that stays open but sends no data for `watchdog_seconds` is
    closed and reconnected, and one `stream_silent` alert is raised per silent spell
-   (control replies such as the subscription do not end a spell).
+   (control replies such as the subscription do not end a spell). A symbol that traded
+   today and then sent no bar for `symbol_silence_minutes` of the regular session while
+   others did (`silent_symbols`, by the latest minute held) is resubscribed, its minutes
+   since its last bar are filled over REST (again, up to its first bar, once it is back),
+   and one `stream_symbol_silent` alert is raised until it sends again (alpaca-py #740:
+   an open socket that stops delivering).
 5. A closed or failed connection reconnects after `Backoff.next_delay()` (capped
    exponential, full jitter); every delay is recorded in the report.
 6. Gap fill: on every connection (the first included: a restart, or a start after the
@@ -37,10 +42,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
+from aurora.calendar import NEW_YORK as NEW_YORK_NAME
+from aurora.calendar import OPEN_TIME
 from aurora.errors import AuroraError
 from aurora.stream.backoff import Backoff
 from aurora.stream.journal import Journal
@@ -71,7 +79,25 @@ class _NoFrameDebug(logging.LoggerAdapter):
 
 _WS_LOG = _NoFrameDebug(logging.getLogger("aurora.stream.websocket"), {})
 SLICE_SECONDS = 0.5  # how often a wait checks `until()`
+NEW_YORK = ZoneInfo(NEW_YORK_NAME)
 _MINUTE = dt.timedelta(minutes=1)
+
+
+def silent_symbols(last_seen: dict[str, dt.datetime], newest: dt.datetime | None,
+                   minutes: float, already: set[str]) -> list[str]:
+    """The symbols (sorted) whose latest bar is more than `minutes` of the regular session
+    older than `newest`, the latest minute held of any symbol (the market's clock: a
+    replay runs by it too), leaving out `already` flagged ones. Nothing before 09:30 New
+    York counts: extended hours are thin, and a symbol is only watched once it traded."""
+    if newest is None:
+        return []
+    local = newest.astimezone(NEW_YORK)
+    opening = dt.datetime.combine(local.date(), OPEN_TIME, NEW_YORK)
+    if local < opening:
+        return []
+    limit = newest - dt.timedelta(minutes=minutes)
+    return sorted(s for s, last in last_seen.items()
+                  if s not in already and max(last, opening) < limit)
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,9 @@ class StreamSettings:
     use_msgpack: bool = True
     watchdog_seconds: float = 120.0
     open_timeout: float = 10.0
+    # a symbol that sent bars today and then none for this many minutes of the regular
+    # session, by the market's clock (the latest minute held), is resubscribed
+    symbol_silence_minutes: float = 15.0
 
     def __repr__(self) -> str:  # never the secret
         return f"StreamSettings(url={self.url!r}, symbols={len(self.symbols)})"
@@ -106,6 +135,7 @@ class StreamReport:
     gaps_filled: list[tuple[str, str, int]] = field(default_factory=list)  # after, before, bars
     recovered: int = 0  # messages replayed from the journal at the start
     gap_failures: int = 0
+    resubscribed: list[tuple[str, list[str]]] = field(default_factory=list)  # minute, symbols
 
 
 class _Reconnect(Exception):
@@ -127,6 +157,11 @@ class StreamSession:
     # (latest minute held or None, first minute of the new connection) -> bar messages
     fill_gap: Callable[[dt.datetime | None, dt.datetime], list[dict]] | None = None
     started: bool = field(default=False, init=False)  # the journal has been replayed
+    _last_seen: dict[str, dt.datetime] = field(default_factory=dict, init=False)
+    _muted: set[str] = field(default_factory=set, init=False)  # resubscribed, not back yet
+    # resubscribed symbol -> the minute its REST fill reached: filled again up to its first
+    # streamed bar once it is back (the minutes between the fill and the resubscription)
+    _refill: dict[str, dt.datetime] = field(default_factory=dict, init=False)
     _silent: bool = field(default=False, init=False)
     _gap_pending: bool = field(default=False, init=False)
 
@@ -136,7 +171,9 @@ class StreamSession:
         messages = self.journal.replay()
         for message in messages:
             try:
-                self.book.apply(message)
+                self.book.check(message)
+                if message.get("T") in ("b", "u"):
+                    self._apply(message)
             except StreamProtocolError:
                 self.report.bad_messages += 1
         return len(messages)
@@ -206,6 +243,42 @@ class StreamSession:
                 if self._frame(messages):
                     quiet_since = self.clock()
                     self._silent = False
+                    await self._refill_returned(messages)
+                    await self._watch_symbols(ws)
+
+    async def _refill_returned(self, messages: list[dict]) -> None:
+        """A resubscribed symbol is back: fill its minutes from its last fill to this bar."""
+        back = {}
+        for m in messages:
+            if m.get("T") == "b" and m.get("S") in self._refill and m["S"] not in back:
+                back[m["S"]] = m["t"]
+        for symbol, first in back.items():
+            await self._fill_window(self._refill.pop(symbol), first)
+
+    async def _watch_symbols(self, ws) -> None:
+        """The content watchdog: symbols that went quiet while the others trade are
+        resubscribed, with one `stream_symbol_silent` alert per spell, and their missed
+        minutes are filled over REST (module docstring)."""
+        quiet = silent_symbols(self._last_seen, self.book.newest,
+                               self.settings.symbol_silence_minutes, self._muted)
+        if not quiet:
+            return
+        s = self.settings
+        self._muted.update(quiet)
+        newest = self.book.newest
+        assert newest is not None
+        self.report.resubscribed.append((str(newest), quiet))
+        self.on_alert("stream_symbol_silent",
+                      f"{len(quiet)} subscribed symbol(s) sent no bar for "
+                      f"{s.symbol_silence_minutes:g} minutes while others traded "
+                      f"({', '.join(quiet[:10])}): resubscribed")
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(encode(subscribe_message(quiet, ["bars", "updatedBars"]),
+                                 use_msgpack=s.use_msgpack))
+        if self.fill_gap is not None:
+            await self._fill_window(min(self._last_seen[q] for q in quiet), newest)
+            for q in quiet:
+                self._refill[q] = newest - _MINUTE
 
     async def _fill(self, messages: list[dict]) -> None:
         """Fill the minutes between the latest held and this connection's first bar."""
@@ -225,6 +298,12 @@ class StreamSession:
             return
         newest = self.book.newest
         after = newest if newest is None or newest < before else before - _MINUTE
+        if self._refill and after is not None:  # symbols resubscribed and not back yet
+            after = min(after, *self._refill.values())
+            self._refill.clear()
+        await self._fill_window(after, before)
+
+    async def _fill_window(self, after: dt.datetime | None, before: dt.datetime) -> None:
         try:
             bars = await asyncio.to_thread(self.fill_gap, after, before)
         except AuroraError as exc:  # the REST client's errors: said, the stream goes on
@@ -275,7 +354,15 @@ class StreamSession:
             raise StreamFatal(f"cannot write the stream journal {self.journal.path}: "
                               f"{exc}") from exc
         for message in bars:
-            self.book.apply(message)
+            self._apply(message)
+
+    def _apply(self, message: dict) -> None:
+        """Keep one checked bar message; note when its symbol was last heard of."""
+        self.book.apply(message)
+        symbol, minute = message["S"], message["t"]
+        if minute > self._last_seen.get(symbol, minute - _MINUTE):
+            self._last_seen[symbol] = minute
+            self._muted.discard(symbol)
 
     def _error(self, message: dict) -> None:
         code = int(message.get("code", 0))

@@ -96,6 +96,7 @@ class StreamDayReport:
                 "bar_messages": s.bar_messages, "bad_messages": s.bad_messages,
                 "server_errors": [list(e) for e in s.server_errors],
                 "gaps_filled": [list(g) for g in s.gaps_filled],
+                "resubscribed": [[m, q] for m, q in s.resubscribed],
                 "gap_failures": s.gap_failures, "version": self.version,
                 "preclose": self.preclose, "dropped_bars": self.dropped,
                 "warnings": self.validation.warnings()}
@@ -110,6 +111,10 @@ class StreamDayReport:
             f"frames, {s.bar_messages} bar messages, {self.recovered} replayed from the "
             f"journal, {self.filled_bars()} filled over REST in {len(s.gaps_filled)} gap(s)",
         ]
+        if s.resubscribed:
+            names = sorted({n for _, quiet in s.resubscribed for n in quiet})
+            lines.append(f"resubscribed {len(names)} symbol(s) that went quiet: "
+                         f"{', '.join(names[:10])}")
         if s.silent_alerts or s.gap_failures or s.bad_messages:
             lines.append(f"watchdog alerts: {s.silent_alerts}; unfilled gaps: "
                          f"{s.gap_failures}; malformed messages skipped: {s.bad_messages}")
@@ -199,7 +204,8 @@ def run_stream_day(
     sc, fc = config.stream, config.fetch
     end_at = dt.datetime.combine(day, sc.end_time, NEW_YORK)
     settings = StreamSettings(sc.url.format(feed=fc.feed), key, secret, tuple(symbols),
-                              use_msgpack=sc.use_msgpack, watchdog_seconds=sc.watchdog_seconds)
+                              use_msgpack=sc.use_msgpack, watchdog_seconds=sc.watchdog_seconds,
+                              symbol_silence_minutes=sc.symbol_silence_minutes)
     limiter = RateLimiter(fc.rate_limit_per_minute, state_path=main.state_dir / "ratelimit.json")
     client = AlpacaBarsClient.from_config(config, limiter=limiter, transport=transport)
     session = StreamSession(

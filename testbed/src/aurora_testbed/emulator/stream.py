@@ -42,12 +42,16 @@ class StreamFaults:
     """What goes wrong, once each: after `drop_after` data frames the connection is cut;
     after `silent_after` frames the socket stays open and sends nothing for
     `silent_seconds`; `duplicate` sends every data frame twice; `reverse_minutes` sends
-    each pair of minutes in reverse order; `missed_on_drop` minutes are never streamed
+    each pair of minutes in reverse order; `mute_symbol` stops sending one symbol's bars
+    after `mute_after` frames until it is subscribed again (an open socket that stops
+    delivering a name, alpaca-py #740); `missed_on_drop` minutes are never streamed
     after the drop (the market moved on while the client was away: Alpaca does not
     replay them, a client fills them over REST)."""
 
     drop_after: int | None = None
     missed_on_drop: int = 0
+    mute_symbol: str | None = None  # after `mute_after` frames its bars stop coming on the
+    mute_after: int = 0  # connection, until the client subscribes to it again
     silent_after: int | None = None
     silent_seconds: float = 5.0
     duplicate: bool = False
@@ -60,6 +64,8 @@ class _State:
     cursor: int = 0  # the next minute to replay
     dropped: bool = False
     silenced: bool = False
+    muted: bool = False
+    unmuted: bool = False
     active: ServerConnection | None = None
 
 
@@ -176,6 +182,9 @@ class StreamServer:
                     if not authed:
                         await fail(401, "not authenticated")
                         return
+                    if self._state.muted and action == "subscribe" and \
+                            self.faults.mute_symbol in (message.get("bars") or []):
+                        self._state.unmuted = True
                     for channel in CHANNELS:
                         symbols = set(message.get(channel) or [])
                         subs[channel] = (subs[channel] | symbols if action == "subscribe"
@@ -209,6 +218,10 @@ class StreamServer:
             frame = [b for b in self._minutes[state.cursor]
                      if b["S"] in subs[KIND_CHANNEL.get(b["T"], "bars")]
                      or "*" in subs[KIND_CHANNEL.get(b["T"], "bars")]]
+            if faults.mute_symbol is not None and state.sent_frames >= faults.mute_after:
+                state.muted = True
+                if not state.unmuted:
+                    frame = [b for b in frame if b["S"] != faults.mute_symbol]
             if frame and faults.silent_after is not None and not state.silenced and \
                     state.sent_frames >= faults.silent_after:
                 state.silenced = True
