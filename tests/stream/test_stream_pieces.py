@@ -203,3 +203,30 @@ def test_silent_symbols_counts_minutes_of_the_session_by_the_market_clock():
     assert silent_symbols(seen, newest, 45, set()) == ["CCC"]
     assert silent_symbols(seen, dt.datetime(2024, 3, 1, 14, 0, tzinfo=utc), 15, set()) == []
     assert silent_symbols(seen, None, 15, set()) == []
+
+
+def test_the_rest_filler_asks_in_batches_for_the_window_it_was_given():
+    import polars as pl
+
+    from aurora.stream.day import rest_filler
+
+    calls = []
+
+    class Client:
+        def get_bars(self, symbols, start, end, **options):
+            calls.append((symbols, options["between"], options["timeframe"]))
+            return pl.DataFrame({"symbol": symbols, "timestamp": [options["between"][0]] *
+                                 len(symbols), "open": 1.0, "high": 1.0, "low": 1.0,
+                                 "close": 1.0, "volume": 5.0, "trade_count": 1, "vwap": 1.0})
+
+    fill = rest_filler(Client(), ["A", "B", "C"], dt.date(2024, 3, 1), "iex", batch_size=2)
+    utc = dt.UTC
+    bars = fill(dt.datetime(2024, 3, 1, 15, 10, tzinfo=utc),
+                dt.datetime(2024, 3, 1, 15, 20, tzinfo=utc))
+    window = (dt.datetime(2024, 3, 1, 15, 9, tzinfo=utc),
+              dt.datetime(2024, 3, 1, 15, 19, tzinfo=utc))
+    assert calls == [(["A", "B"], window, "1Min"), (["C"], window, "1Min")]
+    assert [b["S"] for b in bars] == ["A", "B", "C"] and {b["T"] for b in bars} == {"u"}
+    calls.clear()
+    assert fill(dt.datetime(2024, 3, 1, 15, 10, tzinfo=utc),
+                dt.datetime(2024, 3, 1, 15, 9, tzinfo=utc)) == [] and calls == []

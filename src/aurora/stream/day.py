@@ -153,14 +153,15 @@ def _day_of(stem: str) -> dt.date | None:
         return None
 
 
-def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed: str
-                ) -> Callable[[dt.datetime | None, dt.datetime], list[dict]]:
+def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed: str,
+                batch_size: int = 50) -> Callable[[dt.datetime | None, dt.datetime], list[dict]]:
     """`fill_gap` for `StreamSession`: the 1Min bars from the last UPDATE_MINUTES minutes
     held through `after` (None: from 04:00 New York on `day`) to just before `before`, as
     updated-bar messages: the minutes missed while away, and the last ones held, whose
     updated bars (due about 30 s after their minute) may have been missed too. As updated
     bars they replace a held first version (they carry at least its volume), and a later
-    streamed update still replaces them."""
+    streamed update still replaces them. One request group per `batch_size` symbols (a
+    URL naming the whole of a large universe would be refused)."""
     minute = dt.timedelta(minutes=1)
 
     def fill(after: dt.datetime | None, before: dt.datetime) -> list[dict]:
@@ -169,8 +170,10 @@ def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed
         last = before - minute
         if last < first:
             return []
-        frame = client.get_bars(symbols, day, day, timeframe=TIMEFRAME, adjustment="raw",
-                                feed=feed, between=(first, last))
+        frames = [client.get_bars(symbols[i:i + batch_size], day, day, timeframe=TIMEFRAME,
+                                  adjustment="raw", feed=feed, between=(first, last))
+                  for i in range(0, len(symbols), batch_size)]
+        frame = pl.concat(frames, how="vertical_relaxed")
         return [{"T": "u", "S": r["symbol"], "t": r["timestamp"], "o": r["open"],
                  "h": r["high"], "l": r["low"], "c": r["close"], "v": r["volume"],
                  "n": r["trade_count"], "vw": r["vwap"]}
@@ -212,7 +215,8 @@ def run_stream_day(
         settings, journal_for(config.data_dir, day),
         backoff=Backoff(base=sc.backoff_base_seconds, cap=sc.backoff_max_seconds,
                         rng=rng or random.Random()),
-        on_alert=on_alert, fill_gap=rest_filler(client, symbols, day, fc.feed))
+        on_alert=on_alert, fill_gap=rest_filler(client, symbols, day, fc.feed,
+                                                          fc.batch_size))
 
     live = day >= stream_day()  # a past session (a replay) ends by its bars alone
 
