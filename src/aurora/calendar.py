@@ -106,6 +106,14 @@ def sessions_back(day: dt.date, count: int) -> dt.date:
     return days[max(i - count, 0)]
 
 
+def sessions_forward(day: dt.date, count: int) -> dt.date:
+    """The session `count` sessions after the first session >= `day` (count=0: that
+    session); the last known session when that is beyond the calendar."""
+    days = _all_sessions()
+    i = bisect.bisect_left(days, day)
+    return days[min(i + count, len(days) - 1)]
+
+
 def session_close_utc(day: dt.date) -> dt.datetime:
     """The UTC instant of the session's close (16:00 New York, 13:00 on half days)."""
     shipped, early = _shipped()

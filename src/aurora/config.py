@@ -187,6 +187,10 @@ class BuildConfig(_Section):
     min_dispersion: float = Field(1e-6, ge=0)
     # user features added to the 45 (TOML or Python file, docs/user-features.md)
     features: Path | None = None
+    # the intraday family (docs/intraday.md): features from each day's minute bars, stored
+    # by `aurora fetch --timeframe` in this timeframe (1Min or 5Min)
+    intraday: bool = False
+    intraday_timeframe: Literal["1Min", "5Min"] = "1Min"
 
     @field_validator("features")
     @classmethod

@@ -183,6 +183,10 @@ class TableSchema:
 PRICES_TABLE = TableSchema(
     required={k: v for k, v in PRICES_SCHEMA.items() if k not in ("vwap", "trade_count")},
     optional={k: PRICES_SCHEMA[k] for k in ("vwap", "trade_count")})
+# each day's intraday bars summed up (aurora.intraday.daily): the intraday features' fields
+INTRADAY_FIELDS: tuple[str, ...] = (
+    "intraday_rv_5min", "intraday_ret_first_30min", "intraday_ret_last_30min",
+    "intraday_close_vwap_gap", "intraday_volume_share_last_30min")
 # intraday bars (aurora.intraday): one row per (symbol, bar start), `date` its New York date
 INTRADAY_SCHEMA: dict[str, pl.DataType] = {"timestamp": pl.Datetime("us", "UTC"),
                                            **PRICES_SCHEMA}

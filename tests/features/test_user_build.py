@@ -137,3 +137,23 @@ def test_editing_a_custom_function_makes_the_next_build_full(data_dir, panel, tm
     frame = read_features(store)
     close = panel.join(frame.select("symbol", "date", "f_scaled"), on=["symbol", "date"])
     assert ((close["f_scaled"] - 3 * close["close"]).abs() < 1e-9).all()
+
+
+def test_a_feature_that_is_a_field_is_that_field_and_a_constant_is_refused(panel, tmp_path):
+    """A root that is a bare field is emitted like a computed node (it was left unwritten),
+    masked outside each symbol's span; a constant is no feature."""
+    from aurora.features import close, compute_features
+    from aurora.features.expr import Const
+    from aurora.features.grammar import FeatureDefinitionError
+    from aurora.features.userfeatures import load_user_features
+
+    got = compute_features(panel, sectors=None, extra={"f_close": close})
+    joined = got.join(panel.select("symbol", "date", "close"), on=["symbol", "date"],
+                      how="left")
+    assert joined["f_close"].to_list() == joined["close"].to_list()
+    with pytest.raises(ValueError, match="f_one: a constant is not a feature"):
+        compute_features(panel, sectors=None, extra={"f_one": Const(1.0)})
+    path = tmp_path / "one.toml"
+    path.write_text('[features]\nf_one = "2 * 3"\n')
+    with pytest.raises(FeatureDefinitionError, match=r"one.toml:2:1: feature f_one: a constant"):
+        load_user_features(path)

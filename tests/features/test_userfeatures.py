@@ -333,8 +333,10 @@ def test_feature_set_hash():
     assert feature_set_hash({}) == hashlib.sha256(b"").hexdigest()[:16]
 
 
-def test_builtin_names_are_the_catalog():
-    assert len(BUILTIN_NAMES) == 45 and "f_ret_1d" in BUILTIN_NAMES
+def test_builtin_names_are_the_catalog_and_the_intraday_family():
+    # a user feature may not take the name of one of the 45 nor of the intraday family
+    assert len(BUILTIN_NAMES) == 45 + 5
+    assert "f_ret_1d" in BUILTIN_NAMES and "f_rv_5min_20d" in BUILTIN_NAMES
 
 
 # -- docs/user-features.md ------------------------------------------------------------------

@@ -4,6 +4,8 @@ features; minutes after the cut are never read; the partial bar follows splits."
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import replace
 
 import polars as pl
 import pytest
@@ -12,9 +14,11 @@ from aurora.adjustments import point_in_time
 from aurora.calendar import sessions
 from aurora.features.builder import BuildInputs, FeatureSet
 from aurora.features.compute import compute_features
+from aurora.intraday.daily import daily_fields, with_intraday
 from aurora.predict.preclose import (
     adjust_partial,
     as_decision_rows,
+    cut_fields,
     cut_instant,
     partial_bars,
     preclose_features,
@@ -100,3 +104,41 @@ def test_pre_close_rows_sit_on_the_session_before_their_day():
                          "symbol": ["A", "B"], "f_x": [1.0, 2.0]})
     assert as_decision_rows(rows)["date"].to_list() == [dt.date(2024, 3, 1),
                                                           dt.date(2024, 2, 29)]
+
+
+def test_the_intraday_family_before_the_close_reads_the_minutes_to_the_cut_only(market,
+                                                                               inputs):
+    """History days carry their full-day intraday fields, today its fields to the cut:
+    the pre-close row equals them (and the 20-day realised volatility mixes both), and
+    minutes after the cut change nothing."""
+    cut = dt.time(15, 45)
+    day = DAYS[-1]
+    history_days = sessions(dt.date(2023, 5, 1), DAYS[-2])
+    with_history = replace(inputs, intraday=daily_fields(intraday(market, history_days)))
+    today = intraday(market, [day])
+    features = FeatureSet(intraday=True)
+
+    def rows(minutes: pl.DataFrame) -> pl.DataFrame:
+        partial = adjust_partial(partial_bars(minutes, cut), inputs.prices, market.bars,
+                                 market.corporate_actions)
+        partial = with_intraday(partial, cut_fields(minutes, cut))
+        return preclose_features(with_history, partial, [day], features=features)
+
+    got = rows(today)
+    assert got.height == len(SYMBOLS) and "f_rv_5min_20d" in got.columns
+    at_cut = cut_fields(today, cut).sort("symbol")
+    assert got["f_ret_last_30min"].to_list() == at_cut["intraday_ret_last_30min"].to_list()
+    assert got["f_close_vwap_gap"].to_list() == at_cut["intraday_close_vwap_gap"].to_list()
+    full_day = daily_fields(today).sort("symbol")
+    assert got["f_ret_last_30min"].to_list() != full_day["intraday_ret_last_30min"].to_list()
+    past = with_history.intraday.filter(pl.col("date") >= history_days[-19])
+    aapl = past.filter(pl.col("symbol") == "AAPL")["intraday_rv_5min"].to_list()
+    aapl.append(at_cut.filter(pl.col("symbol") == "AAPL")["intraday_rv_5min"][0])
+    want = math.sqrt(sum(aapl) / 20)
+    assert got.filter(pl.col("symbol") == "AAPL")["f_rv_5min_20d"][0] == pytest.approx(
+        want, rel=1e-12)
+    when = cut_instant(day, cut)
+    later = today.with_columns(
+        pl.when(pl.col("timestamp") >= when).then(pl.col(c) * 3).otherwise(pl.col(c))
+        .alias(c) for c in ("open", "high", "low", "close", "volume", "vwap"))
+    assert rows(later).equals(got)

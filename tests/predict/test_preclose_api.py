@@ -191,3 +191,37 @@ def test_a_failing_ranking_is_an_alert_and_the_day_is_still_published(built, mon
     stored = read_intraday(store.root, "1Min", start=TODAY, end=TODAY)
     assert stored.height == report.bars and stored["timestamp"].max() >= dt.datetime(
         2022, 12, 30, 21, 5, tzinfo=dt.UTC)
+
+
+def test_with_the_intraday_family_both_variants_are_ranked_and_evaluated(tmp_path):
+    """build.intraday: the store's features carry the family, the pre-close row computes it
+    from today's minutes to the cut, and minutes after the cut change nothing."""
+    from aurora.config import BuildConfig
+
+    root = tmp_path / "data"
+    market = generate_market(SYMBOLS[:12], dt.date(2021, 6, 1), END, seed=4)
+    bars = tmp_path / "bars.parquet"
+    market.bars.filter(pl.col("date") < TODAY).write_parquet(bars)
+    cfg = config(root).model_copy(update={"build": BuildConfig(intraday=True)})
+    store = Store(root)
+    import_bars(store, bars, config=cfg, today=TODAY)
+    days = sessions(dt.date(2022, 10, 3), dt.date(2022, 12, 29))
+    istore = intraday_store(root, "1Min")
+    with istore.transaction("test", base=istore.current_version()) as txn:
+        write_days(txn, minutes_of(market, days).select(
+            "timestamp", "date", "symbol", "open", "high", "low", "close", "volume", "vwap",
+            "trade_count"))
+    result = build_features(store, cfg, lookahead=True)
+    assert result.meta["feature_types"]["intraday"] == 5
+    predict(store, cfg)
+    minutes = minutes_of(market, [TODAY])
+    doc = predict_preclose(store, cfg, minutes, TODAY, now=NOW).document
+    assert sum(e["score"] is not None for e in doc["predictions"]) == 12
+    cut = dt.datetime(2022, 12, 30, 20, 45, tzinfo=dt.UTC)
+    later = minutes.with_columns(
+        pl.when(pl.col("timestamp") >= cut).then(pl.col(c) * 1.7).otherwise(pl.col(c))
+        .alias(c) for c in ("open", "high", "low", "close", "volume", "vwap"))
+    predict_preclose(store, cfg, later, TODAY, now=NOW)
+    assert published(store)["predictions"] == doc["predictions"]
+    summary = evaluate_preclose(store, cfg)
+    assert summary["status"] == "ok" and summary["dates"] >= 20

@@ -30,15 +30,23 @@ FeaturesOption = Annotated[
                  "(docs/user-features.md); default: build.features in aurora.toml."),
 ]
 
+IntradayOption = Annotated[
+    bool | None,
+    typer.Option("--intraday/--no-intraday", help="Add the intraday family (features from "
+                 "each day's minute bars, stored by `aurora fetch --timeframe 1Min`; "
+                 "docs/intraday.md); default: build.intraday in aurora.toml."),
+]
+
 
 def register(app: typer.Typer) -> None:
     @app.command("build")
     def build(ctx: typer.Context, data_dir: DataDirOption = None, config: ConfigOption = None,
               universe: UniverseOption = None, features: FeaturesOption = None,
-              full: FullOption = False, scheduler: SchedulerOption = None,
-              progress: ProgressOption = True) -> None:
-        """Build the feature panel (the 45, plus --features) from the stored prices; publish
-        it if every gate passes, the lookahead proof of every feature included.
+              intraday: IntradayOption = None, full: FullOption = False,
+              scheduler: SchedulerOption = None, progress: ProgressOption = True) -> None:
+        """Build the feature panel (the 45, plus --intraday and --features) from the stored
+        prices; publish it if every gate passes, the lookahead proof of every feature
+        included.
 
         The universe is the one recorded in the store (the last fetch's) unless --universe
         or the configuration names another. When only sessions were added since the last
@@ -51,7 +59,8 @@ def register(app: typer.Typer) -> None:
         from aurora.features import build_features  # deferred: start-up time (cli/main.py)
 
         cfg = make_config(config, data_dir=data_dir, universe=universe,
-                          **{"build.features": features, "compute.scheduler": scheduler})
+                          **{"build.features": features, "build.intraday": intraday,
+                             "compute.scheduler": scheduler})
         reads = [cfg.build.features] if cfg.build.features is not None else []
         with command_run(ctx, "build", cfg, config_file=config, reads=reads) as run, \
                 progress_bars(progress) as bars:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,14 @@ import numpy as np
 import polars as pl
 
 from aurora.adjusted import RAW, load_adjusted_prices, raw_prices
-from aurora.atomic import atomic_write_json, sha256_bytes, sha256_file
-from aurora.calendar import sessions_back
+from aurora.atomic import atomic_write_json
+from aurora.calendar import sessions_back, sessions_forward
 from aurora.cluster import Runner
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError, StoreError
-from aurora.features.compute import FeatureFrame, compute_features, compute_panel, feature_set
+from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.features.compute import FeatureFrame, compute_features, compute_panel
 from aurora.features.exchange import Exchange
-from aurora.features.expr import Expr
+from aurora.features.featureset import FeatureSet
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.gatestats import FrameSummary, combine, summarize
 from aurora.features.incremental import Incremental, plan_incremental, prices_digest
@@ -45,13 +45,17 @@ from aurora.features.outofcore import (
 )
 from aurora.features.panel import PanelInfo, bar_spans, shares_table
 from aurora.features.registry import (
-    FEATURE_NAMES,
-    MAX_LOOKBACK,
-    REGISTRY,
     REGISTRY_VERSION,
     family_counts,
 )
-from aurora.features.userfeatures import feature_set_hash, load_user_features
+from aurora.features.userfeatures import feature_set_hash
+from aurora.intraday.daily import (
+    first_stored_day,
+    load_daily_fields,
+    stored_digest,
+    uses_intraday,
+    with_intraday,
+)
 from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
 from aurora.quarantine import read_quarantine
@@ -94,6 +98,9 @@ class BuildInputs:
     prices_sha256: str  # the prices' identity (`Manifest.prices_entry`)
     notes: list[str] = field(default_factory=list)
     tail: pl.DataFrame | None = None
+    # the intraday fields of each (symbol, date) (`aurora.intraday.daily`), when the
+    # feature set has the intraday family: joined to the prices where computed
+    intraday: pl.DataFrame | None = None
 
 
 @dataclass
@@ -137,6 +144,13 @@ class BuildResult:
         if outside:
             lines.append(f"dated universe: {outside:,} rows of symbols on dates they were "
                          "not members left out")
+        intraday = meta.get("intraday")
+        if intraday:
+            lines.append(f"intraday features from {intraday['days']} stored day(s) of "
+                         f"{intraday['timeframe']} bars, through {intraday['through']}"
+                         + ("" if intraday.get("last_day") == intraday["through"] else
+                            f" (last stored day {intraday.get('last_day') or 'none'}: "
+                            "later rows have no intraday values)"))
         fallback = meta.get("turnover_fallback_rows") or {}
         if fallback:
             lines.append(f"turnover fallback (no shares known) on {sum(fallback.values()):,} "
@@ -198,54 +212,14 @@ def excused_symbols(store: Store, version: str) -> dict[str, str]:
     return excused
 
 
-@dataclass(frozen=True)
-class FeatureSet:
-    """The features a build computes: the registry's 45, plus user features (name ->
-    expression) from `source` (`build.features`, `aurora build --features`)."""
-
-    user: Mapping[str, Expr] = field(default_factory=dict)
-    source: Path | None = None
-    code: str = ""  # sha256 of a Python feature file: a custom function's body is not in repr
-
-    @classmethod
-    def configured(cls, config: AuroraConfig) -> FeatureSet:
-        path = config.build.features
-        if path is None:
-            return cls()
-        user = load_user_features(path)
-        code = sha256_file(path) if Path(path).suffix.lower() == ".py" else ""
-        return cls(user, path, code)
-
-    @property
-    def hash(self) -> str:
-        """The feature set's identity (features.meta.json `feature_set_hash`): its names and
-        expressions, and the text of a Python feature file (editing a custom function's body
-        changes it, so the next build is a full one)."""
-        named = feature_set_hash(feature_set(self.user))
-        return sha256_bytes(f"{named}\n{self.code}".encode())[:16] if self.code else named
-
-    @property
-    def names(self) -> list[str]:
-        return [*FEATURE_NAMES, *self.user]
-
-    @property
-    def max_lookback(self) -> int:
-        return max([MAX_LOOKBACK, *(e.lookback for e in self.user.values())])
-
-    def describe(self) -> list[dict[str, Any]]:
-        return ([{"name": s.name, "family": s.family, "lookback": s.lookback,
-                  "expression": repr(s.expr)} for s in REGISTRY]
-                + [{"name": n, "family": "user", "lookback": e.lookback, "expression": repr(e)}
-                   for n, e in self.user.items()])
-
-
 def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
                    membership: Membership | None = None,
                    features: FeatureSet = FeatureSet()) -> GateResult:
     """Perturbation check on the tail of the history: cutoff LOOKAHEAD_TAIL sessions before
     the last date, recomputed from the largest look-back + 20 sessions before the cutoff.
     Every feature is checked, the user's included: one that reads the future fails it."""
-    prices = inputs.tail if inputs.tail is not None else inputs.prices
+    prices = with_intraday(inputs.tail if inputs.tail is not None else inputs.prices,
+                           inputs.intraday)
     last = prices["date"].max()
     assert isinstance(last, dt.date)
     cutoff = sessions_back(last, LOOKAHEAD_TAIL)
@@ -255,7 +229,7 @@ def lookahead_gate(inputs: BuildInputs, symbols: Sequence[str],
     def compute(prices: pl.DataFrame) -> pl.DataFrame:
         return compute_features(prices, sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                 actions=inputs.actions, universe=symbols,
-                                membership=membership, extra=features.user, windowed=True)
+                                membership=membership, extra=features.added, windowed=True)
 
     return check_lookahead(tail, compute, cutoff)
 
@@ -268,7 +242,10 @@ def build_meta(frame: FeatureFrame, summary: FrameSummary, inputs: BuildInputs,
     history)."""
     dates = summary.nulls_by_date["date"]
     lo, hi = dates.min(), dates.max()
-    counts = {**family_counts(), **({"user": len(features.user)} if features.user else {})}
+    counts = {**family_counts(),
+              **({"intraday": len(features.added) - len(features.user)}
+                 if features.intraday else {}),
+              **({"user": len(features.user)} if features.user else {})}
     return {
         "feature_count": len(features.names),
         "symbol_count": summary.by_symbol.height,
@@ -332,6 +309,9 @@ def build_features(
         try:
             features = FeatureSet.configured(config)
             out_of_core = config.compute.out_of_core
+            if features.intraday and (out_of_core or runner is not None):
+                raise ConfigError("build.intraday: the intraday features are built in process"
+                                  " only; build without compute.out_of_core and --scheduler")
             inputs = load_inputs(store, prices=not out_of_core)
             chosen = (as_universe(universe) if universe is not None
                       else resolve_universe(config, store, inputs.version))
@@ -343,6 +323,8 @@ def build_features(
                 plan, why = plan_incremental(store, inputs.version, inputs.prices,
                                              inputs.sha256, chosen, features.hash,
                                              REGISTRY_VERSION, features.max_lookback)
+            if features.intraday:
+                plan, why = _load_intraday(config, inputs, symbols, plan, why, progress)
             if plan is None and (runner is not None or out_of_core):
                 blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
                                               features, runner, progress,
@@ -374,16 +356,44 @@ def build_features(
             blocks.discard()
 
 
+def _load_intraday(config: AuroraConfig, inputs: BuildInputs, symbols: list[str],
+                   plan: Incremental | None, why: str, progress: Progress | None
+                   ) -> tuple[Incremental | None, str]:
+    """Set `inputs.intraday` to the intraday fields the build needs (an incremental one's
+    from its tail on); an incremental plan falls back to a full build when the stored minute
+    bars of a day it would keep changed since the last build."""
+    timeframe = config.build.intraday_timeframe
+    if plan is not None:
+        recorded = (plan.old_meta.get("intraday") or {}).get("sha256")
+        if recorded != stored_digest(config.data_dir, timeframe, plan.last)["sha256"]:
+            plan, why = None, f"the {timeframe} bars up to {plan.last} changed"
+    start = plan.tail(inputs.prices, symbols)["date"].min() if plan else None
+    inputs.intraday = load_daily_fields(
+        config.data_dir, timeframe, start=start if isinstance(start, dt.date) else None,
+        symbols=symbols, progress=progress)
+    return plan, why
+
+
+def _judged_from(config: AuroraConfig, features: FeatureSet) -> dict[str, dt.date]:
+    """The features reading intraday fields, each judged by the missing gate from its
+    look-back after the first stored day of minute bars."""
+    first = first_stored_day(config.data_dir, config.build.intraday_timeframe)
+    if not features.intraday or first is None:
+        return {}
+    return {name: sessions_forward(first, expr.lookback)
+            for name, expr in features.added.items() if uses_intraday(expr)}
+
+
 def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
                        membership: Membership | None, features: FeatureSet,
                        plan: Incremental | None, progress: Progress | None) -> FeatureFrame:
     """The whole panel in this process, or with `plan` its new sessions merged with the
     last build's rows."""
-    prices = inputs.prices
+    prices = with_intraday(inputs.prices, inputs.intraday)
     frame = compute_panel(plan.tail(prices, symbols) if plan else prices,
                           sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                           actions=inputs.actions, universe=symbols, membership=membership,
-                          extra=features.user, progress=progress,
+                          extra=features.added, progress=progress,
                           shares=(shares_table(inputs.fundamentals, prices, inputs.actions,
                                                PanelInfo()) if plan else None),
                           windowed=plan is not None,
@@ -412,7 +422,7 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
         blocks = compute_out_of_core(history, store.state_dir / SCRATCH / uuid.uuid4().hex,
                                      sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                      actions=inputs.actions, universe=symbols,
-                                     membership=membership, extra=features.user,
+                                     membership=membership, extra=features.added,
                                      runner=runner, progress=progress, months=months)
         start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
         inputs.tail = read_adjusted(exchange, start, last, history.cumulative)
@@ -439,10 +449,14 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                        max_missing_fraction=config.build.max_missing_fraction,
                        min_dispersion=config.build.min_dispersion, extra=extra,
                        membership=chosen.membership, names=features.names,
-                       warmup=features.max_lookback)
+                       warmup=features.max_lookback,
+                       judged_from=_judged_from(config, features))
     note("gates", 1, 1)
     meta = build_meta(frame, summary, inputs, symbols, source, report, features,
                       digest=inputs.prices.height > 0)
+    if features.intraday:
+        meta["intraday"] = stored_digest(config.data_dir, config.build.intraday_timeframe,
+                                         dt.date.fromisoformat(meta["date_range"][1]))
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
                      "new_sessions": _new_sessions(summary, plan),
                      "computed_on": (runner.describe() if runner is not None and plan is None

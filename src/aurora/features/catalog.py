@@ -1,4 +1,5 @@
-"""The 45 features of the panel as expressions (`aurora.features.expr`, `.operators`).
+"""The 45 features of the panel as expressions (`aurora.features.expr`, `.operators`), and
+the intraday family (`INTRADAY`, outside the 45: built with `build.intraday`).
 
 Each entry names a feature, its family, its formula in words and its expression; the
 look-back is the expression's (derived, never typed). Shared parts (`RET_1D`, `MKT`, ...)
@@ -23,6 +24,11 @@ from aurora.features.expr import (
     close,
     dollar_volume,
     high,
+    intraday_close_vwap_gap,
+    intraday_ret_first_30min,
+    intraday_ret_last_30min,
+    intraday_rv_5min,
+    intraday_volume_share_last_30min,
     low,
     open_,
     sector,
@@ -45,7 +51,7 @@ from aurora.features.operators import (
     ZScore,
 )
 
-Family = Literal["price", "volume", "cross_sectional", "residual", "user"]
+Family = Literal["price", "volume", "cross_sectional", "residual", "intraday", "user"]
 TURNOVER_FALLBACK_WINDOW = 250
 # The turnover fallback's level: a typical daily turnover (fraction of shares outstanding) of
 # a US large cap (the S&P 500 sample: median 0.0063-0.0066 on the days whose shares are known).
@@ -216,3 +222,22 @@ RESIDUAL = (
 )
 
 CATALOG: tuple[Feature, ...] = (*PRICE, *VOLUME, *CROSS_SECTIONAL, *RESIDUAL)
+
+# Each day's regular-session bars summed up (aurora.intraday.daily): for day t, the minutes up
+# to t's close, or in the pre-close prediction up to the cut (15:45 New York).
+INTRADAY = (
+    Feature("f_rv_5min_20d", "intraday", "sqrt(mean over 20 sessions of the day's sum of"
+            " squared 5-minute log returns): realised daily volatility from intraday prices",
+            Sqrt(Mean(intraday_rv_5min, 20))),
+    Feature("f_ret_first_30min", "intraday", "ln(close of the first 30 minutes / the day's"
+            " first open): the opening half hour's return", intraday_ret_first_30min),
+    Feature("f_ret_last_30min", "intraday", "ln(the day's last close / the close 30 minutes"
+            " before the day's end): the last half hour's return (up to the cut before the"
+            " close)", intraday_ret_last_30min),
+    Feature("f_close_vwap_gap", "intraday", "ln(the day's last close / the day's"
+            " volume-weighted average price): where the close sits against the day's trading",
+            intraday_close_vwap_gap),
+    Feature("f_volume_share_last_30min_5d", "intraday", "mean over 5 sessions of the share"
+            " of the day's volume traded in its last 30 minutes",
+            Mean(intraday_volume_share_last_30min, 5)),
+)

@@ -27,6 +27,7 @@ from aurora.features.registry import REGISTRY
 from aurora.features.wide import WidePanel, align_wide
 from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
+from aurora.schemas import INTRADAY_FIELDS
 
 
 @dataclass
@@ -66,8 +67,10 @@ def compute_panel(
     """Every feature for every (symbol, session) whose look-backs are full.
 
     prices: adjusted bars (store prices schema; an optional `dollar_volume` column overrides
-    close x volume). sectors: symbol -> sector (None: Aurora's default map). fundamentals:
-    symbol, as_of and shares_outstanding and/or market_cap in USD (point in time from as_of).
+    close x volume; the intraday features read the `intraday_*` columns of
+    `aurora.intraday.daily.with_intraday`). sectors: symbol -> sector (None: Aurora's
+    default map). fundamentals: symbol, as_of and shares_outstanding and/or market_cap in
+    USD (point in time from as_of).
     actions: corporate actions, used only to put shares_outstanding on the volume's basis.
     universe: restrict to these symbols (others are ignored and listed in the result).
     membership: a dated universe's intervals (None: every symbol always a member): series
@@ -94,7 +97,7 @@ def compute_panel(
     fields = {n.name for e in features.values() for n in e.walk() if isinstance(n, Field)}
     report("align", 0, 1)
     panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
-                             actions=actions, optional=sorted(fields & {"vwap"}),
+                             actions=actions, optional=sorted(fields & {"vwap", *INTRADAY_FIELDS}),
                              shares=shares)
     report("align", 1, 1)
     if spans is not None:

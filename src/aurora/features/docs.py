@@ -16,6 +16,8 @@ from aurora.features.ops import MIN_COVERAGE
 from aurora.features.registry import (
     EXPECTED_COUNTS,
     FAMILIES,
+    INTRADAY,
+    INTRADAY_VERSION,
     MAX_LOOKBACK,
     REGISTRY,
     REGISTRY_VERSION,
@@ -79,6 +81,24 @@ def render() -> str:
         lines += [f"| `{s.name}` | {s.lookback} | `{_cell(repr(s.expr))}` | {_cell(s.formula)} |"
                   for s in specs]
         lines.append("")
+    lines += [
+        f"## Intraday ({len(INTRADAY)}, outside the 45)",
+        "",
+        f"Definitions version `{INTRADAY_VERSION}`. Built only when asked for (`aurora build"
+        " --intraday`, `build.intraday = true`), from each day's regular-session minute bars"
+        " stored by `aurora fetch --timeframe 1Min` (or 5Min, `build.intraday_timeframe`),"
+        " summed up per day by `aurora.intraday.daily` into the fields `intraday_*`"
+        " (docs/intraday.md). The value for day t uses minutes up to t's close; in the"
+        " pre-close prediction, up to the cut (15:45 New York). Every field is a log return"
+        " or a share within one session, so no adjustment applies. Rows before the first day"
+        " of stored minutes are null, and the missing gate judges these features only from"
+        " their look-back after it.",
+        "",
+        "| feature | look-back | expression | formula |", "|---|---:|---|---|",
+    ]
+    lines += [f"| `{s.name}` | {s.lookback} | `{_cell(repr(s.expr))}` | {_cell(s.formula)} |"
+              for s in INTRADAY]
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aurora.features.expr import Context, Expr, Field
+from aurora.features.expr import Context, Expr, Field, _Unary
 from aurora.features.parallel import run_blocks
 from aurora.features.wide import WidePanel
 
@@ -144,7 +144,11 @@ def evaluate(
     `panel` holds the fields (`open` ... `dollar_volume`, `shares`); `member` (symbols x
     sessions, bool) limits per-date operators to members; `windowed`: module docstring, 6.
     A node that fails raises its error naming the feature(s) it belongs to."""
-    plan = Plan.of(roots)
+    constant = [name for name, e in roots.items() if e.kind == "const"]
+    if constant:
+        raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
+    plan = Plan.of({name: _Emitted(e) if e.kind == "field" else e
+                    for name, e in roots.items()})
     out = {name: np.empty(emission.rows) for name in roots}
     rows, cols = panel.shape
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
@@ -170,6 +174,13 @@ def evaluate(
         for key in [k for k in whole if plan.last_phase(k) <= phase]:
             del whole[key]
     return out
+
+
+class _Emitted(_Unary):
+    """A feature that is a field itself (`f_x = close`): a copy of the field, so that it is
+    masked and emitted as every computed node is (a field is never computed)."""
+
+    fn = staticmethod(lambda x: np.array(x, dtype=np.float64))
 
 
 def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:

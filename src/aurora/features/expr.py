@@ -35,9 +35,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from aurora.schemas import INTRADAY_FIELDS
+
 Kind = str  # "field" | "const" | "elementwise" | "series" | "cross" | "market" | "custom"
 FIELDS = ("open", "high", "low", "close", "volume", "vwap", "dollar_volume",
-          "shares_outstanding")
+          "shares_outstanding", *INTRADAY_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,9 @@ def _expr(x: Any) -> Expr:
 # -- leaves ---------------------------------------------------------------------------------
 class Field(Expr):
     """An input array: `open high low close vwap` (adjusted as of each date), `volume` (same
-    basis), `dollar_volume` (USD traded), `shares_outstanding` (known at t, volume basis)."""
+    basis), `dollar_volume` (USD traded), `shares_outstanding` (known at t, volume basis),
+    and each day's intraday summaries `intraday_*` (`aurora.intraday.daily`: log returns
+    and shares within the day, present only in a build with intraday features)."""
 
     kind = "field"
 
@@ -176,6 +180,10 @@ sector = Group()
 open_, high, low, close = Field("open"), Field("high"), Field("low"), Field("close")
 volume, vwap, dollar_volume = Field("volume"), Field("vwap"), Field("dollar_volume")
 shares_outstanding = Field("shares_outstanding")
+intraday_rv_5min, intraday_ret_first_30min, intraday_ret_last_30min = (
+    Field(n) for n in INTRADAY_FIELDS[:3])
+intraday_close_vwap_gap, intraday_volume_share_last_30min = (
+    Field(n) for n in INTRADAY_FIELDS[3:])
 
 
 # -- element-wise ---------------------------------------------------------------------------

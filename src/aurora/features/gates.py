@@ -252,16 +252,26 @@ def gate_dispersion(
     return results
 
 
-def gate_missing(frame: Judged, max_fraction: float) -> list[GateResult]:
+def gate_missing(frame: Judged, max_fraction: float,
+                 judged_from: Mapping[str, dt.date] | None = None) -> list[GateResult]:
+    """Each feature missing on at most `max_fraction` of the rows; a feature of
+    `judged_from` only on the rows dated from its date on (one whose input starts later
+    than the prices: the intraday family), and not at all when no row is that late."""
     summary = _summary(frame)
     names = summary.features
     if summary.height == 0:
         return [GateResult("missing", False, "no rows")]
-    frac = summary.nulls_by_date.select(pl.col(names).sum() / summary.height).row(0, named=True)
+    by_date = summary.nulls_by_date
+    starts = judged_from or {}
+    frac = {}
+    for n in names:
+        judged = by_date.filter(pl.col("date") >= starts[n]) if n in starts else by_date
+        rows = int(judged["rows"].sum()) if judged.height else 0
+        frac[n] = float(judged[n].sum()) / rows if rows else 0.0
     results = []
     for n in names:
         if frac[n] > max_fraction:
-            worst = (summary.nulls_by_date.filter(pl.col(n) > 0)
+            worst = (by_date.filter(pl.col(n) > 0)
                      .sort([n, "date"], descending=[True, False]).head(MAX_LISTED))
             syms = (summary.by_symbol.filter(pl.col(n) > 0)
                     .sort([n, "symbol"], descending=[True, False]).head(5))
@@ -289,24 +299,28 @@ def run_gates(
     excused: Mapping[str, str] | None = None,
     names: Sequence[str] = FEATURE_NAMES,
     warmup: int = MAX_LOOKBACK,
+    judged_from: Mapping[str, dt.date] | None = None,
 ) -> GateReport:
     """Run every data gate on `frame` (date, symbol, features); `extra` appends results of
     gates computed elsewhere (the lookahead check). `membership`: a dated universe's
     intervals (coverage is expected on member dates only). `names`: the features expected
-    (the registry's, plus user features); `warmup`: their largest look-back."""
+    (the registry's, plus user features); `warmup`: their largest look-back; `judged_from`:
+    features whose missing share counts only from a date on (`gate_missing`)."""
     summary = _summary(frame)
     results = [gate_feature_count(summary, names), gate_types(summary)]
     if "date" in summary.columns and "symbol" in summary.columns and summary.dispersion.width:
         results += [gate_symbols(summary, universe, last_bar, membership, excused, warmup),
                     gate_sessions(summary, last_bar, membership)]
         results += gate_dispersion(summary, min_dispersion)
-        results += gate_missing(summary, max_missing_fraction)
+        results += gate_missing(summary, max_missing_fraction, judged_from)
     return GateReport(results + list(extra))
 
 
 def perturb_after(prices: pl.DataFrame, cutoff: dt.date, seed: int = 0) -> pl.DataFrame:
     """Multiply every bar strictly after `cutoff` by random factors (prices 0.5-1.5, the same
-    factor for a bar's open/high/low/close; volume 0.2-5) and drop 5% of those bars."""
+    factor for a bar's open/high/low/close; volume 0.2-5), every other number column of the
+    bar (vwap, the intraday fields) by a factor of its own (0.5-1.5), and drop 5% of those
+    bars."""
     rng = np.random.default_rng(seed)
     n = prices.height
     after = prices["date"] > cutoff
@@ -317,6 +331,11 @@ def perturb_after(prices: pl.DataFrame, cutoff: dt.date, seed: int = 0) -> pl.Da
     cols.append(pl.col("volume") * pl.Series(vf))
     if "dollar_volume" in prices.columns:
         cols.append(pl.col("dollar_volume") * pl.Series(pf * vf))
+    done = {"open", "high", "low", "close", "volume", "dollar_volume"}
+    for name, dtype in prices.schema.items():
+        if name not in done and dtype.is_float():
+            cols.append(pl.col(name) * pl.Series(np.where(after.to_numpy(),
+                                                          rng.uniform(0.5, 1.5, n), 1.0)))
     return prices.with_columns(cols).filter(pl.Series(keep))
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from aurora.errors import ConfigError
+from aurora.features import expr as expr_module
 from aurora.features.expr import (
     Abs,
     Binary,
@@ -83,6 +84,7 @@ from aurora.features.operators import (
     Winsorize,
     ZScore,
 )
+from aurora.schemas import INTRADAY_FIELDS
 
 MAX_NESTING = 64  # parentheses, calls and unary minus inside each other (the parser recurses)
 MAX_DEPTH = 200  # depth of the expression tree (repr and equality recurse)
@@ -168,6 +170,7 @@ _SIGNATURES: dict[str, _Signature] = {
 _FIELDS: dict[str, Expr] = {
     "open": open_, "high": high, "low": low, "close": close, "volume": volume, "vwap": vwap,
     "dollar_volume": dollar_volume, "shares_outstanding": shares_outstanding,
+    **{name: getattr(expr_module, name) for name in INTRADAY_FIELDS},
 }
 
 NAMES: dict[str, object] = {

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-from aurora.features.catalog import CATALOG
+from aurora.features.catalog import CATALOG, INTRADAY
 from aurora.features.expr import Expr
 from aurora.features.grammar import FeatureDefinitionError, Locate, _parse_located
 from aurora.features.operators import Custom
@@ -36,7 +36,8 @@ from aurora.features.operators import Custom
 USER_MODULES = "aurora_user_features"  # a Python feature file runs as USER_MODULES.<stem>
 
 NAME_PATTERN = re.compile(r"f_[a-z0-9_]+")
-BUILTIN_NAMES = frozenset(f.name for f in CATALOG)
+CONSTANT = "a constant is the same for every symbol and date: a feature reads a field"
+BUILTIN_NAMES = frozenset(f.name for f in (*CATALOG, *INTRADAY))
 
 
 def load_user_features(path: Path) -> dict[str, Expr]:
@@ -137,6 +138,8 @@ def _load_toml(path: Path, text: str) -> dict[str, Expr]:
             out[name] = _parse_located(value, source, places.string_locator(keys, value))
         except FeatureDefinitionError as exc:
             raise exc.for_feature(name) from None
+        if out[name].kind == "const":
+            fail(CONSTANT, keys, name)
     return out
 
 
@@ -367,6 +370,8 @@ def _load_python(path: Path, text: str) -> dict[str, Expr]:
                 f"FEATURES[{name!r}] is {type(value).__name__} {_short(value)}, not an "
                 "expression (build one from the fields and operators, e.g. Mean(close, 20))",
                 source=source, line=line, feature=name)
+        if value.kind == "const":
+            raise FeatureDefinitionError(CONSTANT, source=source, line=line, feature=name)
         out[name] = value
     _check_customs(out, source, text)
     return out

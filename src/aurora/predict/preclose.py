@@ -11,7 +11,9 @@ cut is read: a minute bar that ends after it is left out.
 
 **The features** (`preclose_features`): for each day, the registry's (and the user's)
 features computed on the history before the day plus its partial bar, the engine in
-windowed mode over the largest look-back + 20 sessions, emitting that day's row only.
+windowed mode over the largest look-back + 20 sessions, emitting that day's row only. With
+the intraday family, the partial bar carries the day's intraday fields computed from the
+same minutes up to the cut (`cut_fields`), the history the full days' fields.
 
 **Timing.** A pre-close row of day t is traded at t's close: its label is
 close[t + horizon] / close[t] - 1. That is the label of the close-to-close row of the
@@ -36,6 +38,7 @@ from aurora.calendar import previous_session, session_close_utc, session_open_ut
 from aurora.features.builder import BuildInputs, FeatureSet
 from aurora.features.compute import compute_panel
 from aurora.features.panel import PanelInfo, bar_spans, shares_table
+from aurora.intraday.daily import daily_fields, with_intraday
 from aurora.progress import Progress, Steps
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -72,6 +75,12 @@ def partial_bars(minutes: pl.DataFrame, cut_time: dt.time, bar_minutes: int = 1
                  pl.col("close").last(), pl.col("volume").sum(), vwap.alias("vwap"),
                  pl.col("trade_count").sum())
             .sort("symbol", "date"))
+
+
+def cut_fields(minutes: pl.DataFrame, cut_time: dt.time) -> pl.DataFrame:
+    """The intraday fields (`aurora.intraday.daily`) of each (symbol, date) of `minutes`
+    (1-minute bars) from the bars ended by the day's cut: no minute after it is read."""
+    return daily_fields(minutes, end_of=lambda day: cut_instant(day, cut_time))
 
 
 def adjust_partial(partial: pl.DataFrame, adjusted: pl.DataFrame, raw: pl.DataFrame,
@@ -125,8 +134,9 @@ def preclose_features(inputs: BuildInputs, partial_adjusted: pl.DataFrame,
                       progress: Progress | None = None) -> pl.DataFrame:
     """The feature rows of each of `days`, computed on the adjusted history before the day
     and its (adjusted) partial bar: date, symbol, the features. A day without partial
-    bars has no rows."""
-    history = inputs.prices
+    bars has no rows. With the intraday family, `inputs.intraday` holds the history's
+    intraday fields and `partial_adjusted` the days' fields to the cut (`cut_fields`)."""
+    history = with_intraday(inputs.prices, inputs.intraday if features.intraday else None)
     spans = bar_spans(history)
     shares = shares_table(inputs.fundamentals, history, inputs.actions, PanelInfo())
     lookback = features.max_lookback + 20
@@ -140,7 +150,7 @@ def preclose_features(inputs: BuildInputs, partial_adjusted: pl.DataFrame,
             frame = compute_panel(
                 pl.concat([window, today], how="vertical_relaxed").sort("symbol", "date"),
                 sectors=inputs.sectors, fundamentals=inputs.fundamentals,
-                actions=inputs.actions, universe=symbols, extra=features.user,
+                actions=inputs.actions, universe=symbols, extra=features.added,
                 shares=shares, windowed=True, spans=_spans_through(spans, day),
                 since=np.datetime64(day), until=np.datetime64(day), workers=1)
             out.append(frame.features.filter(pl.col("date") == day))

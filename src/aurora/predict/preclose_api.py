@@ -18,6 +18,7 @@ from aurora.calendar import previous_session, sessions_back
 from aurora.config import AuroraConfig
 from aurora.errors import DataValidationError, StoreError
 from aurora.features.builder import FeatureSet, load_inputs
+from aurora.intraday.daily import load_daily_fields, with_intraday
 from aurora.intraday.store import intraday_store, read_intraday, stored_days
 from aurora.predict import metrics
 from aurora.predict.dataset import build_panel
@@ -26,6 +27,7 @@ from aurora.predict.models import models_from_config
 from aurora.predict.preclose import (
     adjust_partial,
     as_decision_rows,
+    cut_fields,
     cut_instant,
     partial_bars,
     preclose_features,
@@ -108,6 +110,11 @@ def predict_preclose(store: Store, config: AuroraConfig, minutes: pl.DataFrame,
                                   "nothing to rank before the close")
     raw = read_prices(store, start=sessions_back(day, 10), end=previous_session(day))
     adjusted = adjust_partial(partial, inputs.prices, raw, inputs.actions)
+    if features_set.intraday:
+        inputs.intraday = _intraday_history(
+            config, symbols, sessions_back(day, features_set.max_lookback + 25))
+        adjusted = with_intraday(adjusted, cut_fields(minutes.filter(pl.col("date") == day),
+                                                      cut))
     rows = preclose_features(inputs, adjusted, [day], features=features_set, symbols=symbols)
     feature_date = previous_session(day)
     history = read_features(store, end=feature_date)
@@ -151,12 +158,20 @@ def evaluate_preclose(store: Store, config: AuroraConfig, *,
     chosen = _universe(store, config, universe)
     symbols = list(chosen.symbols)
     cut = config.stream.cut_time
-    partial = pl.concat([partial_bars(read_intraday(config.data_dir, MINUTES, start=d, end=d,
-                                                    symbols=symbols), cut)
-                         for d in days], how="vertical_relaxed")
+    features_set = FeatureSet.configured(config)
+    partial, fields = [], []
+    for d in days:
+        minutes = read_intraday(config.data_dir, MINUTES, start=d, end=d, symbols=symbols)
+        partial.append(partial_bars(minutes, cut))
+        if features_set.intraday:
+            fields.append(cut_fields(minutes, cut))
     raw = read_prices(store, start=sessions_back(days[0], 10), end=days[-1])
-    adjusted = adjust_partial(partial, inputs.prices, raw, inputs.actions)
-    rows = preclose_features(inputs, adjusted, days, features=FeatureSet.configured(config),
+    adjusted = adjust_partial(pl.concat(partial, how="vertical_relaxed"), inputs.prices, raw,
+                              inputs.actions)
+    if features_set.intraday:
+        inputs.intraday = _intraday_history(config, symbols)
+        adjusted = with_intraday(adjusted, pl.concat(fields))
+    rows = preclose_features(inputs, adjusted, days, features=features_set,
                              symbols=symbols, progress=progress)
     close = read_features(store).filter(pl.col("symbol").is_in(symbols))
     summary = _score_both(close, as_decision_rows(rows).select(close.columns), inputs.prices,
@@ -167,6 +182,13 @@ def evaluate_preclose(store: Store, config: AuroraConfig, *,
         atomic_write_json(txn.path(EVALUATION_PRECLOSE), summary)
         txn.describe(EVALUATION_PRECLOSE, status=summary["status"])
     return summary
+
+
+def _intraday_history(config: AuroraConfig, symbols: list[str],
+                      start: dt.date | None = None) -> pl.DataFrame:
+    """The intraday fields of the stored full days (the intraday family's history)."""
+    return load_daily_fields(config.data_dir, config.build.intraday_timeframe, start=start,
+                             symbols=symbols)
 
 
 def _score_both(close: pl.DataFrame, pre: pl.DataFrame, prices: pl.DataFrame,

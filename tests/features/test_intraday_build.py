@@ -1,0 +1,165 @@
+"""The intraday family in a build: computed from the stored minute bars, judged from their
+first day, incremental like the rest (a restated minute day makes a full build), and
+refused where it cannot run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
+from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.features.builder import build_features
+from aurora.intraday.daily import daily_fields
+from aurora.intraday.store import intraday_store, write_days
+from aurora.schemas import INTRADAY_SCHEMA
+from aurora.store import Store
+from aurora.store.datasets import read_features
+from aurora_testbed.synthetic.minutes import minute_bars
+
+from .conftest import random_panel
+from .test_build import _seed
+
+PANEL = random_panel(n_sessions=330, seed=5)
+DATES = sorted(PANEL["date"].unique().to_list())
+MINUTE_DAYS = DATES[-45:]
+INTRADAY_NAMES = ["f_rv_5min_20d", "f_ret_first_30min", "f_ret_last_30min",
+                  "f_close_vwap_gap", "f_volume_share_last_30min_5d"]
+
+
+def _minutes(days: list) -> pl.DataFrame:
+    daily = PANEL.filter(pl.col("date").is_in(days))
+    return minute_bars(daily, 1).with_columns(
+        date=pl.col("timestamp").dt.convert_time_zone("America/New_York").dt.date()
+    ).select(list(INTRADAY_SCHEMA)).cast(INTRADAY_SCHEMA)  # type: ignore[arg-type]
+
+
+def _store_minutes(data, minutes: pl.DataFrame) -> None:
+    store = intraday_store(data, "1Min")
+    with store.transaction("fetch-1min", base=store.current_version()) as txn:
+        write_days(txn, minutes)
+
+
+def _config(data, **build) -> AuroraConfig:
+    return AuroraConfig(data_dir=data, build=BuildConfig(intraday=True, **build))
+
+
+@pytest.fixture(scope="module")
+def minutes() -> pl.DataFrame:
+    return _minutes(MINUTE_DAYS)
+
+
+def test_a_build_with_intraday_adds_the_family_from_the_stored_minutes(tmp_path, minutes):
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    _store_minutes(data, minutes)
+    result = build_features(store, _config(data), lookahead=True)
+    assert result.gates.passed
+    meta = result.meta
+    assert meta["feature_count"] == 50 and meta["feature_types"]["intraday"] == 5
+    assert meta["intraday"]["days"] == len(MINUTE_DAYS)
+    assert "intraday features from 45 stored day(s) of 1Min bars" in "\n".join(
+        result.summary_lines())
+    got = read_features(store)
+    assert got.columns[-5:] == INTRADAY_NAMES
+    fields = daily_fields(minutes)
+    joined = got.join(fields, on=["symbol", "date"], how="left")
+    early = joined.filter(pl.col("date") < MINUTE_DAYS[0])
+    assert early.height and early["f_ret_first_30min"].null_count() == early.height
+    late = joined.filter(pl.col("date") >= MINUTE_DAYS[0])
+    assert late["f_ret_first_30min"].to_list() == late["intraday_ret_first_30min"].to_list()
+    assert late["f_close_vwap_gap"].to_list() == late["intraday_close_vwap_gap"].to_list()
+    # the 20-session realised volatility, independently: a rolling mean in pandas
+    one = fields.filter(pl.col("symbol") == "AAA").to_pandas().set_index("date")
+    want = np.sqrt(one["intraday_rv_5min"].rolling(20).mean())
+    have = got.filter(pl.col("symbol") == "AAA").to_pandas().set_index("date")
+    both = want.dropna().index
+    assert len(both) == len(MINUTE_DAYS) - 19
+    np.testing.assert_allclose(have.loc[both, "f_rv_5min_20d"], want.loc[both], rtol=1e-12)
+    share = one["intraday_volume_share_last_30min"].rolling(5).mean().dropna()
+    np.testing.assert_allclose(have.loc[share.index, "f_volume_share_last_30min_5d"], share,
+                               rtol=1e-12)
+    assert all(math.isfinite(v) for v in have.loc[both, "f_ret_last_30min"])
+
+
+def test_the_default_build_stays_at_45(tmp_path, minutes):
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    _store_minutes(data, minutes)
+    result = build_features(store, AuroraConfig(data_dir=data), lookahead=False)
+    assert result.meta["feature_count"] == 45 and "intraday" not in result.meta
+
+
+def test_intraday_builds_are_incremental_and_a_restated_minute_day_makes_a_full_one(
+        tmp_path, minutes):
+    data = tmp_path / "data"
+    store, config = Store(data), _config(data)
+    cut = DATES[-6]
+    _seed(store, PANEL.filter(pl.col("date") <= cut))
+    _store_minutes(data, minutes.filter(pl.col("date") <= cut))
+    build_features(store, config, lookahead=False)
+    _seed(store, PANEL)
+    _store_minutes(data, minutes.filter(pl.col("date") > cut))
+    result = build_features(store, config, lookahead=False)
+    assert result.meta["build"]["mode"] == "incremental", result.meta["build"]
+    incremental = read_features(store)
+    full = build_features(store, config, lookahead=False, incremental=False)
+    assert full.meta["build"]["mode"] == "full"
+    whole = read_features(store)
+    assert incremental.select("symbol", "date").equals(whole.select("symbol", "date"))
+    for name in INTRADAY_NAMES:
+        np.testing.assert_allclose(incremental[name].to_numpy(), whole[name].to_numpy(),
+                                   rtol=1e-9, equal_nan=True, err_msg=name)
+    # a minute day before the last build restated: the next build is a full one, and says why
+    day = MINUTE_DAYS[3]
+    _store_minutes(data, minutes.filter(pl.col("date") == day)
+                   .with_columns(pl.col("close") * 1.01))
+    _seed(store, PANEL)
+    again = build_features(store, config, lookahead=False)
+    assert again.meta["build"]["mode"] == "full"
+    assert again.meta["build"]["reason"] == f"the 1Min bars up to {DATES[-1]} changed"
+
+
+def test_without_stored_minutes_the_build_says_what_to_fetch(tmp_path):
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    before = store.current_version()
+    with pytest.raises(StoreError, match=r"aurora fetch --timeframe 1Min"):
+        build_features(store, _config(data), lookahead=False)
+    assert store.current_version() == before
+
+
+def test_out_of_core_intraday_builds_are_refused_with_the_setting_named(tmp_path, minutes):
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    config = AuroraConfig(data_dir=data, build=BuildConfig(intraday=True),
+                          compute=ComputeConfig(out_of_core=True))
+    with pytest.raises(ConfigError, match=r"build\.intraday: .*compute\.out_of_core"):
+        build_features(store, config)
+
+
+def test_a_lookahead_in_the_intraday_inputs_is_caught(tmp_path, minutes):
+    """The lookahead proof perturbs the intraday fields after its cutoff too: a user
+    feature reading tomorrow's first half hour fails it."""
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    _store_minutes(data, minutes)
+    features = tmp_path / "peek.py"
+    features.write_text(
+        "import numpy as np\n"
+        "from aurora.features import custom, intraday_ret_first_30min\n"
+        "def tomorrow(x):\n"
+        "    out = np.full_like(x, np.nan)\n"
+        "    out[:, :-1] = x[:, 1:]\n"
+        "    return out\n"
+        "FEATURES = {'f_peek': custom(tomorrow, intraday_ret_first_30min, lookback=0)}\n")
+    with pytest.raises(DataValidationError, match="f_peek"):
+        build_features(store, _config(data, features=features))
