@@ -324,7 +324,8 @@ def build_features(
                                              inputs.sha256, chosen, features.hash,
                                              REGISTRY_VERSION, features.max_lookback)
             if features.intraday:
-                plan, why = _load_intraday(config, inputs, symbols, plan, why, progress)
+                plan, why = _load_intraday(config, inputs, symbols, features, plan, why,
+                                           progress)
             if plan is None and (runner is not None or out_of_core):
                 blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
                                               features, runner, progress,
@@ -357,20 +358,26 @@ def build_features(
 
 
 def _load_intraday(config: AuroraConfig, inputs: BuildInputs, symbols: list[str],
-                   plan: Incremental | None, why: str, progress: Progress | None
-                   ) -> tuple[Incremental | None, str]:
-    """Set `inputs.intraday` to the intraday fields the build needs (an incremental one's
-    from its tail on); an incremental plan falls back to a full build when the stored minute
-    bars of a day it would keep changed since the last build."""
+                   features: FeatureSet, plan: Incremental | None, why: str,
+                   progress: Progress | None) -> tuple[Incremental | None, str]:
+    """Set `inputs.intraday` to the intraday fields the build needs; an incremental plan
+    falls back to a full build when the stored minute bars of a day it would keep changed
+    since the last build. An incremental build reads the minute days of the intraday
+    features' own look-back before its first new session, and of the lookahead proof's
+    window (its cutoff's look-back + 20 sessions), not the whole tail of the 45."""
     timeframe = config.build.intraday_timeframe
     if plan is not None:
         recorded = (plan.old_meta.get("intraday") or {}).get("sha256")
         if recorded != stored_digest(config.data_dir, timeframe, plan.last)["sha256"]:
             plan, why = None, f"the {timeframe} bars up to {plan.last} changed"
-    start = plan.tail(inputs.prices, symbols)["date"].min() if plan else None
-    inputs.intraday = load_daily_fields(
-        config.data_dir, timeframe, start=start if isinstance(start, dt.date) else None,
-        symbols=symbols, progress=progress)
+    start = None
+    last = inputs.prices["date"].max()
+    if plan is not None and isinstance(last, dt.date):
+        reach = max(e.lookback for e in features.added.values() if uses_intraday(e))
+        start = min(sessions_back(plan.first_new, reach),
+                    sessions_back(sessions_back(last, LOOKAHEAD_TAIL), reach + 20))
+    inputs.intraday = load_daily_fields(config.data_dir, timeframe, start=start,
+                                        symbols=symbols, progress=progress)
     return plan, why
 
 

@@ -34,9 +34,11 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from aurora.calendar import session_close_utc, session_open_utc
+from aurora.errors import DataValidationError
 from aurora.intraday.store import read_intraday
 from aurora.progress import Progress, Steps
 from aurora.schemas import INTRADAY_FIELDS
@@ -63,7 +65,9 @@ def daily_fields(bars: pl.DataFrame, *, bar_minutes: int = 1,
     """One row per (symbol, date) of `bars` (intraday schema) with a regular-session bar:
     date, symbol and FIELDS (Float64), sorted by (symbol, date). `end_of(day)`: the UTC
     instant a day's bars must end by (default: the session's close); see the module
-    docstring for the fields and what makes one null."""
+    docstring for the fields and what makes one null. A row depends on its own day's bars
+    only, to the last bit: each sum runs over that day's bars in time order, whatever else
+    `bars` holds."""
     if bar_minutes not in (1, 5):
         raise ValueError(f"intraday features need 1- or 5-minute bars, not {bar_minutes}")
     schema = {"date": pl.Date, "symbol": pl.String, **{f: pl.Float64 for f in FIELDS}}
@@ -76,51 +80,97 @@ def daily_fields(bars: pl.DataFrame, *, bar_minutes: int = 1,
             .filter((pl.col("timestamp") >= pl.col("_open"))
                     & (pl.col("timestamp") + length <= pl.col("_end")))
             .sort("symbol", "date", "timestamp")
-            .with_columns(
+            .select(
+                "symbol", "date", "open", "close", "volume",
+                pl.col("vwap").fill_null(pl.col("close")).alias("price"),
                 ((pl.col("timestamp") - pl.col("_open")).dt.total_minutes()
-                 // RETURN_MINUTES).alias("_bucket"),
-                (pl.col("timestamp") + length).alias("_ends"),
-                pl.col("vwap").fill_null(pl.col("close")).alias("_price")))
-    day = ["symbol", "date"]
-    per_day = kept.group_by(day, maintain_order=True).agg(
-        pl.col("open").first().alias("_first_open"),
-        pl.col("close").last().alias("_last_close"),
-        pl.col("close").filter(pl.col("_ends") <= pl.col("_open") + EDGE).last()
-        .alias("_close_30"),
-        pl.col("close").filter(pl.col("_ends") <= pl.col("_end") - EDGE).last()
-        .alias("_close_before"),
-        pl.col("volume").sum().alias("_volume"),
-        pl.col("volume").filter(pl.col("timestamp") >= pl.col("_end") - EDGE).sum()
-        .alias("_volume_last"),
-        (pl.col("_price") * pl.col("volume")).sum().alias("_value"))
-    buckets = (kept.group_by([*day, "_bucket"], maintain_order=True)
-               .agg(pl.col("close").last().alias("_close"), pl.col("open").first()
-                    .alias("_open_price"))
-               .with_columns(pl.col("_close").shift(1).over(day).alias("_prev")))
-    first_bucket = pl.col("_prev").is_null()
-    returns = buckets.with_columns(
-        pl.when(first_bucket).then(pl.col("_close") / pl.col("_open_price"))
-        .otherwise(pl.col("_close") / pl.col("_prev")).log().alias("_r"))
-    rv = returns.group_by(day).agg(
-        pl.when(pl.len() >= 2).then((pl.col("_r") ** 2).sum()).alias(RV))
-    volume = pl.col("_volume")
-    out = per_day.join(rv, on=day, how="left").select(
-        "date", "symbol", RV,
-        (pl.col("_close_30") / pl.col("_first_open")).log().alias(RET_FIRST),
-        (pl.col("_last_close") / pl.col("_close_before")).log().alias(RET_LAST),
-        pl.when(volume > 0).then((pl.col("_last_close") * volume / pl.col("_value")).log())
-        .alias(VWAP_GAP),
-        pl.when(volume > 0).then(pl.col("_volume_last") / volume).alias(VOLUME_LAST))
-    return out.collect().cast(schema).sort("symbol", "date")  # type: ignore[arg-type]
+                 // RETURN_MINUTES).alias("bucket"),
+                (pl.col("timestamp") + length <= pl.col("_open") + EDGE).alias("early"),
+                (pl.col("timestamp") + length <= pl.col("_end") - EDGE).alias("before"),
+                (pl.col("timestamp") >= pl.col("_end") - EDGE).alias("late"))
+            .collect())
+    if kept.height == 0:
+        return pl.DataFrame(schema=schema)
+    key = kept.select("symbol", "date")
+    changed = ((pl.col("symbol") != pl.col("symbol").shift(1))
+               | (pl.col("date") != pl.col("date").shift(1))).fill_null(True)
+    starts = np.flatnonzero(key.select(changed).to_series().to_numpy())  # each day's first bar
+    a = {c: kept[c].to_numpy() for c in ("open", "close", "volume", "price", "bucket")}
+    early, before, late = (kept[c].to_numpy() for c in ("early", "before", "late"))
+    ends = np.r_[starts[1:], kept.height]
+    volume = np.add.reduceat(a["volume"], starts)
+    with np.errstate(all="ignore"):
+        out = {
+            RV: _realised_variance(a["open"], a["close"], a["bucket"], starts),
+            RET_FIRST: _log_ratio(_last_where(a["close"], early, starts),
+                                  a["open"][starts]),
+            RET_LAST: _log_ratio(a["close"][ends - 1],
+                                 _last_where(a["close"], before, starts)),
+            VWAP_GAP: np.where(volume > 0, _log_ratio(
+                a["close"][ends - 1] * volume,
+                np.add.reduceat(a["price"] * a["volume"], starts)), np.nan),
+            VOLUME_LAST: np.where(volume > 0, np.add.reduceat(
+                np.where(late, a["volume"], 0.0), starts) / volume, np.nan),
+        }
+    frame = key[starts].with_columns(
+        *[pl.Series(name, values).fill_nan(None) for name, values in out.items()])
+    return frame.select("date", "symbol", *FIELDS).cast(schema)  # type: ignore[arg-type]
+
+
+def _log_ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """ln(numerator / denominator), NaN where either is missing or not positive."""
+    ok = (numerator > 0) & (denominator > 0)
+    return np.where(ok, np.log(np.where(ok, numerator / np.where(ok, denominator, 1.0), 1.0)),
+                    np.nan)
+
+
+def _last_where(values: np.ndarray, mask: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per day (rows starts[i] .. starts[i+1] - 1, in time order, `mask` true on a prefix of
+    them): the value of the last row where `mask` holds, NaN when none does."""
+    count = np.add.reduceat(mask.astype(np.int64), starts)
+    return np.where(count > 0, values[np.maximum(starts + count - 1, 0)], np.nan)
+
+
+def _realised_variance(opens: np.ndarray, closes: np.ndarray, buckets: np.ndarray,
+                       starts: np.ndarray) -> np.ndarray:
+    """Per day: the sum of squared log returns between the closes of its 5-minute buckets
+    (the first from the day's first open); NaN with fewer than two buckets."""
+    n = len(closes)
+    day_start = np.zeros(n, dtype=bool)
+    day_start[starts] = True
+    last_of_bucket = np.r_[(buckets[1:] != buckets[:-1]) | day_start[1:], True]
+    rows = np.flatnonzero(last_of_bucket)  # the row of each bucket's close
+    day_of = np.cumsum(day_start) - 1
+    first_bucket = np.r_[True, day_of[rows[1:]] != day_of[rows[:-1]]]
+    previous = np.where(first_bucket, opens[starts][day_of[rows]],
+                        np.r_[np.nan, closes[rows[:-1]]])
+    squared = np.log(closes[rows] / previous) ** 2
+    bucket_starts = np.flatnonzero(first_bucket)
+    count = np.diff(np.r_[bucket_starts, len(rows)])
+    return np.where(count >= 2, np.add.reduceat(squared, bucket_starts), np.nan)
+
+
+def summarizer(timeframe: str) -> Callable[[pl.DataFrame], pl.DataFrame] | None:
+    """What `intraday.store.write_days` stores beside a day's `timeframe` bars: their
+    `daily_fields`, for 1Min and 5Min bars (None for longer bars, which have none)."""
+    if timeframe not in TIMEFRAMES:
+        return None
+    minutes = 1 if timeframe == "1Min" else 5
+    return lambda bars: daily_fields(bars, bar_minutes=minutes)
 
 
 def load_daily_fields(data_dir: Path, timeframe: str, *, start: dt.date | None = None,
                       end: dt.date | None = None, symbols: Collection[str] | None = None,
                       progress: Progress | None = None) -> pl.DataFrame:
     """`daily_fields` of the stored `timeframe` bars (1Min or 5Min) dated within
-    [start, end], read `DAYS_PER_READ` parts at a time. StoreError when no bars of
-    `timeframe` are stored (`aurora fetch --timeframe`), ValueError for another timeframe."""
-    if timeframe not in TIMEFRAMES:
+    [start, end]: each day's stored summary when the store holds one (`intraday.store`,
+    checked against its manifest sha256), else computed from its bars (read `DAYS_PER_READ`
+    parts at a time, each day summed up alone, as `write_days` stores it: a sum's last bits
+    depend on which rows are summed together, and stored and computed values are equal). StoreError when no bars of `timeframe` are stored (`aurora fetch
+    --timeframe`), ValueError for another timeframe, DataValidationError for a summary
+    part whose columns are not FIELDS'."""
+    summarize = summarizer(timeframe)
+    if summarize is None:
         raise ValueError(f"intraday features are computed from {' or '.join(TIMEFRAMES)} bars,"
                          f" not {timeframe}")
     from aurora.intraday.store import intraday_store, stored_days
@@ -130,18 +180,41 @@ def load_daily_fields(data_dir: Path, timeframe: str, *, start: dt.date | None =
     if version is None:  # read_intraday says what to run
         read_intraday(data_dir, timeframe)
     assert version is not None
-    days = [d for d in stored_days(store.manifest(version))
+    manifest = store.manifest(version)
+    days = [d for d in stored_days(manifest)
             if (start is None or d >= start) and (end is None or d <= end)]
-    minutes = 1 if timeframe == "1Min" else 5
+    summaries = stored_days(manifest, fields=True)
+    kept = [d for d in days if d in summaries]
+    missing = [d for d in days if d not in summaries]
     steps = Steps(progress, "intraday fields", len(days))
-    out = []
-    for i in range(0, len(days), DAYS_PER_READ):
-        chunk = days[i:i + DAYS_PER_READ]
+    out = [_read_summaries(store, version, [summaries[d] for d in kept], symbols)]
+    steps.step(len(kept))
+    for i in range(0, len(missing), DAYS_PER_READ):
+        chunk = missing[i:i + DAYS_PER_READ]
         bars = read_intraday(data_dir, timeframe, start=chunk[0], end=chunk[-1],
                              symbols=symbols, version=version)
-        out.append(daily_fields(bars, bar_minutes=minutes))
+        out += [summarize(bars.filter(pl.col("date") == day)) for day in chunk]
         steps.step(len(chunk))
-    return (pl.concat(out) if out else daily_fields(pl.DataFrame())).sort("symbol", "date")
+    return pl.concat(out).sort("symbol", "date")
+
+
+def _read_summaries(store: Any, version: str, names: list[str],
+                    symbols: Collection[str] | None) -> pl.DataFrame:
+    """The stored summary parts `names` of `store` (an intraday store) version `version`,
+    each verified against the manifest, rows of `symbols` (None: all)."""
+    empty = daily_fields(pl.DataFrame())
+    if not names:
+        return empty
+    paths = [store.verified_path(name, version) for name in names]
+    for name, path in zip(names, paths, strict=True):
+        columns = pl.read_parquet_schema(path)
+        if dict(columns) != dict(empty.schema):
+            raise DataValidationError(f"{name} of {store.root} version {version}: columns "
+                                      f"{', '.join(columns)}, expected {', '.join(empty.columns)}")
+    scan = pl.scan_parquet(paths, hive_partitioning=False)
+    if symbols is not None:
+        scan = scan.filter(pl.col("symbol").is_in(sorted(set(symbols))))
+    return scan.collect()
 
 
 def with_intraday(prices: pl.DataFrame, fields: pl.DataFrame | None) -> pl.DataFrame:

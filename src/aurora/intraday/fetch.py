@@ -44,6 +44,7 @@ from aurora.fetch.batches import BatchRequest, Checkpoint, clean_checkpoints, pl
 from aurora.fetch.client import RECENT_SIP_DELAY, AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.source import PriceSource
+from aurora.intraday.daily import summarizer
 from aurora.intraday.store import (
     DATASET,
     bar_minutes,
@@ -278,7 +279,7 @@ def _publish(config: AuroraConfig, store: Store, runs: list[list[BatchRequest]],
                 where = f"{timeframe} bars of {day}"
                 found = validate_intraday(bars, day_daily, timeframe, config.intraday, where)
                 report.validation.merge(found)
-                write_days(txn, bars)
+                write_days(txn, bars, summarizer(timeframe))
                 report.bars += bars.height
             steps.step()
         report.daily_checked = checked

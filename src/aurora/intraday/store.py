@@ -11,6 +11,13 @@ Its dataset `bars` is partitioned by New York session date (hive-style,
 included) sorted by (symbol, timestamp), in `aurora.schemas.INTRADAY_SCHEMA`. A fetch writes
 the parts of the days it fetched; the others are inherited from the version it started from.
 
+Beside it, `FIELDS_DATASET` holds each day's summary for the intraday features
+(`aurora.intraday.daily`, one row per symbol), written with the day's bars when the writer
+passes `summarize` (a fetch of 1Min or 5Min bars, the stream's publication). Its name
+carries the summaries' version: a store written under another definition is not read, and
+the summaries are computed from the bars again. Writing a day's bars without `summarize`
+leaves that day's inherited summary out, so a summary never outlives its bars.
+
 Contract of `read_intraday`: only the parts dated within [start, end] are opened, each
 checked against its manifest sha256 and the schema first (StoreError or
 DataValidationError naming the part); symbols are pushed down into the scan; rows come back
@@ -21,7 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import polars as pl
@@ -33,10 +40,13 @@ from aurora.store.manifest import Manifest
 from aurora.store.versions import Store, Transaction
 
 DATASET = "bars"
+FIELDS_DATASET = "fields_v1"  # bump when aurora.intraday.daily's definitions change
 PART_FILE = "part-0.parquet"
 TIMEFRAMES = ("1Min", "5Min", "15Min", "30Min", "1Hour")
 _PART = re.compile(re.escape(DATASET) + r"/date=(?P<date>\d{4}-\d{2}-\d{2})/"
                    + re.escape(PART_FILE))
+_FIELDS_PART = re.compile(re.escape(FIELDS_DATASET) + r"/date=(?P<date>\d{4}-\d{2}-\d{2})/"
+                          + re.escape(PART_FILE))
 HINT = "run `aurora fetch --timeframe {tf}` first"
 
 
@@ -59,30 +69,45 @@ def intraday_store(data_dir: Path, timeframe: str) -> Store:
     return Store(Path(data_dir) / "intraday" / check_intraday_timeframe(timeframe))
 
 
-def part_name(day: dt.date) -> str:
-    return f"{DATASET}/date={day.isoformat()}/{PART_FILE}"
+def part_name(day: dt.date, dataset: str = DATASET) -> str:
+    return f"{dataset}/date={day.isoformat()}/{PART_FILE}"
 
 
-def stored_days(manifest: Manifest) -> dict[dt.date, str]:
-    """Session date -> store name of each part in `manifest`, by date."""
+def stored_days(manifest: Manifest, *, fields: bool = False) -> dict[dt.date, str]:
+    """Session date -> store name of each bars part in `manifest` (`fields`: of each
+    summary part), by date."""
+    pattern = _FIELDS_PART if fields else _PART
     found = {}
     for name in manifest.files:
-        match = _PART.fullmatch(name)
+        match = pattern.fullmatch(name)
         if match:
             found[dt.date.fromisoformat(match["date"])] = name
     return dict(sorted(found.items()))
 
 
-def write_days(txn: Transaction, bars: pl.DataFrame) -> list[dt.date]:
+def write_days(txn: Transaction, bars: pl.DataFrame,
+               summarize: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+               ) -> list[dt.date]:
     """Write one part per date of `bars` (INTRADAY_SCHEMA) into `txn`, replacing the
-    parent's parts of those dates; the dates written."""
+    parent's parts of those dates, and with `summarize` each day's summary
+    (FIELDS_DATASET; without it, the parent's summary of that day is left out); the dates
+    written."""
     days = sorted(bars.get_column("date").unique().to_list())
+    inherited = (stored_days(txn.store.manifest(txn.parent), fields=True)
+                 if txn.parent is not None else {})
     for day in days:
         rows = bars.filter(pl.col("date") == day).sort("symbol", "timestamp")
         name = part_name(day)
         atomic_write_parquet(txn.path(name), rows.select(list(INTRADAY_SCHEMA)),
                              compression="zstd")
         txn.describe(name, rows=rows.height)
+        summary = part_name(day, FIELDS_DATASET)
+        if summarize is not None:
+            fields = summarize(rows)
+            atomic_write_parquet(txn.path(summary), fields, compression="zstd")
+            txn.describe(summary, rows=fields.height)
+        elif day in inherited:
+            txn.remove(summary)
     return days
 
 
