@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
-from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.errors import DataValidationError, StoreError
 from aurora.features.builder import build_features
 from aurora.intraday.daily import daily_fields
 from aurora.intraday.store import intraday_store, write_days
@@ -135,14 +135,24 @@ def test_without_stored_minutes_the_build_says_what_to_fetch(tmp_path):
     assert store.current_version() == before
 
 
-def test_out_of_core_intraday_builds_are_refused_with_the_setting_named(tmp_path, minutes):
+def test_an_out_of_core_build_with_the_family_equals_the_in_memory_one(tmp_path, minutes):
+    """Out of core, each year task joins the intraday fields the scan wrote to the exchange
+    for its year: the same features as in memory, the same gates."""
     data = tmp_path / "data"
     store = Store(data)
     _seed(store, PANEL)
+    _store_minutes(data, minutes)
+    build_features(store, _config(data), incremental=False)
+    in_memory = read_features(store)
     config = AuroraConfig(data_dir=data, build=BuildConfig(intraday=True),
-                          compute=ComputeConfig(out_of_core=True))
-    with pytest.raises(ConfigError, match=r"build\.intraday: .*compute\.out_of_core"):
-        build_features(store, config)
+                          compute=ComputeConfig(out_of_core=True, block_months=3))
+    result = build_features(store, config)
+    assert result.gates.passed and result.meta["build"]["out_of_core"]
+    out_of_core = read_features(store)
+    assert out_of_core.select("symbol", "date").equals(in_memory.select("symbol", "date"))
+    for name in INTRADAY_NAMES:
+        np.testing.assert_allclose(out_of_core[name].to_numpy(), in_memory[name].to_numpy(),
+                                   rtol=1e-12, equal_nan=True, err_msg=name)
 
 
 def test_a_lookahead_in_the_intraday_inputs_is_caught(tmp_path, minutes):

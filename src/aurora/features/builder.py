@@ -26,20 +26,22 @@ import polars as pl
 
 from aurora.adjusted import RAW, load_adjusted_prices, raw_prices
 from aurora.atomic import atomic_write_json
-from aurora.calendar import sessions_back, sessions_forward
+from aurora.calendar import sessions_back
 from aurora.cluster import Runner
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.errors import DataValidationError, StoreError
 from aurora.features.compute import FeatureFrame, compute_features, compute_panel
 from aurora.features.exchange import Exchange
 from aurora.features.featureset import FeatureSet
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.gatestats import FrameSummary, combine, summarize
 from aurora.features.incremental import Incremental, plan_incremental, prices_digest
+from aurora.features.intradayfamily import intraday_source, judged_from, load_intraday
 from aurora.features.outofcore import (
     SCRATCH,
     OutOfCore,
     compute_out_of_core,
+    exchange_intraday,
     read_adjusted,
     scan_history,
 )
@@ -50,10 +52,8 @@ from aurora.features.registry import (
 )
 from aurora.features.userfeatures import feature_set_hash
 from aurora.intraday.daily import (
-    first_stored_day,
     load_daily_fields,
     stored_digest,
-    uses_intraday,
     with_intraday,
 )
 from aurora.membership import Membership
@@ -309,9 +309,6 @@ def build_features(
         try:
             features = FeatureSet.configured(config)
             out_of_core = config.compute.out_of_core
-            if features.intraday and (out_of_core or runner is not None):
-                raise ConfigError("build.intraday: the intraday features are built in process"
-                                  " only; build without compute.out_of_core and --scheduler")
             inputs = load_inputs(store, prices=not out_of_core)
             chosen = (as_universe(universe) if universe is not None
                       else resolve_universe(config, store, inputs.version))
@@ -323,14 +320,15 @@ def build_features(
                 plan, why = plan_incremental(store, inputs.version, inputs.prices,
                                              inputs.sha256, chosen, features.hash,
                                              REGISTRY_VERSION, features.max_lookback)
-            if features.intraday:
-                plan, why = _load_intraday(config, inputs, symbols, features, plan, why,
-                                           progress)
+            if features.intraday and not out_of_core:
+                plan, why = load_intraday(config, inputs, symbols, features, plan, why,
+                                          progress, LOOKAHEAD_TAIL)
             if plan is None and (runner is not None or out_of_core):
                 blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
                                               features, runner, progress,
                                               config.compute.block_months,
-                                              config.compute.exchange)
+                                              config.compute.exchange,
+                                              intraday_source(config, features))
                 frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
                                      blocks.history.ignored,
                                      sum(r.outside_membership for r in blocks.results))
@@ -357,40 +355,6 @@ def build_features(
             blocks.discard()
 
 
-def _load_intraday(config: AuroraConfig, inputs: BuildInputs, symbols: list[str],
-                   features: FeatureSet, plan: Incremental | None, why: str,
-                   progress: Progress | None) -> tuple[Incremental | None, str]:
-    """Set `inputs.intraday` to the intraday fields the build needs; an incremental plan
-    falls back to a full build when the stored minute bars of a day it would keep changed
-    since the last build. An incremental build reads the minute days of the intraday
-    features' own look-back before its first new session, and of the lookahead proof's
-    window (its cutoff's look-back + 20 sessions), not the whole tail of the 45."""
-    timeframe = config.build.intraday_timeframe
-    if plan is not None:
-        recorded = (plan.old_meta.get("intraday") or {}).get("sha256")
-        if recorded != stored_digest(config.data_dir, timeframe, plan.last)["sha256"]:
-            plan, why = None, f"the {timeframe} bars up to {plan.last} changed"
-    start = None
-    last = inputs.prices["date"].max()
-    if plan is not None and isinstance(last, dt.date):
-        reach = max(e.lookback for e in features.added.values() if uses_intraday(e))
-        start = min(sessions_back(plan.first_new, reach),
-                    sessions_back(sessions_back(last, LOOKAHEAD_TAIL), reach + 20))
-    inputs.intraday = load_daily_fields(config.data_dir, timeframe, start=start,
-                                        symbols=symbols, progress=progress)
-    return plan, why
-
-
-def _judged_from(config: AuroraConfig, features: FeatureSet) -> dict[str, dt.date]:
-    """The features reading intraday fields, each judged by the missing gate from its
-    look-back after the first stored day of minute bars."""
-    first = first_stored_day(config.data_dir, config.build.intraday_timeframe)
-    if not features.intraday or first is None:
-        return {}
-    return {name: sessions_forward(first, expr.lookback)
-            for name, expr in features.added.items() if uses_intraday(expr)}
-
-
 def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
                        membership: Membership | None, features: FeatureSet,
                        plan: Incremental | None, progress: Progress | None) -> FeatureFrame:
@@ -412,10 +376,12 @@ def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
 def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
                          membership: Membership | None, features: FeatureSet,
                          runner: Runner | None, progress: Progress | None,
-                         months: int, exchange_url: str | None) -> OutOfCore:
+                         months: int, exchange_url: str | None,
+                         intraday: tuple[Path, str] | None = None) -> OutOfCore:
     """The out-of-core computation (`aurora.features.outofcore`); sets `inputs.tail` to the
-    adjusted prices the lookahead gate recomputes. DataValidationError when no symbol of
-    the universe has bars."""
+    adjusted prices the lookahead gate recomputes. `intraday` (data directory, timeframe):
+    the intraday fields of each year are written to the exchange for the tasks, a year at
+    a time. DataValidationError when no symbol of the universe has bars."""
     note = progress or no_progress
     exchange = Exchange.open(store.state_dir / SCRATCH, exchange_url)
     try:
@@ -426,13 +392,22 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
         if not isinstance(last, dt.date):
             raise DataValidationError(f"the prices of version {inputs.version}: no bars of the "
                                       f"{len(symbols)} universe symbol(s)")
+        first = history.days.min()
+        assert isinstance(first, dt.date)
+        if intraday is not None:
+            for year in range(first.year, last.year + 1):
+                exchange_intraday(load_daily_fields(
+                    *intraday, start=dt.date(year, 1, 1), end=dt.date(year, 12, 31),
+                    symbols=symbols), exchange)
         blocks = compute_out_of_core(history, store.state_dir / SCRATCH / uuid.uuid4().hex,
                                      sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                      actions=inputs.actions, universe=symbols,
                                      membership=membership, extra=features.added,
-                                     runner=runner, progress=progress, months=months)
+                                     runner=runner, progress=progress, months=months,
+                                     intraday=intraday is not None)
         start = sessions_back(sessions_back(last, LOOKAHEAD_TAIL), features.max_lookback + 20)
-        inputs.tail = read_adjusted(exchange, start, last, history.cumulative)
+        inputs.tail = read_adjusted(exchange, start, last, history.cumulative,
+                                    intraday is not None)
     except BaseException:
         exchange.remove()
         raise
@@ -457,7 +432,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                        min_dispersion=config.build.min_dispersion, extra=extra,
                        membership=chosen.membership, names=features.names,
                        warmup=features.max_lookback,
-                       judged_from=_judged_from(config, features))
+                       judged_from=judged_from(config, features))
     note("gates", 1, 1)
     meta = build_meta(frame, summary, inputs, symbols, source, report, features,
                       digest=inputs.prices.height > 0)

@@ -59,6 +59,7 @@ from aurora.features.exchange import Exchange
 from aurora.features.expr import Expr
 from aurora.features.gatestats import FrameSummary, summarize
 from aurora.features.panel import PanelInfo, shares_table
+from aurora.intraday.daily import daily_fields, with_intraday
 from aurora.membership import Membership
 from aurora.progress import Progress
 from aurora.schemas import SPIN_OFF_TYPES, sorted_by_key
@@ -164,6 +165,19 @@ def _bars(year: int) -> str:
     return f"bars/year={year:04d}"
 
 
+def _intraday(year: int) -> str:
+    return f"intraday/year={year:04d}"
+
+
+def exchange_intraday(fields: pl.DataFrame, exchange: Exchange) -> None:
+    """Write the intraday fields (`aurora.intraday.daily`, rows of any years) to
+    `exchange`, one file per calendar year, for the tasks of a build with the intraday
+    family (`read_adjusted(intraday=True)`)."""
+    years = fields.get_column("date").dt.year()
+    for year in years.unique().sort().to_list():
+        exchange.write(fields.filter(years == year), f"{_intraday(year)}/fields.parquet")
+
+
 def _whole_symbols(paths: Sequence[Path], batch_rows: int) -> Iterator[pl.DataFrame]:
     """The bars in `paths` (each sorted by symbol: a dataset's year parts, or one file), in
     frames sorted by (symbol, date) that hold every bar of their symbols, in symbol order.
@@ -261,15 +275,23 @@ def _spin_off_targets(paths: Sequence[Path],
 
 
 def read_adjusted(exchange: Exchange, start: dt.date, end: dt.date,
-                  cumulative: pl.DataFrame) -> pl.DataFrame:
+                  cumulative: pl.DataFrame, intraday: bool = False) -> pl.DataFrame:
     """The raw bars `scan_history` wrote to `exchange` dated in [start, end], sorted by
-    (symbol, date) and adjusted point in time with `cumulative`: the rows a block reads.
-    Only the files of the years of [start, end] are opened."""
-    names = exchange.files([_bars(year) for year in range(start.year, end.year + 1)])
+    (symbol, date) and adjusted point in time with `cumulative`: the rows a block reads;
+    with `intraday`, the intraday fields `exchange_intraday` wrote joined to them (null on
+    days without). Only the files of the years of [start, end] are opened."""
+    years = range(start.year, end.year + 1)
+    names = exchange.files([_bars(year) for year in years])
     if not names:
         raise DataValidationError(f"{exchange.shown}: no bars between {start} and {end}")
     raw = exchange.read(names).filter(pl.col("date").is_between(start, end))
-    return apply_point_in_time(sorted_by_key(raw), cumulative)
+    adjusted = apply_point_in_time(sorted_by_key(raw), cumulative)
+    if not intraday:
+        return adjusted
+    found = exchange.files([_intraday(year) for year in years])
+    fields = (exchange.read(found).filter(pl.col("date").is_between(start, end)) if found
+              else daily_fields(pl.DataFrame()))
+    return with_intraday(adjusted, fields)
 
 
 @dataclass(frozen=True)
@@ -299,13 +321,15 @@ class StoredShared(Shared):
     """`Shared` plus the cumulative adjustment factors the tasks adjust their bars with."""
 
     cumulative: pl.DataFrame = field(default_factory=pl.DataFrame)
+    intraday: bool = False  # the exchange holds intraday fields to join (`read_adjusted`)
 
 
 def compute_year(task: YearTask, shared: StoredShared) -> YearResult:
     """Step 2 of the module docstring for one year (a task: module-level, pickles)."""
     pieces = []
     for period in task.periods:
-        rows = read_adjusted(task.exchange, period.start, period.after, shared.cumulative)
+        rows = read_adjusted(task.exchange, period.start, period.after, shared.cumulative,
+                             shared.intraday)
         block = Block(period.first, period.last, with_absent(rows, shared.spans, period))
         pieces.append(compute_block(block, shared))
     features = _in_key_order([p.features for p in pieces])
@@ -388,10 +412,12 @@ def compute_out_of_core(
     runner: Runner | None = None,
     progress: Progress | None = None,
     months: int = 12,
+    intraday: bool = False,
 ) -> OutOfCore:
     """Step 2 of the module docstring: one task per year of `history` on `runner`
     (default: this process), each writing its part to the exchange the scan wrote to
-    (`local`: where `OutOfCore.local_parts` will put them). On any failure the exchange is
+    (`local`: where `OutOfCore.local_parts` will put them); `intraday`: the exchange holds
+    intraday fields for the blocks (`exchange_intraday`). On any failure the exchange is
     removed and the error raised."""
     try:
         lookback = max(e.lookback for e in feature_set(extra).values())
@@ -403,7 +429,7 @@ def compute_out_of_core(
         runner = runner or LocalRunner()
         shared = StoredShared(sectors, fundamentals, actions, universe, membership, extra,
                               history.shares, history.spans.select("symbol", "first", "last"),
-                              threads_for(runner), history.cumulative)
+                              threads_for(runner), history.cumulative, intraday)
         report = (lambda done, total: progress(TASKS, done, total)) if progress else None
         if report is not None:
             report(0, len(tasks))

@@ -165,10 +165,10 @@ def load_daily_fields(data_dir: Path, timeframe: str, *, start: dt.date | None =
     """`daily_fields` of the stored `timeframe` bars (1Min or 5Min) dated within
     [start, end]: each day's stored summary when the store holds one (`intraday.store`,
     checked against its manifest sha256), else computed from its bars (read `DAYS_PER_READ`
-    parts at a time, each day summed up alone, as `write_days` stores it: a sum's last bits
-    depend on which rows are summed together, and stored and computed values are equal). StoreError when no bars of `timeframe` are stored (`aurora fetch
-    --timeframe`), ValueError for another timeframe, DataValidationError for a summary
-    part whose columns are not FIELDS'."""
+    parts at a time). Stored and computed values are equal: each day is summed up from its
+    own bars alone (`daily_fields`). StoreError when no bars of `timeframe` are stored
+    (`aurora fetch --timeframe`), ValueError for another timeframe, DataValidationError for
+    a summary part whose columns are not FIELDS'."""
     summarize = summarizer(timeframe)
     if summarize is None:
         raise ValueError(f"intraday features are computed from {' or '.join(TIMEFRAMES)} bars,"
