@@ -109,3 +109,26 @@ def test_a_taken_slot_waits_then_gets_in(tmp_path):
     refused = sum(code == 406 for code, _ in session.report.server_errors)
     assert refused >= 1 and sum(d >= 0.2 for d in session.report.delays) >= refused
     assert session.book.frame().equals(expected().frame())
+
+
+@pytest.mark.parametrize("msgpack", [True, False])
+def test_daily_bars_and_statuses_are_kept_and_journaled(tmp_path, msgpack):
+    from aurora_testbed.emulator.stream_market import TradingHalt
+
+    halt = TradingHalt("XOM", T0 + dt.timedelta(minutes=2), T0 + dt.timedelta(minutes=5),
+                       code="P", reason_code="LUDP", reason_message="Volatility Trading Pause")
+    with StreamServer(replayed(), {KEY: SECRET}, faults=StreamFaults(halts=(halt,))) as srv:
+        session = _session(srv, tmp_path, msgpack=msgpack, alerts=[])
+        report = asyncio.run(asyncio.wait_for(session.run(lambda: _done(session)), 60))
+        sent = srv.scheduled("d")
+    last = {m["S"]: m for m in sent}  # the day so far, after the last minute
+    assert {s: (b.volume, b.high, b.low, b.close, b.t) for s, b in session.market.daily.items()} \
+        == {s: (m["v"], m["h"], m["l"], m["c"], m["t"]) for s, m in last.items()}
+    assert session.market.daily["MSFT"].volume == sum(1000.0 + m for m in range(8)) + 3999
+    [h] = session.market.halts()
+    assert (h.symbol, h.start, h.end, h.code, h.reason_code) == (
+        "XOM", halt.start, halt.end, "P", "LUDP")
+    assert report.status_messages == 2 and report.bar_messages == len(sent) + 8 * 3 + 1 - 3
+    again = StreamSession(session.settings, session.journal)
+    again.recover()
+    assert again.market == session.market and again.book.frame().equals(session.book.frame())

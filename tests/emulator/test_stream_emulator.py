@@ -183,3 +183,125 @@ def test_the_synthetic_markets_minutes_stream_and_rebuild_exactly():
         for message in frame:
             book.apply(message)
     assert book.frame().equals(minutes.sort("symbol", "timestamp"))
+
+
+# -- daily bars and trading statuses --------------------------------------------------------
+HALT_REASON = "Trading Halted; For information requested by NASDAQ"
+
+
+def _halted_server(**kwargs) -> StreamServer:
+    """The replay of `replayed()` with XOM halted from its second minute to its fourth."""
+    from aurora_testbed.emulator.stream import StreamFaults
+    from aurora_testbed.emulator.stream_market import TradingHalt
+
+    halt = TradingHalt("XOM", T0 + dt.timedelta(minutes=1), T0 + dt.timedelta(minutes=3))
+    return StreamServer(replayed(), {KEY: SECRET}, faults=StreamFaults(halts=(halt,)),
+                        **kwargs)
+
+
+# the running daily volumes, by hand: MSFT's updated second minute (5,000 instead of 1,001)
+# comes two minutes late, with the fourth minute
+DAILY_VOLUMES = {"AAPL": [1000.0, 2001.0, 3003.0, 4006.0, 5010.0],
+                 "MSFT": [1000.0, 2001.0, 3003.0, 8005.0, 9009.0]}
+MIDNIGHT = dt.datetime(2024, 3, 1, 5, 0, tzinfo=dt.UTC)  # New York midnight, winter
+STATUSES = [("XOM", T0 + dt.timedelta(minutes=1), "H", "Trading Halt", "T12", HALT_REASON,
+             "C"),
+            ("XOM", T0 + dt.timedelta(minutes=3), "T", "Trading Resumption", "", "", "C")]
+
+
+def _fields(bar: dict) -> tuple:
+    return (bar["S"], bar["t"], bar["o"], bar["h"], bar["l"], bar["c"], bar["v"], bar["n"],
+            bar["vw"])
+
+
+def test_the_schedule_of_daily_bars_and_statuses_is_what_the_minutes_say():
+    with _halted_server() as srv:
+        daily, statuses = srv.scheduled("d"), srv.scheduled("s")
+        xom = [b["t"] for b in srv.scheduled("b") if b["S"] == "XOM"]
+    for symbol, volumes in DAILY_VOLUMES.items():
+        mine = [b for b in daily if b["S"] == symbol]
+        assert [b["v"] for b in mine] == volumes
+        assert {b["t"] for b in mine} == {MIDNIGHT} and {b["o"] for b in mine} == {
+            replayed()[0 if symbol == "AAPL" else 1]["o"]}
+    msft = [b for b in daily if b["S"] == "MSFT"][-1]
+    assert (msft["h"], msft["l"], msft["c"], msft["n"]) == (115.0, 109.0, 114.0, 10 + 11 + 12
+                                                            + 13 + 14)
+    assert [b["v"] for b in daily if b["S"] == "XOM"] == [1000.0, 2003.0, 3007.0]
+    assert xom == [T0, T0 + dt.timedelta(minutes=3), T0 + dt.timedelta(minutes=4)]
+    assert [(s["S"], s["t"], s["sc"], s["sm"], s["rc"], s["rm"], s["z"]) for s in statuses] \
+        == STATUSES
+
+
+def test_alpaca_py_stream_receives_exactly_the_daily_bars_and_trading_statuses():
+    bars: list = []
+    statuses: list = []
+    done = threading.Event()
+    with _halted_server() as srv:
+        stream = StockDataStream(KEY, SECRET, feed=DataFeed.IEX, url_override=srv.url())
+        want = [_fields(b) for b in srv.scheduled("d") if b["S"] in ("AAPL", "MSFT")]
+
+        async def on_daily(bar) -> None:
+            bars.append((bar.symbol, bar.timestamp, bar.open, bar.high, bar.low, bar.close,
+                         bar.volume, bar.trade_count, bar.vwap))
+            if len(bars) == len(want) and len(statuses) == 2:
+                done.set()
+
+        async def on_status(s) -> None:
+            statuses.append((s.symbol, s.timestamp, s.status_code, s.status_message,
+                             s.reason_code, s.reason_message, s.tape))
+            if len(bars) == len(want) and len(statuses) == 2:
+                done.set()
+
+        stream.subscribe_daily_bars(on_daily, "AAPL", "MSFT")
+        stream.subscribe_trading_statuses(on_status, "XOM")
+        runner = threading.Thread(target=stream.run, daemon=True)
+        runner.start()
+        assert done.wait(30), f"received {len(bars)} daily bars, {len(statuses)} statuses"
+        stream.stop()
+        runner.join(10)
+    assert bars == want and len(want) == 10
+    assert [b[6] for b in bars if b[0] == "MSFT"] == DAILY_VOLUMES["MSFT"]
+    assert statuses == STATUSES
+
+
+def test_json_framing_sends_the_same_daily_bars_and_statuses_with_rfc3339_times():
+    async def read(url: str) -> list:
+        async with connect(url, open_timeout=10) as ws:
+            await ws.recv()
+            await ws.send(json.dumps(auth_message(KEY, SECRET)))
+            await ws.recv()
+            await ws.send(json.dumps({"action": "subscribe", "bars": ["XOM"],
+                                      "dailyBars": ["AAPL", "MSFT"], "statuses": ["XOM"]}))
+            return [await asyncio.wait_for(ws.recv(), 10) for _ in range(6)]
+
+    with _halted_server() as srv:
+        raw = asyncio.run(read(srv.url()))
+        want_daily = [b for b in srv.scheduled("d") if b["S"] in ("AAPL", "MSFT")]
+    [sub] = decode(raw[0])
+    assert sub["dailyBars"] == ["AAPL", "MSFT"] and sub["statuses"] == ["XOM"]
+    frames = [decode(text) for text in raw[1:]]
+    assert [[m["T"] + m["S"] for m in f] for f in frames] == [
+        ["bXOM", "dAAPL", "dMSFT"], ["sXOM", "dAAPL", "dMSFT"], ["dAAPL", "dMSFT"],
+        ["sXOM", "bXOM", "dAAPL", "dMSFT"], ["bXOM", "dAAPL", "dMSFT"]]
+    assert [m for f in frames for m in f if m["T"] == "d"] == want_daily
+    assert [(m["S"], m["t"], m["sc"], m["sm"], m["rc"], m["rm"], m["z"])
+            for f in frames for m in f if m["T"] == "s"] == STATUSES
+    assert '"t":"2024-03-01T05:00:00Z"' in raw[1] and '"t":"2024-03-01T14:31:00Z"' in raw[2]
+
+
+def test_daily_bars_count_the_regular_session_unless_extended():
+    from aurora_testbed.emulator.stream_market import running_daily_bars
+
+    summer = dt.datetime(2024, 7, 1, 13, 0, tzinfo=dt.UTC)  # 09:00 New York: pre-market
+
+    def bar(minute: int, volume: float) -> dict:
+        t = summer + dt.timedelta(minutes=minute)
+        return {"T": "b", "S": "AAPL", "t": t, "o": 10.0, "h": 11.0, "l": 9.0, "c": 10.5,
+                "v": volume, "n": 1, "vw": 10.0}
+
+    frames = [[bar(0, 50.0)], [bar(30, 200.0)], [bar(31, 100.0)]]  # 09:00, 09:30, 09:31
+    regular = running_daily_bars(frames)
+    assert [[d["v"] for d in f] for f in regular] == [[], [200.0], [300.0]]
+    assert regular[1][0]["t"] == dt.datetime(2024, 7, 1, 4, 0, tzinfo=dt.UTC)  # EDT
+    extended = running_daily_bars(frames, extended=True)
+    assert [[d["v"] for d in f] for f in extended] == [[50.0], [250.0], [350.0]]

@@ -225,3 +225,56 @@ def test_with_the_intraday_family_both_variants_are_ranked_and_evaluated(tmp_pat
     assert published(store)["predictions"] == doc["predictions"]
     summary = evaluate_preclose(store, cfg)
     assert summary["status"] == "ok" and summary["dates"] >= 20
+
+
+def test_symbols_halted_at_the_cut_are_named_and_stay_ranked(built):
+    store, cfg, market = built
+    minutes = minutes_of(market, [TODAY])
+    result = predict_preclose(store, cfg, minutes, TODAY, now=NOW, halted={"S03", "ZZZZ"})
+    doc = published(store)
+    assert doc["halted_at_cut"] == ["S03"]  # of the universe only
+    [s03] = [e for e in doc["predictions"] if e["symbol"] == "S03"]
+    assert s03["score"] is not None and s03["rank"] is not None
+    assert "halted at the cut (still ranked, on their minutes before the halt): S03" in \
+        result.summary_lines()
+    assert "halted_at_cut" in preclose_schema()["properties"]
+    predict_preclose(store, cfg, minutes, TODAY, now=NOW)
+    assert "halted_at_cut" not in published(store)  # statuses not known: left out
+
+
+def test_aurora_stream_names_a_symbol_halted_at_the_cut(built):
+    from aurora.config import AlpacaConfig, StreamConfig
+    from aurora.stream.day import run_stream_day
+    from aurora_testbed.emulator import EmulatorServer, MarketData
+    from aurora_testbed.emulator.stream import StreamFaults, StreamServer, bar_messages
+    from aurora_testbed.emulator.stream_market import TradingHalt
+
+    store, cfg, market = built
+    # another test's journal of the day would be replayed (the cut reached before any
+    # status), and this one's would hand the others its halt
+    journal = store.state_dir / "stream" / f"{TODAY}.jsonl"
+    journal.unlink(missing_ok=True)
+    key, secret = "PKPRECLOSE3", "pre-close-secret-3"
+    minutes = minutes_of(market, [TODAY]).filter(
+        pl.col("timestamp") <= dt.datetime(2022, 12, 30, 21, 10, tzinfo=dt.UTC))
+    halt = TradingHalt("S05", dt.datetime(2022, 12, 30, 20, 31, tzinfo=dt.UTC),  # 15:31
+                       dt.datetime(2022, 12, 30, 20, 52, tzinfo=dt.UTC))  # to 15:52 New York
+    with EmulatorServer(MarketData(market.bars, market.corporate_actions), {key: secret},
+                        clock=lambda: dt.datetime(2023, 1, 3, 15, tzinfo=dt.UTC)) as rest, \
+            StreamServer(bar_messages(minutes.drop("date")), {key: secret},
+                         faults=StreamFaults(halts=(halt,))) as srv:
+        live = cfg.model_copy(update={
+            "alpaca": AlpacaConfig(key_id=key, secret_key=secret, data_url=rest.url,
+                                   base_url=rest.url),
+            "stream": StreamConfig(url=srv.url("{feed}"))})
+        try:
+            report = run_stream_day(live, universe=SYMBOLS, day=TODAY)
+        finally:
+            journal.unlink(missing_ok=True)
+    doc = published(store)
+    assert report.halted_at_cut == ["S05"] and doc["halted_at_cut"] == ["S05"]
+    assert doc["as_of"] == "2022-12-30T20:45:00Z"
+    assert {e["symbol"] for e in doc["predictions"] if e["score"] is not None} == set(SYMBOLS)
+    assert report.preclose.endswith("; halted at the cut (still ranked): S05")
+    assert "halted: S05 15:31-15:52 (code H, reason T12: Trading Halted; For information " \
+           "requested by NASDAQ)" in report.summary_lines()

@@ -18,6 +18,8 @@ import pytest
 
 from aurora.config import AlpacaConfig, AuroraConfig, StreamConfig
 from aurora.intraday import intraday_store, read_intraday
+from aurora.intraday.daily import daily_fields, load_daily_fields
+from aurora.intraday.store import stored_days
 from aurora.stream.day import run_stream_day
 from aurora_testbed.emulator import EmulatorServer, MarketData
 from aurora_testbed.emulator.series import MINUTE_SEED
@@ -93,6 +95,11 @@ def test_faults_and_missed_minutes_end_with_exactly_the_rest_minutes(market, min
     assert rest_requests == len(s.gaps_filled) == s.connections + 1
     assert report.bars == stored(tmp_path).height and report.version is not None
     assert intraday_store(tmp_path, "1Min").verify() == []
+    # the day's intraday fields are stored with it, equal to those of the stored minutes
+    istore = intraday_store(tmp_path, "1Min")
+    assert list(stored_days(istore.manifest(), fields=True)) == [DAY]
+    assert load_daily_fields(tmp_path, "1Min").equals(
+        daily_fields(read_intraday(tmp_path, "1Min")))
     lines = report.summary_lines()
     assert f"{report.bars:,} minute bars of 3 symbols" in lines[0]
     assert SECRET not in "\n".join(lines) + repr(report.to_dict())
@@ -162,3 +169,71 @@ def test_a_symbol_gone_quiet_is_resubscribed_alerted_once_and_filled(market, min
     assert quiet == ["BBB"] and report.stream.connections == 1
     assert any("resubscribed 1 symbol(s) that went quiet: BBB" in line
                for line in report.summary_lines())
+
+
+def _stream_report(data_dir: Path) -> dict:
+    import json
+
+    path = intraday_store(data_dir, "1Min").verified_path("stream_report.json")
+    assert path is not None
+    return json.loads(path.read_text())
+
+
+def test_a_halt_longer_than_the_silence_limit_is_reported_not_alerted(market, minutes,
+                                                                       tmp_path):
+    from aurora_testbed.emulator.stream_market import TradingHalt
+
+    start = dt.datetime(2024, 3, 1, 16, 2, tzinfo=dt.UTC)  # 11:02 New York
+    end = dt.datetime(2024, 3, 1, 16, 47, tzinfo=dt.UTC)  # 45 minutes: 3 x the limit
+    faults = StreamFaults(halts=(TradingHalt("CCC", start, end),))
+    alerts: list[tuple[str, str]] = []
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=7), {KEY: SECRET},
+                         faults=faults) as srv:
+        report = run_stream_day(config(tmp_path, rest.url, srv.url("{feed}")),
+                                universe=SYMBOLS, day=DAY,
+                                on_alert=lambda rule, message: alerts.append((rule, message)))
+    assert alerts == [] and report.stream.resubscribed == []
+    [halt] = report.halts
+    assert (halt.symbol, halt.start, halt.end, halt.code) == ("CCC", start, end, "H")
+    line = ("halted: CCC 11:02-11:47 (code H, reason T12: Trading Halted; For information "
+            "requested by NASDAQ)")
+    assert line in report.summary_lines()
+    assert _stream_report(tmp_path)["halts"] == [{
+        "symbol": "CCC", "halted": "2024-03-01T16:02:00Z", "resumed": "2024-03-01T16:47:00Z",
+        "code": "H", "reason_code": "T12",
+        "reason_message": "Trading Halted; For information requested by NASDAQ"}]
+    assert report.stream.status_messages == 2
+    # the others are untouched; CCC has REST's minutes but those of its halt
+    halted = (pl.col("symbol") == "CCC") & pl.col("timestamp").is_between(start, end,
+                                                                          closed="left")
+    got, want = stored(tmp_path), minutes.select(COLUMNS)
+    assert want.filter(halted).height > 15 and got.filter(halted).height == 0
+    before = pl.col("timestamp") < CLOSE
+    assert got.filter(before).equals(want.filter(before & ~halted))
+    # and the last streamed daily bars, which never counted the halted minutes, agree
+    assert report.daily_findings == []
+
+
+def test_a_daily_bar_that_disagrees_with_the_stored_minutes_is_one_finding(market, minutes,
+                                                                          tmp_path):
+    faults = StreamFaults(daily_skew=("BBB", "v", 1.5))
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=7), {KEY: SECRET},
+                         faults=faults) as srv:
+        report = run_stream_day(config(tmp_path / "skew", rest.url, srv.url("{feed}")),
+                                universe=SYMBOLS, day=DAY)
+    [finding] = report.daily_findings
+    assert finding.startswith("BBB volume: ") and "against" in finding
+    assert f"finding: stored minutes against the streamed daily bar: {finding}" in \
+        report.summary_lines()
+    assert _stream_report(tmp_path / "skew")["daily_bar_findings"] == [finding]
+    assert_rest_equal(tmp_path / "skew", minutes)  # a finding, not an error: all published
+
+    # a feed whose daily bar counts the extended hours: compared with the whole day
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(messages_with_updates(minutes, every=7), {KEY: SECRET},
+                         daily_extended=True) as srv:
+        report = run_stream_day(config(tmp_path / "ext", rest.url, srv.url("{feed}")),
+                                universe=SYMBOLS, day=DAY)
+    assert report.daily_findings == []

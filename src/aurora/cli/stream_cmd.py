@@ -38,8 +38,10 @@ def register(app: typer.Typer) -> None:
         stream.end_time (16:05 New York), then publish them to data/intraday/1Min.
 
         Survives drops, silent sockets and restarts (an fsynced journal); fills missed
-        minutes over REST; alerts through the run's channel. Endpoint: stream.url or
-        AURORA_STREAM_URL ({feed} is fetch.feed); keys as for `aurora fetch`.
+        minutes over REST; alerts through the run's channel. Halts (trading statuses)
+        are reported, not alerted; the minutes are compared with the streamed daily
+        bars. Endpoint: stream.url or AURORA_STREAM_URL ({feed} is fetch.feed); keys as
+        for `aurora fetch`.
         """
         from aurora.ops.alerts import Alert
         from aurora.stream.day import run_stream_day, stream_day
@@ -70,5 +72,6 @@ def register(app: typer.Typer) -> None:
                     thread.join(60)
             run.add(rows=report.bars, symbols=report.symbols)
             run.record_quality("stream validation", True,
-                               warnings=report.validation.warnings())
+                               warnings=[*report.validation.warnings(),
+                                         *report.daily_findings])
         print_lines(report.summary_lines())

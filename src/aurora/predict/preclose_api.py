@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -53,12 +54,19 @@ MINUTES = "1Min"
 
 @lru_cache(maxsize=1)
 def preclose_schema() -> dict[str, Any]:
-    """predictions.json's schema plus `as_of`: the instant today's bars were cut at."""
+    """predictions.json's schema plus `as_of`: the instant today's bars were cut at, and
+    the optional `halted_at_cut`: the symbols halted at that instant."""
     schema = copy.deepcopy(load_schema())
     schema["properties"]["as_of"] = {
         "type": "string", "format": "date-time",
         "description": "The features use today's minute bars ended by this instant (UTC); "
                        "the ranking is for trading at today's close (decision_date)."}
+    schema["properties"]["halted_at_cut"] = {
+        "type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True,
+        "description": "The symbols whose trading was halted at as_of, by the stream's "
+                       "trading statuses (sorted). They stay in the ranking, scored on "
+                       "their minutes before the halt; an order at the close may not fill. "
+                       "Absent when the statuses were not known."}
     schema["required"] = [*schema["required"], "as_of"]
     return schema
 
@@ -71,8 +79,11 @@ class PrecloseResult:
     def summary_lines(self) -> list[str]:
         doc = self.document
         scored = [e["symbol"] for e in doc["predictions"] if e["score"] is not None]
+        halted = doc.get("halted_at_cut") or []
         return [f"pre-close ranking for the close of {doc['decision_date']} as of "
                 f"{doc['as_of']}: {len(scored)} ranked; top: {', '.join(scored[:10])}",
+                *([f"halted at the cut (still ranked, on their minutes before the halt): "
+                   f"{', '.join(halted)}"] if halted else []),
                 f"wrote {PREDICTIONS_PRECLOSE} in version {self.version}"]
 
 
@@ -93,12 +104,16 @@ def _stored_summary(store: Store) -> dict[str, Any]:
 
 def predict_preclose(store: Store, config: AuroraConfig, minutes: pl.DataFrame,
                      day: dt.date, *, universe: UniverseLike | None = None,
-                     now: dt.datetime | None = None) -> PrecloseResult:
+                     now: dt.datetime | None = None,
+                     halted: Collection[str] | None = None) -> PrecloseResult:
     """Rank the universe for trading at `day`'s close from its minute bars (intraday
     schema) ended by `stream.cut_time`, and publish predictions-preclose.json. The model is
     trained as `aurora predict` trains it (the stored features up to the session before),
-    and scores the pre-close rows. DataValidationError when no partial bar can be made or
-    the history is too short; StoreError when the store lacks prices or features."""
+    and scores the pre-close rows. `halted`: the symbols halted at the cut (the stream's
+    statuses), named in the file's `halted_at_cut` (those of the universe, sorted; the
+    property is left out when None) and kept in the ranking. DataValidationError when no
+    partial bar can be made or the history is too short; StoreError when the store lacks
+    prices or features."""
     inputs = load_inputs(store)
     chosen = _universe(store, config, universe)
     symbols = list(chosen.symbols)
@@ -132,6 +147,8 @@ def predict_preclose(store: Store, config: AuroraConfig, minutes: pl.DataFrame,
         "universe": chosen.source, "symbols": len(members),
         "synthetic": False})
     doc["as_of"] = as_of.isoformat().replace("+00:00", "Z")
+    if halted is not None:
+        doc["halted_at_cut"] = sorted(set(halted) & set(symbols))
     validate_document(doc, PREDICTIONS_PRECLOSE, schema=preclose_schema())
     with store.transaction("predict-preclose", base=inputs.version,
                            params={"decision_date": day.isoformat(),

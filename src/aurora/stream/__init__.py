@@ -1,7 +1,9 @@
-"""Alpaca's real-time market-data stream: the pieces that need no socket.
+"""Alpaca's real-time market-data stream.
 
-`protocol` (framing, messages, error codes), `backoff` (reconnection delays), `minutes`
-(the minute bars received, updated bars replacing the first ones) and `journal` (the
-crash-safe append log of what arrived). The WebSocket client and `aurora stream` build on
-them (issue 16; not yet here).
+The pieces that need no socket: `protocol` (framing, messages, error codes), `backoff`
+(reconnection delays), `minutes` (the minute bars received, updated bars replacing the
+first ones), `market` (each symbol's running daily bar and trading statuses: halts),
+`journal` (the crash-safe append log of what arrived) and `daily_check` (the stored
+minutes against the last streamed daily bar). `client` is the WebSocket session and
+`day` what `aurora stream` runs.
 """

@@ -1,17 +1,20 @@
 """A session on Alpaca's market-data stream: connect, authenticate, subscribe, keep every
-minute bar, and come back after anything short of a fatal error.
+minute bar (and each symbol's running daily bar and trading statuses), and come back after
+anything short of a fatal error.
 
 The loop (`StreamSession.run`):
 1. The journal is replayed into the minute book first: what a killed run had received is
    not lost (`journal`).
 2. Connect (msgpack framing by default, as alpaca-py), expect `connected`, authenticate
-   by message, subscribe the symbols to bars and updated bars.
-3. Read frames. Each frame's well-formed bar messages are journaled (fsynced) before they
-   enter the book, so a `kill -9` loses at most the frame being read; a malformed one is
-   counted and skipped, an undecodable frame reconnects, and a journal that cannot be
-   written stops the session (StreamFatal). An error message is handled
-   by its code (`protocol.classify_error`): fatal codes stop the session with a one-line
-   StreamFatal naming the code; 406 waits for the slot; the others reconnect.
+   by message, subscribe the symbols to bars, updated bars, daily bars and statuses
+   (`protocol.CHANNELS`).
+3. Read frames. Each frame's well-formed bar and status messages are journaled (fsynced)
+   before they enter the minute book or the `market.MarketState` (daily bars, statuses),
+   so a `kill -9` loses at most the frame being read; a malformed one is counted and
+   skipped, an undecodable frame reconnects, and a journal that cannot be written stops
+   the session (StreamFatal). An error message is handled by its code
+   (`protocol.classify_error`): fatal codes stop the session with a one-line StreamFatal
+   naming the code; 406 waits for the slot; the others reconnect.
 4. The watchdogs: a socket that stays open but sends no data for `watchdog_seconds` is
    closed and reconnected, and one `stream_silent` alert is raised per silent spell
    (control replies such as the subscription do not end a spell). A symbol that traded
@@ -19,7 +22,9 @@ The loop (`StreamSession.run`):
    others did (`silent_symbols`, by the latest minute held) is resubscribed, its minutes
    since its last bar are filled over REST (again, up to its first bar, once it is back),
    and one `stream_symbol_silent` alert is raised until it sends again (alpaca-py #740:
-   an open socket that stops delivering).
+   an open socket that stops delivering). A symbol whose latest status is a halt is
+   silent as expected and left alone; once resumed, its silence counts from the
+   resumption.
 5. A closed or failed connection reconnects after `Backoff.next_delay()` (capped
    exponential, full jitter); every delay is recorded in the report.
 6. Gap fill: on every connection (the first included: a restart, or a start after the
@@ -52,9 +57,12 @@ from aurora.calendar import OPEN_TIME
 from aurora.errors import AuroraError
 from aurora.stream.backoff import Backoff
 from aurora.stream.journal import Journal
+from aurora.stream.market import MarketState
 from aurora.stream.minutes import MinuteBook
 from aurora.stream.protocol import (
     BAR_TYPES,
+    CHANNELS,
+    TIMED_TYPES,
     StreamProtocolError,
     auth_message,
     classify_error,
@@ -84,11 +92,13 @@ _MINUTE = dt.timedelta(minutes=1)
 
 
 def silent_symbols(last_seen: dict[str, dt.datetime], newest: dt.datetime | None,
-                   minutes: float, already: set[str]) -> list[str]:
+                   minutes: float, already: set[str],
+                   since: dict[str, dt.datetime] | None = None) -> list[str]:
     """The symbols (sorted) whose latest bar is more than `minutes` of the regular session
     older than `newest`, the latest minute held of any symbol (the market's clock: a
-    replay runs by it too), leaving out `already` flagged ones. Nothing before 09:30 New
-    York counts: extended hours are thin, and a symbol is only watched once it traded."""
+    replay runs by it too), leaving out `already` flagged (or halted) ones. Nothing before
+    09:30 New York counts: extended hours are thin, and a symbol is only watched once it
+    traded; nor before a symbol's instant in `since` (its resumption after a halt)."""
     if newest is None:
         return []
     local = newest.astimezone(NEW_YORK)
@@ -96,8 +106,9 @@ def silent_symbols(last_seen: dict[str, dt.datetime], newest: dt.datetime | None
     if local < opening:
         return []
     limit = newest - dt.timedelta(minutes=minutes)
+    since = since or {}
     return sorted(s for s, last in last_seen.items()
-                  if s not in already and max(last, opening) < limit)
+                  if s not in already and max(last, opening, since.get(s, opening)) < limit)
 
 
 @dataclass(frozen=True)
@@ -112,6 +123,9 @@ class StreamSettings:
     use_msgpack: bool = True
     watchdog_seconds: float = 120.0
     open_timeout: float = 10.0
+    # the wait for the server's reply to our close frame: a silent socket may never send
+    # it, and one still flooding frames queues it behind them (websockets' default: 10 s)
+    close_timeout: float = 2.0
     # a symbol that sent bars today and then none for this many minutes of the regular
     # session, by the market's clock (the latest minute held), is resubscribed
     symbol_silence_minutes: float = 15.0
@@ -123,13 +137,15 @@ class StreamSettings:
 @dataclass
 class StreamReport:
     """What a session did: connections opened, reconnect delays (s), watchdog alerts,
-    frames and bar messages read, and the errors the server sent (code, meaning)."""
+    frames, bar messages (minute, updated and daily) and status messages read, and the
+    errors the server sent (code, meaning)."""
 
     connections: int = 0
     delays: list[float] = field(default_factory=list)
     silent_alerts: int = 0
     frames: int = 0
     bar_messages: int = 0
+    status_messages: int = 0
     bad_messages: int = 0
     server_errors: list[tuple[int, str]] = field(default_factory=list)
     gaps_filled: list[tuple[str, str, int]] = field(default_factory=list)  # after, before, bars
@@ -145,11 +161,13 @@ class _Reconnect(Exception):
 
 @dataclass
 class StreamSession:
-    """One stream session over `settings`, keeping bars in `book` and `journal`."""
+    """One stream session over `settings`, keeping minute bars in `book`, daily bars and
+    statuses in `market`, and every kept message in `journal`."""
 
     settings: StreamSettings
     journal: Journal
     book: MinuteBook = field(default_factory=MinuteBook)
+    market: MarketState = field(default_factory=MarketState)
     backoff: Backoff = field(default_factory=Backoff)
     on_alert: Callable[[str, str], None] = lambda rule, message: None
     clock: Callable[[], float] = time.monotonic
@@ -166,14 +184,14 @@ class StreamSession:
     _gap_pending: bool = field(default=False, init=False)
 
     def recover(self) -> int:
-        """Replay the journal into the book; the number of messages replayed (an entry
-        the book cannot take is counted in `report.bad_messages` and skipped)."""
+        """Replay the journal into the book and the market state; the number of messages
+        replayed (an entry they cannot take is counted in `report.bad_messages` and
+        skipped)."""
         messages = self.journal.replay()
         for message in messages:
             try:
-                self.book.check(message)
-                if message.get("T") in ("b", "u"):
-                    self._apply(message)
+                self._check(message)
+                self._apply(message)
             except StreamProtocolError:
                 self.report.bad_messages += 1
         return len(messages)
@@ -211,7 +229,8 @@ class StreamSession:
         s = self.settings
         headers = {"Content-Type": "application/msgpack"} if s.use_msgpack else {}
         async with connect(s.url, additional_headers=headers, open_timeout=s.open_timeout,
-                           max_size=None, logger=_WS_LOG) as ws:
+                           close_timeout=s.close_timeout, max_size=None,
+                           logger=_WS_LOG) as ws:
             self.report.connections += 1
             await self._expect(ws, "connected")
             # a refusal (406) may close the socket before this lands: read it anyway
@@ -220,7 +239,7 @@ class StreamSession:
                                      use_msgpack=s.use_msgpack))
             await self._expect(ws, "authenticated")
             with contextlib.suppress(ConnectionClosed):
-                await ws.send(encode(subscribe_message(s.symbols, ["bars", "updatedBars"]),
+                await ws.send(encode(subscribe_message(s.symbols, CHANNELS),
                                      use_msgpack=s.use_msgpack))
             quiet_since = self.clock()
             self._gap_pending = self.fill_gap is not None
@@ -256,11 +275,12 @@ class StreamSession:
             await self._fill_window(self._refill.pop(symbol), first)
 
     async def _watch_symbols(self, ws) -> None:
-        """The content watchdog: symbols that went quiet while the others trade are
-        resubscribed, with one `stream_symbol_silent` alert per spell, and their missed
-        minutes are filled over REST (module docstring)."""
+        """The content watchdog: symbols that went quiet while the others trade, and are
+        not halted, are resubscribed, with one `stream_symbol_silent` alert per spell, and
+        their missed minutes are filled over REST (module docstring)."""
         quiet = silent_symbols(self._last_seen, self.book.newest,
-                               self.settings.symbol_silence_minutes, self._muted)
+                               self.settings.symbol_silence_minutes,
+                               self._muted | self.market.halted_at(), self.market.resumed())
         if not quiet:
             return
         s = self.settings
@@ -273,7 +293,7 @@ class StreamSession:
                       f"{s.symbol_silence_minutes:g} minutes while others traded "
                       f"({', '.join(quiet[:10])}): resubscribed")
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(encode(subscribe_message(quiet, ["bars", "updatedBars"]),
+            await ws.send(encode(subscribe_message(quiet, CHANNELS),
                                  use_msgpack=s.use_msgpack))
         if self.fill_gap is not None:
             await self._fill_window(min(self._last_seen[q] for q in quiet), newest)
@@ -326,28 +346,30 @@ class StreamSession:
         raise _Reconnect()
 
     def _frame(self, messages: list[dict]) -> bool:
-        """Journal, then keep, the frame's bars; True when it held data (what ends a
-        silent spell: a `subscription` reply does not)."""
+        """Journal, then keep, the frame's bars and statuses; True when it held data (what
+        ends a silent spell: a `subscription` reply does not)."""
         self.report.frames += 1
-        bars = []
+        kept = []
         for message in messages:
-            if message.get("T") not in BAR_TYPES:
+            if message.get("T") not in TIMED_TYPES:
                 continue
             try:
-                self.book.check(message)
+                self._check(message)
             except StreamProtocolError:
                 self.report.bad_messages += 1
                 continue
-            bars.append(message)
-        self.report.bar_messages += len(bars)
-        self._keep(bars)
+            kept.append(message)
+        statuses = sum(m["T"] not in BAR_TYPES for m in kept)
+        self.report.status_messages += statuses
+        self.report.bar_messages += len(kept) - statuses
+        self._keep(kept)
         for message in messages:
             if message.get("T") == "error":
                 self._error(message)
         return any(m.get("T") not in ("success", "error", "subscription") for m in messages)
 
     def _keep(self, bars: list[dict]) -> None:
-        """Journal (fsynced), then apply, checked bar messages."""
+        """Journal (fsynced), then apply, checked bar and status messages."""
         try:
             self.journal.append(bars)
         except OSError as exc:
@@ -356,8 +378,18 @@ class StreamSession:
         for message in bars:
             self._apply(message)
 
+    def _check(self, message: dict) -> None:
+        """StreamProtocolError for a bar or status message without what it needs."""
+        self.book.check(message)
+        self.market.check(message)
+
     def _apply(self, message: dict) -> None:
-        """Keep one checked bar message; note when its symbol was last heard of."""
+        """Keep one checked message: a daily bar or a status in the market state (a daily
+        bar with the latest minute held, how much of the day it may have seen), a minute
+        or updated bar in the book, noting when its symbol was last heard of."""
+        if message.get("T") not in ("b", "u"):
+            self.market.apply(message, self.book.newest)
+            return
         self.book.apply(message)
         symbol, minute = message["S"], message["t"]
         if minute > self._last_seen.get(symbol, minute - _MINUTE):

@@ -4,29 +4,33 @@
 1. **Recover.** The day's journal (`state/stream/<day>.jsonl`) is replayed, so a run
    killed earlier the same day loses no minute it had received. Journals of other days
    are removed once their day is published.
-2. **Stream.** `StreamSession` subscribes the universe to bars and updated bars on
-   `stream.url` (`{feed}` from `fetch.feed`), with the watchdog, the backoff and the gap
-   fill: after every (re)connection, the minutes between the latest held and the first
-   streamed (and the last UPDATE_MINUTES held, whose updates may be lost) are fetched
-   over REST (`AlpacaBarsClient.get_bars(..., between=...)`,
-   `timeframe=1Min`, raw, the same feed), from 04:00 New York when nothing is held yet.
-   It ends when the wall clock reaches `stream.end_time` (New York) on the day, or when
-   a minute at or after it has been received (a past session, replayed, ends by its
-   bars alone).
+2. **Stream.** `StreamSession` subscribes the universe to bars, updated bars, daily bars
+   and trading statuses on `stream.url` (`{feed}` from `fetch.feed`), with the watchdog
+   (which leaves a halted symbol alone), the backoff and the gap fill: after every
+   (re)connection, the minutes between the latest held and the first streamed (and the
+   last UPDATE_MINUTES held, whose updates may be lost) are fetched over REST
+   (`AlpacaBarsClient.get_bars(..., between=...)`, `timeframe=1Min`, raw, the same
+   feed), from 04:00 New York when nothing is held yet. It ends when the wall clock
+   reaches `stream.end_time` (New York) on the day, or when a minute at or after it has
+   been received (a past session, replayed, ends by its bars alone).
 3. **Pre-close prediction.** When the stream reaches `stream.cut_time` (15:45 New York;
    by the wall clock on a live day, then `stream.cut_grace_seconds` more for the last
    minute's bars; by the bars on a replay), the minutes before the cut it still lacks (a
    restart, a late bar) are filled over REST, and a snapshot of the book ranks the universe
    for today's close (`aurora.predict.preclose_api.predict_preclose`, which reads only
    minutes ended by the cut) in a thread, publishing predictions-preclose.json in the main
-   store, while the stream goes on. Skipped, and said in the report, when the main store
-   holds no features yet; any failure raises a `preclose_failed` alert and the stream and
-   its publication go on. At the end, the minutes since the latest held are filled over
-   REST too (an outage at the end of the session).
+   store, while the stream goes on. The symbols halted at the cut instant (by the statuses
+   received) are named in the file's `halted_at_cut` and in the report; they stay ranked.
+   Skipped, and said in the report, when the main store holds no features yet; any
+   failure raises a `preclose_failed` alert and the stream and its publication go on. At
+   the end, the minutes since the latest held are filled over REST too (an outage at the
+   end of the session).
 4. **Publish.** The day's minutes are checked (`aurora.intraday.validate`: the error
-   rules, and gaps; the daily bar is not known yet) and written as the day's part of the
-   1Min intraday store, in a new version. The journal stays until another day's run, so a
-   run started again the same day publishes every minute again, not fewer.
+   rules, and gaps; the REST daily bar is not known yet), compared with each symbol's last
+   streamed daily bar (`daily_check.daily_bar_findings`: findings, not errors), and
+   written as the day's part of the 1Min intraday store, in a new version. The session's
+   halts (from the statuses) are in the report. The journal stays until another day's
+   run, so a run started again the same day publishes every minute again, not fewer.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ from aurora.config import AuroraConfig
 from aurora.errors import ConfigError
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
+from aurora.intraday.daily import summarizer
 from aurora.intraday.store import intraday_store, stored_days, write_days
 from aurora.intraday.validate import IntradayValidation, bad_bars, validate_intraday
 from aurora.schemas import INTRADAY_SCHEMA
@@ -59,7 +64,9 @@ from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.versions import Store
 from aurora.stream.backoff import Backoff
 from aurora.stream.client import StreamReport, StreamSession, StreamSettings
+from aurora.stream.daily_check import daily_bar_findings
 from aurora.stream.journal import Journal
+from aurora.stream.market import DailyBar, Halt
 from aurora.universe import UniverseLike, as_universe, resolve_universe
 
 log = logging.getLogger(__name__)
@@ -83,6 +90,9 @@ class StreamDayReport:
     validation: IntradayValidation = field(default_factory=IntradayValidation)
     preclose: str = "not reached"  # what became of the pre-close prediction
     dropped: list[str] = field(default_factory=list)  # streamed bars breaking an error rule
+    halts: list[Halt] = field(default_factory=list)  # from the streamed statuses
+    halted_at_cut: list[str] = field(default_factory=list)
+    daily_findings: list[str] = field(default_factory=list)  # minutes against daily bars
 
     def filled_bars(self) -> int:
         return sum(n for _, _, n in self.stream.gaps_filled)
@@ -99,6 +109,10 @@ class StreamDayReport:
                 "resubscribed": [[m, q] for m, q in s.resubscribed],
                 "gap_failures": s.gap_failures, "version": self.version,
                 "preclose": self.preclose, "dropped_bars": self.dropped,
+                "status_messages": s.status_messages,
+                "halts": [h.to_dict() for h in self.halts],
+                "halted_at_cut": self.halted_at_cut,
+                "daily_bar_findings": self.daily_findings,
                 "warnings": self.validation.warnings()}
 
     def summary_lines(self) -> list[str]:
@@ -115,6 +129,9 @@ class StreamDayReport:
             names = sorted({n for _, quiet in s.resubscribed for n in quiet})
             lines.append(f"resubscribed {len(names)} symbol(s) that went quiet: "
                          f"{', '.join(names[:10])}")
+        if self.halts:
+            lines.append(f"halted: {'; '.join(h.line() for h in self.halts[:10])}"
+                         + (f"; +{len(self.halts) - 10} more" if len(self.halts) > 10 else ""))
         if s.silent_alerts or s.gap_failures or s.bad_messages:
             lines.append(f"watchdog alerts: {s.silent_alerts}; unfilled gaps: "
                          f"{s.gap_failures}; malformed messages skipped: {s.bad_messages}")
@@ -123,6 +140,11 @@ class StreamDayReport:
             lines.append(f"warning: {len(self.dropped)} streamed bar(s) broke a bar rule "
                          f"and were left out: {', '.join(self.dropped[:5])}")
         lines += [f"warning: {w}" for w in self.validation.warnings()]
+        lines += [f"finding: stored minutes against the streamed daily bar: {f}"
+                  for f in self.daily_findings[:10]]
+        if len(self.daily_findings) > 10:
+            lines.append(f"finding: +{len(self.daily_findings) - 10} more disagreement(s) "
+                         "with the streamed daily bars (stream_report.json)")
         return lines
 
 
@@ -246,26 +268,29 @@ def run_stream_day(
             if session.started and cut():
                 if live:  # the bars of the minute before the cut arrive just after it
                     await asyncio.sleep(sc.cut_grace_seconds)
+                report.halted_at_cut = sorted(session.market.halted_at(cut_at))
                 report.preclose = await _rank_at_cut(config, session, day, chosen, cut_at,
-                                                     on_alert)
+                                                     on_alert, report.halted_at_cut)
         await streaming
         await session.fill_before(end_at)  # an outage at the end is filled too
 
     with client:
         asyncio.run(stream_and_rank())
     report.recovered = session.report.recovered
+    report.halts = session.market.halts()
     minutes = session.book.frame()
-    _publish(config, day, minutes, report)
+    _publish(config, day, minutes, report, session.market.daily)
     return report
 
 
 async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.date,
                        universe: Any, cut_at: dt.datetime,
-                       on_alert: Callable[[str, str], None]) -> str:
+                       on_alert: Callable[[str, str], None], halted: list[str]) -> str:
     """Rank for today's close from the minutes held at the cut (module docstring, 3): the
     minutes before the cut not held yet (a restart, a late bar) are first filled over
     REST; the ranking runs in a thread on a snapshot of the book while the stream goes on.
-    Any failure is an alert and a line in the report: the stream and its publication go on."""
+    `halted`: the symbols halted at the cut, named in the file. Any failure is an alert
+    and a line in the report: the stream and its publication go on."""
     store = Store(config.data_dir)
     version = store.current_version()
     if version is None or not has_dataset(store.manifest(version), FEATURES_DATASET,
@@ -274,7 +299,8 @@ async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.dat
     await session.fill_before(cut_at)
     minutes = session.book.frame()
     try:
-        return await asyncio.to_thread(_preclose, config, store, minutes, day, universe)
+        return await asyncio.to_thread(_preclose, config, store, minutes, day, universe,
+                                       halted)
     except Exception as exc:  # any failure: a failed ranking must not lose the day
         log.warning("pre-close prediction of %s failed", day, exc_info=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
@@ -283,17 +309,24 @@ async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.dat
 
 
 def _preclose(config: AuroraConfig, store: Store, minutes: pl.DataFrame, day: dt.date,
-              universe: Any) -> str:
+              universe: Any, halted: list[str]) -> str:
+    """Rank and publish; the report's line: the cut instant, the version, and the symbols
+    halted at the cut (ranked nonetheless)."""
     from aurora.predict.preclose_api import predict_preclose  # deferred: LightGBM
 
     minutes = minutes.with_columns(
         date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date())
-    result = predict_preclose(store, config, minutes, day, universe=universe)
-    return f"{result.document['as_of']}, version {result.version}"
+    result = predict_preclose(store, config, minutes, day, universe=universe, halted=halted)
+    named = result.document.get("halted_at_cut") or []
+    return f"{result.document['as_of']}, version {result.version}" + (
+        f"; halted at the cut (still ranked): {', '.join(named)}" if named else "")
 
 
 def _publish(config: AuroraConfig, day: dt.date, minutes: pl.DataFrame,
-             report: StreamDayReport) -> None:
+             report: StreamDayReport, daily: dict[str, DailyBar]) -> None:
+    """Check `minutes` (bars breaking a rule left out, gaps; against the last streamed
+    `daily` bars: findings) and write them with the report as the day's part, in a new
+    version."""
     bars = minutes.with_columns(
         date=pl.col("timestamp").dt.convert_time_zone(str(NEW_YORK)).dt.date()
     ).filter(pl.col("date") == day).select(list(INTRADAY_SCHEMA))
@@ -304,13 +337,14 @@ def _publish(config: AuroraConfig, day: dt.date, minutes: pl.DataFrame,
                           for r in bad.iter_rows(named=True)]
         bars = bars.filter(~bad_bars(bars, TIMEFRAME))
     report.validation = validate_intraday(bars, None, TIMEFRAME, config.intraday, where)
+    report.daily_findings = daily_bar_findings(bars, daily, day, config.intraday)
     report.bars = bars.height
     store = intraday_store(config.data_dir, TIMEFRAME)
     started = time.perf_counter()
     with store.transaction("stream", base=store.current_version(),
                            params={"day": day.isoformat(), "bars": bars.height}) as txn:
         if bars.height:
-            write_days(txn, bars)
+            write_days(txn, bars, summarizer(TIMEFRAME))
         atomic_write_json(txn.path(STREAM_REPORT), {
             **report.to_dict(), "publish_seconds": round(time.perf_counter() - started, 3)})
         txn.describe(STREAM_REPORT)

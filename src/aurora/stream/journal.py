@@ -1,9 +1,10 @@
 """A crash-safe append log of the stream's messages, replayed after a restart.
 
-Each batch of messages is appended as JSON lines (a bar's `t` as RFC-3339 text) and
-fsynced before the next frame is read, so a `kill -9` loses at most the frame being
-written. `replay` reads the log back; a last line cut off by the crash (no newline, or
-not JSON) is dropped, while a bad line anywhere else is corruption and names its line.
+Each batch of messages is appended as JSON lines (the `t` of a bar or a status as
+RFC-3339 text) and fsynced before the next frame is read, so a `kill -9` loses at most the
+frame being written. `replay` reads the log back; a last line cut off by the crash (no
+newline, or not JSON) is dropped, while a bad line anywhere else is corruption and names
+its line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from aurora.stream.protocol import BAR_TYPES, StreamProtocolError, parse_timestamp
+from aurora.stream.protocol import TIMED_TYPES, StreamProtocolError, parse_timestamp
 
 
 def _line(message: dict[str, Any]) -> str:
@@ -77,7 +78,8 @@ class Journal:
             os.fsync(fh.fileno())
 
     def replay(self) -> list[dict[str, Any]]:
-        """Every complete message in the log, in order (bars' `t` as aware datetimes)."""
+        """Every complete message in the log, in order (the `t` of bars and statuses as
+        aware datetimes)."""
         if not self.path.exists():
             return []
         data = self.path.read_bytes()
@@ -96,7 +98,7 @@ class Journal:
                                           f"({exc})") from exc
             if last:
                 break  # parsable, but its newline never reached the disk: not confirmed
-            if message.get("T") in BAR_TYPES and "t" in message:
+            if message.get("T") in TIMED_TYPES and "t" in message:
                 message["t"] = parse_timestamp(message["t"])
             out.append(message)
         return out

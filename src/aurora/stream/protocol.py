@@ -1,10 +1,11 @@
 """The message contract of Alpaca's market-data stream (docs: alpaca-market-data-api.md §7).
 
 Every server frame is an array of messages: JSON text, or binary msgpack when the client
-asked for it on the upgrade (`Content-Type: application/msgpack`), where a bar's `t` is a
-msgpack Timestamp. `decode` turns either into plain dicts with `t` as an aware UTC
-datetime. Control messages (`success`, `error`, `subscription`) come alone; data may be
-batched. `classify_error` says what a client must do with each documented error code.
+asked for it on the upgrade (`Content-Type: application/msgpack`), where the `t` of a bar
+or a trading status is a msgpack Timestamp. `decode` turns either into plain dicts with
+that `t` as an aware UTC datetime. Control messages (`success`, `error`, `subscription`)
+come alone; data may be batched. `classify_error` says what a client must do with each
+documented error code.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import msgpack
 from aurora.errors import AuroraError
 
 BAR_TYPES = {"b": "bar", "u": "updated_bar", "d": "daily_bar"}
+STATUS_TYPE = "s"  # a trading status (halt, resumption, ...): `aurora.stream.market`
+TIMED_TYPES = (*BAR_TYPES, STATUS_TYPE)  # the messages kept, whose `t` is a time
 CHANNELS = ("bars", "updatedBars", "dailyBars", "statuses")
 
 Action = Literal["fatal", "reconnect", "wait_and_reconnect", "ignore"]
@@ -66,7 +69,7 @@ def classify_error(code: int) -> ErrorRule:
 
 
 def parse_timestamp(value: Any) -> dt.datetime:
-    """A bar's `t`: RFC-3339 text or a msgpack Timestamp, as an aware UTC datetime."""
+    """A bar's or a status's `t`: RFC-3339 text or a msgpack Timestamp, as an aware UTC datetime."""
     if isinstance(value, msgpack.Timestamp):
         return value.to_datetime().astimezone(dt.UTC)
     if isinstance(value, str):
@@ -82,8 +85,9 @@ def parse_timestamp(value: Any) -> dt.datetime:
 
 
 def decode(frame: str | bytes) -> list[dict[str, Any]]:
-    """The messages of one frame (text: JSON, bytes: msgpack), each a dict; a bar's `t` as
-    an aware UTC datetime. StreamProtocolError for anything but an array of objects."""
+    """The messages of one frame (text: JSON, bytes: msgpack), each a dict; the `t` of a
+    bar or a status (TIMED_TYPES) as an aware UTC datetime. StreamProtocolError for
+    anything but an array of objects."""
     try:
         if isinstance(frame, bytes | bytearray):
             body = msgpack.unpackb(frame, raw=False, timestamp=0)
@@ -96,7 +100,7 @@ def decode(frame: str | bytes) -> list[dict[str, Any]]:
                                   f"{str(body)[:80]}")
     out = []
     for message in body:
-        if message.get("T") in BAR_TYPES and "t" in message:
+        if message.get("T") in TIMED_TYPES and "t" in message:
             message = {**message, "t": parse_timestamp(message["t"])}
         out.append(message)
     return out

@@ -11,9 +11,12 @@ authenticated, as Alpaca does).
 It replays `bars` (minute `b` and updated `u` messages with `S`, `t`, o h l c v n vw) once
 a client subscribes, one frame per minute in time order (an updated bar UPDATE_LAG
 minutes after its own, as the late re-send comes), `minute_seconds` apart (an
-accelerated session clock), each frame holding the subscribed symbols' bars of that
-minute. The replay cursor belongs to the server, as the market's clock does: a client that
-reconnects has missed what was sent meanwhile. `StreamFaults` scripts what goes wrong.
+accelerated session clock), each frame holding the subscribed symbols' messages of that
+minute: the trading statuses due by then (`statuses`), the minute and updated bars
+(`bars`, `updatedBars`), then the running daily bar of each symbol whose day changed
+(`dailyBars`; `stream_market`). The replay cursor belongs to the server, as the market's
+clock does: a client that reconnects has missed what was sent meanwhile. `StreamFaults`
+scripts what goes wrong, and the halts (`stream_market.TradingHalt`).
 """
 
 from __future__ import annotations
@@ -32,8 +35,15 @@ import msgpack
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from aurora_testbed.emulator.stream_market import (
+    TradingHalt,
+    running_daily_bars,
+    without_halted,
+)
+
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
-KIND_CHANNEL = {"b": "bars", "u": "updatedBars", "d": "dailyBars"}
+KIND_CHANNEL = {"b": "bars", "u": "updatedBars", "d": "dailyBars", "s": "statuses"}
+DATA_CHANNELS = ("bars", "updatedBars", "dailyBars", "statuses")  # what starts the replay
 UPDATE_LAG = 2  # minutes: Alpaca re-sends a changed bar about 30 s after its minute
 
 
@@ -46,7 +56,10 @@ class StreamFaults:
     after `mute_after` frames until it is subscribed again (an open socket that stops
     delivering a name, alpaca-py #740); `missed_on_drop` minutes are never streamed
     after the drop (the market moved on while the client was away: Alpaca does not
-    replay them, a client fills them over REST)."""
+    replay them, a client fills them over REST). `halts` halt symbols (statuses sent, no
+    minute bar until the resumption; `stream_market.TradingHalt`); `daily_skew`
+    (symbol, field, factor) multiplies one field (`v`, `h`, `l`, ...) of one symbol's
+    daily bars: a feed whose daily bar disagrees with its minutes."""
 
     drop_after: int | None = None
     missed_on_drop: int = 0
@@ -56,6 +69,8 @@ class StreamFaults:
     silent_seconds: float = 5.0
     duplicate: bool = False
     reverse_minutes: bool = False
+    halts: tuple[TradingHalt, ...] = ()
+    daily_skew: tuple[str, str, float] | None = None
 
 
 @dataclass
@@ -71,7 +86,9 @@ class _State:
 
 @dataclass
 class StreamServer:
-    """`with StreamServer(bars, {key: secret}) as srv:` then connect to `srv.url()`."""
+    """`with StreamServer(bars, {key: secret}) as srv:` then connect to `srv.url()`.
+    `daily_extended`: the daily bars count extended-hours minutes too
+    (`stream_market.running_daily_bars`)."""
 
     bars: Sequence[dict[str, Any]]
     credentials: dict[str, str]
@@ -79,13 +96,27 @@ class StreamServer:
     auth_timeout: float = 10.0
     faults: StreamFaults = field(default_factory=StreamFaults)
     host: str = "127.0.0.1"
+    daily_extended: bool = False
 
     def __post_init__(self) -> None:
-        minutes = sorted({b["t"] for b in self.bars})
-        self._minutes: list[list[dict[str, Any]]] = [[] for _ in minutes]
-        for b in self.bars:  # an updated bar comes with the first minute UPDATE_LAG after
+        bars = without_halted(self.bars, self.faults.halts)
+        minutes = sorted({b["t"] for b in bars})
+
+        def frame_of(instant: dt.datetime) -> int:  # the first minute at or after it
+            return min(bisect.bisect_left(minutes, instant), len(minutes) - 1)
+
+        replayed: list[list[dict[str, Any]]] = [[] for _ in minutes]
+        for b in bars:  # an updated bar comes with the first minute UPDATE_LAG after
             due = b["t"] + dt.timedelta(minutes=UPDATE_LAG) if b["T"] == "u" else b["t"]
-            self._minutes[min(bisect.bisect_left(minutes, due), len(minutes) - 1)].append(b)
+            replayed[frame_of(due)].append(b)
+        statuses: list[list[dict[str, Any]]] = [[] for _ in minutes]
+        for halt in self.faults.halts:
+            for status in halt.messages():
+                statuses[frame_of(status["t"])].append(status)
+        daily = running_daily_bars(replayed, extended=self.daily_extended)
+        self._minutes: list[list[dict[str, Any]]] = [
+            sorted(s, key=lambda m: m["t"]) + r + [self._skewed(d) for d in ds]
+            for s, r, ds in zip(statuses, replayed, daily, strict=True)]
         if self.faults.reverse_minutes:
             for i in range(0, len(self._minutes) - 1, 2):
                 self._minutes[i], self._minutes[i + 1] = self._minutes[i + 1], self._minutes[i]
@@ -99,6 +130,17 @@ class StreamServer:
 
     def url(self, feed: str = "iex") -> str:
         return f"ws://{self.host}:{self.port}/v2/{feed}"
+
+    def scheduled(self, kind: str) -> list[dict[str, Any]]:
+        """The messages of type `kind` (`b`, `u`, `d`, `s`) the replay sends, in order, to
+        a client subscribed to every symbol (faults aside)."""
+        return [m for frame in self._minutes for m in frame if m["T"] == kind]
+
+    def _skewed(self, daily: dict[str, Any]) -> dict[str, Any]:
+        skew = self.faults.daily_skew
+        if skew is None or daily["S"] != skew[0]:
+            return daily
+        return {**daily, skew[1]: daily[skew[1]] * skew[2]}
 
     # -- lifecycle ------------------------------------------------------------------------
     def __enter__(self) -> StreamServer:
@@ -193,7 +235,7 @@ class StreamServer:
                                  **{c: sorted(subs[c]) for c in CHANNELS},
                                  "corrections": sorted(subs["trades"]),
                                  "cancelErrors": sorted(subs["trades"])}])
-                    if replay is None and (subs["bars"] or subs["updatedBars"]):
+                    if replay is None and any(subs[c] for c in DATA_CHANNELS):
                         replay = asyncio.create_task(self._replay(ws, subs, send))
                 else:
                     await fail(400, "invalid syntax")
