@@ -132,3 +132,52 @@ def test_daily_bars_and_statuses_are_kept_and_journaled(tmp_path, msgpack):
     again = StreamSession(session.settings, session.journal)
     again.recover()
     assert again.market == session.market and again.book.frame().equals(session.book.frame())
+
+
+def test_the_socket_is_read_while_a_rest_fill_runs(tmp_path):
+    """The gap fill at connection runs in the background: while it is held up (a slow,
+    rate-limited REST fetch), every streamed frame is still read and kept."""
+    import threading
+
+    release = threading.Event()
+    asked: list[tuple] = []
+    seen_during_fill: list[int] = []
+    alerts: list = []
+    with StreamServer(replayed(), {KEY: SECRET}, minute_seconds=0.05) as srv:
+        session = _session(srv, tmp_path, msgpack=True, alerts=alerts)
+
+        def slow_fill(after, before):
+            asked.append((after, before))
+            release.wait(10)  # until the stream has kept every replayed minute
+            seen_during_fill.append(session.report.frames)
+            return []
+
+        session.fill_gap = slow_fill
+
+        async def main():
+            streaming = asyncio.create_task(session.run(lambda: _done(session)))
+            while not _done(session):
+                await asyncio.sleep(0.01)
+            release.set()
+            await streaming
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    assert asked and asked[0][0] is None  # from the start of the day
+    assert session.book.frame().equals(expected().frame())
+    assert seen_during_fill[0] >= 8  # the frames read while the fill was held up
+
+
+def test_messages_of_another_day_are_counted_not_kept(tmp_path):
+    later = {"T": "b", "S": "AAPL", "t": T0 + dt.timedelta(days=3), "o": 1.0, "h": 1.0,
+             "l": 1.0, "c": 1.0, "v": 1.0, "n": 1, "vw": 1.0}
+    messages = [*replayed(3), later]
+    alerts: list = []
+    with StreamServer(messages, {KEY: SECRET}) as srv:
+        session = _session(srv, tmp_path, msgpack=False, alerts=alerts)
+        session.day = T0.date()
+        asyncio.run(asyncio.wait_for(session.run(lambda: session.report.later_day), 30))
+    assert session.report.other_days == 1 and session.report.later_day
+    assert session.book.newest == T0 + dt.timedelta(minutes=2)
+    again = StreamSession(session.settings, session.journal)
+    again.recover()
+    assert again.book.newest == T0 + dt.timedelta(minutes=2)  # never journaled either

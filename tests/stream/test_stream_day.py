@@ -62,9 +62,14 @@ def stored(data_dir: Path) -> pl.DataFrame:
 
 
 def assert_rest_equal(data_dir: Path, minutes: pl.DataFrame) -> None:
-    """Every minute to the close equals REST's; after it, until the stream's end (16:05,
-    `stream.end_time`), what is held is REST's too (a late update may still be due)."""
-    got, want = stored(data_dir), minutes.select(COLUMNS)
+    """Every minute to the close equals REST's (`minutes`); after it, what is held is
+    REST's too (a late update may still be due; a replayed past day is filled over REST
+    to 20:00, beyond the minutes replayed)."""
+    daily = MarketData.synthetic(SYMBOLS, dt.date(2024, 2, 1), DAY).bars.filter(
+        pl.col("date") == DAY)
+    whole_day = minute_bars(daily, MINUTE_SEED, extended=True).select(COLUMNS)
+    got, want = stored(data_dir), pl.concat([minutes.select(COLUMNS), whole_day]).unique(
+        ["symbol", "timestamp"], keep="first").sort("symbol", "timestamp")
     before = pl.col("timestamp") < CLOSE
     assert got.filter(before).equals(want.filter(before))
     after = got.filter(~before)
@@ -237,3 +242,23 @@ def test_a_daily_bar_that_disagrees_with_the_stored_minutes_is_one_finding(marke
         report = run_stream_day(config(tmp_path / "ext", rest.url, srv.url("{feed}")),
                                 universe=SYMBOLS, day=DAY)
     assert report.daily_findings == []
+
+
+def test_a_past_day_on_a_live_stream_is_fetched_over_rest_and_only_that_day_is_kept(
+        market, minutes, tmp_path):
+    """Alpaca's live stream sends today's bars: streaming a past day stops at the first
+    one (not kept, not published) and the day's minutes come over REST, equal to them."""
+    from aurora_testbed.emulator.stream import bar_messages
+
+    later = minutes.with_columns(pl.col("timestamp") + dt.timedelta(days=3)).head(30)
+    with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
+            StreamServer(bar_messages(later), {KEY: SECRET}) as srv:
+        cfg = config(tmp_path, rest.url, srv.url("{feed}"))
+        report = run_stream_day(cfg, universe=SYMBOLS, day=DAY, preclose=False)
+    s = report.stream
+    assert s.later_day and s.other_days >= 1
+    # the whole day to 20:00 New York, as `aurora fetch --timeframe 1Min` stores it
+    whole_day = minute_bars(market.bars.filter(pl.col("date") == DAY), MINUTE_SEED,
+                            extended=True)
+    assert stored(tmp_path).equals(whole_day.select(COLUMNS))
+    assert list(stored_days(intraday_store(tmp_path, "1Min").manifest())) == [DAY]

@@ -33,7 +33,12 @@ The loop (`StreamSession.run`):
    thread), and the bars it returns are journaled and kept like streamed ones. The filler
    decides what to ask (`aurora.stream.day.rest_filler` also asks again for the last
    minutes held, whose updated bars may have been due while away). A failed fill raises
-   one `stream_gap_unfilled` alert and the session goes on.
+   one `stream_gap_unfilled` alert and the session goes on. Fills run in the background,
+   one at a time: the socket is read meanwhile (a fill of a large universe takes many
+   rate-limited requests); `fill_before` and the end of `run` wait for those running.
+7. The session's day (`day`): data messages of another New York date are not kept, only
+   counted (`report.other_days`); one of a later date sets `report.later_day` (the server
+   streams a later session: a past day's stream has nothing more of it to send).
 The session ends when `until()` is true (checked at least every SLICE_SECONDS, in every
 wait). Keys never appear in messages, logs or the report.
 """
@@ -152,6 +157,8 @@ class StreamReport:
     recovered: int = 0  # messages replayed from the journal at the start
     gap_failures: int = 0
     resubscribed: list[tuple[str, list[str]]] = field(default_factory=list)  # minute, symbols
+    other_days: int = 0  # data messages of another day than the session's, not kept
+    later_day: bool = False  # one of them was of a later day
 
 
 class _Reconnect(Exception):
@@ -174,7 +181,10 @@ class StreamSession:
     report: StreamReport = field(default_factory=StreamReport)
     # (latest minute held or None, first minute of the new connection) -> bar messages
     fill_gap: Callable[[dt.datetime | None, dt.datetime], list[dict]] | None = None
+    day: dt.date | None = None  # the session's New York date (None: keep every day's)
     started: bool = field(default=False, init=False)  # the journal has been replayed
+    _fills: set[asyncio.Task] = field(default_factory=set, init=False)  # running fills
+    _fill_lock: asyncio.Lock | None = field(default=None, init=False)
     _last_seen: dict[str, dt.datetime] = field(default_factory=dict, init=False)
     _muted: set[str] = field(default_factory=set, init=False)  # resubscribed, not back yet
     # resubscribed symbol -> the minute its REST fill reached: filled again up to its first
@@ -218,7 +228,38 @@ class StreamSession:
             delay = self.backoff.next_delay(slot_taken=slot_taken)
             self.report.delays.append(delay)
             await self._sleep(delay, until)
+        await self.settle()
         return self.report
+
+    async def settle(self) -> None:
+        """Wait for the REST fills running in the background (an error of one, other than
+        the REST client's, which `_fill_window` turns into an alert, is raised here)."""
+        while self._fills:
+            await asyncio.gather(*list(self._fills))
+
+    def _background(self, after: dt.datetime | None, before: dt.datetime) -> None:
+        """Fill the minutes between `after` and `before` in the background (module
+        docstring, 6)."""
+        task = asyncio.create_task(self._fill_window(after, before))
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
+
+    def _of_day(self, messages: list[dict]) -> list[dict]:
+        """`messages` without the data messages of another day than the session's
+        (counted, module docstring 7)."""
+        if self.day is None:
+            return messages
+        kept = []
+        for message in messages:
+            t = message.get("t")
+            if message.get("T") in TIMED_TYPES and isinstance(t, dt.datetime):
+                day = t.astimezone(NEW_YORK).date()
+                if day != self.day:
+                    self.report.other_days += 1
+                    self.report.later_day |= day > self.day
+                    continue
+            kept.append(message)
+        return kept
 
     async def _sleep(self, seconds: float, until: Callable[[], bool]) -> None:
         end = self.clock() + seconds
@@ -256,23 +297,23 @@ class StreamSession:
                                       f"the stream sent nothing for {s.watchdog_seconds:g} s"
                                       " while open: reconnecting")
                     raise _Reconnect() from None
-                messages = decode(raw)
+                messages = self._of_day(decode(raw))
                 if self._gap_pending:
-                    await self._fill(messages)
+                    self._fill(messages)
                 if self._frame(messages):
                     quiet_since = self.clock()
                     self._silent = False
-                    await self._refill_returned(messages)
+                    self._refill_returned(messages)
                     await self._watch_symbols(ws)
 
-    async def _refill_returned(self, messages: list[dict]) -> None:
+    def _refill_returned(self, messages: list[dict]) -> None:
         """A resubscribed symbol is back: fill its minutes from its last fill to this bar."""
         back = {}
         for m in messages:
             if m.get("T") == "b" and m.get("S") in self._refill and m["S"] not in back:
                 back[m["S"]] = m["t"]
         for symbol, first in back.items():
-            await self._fill_window(self._refill.pop(symbol), first)
+            self._background(self._refill.pop(symbol), first)
 
     async def _watch_symbols(self, ws) -> None:
         """The content watchdog: symbols that went quiet while the others trade, and are
@@ -296,34 +337,48 @@ class StreamSession:
             await ws.send(encode(subscribe_message(quiet, CHANNELS),
                                  use_msgpack=s.use_msgpack))
         if self.fill_gap is not None:
-            await self._fill_window(min(self._last_seen[q] for q in quiet), newest)
+            self._background(min(self._last_seen[q] for q in quiet), newest)
             for q in quiet:
                 self._refill[q] = newest - _MINUTE
 
-    async def _fill(self, messages: list[dict]) -> None:
-        """Fill the minutes between the latest held and this connection's first bar."""
+    def _fill(self, messages: list[dict]) -> None:
+        """Fill the minutes between the latest held and this connection's first bar, in the
+        background."""
         first = min((m["t"] for m in messages if m.get("T") == "b"
                      and isinstance(m.get("t"), dt.datetime)), default=None)
         if first is None or self.fill_gap is None:
             return
         self._gap_pending = False
-        await self.fill_before(first)
+        self._background(*self._window(first))
 
     async def fill_before(self, before: dt.datetime) -> None:
-        """Ask `fill_gap` for the minutes between the latest held before `before` (None:
-        nothing held) and `before`, in a thread, then journal and keep them. What the
-        connection's first bar does, and what the caller does at the cut and at the end
-        (the stream goes on meanwhile). A failure raises one `stream_gap_unfilled` alert."""
+        """Wait for the fills running, then ask `fill_gap` for the minutes between the
+        latest held before `before` (None: nothing held) and `before`, in a thread, and
+        journal and keep them: what the caller does at the cut and at the end (the stream
+        goes on meanwhile). A failure raises one `stream_gap_unfilled` alert."""
         if self.fill_gap is None:
             return
+        await self.settle()
+        await self._fill_window(*self._window(before))
+
+    def _window(self, before: dt.datetime) -> tuple[dt.datetime | None, dt.datetime]:
+        """(after, before): from the latest minute held before `before` (and the last
+        fill of symbols resubscribed and not back yet) to `before`."""
         newest = self.book.newest
         after = newest if newest is None or newest < before else before - _MINUTE
         if self._refill and after is not None:  # symbols resubscribed and not back yet
             after = min(after, *self._refill.values())
             self._refill.clear()
-        await self._fill_window(after, before)
+        return after, before
 
     async def _fill_window(self, after: dt.datetime | None, before: dt.datetime) -> None:
+        if self._fill_lock is None:
+            self._fill_lock = asyncio.Lock()
+        async with self._fill_lock:  # one fill at a time: they share the rate limit
+            await self._fill_locked(after, before)
+
+    async def _fill_locked(self, after: dt.datetime | None, before: dt.datetime) -> None:
+        assert self.fill_gap is not None
         try:
             bars = await asyncio.to_thread(self.fill_gap, after, before)
         except AuroraError as exc:  # the REST client's errors: said, the stream goes on

@@ -10,9 +10,12 @@
    (re)connection, the minutes between the latest held and the first streamed (and the
    last UPDATE_MINUTES held, whose updates may be lost) are fetched over REST
    (`AlpacaBarsClient.get_bars(..., between=...)`, `timeframe=1Min`, raw, the same
-   feed), from 04:00 New York when nothing is held yet. It ends when the wall clock
-   reaches `stream.end_time` (New York) on the day, or when a minute at or after it has
-   been received (a past session, replayed, ends by its bars alone).
+   feed), from 04:00 New York when nothing is held yet; the fills run in the background
+   while the socket is read. Messages of another day are not kept. It ends when the wall
+   clock reaches `stream.end_time` (New York) on the day, or when a minute at or after it
+   has been received; a past session ends by its bars alone (a replay), or as soon as the
+   server sends a later day's (Alpaca's live stream), the rest of the day then being
+   fetched over REST by the fill at the end.
 3. **Pre-close prediction.** When the stream reaches `stream.cut_time` (15:45 New York;
    by the wall clock on a live day, then `stream.cut_grace_seconds` more for the last
    minute's bars; by the bars on a replay), the minutes before the cut it still lacks (a
@@ -73,6 +76,7 @@ log = logging.getLogger(__name__)
 NEW_YORK = ZoneInfo("America/New_York")
 TIMEFRAME = "1Min"
 EXTENDED_START = dt.time(4, 0)
+EXTENDED_END = dt.time(20, 0)
 UPDATE_MINUTES = 2  # the minutes before a disconnect whose updated bars may be missed
 STREAM_REPORT = "stream_report.json"
 
@@ -238,15 +242,18 @@ def run_stream_day(
         backoff=Backoff(base=sc.backoff_base_seconds, cap=sc.backoff_max_seconds,
                         rng=rng or random.Random()),
         on_alert=on_alert, fill_gap=rest_filler(client, symbols, day, fc.feed,
-                                                          fc.batch_size))
+                                                          fc.batch_size), day=day)
 
-    live = day >= stream_day()  # a past session (a replay) ends by its bars alone
+    # a past session ends by its bars alone (a replay), or once the server streams a later
+    # day (Alpaca's live stream): what it lacks is then filled over REST at the end
+    live = day >= stream_day()
 
     def reached(instant: dt.datetime) -> Callable[[], bool]:
         def check() -> bool:
             newest = session.book.newest
             return ((live and dt.datetime.now(dt.UTC) >= instant)
-                    or (newest is not None and newest >= instant))
+                    or (newest is not None and newest >= instant)
+                    or (not live and session.report.later_day))
         return check
 
     report = StreamDayReport(day, len(symbols), session.report)
@@ -272,7 +279,9 @@ def run_stream_day(
                 report.preclose = await _rank_at_cut(config, session, day, chosen, cut_at,
                                                      on_alert, report.halted_at_cut)
         await streaming
-        await session.fill_before(end_at)  # an outage at the end is filled too
+        # an outage at the end is filled too; a past day is filled to its extended close
+        await session.fill_before(end_at if live else dt.datetime.combine(
+            day, EXTENDED_END, NEW_YORK))
 
     with client:
         asyncio.run(stream_and_rank())
