@@ -170,7 +170,9 @@ def test_the_socket_is_read_while_a_rest_fill_runs(tmp_path):
 def test_messages_of_another_day_are_counted_not_kept(tmp_path):
     later = {"T": "b", "S": "AAPL", "t": T0 + dt.timedelta(days=3), "o": 1.0, "h": 1.0,
              "l": 1.0, "c": 1.0, "v": 1.0, "n": 1, "vw": 1.0}
-    messages = [*replayed(3), later]
+    carried = {"T": "s", "S": "XOM", "sc": "H", "sm": "", "rc": "T1", "rm": "",
+               "t": T0 - dt.timedelta(days=1), "z": "A"}  # yesterday's halt, in force
+    messages = [carried, *replayed(3), later]
     alerts: list = []
     with StreamServer(messages, {KEY: SECRET}) as srv:
         session = _session(srv, tmp_path, msgpack=False, alerts=alerts)
@@ -178,6 +180,25 @@ def test_messages_of_another_day_are_counted_not_kept(tmp_path):
         asyncio.run(asyncio.wait_for(session.run(lambda: session.report.later_day), 30))
     assert session.report.other_days == 1 and session.report.later_day
     assert session.book.newest == T0 + dt.timedelta(minutes=2)
+    # yesterday's halt is kept, and XOM's first streamed minute ended it (implied)
+    halts = session.market.halts()
+    assert [(h.symbol, h.start, h.end) for h in halts] == [
+        ("XOM", T0 - dt.timedelta(days=1), T0)]
     again = StreamSession(session.settings, session.journal)
     again.recover()
     assert again.book.newest == T0 + dt.timedelta(minutes=2)  # never journaled either
+
+
+def test_an_error_in_a_background_fill_is_not_lost(tmp_path):
+    """A fill's REST errors are alerts; anything else it raises (the journal failing, a
+    bug) stops the session with that error, even when the fill ended long before."""
+    alerts: list = []
+    with StreamServer(replayed(), {KEY: SECRET}) as srv:
+        session = _session(srv, tmp_path, msgpack=False, alerts=alerts)
+
+        def broken(after, before):
+            raise RuntimeError("a bug in the filler")
+
+        session.fill_gap = broken
+        with pytest.raises(RuntimeError, match="a bug in the filler"):
+            asyncio.run(asyncio.wait_for(session.run(lambda: _done(session)), 30))

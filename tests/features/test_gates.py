@@ -67,3 +67,23 @@ def test_missing_session_and_wrong_types_and_count(good):
     assert _failed(report, "types")[0].feature == "f_ret_5d"
     report = run_gates(good.drop("f_rsv_20d"), universe=list(SECTORS))
     assert "f_rsv_20d" in _failed(report, "feature_count")[0].message
+
+
+def test_a_feature_judged_from_a_date_is_judged_and_named_on_its_own_dates(good):
+    """Before its first date a feature may be all missing (the intraday family before the
+    first stored minute day); from it on the usual rule holds, and a failure names dates
+    from it on."""
+    dates = good["date"].unique().sort()
+    start = dates[len(dates) // 2]
+    late = good.with_columns(pl.when(pl.col("date") < start).then(None)
+                             .otherwise(pl.col("f_wvma_20d")).alias("f_wvma_20d"))
+    assert _failed(run_gates(late, universe=list(SECTORS)), "missing")
+    assert not _failed(run_gates(late, universe=list(SECTORS),
+                                 judged_from={"f_wvma_20d": start}), "missing")
+    holed = late.with_columns(pl.when(pl.col("date") == dates[-3]).then(None)
+                              .otherwise(pl.col("f_wvma_20d")).alias("f_wvma_20d"))
+    share = 1 / (len(dates) - len(dates) // 2)
+    fails = _failed(run_gates(holed, universe=list(SECTORS), judged_from={"f_wvma_20d": start},
+                              max_missing_fraction=share / 2), "missing")
+    assert [f.feature for f in fails] == ["f_wvma_20d"]
+    assert fails[0].dates == [str(dates[-3])]

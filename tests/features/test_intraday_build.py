@@ -11,9 +11,10 @@ import polars as pl
 import pytest
 
 from aurora.config import AuroraConfig, BuildConfig, ComputeConfig
-from aurora.errors import DataValidationError, StoreError
+from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.features import intradayfamily
 from aurora.features.builder import build_features
-from aurora.intraday.daily import daily_fields
+from aurora.intraday.daily import daily_fields, summarizer
 from aurora.intraday.store import intraday_store, write_days
 from aurora.schemas import INTRADAY_SCHEMA
 from aurora.store import Store
@@ -37,10 +38,10 @@ def _minutes(days: list) -> pl.DataFrame:
     ).select(list(INTRADAY_SCHEMA)).cast(INTRADAY_SCHEMA)  # type: ignore[arg-type]
 
 
-def _store_minutes(data, minutes: pl.DataFrame) -> None:
+def _store_minutes(data, minutes: pl.DataFrame, summarize=None) -> None:
     store = intraday_store(data, "1Min")
     with store.transaction("fetch-1min", base=store.current_version()) as txn:
-        write_days(txn, minutes)
+        write_days(txn, minutes, summarize)
 
 
 def _config(data, **build) -> AuroraConfig:
@@ -96,12 +97,13 @@ def test_the_default_build_stays_at_45(tmp_path, minutes):
 
 
 def test_intraday_builds_are_incremental_and_a_restated_minute_day_makes_a_full_one(
-        tmp_path, minutes):
+        tmp_path, minutes, monkeypatch):
     data = tmp_path / "data"
     store, config = Store(data), _config(data)
     cut = DATES[-6]
     _seed(store, PANEL.filter(pl.col("date") <= cut))
-    _store_minutes(data, minutes.filter(pl.col("date") <= cut))
+    # the earlier days with their fields stored (as a fetch writes them), the later without
+    _store_minutes(data, minutes.filter(pl.col("date") <= cut), summarizer("1Min"))
     build_features(store, config, lookahead=False)
     _seed(store, PANEL)
     _store_minutes(data, minutes.filter(pl.col("date") > cut))
@@ -123,6 +125,30 @@ def test_intraday_builds_are_incremental_and_a_restated_minute_day_makes_a_full_
     again = build_features(store, config, lookahead=False)
     assert again.meta["build"]["mode"] == "full"
     assert again.meta["build"]["reason"] == f"the 1Min bars up to {DATES[-1]} changed"
+    # new definitions of the fields (their dataset's name changes with them): a full build
+    _seed(store, PANEL)
+    monkeypatch.setattr(intradayfamily, "FIELDS_DATASET", "fields_v2")
+    redefined = build_features(store, config, lookahead=False)
+    assert redefined.meta["build"]["reason"] == "the intraday fields' definitions changed"
+
+
+def test_a_build_records_the_minute_store_version_it_read(tmp_path, minutes):
+    """A fetch publishing minute bars during a build does not enter its record: the next
+    build compares against what this one read."""
+    data = tmp_path / "data"
+    store = Store(data)
+    _seed(store, PANEL)
+    _store_minutes(data, minutes)
+    read = intraday_store(data, "1Min").current_version()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if stage == "gates" and done == 0:
+            _store_minutes(data, minutes.filter(pl.col("date") == MINUTE_DAYS[5])
+                           .with_columns(pl.col("close") * 1.01))
+
+    result = build_features(store, _config(data), lookahead=False, progress=progress)
+    assert result.meta["intraday"]["version"] == read
+    assert intraday_store(data, "1Min").current_version() != read
 
 
 def test_without_stored_minutes_the_build_says_what_to_fetch(tmp_path):
@@ -173,3 +199,16 @@ def test_a_lookahead_in_the_intraday_inputs_is_caught(tmp_path, minutes):
         "FEATURES = {'f_peek': custom(tomorrow, intraday_ret_first_30min, lookback=0)}\n")
     with pytest.raises(DataValidationError, match="f_peek"):
         build_features(store, _config(data, features=features))
+
+
+def test_a_user_feature_reading_intraday_fields_needs_the_family(tmp_path):
+    from aurora.features.featureset import FeatureSet
+
+    path = tmp_path / "mine.toml"
+    path.write_text('[features]\nf_late_rank = "Rank(intraday_ret_last_30min)"\n')
+    config = AuroraConfig(data_dir=tmp_path, build=BuildConfig(features=path))
+    with pytest.raises(ConfigError, match=r"mine\.toml: f_late_rank read\(s\) intraday "
+                                          r"fields: .*build\.intraday = true"):
+        FeatureSet.configured(config)
+    both = AuroraConfig(data_dir=tmp_path, build=BuildConfig(features=path, intraday=True))
+    assert list(FeatureSet.configured(both).added)[-1] == "f_late_rank"

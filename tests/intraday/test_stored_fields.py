@@ -81,3 +81,14 @@ def test_a_corrupted_summary_part_is_refused(tmp_path, minutes):
         pl.col("intraday_rv_5min") * 2).write_parquet(path)
     with pytest.raises(StoreError, match="fields_v1/date=2023-03-01"):
         load_daily_fields(root, "1Min")
+
+
+def test_days_without_stored_fields_are_read_in_runs_of_consecutive_days():
+    from aurora.intraday.daily import DAYS_PER_READ, _runs
+
+    stored = sessions(dt.date(2023, 1, 3), dt.date(2023, 6, 30))
+    # the first and the last day only: two reads of one day, not the half year between
+    assert _runs([stored[0], stored[-1]], stored) == [[stored[0]], [stored[-1]]]
+    runs = _runs(stored[:50], stored)
+    assert [len(r) for r in runs] == [DAYS_PER_READ, DAYS_PER_READ, 50 - 2 * DAYS_PER_READ]
+    assert _runs([stored[1], stored[2], stored[4]], stored) == [stored[1:3], [stored[4]]]

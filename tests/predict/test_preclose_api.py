@@ -13,7 +13,7 @@ from aurora.calendar import sessions
 from aurora.config import AuroraConfig, PredictConfig, ValidationConfig
 from aurora.features import build_features
 from aurora.importbars import import_bars
-from aurora.intraday.store import intraday_store, write_days
+from aurora.intraday.store import intraday_store, stored_days, write_days
 from aurora.predict import predict
 from aurora.predict.preclose_api import (
     evaluate_preclose,
@@ -143,7 +143,9 @@ def test_cli_evaluate_preclose_prints_both_rank_ics(built, capsys, tmp_path):
     from aurora.cli.main import main
 
     store = built[0]
-    if intraday_store(store.root, "1Min").current_version() is None:
+    minutes_store = intraday_store(store.root, "1Min")  # the stream test may have written
+    if minutes_store.current_version() is None or dt.date(2022, 9, 1) not in stored_days(
+            minutes_store.manifest()):  # only today: the walk-forward needs its days
         test_the_walk_forward_reports_pre_close_beside_close_to_close(built)
     toml = tmp_path / "aurora.toml"
     toml.write_text("[validation.severities]\nlarge_move = \"warning\"\n[predict]\n"
@@ -225,6 +227,11 @@ def test_with_the_intraday_family_both_variants_are_ranked_and_evaluated(tmp_pat
     assert published(store)["predictions"] == doc["predictions"]
     summary = evaluate_preclose(store, cfg)
     assert summary["status"] == "ok" and summary["dates"] >= 20
+    # built with the family, ranked by a configuration that does not say so: the stored
+    # features decide, and the file is the same
+    plain = cfg.model_copy(update={"build": BuildConfig()})
+    assert predict_preclose(store, plain, minutes, TODAY, now=NOW).document[
+        "predictions"] == doc["predictions"]
 
 
 def test_symbols_halted_at_the_cut_are_named_and_stay_ranked(built):
@@ -278,3 +285,24 @@ def test_aurora_stream_names_a_symbol_halted_at_the_cut(built):
     assert report.preclose.endswith("; halted at the cut (still ranked): S05")
     assert "halted: S05 15:31-15:52 (code H, reason T12: Trading Halted; For information " \
            "requested by NASDAQ)" in report.summary_lines()
+
+
+def test_the_pre_close_feature_set_must_match_the_stored_features(built, tmp_path):
+    """The model is trained on the stored features: a configured set that differs (the
+    family asked for but not built, user features added since) is one line naming both."""
+    from aurora.config import BuildConfig
+    from aurora.errors import ConfigError
+    from aurora.features.builder import FeatureSet
+    from aurora.predict import preclose_api
+
+    store, cfg, _ = built
+    assert preclose_api._stored_feature_set(store, cfg) == FeatureSet()
+    asked = cfg.model_copy(update={"build": BuildConfig(intraday=True)})
+    with pytest.raises(ConfigError, match="stored only none; configured only "
+                       + ", ".join(preclose_api.INTRADAY_NAMES)):
+        preclose_api._stored_feature_set(store, asked)
+    mine = tmp_path / "mine.toml"
+    mine.write_text('[features]\nf_mine = "Mean(close, 5)"\n')
+    with_user = cfg.model_copy(update={"build": BuildConfig(features=mine)})
+    with pytest.raises(ConfigError, match="stored only none; configured only f_mine"):
+        preclose_api._stored_feature_set(store, with_user)

@@ -254,9 +254,11 @@ def test_a_past_day_on_a_live_stream_is_fetched_over_rest_and_only_that_day_is_k
     with EmulatorServer(market, {KEY: SECRET}, clock=lambda: REST_NOW) as rest, \
             StreamServer(bar_messages(later), {KEY: SECRET}) as srv:
         cfg = config(tmp_path, rest.url, srv.url("{feed}"))
-        report = run_stream_day(cfg, universe=SYMBOLS, day=DAY, preclose=False)
+        report = run_stream_day(cfg, universe=SYMBOLS, day=DAY)
     s = report.stream
     assert s.later_day and s.other_days >= 1
+    assert report.preclose == ("not reached: the stream of 2024-03-01 ended at a later "
+                               "day's first message, before its cut")
     # the whole day to 20:00 New York, as `aurora fetch --timeframe 1Min` stores it
     whole_day = minute_bars(market.bars.filter(pl.col("date") == DAY), MINUTE_SEED,
                             extended=True)

@@ -79,6 +79,23 @@ def test_halts_are_told_from_statuses_whatever_their_order_and_repeats():
         "reason_message": "Trading Halted; For information requested by NASDAQ"}
 
 
+def test_a_streamed_minute_bar_after_a_halt_ends_it_when_the_resumption_was_lost():
+    state = MarketState()
+    state.apply(status("XYZ", "H", at(14, 2)), None)
+    state.traded("XYZ", at(14, 2))  # the minute the halt fell in: trades before it
+    assert state.halted_at() == {"XYZ"}
+    state.traded("XYZ", at(14, 40))  # trading again: its `T` was lost in a disconnect
+    assert state.halted_at() == set() and state.resumed() == {"XYZ": at(14, 40)}
+    state.traded("XYZ", at(14, 41))
+    state.traded("ABC", at(14, 41))  # no status: nothing to end
+    assert [h.end for h in state.halts()] == [at(14, 40)]
+    state.apply(status("XYZ", "H", at(15, 0)), None)  # a second halt, then its own `T`
+    state.apply(status("XYZ", "T", at(15, 10), reason=""), None)
+    state.traded("XYZ", at(15, 11))
+    assert [(h.start, h.end) for h in state.halts()] == [(at(14, 2), at(14, 40)),
+                                                        (at(15, 0), at(15, 10))]
+
+
 def test_the_latest_daily_bar_is_kept_and_bad_messages_are_refused():
     state = MarketState()
     assert state.apply(daily("XYZ", 400), at(10, 0))

@@ -36,7 +36,7 @@ from aurora.features.featureset import FeatureSet
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.gatestats import FrameSummary, combine, summarize
 from aurora.features.incremental import Incremental, plan_incremental, prices_digest
-from aurora.features.intradayfamily import intraday_source, judged_from, load_intraday
+from aurora.features.intradayfamily import IntradaySource, judged_from, load_intraday
 from aurora.features.outofcore import (
     SCRATCH,
     OutOfCore,
@@ -52,8 +52,6 @@ from aurora.features.registry import (
 )
 from aurora.features.userfeatures import feature_set_hash
 from aurora.intraday.daily import (
-    load_daily_fields,
-    stored_digest,
     with_intraday,
 )
 from aurora.membership import Membership
@@ -309,6 +307,7 @@ def build_features(
         try:
             features = FeatureSet.configured(config)
             out_of_core = config.compute.out_of_core
+            intraday = IntradaySource.pinned(config) if features.intraday else None
             inputs = load_inputs(store, prices=not out_of_core)
             chosen = (as_universe(universe) if universe is not None
                       else resolve_universe(config, store, inputs.version))
@@ -320,15 +319,15 @@ def build_features(
                 plan, why = plan_incremental(store, inputs.version, inputs.prices,
                                              inputs.sha256, chosen, features.hash,
                                              REGISTRY_VERSION, features.max_lookback)
-            if features.intraday and not out_of_core:
-                plan, why = load_intraday(config, inputs, symbols, features, plan, why,
+            if intraday is not None and not out_of_core:
+                plan, why = load_intraday(intraday, inputs, symbols, features, plan, why,
                                           progress, LOOKAHEAD_TAIL)
             if plan is None and (runner is not None or out_of_core):
                 blocks = _compute_out_of_core(store, inputs, symbols, chosen.membership,
                                               features, runner, progress,
                                               config.compute.block_months,
                                               config.compute.exchange,
-                                              intraday_source(config, features))
+                                              intraday)
                 frame = FeatureFrame(pl.DataFrame(), blocks.info(), blocks.turnover_fallback(),
                                      blocks.history.ignored,
                                      sum(r.outside_membership for r in blocks.results))
@@ -349,7 +348,7 @@ def build_features(
             raise
         return _gate_and_publish(store, config, inputs, frame, summary, last_bar, chosen,
                                  source, features, plan, why, blocks, runner, lookahead,
-                                 note, started)
+                                 note, started, intraday)
     finally:
         if blocks is not None:
             blocks.discard()
@@ -377,11 +376,11 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
                          membership: Membership | None, features: FeatureSet,
                          runner: Runner | None, progress: Progress | None,
                          months: int, exchange_url: str | None,
-                         intraday: tuple[Path, str] | None = None) -> OutOfCore:
+                         intraday: IntradaySource | None = None) -> OutOfCore:
     """The out-of-core computation (`aurora.features.outofcore`); sets `inputs.tail` to the
-    adjusted prices the lookahead gate recomputes. `intraday` (data directory, timeframe):
-    the intraday fields of each year are written to the exchange for the tasks, a year at
-    a time. DataValidationError when no symbol of the universe has bars."""
+    adjusted prices the lookahead gate recomputes. `intraday`: the intraday fields of each
+    year are written to the exchange for the tasks, a year at a time. DataValidationError
+    when no symbol of the universe has bars."""
     note = progress or no_progress
     exchange = Exchange.open(store.state_dir / SCRATCH, exchange_url)
     try:
@@ -396,9 +395,9 @@ def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
         assert isinstance(first, dt.date)
         if intraday is not None:
             for year in range(first.year, last.year + 1):
-                exchange_intraday(load_daily_fields(
-                    *intraday, start=dt.date(year, 1, 1), end=dt.date(year, 12, 31),
-                    symbols=symbols), exchange)
+                exchange_intraday(intraday.fields(
+                    start=dt.date(year, 1, 1), end=dt.date(year, 12, 31), symbols=symbols),
+                    exchange)
         blocks = compute_out_of_core(history, store.state_dir / SCRATCH / uuid.uuid4().hex,
                                      sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                                      actions=inputs.actions, universe=symbols,
@@ -419,8 +418,9 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                       chosen: Universe, source: str, features: FeatureSet,
                       plan: Incremental | None, why: str, blocks: OutOfCore | None,
                       runner: Runner | None, lookahead: bool, note: Progress,
-                      started: float) -> BuildResult:
-    """The gates, the report, and the publication of what `build_features` computed."""
+                      started: float, intraday: IntradaySource | None = None) -> BuildResult:
+    """The gates, the report, and the publication of what `build_features` computed
+    (`intraday`: the pinned intraday store of a build with the family)."""
     report_path = store.state_dir / REPORT
     symbols = list(chosen.symbols)
     note("gates", 0, 1)
@@ -432,13 +432,12 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
                        min_dispersion=config.build.min_dispersion, extra=extra,
                        membership=chosen.membership, names=features.names,
                        warmup=features.max_lookback,
-                       judged_from=judged_from(config, features))
+                       judged_from=judged_from(intraday, features))
     note("gates", 1, 1)
     meta = build_meta(frame, summary, inputs, symbols, source, report, features,
                       digest=inputs.prices.height > 0)
-    if features.intraday:
-        meta["intraday"] = stored_digest(config.data_dir, config.build.intraday_timeframe,
-                                         dt.date.fromisoformat(meta["date_range"][1]))
+    if intraday is not None:
+        meta["intraday"] = intraday.digest(dt.date.fromisoformat(meta["date_range"][1]))
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,
                      "new_sessions": _new_sessions(summary, plan),
                      "computed_on": (runner.describe() if runner is not None and plan is None

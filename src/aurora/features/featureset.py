@@ -16,10 +16,12 @@ from typing import Any
 
 from aurora.atomic import sha256_bytes, sha256_file
 from aurora.config import AuroraConfig
+from aurora.errors import ConfigError
 from aurora.features.compute import feature_set
 from aurora.features.expr import Expr
 from aurora.features.registry import FEATURE_NAMES, INTRADAY, MAX_LOOKBACK, REGISTRY
 from aurora.features.userfeatures import feature_set_hash, load_user_features
+from aurora.intraday.daily import uses_intraday
 
 
 @dataclass(frozen=True)
@@ -35,11 +37,19 @@ class FeatureSet:
 
     @classmethod
     def configured(cls, config: AuroraConfig) -> FeatureSet:
+        """The feature set of `config` (`build.features`, `build.intraday`). ConfigError
+        for a user feature that reads an intraday field in a build without the intraday
+        family (whose minutes would not be read), naming the file and the setting."""
         path = config.build.features
         intraday = config.build.intraday
         if path is None:
             return cls(intraday=intraday)
         user = load_user_features(path)
+        reading = [name for name, expr in user.items() if uses_intraday(expr)]
+        if reading and not intraday:
+            raise ConfigError(f"{path}: {', '.join(reading)} read(s) intraday fields: build "
+                              "with the intraday family (build.intraday = true, or aurora "
+                              "build --intraday)")
         code = sha256_file(path) if Path(path).suffix.lower() == ".py" else ""
         return cls(user, path, code, intraday)
 

@@ -271,7 +271,8 @@ def gate_missing(frame: Judged, max_fraction: float,
     results = []
     for n in names:
         if frac[n] > max_fraction:
-            worst = (by_date.filter(pl.col(n) > 0)
+            judged = by_date.filter(pl.col("date") >= starts[n]) if n in starts else by_date
+            worst = (judged.filter(pl.col(n) > 0)
                      .sort([n, "date"], descending=[True, False]).head(MAX_LISTED))
             syms = (summary.by_symbol.filter(pl.col(n) > 0)
                     .sort([n, "symbol"], descending=[True, False]).head(5))

@@ -161,14 +161,16 @@ def summarizer(timeframe: str) -> Callable[[pl.DataFrame], pl.DataFrame] | None:
 
 def load_daily_fields(data_dir: Path, timeframe: str, *, start: dt.date | None = None,
                       end: dt.date | None = None, symbols: Collection[str] | None = None,
-                      progress: Progress | None = None) -> pl.DataFrame:
+                      progress: Progress | None = None,
+                      version: str | None = None) -> pl.DataFrame:
     """`daily_fields` of the stored `timeframe` bars (1Min or 5Min) dated within
-    [start, end]: each day's stored summary when the store holds one (`intraday.store`,
-    checked against its manifest sha256), else computed from its bars (read `DAYS_PER_READ`
-    parts at a time). Stored and computed values are equal: each day is summed up from its
-    own bars alone (`daily_fields`). StoreError when no bars of `timeframe` are stored
-    (`aurora fetch --timeframe`), ValueError for another timeframe, DataValidationError for
-    a summary part whose columns are not FIELDS'."""
+    [start, end], from the store's `version` (None: its latest): each day's stored summary
+    when the store holds one (`intraday.store`, checked against its manifest sha256), else
+    computed from its bars, read at most `DAYS_PER_READ` consecutive stored days at a time.
+    Stored and computed values are equal: each day is summed up from its own bars alone
+    (`daily_fields`). StoreError when no bars of `timeframe` are stored (`aurora fetch
+    --timeframe`), ValueError for another timeframe, DataValidationError for a summary
+    part whose columns are not FIELDS'."""
     summarize = summarizer(timeframe)
     if summarize is None:
         raise ValueError(f"intraday features are computed from {' or '.join(TIMEFRAMES)} bars,"
@@ -176,26 +178,39 @@ def load_daily_fields(data_dir: Path, timeframe: str, *, start: dt.date | None =
     from aurora.intraday.store import intraday_store, stored_days
 
     store = intraday_store(data_dir, timeframe)
-    version = store.current_version()
+    version = version or store.current_version()
     if version is None:  # read_intraday says what to run
         read_intraday(data_dir, timeframe)
     assert version is not None
     manifest = store.manifest(version)
-    days = [d for d in stored_days(manifest)
-            if (start is None or d >= start) and (end is None or d <= end)]
+    every = list(stored_days(manifest))
+    days = [d for d in every if (start is None or d >= start) and (end is None or d <= end)]
     summaries = stored_days(manifest, fields=True)
     kept = [d for d in days if d in summaries]
-    missing = [d for d in days if d not in summaries]
     steps = Steps(progress, "intraday fields", len(days))
     out = [_read_summaries(store, version, [summaries[d] for d in kept], symbols)]
     steps.step(len(kept))
-    for i in range(0, len(missing), DAYS_PER_READ):
-        chunk = missing[i:i + DAYS_PER_READ]
-        bars = read_intraday(data_dir, timeframe, start=chunk[0], end=chunk[-1],
+    for run in _runs([d for d in days if d not in summaries], every):
+        bars = read_intraday(data_dir, timeframe, start=run[0], end=run[-1],
                              symbols=symbols, version=version)
-        out += [summarize(bars.filter(pl.col("date") == day)) for day in chunk]
-        steps.step(len(chunk))
+        out += [summarize(bars.filter(pl.col("date") == day)) for day in run]
+        steps.step(len(run))
     return pl.concat(out).sort("symbol", "date")
+
+
+def _runs(missing: list[dt.date], stored: list[dt.date]) -> list[list[dt.date]]:
+    """`missing` (sorted stored days) cut into runs of days consecutive among `stored`, of
+    at most DAYS_PER_READ days: a run's date range holds only its own parts."""
+    position = {d: i for i, d in enumerate(stored)}
+    runs: list[list[dt.date]] = []
+    for day in missing:
+        run = runs[-1] if runs else None
+        if (run is not None and len(run) < DAYS_PER_READ
+                and position[day] == position[run[-1]] + 1):
+            run.append(day)
+        else:
+            runs.append([day])
+    return runs
 
 
 def _read_summaries(store: Any, version: str, names: list[str],
@@ -227,36 +242,42 @@ def with_intraday(prices: pl.DataFrame, fields: pl.DataFrame | None) -> pl.DataF
                                                   maintain_order="left")
 
 
-def stored_digest(data_dir: Path, timeframe: str, through: dt.date) -> dict[str, str | int]:
+def stored_digest(data_dir: Path, timeframe: str, through: dt.date,
+                  version: str | None = None) -> dict[str, str | int | None]:
     """What a build's intraday inputs were, without reading them: the intraday store's
-    version and the sha256 of its parts dated `through` or earlier (name and sha256 of each
-    in the manifest), so that a later build can tell a restated or late day from new ones."""
+    `version` (None: its latest), the definitions of the fields (`fields`, the summaries'
+    dataset name, which changes with them) and the sha256 of its bars parts dated
+    `through` or earlier (name and sha256 of each in the manifest), so that a later build
+    can tell a restated or late day, or new definitions, from new days."""
     import hashlib
 
-    from aurora.intraday.store import intraday_store, stored_days
+    from aurora.intraday.store import FIELDS_DATASET, intraday_store, stored_days
 
     store = intraday_store(data_dir, timeframe)
-    version = store.current_version()
+    version = version or store.current_version()
     if version is None:
-        return {"timeframe": timeframe, "version": "", "days": 0,
+        return {"timeframe": timeframe, "version": "", "fields": FIELDS_DATASET, "days": 0,
                 "through": through.isoformat(), "last_day": None, "sha256": ""}
     manifest = store.manifest(version)
     digest = hashlib.sha256()
     days = [(d, n) for d, n in stored_days(manifest).items() if d <= through]
     for _, name in days:
         digest.update(f"{name}={manifest.files[name].sha256}\n".encode())
-    return {"timeframe": timeframe, "version": version, "days": len(days),
+    return {"timeframe": timeframe, "version": version, "fields": FIELDS_DATASET,
+            "days": len(days),
             "through": through.isoformat(),
             "last_day": days[-1][0].isoformat() if days else None,
             "sha256": digest.hexdigest()}
 
 
-def first_stored_day(data_dir: Path, timeframe: str) -> dt.date | None:
-    """The first session whose `timeframe` bars are stored, or None."""
+def first_stored_day(data_dir: Path, timeframe: str,
+                     version: str | None = None) -> dt.date | None:
+    """The first session whose `timeframe` bars are stored in `version` (None: the
+    latest), or None."""
     from aurora.intraday.store import intraday_store, stored_days
 
     store = intraday_store(data_dir, timeframe)
-    version = store.current_version()
+    version = version or store.current_version()
     days = list(stored_days(store.manifest(version))) if version is not None else []
     return days[0] if days else None
 

@@ -8,7 +8,7 @@ import copy
 import datetime as dt
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any
 
@@ -17,8 +17,9 @@ import polars as pl
 from aurora.atomic import atomic_write_json
 from aurora.calendar import previous_session, sessions_back
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError, StoreError
+from aurora.errors import ConfigError, DataValidationError, StoreError
 from aurora.features.builder import FeatureSet, load_inputs
+from aurora.features.registry import INTRADAY
 from aurora.intraday.daily import load_daily_fields, with_intraday
 from aurora.intraday.store import intraday_store, read_intraday, stored_days
 from aurora.predict import metrics
@@ -45,6 +46,7 @@ from aurora.store.files import (
     EVALUATION_PRECLOSE,
     FEATURES,
     FEATURES_DATASET,
+    FEATURES_META,
     PREDICTIONS_PRECLOSE,
 )
 from aurora.universe import UniverseLike, as_universe, resolve_universe
@@ -117,7 +119,7 @@ def predict_preclose(store: Store, config: AuroraConfig, minutes: pl.DataFrame,
     inputs = load_inputs(store)
     chosen = _universe(store, config, universe)
     symbols = list(chosen.symbols)
-    features_set = FeatureSet.configured(config)
+    features_set = _stored_feature_set(store, config)
     cut = config.stream.cut_time
     partial = partial_bars(minutes.filter(pl.col("date") == day), cut)
     if partial.height == 0:
@@ -175,7 +177,7 @@ def evaluate_preclose(store: Store, config: AuroraConfig, *,
     chosen = _universe(store, config, universe)
     symbols = list(chosen.symbols)
     cut = config.stream.cut_time
-    features_set = FeatureSet.configured(config)
+    features_set = _stored_feature_set(store, config)
     partial, fields = [], []
     for d in days:
         minutes = read_intraday(config.data_dir, MINUTES, start=d, end=d, symbols=symbols)
@@ -199,6 +201,32 @@ def evaluate_preclose(store: Store, config: AuroraConfig, *,
         atomic_write_json(txn.path(EVALUATION_PRECLOSE), summary)
         txn.describe(EVALUATION_PRECLOSE, status=summary["status"])
     return summary
+
+
+INTRADAY_NAMES = tuple(f.name for f in INTRADAY)
+
+
+def _stored_feature_set(store: Store, config: AuroraConfig) -> FeatureSet:
+    """The configured feature set, matched with the features stored in `store`'s latest
+    version, on which the model is trained: the intraday family is added when they hold it
+    (a build with `aurora build --intraday` and no `build.intraday`). ConfigError naming
+    the columns and settings when they still differ (user features changed since the
+    build)."""
+    path = store.verified_path(FEATURES_META)
+    if path is None:
+        raise StoreError(f"{store.root}: no features stored (run `aurora build` first)")
+    stored = [f["name"] for f in json.loads(path.read_text(encoding="utf-8"))["features"]]
+    configured = FeatureSet.configured(config)
+    if not configured.intraday and set(INTRADAY_NAMES) <= set(stored):
+        configured = replace(configured, intraday=True)
+    if configured.names != stored:
+        only_stored = [n for n in stored if n not in configured.names]
+        only_configured = [n for n in configured.names if n not in stored]
+        raise ConfigError(
+            "the stored features differ from the configured ones (build.features, "
+            f"build.intraday): stored only {', '.join(only_stored) or 'none'}; configured "
+            f"only {', '.join(only_configured) or 'none'}: run `aurora build` again")
+    return configured
 
 
 def _intraday_history(config: AuroraConfig, symbols: list[str],

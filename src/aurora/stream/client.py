@@ -37,8 +37,9 @@ The loop (`StreamSession.run`):
    one at a time: the socket is read meanwhile (a fill of a large universe takes many
    rate-limited requests); `fill_before` and the end of `run` wait for those running.
 7. The session's day (`day`): data messages of another New York date are not kept, only
-   counted (`report.other_days`); one of a later date sets `report.later_day` (the server
-   streams a later session: a past day's stream has nothing more of it to send).
+   counted (`report.other_days`), but for a status of an earlier date (a halt still in
+   force); one of a later date sets `report.later_day` (the server streams a later
+   session: a past day's stream has nothing more of it to send).
 The session ends when `until()` is true (checked at least every SLICE_SECONDS, in every
 wait). Keys never appear in messages, logs or the report.
 """
@@ -67,6 +68,7 @@ from aurora.stream.minutes import MinuteBook
 from aurora.stream.protocol import (
     BAR_TYPES,
     CHANNELS,
+    STATUS_TYPE,
     TIMED_TYPES,
     StreamProtocolError,
     auth_message,
@@ -185,6 +187,9 @@ class StreamSession:
     started: bool = field(default=False, init=False)  # the journal has been replayed
     _fills: set[asyncio.Task] = field(default_factory=set, init=False)  # running fills
     _fill_lock: asyncio.Lock | None = field(default=None, init=False)
+    # what a background fill raised that `_fill_locked` does not turn into an alert (the
+    # journal failing: StreamFatal; a bug): raised by the socket loop and by `settle`
+    _fill_error: BaseException | None = field(default=None, init=False)
     _last_seen: dict[str, dt.datetime] = field(default_factory=dict, init=False)
     _muted: set[str] = field(default_factory=set, init=False)  # resubscribed, not back yet
     # resubscribed symbol -> the minute its REST fill reached: filled again up to its first
@@ -232,17 +237,29 @@ class StreamSession:
         return self.report
 
     async def settle(self) -> None:
-        """Wait for the REST fills running in the background (an error of one, other than
-        the REST client's, which `_fill_window` turns into an alert, is raised here)."""
+        """Wait for the REST fills running in the background; raise what one of them
+        raised other than the REST client's errors (which are `stream_gap_unfilled`
+        alerts), finished earlier or now."""
         while self._fills:
-            await asyncio.gather(*list(self._fills))
+            await asyncio.gather(*list(self._fills), return_exceptions=True)
+        self._raise_fill_error()
 
     def _background(self, after: dt.datetime | None, before: dt.datetime) -> None:
         """Fill the minutes between `after` and `before` in the background (module
         docstring, 6)."""
         task = asyncio.create_task(self._fill_window(after, before))
         self._fills.add(task)
-        task.add_done_callback(self._fills.discard)
+        task.add_done_callback(self._fill_done)
+
+    def _fill_done(self, task: asyncio.Task) -> None:
+        self._fills.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._fill_error is None:
+            self._fill_error = task.exception()
+
+    def _raise_fill_error(self) -> None:
+        if self._fill_error is not None:
+            error, self._fill_error = self._fill_error, None
+            raise error
 
     def _of_day(self, messages: list[dict]) -> list[dict]:
         """`messages` without the data messages of another day than the session's
@@ -254,7 +271,8 @@ class StreamSession:
             t = message.get("t")
             if message.get("T") in TIMED_TYPES and isinstance(t, dt.datetime):
                 day = t.astimezone(NEW_YORK).date()
-                if day != self.day:
+                carried = day < self.day and message.get("T") == STATUS_TYPE
+                if day != self.day and not carried:  # a halt from before: still in force
                     self.report.other_days += 1
                     self.report.later_day |= day > self.day
                     continue
@@ -297,6 +315,7 @@ class StreamSession:
                                       f"the stream sent nothing for {s.watchdog_seconds:g} s"
                                       " while open: reconnecting")
                     raise _Reconnect() from None
+                self._raise_fill_error()
                 messages = self._of_day(decode(raw))
                 if self._gap_pending:
                     self._fill(messages)
@@ -447,6 +466,8 @@ class StreamSession:
             return
         self.book.apply(message)
         symbol, minute = message["S"], message["t"]
+        if message["T"] == "b":  # a streamed bar: it trades (REST fills are `u`)
+            self.market.traded(symbol, minute)
         if minute > self._last_seen.get(symbol, minute - _MINUTE):
             self._last_seen[symbol] = minute
             self._muted.discard(symbol)

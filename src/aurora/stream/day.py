@@ -66,7 +66,7 @@ from aurora.store.datasets import has_dataset
 from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.versions import Store
 from aurora.stream.backoff import Backoff
-from aurora.stream.client import StreamReport, StreamSession, StreamSettings
+from aurora.stream.client import StreamFatal, StreamReport, StreamSession, StreamSettings
 from aurora.stream.daily_check import daily_bar_findings
 from aurora.stream.journal import Journal
 from aurora.stream.market import DailyBar, Halt
@@ -248,16 +248,18 @@ def run_stream_day(
     # day (Alpaca's live stream): what it lacks is then filled over REST at the end
     live = day >= stream_day()
 
-    def reached(instant: dt.datetime) -> Callable[[], bool]:
+    def reached(instant: dt.datetime, *, later_day_ends: bool = False) -> Callable[[], bool]:
         def check() -> bool:
             newest = session.book.newest
             return ((live and dt.datetime.now(dt.UTC) >= instant)
                     or (newest is not None and newest >= instant)
-                    or (not live and session.report.later_day))
+                    or (later_day_ends and not live and session.report.later_day))
         return check
 
     report = StreamDayReport(day, len(symbols), session.report)
-    stop = until or reached(end_at)
+    # a past day's cut is reached by its bars only: a live stream of a later day does not
+    # rank an old day (and overwrite the latest pre-close file)
+    stop = until or reached(end_at, later_day_ends=True)
     cut, cut_at = None, end_at
     if preclose:
         from aurora.predict.preclose import cut_instant  # deferred: the feature engine
@@ -279,6 +281,9 @@ def run_stream_day(
                 report.preclose = await _rank_at_cut(config, session, day, chosen, cut_at,
                                                      on_alert, report.halted_at_cut)
         await streaming
+        if cut is not None and report.preclose == "not reached" and session.report.later_day:
+            report.preclose = (f"not reached: the stream of {day} ended at a later day's "
+                               "first message, before its cut")
         # an outage at the end is filled too; a past day is filled to its extended close
         await session.fill_before(end_at if live else dt.datetime.combine(
             day, EXTENDED_END, NEW_YORK))
@@ -305,11 +310,14 @@ async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.dat
     if version is None or not has_dataset(store.manifest(version), FEATURES_DATASET,
                                           legacy=FEATURES):
         return "skipped: the store holds no features (run `aurora build` first)"
-    await session.fill_before(cut_at)
-    minutes = session.book.frame()
     try:
+        await session.fill_before(cut_at)
+        await session.settle()  # a watchdog fill started meanwhile
+        minutes = session.book.frame()
         return await asyncio.to_thread(_preclose, config, store, minutes, day, universe,
                                        halted)
+    except StreamFatal:
+        raise  # the journal cannot be written: the session stops
     except Exception as exc:  # any failure: a failed ranking must not lose the day
         log.warning("pre-close prediction of %s failed", day, exc_info=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

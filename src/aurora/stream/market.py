@@ -8,6 +8,9 @@ halt and `3` resume. `H`, `Q`, `P` and `2` leave a symbol halted (it trades no m
 sends no minute bar: its silence is expected); `T` and `3` end the halt. The other codes
 (imbalances, short-sale restriction, LULD indications) change nothing here.
 
+A streamed minute bar of a halted symbol ends its halt (`traded`): the resumption status
+may have been sent during a disconnect, and statuses are not filled over REST.
+
 A daily bar is the day so far, re-sent as it grows: the one kept per symbol is the latest,
 i.e. the one with the most volume (then trades; on a tie the one received last), so that a
 repeat or a reordering after a reconnect cannot replace it with an older one. Each keeps
@@ -26,6 +29,7 @@ from aurora.calendar import NEW_YORK as NEW_YORK_NAME
 from aurora.stream.protocol import STATUS_TYPE, StreamProtocolError
 
 HALT_CODES = frozenset({"H", "Q", "P", "2"})
+IMPLIED = "implied by a minute bar"
 RESUME_CODES = frozenset({"T", "3"})
 DAILY_REQUIRED = ("S", "t", "o", "h", "l", "c", "v")
 STATUS_REQUIRED = ("S", "t", "sc")
@@ -165,6 +169,20 @@ class MarketState:
             history.sort(key=lambda s: s.at)  # stable: same instant, order of arrival
             return True
         return False
+
+    def traded(self, symbol: str, minute: dt.datetime) -> None:
+        """A streamed minute bar of `symbol` starting at `minute`: if the symbol was halted
+        by then, it trades again, so its halt ends there (an implied resumption, `T` with
+        the message "implied by a minute bar"), in case the resumption status was lost in a
+        disconnect: statuses are not filled over REST."""
+        history = self.statuses.get(symbol)
+        if not history:
+            return
+        before = [s for s in history if s.at < minute]  # a bar starting after the status
+        opened = next((s for s in reversed(before) if s.halts or s.resumes), None)
+        if opened is not None and opened.halts:
+            history.append(Status(symbol, minute, "T", IMPLIED))
+            history.sort(key=lambda s: s.at)
 
     def halts(self) -> list[Halt]:
         """Every halt of the session, by symbol then start: a halt-like status opens one
