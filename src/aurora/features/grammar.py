@@ -32,59 +32,18 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from aurora.errors import ConfigError
-from aurora.features import expr as expr_module
-from aurora.features.expr import (
-    Abs,
-    Binary,
-    Coalesce,
-    Const,
-    Expr,
-    Greater,
-    Group,
-    Less,
-    Log,
-    Power,
-    Present,
-    Sign,
-    Sqrt,
-    Where,
-    close,
-    dollar_volume,
-    high,
-    low,
-    open_,
-    sector,
-    shares_outstanding,
-    volume,
-    vwap,
+from aurora.features.expr import Binary, Const, Expr, Group, sector
+from aurora.features.vocabulary import (
+    EXPRESSION,
+    FIELD_NAMES,
+    GROUP,
+    GROUPED,
+    NAMES,
+    NUMBER,
+    SIGNATURES,
+    WINDOW,
+    Signature,
 )
-from aurora.features.operators import (
-    EMA,
-    Beta,
-    Corr,
-    Cov,
-    Delta,
-    Demean,
-    Kurt,
-    Market,
-    Max,
-    Mean,
-    Median,
-    Min,
-    Quantile,
-    Rank,
-    Ref,
-    Resid,
-    Rsquare,
-    Skew,
-    Slope,
-    Std,
-    Sum,
-    Var,
-    Winsorize,
-    ZScore,
-)
-from aurora.schemas import INTRADAY_FIELDS
 
 MAX_NESTING = 64  # parentheses, calls and unary minus inside each other (the parser recurses)
 MAX_DEPTH = 200  # depth of the expression tree (repr and equality recurse)
@@ -114,72 +73,6 @@ class FeatureDefinitionError(ConfigError):
                                       column=self.column, feature=feature)
 
 
-# -- names ----------------------------------------------------------------------------------
-_EXPRESSION, _WINDOW, _NUMBER, _GROUP = "expression", "window", "number", "group"
-
-
-@dataclass(frozen=True)
-class _Signature:
-    cls: type[Expr]
-    params: tuple[tuple[str, str], ...]  # (label, kind)
-    required: int
-
-    def text(self, name: str) -> str:
-        shown = ", ".join(label for label, _ in self.params[:self.required])
-        for label, _ in self.params[self.required:]:
-            shown += f"[, {label}"
-        return f"{name}({shown}{']' * (len(self.params) - self.required)})"
-
-    def count(self) -> str:
-        lo, hi = self.required, len(self.params)
-        if lo == hi:
-            return f"{lo} argument{'s' if lo != 1 else ''}"
-        return f"{lo} or {hi} arguments" if hi == lo + 1 else f"{lo} to {hi} arguments"
-
-
-def _sig(cls: type[Expr], *params: str, optional: int = 0) -> _Signature:
-    kinds = {"n": _WINDOW, "q": _NUMBER, "p": _NUMBER, "sector": _GROUP}
-    return _Signature(cls, tuple((p, kinds.get(p, _EXPRESSION)) for p in params),
-                      len(params) - optional)
-
-
-_SIGNATURES: dict[str, _Signature] = {
-    # element-wise
-    "Abs": _sig(Abs, "x"), "Sign": _sig(Sign, "x"), "Log": _sig(Log, "x"),
-    "Sqrt": _sig(Sqrt, "x"), "Power": _sig(Power, "x", "p"),
-    "Where": _sig(Where, "cond", "a", "b", optional=1), "Present": _sig(Present, "x"),
-    "Coalesce": _sig(Coalesce, "a", "b"), "Less": _sig(Less, "a", "b"),
-    "Greater": _sig(Greater, "a", "b"),
-    # time series
-    "Ref": _sig(Ref, "x", "n"), "Delta": _sig(Delta, "x", "n"), "Mean": _sig(Mean, "x", "n"),
-    "Sum": _sig(Sum, "x", "n"), "Std": _sig(Std, "x", "n"), "Var": _sig(Var, "x", "n"),
-    "Min": _sig(Min, "x", "n"), "Max": _sig(Max, "x", "n"),
-    "Median": _sig(Median, "x", "n"), "Quantile": _sig(Quantile, "x", "n", "q"),
-    "EMA": _sig(EMA, "x", "n"), "Skew": _sig(Skew, "x", "n"), "Kurt": _sig(Kurt, "x", "n"),
-    "Corr": _sig(Corr, "x", "y", "n"), "Cov": _sig(Cov, "x", "y", "n"),
-    "Beta": _sig(Beta, "x", "y", "n"), "Resid": _sig(Resid, "x", "y", "n"),
-    "Slope": _sig(Slope, "x", "n"), "Rsquare": _sig(Rsquare, "x", "n"),
-    # cross-sectional and market
-    "Rank": _sig(Rank, "x", "sector", optional=1),
-    "ZScore": _sig(ZScore, "x", "sector", optional=1),
-    "Demean": _sig(Demean, "x", "sector", optional=1),
-    "Winsorize": _sig(Winsorize, "x", "q", "sector", optional=2),
-    "Market": _sig(Market, "x"),
-}
-
-_FIELDS: dict[str, Expr] = {
-    "open": open_, "high": high, "low": low, "close": close, "volume": volume, "vwap": vwap,
-    "dollar_volume": dollar_volume, "shares_outstanding": shares_outstanding,
-    **{name: getattr(expr_module, name) for name in INTRADAY_FIELDS},
-}
-
-NAMES: dict[str, object] = {
-    **_FIELDS, "sector": sector, **{name: s.cls for name, s in _SIGNATURES.items()},
-}
-"""Every name of the grammar and the Python object it denotes (`aurora.features` exports
-the same objects under the same names, `open` as `open_`)."""
-
-_GROUPED = "Rank, ZScore, Demean or Winsorize"
 
 
 # -- tokens ---------------------------------------------------------------------------------
@@ -381,13 +274,13 @@ class _Parser:
 
     def name(self, token: _Token) -> _Item:
         end = token.offset + len(token.text)
-        if token.text in _FIELDS:
-            return _Item(_FIELDS[token.text], token.offset, end, 0)
+        if token.text in FIELD_NAMES:
+            return _Item(FIELD_NAMES[token.text], token.offset, end, 0)
         if token.text == "sector":
             return _Item(sector, token.offset, end, 0)
-        if token.text in _SIGNATURES:
+        if token.text in SIGNATURES:
             self.fail(token.offset, f"{token.text} is an operator: call it as "
-                                    f"{_SIGNATURES[token.text].text(token.text)}")
+                                    f"{SIGNATURES[token.text].text(token.text)}")
         self.unknown(token)
 
     def unknown(self, token: _Token) -> NoReturn:
@@ -403,9 +296,9 @@ class _Parser:
     # nodes
     def call(self, token: _Token) -> _Item:
         name = token.text
-        signature = _SIGNATURES.get(name)
+        signature = SIGNATURES.get(name)
         if signature is None:
-            if name in _FIELDS or name == "sector":
+            if name in FIELD_NAMES or name == "sector":
                 self.fail(token.offset, f"{name} is a {'field' if name != 'sector' else 'group'}"
                                         ", not an operator: it takes no arguments")
             self.unknown(token)
@@ -427,7 +320,7 @@ class _Parser:
         closing = self.advance()
         return self.apply(token, signature, args, closing)
 
-    def apply(self, token: _Token, signature: _Signature, args: list[_Item],
+    def apply(self, token: _Token, signature: Signature, args: list[_Item],
               closing: _Token) -> _Item:
         name, n = token.text, len(args)
         if not signature.required <= n <= len(signature.params):
@@ -441,30 +334,30 @@ class _Parser:
             node = signature.cls(*values)
         except (ValueError, TypeError) as exc:
             numbers = [item.start for (_, kind), item in zip(signature.params, args,
-                                                                strict=False) if kind == _NUMBER]
+                                                                strict=False) if kind == NUMBER]
             self.fail(numbers[0] if numbers else token.offset, str(exc))
         return self.item(node, token.offset, closing.offset + 1, args, token.offset)
 
     def argument(self, name: str, label: str, kind: str, item: _Item) -> Any:
         value, shown = item.value, self.text[item.start:item.end]
-        if kind == _EXPRESSION:
+        if kind == EXPRESSION:
             return self.as_expr(item, name)
-        if kind == _GROUP:
+        if kind == GROUP:
             if value is not sector:
                 self.fail(item.start, f"the group of {name} must be sector, got {shown!r}")
             return value
-        what = f"the window n of {name}" if kind == _WINDOW else f"{label} of {name}"
+        what = f"the window n of {name}" if kind == WINDOW else f"{label} of {name}"
         if isinstance(value, Group):
             self.fail(item.start, f"{what} must be a number, got sector")
         if isinstance(value, Expr):
             self.fail(item.start, f"{what} must be a number, not the expression {shown!r}")
-        if kind == _NUMBER:
+        if kind == NUMBER:
             return value
         if item.integer is None:
             literal = _NUMBER_RE.fullmatch(shown.strip("()- \t\r\n")) is not None
             self.fail(item.start, f"{what} must be an integer literal, got {shown!r}"
                       + ("" if literal else " (no arithmetic in a window)"))
-        least = getattr(_SIGNATURES[name].cls, "least", 1)
+        least = getattr(SIGNATURES[name].cls, "least", 1)
         if item.integer < least:
             self.fail(item.start, f"{what} must be an integer >= {least}, got {item.integer}")
         if item.integer > MAX_WINDOW:
@@ -474,7 +367,7 @@ class _Parser:
 
     def as_expr(self, item: _Item, name: str | None) -> Any:
         if isinstance(item.value, Group):
-            self.fail(item.start, f"sector can only be the group argument of {_GROUPED},"
+            self.fail(item.start, f"sector can only be the group argument of {GROUPED},"
                                   " as in Rank(x, sector)")
         if name is None and not isinstance(item.value, Expr):
             return Const(item.value)
