@@ -15,9 +15,8 @@ from aurora.fetch.client import (
     AlpacaBarsClient,
     RequestRejected,
     RetriesExhausted,
-    check_timeframe,
-    session_window,
 )
+from aurora.fetch.pages import check_timeframe, session_window
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.retry import RetryPolicy
 
@@ -264,7 +263,7 @@ def test_auth_headers_sent(clock):
 def test_session_window_stays_out_of_the_last_15_minutes_of_sip():
     import datetime as dt
 
-    from aurora.fetch.client import session_window
+    from aurora.fetch.pages import session_window
 
     day = dt.date(2024, 7, 1)  # EDT: NY midnight is 04:00Z
     assert session_window(day, day) == ("2024-07-01T04:00:00Z", "2024-07-02T03:59:59Z")

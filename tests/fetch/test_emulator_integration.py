@@ -17,7 +17,7 @@ from aurora.calendar import last_completed_session, sessions_back
 from aurora.cli.main import main
 from aurora.config import AlpacaConfig, AuroraConfig, FetchConfig, ValidationConfig
 from aurora.fetch import fetch_prices
-from aurora.fetch.client import session_window
+from aurora.fetch.pages import session_window
 from aurora.quarantine import read_quarantine
 from aurora.store import Store
 from aurora.store.bars import read_prices

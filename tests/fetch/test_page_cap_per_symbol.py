@@ -18,8 +18,9 @@ import pytest
 from fetch_fakeapi import KEY, SECRET, FakeAlpaca, make_bars
 
 from aurora.errors import FetchError
-from aurora.fetch.client import AlpacaBarsClient, PagingError, max_pages
+from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import fetch_corporate_actions
+from aurora.fetch.pages import PagingError, max_pages
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.retry import RetryPolicy
 

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 from aurora.atomic import atomic_write_parquet
-from aurora.fetch.client import PagingError
 from aurora.fetch.corporate_actions import fetch_corporate_actions
+from aurora.fetch.pages import PagingError
 from aurora.fetch.publish import publish_fetch
 from aurora.store import Store
 from aurora.universe import Universe

@@ -17,11 +17,11 @@ statuses: which symbols stopped trading), `publish` (store side), `summary`, `st
 from aurora.deadline import DeadlineExceeded
 from aurora.fetch.client import (
     AlpacaBarsClient,
-    PagingError,
     RateLimitWaitExceeded,
     RequestRejected,
     RetriesExhausted,
 )
+from aurora.fetch.pages import PagingError
 from aurora.fetch.stage import fetch_prices
 from aurora.fetch.summary import BatchFailure, FetchReport
 

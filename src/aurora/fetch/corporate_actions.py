@@ -33,7 +33,8 @@ import polars as pl
 
 from aurora.deadline import Deadline
 from aurora.errors import FetchError
-from aurora.fetch.client import AlpacaBarsClient, PageGuard, describe_symbols
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.pages import PageGuard, describe_symbols
 from aurora.schemas import (
     CORPORATE_ACTIONS_EXTRA,
     CORPORATE_ACTIONS_SCHEMA,

@@ -41,7 +41,8 @@ from aurora.calendar import last_completed_session, previous_session, sessions, 
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError, CredentialsError, FetchError, StoreError
 from aurora.fetch.batches import BatchRequest, Checkpoint, clean_checkpoints, plan_id
-from aurora.fetch.client import RECENT_SIP_DELAY, AlpacaBarsClient
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.pages import RECENT_SIP_DELAY
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.source import PriceSource
 from aurora.intraday.daily import summarizer
