@@ -182,7 +182,7 @@ def test_the_whole_fetch_stops_at_its_deadline(data_dir, clock):
 def test_a_batch_cut_short_by_the_fetch_deadline_is_not_a_batch_failure(tmp_path, clock):
     from aurora.deadline import Deadline, DeadlineExceeded
     from aurora.fetch.batches import BatchRequest, Checkpoint
-    from aurora.fetch.stage import _Run, _run_batch
+    from aurora.fetch.batchrun import BatchRun, run_batch
     from aurora.progress import Steps
 
     whole = Deadline.after(60, "fetch", clock=clock.time)
@@ -197,9 +197,9 @@ def test_a_batch_cut_short_by_the_fetch_deadline_is_not_a_batch_failure(tmp_path
 
     request = BatchRequest(("AAA",), D(2024, 1, 2), D(2024, 1, 5))
     for deadline, skipped, failed in ((whole, 1, 0), (other, 0, 1)):
-        run = _Run(Client(deadline), Checkpoint(tmp_path / "plan"), Steps(None, "x", 1),
+        run = BatchRun(Client(deadline), Checkpoint(tmp_path / "plan"), Steps(None, "x", 1),
                    "all", "sip", whole)
-        _run_batch(run, request)
+        run_batch(run, request)
         assert (len(run.skipped), len(run.failures)) == (skipped, failed)
 
 

@@ -70,8 +70,6 @@ import dataclasses
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import httpx
 import polars as pl
@@ -90,7 +88,8 @@ from aurora.fetch.batches import (
     normalize_symbols,
     plan_id,
 )
-from aurora.fetch.client import AlpacaBarsClient, RateLimitWaitExceeded, refused_by_rate_limit
+from aurora.fetch.batchrun import TIMEFRAME, BatchRun, copy_stats, run_batches
+from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import (
     empty_actions,
     fetch_corporate_actions,
@@ -102,7 +101,7 @@ from aurora.fetch.quarantine import FetchQuarantine
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.reconcile import next_slice, read_cursor, write_cursor
 from aurora.fetch.source import PriceSource
-from aurora.fetch.summary import BatchFailure, FetchReport
+from aurora.fetch.summary import FetchReport
 from aurora.progress import Progress, Steps
 from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.redaction import redact_url
@@ -112,7 +111,6 @@ from aurora.validation import CHECKS, ValidationReport
 from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
 
 ACTIONS_LOOKBACK_DAYS = 92
-TIMEFRAME = "1Day"
 
 
 def default_window(config: AuroraConfig, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -124,96 +122,6 @@ def default_window(config: AuroraConfig, now: dt.datetime | None = None) -> tupl
     except ValueError:  # 29 February
         start = end.replace(year=end.year - years, day=28)
     return start, end
-
-
-@dataclass
-class _Run:
-    """Mutable state of one run shared by the batch workers."""
-
-    client: AlpacaBarsClient
-    checkpoint: Checkpoint
-    steps: Steps
-    adjustment: str
-    feed: str
-    deadline: Deadline
-    frames: dict[str, pl.DataFrame] = field(default_factory=dict)
-    failures: list[BatchFailure] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    skipped: list[BatchRequest] = field(default_factory=list)  # not completed: fetch deadline
-    # circuit breaker: the first group that gave up on the rate limit (HTTP 429 storm), and
-    # the groups not started after it
-    refused: BatchFailure | None = None
-    refused_why: str = ""
-    halted: list[BatchRequest] = field(default_factory=list)
-    resumed: int = 0
-    fetched_bars: int = 0
-    quarantine: FetchQuarantine | None = None  # this run's quarantine decisions
-
-
-def _check_batch(request: BatchRequest, frame: pl.DataFrame, warnings: list[str],
-                 quarantine: FetchQuarantine) -> pl.DataFrame:
-    """Unrequested symbols and duplicates in one batch's bars (fetched, or resumed from the
-    checkpoint holding them as served): a conflicting duplicate quarantines its symbol, the
-    rest of the batch is kept (`FetchQuarantine.resolve_duplicates`)."""
-    extra = sorted(set(frame.get_column("symbol").unique()) - set(request.symbols))
-    if extra:
-        warnings.append(f"batch {request.label()}: ignored bars of unrequested symbols {extra}")
-        frame = frame.filter(pl.col("symbol").is_in(list(request.symbols)))
-    return quarantine.resolve_duplicates(request.label(), frame, warnings)
-
-
-def _run_batch(run: _Run, request: BatchRequest) -> None:
-    frame = run.checkpoint.load(request)
-    if frame is not None:
-        run.resumed += 1
-    elif run.refused is not None:
-        run.halted.append(request)  # never started: the server keeps refusing with 429
-        run.steps.step()
-        return
-    elif run.deadline.expired():
-        run.skipped.append(request)  # never started: the whole fetch is out of time
-        run.steps.step()
-        return
-    else:
-        try:
-            frame = run.client.get_bars(
-                list(request.symbols), request.start, request.end, timeframe=TIMEFRAME,
-                adjustment=run.adjustment, feed=run.feed,
-            )
-        except CredentialsError:
-            raise
-        except FetchError as exc:
-            if isinstance(exc, DeadlineExceeded) and exc.deadline is run.deadline:
-                run.skipped.append(request)  # cut short by the whole fetch's deadline
-            else:
-                failure = BatchFailure(request.label(), request.symbols, str(exc))
-                run.failures.append(failure)
-                if refused_by_rate_limit(exc) and run.refused is None:
-                    run.refused = failure  # trips the circuit breaker: no new group
-                    run.refused_why = (
-                        f"past the {run.client.max_rate_limit_wait_seconds:g} s one request "
-                        "may wait (fetch.max_rate_limit_wait_seconds)"
-                        if isinstance(exc, RateLimitWaitExceeded) else
-                        f"after its last retry (fetch.max_retries = "
-                        f"{run.client.policy.max_retries})")
-            run.steps.step()
-            return
-        run.checkpoint.save(request, frame)  # the bars as served: a resumed run decides alike
-        run.fetched_bars += frame.height
-    assert run.quarantine is not None
-    run.frames[request.key] = _check_batch(request, frame, run.warnings, run.quarantine)
-    run.steps.step()
-
-
-def _run_batches(run: _Run, batches: Sequence[BatchRequest], concurrency: int) -> None:
-    if concurrency <= 1 or len(batches) <= 1:
-        for request in batches:
-            _run_batch(run, request)
-        return
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="fetch") as pool:
-        futures = [pool.submit(_run_batch, run, request) for request in batches]
-        for future in futures:
-            future.result()  # re-raises CredentialsError (and bugs) from the workers
 
 
 def _resolve_window(
@@ -319,9 +227,9 @@ def fetch_prices(
     client = AlpacaBarsClient.from_config(config, limiter=limiter, transport=transport,
                                           sleep=sleep, deadline=deadline)
     with client:
-        run = _Run(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
+        run = BatchRun(client, checkpoint, Steps(progress, "fetch bars", len(plan.batches)),
                    fc.adjustment, fc.feed, deadline, quarantine=quarantine)
-        _run_batches(run, plan.batches, fc.concurrency)
+        run_batches(run, plan.batches, fc.concurrency)
         _stop_if_refused(store, report, run, len(plan.batches), limiter)
         _stop_if_late(store, report, run, len(plan.batches), limiter)
         phase_one = [run.frames[b.key] for b in plan.batches if b.key in run.frames]
@@ -337,7 +245,7 @@ def fetch_prices(
                                "restatement")
         if refetch:
             run.steps = Steps(progress, "fetch restated", len(refetch))
-            _run_batches(run, refetch, fc.concurrency)
+            run_batches(run, refetch, fc.concurrency)
             _stop_if_refused(store, report, run, len(plan.batches) + len(refetch), limiter)
             _stop_if_late(store, report, run, len(plan.batches) + len(refetch), limiter)
         new_actions: pl.DataFrame | None = None
@@ -361,7 +269,7 @@ def fetch_prices(
                 entry = store.manifest(stored.version).prices_entry()
                 statuses = dataclasses.replace(statuses,
                                                recorded=tuple(recorded_inactive(entry)))
-    _copy_stats(report, limiter, run)
+    copy_stats(report, limiter, run)
     if statuses is not None and statuses.error:
         report.warnings.append(str(statuses.warning()))
     report.batches = len(plan.batches) + len(refetch)
@@ -421,17 +329,6 @@ def fetch_prices(
     return report
 
 
-def _copy_stats(report: FetchReport, limiter: RateLimiter, run: _Run) -> None:
-    stats = run.client.stats.to_dict()
-    report.requests, report.successful_requests = stats["requests"], stats["successful"]
-    report.retries, report.rate_limited = stats["retries"], stats["rate_limited"]
-    report.statuses, report.backoff_seconds = stats["statuses"], stats["backoff_seconds"]
-    report.rate_limit_wait_seconds = limiter.waited_seconds
-    report.batches_resumed, report.bars_fetched = run.resumed, run.fetched_bars
-    report.failures = run.failures
-    report.warnings.extend(run.warnings)
-
-
 def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
                    restated: dict[str, str], symbols: list[str], history_start: dt.date,
                    fc: FetchConfig, deadline: Deadline
@@ -484,7 +381,7 @@ def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> 
         report=report.to_dict())
 
 
-def _stop_if_refused(store: Store, report: FetchReport, run: _Run, total: int,
+def _stop_if_refused(store: Store, report: FetchReport, run: BatchRun, total: int,
                      limiter: RateLimiter) -> None:
     """FetchError once the circuit breaker tripped: a request group gave up on HTTP 429s
     (its rate-limit waiting budget or its retries spent), so later groups were not
@@ -492,7 +389,7 @@ def _stop_if_refused(store: Store, report: FetchReport, run: _Run, total: int,
     rate-limit waiting."""
     if run.refused is None:
         return
-    _copy_stats(report, limiter, run)
+    copy_stats(report, limiter, run)
     path = store.state_dir / "fetch-failures.json"
     atomic_write_json(path, report.to_dict())
     open_groups = [*((f.batch, f.symbols) for f in run.failures),
@@ -508,13 +405,13 @@ def _stop_if_refused(store: Store, report: FetchReport, run: _Run, total: int,
         missing_symbols=uncovered, report=report.to_dict())
 
 
-def _stop_if_late(store: Store, report: FetchReport, run: _Run, total: int,
+def _stop_if_late(store: Store, report: FetchReport, run: BatchRun, total: int,
                   limiter: RateLimiter) -> None:
     """FetchError naming `fetch.deadline_seconds` when request groups were not
     completed (not started, or cut short by the whole fetch's deadline)."""
     if not run.skipped:
         return
-    _copy_stats(report, limiter, run)
+    copy_stats(report, limiter, run)
     path = store.state_dir / "fetch-failures.json"
     atomic_write_json(path, report.to_dict())
     uncovered = sorted({s for b in run.skipped for s in b.symbols})
