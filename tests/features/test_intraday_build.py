@@ -212,3 +212,33 @@ def test_a_user_feature_reading_intraday_fields_needs_the_family(tmp_path):
         FeatureSet.configured(config)
     both = AuroraConfig(data_dir=tmp_path, build=BuildConfig(features=path, intraday=True))
     assert list(FeatureSet.configured(both).added)[-1] == "f_late_rank"
+
+
+def test_five_minute_bars_give_the_family_the_one_minute_bars_give(tmp_path, minutes):
+    """`build.intraday_timeframe = "5Min"`: the same days in 5-minute bars (the minutes
+    aggregated as Alpaca aggregates them) give the same features as the 1-minute bars."""
+    five = (minutes.sort("symbol", "timestamp")
+            .group_by_dynamic("timestamp", every="5m", group_by=["symbol", "date"])
+            .agg(pl.col("open").first(), pl.col("high").max(), pl.col("low").min(),
+                 pl.col("close").last(), pl.col("volume").sum(),
+                 ((pl.col("vwap") * pl.col("volume")).sum() / pl.col("volume").sum())
+                 .alias("vwap"), pl.col("trade_count").sum())
+            .select(list(INTRADAY_SCHEMA)).cast(INTRADAY_SCHEMA))  # type: ignore[arg-type]
+    built = {}
+    for timeframe, bars in (("1Min", minutes), ("5Min", five)):
+        data = tmp_path / timeframe / "data"
+        store = Store(data)
+        _seed(store, PANEL)
+        istore = intraday_store(data, timeframe)
+        with istore.transaction("fetch", base=None) as txn:
+            write_days(txn, bars, summarizer(timeframe))
+        config = AuroraConfig(data_dir=data, build=BuildConfig(
+            intraday=True, intraday_timeframe=timeframe))
+        assert build_features(store, config, lookahead=False).meta["intraday"][
+            "timeframe"] == timeframe
+        built[timeframe] = read_features(store)
+    for name in INTRADAY_NAMES:
+        assert built["5Min"][name].drop_nulls().len() > 100, name
+        np.testing.assert_allclose(built["5Min"][name].to_numpy(),
+                                   built["1Min"][name].to_numpy(), rtol=1e-9, atol=1e-15,
+                                   equal_nan=True, err_msg=name)
