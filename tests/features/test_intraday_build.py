@@ -242,3 +242,21 @@ def test_five_minute_bars_give_the_family_the_one_minute_bars_give(tmp_path, min
         np.testing.assert_allclose(built["5Min"][name].to_numpy(),
                                    built["1Min"][name].to_numpy(), rtol=1e-9, atol=1e-15,
                                    equal_nan=True, err_msg=name)
+
+
+def test_the_command_builds_the_family_and_says_what_to_fetch_without_minutes(
+        tmp_path, minutes, capsys):
+    from aurora.cli.main import main
+
+    data = tmp_path / "data"
+    _seed(Store(data), PANEL)
+    capsys.readouterr()
+    assert main(["build", "--data-dir", str(data), "--intraday", "--no-progress"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "aurora fetch --timeframe 1Min" in err
+    _store_minutes(data, minutes, summarizer("1Min"))
+    assert main(["build", "--data-dir", str(data), "--intraday", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "built 50 features (price 15, volume 10, cross_sectional 12, residual 8, " \
+           "intraday 5)" in out
+    assert f"intraday features from {len(MINUTE_DAYS)} stored day(s) of 1Min bars" in out
