@@ -143,3 +143,30 @@ def test_the_prices_digest_sees_values_and_missing_cells_not_row_order():
                                  .otherwise(pl.col("symbol")).alias("symbol"))
     assert prices_digest(renamed, through) != base
     assert prices_digest(PANEL, DATES[201]) != base
+
+
+def test_a_symbol_back_after_missing_the_last_sessions_gets_their_rows(tmp_path):
+    """A symbol without bars on the last sessions of the earlier build (no trade, a halt)
+    has a bar again among the new sessions: its span now covers the sessions it missed, so
+    a full build has rows there; the incremental build must have them too."""
+    data = tmp_path / "data"
+    store, config = Store(data), AuroraConfig(data_dir=data)
+    cut = 390
+    gap = (pl.col("symbol") == "BBB") & pl.col("date").is_in(DATES[cut - 1:cut + 1])
+    prices = PANEL.filter(~gap)
+    caps = CAPS.filter(pl.col("symbol") != "BBB")  # BBB's turnover uses the fallback
+    _seed(store, prices.filter(pl.col("date") <= DATES[cut]), caps)
+    build_features(store, config, lookahead=False)
+    _seed(store, prices, caps)
+    result = build_features(store, config, lookahead=False)
+    assert result.meta["build"]["mode"] == "incremental"
+    assert result.meta["build"]["reason"].endswith(
+        f"recomputed from {DATES[cut - 1]}: BBB traded again after missing sessions")
+    assert result.meta["build"]["new_sessions"] == len(DATES) - 1 - cut
+    incremental, counted = _features(store), _meta(store)["turnover_fallback_rows"]
+    build_features(store, config, lookahead=False, incremental=False)
+    full = _features(store)
+    assert incremental.filter(pl.col("symbol") == "BBB", pl.col("date") == DATES[cut]).height
+    _assert_close(incremental, full)
+    assert counted["BBB"] == full.filter(pl.col("symbol") == "BBB").height
+    assert counted == _meta(store)["turnover_fallback_rows"]

@@ -368,7 +368,8 @@ def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
                                                PanelInfo()) if plan else None),
                           windowed=plan is not None,
                           spans=bar_spans(prices) if plan else None,
-                          since=np.datetime64(plan.first_new) if plan else None)
+                          since=np.datetime64(plan.since) if plan else None,
+                          counted_since=plan.counted_since(symbols) if plan else None)
     return plan.merge(frame) if plan is not None else frame
 
 

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ def compute_panel(
     spans: pl.DataFrame | None = None,
     since: np.datetime64 | None = None,
     until: np.datetime64 | None = None,
+    counted_since: Mapping[str, dt.date] | None = None,
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
 
@@ -85,6 +87,8 @@ def compute_panel(
     incremental build, the lookahead gate): `engine`, 6. spans (`panel.bar_spans` of the
     whole history): each symbol's first and last bar, when `prices` is a part of it (its rows
     and windows then start and end where the whole's do). since/until: rows in them only.
+    counted_since: `turnover_fallback` counts each symbol's rows from this date only (an
+    incremental build: the rows the last build did not have); default: every row.
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -118,7 +122,12 @@ def compute_panel(
     report("emit", 0, 1)
     frame, outside = _frame(panel, emission, columns, member)
     report("emit", 1, 1)
-    return FeatureFrame(frame, info, _fallback_rows(panel, emission), ignored, outside)
+    counted = emission.first
+    if counted_since is not None:
+        days = np.array([counted_since.get(s, panel.dates[0]) for s in panel.symbols],
+                        dtype="datetime64[D]")
+        counted = np.maximum(counted, np.searchsorted(panel.dates, days))
+    return FeatureFrame(frame, info, _fallback_rows(panel, counted), ignored, outside)
 
 
 def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarray],
@@ -163,15 +172,13 @@ class _Exported:
         return self.array.__arrow_c_array__(requested_schema)
 
 
-def _fallback_rows(panel: WidePanel, emission: Emission) -> dict[str, int]:
-    """symbol -> emitted rows without shares outstanding known (the turnover fallback)."""
-    unknown = np.isnan(panel["shares"])
-    before = np.concatenate([np.zeros((unknown.shape[0], 1), dtype=np.int64),
-                             np.cumsum(unknown, axis=1)], axis=1)
-    rows = np.arange(len(panel.symbols))
-    last = np.clip(panel.end + 1, 0, unknown.shape[1])
-    first = np.clip(emission.first, 0, unknown.shape[1])
-    counts = np.where(last > first, before[rows, last] - before[rows, first], 0)
+def _fallback_rows(panel: WidePanel, first: np.ndarray) -> dict[str, int]:
+    """symbol -> rows from column first[i] to the symbol's last bar without shares
+    outstanding known (the turnover fallback)."""
+    cols = np.arange(panel.shape[1])
+    counted = (cols >= first[:, None]) & (cols <= panel.end[:, None])
+    counted &= np.isnan(panel["shares"])
+    counts = np.count_nonzero(counted, axis=1)
     return {panel.symbols[i]: int(counts[i]) for i in np.flatnonzero(counts)}
 
 

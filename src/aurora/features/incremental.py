@@ -12,7 +12,11 @@ ex-date, a new symbol or a changed feature set does not, and `plan_incremental` 
 The new rows are computed from a tail of the prices reaching `max look-back` sessions before
 the first new session (every value at t reads only sessions t - look-back .. t), told each
 symbol's first and last bar in the whole history (`compute_panel(spans=)`), and merged with
-the old rows; the build publishes the parts of the years it added to and keeps the others
+the old rows. A symbol that had no bar on the last build's last sessions (no trade, a halt)
+and has one among the new sessions reopens its span: the sessions it missed are inside it
+now, so it has rows there, and it may enter those dates' cross-sections. Every row from the
+first session it missed is then recomputed (`Incremental.since`). The build
+ the build publishes the parts of the years it added to and keeps the others
 (`aurora.store.datasets`). Running-window sums start afresh in the tail, so a value may
 differ from a full build in its last bits (`tests/features/test_incremental.py`: to 1e-9
 relative on every cell at random cut points).
@@ -24,7 +28,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -52,7 +56,9 @@ _KEY = ["symbol", "date"]
 @dataclass(frozen=True)
 class Incremental:
     """Start from `old` (the features of version `base`, through `last`): compute the
-    sessions from `first_new` on, from prices dated `tail_start` or later."""
+    sessions from `since` on, from prices dated `tail_start` or later. `reopened`: the
+    symbols without a bar on `last` that have one after it, each with the first session
+    after its last bar up to `last` (module docstring)."""
 
     base: str
     old: pl.DataFrame
@@ -61,6 +67,18 @@ class Incremental:
     first_new: dt.date
     tail_start: dt.date
     partitioned: bool = True
+    reopened: dict[str, dt.date] = field(default_factory=dict)
+
+    @property
+    def since(self) -> dt.date:
+        """The first session whose rows are computed: the first new one, or the first
+        session a reopened symbol missed."""
+        return min([self.first_new, *self.reopened.values()])
+
+    def counted_since(self, symbols: Sequence[str]) -> dict[str, dt.date]:
+        """Each symbol's first row that the old build did not have: `first_new`, or the
+        first session a reopened symbol missed (`compute_panel(counted_since=)`)."""
+        return {s: self.reopened.get(s, self.first_new) for s in symbols}
 
     def rewrite(self, merged: pl.DataFrame) -> dict[str, Any]:
         """`write_dataset`'s arguments for the `merge`d rows: the parts of the years from
@@ -69,19 +87,20 @@ class Incremental:
         last = merged.get_column("date").max()
         if not self.partitioned or not isinstance(last, dt.date):
             return {}
-        return {"years": range(self.first_new.year, last.year + 1), "base": self.base}
+        return {"years": range(self.since.year, last.year + 1), "base": self.base}
 
     def tail(self, prices: pl.DataFrame, symbols: Sequence[str]) -> pl.DataFrame:
         """The prices from the last date on which one of `symbols` (the universe) has a bar,
         at or before `tail_start` (compute them for those symbols with `spans` of the whole
-        history and `since=first_new`: `compute_panel`)."""
+        history, `since=self.since` and `counted_since()`: `compute_panel`)."""
         dates = prices.filter(pl.col("symbol").is_in(list(symbols))).get_column("date")
         start = dates.filter(dates <= self.tail_start).max() or self.tail_start
         return prices.filter(pl.col("date") >= start)
 
     def merge(self, tail: FeatureFrame) -> FeatureFrame:
         """The whole panel's FeatureFrame: the old rows and `tail`'s new ones; counts over
-        the whole history (the old build's plus the new sessions')."""
+        the whole history (the old build's plus those of the rows it did not have: `tail`
+        computed with `counted_since()`)."""
         meta = self.old_meta
         old_fallback = dict(meta.get("turnover_fallback_rows") or {})
         for symbol, rows in tail.turnover_fallback.items():
@@ -93,10 +112,10 @@ class Incremental:
                             tail.ignored_symbols, outside + tail.outside_membership)
 
     def combine(self, new_rows: pl.DataFrame) -> pl.DataFrame:
-        """The old rows before the first new session and the new rows from it, sorted by
-        (symbol, date) like a full build."""
-        kept = self.old.filter(pl.col("date") < self.first_new)
-        fresh = new_rows.filter(pl.col("date") >= self.first_new).select(kept.columns)
+        """The old rows before `since` and the new rows from it, sorted by (symbol, date)
+        like a full build."""
+        kept = self.old.filter(pl.col("date") < self.since)
+        fresh = new_rows.filter(pl.col("date") >= self.since).select(kept.columns)
         return sorted_by_key(pl.concat([kept, fresh]))
 
 
@@ -149,10 +168,35 @@ def plan_incremental(store: Store, version: str, prices: pl.DataFrame,
             return None, f"prices up to {last} changed ({changed})"
     old = read_dataset(store, FEATURES_DATASET, base, FEATURES_TABLE, legacy=FEATURES)
     first_new = next_session(last)
+    reopened = reopened_spans(prices, last, universe.symbols)
+    since = min([first_new, *reopened.values()])
     incremental = Incremental(base, old, meta, last, first_new,
-                              sessions_back(first_new, max_lookback),
-                              bool(dataset_parts(store.manifest(base), FEATURES_DATASET)))
-    return incremental, f"from the build of version {base} (through {last})"
+                              sessions_back(since, max_lookback),
+                              bool(dataset_parts(store.manifest(base), FEATURES_DATASET)),
+                              reopened)
+    why = f"from the build of version {base} (through {last})"
+    if reopened:
+        shown = ", ".join(sorted(reopened)[:5]) + (f", +{len(reopened) - 5} more"
+                                                   if len(reopened) > 5 else "")
+        why += f"; recomputed from {since}: {shown} traded again after missing sessions"
+    return incremental, why
+
+
+def reopened_spans(prices: pl.DataFrame, last: dt.date, symbols: Sequence[str]
+                   ) -> dict[str, dt.date]:
+    """The `symbols` with a bar after `last` but none on it and one before it, each with
+    the session after its last bar up to `last`: the sessions from there to `last` are
+    inside its span now. Reads the dates after `last` and on it; the rest only for those."""
+    after = prices.filter(pl.col("date") > last).get_column("symbol").unique()
+    after = after.filter(after.is_in(pl.Series(list(symbols), dtype=pl.String).implode()))
+    on_last = prices.filter(pl.col("date") == last).get_column("symbol")
+    candidates = after.filter(~after.is_in(on_last.implode()))
+    if candidates.is_empty():
+        return {}
+    before = (prices.filter(pl.col("symbol").is_in(candidates.implode())
+                            & (pl.col("date") < last))
+              .group_by("symbol").agg(pl.col("date").max()))
+    return {symbol: next_session(day) for symbol, day in before.iter_rows()}
 
 
 def prices_digest(prices: pl.DataFrame, through: dt.date) -> str:

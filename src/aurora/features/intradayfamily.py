@@ -84,7 +84,7 @@ def load_intraday(source: IntradaySource, inputs: BuildInputs, symbols: list[str
     last = inputs.prices["date"].max()
     if plan is not None and isinstance(last, dt.date):
         reach = max(e.lookback for e in features.added.values() if uses_intraday(e))
-        start = min(sessions_back(plan.first_new, reach),
+        start = min(sessions_back(plan.since, reach),
                     sessions_back(sessions_back(last, lookahead_tail), reach + 20))
     inputs.intraday = source.fields(start=start, symbols=symbols, progress=progress)
     return plan, why
