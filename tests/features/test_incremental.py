@@ -80,8 +80,11 @@ def test_an_incremental_build_equals_a_full_one(tmp_path_factory, cut):
     assert result.meta["build"]["mode"] == "incremental", result.meta["build"]
     assert result.meta["build"]["new_sessions"] == len(DATES) - 1 - cut
     assert "incremental:" in "\n".join(result.summary_lines())
-    incremental = _features(store)
+    incremental, spans = _features(store), _meta(store)["bar_spans"]
     build_features(store, config, lookahead=False, incremental=False)
+    # the spans an incremental build widened from the last build's are the whole history's
+    assert spans == _meta(store)["bar_spans"]
+    assert len(spans["symbol"]) == PANEL["symbol"].n_unique()
     assert _meta(store)["build"] == {"mode": "full", "reason": "a full build was asked for",
                                      "new_sessions": incremental["date"].n_unique(),
                                      "computed_on": "in process", "out_of_core": False,

@@ -4,6 +4,7 @@ readers need, and the emitted cells equal those of the whole history."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import numpy as np
 import polars as pl
@@ -14,7 +15,14 @@ from aurora.features import Mean, Rank, Ref, close, volume
 from aurora.features.compute import compute_panel
 from aurora.features.engine import Plan, _starts
 from aurora.features.incremental import Incremental
-from aurora.features.panel import PanelInfo, bar_spans, shares_table
+from aurora.features.panel import (
+    PanelInfo,
+    bar_spans,
+    extend_spans,
+    shares_table,
+    spans_from_record,
+    spans_record,
+)
 from aurora.features.registry import MAX_LOOKBACK
 from aurora.membership import Membership
 
@@ -101,6 +109,22 @@ def test_bar_spans_whatever_the_row_order():
     shuffled = prices.sample(fraction=1.0, shuffle=True, seed=2)
     assert bar_spans(shuffled).sort("symbol").equals(expected)
     assert bar_spans(prices.clear()).height == 0
+
+
+def test_spans_widened_by_later_bars_are_the_whole_history_s():
+    """What an incremental build does instead of reading the history again: the spans the
+    last build recorded (a round trip through its meta), widened by a tail that overlaps
+    them and holds a symbol they did not have."""
+    prices = random_panel(n_sessions=300, seed=9, missing=0.05)
+    days = prices["date"].unique().sort()
+    prices = prices.filter((pl.col("symbol") != "AAA") | (pl.col("date") > days[260]))
+    early = prices.filter(pl.col("date") <= days[250])
+    recorded = spans_from_record(json.loads(json.dumps(spans_record(bar_spans(early)))))
+    assert recorded is not None and recorded.equals(bar_spans(early).sort("symbol"))
+    widened = extend_spans(recorded, prices.filter(pl.col("date") >= days[200]))
+    assert widened.sort("symbol").equals(bar_spans(prices).sort("symbol"))
+    assert spans_from_record(None) is None
+    assert spans_from_record({"symbol": ["A"], "first": ["not a date"], "last": [""]}) is None
 
 
 def test_a_tail_starts_where_the_universe_has_bars():

@@ -45,7 +45,7 @@ from aurora.features.outofcore import (
     read_adjusted,
     scan_history,
 )
-from aurora.features.panel import PanelInfo, bar_spans, shares_table
+from aurora.features.panel import PanelInfo, bar_spans, shares_table, spans_record
 from aurora.features.registry import (
     REGISTRY_VERSION,
     family_counts,
@@ -335,13 +335,10 @@ def build_features(
                 last_bar = blocks.history.spans.select("symbol", first_date="first",
                                                        last_date="last")
             else:
-                frame = _compute_in_memory(inputs, symbols, chosen.membership, features, plan,
-                                           progress)
+                frame, spans = _compute_in_memory(inputs, symbols, chosen.membership, features,
+                                                  plan, progress)
                 summary = summarize(frame.features)
-                last_bar = (inputs.prices.filter(pl.col("symbol").is_in(symbols))
-                            .group_by("symbol")
-                            .agg(pl.col("date").min().alias("first_date"),
-                                 pl.col("date").max().alias("last_date")))
+                last_bar = spans.select("symbol", first_date="first", last_date="last")
         except DataValidationError as exc:
             _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
                                         "inputs": inputs.sha256 if inputs else {}})
@@ -356,21 +353,28 @@ def build_features(
 
 def _compute_in_memory(inputs: BuildInputs, symbols: list[str],
                        membership: Membership | None, features: FeatureSet,
-                       plan: Incremental | None, progress: Progress | None) -> FeatureFrame:
+                       plan: Incremental | None, progress: Progress | None
+                       ) -> tuple[FeatureFrame, pl.DataFrame]:
     """The whole panel in this process, or with `plan` its new sessions merged with the
-    last build's rows."""
+    last build's rows; and the spans of the universe's bars (`panel.bar_spans`): an
+    incremental build widens those the last build recorded by its tail."""
     prices = with_intraday(inputs.prices, inputs.intraday)
-    frame = compute_panel(plan.tail(prices, symbols) if plan else prices,
+    tail = plan.tail(prices, symbols) if plan else prices
+    spans = plan.spans(tail) if plan else None
+    if spans is None:
+        spans = bar_spans(prices)
+    spans = spans.filter(pl.col("symbol").is_in(symbols))
+    frame = compute_panel(tail,
                           sectors=inputs.sectors, fundamentals=inputs.fundamentals,
                           actions=inputs.actions, universe=symbols, membership=membership,
                           extra=features.added, progress=progress,
                           shares=(shares_table(inputs.fundamentals, prices, inputs.actions,
                                                PanelInfo()) if plan else None),
                           windowed=plan is not None,
-                          spans=bar_spans(prices) if plan else None,
+                          spans=spans if plan else None,
                           since=np.datetime64(plan.since) if plan else None,
                           counted_since=plan.counted_since(symbols) if plan else None)
-    return plan.merge(frame) if plan is not None else frame
+    return (plan.merge(frame) if plan is not None else frame), spans
 
 
 def _compute_out_of_core(store: Store, inputs: BuildInputs, symbols: list[str],
@@ -437,6 +441,8 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
     note("gates", 1, 1)
     meta = build_meta(frame, summary, inputs, symbols, source, report, features,
                       digest=inputs.prices.height > 0)
+    meta["bar_spans"] = spans_record(last_bar.select("symbol", first="first_date",
+                                                     last="last_date"))
     if intraday is not None:
         meta["intraday"] = intraday.digest(dt.date.fromisoformat(meta["date_range"][1]))
     meta["build"] = {"mode": "incremental" if plan else "full", "reason": why,

@@ -37,6 +37,7 @@ import polars as pl
 from aurora.adjusted import load_adjusted_prices
 from aurora.calendar import next_session, sessions_back
 from aurora.features.compute import FeatureFrame
+from aurora.features.panel import extend_spans, spans_from_record
 from aurora.schemas import FEATURES_TABLE, sorted_by_key
 from aurora.store import Store
 from aurora.store.datasets import dataset_parts, has_dataset, read_dataset
@@ -96,6 +97,14 @@ class Incremental:
         dates = prices.filter(pl.col("symbol").is_in(list(symbols))).get_column("date")
         start = dates.filter(dates <= self.tail_start).max() or self.tail_start
         return prices.filter(pl.col("date") >= start)
+
+    def spans(self, tail: pl.DataFrame) -> pl.DataFrame | None:
+        """Each symbol's first and last bar in the whole history (`compute_panel(spans=)`):
+        those the last build recorded, widened by `tail`, so the history is not read again;
+        None when the last build recorded none (the caller reads them from the prices).
+        Valid because the prices up to `last` are the last build's (`plan_incremental`)."""
+        recorded = spans_from_record(self.old_meta.get("bar_spans"))
+        return None if recorded is None else extend_spans(recorded, tail)
 
     def merge(self, tail: FeatureFrame) -> FeatureFrame:
         """The whole panel's FeatureFrame: the old rows and `tail`'s new ones; counts over

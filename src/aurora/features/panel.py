@@ -229,3 +229,34 @@ def bar_spans(prices: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame({"symbol": runs["value"],
                          "first": pl.Series(np.minimum.reduceat(days, starts)).cast(pl.Date),
                          "last": pl.Series(np.maximum.reduceat(days, starts)).cast(pl.Date)})
+
+
+def extend_spans(spans: pl.DataFrame, later: pl.DataFrame) -> pl.DataFrame:
+    """`spans` (symbol, first, last: `bar_spans` of a history) widened by the bars of
+    `later` (prices that may overlap that history): the spans of both together, without
+    reading the history again."""
+    new = bar_spans(later)
+    both = spans.join(new, on="symbol", how="full", coalesce=True, suffix="_later")
+    return both.select("symbol", first=pl.min_horizontal("first", "first_later"),
+                       last=pl.max_horizontal("last", "last_later"))
+
+
+def spans_record(spans: pl.DataFrame) -> dict[str, list[str]]:
+    """`spans` as JSON-ready columns (ISO dates), sorted by symbol."""
+    rows = spans.sort("symbol")
+    return {"symbol": rows["symbol"].to_list(),
+            "first": rows["first"].cast(pl.String).to_list(),
+            "last": rows["last"].cast(pl.String).to_list()}
+
+
+def spans_from_record(record: object) -> pl.DataFrame | None:
+    """The frame `spans_record` wrote, or None when `record` is not one (an older build's
+    meta): the caller then reads the spans from the prices."""
+    if not isinstance(record, dict) or set(record) != {"symbol", "first", "last"}:
+        return None
+    try:
+        return pl.DataFrame(record, schema={"symbol": pl.String, "first": pl.String,
+                                            "last": pl.String}).select(
+            "symbol", pl.col("first").str.to_date(), pl.col("last").str.to_date())
+    except (pl.exceptions.PolarsError, TypeError, ValueError):
+        return None
