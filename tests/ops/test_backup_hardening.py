@@ -24,7 +24,7 @@ from aurora.atomic import sha256_bytes
 from aurora.cli.main import main
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError, StoreError
-from aurora.ops import backup as backup_module
+from aurora.ops import backuptarget as backup_module
 from aurora.ops import crypto
 from aurora.ops.backup import backup_store, backup_versions, restore_version
 from aurora.ops.recovery import drill
