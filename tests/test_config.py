@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from aurora.config import DEFAULT_BASE_URL, DEFAULT_DATA_URL, load_config
+from aurora.config import load_config
+from aurora.configsections import DEFAULT_BASE_URL, DEFAULT_DATA_URL
 from aurora.errors import ConfigError, CredentialsError
 
 
