@@ -25,7 +25,8 @@ from aurora.fetch.assets import (
     parse_assets,
     statuses_of,
 )
-from aurora.fetch.client import AlpacaBarsClient, RequestRejected
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.outcomes import RequestRejected
 from aurora.fetch.pages import MalformedResponse
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.store import Store

@@ -11,11 +11,8 @@ import pytest
 from fetch_fakeapi import KEY, SECRET, FakeAlpaca, bar_time, make_bars
 
 from aurora.errors import CredentialsError
-from aurora.fetch.client import (
-    AlpacaBarsClient,
-    RequestRejected,
-    RetriesExhausted,
-)
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.outcomes import RequestRejected, RetriesExhausted
 from aurora.fetch.pages import check_timeframe, session_window
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.retry import RetryPolicy

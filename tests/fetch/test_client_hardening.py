@@ -194,7 +194,7 @@ def test_a_429_storm_gives_up_after_the_rate_limit_budget_and_says_it_waits(cloc
 
 
 def test_rate_limit_budget_is_a_setting(clock):
-    from aurora.fetch.client import RateLimitWaitExceeded
+    from aurora.fetch.outcomes import RateLimitWaitExceeded
 
     transport, calls = storm(clock, reset_in=30)
     with make_client(transport, clock, retries=20, max_rate_limit_wait_seconds=90) as client, \

@@ -15,12 +15,8 @@ statuses: which symbols stopped trading), `publish` (store side), `summary`, `st
 """
 
 from aurora.deadline import DeadlineExceeded
-from aurora.fetch.client import (
-    AlpacaBarsClient,
-    RateLimitWaitExceeded,
-    RequestRejected,
-    RetriesExhausted,
-)
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.outcomes import RateLimitWaitExceeded, RequestRejected, RetriesExhausted
 from aurora.fetch.pages import PagingError
 from aurora.fetch.stage import fetch_prices
 from aurora.fetch.summary import BatchFailure, FetchReport

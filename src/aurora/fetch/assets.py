@@ -41,7 +41,8 @@ import httpx
 
 from aurora.deadline import Deadline
 from aurora.errors import CredentialsError, FetchError
-from aurora.fetch.client import AlpacaBarsClient, ClientStats
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.outcomes import ClientStats
 from aurora.fetch.pages import MalformedResponse, printable
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.universe import normalize_symbol

@@ -16,7 +16,8 @@ import polars as pl
 from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import CredentialsError, FetchError
 from aurora.fetch.batches import BatchRequest, Checkpoint
-from aurora.fetch.client import AlpacaBarsClient, RateLimitWaitExceeded, refused_by_rate_limit
+from aurora.fetch.client import AlpacaBarsClient
+from aurora.fetch.outcomes import RateLimitWaitExceeded, refused_by_rate_limit
 from aurora.fetch.quarantine import FetchQuarantine
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.fetch.summary import BatchFailure, FetchReport
