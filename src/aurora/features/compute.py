@@ -116,18 +116,19 @@ def compute_panel(
     emission = Emission.of(panel, max(e.lookback for e in features.values()),
                            0 if since is None else int(np.searchsorted(panel.dates, since)))
     member = None if membership is None else membership.mask(panel.symbols, panel.dates)
+    counted = emission.first
+    if counted_since is not None:
+        days = np.array([counted_since.get(s, panel.dates[0]) for s in panel.symbols],
+                        dtype="datetime64[D]")
+        counted = np.maximum(counted, np.searchsorted(panel.dates, days))
+    fallback = _fallback_rows(panel, counted)  # before `evaluate` releases the fields
     columns = evaluate(features, panel, emission, member=member,
                        workers=default_workers() if workers is None else max(1, workers),
                        block_cells=block_cells, windowed=windowed, report=report)
     report("emit", 0, 1)
     frame, outside = _frame(panel, emission, columns, member)
     report("emit", 1, 1)
-    counted = emission.first
-    if counted_since is not None:
-        days = np.array([counted_since.get(s, panel.dates[0]) for s in panel.symbols],
-                        dtype="datetime64[D]")
-        counted = np.maximum(counted, np.searchsorted(panel.dates, days))
-    return FeatureFrame(frame, info, _fallback_rows(panel, counted), ignored, outside)
+    return FeatureFrame(frame, info, fallback, ignored, outside)
 
 
 def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarray],

@@ -13,8 +13,9 @@ The algorithm (zipline's pipeline engine is the model):
 3. **Topological order and freeing.** Within a phase, each block evaluates its nodes in
    topological order and drops each array as soon as its last consumer in the block has
    read it. A node read by a later phase is kept whole (symbols x sessions) and freed when
-   the last phase that reads it is done; every other intermediate lives only inside one
-   block, so memory is bounded by the block size plus the arrays that cross phases.
+   the last phase that reads it is done, and so is a field's array; every other
+   intermediate lives only inside one block, so memory is bounded by the block size plus
+   the arrays that cross phases.
 4. **Masking.** Every node's value is set missing outside its symbol's span, where fewer
    than its derived look-back sessions precede t, and where it is not finite: a window
    never reads a warm-up value, and no infinity travels. A node that is missing wherever an
@@ -141,9 +142,11 @@ def evaluate(
 ) -> dict[str, np.ndarray]:
     """The long output column of every root (named feature), over `emission`'s cells.
 
-    `panel` holds the fields (`open` ... `dollar_volume`, `shares`); `member` (symbols x
-    sessions, bool) limits per-date operators to members; `windowed`: module docstring, 6.
-    A node that fails raises its error naming the feature(s) it belongs to."""
+    `panel` holds the fields (`open` ... `dollar_volume`, `shares`) and is the evaluation's
+    own: a field's array is dropped from it when the last phase that reads the field ends,
+    as a kept node's is. `member` (symbols x sessions, bool) limits per-date operators to
+    members; `windowed`: module docstring, 6. A node that fails raises its error naming the
+    feature(s) it belongs to."""
     constant = [name for name, e in roots.items() if e.kind == "const"]
     if constant:
         raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
@@ -154,6 +157,8 @@ def evaluate(
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
     starts = _starts(plan, int(emission.first.min(initial=cols)) if windowed else 0)
+    fields = {n.key: _FIELD_ARRAY.get(n.name, n.name) for n in plan.order
+              if isinstance(n, Field)}
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in (n for n in nodes if plan.kept(n)):
@@ -173,6 +178,8 @@ def evaluate(
                    report(stage, done, n))
         for key in [k for k in whole if plan.last_phase(k) <= phase]:
             del whole[key]
+        for key in [k for k in fields if plan.last_phase(k) <= phase]:
+            panel.arrays.pop(fields.pop(key), None)
     return out
 
 

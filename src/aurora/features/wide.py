@@ -177,7 +177,8 @@ def align_wide(
     table = sector_frame(sectors, names, info).sort("symbol")
     if shares is None:
         shares = shares_table(fundamentals, frame, actions, info)
-    arrays["shares"] = (np.full(shape, np.nan) if shares is None
+    # none known: one read-only NaN broadcast, not a matrix of them
+    arrays["shares"] = (np.broadcast_to(np.float64(np.nan), shape) if shares is None
                         else _shares_wide(shares, names, days, shape))
     info.grid_rows = int((end - start + 1).sum())
     info.missing_bars = info.grid_rows - frame.height
