@@ -105,10 +105,13 @@ def compute_panel(
                              shares=shares)
     report("align", 1, 1)
     if spans is not None:
-        known = dict(zip(spans["symbol"], zip(spans["first"], spans["last"], strict=True),
-                         strict=True))
-        first, last = (np.array([known[s][k] for s in panel.symbols], dtype="datetime64[D]")
-                       for k in (0, 1))
+        known = pl.DataFrame({"symbol": panel.symbols}, schema={"symbol": pl.String}).join(
+            spans.select("symbol", "first", "last"), on="symbol", how="left",
+            maintain_order="left")
+        if known["first"].null_count() or known["last"].null_count():
+            unknown = known.filter(pl.col("first").is_null() | pl.col("last").is_null())
+            raise ValueError(f"spans: no first and last bar for {unknown['symbol'][0]}")
+        first, last = (known[k].to_numpy().astype("datetime64[D]") for k in ("first", "last"))
         panel.start = np.minimum(panel.start, np.searchsorted(panel.dates, first))
         panel.end = np.maximum(panel.end, np.searchsorted(panel.dates, last, "right") - 1)
     if until is not None:

@@ -341,9 +341,12 @@ class _Cells:
     @classmethod
     def of(cls, first: np.ndarray, last: np.ndarray, cols: int,
            target: np.ndarray | slice) -> _Cells:
-        t = np.arange(cols)
+        # only the columns some row emits are compared (one column on a one-session tail)
+        lo = max(int(first.min(initial=cols)), 0)
+        t = np.arange(lo, max(min(int(last.max(initial=-1)) + 1, cols), lo))
         inside = (t >= first[:, None]) & (t <= last[:, None])
         rows, at = np.nonzero(inside)
+        at += lo
         return cls(rows * cols + at, at * len(first) + rows, target, cols)
 
     def emit(self, value: np.ndarray, skip: int, column: np.ndarray) -> None:

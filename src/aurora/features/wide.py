@@ -103,6 +103,16 @@ def _symbol_rows(symbol: pl.Series) -> tuple[list[str], np.ndarray]:
         np.int64)
 
 
+def _place(key: np.ndarray, values: np.ndarray, holes: np.ndarray, shape: tuple[int, int]
+           ) -> np.ndarray:
+    """The matrix with values[i] at flat index key[i] and NaN at the flat indexes `holes`
+    (every other cell): each cell written once."""
+    out = np.empty(shape[0] * shape[1])
+    out[key] = values
+    out[holes] = np.nan
+    return out.reshape(shape)
+
+
 def _scatter(key: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     out = np.full(shape[0] * shape[1], np.nan)
     out[key] = values
@@ -165,13 +175,14 @@ def align_wide(
     have[key] = True
     if (column < 0).any() or np.count_nonzero(have) != len(key):
         _raise_row_error(prices)  # a bar off the session grid, or a duplicate (symbol, date)
+    holes = np.flatnonzero(~have)  # grid cells without a bar
     have = have.reshape(shape)
     start = have.argmax(axis=1).astype(np.int64)
     end = (shape[1] - 1 - have[:, ::-1].argmax(axis=1)).astype(np.int64)
     del have, row, column
 
     columns = [*BAR_COLUMNS, *(c for c in ("dollar_volume", *optional) if c in frame.columns)]
-    arrays = {c: _scatter(key, frame[c].to_numpy(), shape) for c in columns}
+    arrays = {c: _place(key, frame[c].to_numpy(), holes, shape) for c in columns}
     if "dollar_volume" not in arrays:
         arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
     table = sector_frame(sectors, names, info).sort("symbol")
