@@ -1,14 +1,17 @@
 """Benchmark the feature build against the seed's pandas idiom, measured in the same run.
 
     .venv/bin/python benchmarks/bench_features.py [--symbols 3000] [--years 10] [--quick]
-        [--workers N] [--stages]
+        [--workers N] [--stages] [--repeats N]
 
 --quick: a 500-symbol x 3-year synthetic universe instead (smoke run, same report).
 --workers: worker threads of the build's block stages (default: the library default, the CPU
 count capped at 4); when that is more than 1, the single-threaded build (workers=1) is
-measured too (its background page-mapping thread and polars may still use a second core).
---stages: also print the wall and CPU seconds of each build stage (align, returns, series,
-cross, emit; CPU of the whole process, all threads).
+measured too (polars may still use a second core).
+--stages: also print the wall and CPU seconds of each build stage (align, each phase of the
+plan, emit; CPU of the whole process, all threads).
+--repeats: run every case N times, in rounds (each round runs every case once), and report
+each case's median run, with every run's time: on a machine whose speed drifts from one
+quarter of an hour to the next, one run of each case can land in different hours.
 
 Cases, each in its own subprocess so its peak RSS is clean:
   baseline: the seed's idiom, pandas groupby().transform(lambda ...) for its example features
@@ -211,6 +214,18 @@ def measure(case: str, prices: Path, sectors: Path, workers: int | None = None
     return result
 
 
+def _median_run(done: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median wall time (the lower middle one of an even count)."""
+    return sorted(done, key=lambda r: r["seconds"])[(len(done) - 1) // 2]
+
+
+def _spread(done: list[dict[str, Any]]) -> str:
+    """Every run's wall time, when there are several."""
+    if len(done) < 2:
+        return ""
+    return " [runs: " + ", ".join(f"{r['seconds']:.2f}" for r in done) + " s]"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=["baseline", "aurora", "incremental"])
@@ -221,7 +236,10 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="500 symbols x 3 years")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--stages", action="store_true", help="per-stage timing of the build")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="runs of each case, in rounds; the median run of each is reported")
     args = parser.parse_args()
+    args.repeats = max(1, args.repeats)
     if args.quick:
         args.symbols, args.years = 500, 3
     if args.case:
@@ -240,18 +258,25 @@ def main() -> int:
                          *synthetic_inputs(tmp, args.symbols, args.years)))
         print(f"(synthetic market generated in {time.perf_counter() - t:.0f}s, not timed)")
         for label, prices, sectors in datasets:
-            cases = [("pandas baseline", measure("baseline", prices, sectors)),
-                     (f"aurora {workers} threads", measure("aurora", prices, sectors, workers))]
-            if workers > 1:
-                cases.append(("aurora 1 thread", measure("aurora", prices, sectors, 1)))
-            incremental = measure("incremental", prices, sectors, workers)
-            print(f"\n{label}")
+            specs = {"pandas baseline": ("baseline", None),
+                     f"aurora {workers} threads": ("aurora", workers),
+                     **({"aurora 1 thread": ("aurora", 1)} if workers > 1 else {}),
+                     "incremental": ("incremental", workers)}
+            runs: dict[str, list[dict[str, Any]]] = {name: [] for name in specs}
+            for _ in range(args.repeats):  # rounds, so that each case sees the same hours
+                for name, (case, case_workers) in specs.items():
+                    runs[name].append(measure(case, prices, sectors, case_workers))
+            chosen = {name: _median_run(done) for name, done in runs.items()}
+            incremental = chosen.pop("incremental")
+            cases = list(chosen.items())
+            print(f"\n{label}" + (f" (the median of {args.repeats} runs of each case)"
+                                   if args.repeats > 1 else ""))
             for name, r in cases:
                 print(f"  {name:16s} {r['features']:3.0f} features x {r['rows']:>9,.0f} rows"
                       f" in {r['seconds']:7.2f}s wall ({r['cpu_seconds']:7.2f}s CPU)"
                       f" = {r['cells_per_s'] / 1e6:7.2f} M cells/s,"
                       f" peak RSS {r['peak_mb'] / 1024:5.2f} GB, load {r['load']}"
-                      f" (untimed warm-up {r['warm_up']:.2f}s)")
+                      f" (untimed warm-up {r['warm_up']:.2f}s)" + _spread(runs[name]))
             base = cases[0][1]
             for name, ours in cases[1:]:
                 ratio = ours["cells_per_s"] / base["cells_per_s"]
@@ -267,7 +292,7 @@ def main() -> int:
             print(f"  aurora one-session incremental ({workers} threads): "
                   f"{incremental['seconds']:.2f}s wall ({incremental['cpu_seconds']:.2f}s CPU)"
                   f" for {incremental['rows']:,} new rows = {incremental['seconds'] / full:.1%}"
-                  " of the full build (target <= 2%)")
+                  " of the full build (target <= 2%)" + _spread(runs["incremental"]))
     return 0
 
 
