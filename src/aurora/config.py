@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import ValidationError, field_validator
 
+from aurora.configsections import DEFAULT_BASE_URL as DEFAULT_BASE_URL  # re-exported
+from aurora.configsections import DEFAULT_DATA_URL as DEFAULT_DATA_URL
 from aurora.configsections import (
     AlpacaConfig,
     BacktestConfig,

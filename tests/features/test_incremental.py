@@ -173,3 +173,28 @@ def test_a_symbol_back_after_missing_the_last_sessions_gets_their_rows(tmp_path)
     _assert_close(incremental, full)
     assert counted["BBB"] == full.filter(pl.col("symbol") == "BBB").height
     assert counted == _meta(store)["turnover_fallback_rows"]
+
+
+def test_a_reopened_span_in_a_dated_universe_counts_rows_outside_it_once(tmp_path):
+    """The rows recomputed from the first session a symbol missed were counted by the last
+    build already: the merged count of rows outside the membership equals a full build's."""
+    data = tmp_path / "data"
+    store, config = Store(data), AuroraConfig(data_dir=data)
+    cut = 390
+    gap = (pl.col("symbol") == "BBB") & pl.col("date").is_in(DATES[cut - 1:cut + 1])
+    prices = PANEL.filter(~gap)
+    symbols = PANEL["symbol"].unique().sort().to_list()
+    # CCC leaves a few sessions before the gap: its rows there are outside the membership
+    members = pl.DataFrame({"symbol": symbols, "start": DATES[0],
+                            "end": [DATES[cut - 4] if s == "CCC" else None for s in symbols]},
+                           schema_overrides={"end": pl.Date})
+    _publish(store, prices.filter(pl.col("date") <= DATES[cut]))
+    build_features(store, config, universe=members, lookahead=False)
+    _publish(store, prices)
+    result = build_features(store, config, universe=members, lookahead=False)
+    assert result.meta["build"]["mode"] == "incremental"
+    assert "BBB traded again" in result.meta["build"]["reason"]
+    incremental, outside = _features(store), result.meta["universe"]["rows_outside_membership"]
+    build_features(store, config, universe=members, lookahead=False, incremental=False)
+    assert outside == _meta(store)["universe"]["rows_outside_membership"] > 0
+    _assert_close(incremental, _features(store))

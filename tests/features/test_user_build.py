@@ -94,6 +94,26 @@ def test_a_custom_function_that_reads_the_future_is_refused(data_dir, panel, tmp
     assert store.current_version() == before  # nothing published
 
 
+def test_a_custom_function_writing_into_its_input_is_refused_naming_it(data_dir, panel,
+                                                                         tmp_path):
+    """Its inputs are other nodes' values and the panel's fields, which other features read
+    too: they are read-only, and a function that writes into one fails the build."""
+    path = tmp_path / "inplace.py"
+    path.write_text(
+        "import numpy as np\n"
+        "from aurora.features import close, custom\n\n"
+        "def zero_missing(c):\n"
+        "    c[np.isnan(c)] = 0.0\n"
+        "    return c\n\n"
+        "FEATURES = {'f_filled': custom(zero_missing, close, lookback=0)}\n")
+    store = Store(data_dir)
+    _seed(store, panel)
+    before = store.current_version()
+    with pytest.raises(ValueError, match=r"f_filled.*read-only"):
+        build_features(store, _config(data_dir, path), lookahead=False)
+    assert store.current_version() == before
+
+
 def test_a_syntax_error_names_line_and_column_through_the_cli(data_dir, panel, tmp_path,
                                                               capsys):
     path = tmp_path / "bad.toml"

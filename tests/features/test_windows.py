@@ -125,6 +125,7 @@ def test_spans_widened_by_later_bars_are_the_whole_history_s():
     assert widened.sort("symbol").equals(bar_spans(prices).sort("symbol"))
     assert spans_from_record(None) is None
     assert spans_from_record({"symbol": ["A"], "first": ["not a date"], "last": [""]}) is None
+    assert spans_from_record({"symbol": ["A"], "first": [None], "last": ["2020-01-02"]}) is None
 
 
 def test_a_tail_starts_where_the_universe_has_bars():

@@ -289,8 +289,9 @@ def build_features(
     """Build, gate and publish the feature panel (see the module docstring).
 
     `universe` defaults to `resolve_universe` on the version read. With `incremental`,
-    only the sessions added since the last build are computed when nothing before them
-    changed (`aurora.features.incremental`; the result says which mode and why). Raises
+    only the sessions added since the last build (and those a symbol trading again had
+    missed) are computed when nothing before them changed (`aurora.features.incremental`;
+    the result says which mode and why). Raises
     DataValidationError when a gate fails and StoreError when another run published
     meanwhile; nothing is published then. `runner` (`aurora.cluster.connect`) or
     `compute.out_of_core`: a full build runs out of core, one task per year on the runner

@@ -87,8 +87,9 @@ def compute_panel(
     incremental build, the lookahead gate): `engine`, 6. spans (`panel.bar_spans` of the
     whole history): each symbol's first and last bar, when `prices` is a part of it (its rows
     and windows then start and end where the whole's do). since/until: rows in them only.
-    counted_since: `turnover_fallback` counts each symbol's rows from this date only (an
-    incremental build: the rows the last build did not have); default: every row.
+    counted_since: `turnover_fallback` and `outside_membership` count each symbol's rows
+    from this date only (an incremental build: the rows the last build did not count);
+    default: every row.
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress
@@ -129,15 +130,15 @@ def compute_panel(
                        workers=default_workers() if workers is None else max(1, workers),
                        block_cells=block_cells, windowed=windowed, report=report)
     report("emit", 0, 1)
-    frame, outside = _frame(panel, emission, columns, member)
+    frame, outside = _frame(panel, emission, columns, member, counted)
     report("emit", 1, 1)
     return FeatureFrame(frame, info, fallback, ignored, outside)
 
 
 def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarray],
-           member: np.ndarray | None) -> tuple[pl.DataFrame, int]:
+           member: np.ndarray | None, counted: np.ndarray) -> tuple[pl.DataFrame, int]:
     """The long frame over the output columns (no copy of them), without non-members' rows,
-    and how many rows that left out."""
+    and how many of those it left out from column counted[i] on in row i."""
     counts = np.diff(emission.offset)
     row = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
     column = (np.arange(emission.rows, dtype=np.int64)
@@ -151,8 +152,10 @@ def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarra
     if member is None:
         return frame, 0
     keep = member[row, column]
-    return (frame, 0) if keep.all() else (frame.filter(pl.Series(keep)),
-                                          int((~keep).sum()))
+    if keep.all():
+        return frame, 0
+    left_out = int(np.count_nonzero(~keep & (column >= counted[row])))
+    return frame.filter(pl.Series(keep)), left_out
 
 
 def _nullable(name: str, values: np.ndarray) -> pl.Series:

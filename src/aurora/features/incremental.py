@@ -9,17 +9,17 @@ each symbol's first bar, so a new dividend or split changes no earlier adjusted 
 keeps the build incremental; a restated bar, a late corporate action with an earlier
 ex-date, a new symbol or a changed feature set does not, and `plan_incremental` says which.
 
-The new rows are computed from a tail of the prices reaching `max look-back` sessions before
-the first new session (every value at t reads only sessions t - look-back .. t), told each
-symbol's first and last bar in the whole history (`compute_panel(spans=)`), and merged with
-the old rows. A symbol that had no bar on the last build's last sessions (no trade, a halt)
-and has one among the new sessions reopens its span: the sessions it missed are inside it
-now, so it has rows there, and it may enter those dates' cross-sections. Every row from the
-first session it missed is then recomputed (`Incremental.since`). The build
- the build publishes the parts of the years it added to and keeps the others
-(`aurora.store.datasets`). Running-window sums start afresh in the tail, so a value may
-differ from a full build in its last bits (`tests/features/test_incremental.py`: to 1e-9
-relative on every cell at random cut points).
+The rows from `Incremental.since` on (the first new session, or earlier, below) are computed
+from a tail of the prices reaching `max look-back` sessions before it (every value at t
+reads only sessions t - look-back .. t), told each symbol's first and last bar in the whole
+history (`compute_panel(spans=)`: those the last build recorded, widened by the tail), and
+replace the old rows from that session on. A symbol that had no bar on the last build's
+last sessions (no trade, a halt) and has one among the new sessions reopens its span: the
+sessions it missed are inside it now, so it has rows there, and it may enter those dates'
+cross-sections; `since` is then the first session it missed. The build publishes the parts
+of the years from `since` on and keeps the others (`aurora.store.datasets`). Running-window
+sums start afresh in the tail, so a value may differ from a full build in its last bits
+(`tests/features/test_incremental.py`: to 1e-9 relative on every cell at random cut points).
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ class Incremental:
 
     def rewrite(self, merged: pl.DataFrame) -> dict[str, Any]:
         """`write_dataset`'s arguments for the `merge`d rows: the parts of the years from
-        the first new session's to the last are written, the others kept from `base`; a
-        base in the single-file layout is rewritten whole."""
+        `since`'s to the last are written, the others kept from `base`; a base in the
+        single-file layout is rewritten whole."""
         last = merged.get_column("date").max()
         if not self.partitioned or not isinstance(last, dt.date):
             return {}

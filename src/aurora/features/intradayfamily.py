@@ -71,7 +71,8 @@ def load_intraday(source: IntradaySource, inputs: BuildInputs, symbols: list[str
     """Set `inputs.intraday` to the intraday fields the build needs; an incremental plan
     falls back to a full build when the fields' definitions, or the stored minute bars of
     a day it would keep, changed since the last build. An incremental build reads the
-    minute days of the intraday features' own look-back before its first new session,
+    minute days of the intraday features' own look-back before the first session it
+    computes (`Incremental.since`),
     and of the lookahead proof's window (its cutoff's look-back + 20 sessions), not the
     whole tail of the 45."""
     if plan is not None:

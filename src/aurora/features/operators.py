@@ -362,7 +362,8 @@ class Custom(Expr):
                                           self.window))
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        out = np.asarray(self.fn(*args), dtype=np.float64)
+        # read-only views: the inputs are other nodes' values and the panel's fields
+        out = np.asarray(self.fn(*map(_read_only, args)), dtype=np.float64)
         expected = np.broadcast_shapes(*(np.shape(a) for a in args))
         if out.shape != expected:
             raise ValueError(f"custom {self.params[0]}: returned shape {out.shape}, expected "
@@ -372,6 +373,12 @@ class Custom(Expr):
     def __repr__(self) -> str:
         return f"custom({self.params[0]}, {', '.join(map(repr, self.inputs))}, " \
                f"lookback={self.window})"
+
+
+def _read_only(x: np.ndarray) -> np.ndarray:
+    view = np.asarray(x).view()
+    view.flags.writeable = False
+    return view
 
 
 def custom(fn: Callable[..., np.ndarray], *inputs: Any, lookback: int) -> Expr:

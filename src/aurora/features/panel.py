@@ -255,8 +255,9 @@ def spans_from_record(record: object) -> pl.DataFrame | None:
     if not isinstance(record, dict) or set(record) != {"symbol", "first", "last"}:
         return None
     try:
-        return pl.DataFrame(record, schema={"symbol": pl.String, "first": pl.String,
-                                            "last": pl.String}).select(
+        spans = pl.DataFrame(record, schema={"symbol": pl.String, "first": pl.String,
+                                             "last": pl.String}).select(
             "symbol", pl.col("first").str.to_date(), pl.col("last").str.to_date())
     except (pl.exceptions.PolarsError, TypeError, ValueError):
         return None
+    return None if spans.null_count().sum_horizontal().item() else spans
