@@ -1,6 +1,7 @@
 """The daily user's wait: the whole `aurora build` command after a one-session fetch.
 
     .venv/bin/python benchmarks/bench_daily.py [--sample DIR] [--repeats 5]
+    .venv/bin/python benchmarks/bench_daily.py --synthetic 3000 10 [--repeats 3]
 
 Steps, on a fresh store in a temporary directory:
 1. serve the S&P 500 sample through the Alpaca emulator (`scripts/sp500_sample.py`'s
@@ -9,6 +10,10 @@ Steps, on a fresh store in a temporary directory:
 2. fetch again up to the last session: the store gains one session;
 3. copy the data directory, then time `aurora build` as a subprocess, start-up, reading,
    gates and writing included, `--repeats` times, each on a fresh copy of that directory.
+
+--synthetic SYMBOLS YEARS: the same on `aurora_testbed.synthetic`'s market of SYMBOLS
+symbols x YEARS years (splits and dividends; Aurora's default sectors, no fundamentals)
+instead of the sample: the daily wait of a user at that scale.
 
 Aurora's modules are byte-compiled first (`compileall`), as an installed wheel's are: an
 editable install under PYTHONDONTWRITEBYTECODE=1 would otherwise compile every module of the
@@ -78,6 +83,33 @@ def prepare(sample: Path, data_dir: Path) -> str:
     return str(sessions[-1])
 
 
+def prepare_synthetic(symbols: int, years: int, data_dir: Path) -> str:
+    """Steps 1 and 2 on a synthetic market; returns the last session's date."""
+    import datetime as dt
+
+    from aurora.universe import as_universe
+
+    end = dt.date(2024, 12, 31)
+    names = [f"S{i:04d}" for i in range(symbols)]
+    market = MarketData.synthetic(names, dt.date(end.year - years + 1, 1, 1), end, seed=7)
+    sessions = market.bars["date"].unique().sort()
+    key_id, secret = f"BENCH{secrets.token_hex(6).upper()}", secrets.token_urlsafe(24)
+    with EmulatorServer(market, {key_id: secret}, rate_limit_per_minute=100_000) as server:
+        config = AuroraConfig(
+            data_dir=data_dir,
+            alpaca=AlpacaConfig(key_id=SecretStr(key_id), secret_key=SecretStr(secret),
+                                data_url=server.url, base_url=server.url),
+            validation=ValidationConfig(severities={"large_move": "warning"}),
+        )
+        config = config.model_copy(update={"fetch": config.fetch.model_copy(
+            update={"rate_limit_per_minute": 100_000})})
+        universe = as_universe(names, source="bench_daily --synthetic")
+        fetch_prices(config, universe=universe, start=sessions[0], end=sessions[-2])
+        build(data_dir)
+        fetch_prices(config, universe=universe, start=sessions[0], end=sessions[-1])
+    return str(sessions[-1])
+
+
 def build(data_dir: Path, *extra: str) -> tuple[float, str]:
     """Run `aurora build` as a command; (wall seconds, its output)."""
     env = {**os.environ, "AURORA_DATA_DIR": str(data_dir), "AURORA_CONFIG": os.devnull,
@@ -105,6 +137,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=Path, default=DEFAULT_SAMPLE)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--synthetic", type=int, nargs=2, metavar=("SYMBOLS", "YEARS"),
+                        default=None, help="a synthetic market instead of the sample")
     parser.add_argument("--keep", type=Path, default=None,
                         help="copy the prepared data directory (before the timed build) here")
     args = parser.parse_args()
@@ -112,7 +146,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         ready = scratch / "ready"
-        last = prepare(args.sample, ready)
+        last = (prepare_synthetic(*args.synthetic, ready) if args.synthetic
+                else prepare(args.sample, ready))
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         interpreter = time.perf_counter() - t0
@@ -121,7 +156,9 @@ def main() -> int:
             shutil.copytree(ready, args.keep, symlinks=True)
         mode = re.search(r"(incremental|full build)[^\n]*", output)
         fulls, _ = timed_runs(ready, scratch, max(1, args.repeats // 2), "--full")
-    print(f"S&P 500 sample, one new session ({last}); load average {os.getloadavg()[0]:.2f}")
+    label = (f"synthetic {args.synthetic[0]} x {args.synthetic[1]} years" if args.synthetic
+             else "S&P 500 sample")
+    print(f"{label}, one new session ({last}); load average {os.getloadavg()[0]:.2f}")
     print(f"  python -c pass:              {interpreter:6.2f} s")
     print(f"  aurora build (daily):        {statistics.median(walls):6.2f} s median of "
           f"{len(walls)}: {', '.join(f'{w:.2f}' for w in walls)}  [{mode[0] if mode else '?'}]")

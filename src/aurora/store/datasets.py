@@ -181,12 +181,13 @@ def dataset_paths(store: Store, dataset: str, version: str, schema: TableSchema,
 
 
 def read_files(paths: Sequence[Path], where: str, *, start: dt.date | None = None,
-               end: dt.date | None = None, symbols: Collection[str] | None = None
-               ) -> pl.DataFrame:
+               end: dt.date | None = None, symbols: Collection[str] | None = None,
+               sort: bool = True) -> pl.DataFrame:
     """The rows of checked files `paths` (a dataset's parts, or one file) dated within
     [start, end] and of `symbols` (None: all; pushed down into the Parquet scan), sorted by
-    (symbol, date) like each file. DataValidationError naming `where` when a file cannot
-    be decoded."""
+    (symbol, date) like each file (`sort=False`: the files' rows one after the other, for a
+    reader to whom order does not matter: sorting a panel costs more than reading it).
+    DataValidationError naming `where` when a file cannot be decoded."""
     scan = pl.scan_parquet(list(paths), hive_partitioning=False)
     if start is not None:
         scan = scan.filter(pl.col("date") >= start)
@@ -199,20 +200,20 @@ def read_files(paths: Sequence[Path], where: str, *, start: dt.date | None = Non
     except (OSError, pl.exceptions.PolarsError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise DataValidationError(f"{where}: unreadable Parquet ({first})") from None
-    return frame if len(paths) == 1 else sorted_by_key(frame)
+    return frame if len(paths) == 1 or not sort else sorted_by_key(frame)
 
 
 def read_dataset(store: Store, dataset: str, version: str, schema: TableSchema, *,
                  legacy: str | None = None, start: dt.date | None = None,
                  end: dt.date | None = None, symbols: Collection[str] | None = None,
-                 hint: str | None = None) -> pl.DataFrame:
+                 hint: str | None = None, sort: bool = True) -> pl.DataFrame:
     """The rows of `dataset` in `version` dated within [start, end] (each bound optional)
-    and of `symbols` (None: all), sorted by (symbol, date): `read_files` over
-    `dataset_paths`, with their errors."""
+    and of `symbols` (None: all), sorted by (symbol, date) unless `sort` is False:
+    `read_files` over `dataset_paths`, with their errors."""
     paths = dataset_paths(store, dataset, version, schema, legacy=legacy, start=start,
                           end=end, hint=hint)
     return read_files(paths, f"{dataset} of version {version}", start=start, end=end,
-                      symbols=symbols)
+                      symbols=symbols, sort=sort)
 
 
 def read_features(store: Store, version: str | None = None, *, start: dt.date | None = None,
