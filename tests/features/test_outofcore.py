@@ -107,6 +107,25 @@ def test_summaries_of_parts_judge_as_the_whole_frame(panel):
         assert a.to_json() == b.to_json()
 
 
+def test_a_frame_of_parts_one_year_after_another_is_summarized_as_the_whole():
+    """An incremental build's frame (the kept parts, then the new rows: several chunks,
+    years in order) is summarized a year at a time; the summary is the whole frame's."""
+    from aurora.features.compute import compute_features
+
+    from .conftest import random_panel
+
+    frame = compute_features(random_panel(n_sessions=800, seed=5, missing=0.02), sectors=None)
+    chunked = pl.concat([frame.filter(pl.col("date").dt.year() == y)
+                         for y in frame["date"].dt.year().unique().sort()], rechunk=False)
+    assert chunked.n_chunks() > 1
+    whole, parts = summarize(frame), summarize(chunked)
+    assert parts.height == whole.height
+    for table in ("dispersion", "nulls_by_date", "by_symbol"):
+        assert getattr(parts, table).equals(getattr(whole, table)), table
+    twice = pl.concat([chunked, chunked.tail(3)], rechunk=False)  # a duplicated key
+    assert summarize(twice).duplicates == summarize(twice.rechunk()).duplicates is not None
+
+
 def _raw_store(root: Path) -> Store:
     store = Store(root)
     _seed(store, MARKET.bars.sort("symbol", "date"), CAPS)
