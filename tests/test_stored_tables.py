@@ -136,3 +136,29 @@ def test_validate_reports_non_finite_stored_fundamentals(data_dir):
                                "first AAA as_of 2024-02-01 (inf); import the file again with "
                                "finite values")
     assert not report.ok
+
+
+@pytest.mark.parametrize("order", ["sorted", "reversed", "shuffled"])
+def test_duplicate_keys_are_found_in_any_row_order(order):
+    """Rows in strictly increasing key order are unique at a glance; any other order, an
+    adjacent repeat and a repeated null key go through the general check."""
+    from aurora.schemas import find_duplicate_keys
+
+    days = [dt.date(2020, 1, 2), dt.date(2020, 1, 3), dt.date(2020, 1, 6)]
+    unique = pl.DataFrame({"symbol": ["A", "A", "A", "B", "B"],
+                           "date": [*days, days[0], days[2]], "x": [1.0, 2, 3, 4, 5]})
+    repeated = pl.concat([unique, unique.slice(3, 1).with_columns(x=pl.lit(9.0))])
+
+    def arranged(frame: pl.DataFrame) -> pl.DataFrame:
+        ordered = frame.sort("symbol", "date", maintain_order=True)
+        return {"sorted": ordered, "reversed": ordered.reverse(),
+                "shuffled": ordered.sample(fraction=1.0, shuffle=True, seed=3)}[order]
+
+    assert find_duplicate_keys(arranged(unique)) is None
+    found = find_duplicate_keys(arranged(repeated))
+    assert found is not None
+    assert found.message() == ("1 duplicated (symbol, date) key(s), 1 surplus row(s), first B "
+                               "on 2020-01-02 (1 with conflicting values, first B on 2020-01-02)")
+    nulls = pl.DataFrame({"symbol": ["A", "A"], "date": [None, None]},
+                         schema={"symbol": pl.String, "date": pl.Date})
+    assert find_duplicate_keys(nulls) is not None

@@ -114,8 +114,12 @@ class DuplicateKeys:
 def find_duplicate_keys(frame: pl.DataFrame, keys: Sequence[str] = KEY_COLUMNS
                         ) -> DuplicateKeys | None:
     """The duplicated keys of `frame`, or None when every key is unique. Null keys count
-    as values (two rows with a null date for one symbol are duplicates)."""
+    as values (two rows with a null date for one symbol are duplicates). Rows already in
+    strictly increasing key order (a stored table, a built panel) are unique without
+    hashing every key: one comparison of each row with the next."""
     keys = list(keys)
+    if _strictly_increasing(frame, keys):
+        return None
     flagged = frame.filter(frame.select(keys).is_duplicated())
     if flagged.height == 0:
         return None
@@ -126,6 +130,23 @@ def find_duplicate_keys(frame: pl.DataFrame, keys: Sequence[str] = KEY_COLUMNS
               .sort(keys, nulls_last=True))
     return DuplicateKeys(groups.with_columns(pl.col("rows").cast(pl.Int64),
                                              pl.col("distinct").cast(pl.Int64)))
+
+
+def _strictly_increasing(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
+    """True when each row's key (two columns, no nulls) is greater than the row before's:
+    the first column greater, or equal and the second greater. Anything else is False and
+    left to the general check."""
+    if len(keys) != 2 or any(k not in frame.columns for k in keys):
+        return False
+    if frame.height < 2:
+        return frame.height == 0 or not frame.select(keys).null_count().sum_horizontal().item()
+    first, second = frame.get_column(keys[0]), frame.get_column(keys[1])
+    if first.null_count() or second.null_count():
+        return False
+    n = frame.height
+    a, b = first.slice(0, n - 1), first.slice(1)
+    c, d = second.slice(0, n - 1), second.slice(1)
+    return bool(((b > a) | ((b == a) & (d > c))).all())
 
 
 def sorted_by_key(frame: pl.DataFrame) -> pl.DataFrame:
