@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from aurora.features.compute import compute_panel
-from aurora.features.parallel import run_blocks
+from aurora.features.parallel import map_blocks, run_blocks
 from aurora.features.registry import REGISTRY
 
 from .conftest import SECTORS, random_fundamentals, random_panel
@@ -56,3 +56,16 @@ def test_symbol_without_emitted_rows_inside_a_block(workers):
     b = compute_panel(without, sectors=SECTORS, workers=workers, block_cells=1100).features
     assert "BBB" not in a["symbol"].to_list()
     assert a.select(own_bars).equals(b.select(own_bars))
+
+
+def test_map_blocks_keeps_the_items_order_and_raises_the_first_error():
+    assert map_blocks(lambda x: x * x, list(range(9)), 3) == [x * x for x in range(9)]
+    assert map_blocks(lambda x: -x, [4], 2) == [-4]
+
+    def fn(x: int) -> int:
+        if x in (3, 6):
+            raise ValueError(f"item {x}")
+        return x
+
+    with pytest.raises(ValueError, match="item 3"):
+        map_blocks(fn, list(range(8)), 2)

@@ -23,7 +23,7 @@ import pyarrow as pa
 from aurora.features.engine import BLOCK_CELLS, Emission, evaluate
 from aurora.features.expr import Expr, Field
 from aurora.features.panel import PanelInfo
-from aurora.features.parallel import default_workers
+from aurora.features.parallel import default_workers, map_blocks
 from aurora.features.registry import REGISTRY
 from aurora.features.wide import WidePanel, align_wide
 from aurora.membership import Membership
@@ -100,10 +100,11 @@ def compute_panel(
         prices = prices.filter(pl.col("symbol").is_in(list(wanted)))
     features = feature_set(extra)
     fields = {n.name for e in features.values() for n in e.walk() if isinstance(n, Field)}
+    threads = default_workers() if workers is None else max(1, workers)
     report("align", 0, 1)
     panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
                              actions=actions, optional=sorted(fields & {"vwap", *INTRADAY_FIELDS}),
-                             shares=shares)
+                             shares=shares, workers=1 if windowed else threads)
     report("align", 1, 1)
     if spans is not None:
         known = pl.DataFrame({"symbol": panel.symbols}, schema={"symbol": pl.String}).join(
@@ -127,18 +128,21 @@ def compute_panel(
         counted = np.maximum(counted, np.searchsorted(panel.dates, days))
     fallback = _fallback_rows(panel, counted)  # before `evaluate` releases the fields
     columns = evaluate(features, panel, emission, member=member,
-                       workers=default_workers() if workers is None else max(1, workers),
+                       workers=threads,
                        block_cells=block_cells, windowed=windowed, report=report)
     report("emit", 0, 1)
-    frame, outside = _frame(panel, emission, columns, member, counted)
+    frame, outside = _frame(panel, emission, columns, member, counted,
+                            1 if windowed else threads)
     report("emit", 1, 1)
     return FeatureFrame(frame, info, fallback, ignored, outside)
 
 
 def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarray],
-           member: np.ndarray | None, counted: np.ndarray) -> tuple[pl.DataFrame, int]:
+           member: np.ndarray | None, counted: np.ndarray, workers: int = 1
+           ) -> tuple[pl.DataFrame, int]:
     """The long frame over the output columns (no copy of them), without non-members' rows,
-    and how many of those it left out from column counted[i] on in row i."""
+    and how many of those it left out from column counted[i] on in row i; `workers`
+    threads find the columns' missing cells."""
     counts = np.diff(emission.offset)
     row = np.repeat(np.arange(len(counts), dtype=np.uint32), counts)
     column = (np.arange(emission.rows, dtype=np.int64)
@@ -147,7 +151,7 @@ def _frame(panel: WidePanel, emission: Emission, columns: Mapping[str, np.ndarra
     series = [pl.Series("date", day[column], dtype=pl.Int32).cast(pl.Date),
               pl.Series("symbol", panel.symbols, dtype=pl.String).gather(
                   pl.Series(row, dtype=pl.UInt32))]
-    series += [_nullable(name, values) for name, values in columns.items()]
+    series += map_blocks(lambda item: _nullable(*item), list(columns.items()), workers)
     frame = pl.DataFrame(series)
     if member is None:
         return frame, 0

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from aurora.features.buffers import blank
 from aurora.features.expr import Context, Expr, Field, _Unary
 from aurora.features.parallel import run_blocks
 from aurora.features.wide import WidePanel
@@ -152,7 +153,7 @@ def evaluate(
         raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
     plan = Plan.of({name: _Emitted(e) if e.kind == "field" else e
                     for name, e in roots.items()})
-    out = {name: np.empty(emission.rows) for name in roots}
+    out = {name: blank((emission.rows,)) for name in roots}
     rows, cols = panel.shape
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
@@ -162,8 +163,8 @@ def evaluate(
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in (n for n in nodes if plan.kept(n)):
-            whole[n.key] = (np.empty((cols, rows)).T if plan.read_per_date(n)
-                            else np.empty((rows, cols)))
+            whole[n.key] = (blank((cols, rows)).T if plan.read_per_date(n)
+                            else blank((rows, cols)))
         run = _Blocks(plan, nodes, panel, whole, out, emission, member, starts,
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)

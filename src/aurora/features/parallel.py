@@ -15,8 +15,12 @@ own block; it may allocate temporaries but must not mutate shared Python state.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_DEFAULT_WORKERS = 4
 
@@ -45,3 +49,12 @@ def run_blocks(fn: Callable[[int], None], n: int, workers: int,
     with ThreadPoolExecutor(max(1, min(workers, n)), thread_name_prefix="aurora-build") as pool:
         for done, _ in enumerate(pool.map(fn, range(n)), 1):
             progress(done)
+
+
+def map_blocks(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
+    """[fn(item) for item in items], computed on up to `workers` threads, in order. `fn`
+    has `run_blocks`' contract; the first exception (in item order) is re-raised here."""
+    if min(workers, len(items)) <= 1:
+        return [fn(item) for item in items]
+    with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="aurora-build") as pool:
+        return list(pool.map(fn, items))

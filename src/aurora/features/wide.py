@@ -27,6 +27,7 @@ import polars as pl
 
 from aurora.calendar import sessions
 from aurora.errors import DataValidationError
+from aurora.features.buffers import blank
 from aurora.features.panel import (
     PanelInfo,
     bar_values_ok,
@@ -35,6 +36,7 @@ from aurora.features.panel import (
     session_grid,
     shares_table,
 )
+from aurora.features.parallel import map_blocks
 from aurora.schemas import BAR_COLUMNS
 
 
@@ -107,7 +109,7 @@ def _place(key: np.ndarray, values: np.ndarray, holes: np.ndarray, shape: tuple[
            ) -> np.ndarray:
     """The matrix with values[i] at flat index key[i] and NaN at the flat indexes `holes`
     (every other cell): each cell written once."""
-    out = np.empty(shape[0] * shape[1])
+    out = blank((shape[0] * shape[1],))
     out[key] = values
     out[holes] = np.nan
     return out.reshape(shape)
@@ -148,11 +150,13 @@ def align_wide(
     actions: pl.DataFrame | None = None,
     optional: Sequence[str] = (),
     shares: pl.DataFrame | None = None,
+    workers: int = 1,
 ) -> tuple[WidePanel, PanelInfo]:
     """Build the wide panel (see the module docstring) from adjusted prices. `optional`:
     other price columns to align when the prices have them (`vwap`). `shares`: the shares
     outstanding already resolved from `fundamentals` (`panel.shares_table`) on prices that
-    reach further back than these (an incremental build's tail)."""
+    reach further back than these (an incremental build's tail). `workers`: threads that
+    place the columns (the result does not depend on it)."""
     info = PanelInfo()
     frame = _cast(prices, optional)
     if frame is None or frame.height == 0 or frame["symbol"].null_count() or frame[
@@ -182,7 +186,9 @@ def align_wide(
     del have, row, column
 
     columns = [*BAR_COLUMNS, *(c for c in ("dollar_volume", *optional) if c in frame.columns)]
-    arrays = {c: _place(key, frame[c].to_numpy(), holes, shape) for c in columns}
+    placed = map_blocks(lambda c: _place(key, frame[c].to_numpy(), holes, shape), columns,
+                        workers)
+    arrays = dict(zip(columns, placed, strict=True))
     if "dollar_volume" not in arrays:
         arrays["dollar_volume"] = arrays["close"] * arrays["volume"]
     table = sector_frame(sectors, names, info).sort("symbol")
