@@ -4,6 +4,7 @@ a full build and says why."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -11,7 +12,7 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aurora.atomic import atomic_write_parquet
+from aurora.atomic import atomic_write_json, atomic_write_parquet
 from aurora.config import AuroraConfig, BuildConfig
 from aurora.features.builder import build_features
 from aurora.store import Store
@@ -54,6 +55,20 @@ def _meta(store: Store) -> dict:
     return json.loads(store.verified_path("features.meta.json").read_text())
 
 
+def _summary(store: Store) -> pl.DataFrame:
+    return pl.read_parquet(store.verified_path("features.summary.parquet"))
+
+
+def _assert_same_summary(a: pl.DataFrame, b: pl.DataFrame) -> None:
+    """Equal counts and dates; dispersions to 1e-9 relative (running sums, module doc)."""
+    assert a.columns == b.columns
+    exact = [c for c in a.columns if not c.startswith("dispersion:")]
+    assert a.select(exact).equals(b.select(exact))
+    for name in (c for c in a.columns if c.startswith("dispersion:")):
+        np.testing.assert_allclose(a[name].to_numpy(), b[name].to_numpy(), rtol=1e-9,
+                                   atol=1e-14, err_msg=name)
+
+
 def _assert_close(a: pl.DataFrame, b: pl.DataFrame) -> None:
     assert a.select("symbol", "date").equals(b.select("symbol", "date"))
     assert a.columns == b.columns
@@ -80,10 +95,15 @@ def test_an_incremental_build_equals_a_full_one(tmp_path_factory, cut):
     assert result.meta["build"]["mode"] == "incremental", result.meta["build"]
     assert result.meta["build"]["new_sessions"] == len(DATES) - 1 - cut
     assert "incremental:" in "\n".join(result.summary_lines())
-    incremental, spans = _features(store), _meta(store)["bar_spans"]
+    incremental, spans, meta = _features(store), _meta(store)["bar_spans"], _meta(store)
+    stored = _summary(store)
     build_features(store, config, lookahead=False, incremental=False)
     # the spans an incremental build widened from the last build's are the whole history's
     assert spans == _meta(store)["bar_spans"]
+    # its summary (2020 from the last build's stored one, 2021 recomputed) is the full one's
+    for key in ("row_count", "symbol_count", "date_range", "gates"):
+        assert meta[key] == _meta(store)[key], key
+    _assert_same_summary(stored, _summary(store))
     assert len(spans["symbol"]) == PANEL["symbol"].n_unique()
     assert _meta(store)["build"] == {"mode": "full", "reason": "a full build was asked for",
                                      "new_sessions": incremental["date"].n_unique(),
@@ -198,3 +218,36 @@ def test_a_reopened_span_in_a_dated_universe_counts_rows_outside_it_once(tmp_pat
     build_features(store, config, universe=members, lookahead=False, incremental=False)
     assert outside == _meta(store)["universe"]["rows_outside_membership"] > 0
     _assert_close(incremental, _features(store))
+
+
+def test_an_incremental_build_reads_only_the_years_it_rewrites(tmp_path, monkeypatch):
+    """The old parts of the years before the first new session's are not read: their
+    summary comes from the last build's stored one. A build with nothing new keeps every
+    part; a stored summary that is not the one the meta names is not used."""
+    from aurora.features import incremental
+
+    starts: list[object] = []
+    read = incremental.read_dataset
+    monkeypatch.setattr(incremental, "read_dataset",
+                        lambda *a, **k: starts.append(k.get("start")) or read(*a, **k))
+    data = tmp_path / "data"
+    store, config = Store(data), AuroraConfig(data_dir=data)
+    _publish(store, PANEL.filter(pl.col("date") <= DATES[-3]))
+    build_features(store, config, lookahead=False)
+    _publish(store, PANEL)
+    result = build_features(store, config, lookahead=False)
+    assert result.meta["build"]["mode"] == "incremental" and starts == [dt.date(2021, 1, 1)]
+    rows = _features(store)
+    again = build_features(store, config, lookahead=False)  # nothing new
+    assert (again.meta["build"]["mode"], again.meta["build"]["new_sessions"]) == (
+        "incremental", 0)
+    assert again.rows == result.rows and _features(store).equals(rows)
+    assert starts[-1] == dt.date(2021, 1, 1)
+    # a build that wrote no summary (an older Aurora): it inherited the last one's
+    meta = {k: v for k, v in _meta(store).items() if k != "summary_sha256"}
+    with store.transaction("build", base=store.current_version()) as txn:
+        atomic_write_json(txn.path("features.meta.json"), meta)
+    assert build_features(store, config, lookahead=False).rows == result.rows
+    assert starts[-1] is None  # every part read: the stored summary is not the meta's
+    build_features(store, config, lookahead=False, incremental=False)
+    _assert_close(rows, _features(store))

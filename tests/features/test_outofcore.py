@@ -214,3 +214,28 @@ def test_an_exchange_is_a_url_and_a_bad_one_is_never_echoed(bad):
     assert "secret" not in str(err.value) and bad not in str(err.value)
     assert ComputeConfig(exchange=" s3://bucket/prefix ").exchange == "s3://bucket/prefix"
     assert ComputeConfig(exchange="").exchange is None
+
+
+def test_a_stored_summary_gives_back_the_years_before_a_cut():
+    """What an incremental build keeps of the last build's summary (`summary_table`, read
+    back by `summary_of_table` up to a year), combined with the later years' summary, is
+    the whole frame's summary."""
+    from aurora.features.compute import compute_features
+    from aurora.features.gatestats import summary_of_table, summary_table
+
+    from .conftest import random_panel
+
+    frame = compute_features(random_panel(n_sessions=800, seed=5, missing=0.02), sectors=None)
+    whole = summarize(frame)
+    years = frame["date"].dt.year().unique().sort().to_list()
+    assert len(years) >= 3
+    table = summary_table(whole)
+    for cut in years[1:]:
+        before = summary_of_table(table, cut, frame.columns, dict(frame.schema))
+        after = summarize(frame.filter(pl.col("date").dt.year() >= cut))
+        both = combine([before, after])
+        assert both.height == whole.height and both.columns == whole.columns
+        for name in ("dispersion", "nulls_by_date", "by_symbol_year", "by_symbol"):
+            assert getattr(both, name).equals(getattr(whole, name)), (cut, name)
+    with pytest.raises(ValueError, match="stored summary has no f_extra"):
+        summary_of_table(table, years[1], [*frame.columns, "f_extra"], dict(frame.schema))

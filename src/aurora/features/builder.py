@@ -35,7 +35,12 @@ from aurora.features.exchange import Exchange
 from aurora.features.featureset import FeatureSet
 from aurora.features.gates import GateReport, GateResult, check_lookahead, run_gates
 from aurora.features.gatestats import FrameSummary, combine, summarize
-from aurora.features.incremental import Incremental, plan_incremental, prices_digest
+from aurora.features.incremental import (
+    Incremental,
+    plan_incremental,
+    prices_digest,
+    write_summary,
+)
 from aurora.features.intradayfamily import IntradaySource, judged_from, load_intraday
 from aurora.features.outofcore import (
     SCRATCH,
@@ -68,6 +73,7 @@ from aurora.store.files import (
     FEATURES,
     FEATURES_DATASET,
     FEATURES_META,
+    FEATURES_SUMMARY,
     FUNDAMENTALS,
     SECTOR_MAP,
 )
@@ -338,7 +344,7 @@ def build_features(
             else:
                 frame, spans = _compute_in_memory(inputs, symbols, chosen.membership, features,
                                                   plan, progress)
-                summary = summarize(frame.features)
+                summary = plan.summarize(frame.features) if plan else summarize(frame.features)
                 last_bar = spans.select("symbol", first_date="first", last_date="last")
         except DataValidationError as exc:
             _write_report(report_path, {"passed": False, "stage": "inputs", "error": str(exc),
@@ -467,6 +473,7 @@ def _gate_and_publish(store: Store, config: AuroraConfig, inputs: BuildInputs,
             write_dataset(txn, FEATURES_DATASET, frame.features, legacy=FEATURES,
                           compression="lz4",
                           **(plan.rewrite(frame.features) if plan else {}))
+        meta["summary_sha256"] = write_summary(txn.path(FEATURES_SUMMARY), summary)
         atomic_write_json(txn.path(FEATURES_META), meta)
         txn.describe(FEATURES_META, rows=meta["row_count"], symbols=meta["symbol_count"],
                      date_range=meta["date_range"], registry_version=REGISTRY_VERSION,

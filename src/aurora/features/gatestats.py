@@ -7,6 +7,10 @@ cells. `combine` adds the summaries of frames holding different dates (the parts
 out-of-core build, one per year) into the summary of their concatenation, so the gates of
 `aurora.features.gates` judge a build that was never in memory whole exactly as they judge
 one that was (a duplicate key across two parts cannot happen: parts hold disjoint dates).
+
+`summary_table` writes a summary's per-date and per-(year, symbol) tables as one frame, which
+a build stores next to its features; `summary_of_table` reads the years an incremental build
+keeps back from it, so that the next build summarizes only the years it rewrites.
 """
 
 from __future__ import annotations
@@ -29,13 +33,15 @@ class FrameSummary:
     `duplicates`: the message of its duplicated (symbol, date) keys, or None;
     `dispersion`: per date, per feature std / mean|x| across symbols (null with fewer than
     two values; `dispersion_table`); `nulls_by_date`: date, `rows`, then per feature its
-    missing cells; `by_symbol`: symbol, rows, first, last, then per feature missing cells."""
+    missing cells; `by_symbol_year`: year, symbol, rows, first, last, then per feature
+    missing cells; `by_symbol`: the same added over the years (no year column)."""
 
     columns: list[str]
     schema: dict[str, pl.DataType]
     duplicates: str | None
     dispersion: pl.DataFrame
     nulls_by_date: pl.DataFrame
+    by_symbol_year: pl.DataFrame
     by_symbol: pl.DataFrame
 
     @property
@@ -105,14 +111,24 @@ def _summarize(frame: pl.DataFrame) -> FrameSummary:
     if not keyed or not numeric:
         empty = pl.DataFrame()
         return FrameSummary(list(frame.columns), schema,
-                            duplicates.message() if duplicates else None, empty, empty, empty)
+                            duplicates.message() if duplicates else None, empty, empty, empty,
+                            empty)
     nulls = [pl.col(n).null_count().alias(n) for n in names]
+    by_year = (frame.group_by(pl.col("date").dt.year().alias("year"), "symbol")
+               .agg(pl.len().alias("rows"), pl.col("date").min().alias("first"),
+                    pl.col("date").max().alias("last"), *nulls).sort("year", "symbol"))
     return FrameSummary(
         list(frame.columns), schema, duplicates.message() if duplicates else None,
         dispersion_table(frame, names),
         frame.group_by("date").agg(pl.len().alias("rows"), *nulls).sort("date"),
-        frame.group_by("symbol").agg(pl.len().alias("rows"), pl.col("date").min().alias("first"),
-                                     pl.col("date").max().alias("last"), *nulls).sort("symbol"))
+        by_year, _over_years(by_year, names, "symbol"))
+
+
+def _over_years(by_year: pl.DataFrame, names: Sequence[str], *key: str) -> pl.DataFrame:
+    """Per `key`: rows and missing cells added, the first `first` and the last `last`."""
+    return (by_year.group_by(*key)
+            .agg(pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max(),
+                 *[pl.col(n).sum() for n in names]).sort(*key))
 
 
 def combine(parts: Sequence[FrameSummary]) -> FrameSummary:
@@ -126,10 +142,44 @@ def combine(parts: Sequence[FrameSummary]) -> FrameSummary:
     if len(parts) == 1:
         return first
     names = first.features
-    by_symbol = (pl.concat([p.by_symbol for p in parts]).group_by("symbol")
-                 .agg(pl.col("rows").sum(), pl.col("first").min(), pl.col("last").max(),
-                      *[pl.col(n).sum() for n in names]).sort("symbol"))
+    # parts of one year (an out-of-core build's pieces of a few months) add up within it
+    by_year = _over_years(pl.concat([p.by_symbol_year for p in parts]), names, "year", "symbol")
     duplicates = next((p.duplicates for p in parts if p.duplicates), None)
     return FrameSummary(first.columns, first.schema, duplicates,
                         pl.concat([p.dispersion for p in parts]).sort("date"),
-                        pl.concat([p.nulls_by_date for p in parts]).sort("date"), by_symbol)
+                        pl.concat([p.nulls_by_date for p in parts]).sort("date"), by_year,
+                        _over_years(by_year, names, "symbol"))
+
+
+_DISPERSION = "dispersion:"
+
+
+def summary_table(summary: FrameSummary) -> pl.DataFrame:
+    """`summary`'s per-date tables (a row per date: `date`, `rows`, each feature's missing
+    cells, `dispersion:<feature>`) and its `by_symbol_year` (a row per year and symbol:
+    `year`, `symbol`, `rows`, `first`, `last`, missing cells) as one frame, with `year` on
+    every row; the columns a row does not have are null. Only for a numeric summary."""
+    dates = summary.nulls_by_date.join(
+        summary.dispersion.rename({n: _DISPERSION + n for n in summary.features}),
+        on="date", how="left").with_columns(pl.col("date").dt.year().alias("year"))
+    return pl.concat([dates, summary.by_symbol_year], how="diagonal_relaxed")
+
+
+def summary_of_table(table: pl.DataFrame, before_year: int, columns: Sequence[str],
+                     schema: dict[str, pl.DataType]) -> FrameSummary:
+    """The summary of the years before `before_year` of the frame `table` was written
+    from (`summary_table`), as a frame with `columns` and `schema` (those of the frame the
+    caller combines it with). ValueError when the table lacks a feature of `columns`."""
+    names = [c for c in columns if c.startswith(_FEATURE)]
+    missing = [n for n in names if n not in table.columns]
+    if missing:
+        raise ValueError(f"the stored summary has no {missing[0]}")
+    kept = table.filter(pl.col("year") < before_year)
+    dates = kept.filter(pl.col("date").is_not_null()).sort("date")
+    by_year = (kept.filter(pl.col("symbol").is_not_null())
+               .select("year", "symbol", "rows", "first", "last", *names)
+               .sort("year", "symbol"))
+    return FrameSummary(list(columns), dict(schema), None,
+                        dates.select("date", *[pl.col(_DISPERSION + n).alias(n) for n in names]),
+                        dates.select("date", "rows", *names), by_year,
+                        _over_years(by_year, names, "symbol"))

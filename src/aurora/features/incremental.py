@@ -17,7 +17,10 @@ replace the old rows from that session on. A symbol that had no bar on the last 
 last sessions (no trade, a halt) and has one among the new sessions reopens its span: the
 sessions it missed are inside it now, so it has rows there, and it may enter those dates'
 cross-sections; `since` is then the first session it missed. The build publishes the parts
-of the years from `since` on and keeps the others (`aurora.store.datasets`). Running-window
+of the years from `since` on and keeps the others (`aurora.store.datasets`). When the last
+build stored its gates' summary by year (`FEATURES_SUMMARY`, checked against the sha256 its
+meta records), only the old parts of those years are read, and the summary of the years
+before them is taken from it (`Incremental.summarize`). Running-window
 sums start afresh in the tail, so a value may differ from a full build in its last bits
 (`tests/features/test_incremental.py`: to 1e-9 relative on every cell at random cut points).
 """
@@ -29,14 +32,23 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from aurora.adjusted import load_adjusted_prices
+from aurora.atomic import atomic_write_parquet, sha256_file
 from aurora.calendar import next_session, sessions_back
 from aurora.features.compute import FeatureFrame
+from aurora.features.gatestats import (
+    FrameSummary,
+    combine,
+    summarize,
+    summary_of_table,
+    summary_table,
+)
 from aurora.features.panel import extend_spans, spans_from_record
 from aurora.schemas import FEATURES_TABLE
 from aurora.store import Store
@@ -46,6 +58,7 @@ from aurora.store.files import (
     FEATURES,
     FEATURES_DATASET,
     FEATURES_META,
+    FEATURES_SUMMARY,
     PRICES,
     PRICES_INDEX,
 )
@@ -59,7 +72,9 @@ class Incremental:
     """Start from `old` (the features of version `base`, through `last`): compute the
     sessions from `since` on, from prices dated `tail_start` or later. `reopened`: the
     symbols without a bar on `last` that have one after it, each with the first session
-    after its last bar up to `last` (module docstring)."""
+    after its last bar up to `last` (module docstring). `old` holds every old row, or,
+    with `summary_before` (the last build's stored summary table), only those of the
+    years from `since`'s on."""
 
     base: str
     old: pl.DataFrame
@@ -69,6 +84,7 @@ class Incremental:
     tail_start: dt.date
     partitioned: bool = True
     reopened: dict[str, dt.date] = field(default_factory=dict)
+    summary_before: pl.DataFrame | None = None
 
     @property
     def since(self) -> dt.date:
@@ -83,12 +99,14 @@ class Incremental:
 
     def rewrite(self, merged: pl.DataFrame) -> dict[str, Any]:
         """`write_dataset`'s arguments for the `merge`d rows: the parts of the years from
-        `since`'s to the last are written, the others kept from `base`; a base in the
-        single-file layout is rewritten whole."""
-        last = merged.get_column("date").max()
-        if not self.partitioned or not isinstance(last, dt.date):
+        `since`'s to the last are written (a year without rows has none), the others kept
+        from `base`; a base in the single-file layout is rewritten whole (its `old` holds
+        every row then)."""
+        if not self.partitioned:
             return {}
-        return {"years": range(self.since.year, last.year + 1), "base": self.base}
+        last = merged.get_column("date").max()
+        end = max(last.year if isinstance(last, dt.date) else 0, self.since.year)
+        return {"years": range(self.since.year, end + 1), "base": self.base}
 
     def tail(self, prices: pl.DataFrame, symbols: Sequence[str]) -> pl.DataFrame:
         """The prices from the last date on which one of `symbols` (the universe) has a bar,
@@ -119,6 +137,19 @@ class Incremental:
         outside = (meta.get("universe") or {}).get("rows_outside_membership") or 0
         return FeatureFrame(self.combine(tail.features), info, old_fallback,
                             tail.ignored_symbols, outside + tail.outside_membership)
+
+    def summarize(self, merged: pl.DataFrame) -> FrameSummary:
+        """The gates' summary of the whole panel, from `merged` (`merge`'s rows): with a
+        stored summary, that of the years before `since`'s taken from it, combined with
+        `merged`'s, which then holds only the years from `since`'s on."""
+        summary = summarize(merged)
+        if self.summary_before is None:
+            return summary
+        before = summary_of_table(self.summary_before, self.since.year, summary.columns,
+                                  summary.schema)
+        if not summary.nulls_by_date.height:  # no rows from `since`'s year on
+            return before
+        return combine([before, summary]) if before.nulls_by_date.height else summary
 
     def combine(self, new_rows: pl.DataFrame) -> pl.DataFrame:
         """The old rows before `since` and the new rows from it, in no particular order:
@@ -177,22 +208,43 @@ def plan_incremental(store: Store, version: str, prices: pl.DataFrame,
         if not before.equals(old_prices.filter(pl.col("date") <= last).sort(_KEY)):
             changed = _changed_symbols(before, old_prices.filter(pl.col("date") <= last))
             return None, f"prices up to {last} changed ({changed})"
-    # in the parts' order: the merge needs no order, and the dataset writer sorts each part
-    old = read_dataset(store, FEATURES_DATASET, base, FEATURES_TABLE, legacy=FEATURES,
-                       sort=False)
     first_new = next_session(last)
     reopened = reopened_spans(prices, last, universe.symbols)
     since = min([first_new, *reopened.values()])
+    partitioned = bool(dataset_parts(store.manifest(base), FEATURES_DATASET))
+    stored = stored_summary(store, base, meta) if partitioned else None
+    # in the parts' order: the merge needs no order, and the dataset writer sorts each part
+    old = read_dataset(store, FEATURES_DATASET, base, FEATURES_TABLE, legacy=FEATURES,
+                       sort=False, start=dt.date(since.year, 1, 1) if stored is not None
+                       else None)
     incremental = Incremental(base, old, meta, last, first_new,
-                              sessions_back(since, max_lookback),
-                              bool(dataset_parts(store.manifest(base), FEATURES_DATASET)),
-                              reopened)
+                              sessions_back(since, max_lookback), partitioned, reopened,
+                              stored)
     why = f"from the build of version {base} (through {last})"
     if reopened:
         shown = ", ".join(sorted(reopened)[:5]) + (f", +{len(reopened) - 5} more"
                                                    if len(reopened) > 5 else "")
         why += f"; recomputed from {since}: {shown} traded again after missing sessions"
     return incremental, why
+
+
+def write_summary(path: Path, summary: FrameSummary) -> str:
+    """Write `summary`'s table (what the next build's `stored_summary` reads) atomically to
+    `path`; its sha256, for the build's meta (`summary_sha256`)."""
+    atomic_write_parquet(path, summary_table(summary))
+    return sha256_file(path)
+
+
+def stored_summary(store: Store, base: str, meta: dict[str, Any]) -> pl.DataFrame | None:
+    """The summary table (`gatestats.summary_table`) build `base` stored with its
+    features, or None when it stored none or the file is not the one its meta names (a
+    build that did not write one inherited an older build's)."""
+    entry = store.manifest(base).file(FEATURES_SUMMARY)
+    if entry is None or entry.sha256 != meta.get("summary_sha256"):
+        return None
+    path = store.verified_path(FEATURES_SUMMARY, base)
+    assert path is not None
+    return pl.read_parquet(path)
 
 
 def reopened_spans(prices: pl.DataFrame, last: dt.date, symbols: Sequence[str]

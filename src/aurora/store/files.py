@@ -25,6 +25,7 @@ FETCH_REPORT = "fetch_report.json"  # the fetch's counters and warnings
 FEATURES_DATASET = "features"  # date, symbol, f_* (Float64): parts by year (store.datasets)
 FEATURES = "features.parquet"  # the same as one file: versions written before datasets
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
+FEATURES_SUMMARY = "features.summary.parquet"  # the gates' summary by year (features.gatestats)
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
 WALK_FORWARD = "walk_forward.parquet"  # its out-of-sample scores: model, date, symbol, ...
