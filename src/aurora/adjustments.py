@@ -33,6 +33,7 @@ naming the action id, symbol and ex_date.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import numpy as np
@@ -261,7 +262,8 @@ def point_in_time(bars: pl.DataFrame, actions: pl.DataFrame | None) -> pl.DataFr
     build that reads its bars a year at a time uses.
     """
     _check_bars(bars)
-    return apply_point_in_time(bars, cumulate(point_in_time_events(bars, actions)))
+    events, index = _events_and_index(bars, actions, None)
+    return apply_point_in_time(bars, cumulate(events), index)
 
 
 def point_in_time_events(bars: pl.DataFrame, actions: pl.DataFrame | None,
@@ -271,16 +273,24 @@ def point_in_time_events(bars: pl.DataFrame, actions: pl.DataFrame | None,
     of its symbol before its ex_date (a dividend's prior close) and, for a spin-off, the
     target's bar on the ex_date. `symbols`: the symbols that have bars (default: those of
     `bars`), when `bars` holds only the bars these actions need."""
+    return _events_and_index(bars, actions, symbols)[0]
+
+
+def _events_and_index(bars: pl.DataFrame, actions: pl.DataFrame | None,
+                      symbols: pl.Series | None) -> tuple[pl.DataFrame, _BarIndex | None]:
+    """`point_in_time_events` and the bar index it was found with (None without actions),
+    which also serves `apply_point_in_time` on the same bars."""
     chosen = (_adjusting_actions(bars, actions, symbols)
               if actions is not None and bars.height else pl.DataFrame())
+    index = None
     if chosen.height:
         index = _index_of(bars, chosen)
         bad = _unusable(chosen, index)
         if bad.height:
             chosen = chosen.filter(~pl.col("id").cast(pl.String).is_in(bad["id"].implode()))
     if chosen.height == 0:
-        return pl.DataFrame(schema=_FACTOR_SCHEMA)
-    return _events(index, chosen)
+        return pl.DataFrame(schema=_FACTOR_SCHEMA), index
+    return _events(index, chosen), index
 
 
 def cumulate(events: pl.DataFrame) -> pl.DataFrame:
@@ -293,17 +303,19 @@ def cumulate(events: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def apply_point_in_time(bars: pl.DataFrame, cumulative: pl.DataFrame) -> pl.DataFrame:
+def apply_point_in_time(bars: pl.DataFrame, cumulative: pl.DataFrame,
+                        index: _BarIndex | None = None) -> pl.DataFrame:
     """RAW `bars` (any subset of a history: a year, a tail) times the cumulative factors
     (`cumulate`) in force on each bar's date, plus `dollar_volume` (raw close x raw
-    volume): `point_in_time`'s values for those bars."""
+    volume): `point_in_time`'s values for those bars. `index`: a `_BarIndex` of these same
+    bars whose symbols include every symbol of `cumulative` (built here when None)."""
     dollar_volume = (pl.col("close").cast(pl.Float64) * pl.col("volume").cast(pl.Float64))
     price = np.ones(bars.height)
     volume = np.ones(bars.height)
     if cumulative.height and bars.height:
-        index = _BarIndex(bars, sorted(set(cumulative.get_column("symbol").to_list())))
-        price = _in_force_since(index, cumulative, "price_factor")
-        volume = _in_force_since(index, cumulative, "volume_factor")
+        if index is None:
+            index = _BarIndex(bars, sorted(set(cumulative.get_column("symbol").to_list())))
+        price, volume = _in_force_since(index, cumulative, ("price_factor", "volume_factor"))
     price_factor = pl.Series("_pf", price, dtype=pl.Float64)
     updates = [(pl.col(name) * price_factor).cast(pl.Float64).alias(name)
                for name in PER_SHARE_COLUMNS if name in bars.columns]
@@ -311,19 +323,21 @@ def apply_point_in_time(bars: pl.DataFrame, cumulative: pl.DataFrame) -> pl.Data
     return bars.with_columns(dollar_volume.alias("dollar_volume")).with_columns(updates)
 
 
-def _in_force_since(index: _BarIndex, cumulative: pl.DataFrame, column: str) -> np.ndarray:
-    """Per bar of `index`, `column` of the last row of `cumulative` (symbol, ex_date,
-    column: the cumulative forward factor of actions up to that ex_date) with ex_date on or
-    before the bar's date; 1.0 where no action came before."""
+def _in_force_since(index: _BarIndex, cumulative: pl.DataFrame, columns: Sequence[str]
+                    ) -> list[np.ndarray]:
+    """Per column and bar of `index`, the column's value in the last row of `cumulative`
+    (symbol, ex_date, columns: cumulative forward factors of actions up to that ex_date)
+    with ex_date on or before the bar's date; 1.0 where no action came before."""
     codes, keys = index.encode(cumulative["symbol"], cumulative["ex_date"])
     if keys.size == 0:
-        return np.ones(index.keys.size)
+        return [np.ones(index.keys.size) for _ in columns]
     order = np.argsort(keys, kind="stable")
     codes, keys = codes[order], keys[order]
     upto = np.searchsorted(keys, index.keys, side="right") - 1  # last action on/before the bar
     clamped = np.maximum(upto, 0)
     hit = (upto >= 0) & (codes[clamped] == index.codes)
-    return np.where(hit, cumulative[column].to_numpy()[order[clamped]], 1.0)
+    row = order[clamped]
+    return [np.where(hit, cumulative[c].to_numpy()[row], 1.0) for c in columns]
 
 
 class _BarIndex:

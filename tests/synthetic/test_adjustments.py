@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aurora.adjustments import adjust_bars, adjustment_factors
+from aurora.adjustments import (
+    adjust_bars,
+    adjustment_factors,
+    apply_point_in_time,
+    cumulate,
+    point_in_time,
+    point_in_time_events,
+)
 from aurora.errors import ConfigError, DataValidationError
 
 D = dt.date
@@ -285,6 +292,21 @@ def test_vectorised_factors_match_the_naive_rules(book) -> None:
     assert factors["price_factor"].to_list() == pytest.approx(price, rel=1e-12)
     assert factors["volume_factor"].to_list() == pytest.approx(volume, rel=1e-12)
     assert factors["symbol"].to_list() == [r[0] for r in rows]
+
+
+
+@settings(max_examples=60, deadline=None)
+@given(books())
+def test_point_in_time_equals_its_two_step_form(book) -> None:
+    """One bar index serves both the events and their application: the same cells as
+    `apply_point_in_time(bars, cumulate(point_in_time_events(bars, actions)))`."""
+    rows, actions, _ = book
+    bars = bars_frame(rows)
+    book_actions = actions_frame(actions)
+    once = point_in_time(bars, book_actions)
+    two_steps = apply_point_in_time(bars, cumulate(point_in_time_events(bars, book_actions)))
+    assert once.equals(two_steps)
+    assert once.select("symbol", "date").equals(bars.select("symbol", "date"))
 
 
 def _spin_off(parent: str, child: str, ex: dt.date, old: float, new: float) -> pl.DataFrame:
