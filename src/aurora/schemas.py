@@ -150,8 +150,12 @@ def _strictly_increasing(frame: pl.DataFrame, keys: Sequence[str]) -> bool:
 
 
 def sorted_by_key(frame: pl.DataFrame) -> pl.DataFrame:
-    """`frame` sorted by (symbol, date): one index sorted, every column gathered once
-    (faster than `DataFrame.sort` on two keys for wide frames)."""
+    """`frame` sorted by (symbol, date): itself when its keys already increase row by row
+    (one comparison of each row with the next: 0.14 s at 7.5M rows, a sort takes about
+    1 s), else one index sorted and every column gathered once (faster than
+    `DataFrame.sort` on two keys for wide frames)."""
+    if _strictly_increasing(frame, KEY_COLUMNS):
+        return frame
     return frame[frame.select(pl.struct(KEY_COLUMNS).arg_sort()).to_series()]
 
 

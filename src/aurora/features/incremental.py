@@ -50,7 +50,7 @@ from aurora.features.gatestats import (
     summary_table,
 )
 from aurora.features.panel import extend_spans, spans_from_record
-from aurora.schemas import FEATURES_TABLE
+from aurora.schemas import FEATURES_TABLE, sorted_by_key
 from aurora.store import Store
 from aurora.store.datasets import dataset_parts, has_dataset, read_dataset
 from aurora.store.files import (
@@ -270,7 +270,7 @@ def prices_digest(prices: pl.DataFrame, through: dt.date) -> str:
     rows sorted by (symbol, date). A build records it so that the next one can tell that
     the prices it was made from are unchanged without reading them back; bytes that differ
     for equal values (-0.0) only cost a full comparison."""
-    rows = prices.filter(pl.col("date") <= through).sort(_KEY)
+    rows = sorted_by_key(prices.filter(pl.col("date") <= through))
     digest = hashlib.sha256()
     for name in sorted(rows.columns):
         column = rows[name]
