@@ -188,6 +188,7 @@ def test_another_source_is_refused_unless_new_history(tmp_path, data_dir, capsys
     meta = manifest(data_dir)
     assert meta["files"]["prices.index.json"]["source_url"] == f"import:{second}"
     assert "features.meta.json" not in meta["files"]
+    assert "features.summary.parquet" not in meta["files"]
     assert not [name for name in meta["files"] if name.startswith("features/")]
     assert meta["params"]["new_history"] is True
     assert stored(data_dir).get_column("close").to_list() == pytest.approx(

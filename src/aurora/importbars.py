@@ -53,9 +53,7 @@ from aurora.store import Store
 from aurora.store.bars import read_prices, write_prices
 from aurora.store.files import (
     CORPORATE_ACTIONS,
-    FEATURES,
-    FEATURES_DATASET,
-    FEATURES_META,
+    FEATURE_FILES,
     FETCH_REPORT,
     QUARANTINE,
     SECTOR_MAP,
@@ -204,7 +202,7 @@ def _publish(store: Store, base: str | None, *, prices: pl.DataFrame, actions: p
         txn.describe(UNIVERSE, rows=len(universe), source=universe.source)
         # A version never pairs features with other prices, nor a fetch's report or
         # quarantine record with prices that fetch did not produce.
-        for name in (FEATURES, FEATURES_DATASET, FEATURES_META, FETCH_REPORT, QUARANTINE):
+        for name in (*FEATURE_FILES, FETCH_REPORT, QUARANTINE):
             txn.remove(name)
         if store.file_path(SECTOR_MAP, base) is None:
             sectors = _sector_frame(universe)

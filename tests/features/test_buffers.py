@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import mmap
 
 import numpy as np
 
@@ -14,6 +15,8 @@ def test_a_large_blank_array_is_its_own_writable_float64_c_order_memory():
     a, b = blank(shape), blank(shape)
     assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous
     assert a.flags.writeable and not np.shares_memory(a, b)
+    if hasattr(mmap, "MAP_PRIVATE"):  # POSIX: the array's memory is its own mapping
+        assert isinstance(a.base.base.obj, mmap.mmap)
     a[:] = 1.5
     b[:] = -2.0
     assert a.sum() == 1.5 * a.size and b.min() == b.max() == -2.0

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -251,3 +252,49 @@ def test_an_incremental_build_reads_only_the_years_it_rewrites(tmp_path, monkeyp
     assert starts[-1] is None  # every part read: the stored summary is not the meta's
     build_features(store, config, lookahead=False, incremental=False)
     _assert_close(rows, _features(store))
+
+
+LONG = random_panel(n_sessions=560, seed=3)
+LONG_DATES = sorted(LONG["date"].unique().to_list())
+YEAR_END = max(d for d in LONG_DATES if d.year == 2021)
+
+
+@pytest.mark.parametrize("reopened", [False, True])
+def test_an_incremental_build_into_a_new_year_equals_a_full_one(tmp_path, monkeypatch,
+                                                                 reopened):
+    """Built through the last session of 2021, then 2022's sessions: no old part is read
+    (or, with a symbol back after missing 2021's last two sessions, only 2021's), 2020 and
+    2021 are summarized from the stored summary, and features, meta and summary equal a
+    full rebuild's."""
+    from aurora.features import incremental as module
+
+    data = tmp_path / "data"
+    store, config = Store(data), AuroraConfig(data_dir=data)
+    end = LONG_DATES.index(YEAR_END)
+    gap = (pl.col("symbol") == "BBB") & pl.col("date").is_in(LONG_DATES[end - 1:end + 1])
+    prices = LONG.filter(~gap) if reopened else LONG
+    caps = CAPS.filter(pl.col("symbol") != "BBB")
+    _seed(store, prices.filter(pl.col("date") <= YEAR_END), caps)
+    first = build_features(store, config, lookahead=False)
+    built = _features(store)
+    # nothing new at the year's end: nothing to read or write, every part kept
+    again = build_features(store, config, lookahead=False)
+    assert (again.meta["build"]["mode"], again.meta["build"]["new_sessions"]) == (
+        "incremental", 0)
+    assert again.meta["row_count"] == first.meta["row_count"]
+    assert _features(store).equals(built)
+    _seed(store, prices, caps)
+    starts: list[object] = []
+    read = module.read_dataset
+    monkeypatch.setattr(module, "read_dataset",
+                        lambda *a, **k: starts.append(k.get("start")) or read(*a, **k))
+    result = build_features(store, config, lookahead=False)
+    assert result.meta["build"]["mode"] == "incremental", result.meta["build"]
+    assert starts == [dt.date(2021 if reopened else 2022, 1, 1)]
+    assert ("traded again" in result.meta["build"]["reason"]) is reopened
+    incremental, meta, stored = _features(store), _meta(store), _summary(store)
+    build_features(store, config, lookahead=False, incremental=False)
+    _assert_close(incremental, _features(store))
+    for key in ("row_count", "symbol_count", "date_range", "gates", "turnover_fallback_rows"):
+        assert meta[key] == _meta(store)[key], key
+    _assert_same_summary(stored, _summary(store))

@@ -32,6 +32,7 @@ def test_a_fetch_leaves_out_the_features_of_the_old_prices(data_dir):
                           history_start=dt.date(2024, 1, 2), base_version=None)
     with store.transaction("build", base=first) as txn:
         atomic_write_parquet(txn.path("features.parquet"), pl.DataFrame({"f_x": [1.0]}))
+        atomic_write_parquet(txn.path("features.summary.parquet"), pl.DataFrame({"y": [1]}))
         txn.describe("features.parquet",
                      prices_sha256=store.manifest(first).prices_entry().sha256)
     built = store.current_version()
@@ -40,6 +41,7 @@ def test_a_fetch_leaves_out_the_features_of_the_old_prices(data_dir):
                   history_start=dt.date(2024, 1, 2), base_version=built)
     manifest = store.manifest()
     assert "features.parquet" not in manifest.files and manifest.parent == built
+    assert "features.summary.parquet" not in manifest.files
     assert manifest.features_from_other_prices() is None
     assert "features.parquet" in store.manifest(built).files  # the build's version keeps them
 

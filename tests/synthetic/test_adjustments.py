@@ -294,7 +294,6 @@ def test_vectorised_factors_match_the_naive_rules(book) -> None:
     assert factors["symbol"].to_list() == [r[0] for r in rows]
 
 
-
 @settings(max_examples=60, deadline=None)
 @given(books())
 def test_point_in_time_equals_its_two_step_form(book) -> None:

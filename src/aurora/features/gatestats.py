@@ -165,21 +165,25 @@ def summary_table(summary: FrameSummary) -> pl.DataFrame:
     return pl.concat([dates, summary.by_symbol_year], how="diagonal_relaxed")
 
 
-def summary_of_table(table: pl.DataFrame, before_year: int, columns: Sequence[str],
-                     schema: dict[str, pl.DataType]) -> FrameSummary:
+def summary_of_table(table: pl.DataFrame, before_year: int, like: FrameSummary
+                     ) -> FrameSummary:
     """The summary of the years before `before_year` of the frame `table` was written
-    from (`summary_table`), as a frame with `columns` and `schema` (those of the frame the
-    caller combines it with). ValueError when the table lacks a feature of `columns`."""
-    names = [c for c in columns if c.startswith(_FEATURE)]
-    missing = [n for n in names if n not in table.columns]
+    from (`summary_table`), with the columns, schema and table types of `like` (the
+    summary it is combined with). ValueError when the table lacks a column `like` has."""
+    names = like.features
+    wanted = [*like.nulls_by_date.columns, *(_DISPERSION + n for n in names),
+              *like.by_symbol_year.columns]
+    missing = [c for c in dict.fromkeys(wanted) if c not in table.columns]
     if missing:
         raise ValueError(f"the stored summary has no {missing[0]}")
     kept = table.filter(pl.col("year") < before_year)
     dates = kept.filter(pl.col("date").is_not_null()).sort("date")
     by_year = (kept.filter(pl.col("symbol").is_not_null())
-               .select("year", "symbol", "rows", "first", "last", *names)
-               .sort("year", "symbol"))
-    return FrameSummary(list(columns), dict(schema), None,
-                        dates.select("date", *[pl.col(_DISPERSION + n).alias(n) for n in names]),
-                        dates.select("date", "rows", *names), by_year,
-                        _over_years(by_year, names, "symbol"))
+               .select(like.by_symbol_year.columns).sort("year", "symbol")
+               .cast(dict(like.by_symbol_year.schema)))
+    return FrameSummary(list(like.columns), dict(like.schema), None,
+                        dates.select("date", *[pl.col(_DISPERSION + n).alias(n) for n in names])
+                        .cast(dict(like.dispersion.schema)),
+                        dates.select(like.nulls_by_date.columns)
+                        .cast(dict(like.nulls_by_date.schema)),
+                        by_year, _over_years(by_year, names, "symbol"))

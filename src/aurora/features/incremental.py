@@ -41,6 +41,7 @@ import polars as pl
 from aurora.adjusted import load_adjusted_prices
 from aurora.atomic import atomic_write_parquet, sha256_file
 from aurora.calendar import next_session, sessions_back
+from aurora.errors import StoreError
 from aurora.features.compute import FeatureFrame
 from aurora.features.gatestats import (
     FrameSummary,
@@ -145,8 +146,11 @@ class Incremental:
         summary = summarize(merged)
         if self.summary_before is None:
             return summary
-        before = summary_of_table(self.summary_before, self.since.year, summary.columns,
-                                  summary.schema)
+        try:
+            before = summary_of_table(self.summary_before, self.since.year, summary)
+        except ValueError as exc:  # the meta named this file: it was written for these
+            raise StoreError(f"{FEATURES_SUMMARY} of version {self.base}: {exc}; run "
+                             "`aurora build --full`") from None
         if not summary.nulls_by_date.height:  # no rows from `since`'s year on
             return before
         return combine([before, summary]) if before.nulls_by_date.height else summary

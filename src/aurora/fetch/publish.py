@@ -38,9 +38,7 @@ from aurora.store import Store, UniverseRecord
 from aurora.store.bars import read_prices, write_prices
 from aurora.store.files import (
     CORPORATE_ACTIONS,
-    FEATURES,
-    FEATURES_DATASET,
-    FEATURES_META,
+    FEATURE_FILES,
     FETCH_REPORT,
     SECTOR_MAP,
     UNIVERSE,
@@ -197,9 +195,8 @@ StoreError, publishing nothing, when `latest` no longer is
             write_quarantine(txn, quarantine)
         # A version never pairs features with other prices: the features of the base were
         # built from the old prices, so they are left out until the next build.
-        txn.remove(FEATURES)
-        txn.remove(FEATURES_DATASET)
-        txn.remove(FEATURES_META)
+        for name in FEATURE_FILES:
+            txn.remove(name)
         if store.file_path(SECTOR_MAP, base_version) is None:
             sectors = _sector_frame(universe)
             atomic_write_parquet(txn.path(SECTOR_MAP), sectors)

@@ -26,6 +26,8 @@ FEATURES_DATASET = "features"  # date, symbol, f_* (Float64): parts by year (sto
 FEATURES = "features.parquet"  # the same as one file: versions written before datasets
 FEATURES_META = "features.meta.json"  # what the build did, gates, inputs' sha256
 FEATURES_SUMMARY = "features.summary.parquet"  # the gates' summary by year (features.gatestats)
+# What a build writes: a version whose prices it was not built from holds none of them
+FEATURE_FILES = (FEATURES, FEATURES_DATASET, FEATURES_META, FEATURES_SUMMARY)
 PREDICTIONS = "predictions.json"  # the ranked universe, schema predictions.schema.json
 EVALUATION = "evaluation.json"  # the walk-forward evaluation
 WALK_FORWARD = "walk_forward.parquet"  # its out-of-sample scores: model, date, symbol, ...
