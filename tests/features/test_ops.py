@@ -232,3 +232,13 @@ def test_mask_in_both_layouts(x, spans):
     by_date = np.ascontiguousarray(x.T)
     _mask(by_date.T, first, last)  # a date-major array seen symbol-major, as the engine keeps it
     np.testing.assert_array_equal(by_date.T, expected)
+
+
+@settings(max_examples=40, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 40), st.integers(1, 6)),
+              elements=st.sampled_from([np.nan, -1.5, -0.0, 0.0, 0.25, 1.0, 3.0])))
+def test_pct_rank_of_many_ties_equals_pandas(x):
+    """Runs of equal values (-0.0 equals 0.0), at a row's ends and across NaNs, share
+    their average rank exactly as pandas gives it."""
+    expected = pd.DataFrame(x).rank(axis=0, pct=True).to_numpy()
+    np.testing.assert_array_equal(cs_pct_rank(x), expected)

@@ -134,15 +134,18 @@ def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
     Each row is ordered by one numpy sort of int64 keys: the value's bits made monotone
     (NaN the largest), cut to make room for the column index in the low bits. Values closer
     than the cut (relative ~2**(bits - 52)) may come out of order; a stable sort of the
-    nearly sorted values then orders them exactly, so ties are exact."""
+    nearly sorted values then orders them exactly, so ties are exact. Every sorted cell
+    takes its place as its rank, and only the runs of equal values (found by comparing
+    each sorted cell with the next) are given their average place."""
     rows, n = x.shape
     if x.size == 0:
         return x.copy()
     bits = max(1, (n - 1).bit_length())
     low = (1 << bits) - 1
+    missing = np.isnan(x)
     key = x.view(np.int64).copy()
     key ^= (key >> 63) & np.iinfo(np.int64).max  # negatives: all but the sign bit flipped
-    key[np.isnan(x)] = np.iinfo(np.int64).max
+    key[missing] = np.iinfo(np.int64).max
     key &= ~low
     key |= np.arange(n, dtype=np.int64)
     key.sort(axis=1)
@@ -153,24 +156,25 @@ def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
         fix = np.argsort(v, axis=1, kind="stable")  # fast: v is nearly sorted
         key = np.take_along_axis(key, fix, axis=1)
         v = np.take_along_axis(v, fix, axis=1)
-    # runs of equal values in the sorted cells, a row starting a run of its own
+    count = n - np.count_nonzero(missing, axis=1)
+    place = np.tile(np.arange(1.0, n + 1.0), rows)  # each sorted cell's 1-based place
     flat = v.ravel()
-    new = np.concatenate([[True], flat[1:] != flat[:-1]])
-    new[::n] = True
-    count = n - np.isnan(x).sum(axis=1)
+    tie = flat[1:] == flat[:-1]  # NaN != NaN: missing cells never tie
+    tie[n - 1::n] = False  # a row's last cell and the next row's first
+    if tie.any():
+        at = np.flatnonzero(tie)  # cells equal to the next: runs of consecutive indexes
+        cut = np.flatnonzero(np.diff(at) != 1) + 1
+        first = at[np.concatenate([[0], cut])]
+        last = at[np.concatenate([cut - 1, [at.size - 1]])] + 1
+        size = last - first + 1
+        cells = np.repeat(first - np.cumsum(size) + size, size) + np.arange(size.sum())
+        place[cells] = np.repeat((first % n + last % n) * 0.5 + 1.0, size)
+    place = place.reshape(rows, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        place /= count[:, None]
+    place[np.arange(n) >= count[:, None]] = NAN  # the missing cells, sorted last
     out = np.empty_like(x)
-    if new.all():  # no ties (NaN != NaN): the rank is the place in the sorted row
-        place = np.arange(1.0, n + 1.0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            np.put(out, key, np.where(place <= count[:, None], place / count[:, None], NAN))
-        return out
-    starts = np.flatnonzero(new)
-    last = np.append(starts[1:], flat.size) - 1
-    row = starts // n
-    with np.errstate(invalid="ignore", divide="ignore"):
-        pct = ((starts + last - 2 * row * n) * 0.5 + 1.0) / count[row]
-    pct[np.isnan(flat[starts])] = NAN
-    np.put(out, key, pct[np.cumsum(new) - 1])
+    np.put(out, key, place)
     return out
 
 
