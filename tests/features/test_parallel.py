@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import polars as pl
 import pytest
 
 from aurora.features.compute import compute_panel
-from aurora.features.parallel import map_blocks, run_blocks
+from aurora.features.parallel import map_blocks
 from aurora.features.registry import REGISTRY
 
 from .conftest import SECTORS, random_fundamentals, random_panel
@@ -24,21 +26,27 @@ def test_workers_and_blocking_do_not_change_any_cell():
     assert par.turnover_fallback == ref.turnover_fallback
 
 
-def test_run_blocks_runs_every_block_once_and_reports_progress():
+@pytest.mark.parametrize("workers", [1, 3])
+def test_map_blocks_runs_every_block_once_and_reports_progress(workers):
     out = np.zeros(7)
     seen: list[int] = []
-    run_blocks(lambda i: out.__setitem__(i, out[i] + i + 1), 7, 3, seen.append)
+    map_blocks(lambda i: out.__setitem__(i, out[i] + i + 1), range(7), workers, seen.append)
     np.testing.assert_array_equal(out, np.arange(1.0, 8.0))
-    assert seen[-1] == 7 and seen == sorted(seen)
+    assert seen == list(range(1, 8))
 
 
-def test_run_blocks_raises_the_first_error_of_a_block():
+def test_map_blocks_cancels_the_blocks_not_started_after_an_error():
+    started: list[int] = []
+
     def fn(i: int) -> None:
-        if i == 5:
+        started.append(i)
+        if i == 1:
             raise ValueError("boom")
+        time.sleep(0.05)
 
     with pytest.raises(ValueError, match="boom"):
-        run_blocks(fn, 8, 2, lambda done: None)
+        map_blocks(fn, range(40), 2)
+    assert len(started) < 40
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -50,7 +58,8 @@ def test_symbol_without_emitted_rows_inside_a_block(workers):
     with_short = pl.concat([prices.filter(pl.col("symbol") != "BBB"), short]).sort(
         "symbol", "date")
     without = prices.filter(pl.col("symbol") != "BBB")
-    own_bars = ["date", "symbol", *(s.name for s in REGISTRY if s.expr.own_bars_only)]
+    own_bars = ["date", "symbol", *(s.name for s in REGISTRY if all(
+        n.kind not in ("cross", "market", "custom") for n in s.expr.walk()))]
     assert len(own_bars) == 2 + 25
     a = compute_panel(with_short, sectors=SECTORS, workers=workers, block_cells=1100).features
     b = compute_panel(without, sectors=SECTORS, workers=workers, block_cells=1100).features

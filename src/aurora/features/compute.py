@@ -24,7 +24,7 @@ from aurora.features.engine import BLOCK_CELLS, Emission, evaluate
 from aurora.features.expr import Expr, Field
 from aurora.features.panel import PanelInfo
 from aurora.features.parallel import default_workers, map_blocks
-from aurora.features.registry import REGISTRY
+from aurora.features.registry import feature_set
 from aurora.features.wide import WidePanel, align_wide
 from aurora.membership import Membership
 from aurora.progress import Progress, no_progress
@@ -40,11 +40,6 @@ class FeatureFrame:
     turnover_fallback: dict[str, int]
     ignored_symbols: list[str]
     outside_membership: int = 0  # emitted rows left out: the symbol was not a member then
-
-
-def feature_set(extra: Mapping[str, Expr] | None = None) -> dict[str, Expr]:
-    """The registry's expressions by name, then `extra` (user features)."""
-    return {**{f.name: f.expr for f in REGISTRY}, **dict(extra or {})}
 
 
 def compute_panel(
@@ -188,7 +183,7 @@ def _fallback_rows(panel: WidePanel, first: np.ndarray) -> dict[str, int]:
     outstanding known (the turnover fallback)."""
     cols = np.arange(panel.shape[1])
     counted = (cols >= first[:, None]) & (cols <= panel.end[:, None])
-    counted &= np.isnan(panel["shares"])
+    counted &= np.isnan(panel["shares_outstanding"])
     counts = np.count_nonzero(counted, axis=1)
     return {panel.symbols[i]: int(counts[i]) for i in np.flatnonzero(counts)}
 

@@ -30,7 +30,7 @@ The algorithm (zipline's pipeline engine is the model):
    values may differ in their last bits; a full build computes every node over every
    column, so a cell never depends on how many sessions follow it.
 
-Blocks are independent, so a phase's blocks run on worker threads (`parallel.run_blocks`);
+Blocks are independent, so a phase's blocks run on worker threads (`parallel.map_blocks`);
 each cell is computed by the same code on the same block whatever the thread count. Nothing
 here touches process-wide state.
 """
@@ -44,14 +44,12 @@ import numpy as np
 
 from aurora.features.buffers import blank
 from aurora.features.expr import Context, Expr, Field, _Unary
-from aurora.features.parallel import run_blocks
+from aurora.features.parallel import map_blocks
 from aurora.features.wide import WidePanel
 
 # cells of a node's value in a block: about ten live arrays of two threads fit a 32 MB L3
 BLOCK_CELLS = 100_000
 _PER_DATE = frozenset({"cross", "market", "custom"})
-# the panel's name of each field
-_FIELD_ARRAY = {"shares_outstanding": "shares"}
 
 
 @dataclass
@@ -143,11 +141,11 @@ def evaluate(
 ) -> dict[str, np.ndarray]:
     """The long output column of every root (named feature), over `emission`'s cells.
 
-    `panel` holds the fields (`open` ... `dollar_volume`, `shares`) and is the evaluation's
-    own: a field's array is dropped from it when the last phase that reads the field ends,
-    as a kept node's is. `member` (symbols x sessions, bool) limits per-date operators to
-    members; `windowed`: module docstring, 6. A node that fails raises its error naming the
-    feature(s) it belongs to."""
+    `panel` holds the fields (`open` ... `dollar_volume`, `shares_outstanding`) and is the
+    evaluation's own: a field's array is dropped from it when the last phase that reads the
+    field ends, as a kept node's is. `member` (symbols x sessions, bool) limits per-date
+    operators to members; `windowed`: module docstring, 6. A node that fails raises its error
+    naming the feature(s) it belongs to."""
     constant = [name for name, e in roots.items() if e.kind == "const"]
     if constant:
         raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
@@ -158,8 +156,7 @@ def evaluate(
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
     starts = _starts(plan, int(emission.first.min(initial=cols)) if windowed else 0)
-    fields = {n.key: _FIELD_ARRAY.get(n.name, n.name) for n in plan.order
-              if isinstance(n, Field)}
+    fields = {n.key: n.name for n in plan.order if isinstance(n, Field)}
     for phase in plan.phases:
         nodes = plan.nodes(phase)
         for n in (n for n in nodes if plan.kept(n)):
@@ -174,9 +171,8 @@ def evaluate(
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))
-        run_blocks(lambda i, run=run, blocks=blocks: run(blocks[i]), len(blocks),
-                   1 if windowed else workers, lambda done, stage=stage, n=len(blocks):
-                   report(stage, done, n))
+        map_blocks(run, blocks, 1 if windowed else workers,
+                   lambda done, stage=stage, n=len(blocks): report(stage, done, n))
         for key in [k for k in whole if plan.last_phase(k) <= phase]:
             del whole[key]
         for key in [k for k in fields if plan.last_phase(k) <= phase]:
@@ -188,7 +184,7 @@ class _Emitted(_Unary):
     """A feature that is a field itself (`f_x = close`): a copy of the field, so that it is
     masked and emitted as every computed node is (a field is never computed)."""
 
-    fn = staticmethod(lambda x: np.array(x, dtype=np.float64))
+    kernel = staticmethod(lambda x: np.array(x, dtype=np.float64))
 
 
 def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
@@ -234,12 +230,8 @@ class _Blocks:
         self.uses = {n.key: sum(r.key in inside for r in plan.readers.get(n.key, ()))
                      for n in plan.order}
 
-    def cut(self, sl: slice) -> tuple[slice, slice]:
-        """(rows, columns) of block `sl`."""
-        return (slice(None), sl) if self.by_dates else (sl, slice(0, len(self.panel.dates)))
-
     def __call__(self, sl: slice) -> None:
-        cut = self.cut(sl)
+        cut = (slice(None), sl) if self.by_dates else (sl, slice(0, len(self.panel.dates)))
         c0, c1 = cut[1].start, cut[1].stop
         sub = self.panel.block(*cut)
         ctx = Context(self.panel.sector_codes[cut[0]],
@@ -290,12 +282,11 @@ class _Blocks:
         return value[:, at - offset:] if at > offset else value
 
     def field(self, node: Field, sub: WidePanel) -> np.ndarray:
-        name = _FIELD_ARRAY.get(node.name, node.name)
-        if name not in sub.arrays:
+        if node.name not in sub.arrays:
             users = [root for root, expr in self.plan.roots.items() if node in expr.walk()]
             raise ValueError(f"{', '.join(users)}: uses {node.name}, which these prices do "
                              "not have")
-        return sub[name]
+        return sub[node.name]
 
     def cells(self, sl: slice, sub: WidePanel) -> _Cells:
         """Where the block's emitted cells go: a block of symbols writes one contiguous run

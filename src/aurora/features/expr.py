@@ -82,12 +82,6 @@ class Expr:
         visit(self)
         return list(seen.values())
 
-    @property
-    def own_bars_only(self) -> bool:
-        """True when the value of a symbol depends on its own bars alone (no cross-sectional
-        or market node below)."""
-        return all(n.kind not in ("cross", "market", "custom") for n in self.walk())
-
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Expr) and self.key == other.key
 
@@ -221,36 +215,71 @@ def _wrap(x: Expr) -> str:
     return f"({x!r})" if isinstance(x, Binary) else repr(x)
 
 
-class _Unary(Expr):
-    fn: ClassVar[Callable[[np.ndarray], np.ndarray]]
+class _Ufunc(Expr):
+    """`fn(*inputs)`, cell by cell."""
 
+    kernel: ClassVar[Callable[..., np.ndarray]]
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return type(self).kernel(*args)
+
+
+class _Unary(_Ufunc):
     def __init__(self, x: Any) -> None:
         super().__init__(x)
 
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return type(self).fn(args[0])
+
+class _Pairwise(_Ufunc):
+    def __init__(self, a: Any, b: Any) -> None:
+        super().__init__(a, b)
 
 
 class Abs(_Unary):
-    fn = staticmethod(np.abs)
+    kernel = staticmethod(np.abs)
     keeps_mask = True
 
 
 class Sign(_Unary):
-    fn = staticmethod(np.sign)
+    kernel = staticmethod(np.sign)
     keeps_mask = True
 
 
 class Log(_Unary):
     """Natural log; missing for a non-positive input."""
 
-    fn = staticmethod(lambda x: np.log(np.where(x > 0, x, np.nan)))
+    kernel = staticmethod(lambda x: np.log(np.where(x > 0, x, np.nan)))
 
 
 class Sqrt(_Unary):
     """Square root; missing for a negative input."""
 
-    fn = staticmethod(lambda x: np.sqrt(np.where(x >= 0, x, np.nan)))
+    kernel = staticmethod(lambda x: np.sqrt(np.where(x >= 0, x, np.nan)))
+    keeps_mask = True
+
+
+class Present(_Unary):
+    """1.0 where x is present, 0.0 where it is missing (never missing itself)."""
+
+    kernel = staticmethod(lambda x: (~np.isnan(x)).astype(np.float64))
+
+
+class Coalesce(_Pairwise):
+    """a where it is present, else b."""
+
+    kernel = staticmethod(lambda a, b: np.where(np.isnan(a), b, a))
+
+
+class Less(_Pairwise):
+    """The smaller of two expressions at each cell (Qlib's `Less`; missing if either is)."""
+
+    kernel = staticmethod(np.minimum)
+    keeps_mask = True
+
+
+class Greater(_Pairwise):
+    """The larger of two expressions at each cell (Qlib's `Greater`)."""
+
+    kernel = staticmethod(np.maximum)
     keeps_mask = True
 
 
@@ -263,73 +292,13 @@ class Power(Expr):
 
 
 class Where(Expr):
-    """`a` where `cond` is non-zero, else `b`; missing where `cond` is missing."""
+    """`a` where `cond` is non-zero, else `b` (missing when omitted); missing where `cond`
+    is missing."""
 
-    def __init__(self, cond: Any, a: Any, b: Any = math.nan) -> None:
-        super().__init__(cond, a, b if not (isinstance(b, float) and math.isnan(b)) else _NAN)
+    def __init__(self, cond: Any, a: Any, b: Any = None) -> None:
+        super().__init__(cond, a, *(() if b is None or (isinstance(b, float) and math.isnan(b))
+                                   else (b,)))
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        cond, a, b = args
+        cond, a, b = (*args, np.nan) if len(args) == 2 else args
         return np.where(np.isnan(cond), np.nan, np.where(cond != 0, a, b))
-
-    def __repr__(self) -> str:
-        cond, a, b = self.inputs
-        tail = "" if b is _NAN else f", {b!r}"
-        return f"Where({cond!r}, {a!r}{tail})"
-
-
-class _Missing(Expr):
-    kind = "const"
-
-    def __repr__(self) -> str:
-        return "nan"
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return np.float64(np.nan)  # type: ignore[return-value]
-
-
-_NAN = _Missing()
-
-
-class Present(Expr):
-    """1.0 where x is present, 0.0 where it is missing (never missing itself)."""
-
-    def __init__(self, x: Any) -> None:
-        super().__init__(x)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return (~np.isnan(args[0])).astype(np.float64)
-
-
-class Coalesce(Expr):
-    """a where it is present, else b."""
-
-    def __init__(self, a: Any, b: Any) -> None:
-        super().__init__(a, b)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        a, b = args
-        return np.where(np.isnan(a), b, a)
-
-
-class _Pairwise(Expr):
-    keeps_mask = True
-    fn: ClassVar[Callable[[np.ndarray, np.ndarray], np.ndarray]]
-
-    def __init__(self, a: Any, b: Any) -> None:
-        super().__init__(a, b)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return type(self).fn(args[0], args[1])
-
-
-class Less(_Pairwise):
-    """The smaller of two expressions at each cell (Qlib's `Less`; missing if either is)."""
-
-    fn = staticmethod(np.minimum)
-
-
-class Greater(_Pairwise):
-    """The larger of two expressions at each cell (Qlib's `Greater`)."""
-
-    fn = staticmethod(np.maximum)

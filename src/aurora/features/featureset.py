@@ -17,9 +17,8 @@ from typing import Any
 from aurora.atomic import sha256_bytes, sha256_file
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError
-from aurora.features.compute import feature_set
 from aurora.features.expr import Expr
-from aurora.features.registry import FEATURE_NAMES, INTRADAY, MAX_LOOKBACK, REGISTRY
+from aurora.features.registry import FEATURE_NAMES, INTRADAY, MAX_LOOKBACK, REGISTRY, feature_set
 from aurora.features.userfeatures import feature_set_hash, load_user_features
 from aurora.intraday.daily import uses_intraday
 

@@ -46,83 +46,71 @@ def _window(n: Any, name: str, least: int = 1) -> int:
 
 
 class _Series(Expr):
-    """A per-symbol time-series operator over a window of `n` sessions."""
+    """A per-symbol time-series operator over a window of `n` sessions: `kernel(*inputs, n)`
+    unless it computes otherwise."""
 
     kind = "series"
-    least = 2
+    least = 1  # the smallest window
     lag = False  # a lag of n sessions reads n before t; a window of n reads n - 1
+    kernel: Callable[..., np.ndarray]
 
-    def __init__(self, *inputs: Any, n: int, extra: tuple[Any, ...] = ()) -> None:
+    def __init__(self, x: Any, n: int) -> None:
+        self._series(x, n=n)
+
+    def _series(self, *inputs: Any, n: int, extra: tuple[Any, ...] = ()) -> None:
         self.n = _window(n, type(self).__name__, self.least)
         self.window = self.n if self.lag else self.n - 1
-        super().__init__(*inputs, params=(self.n, *extra))
+        Expr.__init__(self, *inputs, params=(self.n, *extra))
+
+    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
+        return type(self).kernel(*args, self.n)
 
 
 class Ref(_Series):
     """x at n sessions before t."""
 
-    least = 1
     lag = True
-
-    def __init__(self, x: Any, n: int) -> None:
-        super().__init__(x, n=n)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return ops.shift(args[0], self.n)
+    kernel = staticmethod(ops.shift)
 
 
 class Delta(Ref):
     """x - Ref(x, n)."""
 
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return args[0] - ops.shift(args[0], self.n)
+    kernel = staticmethod(lambda x, n: x - ops.shift(x, n))
 
 
 def _bn(fn: Callable[..., np.ndarray], **kw: Any) -> Callable[[np.ndarray, int], np.ndarray]:
     return lambda x, n: ops.move(fn, x, n, ops.min_obs(n), **kw)
 
 
-class _Rolling(_Series):
-    rolling: Callable[[np.ndarray, int], np.ndarray]
-
-    def __init__(self, x: Any, n: int) -> None:
-        super().__init__(x, n=n)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return type(self).rolling(args[0], self.n)
+class Mean(_Series):
+    kernel = staticmethod(_bn(bn.move_mean))
 
 
-class Mean(_Rolling):
-    least = 1
-    rolling = staticmethod(_bn(bn.move_mean))
+class Sum(_Series):
+    kernel = staticmethod(_bn(bn.move_sum))
 
 
-class Sum(_Rolling):
-    least = 1
-    rolling = staticmethod(_bn(bn.move_sum))
+class Std(_Series):
+    least = 2
+    kernel = staticmethod(_bn(bn.move_std, ddof=1))
 
 
-class Std(_Rolling):
-    rolling = staticmethod(_bn(bn.move_std, ddof=1))
+class Var(_Series):
+    least = 2
+    kernel = staticmethod(_bn(bn.move_var, ddof=1))
 
 
-class Var(_Rolling):
-    rolling = staticmethod(_bn(bn.move_var, ddof=1))
+class Min(_Series):
+    kernel = staticmethod(_bn(bn.move_min))
 
 
-class Min(_Rolling):
-    least = 1
-    rolling = staticmethod(_bn(bn.move_min))
+class Max(_Series):
+    kernel = staticmethod(_bn(bn.move_max))
 
 
-class Max(_Rolling):
-    least = 1
-    rolling = staticmethod(_bn(bn.move_max))
-
-
-class Median(_Rolling):
-    least = 1
-    rolling = staticmethod(_bn(bn.move_median))
+class Median(_Series):
+    kernel = staticmethod(_bn(bn.move_median))
 
 
 def _views(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -136,12 +124,11 @@ def _views(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 class Quantile(_Series):
     """The q quantile (linear interpolation) of the window's bars present."""
 
-    least = 1
 
     def __init__(self, x: Any, n: int, q: float) -> None:
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"Quantile: q must be within 0..1, got {q!r}")
-        super().__init__(x, n=n, extra=(float(q),))
+        self._series(x, n=n, extra=(float(q),))
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         windows, count = _views(args[0], self.n)
@@ -154,10 +141,6 @@ class EMA(_Series):
     """Exponentially weighted mean over the window: weight (1 - a)^k on the bar k sessions
     before t, a = 2 / (n + 1), normalised over the bars present."""
 
-    least = 1
-
-    def __init__(self, x: Any, n: int) -> None:
-        super().__init__(x, n=n)
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         x = args[0]
@@ -175,9 +158,6 @@ class EMA(_Series):
 
 class _Moment(_Series):
     least = 3
-
-    def __init__(self, x: Any, n: int) -> None:
-        super().__init__(x, n=n)
 
     def moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         windows, count = _views(x, self.n)
@@ -208,8 +188,7 @@ class Kurt(_Moment):
 class _Trend(_Series):
     """Regression of x on time (0..n-1) over the window's bars present."""
 
-    def __init__(self, x: Any, n: int) -> None:
-        super().__init__(x, n=n)
+    least = 2
 
     def fit(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         windows, count = _views(x, self.n)
@@ -237,31 +216,28 @@ class Rsquare(_Trend):
 
 
 class _Pair(_Series):
-    pair: Callable[[np.ndarray, np.ndarray, int], np.ndarray]
+    least = 2
 
     def __init__(self, x: Any, y: Any, n: int) -> None:
-        super().__init__(x, y, n=n)
-
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        return type(self).pair(args[0], args[1], self.n)
+        self._series(x, y, n=n)
 
 
 class Corr(_Pair):
-    pair = staticmethod(ops.rcorr)
+    kernel = staticmethod(ops.rcorr)
 
 
 class Cov(_Pair):
-    pair = staticmethod(ops.rcov)
+    kernel = staticmethod(ops.rcov)
 
 
 class Beta(_Pair):
-    pair = staticmethod(ops.rbeta)
+    kernel = staticmethod(ops.rbeta)
 
 
 class Resid(_Pair):
     """x - Beta(x, y, n) * y: x's part not explained by y (beta as of t)."""
 
-    pair = staticmethod(lambda x, y, n: x - ops.rbeta(x, y, n) * y)
+    kernel = staticmethod(lambda x, y, n: x - ops.rbeta(x, y, n) * y)
 
 
 # -- per date -------------------------------------------------------------------------------
@@ -274,24 +250,17 @@ class _Cross(Expr):
     def __init__(self, x: Any, by: Group | None = None, extra: tuple[Any, ...] = ()) -> None:
         if by is not None and by is not sector:
             raise ValueError(f"{type(self).__name__}: by must be sector, got {by!r}")
-        self.by = by
+        self.by, self.extra = by, extra
         super().__init__(x, params=(*extra, *(("sector",) if by is not None else ())))
 
-    def groups(self, ctx: Context) -> np.ndarray | None:
-        return ctx.sector_codes if self.by is not None else None
-
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        x = _members(args[0], ctx)
-        return type(self).kernel(x, self.groups(ctx))
+        groups = ctx.sector_codes if self.by is not None else None
+        return type(self).kernel(_members(args[0], ctx), groups, *self.extra)
 
     def __repr__(self) -> str:
-        extra = [_p(p) for p in self.params if p != "sector"]
-        by = ", sector" if self.by is not None else ""
-        return f"{type(self).__name__}({', '.join([repr(self.inputs[0]), *extra])}{by})"
-
-
-def _p(p: Any) -> str:
-    return _number(p) if isinstance(p, float) else str(p)
+        shown = [repr(self.inputs[0]), *map(_number, self.extra),
+                 *(["sector"] if self.by is not None else [])]
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 def _members(x: np.ndarray, ctx: Context) -> np.ndarray:
@@ -318,18 +287,7 @@ class Winsorize(_Cross):
             raise ValueError(f"Winsorize: q must be within 0..0.5, got {q!r}")
         super().__init__(x, by, extra=(float(q),))
 
-    def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
-        x, q = _members(args[0], ctx), self.params[0]
-        codes = self.groups(ctx)
-        out = np.full_like(x, np.nan)
-        for rows in ([slice(None)] if codes is None
-                     else [codes == g for g in np.unique(codes[codes >= 0])]):
-            part = x[rows]
-            with _quiet():
-                lo = np.nanquantile(part, q, axis=0)
-                hi = np.nanquantile(part, 1.0 - q, axis=0)
-            out[rows] = np.clip(part, lo, hi)
-        return out
+    kernel = staticmethod(ops.cs_winsorize)
 
 
 class Market(Expr):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Callable
 
 import bottleneck as bn
@@ -204,3 +205,15 @@ def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     """x minus the equal-weight mean of the non-missing values per date (within group).
     Returns the transpose of a date-major array."""
     return _per_group(x, groups, lambda v: _demean_rows(v, standardize=False))
+
+
+def cs_winsorize(x: np.ndarray, groups: Groups | None, q: float) -> np.ndarray:
+    """x clipped per date (within each group) to the q and 1 - q quantiles (linear
+    interpolation) of its non-missing values. Returns the transpose of a date-major array."""
+
+    def clip(v: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all NaN
+            bounds = np.nanquantile(v, [q, 1.0 - q], axis=1, keepdims=True)
+        return np.clip(v, bounds[0], bounds[1])
+
+    return _per_group(x, groups, clip)

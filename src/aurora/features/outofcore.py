@@ -54,11 +54,11 @@ from aurora.features.blocks import (
     user_modules,
     with_absent,
 )
-from aurora.features.compute import feature_set
 from aurora.features.exchange import Exchange
 from aurora.features.expr import Expr
 from aurora.features.gatestats import FrameSummary, summarize
 from aurora.features.panel import PanelInfo, shares_table
+from aurora.features.registry import feature_set
 from aurora.intraday.daily import daily_fields, with_intraday
 from aurora.membership import Membership
 from aurora.progress import Progress

@@ -32,29 +32,22 @@ def default_workers() -> int:
     return max(1, min(MAX_DEFAULT_WORKERS, cpus))
 
 
-def run_blocks(fn: Callable[[int], None], n: int, workers: int,
-               progress: Callable[[int], None]) -> None:
-    """Call fn(i) once for every block i in 0..n-1 on up to `workers` threads.
+def map_blocks(fn: Callable[[T], R], items: Sequence[T], workers: int,
+               progress: Callable[[int], None] = lambda done: None) -> list[R]:
+    """[fn(item) for item in items], computed on up to `workers` threads, in order.
 
-    progress(done) is called in the caller's thread as blocks complete, in block order. If a
-    block raises, the blocks not yet started are cancelled, the running ones finish, and the
-    first exception in block order is re-raised here; the outputs are then incomplete.
-    One worker or one block: the calls run in the caller's thread.
-    """
-    if min(workers, n) <= 1:
-        for i in range(n):
-            fn(i)
-            progress(i + 1)
-        return
-    with ThreadPoolExecutor(max(1, min(workers, n)), thread_name_prefix="aurora-build") as pool:
-        for done, _ in enumerate(pool.map(fn, range(n)), 1):
-            progress(done)
-
-
-def map_blocks(fn: Callable[[T], R], items: Sequence[T], workers: int) -> list[R]:
-    """[fn(item) for item in items], computed on up to `workers` threads, in order. `fn`
-    has `run_blocks`' contract; the first exception (in item order) is re-raised here."""
+    progress(done) is called in the caller's thread as items complete, in item order. If a
+    call raises, the items not yet started are cancelled, the running ones finish, and the
+    first exception in item order is re-raised here; the outputs are then incomplete. One
+    worker or one item: the calls run in the caller's thread."""
+    results: list[R] = []
     if min(workers, len(items)) <= 1:
-        return [fn(item) for item in items]
+        for item in items:
+            results.append(fn(item))
+            progress(len(results))
+        return results
     with ThreadPoolExecutor(min(workers, len(items)), thread_name_prefix="aurora-build") as pool:
-        return list(pool.map(fn, items))
+        for result in pool.map(fn, items):
+            results.append(result)
+            progress(len(results))
+    return results

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aurora.features.catalog import CATALOG, INTRADAY, Family, Feature
+from aurora.features.expr import Expr
 
 __all__ = [
     "EXPECTED_COUNTS",
@@ -30,6 +31,7 @@ __all__ = [
     "REGISTRY_VERSION",
     "Feature",
     "family_counts",
+    "feature_set",
     "spec",
 ]
 
@@ -68,3 +70,8 @@ def _version(features: Sequence[Feature]) -> str:
 
 REGISTRY_VERSION: str = _version(REGISTRY)
 INTRADAY_VERSION: str = _version(INTRADAY)
+
+
+def feature_set(extra: Mapping[str, Expr] | None = None) -> dict[str, Expr]:
+    """The registry's expressions by name, then `extra` (user features)."""
+    return {**{f.name: f.expr for f in REGISTRY}, **dict(extra or {})}

@@ -7,7 +7,7 @@ column j is `dates[j]`. A symbol's span is the grid between its first and last b
 feature documents what a missing bar does to it. Arrays:
 
     open, high, low, close, volume (adjusted, same basis), dollar_volume (USD),
-    shares (shares outstanding known at t on the volume's basis, NaN when unknown)
+    shares_outstanding (known at t, on the volume's basis; NaN when unknown)
 
 Bad input (duplicate keys, a bar on a non-session, a non-positive or non-finite price, an
 implausible market cap) raises DataValidationError naming the file, symbol and date: the
@@ -43,7 +43,7 @@ from aurora.schemas import BAR_COLUMNS
 @dataclass
 class WidePanel:
     """Named (symbols x sessions) float64 arrays plus the labels and spans that give them
-    meaning. `panel[name]` returns an input array or an already computed feature/helper."""
+    meaning. `panel[name]` returns one of them."""
 
     symbols: list[str]
     dates: np.ndarray  # datetime64[D], the session of each column
@@ -115,12 +115,6 @@ def _place(key: np.ndarray, values: np.ndarray, holes: np.ndarray, shape: tuple[
     return out.reshape(shape)
 
 
-def _scatter(key: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    out = np.full(shape[0] * shape[1], np.nan)
-    out[key] = values
-    return out.reshape(shape)
-
-
 def _shares_wide(table: pl.DataFrame, symbols: list[str], days: np.ndarray,
                  shape: tuple[int, int]) -> np.ndarray:
     """Shares known at each session: the last as_of <= the session (forward-filled)."""
@@ -134,7 +128,9 @@ def _shares_wide(table: pl.DataFrame, symbols: list[str], days: np.ndarray,
     # reversed order, i.e. the last as_of)
     _, first = np.unique(key[::-1], return_index=True)
     keep = len(key) - 1 - first
-    known = _scatter(key[keep], vals[keep], shape)
+    known = np.full(shape[0] * shape[1], np.nan)
+    known[key[keep]] = vals[keep]
+    known = known.reshape(shape)
     cols = np.arange(shape[1])[None, :]
     last = np.maximum.accumulate(np.where(np.isnan(known), -1, cols), axis=1)
     filled = np.take_along_axis(known, np.maximum(last, 0), axis=1)
@@ -195,7 +191,7 @@ def align_wide(
     if shares is None:
         shares = shares_table(fundamentals, frame, actions, info)
     # none known: one read-only NaN broadcast, not a matrix of them
-    arrays["shares"] = (np.broadcast_to(np.float64(np.nan), shape) if shares is None
+    arrays["shares_outstanding"] = (np.broadcast_to(np.float64(np.nan), shape) if shares is None
                         else _shares_wide(shares, names, days, shape))
     info.grid_rows = int((end - start + 1).sum())
     info.missing_bars = info.grid_rows - frame.height
