@@ -125,3 +125,11 @@ def test_split_free_adjusted_prices_show_no_split_return():
     adjusted = adjust_bars(bars, actions, mode="all")
     out = compute_features(adjusted, sectors={"A": "X", "B": "X"})
     assert out.filter(pl.col("symbol") == "A")["f_ret_1d"].abs().max() == pytest.approx(0.0)
+
+
+def test_a_feature_on_a_field_the_prices_lack_is_refused_by_name(built):
+    from aurora.features import Mean, vwap
+
+    prices, _, _ = built
+    with pytest.raises(ValueError, match=r"^f_vwap_5: uses vwap, which these prices do not"):
+        compute_features(prices, sectors=SECTORS, extra={"f_vwap_5": Mean(vwap, 5)})

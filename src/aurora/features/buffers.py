@@ -1,13 +1,12 @@
 """The engine's large arrays, each on its own anonymous private mapping.
 
-numpy's allocator asks the kernel for transparent huge pages for every array of 4 MB or
-more. The kernel then zeroes a whole 2 MB page at the first write into it, and on the
-virtual machines Aurora was measured on, that path costs two to three times the ordinary
-4 KB one (`docs/build-engine.md`). The engine's large
-arrays (the aligned fields, the nodes kept across phases and the output columns) are
-written once, block by block, and read a block at a time, so they gain nothing from huge
-pages: `blank` maps them with `mmap` instead, which leaves the kernel's default in place.
-Nothing process-wide changes, and an array's memory is unmapped when its last view goes.
+numpy asks the kernel for transparent huge pages for every array of 4 MB or more, and the
+kernel's zeroing of a whole 2 MB page at the first write costs two to three times the 4 KB
+path on the machines measured (`docs/build-engine.md`). The engine's large arrays (aligned
+fields, nodes kept across phases, output columns) are written once and read block by block,
+so they gain nothing from huge pages: `blank` maps them with `mmap`, which leaves the
+kernel's default in place. Nothing process-wide changes; the memory is unmapped with the
+array's last view.
 """
 
 from __future__ import annotations

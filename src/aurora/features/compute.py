@@ -63,28 +63,21 @@ def compute_panel(
 ) -> FeatureFrame:
     """Every feature for every (symbol, session) whose look-backs are full.
 
-    prices: adjusted bars (store prices schema; an optional `dollar_volume` column overrides
-    close x volume; the intraday features read the `intraday_*` columns of
-    `aurora.intraday.daily.with_intraday`). sectors: symbol -> sector (None: Aurora's
-    default map). fundamentals: symbol, as_of and shares_outstanding and/or market_cap in
-    USD (point in time from as_of).
-    actions: corporate actions, used only to put shares_outstanding on the volume's basis.
-    universe: restrict to these symbols (others are ignored and listed in the result).
-    membership: a dated universe's intervals (None: every symbol always a member): series
-    use all of a symbol's bars; the market and cross-sectional operators on a date use the
-    members of that date only, and only members' rows are emitted (`outside_membership`
-    counts the others). extra: user features (name -> expression) after the registry's.
-    workers: threads for the blocks (None: `parallel.default_workers()`); the result does not
-    depend on it, nor on block_cells (cells per block, a memory/speed knob).
-    shares: `panel.shares_table` of the fundamentals on the whole history, when `prices` is
-    only its tail (a market cap is put on the volume basis with the last bar before it).
-    windowed: `prices` is a tail whose first sessions only feed the rows after them (an
-    incremental build, the lookahead gate): `engine`, 6. spans (`panel.bar_spans` of the
-    whole history): each symbol's first and last bar, when `prices` is a part of it (its rows
-    and windows then start and end where the whole's do). since/until: rows in them only.
-    counted_since: `turnover_fallback` and `outside_membership` count each symbol's rows
-    from this date only (an incremental build: the rows the last build did not count);
-    default: every row.
+    prices: adjusted bars (store prices schema; optional `dollar_volume` overrides close x
+    volume; intraday features read the `intraday_*` columns of `intraday.daily`). sectors:
+    symbol -> sector (None: Aurora's default map). fundamentals: symbol, as_of, and
+    shares_outstanding and/or market_cap in USD (point in time from as_of). actions: used
+    only to put shares_outstanding on the volume's basis. universe: only these symbols (the
+    others are listed as ignored). membership: a dated universe (None: every symbol always a
+    member): series use all of a symbol's bars, per-date operators only that date's members,
+    and only members' rows are emitted (`outside_membership` counts the others). extra:
+    user features after the registry's. workers: threads (None: `default_workers()`) and
+    block_cells (cells per block): memory/speed knobs that never change the result.
+    For a part of the history (an incremental build's tail, the lookahead gate): shares:
+    `panel.shares_table` of the whole history; windowed: `engine` docstring, 6; spans
+    (`panel.bar_spans` of the whole): each symbol's rows and windows start and end where
+    the whole's do; since/until: rows in them only; counted_since: `turnover_fallback` and
+    `outside_membership` count each symbol's rows from this date (default: every row).
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
     """
     report = progress or no_progress

@@ -4,34 +4,29 @@ The algorithm (zipline's pipeline engine is the model):
 
 1. **Graph.** The features' expressions form a DAG; equal subexpressions are one node
    (`Expr.key`), so shared work (the daily return, the market series) is computed once.
-2. **Phases.** Nodes are put in phases by the direction they must be blocked in: a
-   per-symbol node (time series, element-wise) in an even phase, computed on blocks of whole
-   symbols over every session; a per-date node (cross-sectional, market) or a `custom` one
-   in an odd phase, computed on blocks of whole dates (custom: on the whole panel). A node's
-   phase is the first of its direction not before any input's, so the phases alternate only
-   as often as the expressions do (the 45 need three: series, cross, series on the market).
-3. **Topological order and freeing.** Within a phase, each block evaluates its nodes in
-   topological order and drops each array as soon as its last consumer in the block has
-   read it. A node read by a later phase is kept whole (symbols x sessions) and freed when
-   the last phase that reads it is done, and so is a field's array; every other
-   intermediate lives only inside one block, so memory is bounded by the block size plus
-   the arrays that cross phases.
-4. **Masking.** Every node's value is set missing outside its symbol's span, where fewer
-   than its derived look-back sessions precede t, and where it is not finite: a window
-   never reads a warm-up value, and no infinity travels. A node that is missing wherever an
-   input is and finite where they are (`Expr.keeps_mask`: sums, products, comparisons,
-   `Abs`, ...) inherits its inputs' masks and skips the pass.
-5. **Emission.** A feature's cells are written straight into its long output column (the
-   cells of each symbol's span with at least `max look-back` prior sessions) by the block
-   that computes it.
+2. **Phases.** A per-symbol node (time series, element-wise) is in an even phase, computed
+   on blocks of whole symbols; a per-date node (cross-sectional, market) or a `custom` one
+   in an odd phase, on blocks of whole dates (custom: the whole panel). A node's phase is
+   the first of its direction not before any input's, so phases alternate only as often as
+   the expressions do (the 45 need three: series, cross, series on the market).
+3. **Topological order and freeing.** A block evaluates its phase's nodes in topological
+   order and drops each array when its last consumer in the block has read it. A node read
+   by a later phase (and a field) is kept whole (symbols x sessions) until the last phase
+   that reads it is done; memory is bounded by the block size plus those arrays.
+4. **Masking.** Every node's value is missing outside its symbol's span, where fewer than
+   its derived look-back sessions precede t, and where it is not finite, so no window reads
+   a warm-up value and no infinity travels. A node missing wherever an input is and finite
+   where they are (`Expr.keeps_mask`: sums, comparisons, `Abs`, ...) skips the pass.
+5. **Emission.** A feature's cells (each symbol's span with at least `max look-back` prior
+   sessions) are written straight into its long output column by the block computing it.
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
    node is computed only over the columns its readers need (`_starts`), on one thread (most
-   are a column wide: threads would contend for the GIL). Running sums start later, so
+   are a column wide: threads would contend for the GIL). Running sums then start later, so
    values may differ in their last bits; a full build computes every node over every
    column, so a cell never depends on how many sessions follow it.
 
-Blocks are independent, so a phase's blocks run on worker threads (`parallel.map_blocks`);
-each cell is computed by the same code on the same block whatever the thread count. Nothing
+A phase's blocks are independent and run on worker threads (`parallel.map_blocks`); each
+cell is computed by the same code on the same block whatever the thread count. Nothing
 here touches process-wide state.
 """
 
@@ -76,24 +71,15 @@ class Plan:
             plan.names.setdefault(expr.key, []).append(name)
         return plan
 
-    @property
-    def phases(self) -> list[int]:
-        return sorted({self.phase[n.key] for n in self.order if _computed(n)})
-
-    def nodes(self, phase: int) -> list[Expr]:
-        return [n for n in self.order if self.phase[n.key] == phase and _computed(n)]
-
-    def kept(self, node: Expr) -> bool:
-        """Read by a later phase: kept whole between phases."""
-        mine = self.phase[node.key]
-        return any(self.phase[r.key] != mine for r in self.readers.get(node.key, ()))
-
-    def read_per_date(self, node: Expr) -> bool:
-        """Read by a per-date operator (cross-sectional, market, custom)."""
-        return any(r.kind in _PER_DATE for r in self.readers.get(node.key, ()))
+    def stages(self) -> dict[int, list[Expr]]:
+        """The computed nodes of each phase, in topological order, by increasing phase."""
+        nodes: dict[int, list[Expr]] = {}
+        for n in (n for n in self.order if _computed(n)):
+            nodes.setdefault(self.phase[n.key], []).append(n)
+        return dict(sorted(nodes.items()))
 
     def last_phase(self, key: tuple) -> int:
-        """The last phase that reads the node `key`."""
+        """The last phase that reads the node `key` (readers are never in earlier ones)."""
         return max((self.phase[r.key] for r in self.readers.get(key, ())), default=-1)
 
 
@@ -105,8 +91,7 @@ def _phase(node: Expr, known: Mapping[tuple, int]) -> int:
     if not _computed(node):
         return 0
     base = max((known[i.key] for i in node.inputs), default=0)
-    per_date = node.kind in _PER_DATE
-    return base + (1 if (base % 2 == 0) == per_date else 0)
+    return base + int((base % 2 == 0) == (node.kind in _PER_DATE))
 
 
 @dataclass
@@ -146,8 +131,7 @@ def evaluate(
     field ends, as a kept node's is. `member` (symbols x sessions, bool) limits per-date
     operators to members; `windowed`: module docstring, 6. A node that fails raises its error
     naming the feature(s) it belongs to."""
-    constant = [name for name, e in roots.items() if e.kind == "const"]
-    if constant:
+    if constant := [name for name, e in roots.items() if e.kind == "const"]:
         raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
     plan = Plan.of({name: _Emitted(e) if e.kind == "field" else e
                     for name, e in roots.items()})
@@ -157,11 +141,13 @@ def evaluate(
     whole: dict[tuple, np.ndarray] = {}
     starts = _starts(plan, int(emission.first.min(initial=cols)) if windowed else 0)
     fields = {n.key: n.name for n in plan.order if isinstance(n, Field)}
-    for phase in plan.phases:
-        nodes = plan.nodes(phase)
-        for n in (n for n in nodes if plan.kept(n)):
-            whole[n.key] = (blank((cols, rows)).T if plan.read_per_date(n)
-                            else blank((rows, cols)))
+    for name in set(fields.values()) - panel.arrays.keys():
+        users = [root for root, e in roots.items() if Field(name) in e.walk()]
+        raise ValueError(f"{', '.join(users)}: uses {name}, which these prices do not have")
+    for phase, nodes in plan.stages().items():
+        for n in (n for n in nodes if plan.last_phase(n.key) > phase):  # kept whole
+            per_date = any(r.kind in _PER_DATE for r in plan.readers[n.key])
+            whole[n.key] = blank((cols, rows)).T if per_date else blank((rows, cols))
         run = _Blocks(plan, nodes, panel, whole, out, emission, member, starts,
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)
@@ -191,10 +177,8 @@ def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
     """`result` as a float64 array this node may mask in place: copied only when it is
     read-only (a broadcast), not an array, or shares memory with an input."""
     value = np.asarray(result, dtype=np.float64)
-    if (value.ndim < 2 or not value.flags.writeable
-            or any(np.may_share_memory(value, a) for a in args if isinstance(a, np.ndarray))):
-        value = np.array(value, dtype=np.float64, copy=True)
-    return value
+    shared = any(np.may_share_memory(value, a) for a in args if isinstance(a, np.ndarray))
+    return value.copy() if value.ndim < 2 or not value.flags.writeable or shared else value
 
 
 def _blocks(lo: int, hi: int, size: int) -> list[slice]:
@@ -277,16 +261,9 @@ class _Blocks:
         if node.kind == "const":
             return node.compute([], Context(np.empty(0, dtype=np.int64)))
         value, offset = values.get(node.key) or (
-            self.field(node, sub) if isinstance(node, Field) else self.whole[node.key][cut],
+            sub[node.name] if isinstance(node, Field) else self.whole[node.key][cut],
             cut[1].start)
         return value[:, at - offset:] if at > offset else value
-
-    def field(self, node: Field, sub: WidePanel) -> np.ndarray:
-        if node.name not in sub.arrays:
-            users = [root for root, expr in self.plan.roots.items() if node in expr.walk()]
-            raise ValueError(f"{', '.join(users)}: uses {node.name}, which these prices do "
-                             "not have")
-        return sub[node.name]
 
     def cells(self, sl: slice, sub: WidePanel) -> _Cells:
         """Where the block's emitted cells go: a block of symbols writes one contiguous run

@@ -1,29 +1,27 @@
 """Feature expressions: a small typed algebra over (symbols x sessions) panels.
 
-An `Expr` is an immutable node: a field (`close`, `volume`, ...), a constant, an
-element-wise operation, a per-symbol time-series operator (`Mean(x, 20)`), a per-date
-cross-sectional operator (`Rank(x)`, `ZScore(x, sector)`), the market series `Market(x)`
-or a `custom` numpy function. Arithmetic (`+ - * / **`, unary `-`) and comparisons
-(`< <= > >=`, giving 1.0 or 0.0) build new nodes, so `Log(volume + 1)` is an expression.
+An `Expr` is an immutable node: a field (`close`, ...), a constant, an element-wise
+operation, a per-symbol time-series operator (`Mean(x, 20)`), a per-date cross-sectional
+one (`Rank(x)`, `ZScore(x, sector)`), the market series `Market(x)` or a `custom` numpy
+function. Arithmetic (`+ - * / **`, unary `-`) and comparisons (`< <= > >=`: 1.0 or 0.0)
+build new nodes, so `Log(volume + 1)` is an expression.
 
 Contract (every operator):
-- **Look-back** (`Expr.lookback`): the sessions of a symbol's history before t that the value
-  at t reads, derived from the inputs and never typed: `Ref(x, n)` adds n, a window of n
-  sessions adds n - 1, so `Ref(Mean(x, 5), 3)` needs 7. Cross-sectional, market and
-  element-wise nodes add nothing. The engine masks every node to missing where its
-  look-back is not full, outside its symbol's span and where it is not finite.
+- **Look-back** (`Expr.lookback`): the sessions before t that the value at t reads, derived
+  from the inputs, never typed: `Ref(x, n)` adds n, a window of n sessions n - 1, so
+  `Ref(Mean(x, 5), 3)` needs 7; other nodes add nothing. The engine masks every node to
+  missing where its look-back is not full, outside its symbol's span and where not finite.
 - **Missing data**: NaN is missing. A window statistic uses the bars present when they are at
   least 80% of its window (`ops.min_obs`); `Ref` and element-wise operations propagate a
-  missing input. Cross-sectional operators use the symbols present on the date.
+  missing input; cross-sectional operators use the symbols present on the date.
 - **Causality**: a time-series operator at t reads only sessions <= t of its own symbol; a
-  cross-sectional or market operator reads only date t. `custom` functions are proven
-  causal by the build's perturbation test, not trusted.
-- **Identity**: two expressions built alike are equal and hash alike (`Expr.key`), so the
+  cross-sectional or market one only date t. `custom` functions are proven causal by the
+  build's perturbation test, not trusted.
+- **Identity**: expressions built alike are equal and hash alike (`Expr.key`), so the
   planner computes a shared subexpression once. `repr` is the grammar form.
 
-Nothing here computes on its own: `compute(args, ctx)` is called by the engine with the
-inputs' arrays, in topological order, under `np.errstate(all="ignore")` (a quotient by
-zero is expected; the engine masks what is not finite).
+The engine calls `compute(args, ctx)` with the inputs' arrays, in topological order, under
+`np.errstate(all="ignore")` (a quotient by zero is expected; it masks what is not finite).
 """
 
 from __future__ import annotations

@@ -124,7 +124,6 @@ def _views(x: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
 class Quantile(_Series):
     """The q quantile (linear interpolation) of the window's bars present."""
 
-
     def __init__(self, x: Any, n: int, q: float) -> None:
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"Quantile: q must be within 0..1, got {q!r}")
@@ -140,7 +139,6 @@ class Quantile(_Series):
 class EMA(_Series):
     """Exponentially weighted mean over the window: weight (1 - a)^k on the bar k sessions
     before t, a = 2 / (n + 1), normalised over the bars present."""
-
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         x = args[0]
@@ -340,5 +338,5 @@ def _read_only(x: np.ndarray) -> np.ndarray:
 
 
 def custom(fn: Callable[..., np.ndarray], *inputs: Any, lookback: int) -> Expr:
-    """The escape hatch: `fn(*arrays)` as a feature expression (module docstring)."""
+    """The escape hatch (Python only): `fn(*arrays)` as an expression (module docstring)."""
     return Custom(fn, *inputs, lookback=lookback)

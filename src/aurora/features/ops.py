@@ -1,11 +1,9 @@
 """Numeric building blocks of the features, on wide (symbols x sessions) float64 arrays.
 
-NaN means missing. Time-series kernels run along axis 1, one symbol per row, with the
-bottleneck moving-window functions: causal (the value at t reads only columns <= t of its
-own row) and NaN-aware. Rolling statistics skip missing bars and are NaN unless at least
-`MIN_COVERAGE` of the window is present (so one missing bar does not blank a 60-session
-statistic). Cross-sectional kernels run along axis 0 (one column = one date) over the
-symbols with a non-missing value, optionally within groups of rows (sectors).
+NaN means missing. Time-series kernels run along axis 1 (one symbol per row), causal (the
+value at t reads only columns <= t of its row); rolling statistics skip missing bars and are
+NaN unless `MIN_COVERAGE` of the window is present. Cross-sectional kernels run along axis 0
+(one date) over the symbols present, optionally within groups of rows (sectors).
 """
 
 from __future__ import annotations
@@ -59,19 +57,18 @@ class _Pairs:
         both = ~(np.isnan(x) | np.isnan(y))
         first = both.argmax(axis=1)[:, None]
         rows = np.arange(x.shape[0])[:, None]
-        self.a = np.where(both, x - x[rows, first], NAN)
-        self.b = np.where(both, y - y[rows, first], NAN)
         self.window = window
         self.n = self.sum(both.astype(np.float64))
         self.n[self.n < max(2, min_obs(window))] = NAN
-        self.sa, self.sb = self.sum(self.a), self.sum(self.b)
+        a, b = np.where(both, x - x[rows, first], NAN), np.where(both, y - y[rows, first], NAN)
+        self.terms = {"x": (a, self.sum(a)), "y": (b, self.sum(b))}
 
     def sum(self, v: np.ndarray) -> np.ndarray:
         return move(bn.move_sum, v, self.window, 1)
 
-    def comoment(self, a: np.ndarray, b: np.ndarray, sa: np.ndarray, sb: np.ndarray
-                 ) -> np.ndarray:
-        """Sum of (a - mean a)(b - mean b) over each window."""
+    def comoment(self, u: str, v: str) -> np.ndarray:
+        """Sum of (u - mean u)(v - mean v) over each window; u and v are "x" or "y"."""
+        (a, sa), (b, sb) = self.terms[u], self.terms[v]
         with np.errstate(invalid="ignore"):
             return self.sum(a * b) - sa * sb / self.n
 
@@ -79,26 +76,25 @@ class _Pairs:
 def rcov(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Sample covariance (ddof=1) over the bars where both are present."""
     p = _Pairs(x, y, window)
-    return p.comoment(p.a, p.b, p.sa, p.sb) / (p.n - 1)
+    return p.comoment("x", "y") / (p.n - 1)
 
 
 def rcorr(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """Pearson correlation over the bars where both are present (NaN when either has no
     variance in the window)."""
     p = _Pairs(x, y, window)
-    cxx, cyy = p.comoment(p.a, p.a, p.sa, p.sa), p.comoment(p.b, p.b, p.sb, p.sb)
+    cxx, cyy = p.comoment("x", "x"), p.comoment("y", "y")
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where((cxx > 0) & (cyy > 0),
-                        p.comoment(p.a, p.b, p.sa, p.sb) / np.sqrt(cxx * cyy), NAN)
+        return np.where((cxx > 0) & (cyy > 0), p.comoment("x", "y") / np.sqrt(cxx * cyy), NAN)
 
 
 def rbeta(x: np.ndarray, y: np.ndarray, window: int) -> np.ndarray:
     """OLS slope of x on y, cov(x, y) / var(y), over the bars where both are present (NaN
     when y has no variance in the window)."""
     p = _Pairs(x, y, window)
-    cyy = p.comoment(p.b, p.b, p.sb, p.sb)
+    cyy = p.comoment("y", "y")
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(cyy > 0, p.comoment(p.a, p.b, p.sa, p.sb) / cyy, NAN)
+        return np.where(cyy > 0, p.comoment("x", "y") / cyy, NAN)
 
 
 # ---- cross-sectional kernels (axis 0: symbols of one date) ----------------------------
@@ -132,12 +128,11 @@ def _pct_rank_rows(x: np.ndarray) -> np.ndarray:
     """Percentile rank of each row's values (dates x symbols, C order): average 1-based rank
     / count of non-missing values, NaN where x is.
 
-    Each row is ordered by one numpy sort of int64 keys: the value's bits made monotone
-    (NaN the largest), cut to make room for the column index in the low bits. Values closer
-    than the cut (relative ~2**(bits - 52)) may come out of order; a stable sort of the
-    nearly sorted values then orders them exactly, so ties are exact. Every sorted cell
-    takes its place as its rank, and only the runs of equal values (found by comparing
-    each sorted cell with the next) are given their average place."""
+    Each row is ordered by one numpy sort of int64 keys: the value's bits made monotone (NaN
+    the largest), cut to hold the column index in the low bits. Values closer than the cut
+    (relative ~2**(bits - 52)) may come out of order; a stable sort of the nearly sorted
+    values then orders them exactly. Every sorted cell takes its place as its rank; only
+    runs of equal values (each sorted cell compared with the next) get their average."""
     rows, n = x.shape
     if x.size == 0:
         return x.copy()

@@ -1,12 +1,9 @@
 """Run the independent blocks of a build stage on worker threads.
 
-The build's kernels spend most of their time in code that releases the GIL (numpy ufuncs
-and sorts, bottleneck's moving windows), so threads share the cores without copying
-anything: every block writes its cells straight into the output arrays, which all threads
-see. Blocks are claimed in order by `workers` threads (the caller waits), so a busy core
-slows only its own share. Every block is computed by the same function on the same inputs
-whichever thread runs it, so the result is bit-for-bit the single-threaded one, whatever the
-number of workers or the order the blocks finish in.
+The kernels spend most of their time in code that releases the GIL (numpy, bottleneck), so
+threads share the cores without copying anything: each block writes its cells straight into
+output arrays all threads see. Every block is computed by the same function on the same
+inputs whichever thread runs it, so the result is bit-for-bit the single-threaded one.
 
 Contract for `fn`: it reads memory prepared before the call and writes only the cells of its
 own block; it may allocate temporaries but must not mutate shared Python state.

@@ -1,18 +1,16 @@
 """Align the build's inputs into wide matrices: one row per symbol, one column per session.
 
-`align_wide` turns long adjusted bars into float64 matrices (symbols x sessions) on the full
-NYSE session grid from the first to the last bar of the input. Row i is `symbols[i]` (sorted),
-column j is `dates[j]`. A symbol's span is the grid between its first and last bar
-(`start[i]`..`end[i]`); a session without a bar stays NaN: nothing is forward-filled, each
-feature documents what a missing bar does to it. Arrays:
+`align_wide` turns long adjusted bars into float64 matrices (symbols x sessions) on the
+NYSE session grid from the input's first bar to its last: row i is `symbols[i]` (sorted),
+column j `dates[j]`. A symbol's span is the grid from its first to its last bar (`start[i]`
+.. `end[i]`); a session without a bar stays NaN (nothing is forward-filled). Arrays: open,
+high, low, close, volume (adjusted, same basis), dollar_volume (USD), shares_outstanding
+(known at t, on the volume's basis; NaN when unknown).
 
-    open, high, low, close, volume (adjusted, same basis), dollar_volume (USD),
-    shares_outstanding (known at t, on the volume's basis; NaN when unknown)
-
-Bad input (duplicate keys, a bar on a non-session, a non-positive or non-finite price, an
-implausible market cap) raises DataValidationError naming the file, symbol and date: the
-checks are vectorised, and on a failure the row-level messages of `panel.check_prices` and
-`panel.session_grid` are produced.
+Bad input (duplicate keys, a bar off the session grid, a non-positive or non-finite price,
+an implausible market cap) raises DataValidationError naming the file, symbol and date: the
+checks are vectorised, and a failure re-runs `panel.check_prices` and `panel.session_grid`
+for their row-level messages.
 """
 
 from __future__ import annotations
@@ -191,8 +189,8 @@ def align_wide(
     if shares is None:
         shares = shares_table(fundamentals, frame, actions, info)
     # none known: one read-only NaN broadcast, not a matrix of them
-    arrays["shares_outstanding"] = (np.broadcast_to(np.float64(np.nan), shape) if shares is None
-                        else _shares_wide(shares, names, days, shape))
+    arrays["shares_outstanding"] = (np.broadcast_to(np.float64(np.nan), shape)
+                                    if shares is None else _shares_wide(shares, names, days, shape))
     info.grid_rows = int((end - start + 1).sum())
     info.missing_bars = info.grid_rows - frame.height
     panel = WidePanel(symbols=names, dates=dates.to_numpy(), start=start, end=end,
