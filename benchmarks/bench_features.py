@@ -154,7 +154,7 @@ def run_case(case: str, prices_path: str, sectors_path: str, workers: int | None
 def one_session_tail(prices: pl.DataFrame) -> pl.DataFrame:
     """What a one-session incremental build computes from: the last session and the largest
     look-back of sessions before it (`features/incremental.py`)."""
-    from aurora.features.compute import feature_set
+    from aurora.features.registry import feature_set
 
     lookback = max(e.lookback for e in feature_set().values())
     dates = prices["date"].unique().sort()

@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 
 from aurora.calendar import sessions_back
-from aurora.features import Mean, Rank, Ref, close, volume
+from aurora.features import Beta, Market, Mean, Rank, Ref, close, volume
 from aurora.features.compute import compute_panel
 from aurora.features.engine import Plan, _starts
 from aurora.features.incremental import Incremental
@@ -39,6 +39,18 @@ def test_each_node_starts_its_window_before_its_earliest_reader():
     assert starts[close.key] == 23
     assert starts[Mean(volume, 20).key] == 11
     assert _starts(plan, 3)[shared.key] == 0  # never before the panel
+
+
+def test_a_full_build_starts_only_per_date_nodes_where_they_are_needed():
+    """A per-date value reads its own date alone, so a full build starts it at the first
+    date a reader needs; every other node covers every column (its running sums too)."""
+    ret = close / Ref(close, 1) - 1
+    plan = Plan.of({"a": Rank(Mean(close, 5)), "b": Beta(ret, Market(ret), 10)})
+    starts = _starts(plan, 30, windowed=False)
+    assert starts[Rank(Mean(close, 5)).key] == 30
+    assert starts[Mean(close, 5).key] == 0
+    assert starts[Market(ret).key] == 0  # read by a series from its first column
+    assert starts[Beta(ret, Market(ret), 10).key] == 0
 
 
 @pytest.mark.parametrize(("workers", "block_cells"), [(1, 300_000), (2, 700)])

@@ -22,8 +22,9 @@ The algorithm (zipline's pipeline engine is the model):
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
    node is computed only over the columns its readers need (`_starts`), on one thread (most
    are a column wide: threads would contend for the GIL). Running sums then start later, so
-   values may differ in their last bits; a full build computes every node over every
-   column, so a cell never depends on how many sessions follow it.
+   values may differ in their last bits; a full build computes every series node over
+   every column, so a cell never depends on how many sessions follow it, and each per-date
+   node (which reads its date alone) from the first date a reader needs.
 
 A phase's blocks are independent and run on worker threads (`parallel.map_blocks`); each
 cell is computed by the same code on the same block whatever the thread count. Nothing
@@ -139,7 +140,7 @@ def evaluate(
     rows, cols = panel.shape
     # nodes read by later phases, whole; date-major if read per date (a date block is a slab)
     whole: dict[tuple, np.ndarray] = {}
-    starts = _starts(plan, int(emission.first.min(initial=cols)) if windowed else 0)
+    starts = _starts(plan, int(emission.first.min(initial=cols)), windowed)
     fields = {n.key: n.name for n in plan.order if isinstance(n, Field)}
     for name in set(fields.values()) - panel.arrays.keys():
         users = [root for root, e in roots.items() if Field(name) in e.walk()]
@@ -185,14 +186,16 @@ def _blocks(lo: int, hi: int, size: int) -> list[slice]:
     return [slice(i, min(hi, i + max(1, size))) for i in range(lo, hi, max(1, size))]
 
 
-def _starts(plan: Plan, first: int) -> dict[tuple, int]:
+def _starts(plan: Plan, first: int, windowed: bool = True) -> dict[tuple, int]:
     """The first column each node is computed from (module docstring, 6): every root is
     needed from `first`, an input from the earliest start of its readers, and a node starts
-    `window` columns before it is needed."""
+    `window` columns before it is needed. Not `windowed`, only the per-date nodes (a value
+    that reads its own date alone) start there; every other node starts at column 0."""
     needed: dict[tuple, int] = {}
     starts: dict[tuple, int] = {}
     for node in reversed(plan.order):  # readers before their inputs
-        starts[node.key] = max(0, needed.get(node.key, first) - node.window)
+        late = windowed or node.kind in ("cross", "market")
+        starts[node.key] = max(0, needed.get(node.key, first) - node.window) if late else 0
         for i in node.inputs:
             needed[i.key] = min(needed.get(i.key, starts[node.key]), starts[node.key])
     return starts
