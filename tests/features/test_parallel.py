@@ -40,7 +40,7 @@ def test_map_blocks_cancels_the_blocks_not_started_after_an_error():
 
     def fn(i: int) -> None:
         started.append(i)
-        if i == 1:
+        if i == 0:  # the caller waits on it first
             raise ValueError("boom")
         time.sleep(0.05)
 

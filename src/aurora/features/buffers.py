@@ -2,7 +2,7 @@
 
 numpy asks the kernel for transparent huge pages for every array of 4 MB or more, and the
 kernel's zeroing of a whole 2 MB page at the first write costs two to three times the 4 KB
-path on the machines measured (`docs/build-engine.md`). The engine's large arrays (aligned
+path on the virtual machines measured (`docs/build-engine.md`). The engine's large arrays (aligned
 fields, nodes kept across phases, output columns) are written once and read block by block,
 so they gain nothing from huge pages: `blank` maps them with `mmap`, which leaves the
 kernel's default in place. Nothing process-wide changes; the memory is unmapped with the

@@ -64,7 +64,7 @@ def compute_panel(
     """Every feature for every (symbol, session) whose look-backs are full.
 
     prices: adjusted bars (store prices schema; optional `dollar_volume` overrides close x
-    volume; intraday features read the `intraday_*` columns of `intraday.daily`). sectors:
+    volume; intraday features read the `intraday_*` columns of `with_intraday`). sectors:
     symbol -> sector (None: Aurora's default map). fundamentals: symbol, as_of, and
     shares_outstanding and/or market_cap in USD (point in time from as_of). actions: used
     only to put shares_outstanding on the volume's basis. universe: only these symbols (the
@@ -74,8 +74,9 @@ def compute_panel(
     user features after the registry's. workers: threads (None: `default_workers()`) and
     block_cells (cells per block): memory/speed knobs that never change the result.
     For a part of the history (an incremental build's tail, the lookahead gate): shares:
-    `panel.shares_table` of the whole history; windowed: `engine` docstring, 6; spans
-    (`panel.bar_spans` of the whole): each symbol's rows and windows start and end where
+    `panel.shares_table` of the whole history (a market cap is put on the volume basis with
+    the last bar before it); windowed: `engine` docstring, 6; spans (`panel.bar_spans` of
+    the whole: each symbol's first and last bar): its rows and windows start and end where
     the whole's do; since/until: rows in them only; counted_since: `turnover_fallback` and
     `outside_membership` count each symbol's rows from this date (default: every row).
     Returns columns date, symbol and the features (Float64), sorted by (symbol, date).
@@ -115,12 +116,10 @@ def compute_panel(
                         dtype="datetime64[D]")
         counted = np.maximum(counted, np.searchsorted(panel.dates, days))
     fallback = _fallback_rows(panel, counted)  # before `evaluate` releases the fields
-    columns = evaluate(features, panel, emission, member=member,
-                       workers=threads,
+    columns = evaluate(features, panel, emission, member=member, workers=threads,
                        block_cells=block_cells, windowed=windowed, report=report)
     report("emit", 0, 1)
-    frame, outside = _frame(panel, emission, columns, member, counted,
-                            1 if windowed else threads)
+    frame, outside = _frame(panel, emission, columns, member, counted, 1 if windowed else threads)
     report("emit", 1, 1)
     return FeatureFrame(frame, info, fallback, ignored, outside)
 

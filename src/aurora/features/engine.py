@@ -22,9 +22,10 @@ The algorithm (zipline's pipeline engine is the model):
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
    node is computed only over the columns its readers need (`_starts`), on one thread (most
    are a column wide: threads would contend for the GIL). Running sums then start later, so
-   values may differ in their last bits; a full build computes every series node over
-   every column, so a cell never depends on how many sessions follow it, and each per-date
-   node (which reads its date alone) from the first date a reader needs.
+   values may differ in their last bits; a full build computes every node over every
+   column, so a cell never depends on how many sessions follow it, except that a
+   cross-sectional or market node (which reads its date alone) starts at the first date a
+   reader needs.
 
 A phase's blocks are independent and run on worker threads (`parallel.map_blocks`); each
 cell is computed by the same code on the same block whatever the thread count. Nothing
@@ -130,8 +131,9 @@ def evaluate(
     `panel` holds the fields (`open` ... `dollar_volume`, `shares_outstanding`) and is the
     evaluation's own: a field's array is dropped from it when the last phase that reads the
     field ends, as a kept node's is. `member` (symbols x sessions, bool) limits per-date
-    operators to members; `windowed`: module docstring, 6. A node that fails raises its error
-    naming the feature(s) it belongs to."""
+    operators to members; `windowed`: module docstring, 6. A field the panel lacks is
+    refused before any block runs, and a node that fails raises its error, each naming the
+    feature(s) concerned."""
     if constant := [name for name, e in roots.items() if e.kind == "const"]:
         raise ValueError(f"{', '.join(constant)}: a constant is not a feature")
     plan = Plan.of({name: _Emitted(e) if e.kind == "field" else e
@@ -142,9 +144,9 @@ def evaluate(
     whole: dict[tuple, np.ndarray] = {}
     starts = _starts(plan, int(emission.first.min(initial=cols)), windowed)
     fields = {n.key: n.name for n in plan.order if isinstance(n, Field)}
-    for name in set(fields.values()) - panel.arrays.keys():
-        users = [root for root, e in roots.items() if Field(name) in e.walk()]
-        raise ValueError(f"{', '.join(users)}: uses {name}, which these prices do not have")
+    if absent := [n for n in dict.fromkeys(fields.values()) if n not in panel.arrays]:
+        users = [root for root, e in roots.items() if Field(absent[0]) in e.walk()]
+        raise ValueError(f"{', '.join(users)}: uses {absent[0]}, which these prices do not have")
     for phase, nodes in plan.stages().items():
         for n in (n for n in nodes if plan.last_phase(n.key) > phase):  # kept whole
             per_date = any(r.kind in _PER_DATE for r in plan.readers[n.key])
@@ -179,7 +181,8 @@ def _own(result: np.ndarray, args: Sequence[np.ndarray]) -> np.ndarray:
     read-only (a broadcast), not an array, or shares memory with an input."""
     value = np.asarray(result, dtype=np.float64)
     shared = any(np.may_share_memory(value, a) for a in args if isinstance(a, np.ndarray))
-    return value.copy() if value.ndim < 2 or not value.flags.writeable or shared else value
+    copy = value.ndim < 2 or not value.flags.writeable or shared
+    return value.copy(order="K") if copy else value
 
 
 def _blocks(lo: int, hi: int, size: int) -> list[slice]:
@@ -189,8 +192,8 @@ def _blocks(lo: int, hi: int, size: int) -> list[slice]:
 def _starts(plan: Plan, first: int, windowed: bool = True) -> dict[tuple, int]:
     """The first column each node is computed from (module docstring, 6): every root is
     needed from `first`, an input from the earliest start of its readers, and a node starts
-    `window` columns before it is needed. Not `windowed`, only the per-date nodes (a value
-    that reads its own date alone) start there; every other node starts at column 0."""
+    `window` columns before it is needed. Not `windowed`, only the cross-sectional and
+    market nodes (a value that reads its date alone) start there; the others at column 0."""
     needed: dict[tuple, int] = {}
     starts: dict[tuple, int] = {}
     for node in reversed(plan.order):  # readers before their inputs

@@ -9,8 +9,9 @@ build new nodes, so `Log(volume + 1)` is an expression.
 Contract (every operator):
 - **Look-back** (`Expr.lookback`): the sessions before t that the value at t reads, derived
   from the inputs, never typed: `Ref(x, n)` adds n, a window of n sessions n - 1, so
-  `Ref(Mean(x, 5), 3)` needs 7; other nodes add nothing. The engine masks every node to
-  missing where its look-back is not full, outside its symbol's span and where not finite.
+  `Ref(Mean(x, 5), 3)` needs 7, `custom` its `lookback`; other nodes add nothing. The
+  engine masks every node where its look-back is not full, outside its symbol's span and
+  where not finite.
 - **Missing data**: NaN is missing. A window statistic uses the bars present when they are at
   least 80% of its window (`ops.min_obs`); `Ref` and element-wise operations propagate a
   missing input; cross-sectional operators use the symbols present on the date.
@@ -293,9 +294,8 @@ class Where(Expr):
     """`a` where `cond` is non-zero, else `b` (missing when omitted); missing where `cond`
     is missing."""
 
-    def __init__(self, cond: Any, a: Any, b: Any = None) -> None:
-        super().__init__(cond, a, *(() if b is None or (isinstance(b, float) and math.isnan(b))
-                                   else (b,)))
+    def __init__(self, cond: Any, a: Any, b: Any = math.nan) -> None:
+        super().__init__(cond, a, *(() if isinstance(b, float) and math.isnan(b) else (b,)))
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         cond, a, b = (*args, np.nan) if len(args) == 2 else args

@@ -23,20 +23,15 @@ inputs' look-backs are added). Its causality is proven by the build's perturbati
 
 from __future__ import annotations
 
-import functools
-import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import bottleneck as bn
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from aurora.features import ops
-from aurora.features.expr import Context, Expr, Group, _number, sector
-
-# numpy's all-NaN-slice warnings are expected inside the window statistics
-_quiet = functools.partial(warnings.catch_warnings, action="ignore", category=RuntimeWarning)
+from aurora.features.expr import Context, Expr, Group, _number, _Unary, sector
 
 
 def _window(n: Any, name: str, least: int = 1) -> int:
@@ -52,7 +47,7 @@ class _Series(Expr):
     kind = "series"
     least = 1  # the smallest window
     lag = False  # a lag of n sessions reads n before t; a window of n reads n - 1
-    kernel: Callable[..., np.ndarray]
+    kernel: ClassVar[Callable[..., np.ndarray]]
 
     def __init__(self, x: Any, n: int) -> None:
         self._series(x, n=n)
@@ -131,8 +126,7 @@ class Quantile(_Series):
 
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         windows, count = _views(args[0], self.n)
-        with _quiet():
-            out = np.nanquantile(windows, self.params[1], axis=2)
+        out = ops.nanquantile(windows, self.params[1], axis=2)[..., 0]
         return np.where(count >= ops.min_obs(self.n), out, np.nan)
 
 
@@ -159,11 +153,11 @@ class _Moment(_Series):
 
     def moments(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         windows, count = _views(x, self.n)
-        with _quiet():
-            dev = windows - np.nanmean(windows, axis=2, keepdims=True)
-            m2 = np.nansum(dev ** 2, axis=2) / count
-            m3 = np.nansum(dev ** 3, axis=2) / count
-            m4 = np.nansum(dev ** 4, axis=2) / count
+        # sum / count, not nanmean: no all-NaN warning (filtering one is process-wide)
+        dev = windows - np.nansum(windows, axis=2, keepdims=True) / count[..., None]
+        m2 = np.nansum(dev ** 2, axis=2) / count
+        m3 = np.nansum(dev ** 3, axis=2) / count
+        m4 = np.nansum(dev ** 4, axis=2) / count
         return count.astype(np.float64), m2, m3, m4
 
 
@@ -192,11 +186,10 @@ class _Trend(_Series):
         windows, count = _views(x, self.n)
         t = np.broadcast_to(np.arange(self.n, dtype=np.float64), windows.shape)
         t = np.where(np.isnan(windows), np.nan, t)
-        with _quiet():
-            dt_ = t - np.nanmean(t, axis=2, keepdims=True)
-            dx = windows - np.nanmean(windows, axis=2, keepdims=True)
-            sxy, stt = np.nansum(dt_ * dx, axis=2), np.nansum(dt_ ** 2, axis=2)
-            sxx = np.nansum(dx ** 2, axis=2)
+        dt_ = t - np.nansum(t, axis=2, keepdims=True) / count[..., None]  # as in _Moment
+        dx = windows - np.nansum(windows, axis=2, keepdims=True) / count[..., None]
+        sxy, stt = np.nansum(dt_ * dx, axis=2), np.nansum(dt_ ** 2, axis=2)
+        sxx = np.nansum(dx ** 2, axis=2)
         ok = count >= max(2, ops.min_obs(self.n))
         return np.where(ok, sxy, np.nan), stt, sxx
 
@@ -243,7 +236,7 @@ class _Cross(Expr):
     """A per-date operator over the members present (module docstring)."""
 
     kind = "cross"
-    kernel: Callable[..., np.ndarray]
+    kernel: ClassVar[Callable[..., np.ndarray]]
 
     def __init__(self, x: Any, by: Group | None = None, extra: tuple[Any, ...] = ()) -> None:
         if by is not None and by is not sector:
@@ -288,19 +281,14 @@ class Winsorize(_Cross):
     kernel = staticmethod(ops.cs_winsorize)
 
 
-class Market(Expr):
+class Market(_Unary):
     """The equal-weight mean of x over the members present on each date."""
 
     kind = "market"
 
-    def __init__(self, x: Any) -> None:
-        super().__init__(x)
-
     def compute(self, args: Sequence[np.ndarray], ctx: Context) -> np.ndarray:
         x = _members(args[0], ctx)
-        with _quiet():
-            mean = bn.nanmean(x, axis=0)
-        return np.broadcast_to(mean, x.shape)
+        return np.broadcast_to(bn.nanmean(x, axis=0), x.shape)
 
 
 class Custom(Expr):

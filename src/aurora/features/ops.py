@@ -2,15 +2,14 @@
 
 NaN means missing. Time-series kernels run along axis 1 (one symbol per row), causal (the
 value at t reads only columns <= t of its row); rolling statistics skip missing bars and are
-NaN unless `MIN_COVERAGE` of the window is present. Cross-sectional kernels run along axis 0
-(one date) over the symbols present, optionally within groups of rows (sectors).
+NaN unless at least `MIN_COVERAGE` of the window is present. Cross-sectional kernels run
+along axis 0 (one date) over the symbols present, optionally within groups (sectors).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-import warnings
 from collections.abc import Callable
 
 import bottleneck as bn
@@ -36,6 +35,15 @@ def move(fn: Callable[..., np.ndarray], x: np.ndarray, window: int, min_count: i
         return fn(x, window, min_count=min_count, axis=1, **kw)
     pad = np.full((x.shape[0], short), NAN)
     return fn(np.hstack([pad, x]), window, min_count=min_count, axis=1, **kw)[:, short:]
+
+
+def nanquantile(v: np.ndarray, q: float | list[float], axis: int) -> np.ndarray:
+    """`np.nanquantile(v, q, axis, keepdims=True)`, NaN for a slice with no value, without
+    numpy's all-NaN warning (filtering warnings is process-wide, unsafe on the build's
+    threads)."""
+    empty = np.isnan(v).all(axis=axis, keepdims=True)
+    return np.where(empty, NAN, np.nanquantile(np.where(empty, 0.0, v), q, axis=axis,
+                                               keepdims=True))
 
 
 def shift(x: np.ndarray, k: int) -> np.ndarray:
@@ -202,13 +210,13 @@ def cs_demean(x: np.ndarray, groups: Groups | None = None) -> np.ndarray:
     return _per_group(x, groups, lambda v: _demean_rows(v, standardize=False))
 
 
-def cs_winsorize(x: np.ndarray, groups: Groups | None, q: float) -> np.ndarray:
+def cs_winsorize(x: np.ndarray, groups: Groups | None = None, q: float = 0.01) -> np.ndarray:
     """x clipped per date (within each group) to the q and 1 - q quantiles (linear
-    interpolation) of its non-missing values. Returns the transpose of a date-major array."""
+    interpolation) of its non-missing values; rows in no group are NaN. Returns the
+    transpose of a date-major array."""
 
     def clip(v: np.ndarray) -> np.ndarray:
-        with warnings.catch_warnings(action="ignore", category=RuntimeWarning):  # all NaN
-            bounds = np.nanquantile(v, [q, 1.0 - q], axis=1, keepdims=True)
-        return np.clip(v, bounds[0], bounds[1])
+        lo, hi = nanquantile(v, [q, 1.0 - q], axis=1)
+        return np.clip(v, lo, hi)
 
     return _per_group(x, groups, clip)

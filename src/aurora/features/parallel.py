@@ -2,8 +2,9 @@
 
 The kernels spend most of their time in code that releases the GIL (numpy, bottleneck), so
 threads share the cores without copying anything: each block writes its cells straight into
-output arrays all threads see. Every block is computed by the same function on the same
-inputs whichever thread runs it, so the result is bit-for-bit the single-threaded one.
+output arrays all threads see. Blocks are claimed in order, so a busy core slows only its
+own share; each is computed by the same function on the same inputs whichever thread runs
+it, so the result is bit-for-bit the single-threaded one.
 
 Contract for `fn`: it reads memory prepared before the call and writes only the cells of its
 own block; it may allocate temporaries but must not mutate shared Python state.
@@ -34,9 +35,9 @@ def map_blocks(fn: Callable[[T], R], items: Sequence[T], workers: int,
     """[fn(item) for item in items], computed on up to `workers` threads, in order.
 
     progress(done) is called in the caller's thread as items complete, in item order. If a
-    call raises, the items not yet started are cancelled, the running ones finish, and the
-    first exception in item order is re-raised here; the outputs are then incomplete. One
-    worker or one item: the calls run in the caller's thread."""
+    call raises, then once the caller reaches it in item order the items not yet started
+    are cancelled, the running ones finish, and its exception is re-raised here (the
+    outputs are then incomplete). One worker or one item: the calls run in this thread."""
     results: list[R] = []
     if min(workers, len(items)) <= 1:
         for item in items:

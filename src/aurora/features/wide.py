@@ -3,9 +3,10 @@
 `align_wide` turns long adjusted bars into float64 matrices (symbols x sessions) on the
 NYSE session grid from the input's first bar to its last: row i is `symbols[i]` (sorted),
 column j `dates[j]`. A symbol's span is the grid from its first to its last bar (`start[i]`
-.. `end[i]`); a session without a bar stays NaN (nothing is forward-filled). Arrays: open,
-high, low, close, volume (adjusted, same basis), dollar_volume (USD), shares_outstanding
-(known at t, on the volume's basis; NaN when unknown).
+.. `end[i]`); a session without a bar stays NaN (nothing is forward-filled; each feature
+documents what a missing bar does to it). Arrays: open, high, low, close, volume
+(adjusted, same basis), dollar_volume (USD), shares_outstanding (known at t, on the
+volume's basis; NaN when unknown).
 
 Bad input (duplicate keys, a bar off the session grid, a non-positive or non-finite price,
 an implausible market cap) raises DataValidationError naming the file, symbol and date: the
