@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import operator
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -254,6 +256,19 @@ def test_grammar_names_are_exported_by_aurora_features():
     for name, obj in NAMES.items():
         assert getattr(package, _as_python(name)) is obj, name
     assert package.custom is operators.custom
+
+
+def test_where_without_an_else_is_missing_there_and_one_expression():
+    cond = close > Ref(close, 1)
+    assert Where(cond, close) == Where(cond, close, math.nan)
+    assert Where(cond, close) != Where(cond, close, 0)
+    assert repr(Where(cond, close)) == "Where(close > Ref(close, 1), close)"
+    assert parse_expression("Where(close > Ref(close, 1), close)") == Where(cond, close)
+    with pytest.raises(TypeError, match="not an expression or a number"):
+        Where(cond, close, None)
+    out = Where(cond, close).compute([np.array([[1.0, 0.0, np.nan]]), np.array([[5.0] * 3])],
+                                     None)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(out, [[5.0, np.nan, np.nan]])
 
 
 # -- round trips ----------------------------------------------------------------------------
