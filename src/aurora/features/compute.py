@@ -93,7 +93,7 @@ def compute_panel(
     report("align", 0, 1)
     panel, info = align_wide(prices, sectors=sectors, fundamentals=fundamentals,
                              actions=actions, optional=sorted(fields & {"vwap", *INTRADAY_FIELDS}),
-                             shares=shares, workers=1 if windowed else threads)
+                             shares=shares, workers=threads)
     report("align", 1, 1)
     if spans is not None:
         known = pl.DataFrame({"symbol": panel.symbols}, schema={"symbol": pl.String}).join(

@@ -20,8 +20,8 @@ The algorithm (zipline's pipeline engine is the model):
 5. **Emission.** A feature's cells (each symbol's span with at least `max look-back` prior
    sessions) are written straight into its long output column by the block computing it.
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
-   node is computed only over the columns its readers need (`_starts`), on one thread (most
-   are a column wide: threads would contend for the GIL). Running sums then start later, so
+   node is computed only over the columns its readers need (`_starts`), and the symbols are
+   cut into one block per worker thread (most nodes are narrow). Running sums start later, so
    values may differ in their last bits; a full build computes every node over every
    column, so a cell never depends on how many sessions follow it, except that a
    cross-sectional or market node (which reads its date alone) starts at the first date a
@@ -155,12 +155,13 @@ def evaluate(
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)
         width = sum(cols - starts[n.key] for n in nodes) // len(nodes)  # windowed: narrow
-        blocks = (_blocks(0, rows, block_cells // max(width, 1)) if phase % 2 == 0
+        blocks = (_blocks(0, rows, min(block_cells // max(width, 1), -(-rows // workers)))
+                  if phase % 2 == 0  # symbols: at least one block per worker
                   else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))
-        map_blocks(run, blocks, 1 if windowed else workers,
+        map_blocks(run, blocks, workers,
                    lambda done, stage=stage, n=len(blocks): report(stage, done, n))
         for key in [k for k in whole if plan.last_phase(k) <= phase]:
             del whole[key]

@@ -166,9 +166,8 @@ def align_wide(
     shape = (len(names), len(days))
     column_of_day = np.full(int(days[-1]) - int(days[0]) + 1, -1, dtype=np.int64)
     column_of_day[days - days[0]] = np.arange(len(days))
-    day = frame["date"].cast(pl.Int32).to_numpy() - days[0]
-    outside = (day < 0) | (day >= len(column_of_day))
-    column = np.where(outside, -1, column_of_day[np.clip(day, 0, len(column_of_day) - 1)])
+    # every bar is dated from days[0] to days[-1] (its own first and last date)
+    column = column_of_day[frame["date"].cast(pl.Int32).to_numpy() - days[0]]
     key = row * shape[1] + column
     have = np.zeros(shape[0] * shape[1], dtype=np.bool_)
     have[key] = True
