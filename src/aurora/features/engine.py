@@ -154,10 +154,9 @@ def evaluate(
         run = _Blocks(plan, nodes, panel, whole, out, emission, member, starts,
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)
-        width = sum(cols - starts[n.key] for n in nodes) // len(nodes)  # windowed: narrow
-        blocks = (_blocks(0, rows, min(block_cells // max(width, 1), -(-rows // workers)))
-                  if phase % 2 == 0  # symbols: at least one block per worker
-                  else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
+        width = max(1, sum(cols - starts[n.key] for n in nodes) // len(nodes))  # windowed: narrow
+        blocks = (_blocks(0, rows, min(block_cells // width, -(-rows // workers)))
+                  if phase % 2 == 0 else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
         report(stage, 0, len(blocks))

@@ -104,12 +104,14 @@ def _symbol_rows(symbol: pl.Series) -> tuple[list[str], np.ndarray]:
         np.int64)
 
 
-def _place(key: np.ndarray, values: np.ndarray, holes: np.ndarray, shape: tuple[int, int]
+def _place(key: np.ndarray, values: pl.Series, holes: np.ndarray, shape: tuple[int, int]
            ) -> np.ndarray:
     """The matrix with values[i] at flat index key[i] and NaN at the flat indexes `holes`
-    (every other cell): each cell written once."""
+    (every other cell): each cell written once, from the series' chunks (no copy of it)."""
     out = blank((shape[0] * shape[1],))
-    out[key] = values
+    bounds = np.cumsum([0, *map(len, chunks := values.get_chunks())])
+    for chunk, lo, hi in zip(chunks, bounds, bounds[1:], strict=False):
+        out[key[lo:hi]] = chunk.to_numpy()
     out[holes] = np.nan
     return out.reshape(shape)
 
@@ -180,7 +182,7 @@ def align_wide(
     del have, row, column
 
     columns = [*BAR_COLUMNS, *(c for c in ("dollar_volume", *optional) if c in frame.columns)]
-    placed = map_blocks(lambda c: _place(key, frame[c].to_numpy(), holes, shape), columns,
+    placed = map_blocks(lambda c: _place(key, frame[c], holes, shape), columns,
                         workers)
     arrays = dict(zip(columns, placed, strict=True))
     if "dollar_volume" not in arrays:
