@@ -52,3 +52,29 @@ def test_bar_on_a_non_session_is_named():
         align_wide(bad, sectors=SECTORS)
 
 
+
+def _bars(days: list[dt.date], symbol: str = "AAA") -> pl.DataFrame:
+    return pl.DataFrame({"date": days, "symbol": [symbol] * len(days), "open": 10.0,
+                         "high": 11.0, "low": 9.0, "close": 10.5, "volume": 1000.0})
+
+
+@pytest.mark.parametrize(("days", "named"), [
+    ([dt.date(2024, 1, 6), dt.date(2024, 1, 8), dt.date(2024, 1, 9)], "2024-01-06"),  # first
+    ([dt.date(2024, 1, 8), dt.date(2024, 1, 9), dt.date(2024, 1, 14)], "2024-01-14"),  # last
+    ([dt.date(2024, 1, 6)], "2024-01-06"),  # no session at all between first and last
+    ([dt.date(2024, 1, 12), dt.date(2024, 1, 15)], "2024-01-15"),  # a holiday (MLK day)
+])
+def test_the_first_or_last_bar_off_the_session_grid_is_named(days, named):
+    with pytest.raises(DataValidationError, match=f"AAA, date={named}"):
+        align_wide(_bars(days), sectors=SECTORS)
+
+
+def test_bars_in_many_chunks_give_the_same_panel():
+    prices = random_panel(missing=0.05, seed=9)
+    parts = [prices.slice(i, 37) for i in range(0, prices.height, 37)]
+    chunked = pl.concat(parts, rechunk=False)
+    assert chunked["close"].n_chunks() > 1
+    a, _ = align_wide(prices.rechunk(), sectors=SECTORS)
+    b, _ = align_wide(chunked, sectors=SECTORS)
+    for name, array in a.arrays.items():
+        np.testing.assert_array_equal(array, b.arrays[name], err_msg=name)

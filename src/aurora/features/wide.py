@@ -78,11 +78,8 @@ def _cast(prices: pl.DataFrame, optional: Sequence[str] = ()) -> pl.DataFrame | 
     if any(c not in prices.columns for c in ("date", "symbol", *BAR_COLUMNS)):
         return None
     extra = [c for c in ("dollar_volume", *optional) if c in prices.columns]
-    return prices.select(
-        pl.col("date").cast(pl.Date),
-        pl.col("symbol").cast(pl.String),
-        *[pl.col(c).cast(pl.Float64) for c in (*BAR_COLUMNS, *extra)],
-    )
+    return prices.select(pl.col("date").cast(pl.Date), pl.col("symbol").cast(pl.String),
+                         *[pl.col(c).cast(pl.Float64) for c in (*BAR_COLUMNS, *extra)])
 
 
 def _raise_row_error(prices: pl.DataFrame) -> None:
@@ -166,15 +163,17 @@ def align_wide(
     days = dates.cast(pl.Int32).to_numpy()
     names, row = _symbol_rows(frame["symbol"])
     shape = (len(names), len(days))
-    column_of_day = np.full(int(days[-1]) - int(days[0]) + 1, -1, dtype=np.int64)
-    column_of_day[days - days[0]] = np.arange(len(days))
-    # every bar is dated from days[0] to days[-1] (its own first and last date)
-    column = column_of_day[frame["date"].cast(pl.Int32).to_numpy() - days[0]]
+    base = (first - dt.date(1970, 1, 1)).days  # bars' days from `first` index column_of_day
+    column_of_day = np.full((last - first).days + 1, -1, dtype=np.int64)  # -1: not a session
+    column_of_day[days - base] = np.arange(len(days))
+    column = column_of_day[frame["date"].cast(pl.Int32).to_numpy() - base]
+    if (column < 0).any():
+        _raise_row_error(prices)  # a bar off the session grid
     key = row * shape[1] + column
     have = np.zeros(shape[0] * shape[1], dtype=np.bool_)
     have[key] = True
-    if (column < 0).any() or np.count_nonzero(have) != len(key):
-        _raise_row_error(prices)  # a bar off the session grid, or a duplicate (symbol, date)
+    if np.count_nonzero(have) != len(key):
+        _raise_row_error(prices)  # a duplicate (symbol, date)
     holes = np.flatnonzero(~have)  # grid cells without a bar
     have = have.reshape(shape)
     start = have.argmax(axis=1).astype(np.int64)
