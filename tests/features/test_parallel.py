@@ -26,6 +26,18 @@ def test_workers_and_blocking_do_not_change_any_cell():
     assert par.turnover_fallback == ref.turnover_fallback
 
 
+@pytest.mark.parametrize("windowed", [False, True])
+def test_the_thread_count_alone_cuts_the_symbols_and_changes_no_cell(windowed):
+    """With the default block size a small panel is one block of symbols on one thread, and
+    ceil(symbols / workers) a block on more: every cell equal, bit for bit, full or
+    windowed (the tail's and the lookahead proof's evaluation)."""
+    prices = random_panel(missing=0.05, seed=12)
+    one = compute_panel(prices, sectors=SECTORS, workers=1, windowed=windowed).features
+    for workers in (2, 3, 64):
+        many = compute_panel(prices, sectors=SECTORS, workers=workers, windowed=windowed)
+        assert many.features.equals(one), workers
+
+
 @pytest.mark.parametrize("workers", [1, 3])
 def test_map_blocks_runs_every_block_once_and_reports_progress(workers):
     out = np.zeros(7)

@@ -21,15 +21,15 @@ The algorithm (zipline's pipeline engine is the model):
    sessions) are written straight into its long output column by the block computing it.
 6. **Windows** (`windowed=True`: an incremental build's tail, the lookahead gate's): each
    node is computed only over the columns its readers need (`_starts`), and the symbols are
-   cut into one block per worker thread (most nodes are narrow). Running sums start later, so
+   cut into about a block per worker thread (most nodes are narrow). Running sums start later, so
    values may differ in their last bits; a full build computes every node over every
    column, so a cell never depends on how many sessions follow it, except that a
    cross-sectional or market node (which reads its date alone) starts at the first date a
    reader needs.
 
-A phase's blocks are independent and run on worker threads (`parallel.map_blocks`); each
-cell is computed by the same code on the same block whatever the thread count. Nothing
-here touches process-wide state.
+A phase's blocks are independent and run on worker threads (`parallel.map_blocks`). Every
+kernel is independent across its block's other axis, so how the panel is cut (`block_cells`,
+the thread count) changes no bit. Nothing here touches process-wide state.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def evaluate(
                       by_dates=phase % 2 == 1)
         lo = min(starts[n.key] for n in nodes)
         width = max(1, sum(cols - starts[n.key] for n in nodes) // len(nodes))  # windowed: narrow
-        blocks = (_blocks(0, rows, min(block_cells // width, -(-rows // workers)))
+        blocks = (_blocks(0, rows, min(block_cells // width, -(-rows // max(1, workers))))
                   if phase % 2 == 0 else [slice(lo, cols)] if any(n.kind == "custom" for n in nodes)
                   else _blocks(lo, cols, block_cells // max(rows, 1)))
         stage = f"phase {phase}"
