@@ -67,8 +67,11 @@ class ImportResult:
         return lines
 
 
-def _read(path: Path) -> tuple[pl.DataFrame, int]:
-    """The table and the number to add to a 0-based row index to get the reported row."""
+def read_table(path: Path) -> tuple[pl.DataFrame, int]:
+    """A user's CSV (every column as text) or Parquet file, and the number to add to a
+    0-based row index to get the row an error reports (the CSV line, header = line 1; the
+    1-based Parquet row). A missing, unreadable or other file raises DataValidationError
+    naming it."""
     if not path.is_file():
         raise DataValidationError(f"{path}: file not found")
     suffix = path.suffix.lower()
@@ -80,8 +83,14 @@ def _read(path: Path) -> tuple[pl.DataFrame, int]:
         else:
             raise DataValidationError(f"{path}: expected a .csv or .parquet file")
     except (OSError, pl.exceptions.PolarsError) as exc:
-        raise DataValidationError(f"{path}: unreadable ({str(exc).splitlines()[0][:120]})") \
-            from None
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        raise DataValidationError(f"{path}: unreadable ({detail})") from None
+    return frame, first
+
+
+def _read(path: Path) -> tuple[pl.DataFrame, int]:
+    """`read_table` with the reference tables' column names (`_ALIASES`), not empty."""
+    frame, first = read_table(path)
     renamed: dict[str, str] = {}
     for col in frame.columns:
         key = col.strip().lower()

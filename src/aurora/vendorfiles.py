@@ -50,6 +50,7 @@ import polars as pl
 
 from aurora.errors import DataValidationError
 from aurora.fetch.corporate_actions import CA_SCHEMA, TYPES
+from aurora.reference import read_table
 from aurora.schemas import (
     DIVIDEND_TYPES,
     PRICES_SCHEMA,
@@ -115,17 +116,7 @@ def bar_files(path: Path) -> tuple[Path, list[Path], int]:
 def _load(path: Path, index: int, aliases: Mapping[str, str]) -> pl.DataFrame:
     """A file's table with normalised column names, plus `_file` (`index`) and `_row` (the
     row an error reports: the CSV line, header = line 1; the 1-based Parquet row)."""
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            frame, first = pl.read_csv(path, infer_schema=False), 2
-        elif suffix in (".parquet", ".pq"):
-            frame, first = pl.read_parquet(path), 1
-        else:
-            raise DataValidationError(f"{path}: expected a .csv or .parquet file")
-    except (OSError, pl.exceptions.PolarsError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
-        raise DataValidationError(f"{path}: unreadable ({detail})") from None
+    frame, first = read_table(path)
     renamed: dict[str, str] = {}
     for col in frame.columns:
         key = col.strip().lower().replace(" ", "_").replace("-", "_")
