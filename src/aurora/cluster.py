@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
-from aurora.errors import AuroraError
+from aurora.errors import AuroraError, first_line
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -88,7 +88,7 @@ class DaskRunner:
                                       set_as_default=False)
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(f"cannot reach the Dask scheduler at {self.address}: "
-                                   f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+                                   f"{type(exc).__name__}: {first_line(exc, 200)}"
                                    ) from None
         return self._client
 
@@ -122,7 +122,7 @@ class DaskRunner:
                                f" failed: each worker that ran it died ({exc})") from None
         except FutureCancelledError as exc:
             raise ClusterError(f"{fn.__name__} on {self.address}: a task was cancelled "
-                               f"({str(exc).splitlines()[0][:200]}): the scheduler lost it "
+                               f"({first_line(exc, 200)}): the scheduler lost it "
                                "or the connection to it") from None
         finally:
             client.cancel([*futures, data])

@@ -15,6 +15,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first non-blank line of `exc`'s message, at most `limit` characters (its type's
+    name when the message is blank): what a one-line error quotes of a library's error."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return next((line for line in lines if line), type(exc).__name__)[:limit]
+
+
 class AuroraError(Exception):
     """Base class: a one-line, user-facing failure."""
 

@@ -33,9 +33,7 @@ Contract:
 from __future__ import annotations
 
 import datetime as dt
-import getpass
 import json
-import os
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -43,6 +41,7 @@ from typing import Any
 
 from aurora.atomic import atomic_write_json
 from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.ops.audit import os_user
 from aurora.store import Store, Transaction
 from aurora.store.files import QUARANTINE
 
@@ -328,14 +327,6 @@ def write_quarantine(txn: Transaction, record: QuarantineRecord) -> None:
         return
     atomic_write_json(txn.path(QUARANTINE), record.to_json())
     txn.describe(QUARANTINE, quarantined=len(record.quarantined), released=len(record.released))
-
-
-def os_user() -> str:
-    """The OS user running this process (the uid when it has no name)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid())
 
 
 @dataclass(frozen=True)

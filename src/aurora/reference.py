@@ -33,7 +33,7 @@ from typing import Any
 import polars as pl
 
 from aurora.atomic import atomic_write_parquet, sha256_file
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, first_line
 from aurora.schemas import non_finite
 from aurora.store import Store
 from aurora.store.files import FUNDAMENTALS, SECTOR_MAP
@@ -83,7 +83,7 @@ def read_table(path: Path) -> tuple[pl.DataFrame, int]:
         else:
             raise DataValidationError(f"{path}: expected a .csv or .parquet file")
     except (OSError, pl.exceptions.PolarsError) as exc:
-        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:120]
+        detail = first_line(exc, 120)
         raise DataValidationError(f"{path}: unreadable ({detail})") from None
     return frame, first
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import polars as pl
 
-from aurora.errors import DataValidationError
+from aurora.errors import DataValidationError, first_line
 
 PRICE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close")
 BAR_COLUMNS: tuple[str, ...] = (*PRICE_COLUMNS, "volume")
@@ -243,7 +243,7 @@ def read_table(path: Path, schema: TableSchema, where: str) -> pl.DataFrame:
     try:
         return pl.read_parquet(path)
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         raise DataValidationError(f"{what}: unreadable Parquet ({first})") from None
 
 
@@ -253,7 +253,7 @@ def check_schema(path: Path, schema: TableSchema, what: str) -> None:
     try:
         problems = schema.problems(pl.read_parquet_schema(path))
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         raise DataValidationError(f"{what}: unreadable Parquet ({first})") from None
     if problems:
         more = f" (+{len(problems) - 1} more problem(s))" if len(problems) > 1 else ""

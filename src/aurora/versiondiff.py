@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from aurora.errors import StoreError
+from aurora.errors import StoreError, first_line
 from aurora.store import files
 from aurora.store.datasets import dataset_digest
 
@@ -138,7 +138,7 @@ def diff_views(before: StoreView, after: StoreView) -> VersionDiff:
             columns = pl.DataFrame(schema=COLUMNS_SCHEMA)
             feature_rows = pl.DataFrame(schema=ROWS_SCHEMA)
     except pl.exceptions.PolarsError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 500)
         raise StoreError(f"cannot compare {where}: {first}") from None
     universe = universe_changes(before.universe(), after.universe())
     symbols = pl.concat([symbols.select(SYMBOLS_SCHEMA.keys()), universe]).sort(

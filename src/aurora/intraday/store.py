@@ -34,7 +34,7 @@ from pathlib import Path
 import polars as pl
 
 from aurora.atomic import atomic_write_parquet
-from aurora.errors import ConfigError, DataValidationError, StoreError
+from aurora.errors import ConfigError, DataValidationError, StoreError, first_line
 from aurora.schemas import INTRADAY_SCHEMA, INTRADAY_TABLE, check_schema
 from aurora.store.manifest import Manifest
 from aurora.store.versions import Store, Transaction
@@ -138,6 +138,6 @@ def read_intraday(data_dir: Path, timeframe: str, *, start: dt.date | None = Non
     try:
         frame = scan.collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         raise DataValidationError(f"{store.root}: unreadable Parquet ({first})") from None
     return frame.sort("symbol", "timestamp")

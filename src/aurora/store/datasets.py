@@ -28,7 +28,7 @@ from typing import Literal
 import polars as pl
 
 from aurora.atomic import atomic_write_parquet
-from aurora.errors import DataValidationError, StoreError
+from aurora.errors import DataValidationError, StoreError, first_line
 from aurora.schemas import FEATURES_TABLE, TableSchema, check_schema, sorted_by_key
 from aurora.store.files import FEATURES, FEATURES_DATASET
 from aurora.store.manifest import Manifest
@@ -198,7 +198,7 @@ def read_files(paths: Sequence[Path], where: str, *, start: dt.date | None = Non
     try:
         frame = scan.collect()
     except (OSError, pl.exceptions.PolarsError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        first = first_line(exc)
         raise DataValidationError(f"{where}: unreadable Parquet ({first})") from None
     return frame if len(paths) == 1 or not sort else sorted_by_key(frame)
 

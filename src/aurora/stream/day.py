@@ -55,7 +55,7 @@ import polars as pl
 from aurora.atomic import atomic_write_json
 from aurora.calendar import is_session
 from aurora.config import AuroraConfig
-from aurora.errors import ConfigError
+from aurora.errors import ConfigError, first_line
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.intraday.daily import summarizer
@@ -320,7 +320,7 @@ async def _rank_at_cut(config: AuroraConfig, session: StreamSession, day: dt.dat
         raise  # the journal cannot be written: the session stops
     except Exception as exc:  # any failure: a failed ranking must not lose the day
         log.warning("pre-close prediction of %s failed", day, exc_info=True)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        first = first_line(exc, 300)
         on_alert("preclose_failed", f"the pre-close prediction of {day} failed: {first}")
         return f"failed: {first}"
 

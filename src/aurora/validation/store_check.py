@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 
 from aurora.config import AuroraConfig
-from aurora.errors import DataValidationError, StoreError
+from aurora.errors import DataValidationError, StoreError, first_line
 from aurora.quarantine import QuarantineRecord, read_quarantine
 from aurora.schemas import (
     CORPORATE_ACTIONS_TABLE,
@@ -157,7 +157,7 @@ def _read_parquet(path: Path, findings: list[Finding], name: str | None = None
         return pl.read_parquet(path)
     except Exception as exc:  # any decoder error means the same thing: unusable file
         findings.append(finding("unreadable", f"{name or path.name}: cannot be read as Parquet "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"))
+                                f"({type(exc).__name__}: {first_line(exc, 200)})"))
         return None
 
 
@@ -175,7 +175,7 @@ def _read_prices(base: Path, names: list[str], findings: list[Finding]) -> pl.Da
         return pl.concat(frames, how="vertical_relaxed") if len(frames) > 1 else frames[0]
     except pl.exceptions.PolarsError as exc:
         findings.append(finding("file_schema", f"the prices' parts do not share one schema "
-                                f"({str(exc).splitlines()[0][:160]})"))
+                                f"({first_line(exc)})"))
         return None
 
 
