@@ -44,6 +44,7 @@ from aurora.atomic import (
 from aurora.config import AuroraConfig
 from aurora.errors import ConfigError, DataValidationError
 from aurora.fetch.corporate_actions import conform_actions
+from aurora.fetch.publish import add_default_sector_map, same_rows
 from aurora.fetch.source import PriceSource, stored_source
 from aurora.schemas import (
     CORPORATE_ACTIONS_TABLE,
@@ -56,7 +57,6 @@ from aurora.store.files import (
     FEATURE_FILES,
     FETCH_REPORT,
     QUARANTINE,
-    SECTOR_MAP,
     UNIVERSE,
     VALIDATION,
 )
@@ -152,19 +152,6 @@ def _check_source(store: Store, base: str | None, source: PriceSource,
             f"imported bars only (earlier versions stay in the archive)")
 
 
-def _sector_frame(universe: Universe) -> pl.DataFrame:
-    """The default sector map a fetch adds to a store without one (fetch/publish.py)."""
-    sectors = {**default_sectors(), **dict(universe.sectors)}
-    return pl.DataFrame({"symbol": list(sectors), "sector": list(sectors.values())},
-                        schema={"symbol": pl.String, "sector": pl.String}).sort("symbol")
-
-
-def _same(a: pl.DataFrame, b: pl.DataFrame, key: list[str]) -> bool:
-    if set(a.columns) != set(b.columns) or a.height != b.height:
-        return False
-    return a.sort(key).equals(b.select(a.columns).sort(key))
-
-
 def _unchanged(store: Store, base: str | None, prices: pl.DataFrame, actions: pl.DataFrame,
                universe: Universe, source: PriceSource) -> bool:
     """True when `base` already holds these bars and actions from this source and universe."""
@@ -175,7 +162,7 @@ def _unchanged(store: Store, base: str | None, prices: pl.DataFrame, actions: pl
     if (entry is None or entry.meta("source_url") != source.url
             or entry.meta("adjustment") != "raw" or store.universe(base) != universe.record()):
         return False
-    if not _same(read_prices(store, base), prices, ["symbol", "date"]):
+    if not same_rows(read_prices(store, base), prices, ["symbol", "date"]):
         return False
     stored_actions = store.verified_path(CORPORATE_ACTIONS, base)
     if stored_actions is None:
@@ -183,7 +170,7 @@ def _unchanged(store: Store, base: str | None, prices: pl.DataFrame, actions: pl
     if manifest.files[CORPORATE_ACTIONS].meta("stale", False):
         return False
     old = read_table(stored_actions, CORPORATE_ACTIONS_TABLE, f"version {base}")
-    return _same(conform_actions(old), conform_actions(actions), ["id"])
+    return same_rows(conform_actions(old), conform_actions(actions), ["id"])
 
 
 def _publish(store: Store, base: str | None, *, prices: pl.DataFrame, actions: pl.DataFrame,
@@ -204,10 +191,7 @@ def _publish(store: Store, base: str | None, *, prices: pl.DataFrame, actions: p
         # quarantine record with prices that fetch did not produce.
         for name in (*FEATURE_FILES, FETCH_REPORT, QUARANTINE):
             txn.remove(name)
-        if store.file_path(SECTOR_MAP, base) is None:
-            sectors = _sector_frame(universe)
-            atomic_write_parquet(txn.path(SECTOR_MAP), sectors)
-            txn.describe(SECTOR_MAP, rows=sectors.height, source="default")
+        add_default_sector_map(txn, store, base, universe)
     version = store.current_version()
     assert version is not None
     return version

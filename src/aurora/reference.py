@@ -67,7 +67,7 @@ class ImportResult:
         return lines
 
 
-def read_table(path: Path) -> tuple[pl.DataFrame, int]:
+def read_user_table(path: Path) -> tuple[pl.DataFrame, int]:
     """A user's CSV (every column as text) or Parquet file, and the number to add to a
     0-based row index to get the row an error reports (the CSV line, header = line 1; the
     1-based Parquet row). A missing, unreadable or other file raises DataValidationError
@@ -89,8 +89,8 @@ def read_table(path: Path) -> tuple[pl.DataFrame, int]:
 
 
 def _read(path: Path) -> tuple[pl.DataFrame, int]:
-    """`read_table` with the reference tables' column names (`_ALIASES`), not empty."""
-    frame, first = read_table(path)
+    """`read_user_table` with the reference tables' column names (`_ALIASES`), not empty."""
+    frame, first = read_user_table(path)
     renamed: dict[str, str] = {}
     for col in frame.columns:
         key = col.strip().lower()

@@ -50,7 +50,7 @@ import polars as pl
 
 from aurora.errors import DataValidationError
 from aurora.fetch.corporate_actions import CA_SCHEMA, TYPES
-from aurora.reference import read_table
+from aurora.reference import read_user_table
 from aurora.schemas import (
     DIVIDEND_TYPES,
     PRICES_SCHEMA,
@@ -116,7 +116,7 @@ def bar_files(path: Path) -> tuple[Path, list[Path], int]:
 def _load(path: Path, index: int, aliases: Mapping[str, str]) -> pl.DataFrame:
     """A file's table with normalised column names, plus `_file` (`index`) and `_row` (the
     row an error reports: the CSV line, header = line 1; the 1-based Parquet row)."""
-    frame, first = read_table(path)
+    frame, first = read_user_table(path)
     renamed: dict[str, str] = {}
     for col in frame.columns:
         key = col.strip().lower().replace(" ", "_").replace("-", "_")

@@ -34,7 +34,7 @@ from aurora.fetch.corporate_actions import CA_SCHEMA, conform_actions
 from aurora.fetch.source import PriceSource, stored_source
 from aurora.quarantine import QuarantineRecord, write_quarantine
 from aurora.schemas import CORPORATE_ACTIONS_TABLE, read_table
-from aurora.store import Store, UniverseRecord
+from aurora.store import Store, Transaction, UniverseRecord
 from aurora.store.bars import read_prices, write_prices
 from aurora.store.files import (
     CORPORATE_ACTIONS,
@@ -116,7 +116,8 @@ def load_stored(store: Store, source: PriceSource, *, new_history: bool = False)
     return out
 
 
-def _same_rows(a: pl.DataFrame, b: pl.DataFrame, key: list[str]) -> bool:
+def same_rows(a: pl.DataFrame, b: pl.DataFrame, key: list[str]) -> bool:
+    """True when a and b hold the same rows (any order; columns by name), keyed by `key`."""
     if set(a.columns) != set(b.columns) or a.height != b.height:
         return False
     return a.sort(key).equals(b.select(a.columns).sort(key))
@@ -135,16 +136,21 @@ def unchanged(stored: Stored, *, prices: pl.DataFrame, actions: pl.DataFrame,
             k: prices_meta.get(k) for k in _SIGNATURE}:
         return False
     old_actions = stored.actions if stored.actions is not None else pl.DataFrame(schema=CA_SCHEMA)
-    return (_same_rows(stored.prices, prices, ["symbol", "date"])
-            and _same_rows(conform_actions(old_actions), conform_actions(actions), ["id"]))
+    return (same_rows(stored.prices, prices, ["symbol", "date"])
+            and same_rows(conform_actions(old_actions), conform_actions(actions), ["id"]))
 
 
-def _sector_frame(universe: Universe) -> pl.DataFrame:
+def add_default_sector_map(txn: Transaction, store: Store, base: str | None,
+                           universe: Universe) -> None:
+    """Write Aurora's default sector map (the universe's own sectors first) into a new
+    version whose base has no sector map."""
+    if store.file_path(SECTOR_MAP, base) is not None:
+        return
     sectors = {**default_sectors(), **dict(universe.sectors)}
-    return pl.DataFrame(
-        {"symbol": list(sectors), "sector": list(sectors.values())},
-        schema={"symbol": pl.String, "sector": pl.String},
-    ).sort("symbol")
+    frame = pl.DataFrame({"symbol": list(sectors), "sector": list(sectors.values())},
+                         schema={"symbol": pl.String, "sector": pl.String}).sort("symbol")
+    atomic_write_parquet(txn.path(SECTOR_MAP), frame)
+    txn.describe(SECTOR_MAP, rows=frame.height, source="default")
 
 
 def publish_fetch(
@@ -197,10 +203,7 @@ StoreError, publishing nothing, when `latest` no longer is
         # built from the old prices, so they are left out until the next build.
         for name in FEATURE_FILES:
             txn.remove(name)
-        if store.file_path(SECTOR_MAP, base_version) is None:
-            sectors = _sector_frame(universe)
-            atomic_write_parquet(txn.path(SECTOR_MAP), sectors)
-            txn.describe(SECTOR_MAP, rows=sectors.height, source="default")
+        add_default_sector_map(txn, store, base_version, universe)
     version = store.current_version()
     assert version is not None
     return version
