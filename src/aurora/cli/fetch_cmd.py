@@ -3,6 +3,7 @@ library)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,7 +24,8 @@ from aurora.cli.common import (
 )
 from aurora.cli.progress import progress_bars
 from aurora.errors import ConfigError
-from aurora.reference import import_fundamentals, import_sector_map
+from aurora.reference import ImportResult, import_fundamentals, import_sector_map
+from aurora.store import Store
 from aurora.universe import resolve_universe
 
 _FEEDS = ("iex", "sip")
@@ -39,6 +41,18 @@ def _choice(value: str | None, flag: str, allowed: tuple[str, ...]) -> str | Non
     if value is not None and value not in allowed:
         raise ConfigError(f"{flag} {value!r}: expected one of {', '.join(allowed)}")
     return value
+
+
+def _import_reference(ctx: typer.Context, file: Path, data_dir: str | None,
+                      config: str | None, importer: Callable[[Store, Path], ImportResult]
+                      ) -> None:
+    """One reference import (`aurora import sector-map` or `fundamentals`) as a recorded run."""
+    cfg = make_config(config, data_dir=data_dir)
+    with command_run(ctx, "import", cfg, config_file=config, reads=[file]) as run, \
+            run.stage("import"):
+        result = importer(run.store, file)
+        run.add(rows=result.rows, symbols=result.symbols)
+    print_lines(result.summary_lines())
 
 
 def register(app: typer.Typer) -> None:
@@ -116,12 +130,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Import a sector map into data/latest/sector_map.parquet."""
-        cfg = make_config(config, data_dir=data_dir)
-        with command_run(ctx, "import", cfg, config_file=config, reads=[file]) as run, \
-                run.stage("import"):
-            result = import_sector_map(run.store, file)
-            run.add(rows=result.rows, symbols=result.symbols)
-        print_lines(result.summary_lines())
+        _import_reference(ctx, file, data_dir, config, import_sector_map)
 
     @import_app.command("fundamentals")
     def fundamentals(
@@ -132,12 +141,7 @@ def register(app: typer.Typer) -> None:
         config: ConfigOption = None,
     ) -> None:
         """Import point-in-time fundamentals into data/latest/fundamentals.parquet."""
-        cfg = make_config(config, data_dir=data_dir)
-        with command_run(ctx, "import", cfg, config_file=config, reads=[file]) as run, \
-                run.stage("import"):
-            result = import_fundamentals(run.store, file)
-            run.add(rows=result.rows, symbols=result.symbols)
-        print_lines(result.summary_lines())
+        _import_reference(ctx, file, data_dir, config, import_fundamentals)
 
     @import_app.command("bars")
     def bars(
