@@ -13,7 +13,7 @@ from fetch_fakeapi import KEY, SECRET, FakeAlpaca, bar_time, make_bars
 from aurora.errors import CredentialsError
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.outcomes import RequestRejected, RetriesExhausted
-from aurora.fetch.pages import check_timeframe, session_window
+from aurora.fetch.pages import check_timeframe, rfc3339, session_window
 from aurora.fetch.ratelimit import RateLimiter
 from aurora.retry import RetryPolicy
 
@@ -268,3 +268,31 @@ def test_session_window_stays_out_of_the_last_15_minutes_of_sip():
     assert session_window(day, day, not_after=evening)[1] == "2024-07-01T21:30:00Z"
     too_early = dt.datetime(2024, 7, 1, 1, 0, tzinfo=dt.UTC)
     assert session_window(day, day, not_after=too_early)[1] == "2024-07-01T04:00:00Z"
+
+
+@pytest.mark.parametrize("retry_after", ["12", "HTTP-DATE"])
+def test_429_without_reset_header_honours_retry_after(clock, retry_after):
+    import email.utils
+
+    api = FakeAlpaca(make_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)))
+    if retry_after == "HTTP-DATE":
+        retry_after = email.utils.formatdate(clock.now + 12, usegmt=True)
+    api.faults.append(httpx.Response(429, json={"message": "slow down"},
+                                     headers={"Retry-After": retry_after}))
+    with client_for(api, clock) as client:
+        assert client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)).height == 4
+        assert client.stats.rate_limited == 1
+        assert client.limiter.waited_seconds == pytest.approx(12.0, abs=1.0)
+
+
+def test_a_stream_fill_of_sip_minutes_asks_up_to_the_minute_it_was_given(clock):
+    """The free plan's 15-minute SIP delay caps a session window, not a stream's fill: a
+    plan that streams SIP serves its recent minutes (the contract's plan table)."""
+    api = FakeAlpaca({})
+    now = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
+    first, last = now - dt.timedelta(minutes=5), now - dt.timedelta(minutes=1)
+    with client_for(api, clock) as client:
+        client.get_bars(["AAA"], first.date(), first.date(), timeframe="1Min",
+                        adjustment="raw", feed="sip", between=(first, last))
+    sent = api.log[0][1]
+    assert (sent["start"], sent["end"]) == (rfc3339(first), rfc3339(last))

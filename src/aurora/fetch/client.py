@@ -22,9 +22,11 @@ Contract:
   endpoints, such as corporate actions and assets); callers may add a `Deadline`
   (`aurora.deadline`) per call or for the whole client. No request, rate-limit wait or
   backoff is begun that would end past the earliest deadline: `DeadlineExceeded` instead.
-- Rate limit: `RateLimiter` paces the requests. One request (one page, every attempt) waits
-  at most `max_rate_limit_wait_seconds` on it in all, else `RateLimitWaitExceeded`; each
-  wait of 5 s or more is logged as a warning while it happens.
+- Rate limit: `RateLimiter` paces the requests. A 429 holds the next request until its
+  `X-RateLimit-Reset`, else for its `Retry-After`, else for the retry policy's backoff. One
+  request (one page, every attempt) waits at most `max_rate_limit_wait_seconds` on it in
+  all, else `RateLimitWaitExceeded`; each wait of 5 s or more is logged as a warning while
+  it happens.
 - Body: `get_json` takes a JSON object by default, or an array when the caller asks for
   one (`expect="array"`, e.g. the trading API's `/v2/assets`); any other 2xx body is
   malformed.
@@ -364,11 +366,12 @@ class AlpacaBarsClient:
             self.stats.add(rate_limited=1)
             waits.limited += 1
             waits.last_limited = True
-            if not self.limiter.block_until_reset(answer.headers,
-                                                  why="HTTP 429, until X-RateLimit-Reset"):
+            if not (self.limiter.block_until_reset(answer.headers,
+                                                   why="HTTP 429, until X-RateLimit-Reset")
+                    or self.limiter.block_after(answer.headers)):
                 self.limiter.block_for(self.policy.backoff(retries),
-                                       why="HTTP 429 without a usable X-RateLimit-Reset, "
-                                           "backing off")
+                                       why="HTTP 429 without a usable X-RateLimit-Reset or "
+                                           "Retry-After, backing off")
             raise TransientFailure("HTTP 429 (rate limit)", backoff=False)
         message = self._message(answer)
         if outcome is Outcome.CREDENTIALS and "subscription" not in message.lower():
@@ -420,11 +423,12 @@ class AlpacaBarsClient:
         if not symbols:
             raise ValueError("no symbols to request")
         check_timeframe(timeframe)
+        # a free plan refuses SIP data of the last 15 minutes; a stream's fill (`between`) is
+        # on the stream's own feed, which a plan that streams it serves without that delay
         recent = dt.datetime.now(dt.UTC) - RECENT_SIP_DELAY if feed == "sip" else None
         start_s, end_s = session_window(start, end, not_after=recent)
         if between is not None:
-            last = between[1] if recent is None else max(min(between[1], recent), between[0])
-            start_s, end_s = rfc3339(between[0]), rfc3339(last)
+            start_s, end_s = rfc3339(between[0]), rfc3339(between[1])
         params: dict[str, Any] = {
             "symbols": ",".join(symbols),
             "timeframe": timeframe,

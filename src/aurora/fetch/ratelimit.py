@@ -30,6 +30,7 @@ Contract:
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import json
 import logging
 import threading
@@ -158,6 +159,31 @@ class RateLimiter:
         if reset - now > MAX_BLOCK_SECONDS:
             return False
         self._block(max(reset, now) + _RESET_SLACK, why)
+        return True
+
+    def block_after(self, headers: Mapping[str, str], *,
+                    why: str = "HTTP 429, for its Retry-After") -> bool:
+        """Block the next request for a 429's `Retry-After` (seconds, or an HTTP date); False
+        when it is unusable (missing, unparsable, in the past or more than
+        `MAX_BLOCK_SECONDS` away). Alpaca documents no Retry-After, but a server that sends
+        one means it."""
+        raw = headers.get("retry-after")
+        if raw is None:
+            return False
+        now = self._clock()
+        try:
+            seconds = float(raw)
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(raw)
+            except (TypeError, ValueError):
+                return False
+            if when.tzinfo is None:
+                return False
+            seconds = when.timestamp() - now
+        if not 0 <= seconds <= MAX_BLOCK_SECONDS:
+            return False
+        self._block(now + seconds, why)
         return True
 
     def block_for(self, seconds: float, *, why: str = "backing off") -> None:
