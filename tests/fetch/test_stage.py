@@ -315,3 +315,38 @@ def test_a_version_published_meanwhile_is_never_reverted(data_dir, clock):
                      transport=httpx.MockTransport(handler))
     assert Store(data_dir).current_version() == raced[0]
     assert Store(data_dir).file_path("note.txt") is not None
+
+
+class ProcessDateAlpaca(FakeAlpaca):
+    """Answers /v1/corporate-actions as the contract says: `start`..`end` matched against
+    each action's process_date."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/corporate-actions" or self.faults:
+            return super().__call__(request)
+        params = dict(request.url.params)
+        self.log.append((request.url.path, params))
+        chosen = {kind: [a for a in rows
+                         if params["start"] <= a["process_date"] <= params["end"]]
+                  for kind, rows in self.actions.items()}
+        return httpx.Response(200, json={"corporate_actions": chosen,
+                                         "next_page_token": None})
+
+
+def test_a_dividend_processed_after_the_fetch_end_is_kept_when_it_went_ex_before_it(
+        data_dir, clock):
+    """A cash dividend's process_date can be its payable date: one ex on 2024-02-27 and
+    processed on 2024-03-12 belongs to a fetch ending 2024-02-29 (its ex-date drop is in
+    those bars); one ex on 2024-03-05 does not, yet."""
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    dividend = {"symbol": "AAA", "rate": 0.5, "special": False, "foreign": False,
+                "cusip": "X"}
+    api = ProcessDateAlpaca(bars, actions={"cash_dividends": [
+        dividend | {"id": "d1", "ex_date": "2024-02-27", "process_date": "2024-03-12"},
+        dividend | {"id": "d2", "ex_date": "2024-03-05", "process_date": "2024-03-20"}]})
+    run(data_dir, api, clock)
+    store = Store(data_dir)
+    actions = pl.read_parquet(store.file_path("corporate_actions.parquet"))
+    assert actions["id"].to_list() == ["d1"]
+    asked = [p for path, p in api.log if path == "/v1/corporate-actions"]
+    assert asked and all(p["end"] >= "2024-03-20" for p in asked)

@@ -111,6 +111,10 @@ from aurora.universe import Universe, UniverseLike, as_universe, resolve_univers
 from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
 
 ACTIONS_LOOKBACK_DAYS = 92
+# Alpaca matches the actions' dates on process_date, which for a cash dividend can be its
+# payable date, weeks after the ex-date: the query reaches this far past the fetch's end
+# and keeps the actions whose ex-date is within it.
+ACTIONS_PROCESSED_AFTER_DAYS = 92
 
 
 def default_window(config: AuroraConfig, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
@@ -338,9 +342,12 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     Symbols fetched in full, restated or reconciled (every symbol when the stored actions
     are missing or stale) get their actions over the whole history; the others from the
     start of their window or a quarter back, whichever is earlier: actions can be
-    published late. Each request group has the request-group deadline and the whole
-    fetch's `deadline`; the latter passing raises DeadlineExceeded (the run is out of
-    time), a group's own deadline passing is an endpoint failure like any other.
+    published late. The query reaches `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end
+    (matched on process_date, which can follow the ex-date by weeks) and keeps the actions
+    whose ex-date is at most the plan's end. Each request group has the request-group
+    deadline and the whole fetch's `deadline`; the latter passing raises DeadlineExceeded
+    (the run is out of time), a group's own deadline passing is an endpoint failure like
+    any other.
     """
     deep = {*plan.symbols("full"), *plan.symbols("reconcile"), *restated}
     if stored.actions is None or stored.actions_stale:
@@ -355,9 +362,10 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     try:
         for members, first in groups:
             if members:
-                frames.append(fetch_corporate_actions(client, members, first, plan.end,
-                                                      batch_size=fc.batch_size,
-                                                      deadline=deadline))
+                frames.append(fetch_corporate_actions(
+                    client, members, first,
+                    plan.end + dt.timedelta(days=ACTIONS_PROCESSED_AFTER_DAYS),
+                    batch_size=fc.batch_size, deadline=deadline))
     except CredentialsError:
         raise
     except FetchError as exc:
@@ -366,6 +374,7 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             raise  # the whole fetch is out of time: not an outage of the endpoint
         return None, str(exc)
     merged = pl.concat(frames) if frames else empty_actions()
+    merged = merged.filter(pl.col("ex_date") <= plan.end)  # not yet in effect: a later fetch
     return merged.unique("id", keep="first", maintain_order=True), None
 
 
