@@ -41,6 +41,16 @@ def test_trading_url_from_the_sdk_variable_checked_like_data_url(tmp_path: Path)
                                "start with http:// or https://")
 
 
+@pytest.mark.parametrize("url", ["https://data.alpaca.markets/v2",
+                                 "https://data.alpaca.markets/v1beta1/"])
+def test_a_url_with_an_api_version_is_refused_not_doubled(url):
+    """Aurora adds /v2/stocks/bars itself: a data_url ending in /v2 would ask /v2/v2/..."""
+    with pytest.raises(ConfigError) as info:
+        load_config(env={"APCA_API_DATA_URL": url})
+    assert str(info.value).startswith("environment variable APCA_API_DATA_URL: "
+                                      "alpaca.data_url: must not end in an API version")
+
+
 def test_bad_value_names_source_and_setting(tmp_path: Path):
     toml = tmp_path / "aurora.toml"
     toml.write_text("[fetch]\nbatch_size = 0\n")

@@ -37,7 +37,11 @@ class AlpacaConfig(Section):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        if re.search(r"/v\d+(beta\d*)?$", value):
+            raise ValueError("must not end in an API version (/v2): Aurora adds it to each "
+                             "path (e.g. https://data.alpaca.markets)")
+        return value
 
     def require_credentials(self) -> tuple[str, str]:
         """Both credentials, or CredentialsError naming the missing variables, or the one
