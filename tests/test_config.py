@@ -41,14 +41,17 @@ def test_trading_url_from_the_sdk_variable_checked_like_data_url(tmp_path: Path)
                                "start with http:// or https://")
 
 
-@pytest.mark.parametrize("url", ["https://data.alpaca.markets/v2",
-                                 "https://data.alpaca.markets/v1beta1/"])
-def test_a_url_with_an_api_version_is_refused_not_doubled(url):
-    """Aurora adds /v2/stocks/bars itself: a data_url ending in /v2 would ask /v2/v2/..."""
-    with pytest.raises(ConfigError) as info:
-        load_config(env={"APCA_API_DATA_URL": url})
-    assert str(info.value).startswith("environment variable APCA_API_DATA_URL: "
-                                      "alpaca.data_url: must not end in an API version")
+@pytest.mark.parametrize(("url", "host"), [
+    ("https://data.alpaca.markets/v2", "https://data.alpaca.markets"),
+    ("https://paper-api.alpaca.markets/V2/", "https://paper-api.alpaca.markets"),
+    ("https://data.alpaca.markets/v1beta1/", "https://data.alpaca.markets"),
+    ("https://proxy.example/alpaca/v2", "https://proxy.example/alpaca"),
+    ("https://v2", "https://v2"),  # a host, not a version
+])
+def test_an_api_version_at_the_end_of_a_url_is_dropped_not_doubled(url, host):
+    """Aurora adds /v2/stocks/bars itself: a URL copied with /v2 would ask /v2/v2/..."""
+    cfg = load_config(env={"APCA_API_DATA_URL": url, "APCA_API_BASE_URL": url})
+    assert cfg.alpaca.data_url == cfg.alpaca.base_url == host
 
 
 def test_bad_value_names_source_and_setting(tmp_path: Path):

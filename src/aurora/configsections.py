@@ -8,6 +8,7 @@ import datetime as dt
 import re
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -37,11 +38,11 @@ class AlpacaConfig(Section):
     def _url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        value = value.rstrip("/")
-        if re.search(r"/v\d+(beta\d*)?$", value):
-            raise ValueError("must not end in an API version (/v2): Aurora adds it to each "
-                             "path (e.g. https://data.alpaca.markets)")
-        return value
+        # the host alone: Aurora adds the version to each path, and a URL copied with it
+        # (https://paper-api.alpaca.markets/v2) would ask /v2/v2/...
+        url = urlsplit(value.rstrip("/"))
+        path = re.sub(r"/v\d+(beta\d*)?$", "", url.path, flags=re.IGNORECASE)
+        return url._replace(path=path).geturl()
 
     def require_credentials(self) -> tuple[str, str]:
         """Both credentials, or CredentialsError naming the missing variables, or the one

@@ -285,6 +285,15 @@ def test_429_without_reset_header_honours_retry_after(clock, retry_after):
         assert client.limiter.waited_seconds == pytest.approx(12.0, abs=1.0)
 
 
+def test_a_retry_after_of_zero_backs_off_instead_of_retrying_at_once(clock):
+    api = FakeAlpaca(make_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)))
+    api.faults += [httpx.Response(429, json={"message": "slow down"},
+                                  headers={"Retry-After": "0"})] * 2
+    with client_for(api, clock) as client:
+        assert client.get_bars(["AAA"], D(2024, 1, 2), D(2024, 1, 5)).height == 4
+    assert len(clock.slept) == 2 and all(w >= 0.25 for w in clock.slept)
+
+
 def test_a_stream_fill_of_sip_minutes_asks_up_to_the_minute_it_was_given(clock):
     """The free plan's 15-minute SIP delay caps a session window, not a stream's fill: a
     plan that streams SIP serves its recent minutes (the contract's plan table)."""

@@ -337,16 +337,18 @@ def test_a_dividend_processed_after_the_fetch_end_is_kept_when_it_went_ex_before
         data_dir, clock):
     """A cash dividend's process_date can be its payable date: one ex on 2024-02-27 and
     processed on 2024-03-12 belongs to a fetch ending 2024-02-29 (its ex-date drop is in
-    those bars); one ex on 2024-03-05 does not, yet."""
+    those bars), and so does one going ex on the next session, 2024-03-01 (the pre-close
+    prediction of that day applies it); one ex on 2024-03-05 does not, yet."""
     bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
     dividend = {"symbol": "AAA", "rate": 0.5, "special": False, "foreign": False,
                 "cusip": "X"}
     api = ProcessDateAlpaca(bars, actions={"cash_dividends": [
         dividend | {"id": "d1", "ex_date": "2024-02-27", "process_date": "2024-03-12"},
-        dividend | {"id": "d2", "ex_date": "2024-03-05", "process_date": "2024-03-20"}]})
+        dividend | {"id": "d2", "ex_date": "2024-03-05", "process_date": "2024-03-20"},
+        dividend | {"id": "d3", "ex_date": "2024-03-01", "process_date": "2024-03-01"}]})
     run(data_dir, api, clock)
     store = Store(data_dir)
     actions = pl.read_parquet(store.file_path("corporate_actions.parquet"))
-    assert actions["id"].to_list() == ["d1"]
+    assert sorted(actions["id"].to_list()) == ["d1", "d3"]
     asked = [p for path, p in api.log if path == "/v1/corporate-actions"]
     assert asked and all(p["end"] >= "2024-03-20" for p in asked)

@@ -230,3 +230,15 @@ def test_the_rest_filler_asks_in_batches_for_the_window_it_was_given():
     calls.clear()
     assert fill(dt.datetime(2024, 3, 1, 15, 10, tzinfo=utc),
                 dt.datetime(2024, 3, 1, 15, 9, tzinfo=utc)) == [] and calls == []
+
+
+@pytest.mark.parametrize(("url", "feed"), [
+    ("wss://stream.data.alpaca.markets/v2/iex", "iex"),
+    ("wss://stream.data.alpaca.markets/v2/sip/", "sip"),
+    ("wss://stream.data.alpaca.markets/v2/delayed_sip", "delayed_sip"),
+    ("ws://127.0.0.1:9000/stream", "sip"),  # no feed in the URL: the configured one
+])
+def test_a_streams_rest_fills_ask_the_feed_it_streams(url, feed):
+    from aurora.stream.day import stream_feed
+
+    assert stream_feed(url, "sip") == feed

@@ -5,7 +5,8 @@ Contract:
   window (the margin absorbs clock and latency differences with the server's window).
 - Server hints: after each response, `observe(headers)` reads `X-RateLimit-Remaining` and
   `X-RateLimit-Reset` (UNIX epoch seconds); when nothing remains, the next request waits
-  until the reset instant. A 429 calls `block_until_reset` / `block_for` and the wait happens
+  until the reset instant. A 429 calls `block_until_reset`, else `block_after` (its
+  `Retry-After`), else `block_for` (a backoff), and the wait happens
   in the next `acquire`, so every rate-limit wait is counted in `waited_seconds`. A reset
   more than `MAX_BLOCK_SECONDS` (300) away is not trusted, and `block_for` never blocks
   longer than that.
@@ -164,7 +165,7 @@ class RateLimiter:
     def block_after(self, headers: Mapping[str, str], *,
                     why: str = "HTTP 429, for its Retry-After") -> bool:
         """Block the next request for a 429's `Retry-After` (seconds, or an HTTP date); False
-        when it is unusable (missing, unparsable, in the past or more than
+        when it is unusable (missing, unparsable, not in the future or more than
         `MAX_BLOCK_SECONDS` away). Alpaca documents no Retry-After, but a server that sends
         one means it."""
         raw = headers.get("retry-after")
@@ -181,7 +182,7 @@ class RateLimiter:
             if when.tzinfo is None:
                 return False
             seconds = when.timestamp() - now
-        if not 0 <= seconds <= MAX_BLOCK_SECONDS:
+        if not 0 < seconds <= MAX_BLOCK_SECONDS:  # 0 would retry at once: back off instead
             return False
         self._block(now + seconds, why)
         return True

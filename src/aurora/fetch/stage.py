@@ -75,7 +75,7 @@ import httpx
 import polars as pl
 
 from aurora.atomic import atomic_write_json
-from aurora.calendar import last_completed_session, sessions
+from aurora.calendar import last_completed_session, next_session, sessions
 from aurora.config import AuroraConfig, FetchConfig
 from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import ConfigError, CredentialsError, FetchError
@@ -113,7 +113,7 @@ from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inacti
 ACTIONS_LOOKBACK_DAYS = 92
 # Alpaca matches the actions' dates on process_date, which for a cash dividend can be its
 # payable date, weeks after the ex-date: the query reaches this far past the fetch's end
-# and keeps the actions whose ex-date is within it.
+# and keeps the actions in effect by the session after it.
 ACTIONS_PROCESSED_AFTER_DAYS = 92
 
 
@@ -344,7 +344,8 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     start of their window or a quarter back, whichever is earlier: actions can be
     published late. The query reaches `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end
     (matched on process_date, which can follow the ex-date by weeks) and keeps the actions
-    whose ex-date is at most the plan's end. Each request group has the request-group
+    whose ex-date is at most the session after the plan's end (a split going ex today is
+    what the pre-close prediction applies). Each request group has the request-group
     deadline and the whole fetch's `deadline`; the latter passing raises DeadlineExceeded
     (the run is out of time), a group's own deadline passing is an endpoint failure like
     any other.
@@ -374,7 +375,9 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             raise  # the whole fetch is out of time: not an outage of the endpoint
         return None, str(exc)
     merged = pl.concat(frames) if frames else empty_actions()
-    merged = merged.filter(pl.col("ex_date") <= plan.end)  # not yet in effect: a later fetch
+    # in effect by the next session (the pre-close prediction applies those); later ones
+    # are left to a later fetch
+    merged = merged.filter(pl.col("ex_date") <= next_session(plan.end))
     return merged.unique("id", keep="first", maintain_order=True), None
 
 

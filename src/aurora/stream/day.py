@@ -47,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -179,6 +180,14 @@ def _day_of(stem: str) -> dt.date | None:
         return None
 
 
+def stream_feed(url: str, default: str) -> str:
+    """The feed a stream URL ends in (`.../v2/iex`: iex, sip or delayed_sip), else
+    `default`: a stream's REST fills ask its own feed (a free plan streaming IEX would be
+    refused the recent minutes of SIP)."""
+    last = urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1]
+    return last if last in ("iex", "sip", "delayed_sip") else default
+
+
 def rest_filler(client: AlpacaBarsClient, symbols: list[str], day: dt.date, feed: str,
                 batch_size: int = 50) -> Callable[[dt.datetime | None, dt.datetime], list[dict]]:
     """`fill_gap` for `StreamSession`: the 1Min bars from the last UPDATE_MINUTES minutes
@@ -232,7 +241,8 @@ def run_stream_day(
     symbols = list(dict.fromkeys(chosen.symbols))
     sc, fc = config.stream, config.fetch
     end_at = dt.datetime.combine(day, sc.end_time, NEW_YORK)
-    settings = StreamSettings(sc.url.format(feed=fc.feed), key, secret, tuple(symbols),
+    url = sc.url.format(feed=fc.feed)
+    settings = StreamSettings(url, key, secret, tuple(symbols),
                               use_msgpack=sc.use_msgpack, watchdog_seconds=sc.watchdog_seconds,
                               symbol_silence_minutes=sc.symbol_silence_minutes)
     limiter = RateLimiter(fc.rate_limit_per_minute, state_path=main.state_dir / "ratelimit.json")
@@ -241,8 +251,9 @@ def run_stream_day(
         settings, journal_for(config.data_dir, day),
         backoff=Backoff(base=sc.backoff_base_seconds, cap=sc.backoff_max_seconds,
                         rng=rng or random.Random()),
-        on_alert=on_alert, fill_gap=rest_filler(client, symbols, day, fc.feed,
-                                                          fc.batch_size), day=day)
+        on_alert=on_alert, fill_gap=rest_filler(client, symbols, day,
+                                                 stream_feed(url, fc.feed), fc.batch_size),
+        day=day)
 
     # a past session ends by its bars alone (a replay), or once the server streams a later
     # day (Alpaca's live stream): what it lacks is then filled over REST at the end
