@@ -352,3 +352,28 @@ def test_a_dividend_processed_after_the_fetch_end_is_kept_when_it_went_ex_before
     assert sorted(actions["id"].to_list()) == ["d1", "d3"]
     asked = [p for path, p in api.log if path == "/v1/corporate-actions"]
     assert asked and all(p["end"] >= "2024-03-20" for p in asked)
+
+
+def test_a_server_refusing_actions_processed_in_the_future_is_asked_up_to_the_end(
+        data_dir, clock, caplog):
+    """A server that answers 422 to an `end` after its today still gets the actions
+    processed within the fetch's window: the fetch publishes, with a warning."""
+
+    class NoFuture(ProcessDateAlpaca):
+        def __call__(self, request: httpx.Request) -> httpx.Response:
+            if (request.url.path == "/v1/corporate-actions"
+                    and request.url.params["end"] > "2024-03-01"):
+                self.log.append((request.url.path, dict(request.url.params)))
+                return httpx.Response(422, json={"message": "end is in the future"})
+            return super().__call__(request)
+
+    caplog.set_level(logging.WARNING, logger="aurora.fetch.stage")
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = NoFuture(bars, actions={"cash_dividends": [
+        {"id": "d1", "symbol": "AAA", "rate": 0.5, "special": False, "foreign": False,
+         "cusip": "X", "ex_date": "2024-02-08", "process_date": "2024-02-10"}]})
+    report = run(data_dir, api, clock)
+    assert report.version
+    actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+    assert actions["id"].to_list() == ["d1"]
+    assert any("were refused" in r.getMessage() for r in caplog.records)

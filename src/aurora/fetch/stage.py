@@ -68,6 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -97,6 +98,7 @@ from aurora.fetch.corporate_actions import (
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, plan_fetch
 from aurora.fetch.merged import merge_fetched, validate_merged
+from aurora.fetch.outcomes import RequestRejected
 from aurora.fetch.publish import Stored, load_stored, publish_fetch, unchanged
 from aurora.fetch.quarantine import FetchQuarantine
 from aurora.fetch.ratelimit import RateLimiter
@@ -109,6 +111,8 @@ from aurora.redaction import redact_url
 from aurora.store import Store
 from aurora.universe import Universe, UniverseLike, as_universe, resolve_universe
 from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
+
+log = logging.getLogger(__name__)
 
 ACTIONS_LOOKBACK_DAYS = 92
 # Alpaca matches the actions' dates on process_date, which for a cash dividend can be its
@@ -363,10 +367,8 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     try:
         for members, first in groups:
             if members:
-                frames.append(fetch_corporate_actions(
-                    client, members, first,
-                    plan.end + dt.timedelta(days=ACTIONS_PROCESSED_AFTER_DAYS),
-                    batch_size=fc.batch_size, deadline=deadline))
+                frames.append(_actions_processed_by(client, members, first, plan.end, fc,
+                                                    deadline))
     except CredentialsError:
         raise
     except FetchError as exc:
@@ -379,6 +381,23 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     # are left to a later fetch
     merged = merged.filter(pl.col("ex_date") <= next_session(plan.end))
     return merged.unique("id", keep="first", maintain_order=True), None
+
+
+def _actions_processed_by(client: AlpacaBarsClient, symbols: list[str], first: dt.date,
+                          end: dt.date, fc: FetchConfig, deadline: Deadline) -> pl.DataFrame:
+    """The actions of `symbols` processed from `first` to `ACTIONS_PROCESSED_AFTER_DAYS`
+    past `end`; a server that refuses that window (400/422: an `end` in the future, say) is
+    asked up to `end` instead, with a warning."""
+    later = end + dt.timedelta(days=ACTIONS_PROCESSED_AFTER_DAYS)
+    try:
+        return fetch_corporate_actions(client, symbols, first, later,
+                                       batch_size=fc.batch_size, deadline=deadline)
+    except RequestRejected as exc:
+        log.warning("corporate actions processed up to %s were refused (%s); asking up to "
+                    "%s: a dividend processed after its ex-date may come a fetch later",
+                    later, exc, end)
+        return fetch_corporate_actions(client, symbols, first, end,
+                                       batch_size=fc.batch_size, deadline=deadline)
 
 
 def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> None:
