@@ -377,3 +377,53 @@ def test_a_server_refusing_actions_processed_in_the_future_is_asked_up_to_the_en
     actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
     assert actions["id"].to_list() == ["d1"]
     assert any("were refused" in r.getMessage() for r in caplog.records)
+
+
+class SymbolFilteredAlpaca(ProcessDateAlpaca):
+    """Also filters by `symbols` as Alpaca files actions: under the symbol of the day (a
+    name change under both its old and new symbol)."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path != "/v1/corporate-actions" or self.faults:
+            return super().__call__(request)
+        wanted = set(request.url.params["symbols"].split(","))
+        params = dict(request.url.params)
+        self.log.append((request.url.path, params))
+        chosen = {kind: [a for a in rows
+                         if params["start"] <= a["process_date"] <= params["end"]
+                         and wanted & {a.get("symbol"), a.get("old_symbol"),
+                                       a.get("new_symbol")}]
+                  for kind, rows in self.actions.items()}
+        return httpx.Response(200, json={"corporate_actions": chosen,
+                                         "next_page_token": None})
+
+
+def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock):
+    """CCC was OLD until 2024-02-01, and OLD was OLDER until 2024-01-08; its bars carry that
+    history (Alpaca's asof mapping), so the dividends OLD and OLDER paid before their
+    renames are CCC's, under ids of their own. Alpaca files them under the old symbols, so
+    they are asked by those."""
+    def dividend(id_, symbol, day):
+        return {"id": id_, "symbol": symbol, "rate": 0.1, "special": False, "foreign": False,
+                "cusip": "X", "ex_date": day, "process_date": day}
+
+    def rename(id_, old, new, day):
+        return {"id": id_, "old_symbol": old, "new_symbol": new, "old_cusip": "A",
+                "new_cusip": "B", "process_date": day}
+
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = SymbolFilteredAlpaca(bars, actions={
+        "name_changes": [rename("n1", "OLD", "CCC", "2024-02-01"),
+                         rename("n0", "OLDER", "OLD", "2024-01-08")],
+        "cash_dividends": [dividend("d_old", "OLD", "2024-01-10"),
+                           dividend("d_older", "OLDER", "2024-01-04"),
+                           dividend("d_late", "OLD", "2024-02-05"),  # after the rename
+                           dividend("d_ccc", "CCC", "2024-02-20")]})
+    run(data_dir, api, clock)
+    actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+    mine = actions.filter(pl.col("symbol") == "CCC").sort("ex_date")
+    assert mine.select("id", "action_type").rows() == [
+        ("d_older@CCC", "cash_dividend"), ("d_old@CCC", "cash_dividend"),
+        ("n1", "name_change"), ("d_ccc", "cash_dividend")]
+    asked = [p["symbols"] for path, p in api.log if path == "/v1/corporate-actions"]
+    assert "OLD" in asked and "OLDER" in asked  # each earlier name asked once, alone

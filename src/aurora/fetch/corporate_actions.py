@@ -15,6 +15,9 @@ Contract:
   stored table of the older schema (no target_symbol) the current columns.
 - Records of other types and unknown keys are ignored. A record missing a required field
   raises FetchError naming the type and id.
+- Renames: `renames_in` reads the name changes of a table, `as_renamed` gives an old
+  symbol's actions from before its rename as the new symbol's (the fetch asks for them by
+  the old symbol, as Alpaca files them).
 - Each batch of symbols is one request group, bounded like a bars request group: its
   pages, retries and waits must end within the client's `group_deadline_seconds`
   (`fetch.request_group_deadline_seconds`) from its start, and before `deadline` (the
@@ -182,3 +185,28 @@ def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame) -> pl.Data
     stored = conform_actions(stored)
     both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
     return both.sort("symbol", "ex_date", "action_type")
+
+
+Renames = dict[str, tuple[str, dt.date]]  # old symbol -> (symbol it became, rename date)
+
+
+def renames_in(actions: pl.DataFrame) -> Renames:
+    """The name changes in `actions`: old symbol -> (new symbol, ex_date of the rename)."""
+    rows = actions.filter((pl.col("action_type") == "name_change")
+                          & pl.col("old_symbol").is_not_null())
+    return {old: (new, day) for old, new, day in rows.select("old_symbol", "symbol", "ex_date")
+            .sort("ex_date").iter_rows()}
+
+
+def as_renamed(actions: pl.DataFrame, renames: Renames) -> pl.DataFrame:
+    """The actions of the old symbols in `renames` that went ex before the rename, as the
+    new symbol's (its bars carry the old symbol's history: Alpaca's `asof` mapping), each
+    with a stable id of its own (`<id>@<new symbol>`). Name changes are left out."""
+    rows = actions.filter(pl.col("symbol").is_in(list(renames))
+                          & (pl.col("action_type") != "name_change"))
+    new = pl.col("symbol").replace_strict({o: n for o, (n, _) in renames.items()})
+    cut = pl.col("symbol").replace_strict({o: d for o, (_, d) in renames.items()},
+                                          return_dtype=pl.Date)
+    return rows.filter(pl.col("ex_date") < cut).with_columns(
+        symbol=new, id=pl.col("id") + "@" + new)
+

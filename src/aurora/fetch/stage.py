@@ -92,9 +92,11 @@ from aurora.fetch.batches import (
 from aurora.fetch.batchrun import TIMEFRAME, BatchRun, copy_stats, run_batches
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import (
+    as_renamed,
     empty_actions,
     fetch_corporate_actions,
     merge_actions,
+    renames_in,
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, plan_fetch
 from aurora.fetch.merged import merge_fetched, validate_merged
@@ -369,6 +371,7 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
                                                     deadline))
+        frames += _before_renames(client, frames, set(symbols), history_start, fc, deadline)
     except CredentialsError:
         raise
     except FetchError as exc:
@@ -381,6 +384,25 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     # are left to a later fetch
     merged = merged.filter(pl.col("ex_date") <= next_session(plan.end))
     return merged.unique("id", keep="first", maintain_order=True), None
+
+
+def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], asked: set[str],
+                    history_start: dt.date, fc: FetchConfig, deadline: Deadline
+                    ) -> list[pl.DataFrame]:
+    """The actions a renamed symbol had under its earlier names (asked by those names, as
+    Alpaca files them), as the current symbol's: its bars carry that history (`asof`).
+    Follows chains of renames, each name asked once."""
+    known = pl.concat(frames) if frames else empty_actions()
+    renames = renames_in(known)
+    out = [as_renamed(known, renames)]  # an old name that was asked too (both in the universe)
+    while renames := {o: r for o, r in renames.items() if o not in asked}:
+        asked |= renames.keys()
+        last = max(day for _, day in renames.values())
+        old = _actions_processed_by(client, sorted(renames), history_start, last, fc, deadline)
+        out.append(as_renamed(old, renames))
+        # an earlier name of an old name: its actions go to the current symbol too
+        renames = {o: (renames.get(n, (n, d))[0], d) for o, (n, d) in renames_in(old).items()}
+    return out
 
 
 def _actions_processed_by(client: AlpacaBarsClient, symbols: list[str], first: dt.date,
