@@ -149,3 +149,17 @@ def test_cli_fetch_rejects_bad_flags(data_dir, capsys, monkeypatch):
     assert main(["fetch", "--data-dir", str(data_dir)]) == 3
     assert "APCA_API_SECRET_KEY" in capsys.readouterr().err
     assert Store(data_dir).current_version() is None
+
+
+def test_one_reused_old_symbol_gives_each_later_symbol_its_own_span():
+    """OLD was CCC's name until 2022-06-01 and, reused, DDD's from 2024-01-02 to 2025-03-03:
+    each gets the dividends filed under OLD within its own span only."""
+    from aurora.fetch.corporate_actions import as_renamed, empty_actions
+
+    table = pl.concat([empty_actions(), pl.DataFrame({
+        "id": ["a", "b", "c"], "action_type": ["cash_dividend"] * 3, "symbol": ["OLD"] * 3,
+        "ex_date": [D(2020, 5, 1), D(2023, 5, 1), D(2024, 5, 1)], "cash_rate": [0.1] * 3,
+    })], how="diagonal_relaxed")
+    spans = [("OLD", "CCC", None, D(2022, 6, 1)), ("OLD", "DDD", D(2024, 1, 2), D(2025, 3, 3))]
+    out = as_renamed(table, spans)
+    assert out.select("id", "symbol").rows() == [("a@CCC", "CCC"), ("c@DDD", "DDD")]

@@ -399,10 +399,11 @@ class SymbolFilteredAlpaca(ProcessDateAlpaca):
 
 
 def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock):
-    """CCC was OLD until 2024-02-01, and OLD was OLDER until 2024-01-08; its bars carry that
+    """CCC was OLD from 2024-01-08 to 2024-02-01, and OLDER before; its bars carry that
     history (Alpaca's asof mapping), so the dividends OLD and OLDER paid before their
     renames are CCC's, under ids of their own. Alpaca files them under the old symbols, so
-    they are asked by those."""
+    they are asked by those. Tickers are reused: what another company filed under OLD
+    before 2024-01-08, or after ZZZ took the name on 2024-03-15, is not CCC's, nor ZZZ's."""
     def dividend(id_, symbol, day):
         return {"id": id_, "symbol": symbol, "rate": 0.1, "special": False, "foreign": False,
                 "cusip": "X", "ex_date": day, "process_date": day}
@@ -414,10 +415,13 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
     bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
     api = SymbolFilteredAlpaca(bars, actions={
         "name_changes": [rename("n1", "OLD", "CCC", "2024-02-01"),
-                         rename("n0", "OLDER", "OLD", "2024-01-08")],
+                         rename("n0", "OLDER", "OLD", "2024-01-08"),
+                         rename("n2", "ZZZ", "OLD", "2024-03-15")],  # OLD reused
         "cash_dividends": [dividend("d_old", "OLD", "2024-01-10"),
                            dividend("d_older", "OLDER", "2024-01-04"),
+                           dividend("d_prev", "OLD", "2024-01-03"),  # OLD's earlier holder
                            dividend("d_late", "OLD", "2024-02-05"),  # after the rename
+                           dividend("d_zzz", "ZZZ", "2024-01-05"),
                            dividend("d_ccc", "CCC", "2024-02-20")]})
     run(data_dir, api, clock)
     actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))

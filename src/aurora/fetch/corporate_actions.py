@@ -16,8 +16,9 @@ Contract:
 - Records of other types and unknown keys are ignored. A record missing a required field
   raises FetchError naming the type and id.
 - Renames: `renames_in` reads the name changes of a table, `as_renamed` gives an old
-  symbol's actions from before its rename as the new symbol's (the fetch asks for them by
-  the old symbol, as Alpaca files them).
+  symbol's actions within a span (its own rename into that name, when known, to its
+  rename away) as the new symbol's (the fetch asks for them by the old symbol, as Alpaca
+  files them).
 - Each batch of symbols is one request group, bounded like a bars request group: its
   pages, retries and waits must end within the client's `group_deadline_seconds`
   (`fetch.request_group_deadline_seconds`) from its start, and before `deadline` (the
@@ -187,26 +188,26 @@ def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame) -> pl.Data
     return both.sort("symbol", "ex_date", "action_type")
 
 
-Renames = dict[str, tuple[str, dt.date]]  # old symbol -> (symbol it became, rename date)
+# an old symbol's actions that are a current symbol's: (old, current, from, to) covers the
+# actions filed under `old` with from <= ex_date < to (from None: since the history's start)
+Span = tuple[str, str, dt.date | None, dt.date]
 
 
-def renames_in(actions: pl.DataFrame) -> Renames:
-    """The name changes in `actions`: old symbol -> (new symbol, ex_date of the rename)."""
+def renames_in(actions: pl.DataFrame, into: set[str]) -> list[tuple[str, str, dt.date]]:
+    """The name changes in `actions` to a symbol in `into`: (old, new, ex_date)."""
     rows = actions.filter((pl.col("action_type") == "name_change")
-                          & pl.col("old_symbol").is_not_null())
-    return {old: (new, day) for old, new, day in rows.select("old_symbol", "symbol", "ex_date")
-            .sort("ex_date").iter_rows()}
+                          & pl.col("old_symbol").is_not_null()
+                          & pl.col("symbol").is_in(list(into)))
+    return list(rows.select("old_symbol", "symbol", "ex_date").sort("ex_date").iter_rows())
 
 
-def as_renamed(actions: pl.DataFrame, renames: Renames) -> pl.DataFrame:
-    """The actions of the old symbols in `renames` that went ex before the rename, as the
-    new symbol's (its bars carry the old symbol's history: Alpaca's `asof` mapping), each
-    with a stable id of its own (`<id>@<new symbol>`). Name changes are left out."""
-    rows = actions.filter(pl.col("symbol").is_in(list(renames))
-                          & (pl.col("action_type") != "name_change"))
-    new = pl.col("symbol").replace_strict({o: n for o, (n, _) in renames.items()})
-    cut = pl.col("symbol").replace_strict({o: d for o, (_, d) in renames.items()},
-                                          return_dtype=pl.Date)
-    return rows.filter(pl.col("ex_date") < cut).with_columns(
-        symbol=new, id=pl.col("id") + "@" + new)
-
+def as_renamed(actions: pl.DataFrame, spans: list[Span]) -> pl.DataFrame:
+    """The actions each span covers, as its current symbol's (its bars carry the old
+    symbol's history: Alpaca's `asof` mapping), each with a stable id of its own
+    (`<id>@<symbol>`). Name changes are left out."""
+    parts = [actions.filter((pl.col("symbol") == old) & (pl.col("action_type") != "name_change")
+                            & (pl.col("ex_date") < to)
+                            & (pl.col("ex_date") >= since if since is not None else True))
+             .with_columns(symbol=pl.lit(new), id=pl.col("id") + f"@{new}")
+             for old, new, since, to in spans]
+    return pl.concat(parts) if parts else actions.clear()

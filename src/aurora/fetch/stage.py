@@ -371,7 +371,8 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
                                                     deadline))
-        frames += _before_renames(client, frames, set(symbols), history_start, fc, deadline)
+        frames += _before_renames(client, frames, set(symbols), history_start, fc,
+                                  deadline)
     except CredentialsError:
         raise
     except FetchError as exc:
@@ -386,22 +387,28 @@ def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     return merged.unique("id", keep="first", maintain_order=True), None
 
 
-def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], asked: set[str],
+def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],
                     history_start: dt.date, fc: FetchConfig, deadline: Deadline
                     ) -> list[pl.DataFrame]:
-    """The actions a renamed symbol had under its earlier names (asked by those names, as
-    Alpaca files them), as the current symbol's: its bars carry that history (`asof`).
-    Follows chains of renames, each name asked once."""
+    """The actions a universe symbol had under its earlier names (asked by those names, as
+    Alpaca files them), as its own: its bars carry that history (`asof`). An earlier name
+    covers its actions from its own rename into it (when known) to its rename away; chains
+    of renames are followed, each name asked once."""
     known = pl.concat(frames) if frames else empty_actions()
-    renames = renames_in(known)
-    out = [as_renamed(known, renames)]  # an old name that was asked too (both in the universe)
-    while renames := {o: r for o, r in renames.items() if o not in asked}:
-        asked |= renames.keys()
-        last = max(day for _, day in renames.values())
-        old = _actions_processed_by(client, sorted(renames), history_start, last, fc, deadline)
-        out.append(as_renamed(old, renames))
-        # an earlier name of an old name: its actions go to the current symbol too
-        renames = {o: (renames.get(n, (n, d))[0], d) for o, (n, d) in renames_in(old).items()}
+    spans = [(old, new, None, day) for old, new, day in renames_in(known, universe)]
+    out = [as_renamed(known, [s for s in spans if s[0] in universe])]
+    asked = set(universe)
+    while todo := [s for s in spans if s[0] not in asked]:
+        names = {old for old, *_ in todo}
+        asked |= names
+        old_actions = _actions_processed_by(client, sorted(names), history_start,
+                                            max(to for *_, to in todo), fc, deadline)
+        earlier = renames_in(old_actions, names)  # the renames into those names
+        todo = [(old, new, max([d for _, n, d in earlier if n == old and d < to],
+                               default=None), to) for old, new, _, to in todo]
+        out.append(as_renamed(old_actions, todo))
+        spans = [(older, new, None, day) for older, n, day in earlier
+                 for old, new, since, _ in todo if n == old and day == since]
     return out
 
 
