@@ -163,3 +163,13 @@ def test_one_reused_old_symbol_gives_each_later_symbol_its_own_span():
     spans = [("OLD", "CCC", None, D(2022, 6, 1)), ("OLD", "DDD", D(2024, 1, 2), D(2025, 3, 3))]
     out = as_renamed(table, spans)
     assert out.select("id", "symbol").rows() == [("a@CCC", "CCC"), ("c@DDD", "DDD")]
+
+
+def test_a_200_without_corporate_actions_is_retried_not_read_as_none(clock):
+    answers = [httpx.Response(200, json={"message": "maintenance"}),
+               httpx.Response(200, json=PAGE2)]
+    client = AlpacaBarsClient("http://api.test", KEY, SECRET, limiter=RateLimiter(
+        1000, clock=clock.time, sleep=clock.sleep),
+        transport=httpx.MockTransport(lambda request: answers.pop(0)))
+    table = fetch_corporate_actions(client, ["META", "KO"], D(2020, 1, 1), D(2024, 12, 31))
+    assert sorted(table["id"].to_list()) == ["d1", "n1"] and client.stats.retries == 1

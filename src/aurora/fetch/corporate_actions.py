@@ -14,7 +14,8 @@ Contract:
   target_symbol (a spin-off's new company); one row per id. `conform_actions` gives a
   stored table of the older schema (no target_symbol) the current columns.
 - Records of other types and unknown keys are ignored. A record missing a required field
-  raises FetchError naming the type and id.
+  raises FetchError naming the type and id. A 200 without `corporate_actions` (null or {}
+  when there are none) is malformed and retried like a 5xx, never read as no actions.
 - Renames: `renames_in` reads the name changes of a table, `as_renamed` gives an old
   symbol's actions within a span (its own rename into that name, when known, to its
   rename away) as the new symbol's (the fetch asks for them by the old symbol, as Alpaca
@@ -38,7 +39,7 @@ import polars as pl
 from aurora.deadline import Deadline
 from aurora.errors import FetchError
 from aurora.fetch.client import AlpacaBarsClient
-from aurora.fetch.pages import PageGuard, describe_symbols
+from aurora.fetch.pages import MalformedResponse, PageGuard, describe_symbols
 from aurora.schemas import (
     CORPORATE_ACTIONS_EXTRA,
     CORPORATE_ACTIONS_SCHEMA,
@@ -119,6 +120,14 @@ def parse_actions(payload: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _with_actions(page: dict[str, Any]) -> dict[str, Any]:
+    """`page` when it has `corporate_actions` (null or {} when there are none), else
+    MalformedResponse, retried like a 5xx: a 200 without it is not an empty answer."""
+    if "corporate_actions" not in page:
+        raise MalformedResponse("the body had no 'corporate_actions'")
+    return page
+
+
 def _page_cap(symbols: int, start: dt.date, end: dt.date) -> int:
     """Pages a group can need, generously: a symbol has at most a dividend a week plus a
     few splits and renames a year, 1000 records a page; twice that, plus one page per
@@ -164,7 +173,7 @@ def fetch_corporate_actions(
         token: str | None = None
         while True:
             page = client.get_json(CA_PATH, dict(params, page_token=token) if token else params,
-                                   deadline=limit, what=what)
+                                   deadline=limit, what=what, parse=_with_actions)
             rows.extend(parse_actions(page))
             token = page.get("next_page_token") or None
             if token is None:
