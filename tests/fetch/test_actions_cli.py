@@ -165,6 +165,28 @@ def test_one_reused_old_symbol_gives_each_later_symbol_its_own_span():
     assert out.select("id", "symbol").rows() == [("a@CCC", "CCC"), ("c@DDD", "DDD")]
 
 
+def test_what_a_reused_ticker_filed_before_the_rename_into_it_is_dropped():
+    """META was a Roundhill ETF's ticker until FB took it on 2022-06-09: a dividend filed under
+    META before that is not Facebook's (dropped, also from a stored table); FB's own, filed
+    under FB and given to META (`x@META`), stays, as do META's later actions, the rename,
+    and the actions of a symbol outside the universe."""
+    from aurora.fetch.corporate_actions import empty_actions, without_earlier_holders
+
+    rows = [("n1", "name_change", "META", "FB", D(2022, 6, 9)),
+            ("etf", "cash_dividend", "META", None, D(2021, 12, 20)),  # Roundhill's
+            ("fb@META", "cash_dividend", "META", None, D(2021, 3, 1)),  # Facebook's, renamed
+            ("fb", "cash_dividend", "FB", None, D(2021, 3, 1)),
+            ("late", "cash_dividend", "META", None, D(2024, 3, 1)),
+            ("n2", "name_change", "XYZ", "OLD", D(2023, 1, 3)),
+            ("xyz", "cash_dividend", "XYZ", None, D(2022, 1, 3))]
+    table = pl.concat([empty_actions(), pl.DataFrame(
+        rows, schema=["id", "action_type", "symbol", "old_symbol", "ex_date"], orient="row")],
+        how="diagonal_relaxed")
+    out = without_earlier_holders(table, {"META", "KO"})
+    assert out["id"].to_list() == ["n1", "fb@META", "fb", "late", "n2", "xyz"]
+    assert without_earlier_holders(table, {"KO"}).equals(table)
+
+
 def test_a_200_without_corporate_actions_is_retried_not_read_as_none(clock):
     answers = [httpx.Response(200, json={"message": "maintenance"}),
                httpx.Response(200, json=PAGE2)]

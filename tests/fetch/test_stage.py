@@ -403,7 +403,9 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
     history (Alpaca's asof mapping), so the dividends OLD and OLDER paid before their
     renames are CCC's, under ids of their own. Alpaca files them under the old symbols, so
     they are asked by those. Tickers are reused: what another company filed under OLD
-    before 2024-01-08, or after ZZZ took the name on 2024-03-15, is not CCC's, nor ZZZ's."""
+    before 2024-01-08, or after ZZZ took the name on 2024-03-15, is not CCC's, nor ZZZ's;
+    nor is what was filed under CCC before OLD took that name (META was a Roundhill ETF's
+    ticker before Facebook's), kept neither in the fetch nor from the stored table."""
     def dividend(id_, symbol, day):
         return {"id": id_, "symbol": symbol, "rate": 0.1, "special": False, "foreign": False,
                 "cusip": "X", "ex_date": day, "process_date": day}
@@ -422,7 +424,8 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
                            dividend("d_prev", "OLD", "2024-01-03"),  # OLD's earlier holder
                            dividend("d_late", "OLD", "2024-02-05"),  # after the rename
                            dividend("d_zzz", "ZZZ", "2024-01-05"),
-                           dividend("d_ccc", "CCC", "2024-02-20")]})
+                           dividend("d_ccc", "CCC", "2024-02-20"),
+                           dividend("d_ccc_prev", "CCC", "2024-01-16")]})  # CCC's holder then
     run(data_dir, api, clock)
     actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
     mine = actions.filter(pl.col("symbol") == "CCC").sort("ex_date")

@@ -19,7 +19,8 @@ Contract:
 - Renames: `renames_in` reads the name changes of a table, `as_renamed` gives an old
   symbol's actions within a span (its own rename into that name, when known, to its
   rename away) as the new symbol's (the fetch asks for them by the old symbol, as Alpaca
-  files them).
+  files them); `without_earlier_holders` drops what was filed under a current symbol
+  before the rename into it (the ticker then named another company).
 - Each batch of symbols is one request group, bounded like a bars request group: its
   pages, retries and waits must end within the client's `group_deadline_seconds`
   (`fetch.request_group_deadline_seconds`) from its start, and before `deadline` (the
@@ -220,3 +221,19 @@ def as_renamed(actions: pl.DataFrame, spans: list[Span]) -> pl.DataFrame:
              .with_columns(symbol=pl.lit(new), id=pl.col("id") + f"@{new}")
              for old, new, since, to in spans]
     return pl.concat(parts) if parts else actions.clear()
+
+
+def without_earlier_holders(actions: pl.DataFrame, into: set[str]) -> pl.DataFrame:
+    """`actions` less those filed under a symbol of `into` before the latest rename into
+    it: tickers are reused, so that symbol then named another company (META was a Roundhill
+    ETF's ticker until Facebook took it on 2022-06-09), whose dividends and splits must not
+    adjust the renamed company's history. That company's own earlier actions come under its
+    earlier names (`as_renamed`: ids `<id>@<symbol>`, kept), also when a server files them
+    under the new symbol too. Name changes are kept."""
+    since = {new: day for _, new, day in renames_in(actions, into)}  # sorted: latest wins
+    if not since:
+        return actions
+    held_from = pl.col("symbol").replace_strict(since, default=None, return_dtype=pl.Date)
+    renamed_copy = pl.col("id").str.ends_with(pl.lit("@") + pl.col("symbol"))
+    return actions.filter((pl.col("action_type") == "name_change") | held_from.is_null()
+                          | (pl.col("ex_date") >= held_from) | renamed_copy)

@@ -97,6 +97,7 @@ from aurora.fetch.corporate_actions import (
     fetch_corporate_actions,
     merge_actions,
     renames_in,
+    without_earlier_holders,
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, plan_fetch
 from aurora.fetch.merged import merge_fetched, validate_merged
@@ -298,8 +299,9 @@ def fetch_prices(
     replace = set(restated) | set(plan.symbols("full")) | set(plan.symbols("reconcile"))
     prices = merge_fetched(stored.prices, [*kept, *replaced], symbols, replace,
                            config.validation, report)
-    actions = merge_actions(stored.actions, new_actions) if new_actions is not None else (
-        stored.actions if stored.actions is not None else empty_actions())
+    actions = (without_earlier_holders(merge_actions(stored.actions, new_actions),
+                                       set(symbols)) if new_actions is not None
+               else stored.actions if stored.actions is not None else empty_actions())
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
     ends = last_bars(prices, statuses.inactive)
