@@ -167,9 +167,10 @@ def test_one_reused_old_symbol_gives_each_later_symbol_its_own_span():
 
 def test_what_a_reused_ticker_filed_before_the_rename_into_it_is_dropped():
     """META was a Roundhill ETF's ticker until FB took it on 2022-06-09: a dividend filed under
-    META before that is not Facebook's (dropped, also from a stored table); FB's own, filed
-    under FB and given to META (`x@META`), stays, as do META's later actions, the rename,
-    and the actions of a symbol outside the universe."""
+    META before that is not Facebook's (dropped); FB's own, filed under FB and given to META
+    (`x@META`), stays, as do META's later actions, the rename, the actions of a symbol
+    outside the universe, and a record without an ex-date (the adjustment refuses it by
+    name)."""
     from aurora.fetch.corporate_actions import empty_actions, without_earlier_holders
 
     rows = [("n1", "name_change", "META", "FB", D(2022, 6, 9)),
@@ -178,12 +179,13 @@ def test_what_a_reused_ticker_filed_before_the_rename_into_it_is_dropped():
             ("fb", "cash_dividend", "FB", None, D(2021, 3, 1)),
             ("late", "cash_dividend", "META", None, D(2024, 3, 1)),
             ("n2", "name_change", "XYZ", "OLD", D(2023, 1, 3)),
-            ("xyz", "cash_dividend", "XYZ", None, D(2022, 1, 3))]
+            ("xyz", "cash_dividend", "XYZ", None, D(2022, 1, 3)),
+            ("undated", "cash_dividend", "META", None, None)]  # kept: refused by name later
     table = pl.concat([empty_actions(), pl.DataFrame(
         rows, schema=["id", "action_type", "symbol", "old_symbol", "ex_date"], orient="row")],
         how="diagonal_relaxed")
     out = without_earlier_holders(table, {"META", "KO"})
-    assert out["id"].to_list() == ["n1", "fb@META", "fb", "late", "n2", "xyz"]
+    assert out["id"].to_list() == ["n1", "fb@META", "fb", "late", "n2", "xyz", "undated"]
     assert without_earlier_holders(table, {"KO"}).equals(table)
 
 

@@ -367,7 +367,7 @@ def test_a_server_refusing_actions_processed_in_the_future_is_asked_up_to_the_en
                 return httpx.Response(422, json={"message": "end is in the future"})
             return super().__call__(request)
 
-    caplog.set_level(logging.WARNING, logger="aurora.fetch.stage")
+    caplog.set_level(logging.WARNING, logger="aurora.fetch.actions_fetch")
     bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
     api = NoFuture(bars, actions={"cash_dividends": [
         {"id": "d1", "symbol": "AAA", "rate": 0.5, "special": False, "foreign": False,
@@ -398,6 +398,16 @@ class SymbolFilteredAlpaca(ProcessDateAlpaca):
                                          "next_page_token": None})
 
 
+def _dividend(id_, symbol, day):
+    return {"id": id_, "symbol": symbol, "rate": 0.1, "special": False, "foreign": False,
+            "cusip": "X", "ex_date": day, "process_date": day}
+
+
+def _rename(id_, old, new, day):
+    return {"id": id_, "old_symbol": old, "new_symbol": new, "old_cusip": "A",
+            "new_cusip": "B", "process_date": day}
+
+
 def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock):
     """CCC was OLD from 2024-01-08 to 2024-02-01, and OLDER before; its bars carry that
     history (Alpaca's asof mapping), so the dividends OLD and OLDER paid before their
@@ -406,26 +416,18 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
     before 2024-01-08, or after ZZZ took the name on 2024-03-15, is not CCC's, nor ZZZ's;
     nor is what was filed under CCC before OLD took that name (META was a Roundhill ETF's
     ticker before Facebook's), kept neither in the fetch nor from the stored table."""
-    def dividend(id_, symbol, day):
-        return {"id": id_, "symbol": symbol, "rate": 0.1, "special": False, "foreign": False,
-                "cusip": "X", "ex_date": day, "process_date": day}
-
-    def rename(id_, old, new, day):
-        return {"id": id_, "old_symbol": old, "new_symbol": new, "old_cusip": "A",
-                "new_cusip": "B", "process_date": day}
-
     bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
     api = SymbolFilteredAlpaca(bars, actions={
-        "name_changes": [rename("n1", "OLD", "CCC", "2024-02-01"),
-                         rename("n0", "OLDER", "OLD", "2024-01-08"),
-                         rename("n2", "ZZZ", "OLD", "2024-03-15")],  # OLD reused
-        "cash_dividends": [dividend("d_old", "OLD", "2024-01-10"),
-                           dividend("d_older", "OLDER", "2024-01-04"),
-                           dividend("d_prev", "OLD", "2024-01-03"),  # OLD's earlier holder
-                           dividend("d_late", "OLD", "2024-02-05"),  # after the rename
-                           dividend("d_zzz", "ZZZ", "2024-01-05"),
-                           dividend("d_ccc", "CCC", "2024-02-20"),
-                           dividend("d_ccc_prev", "CCC", "2024-01-16")]})  # CCC's holder then
+        "name_changes": [_rename("n1", "OLD", "CCC", "2024-02-01"),
+                         _rename("n0", "OLDER", "OLD", "2024-01-08"),
+                         _rename("n2", "ZZZ", "OLD", "2024-03-15")],  # OLD reused
+        "cash_dividends": [_dividend("d_old", "OLD", "2024-01-10"),
+                           _dividend("d_older", "OLDER", "2024-01-04"),
+                           _dividend("d_prev", "OLD", "2024-01-03"),  # OLD's earlier holder
+                           _dividend("d_late", "OLD", "2024-02-05"),  # after the rename
+                           _dividend("d_zzz", "ZZZ", "2024-01-05"),
+                           _dividend("d_ccc", "CCC", "2024-02-20"),
+                           _dividend("d_ccc_prev", "CCC", "2024-01-16")]})  # CCC's holder then
     run(data_dir, api, clock)
     actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
     mine = actions.filter(pl.col("symbol") == "CCC").sort("ex_date")
@@ -434,3 +436,36 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
         ("n1", "name_change"), ("d_ccc", "cash_dividend")]
     asked = [p["symbols"] for path, p in api.log if path == "/v1/corporate-actions"]
     assert "OLD" in asked and "OLDER" in asked  # each earlier name asked once, alone
+
+
+def test_a_chain_of_renames_follows_one_company_through_reused_tickers(data_dir, clock):
+    """AAA went away as TMP on 01-10 and came back on 01-22: its dividends under AAA before
+    01-10 and under TMP in between stay AAA's. CCC was AOLD's company's name from 01-08
+    until it left as XOUT on 01-17; COLD's company took CCC on 02-01: AOLD's and CCC's
+    dividends until 01-17 are XOUT's company's, not CCC's, while COLD's are CCC's, and so is
+    a split on the rename day."""
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = SymbolFilteredAlpaca(bars, actions={
+        "name_changes": [_rename("r1", "AAA", "TMP", "2024-01-10"),
+                         _rename("r2", "TMP", "AAA", "2024-01-22"),
+                         _rename("r3", "AOLD", "CCC", "2024-01-08"),
+                         _rename("r4", "CCC", "XOUT", "2024-01-17"),
+                         _rename("r5", "COLD", "CCC", "2024-02-01")],
+        "cash_dividends": [_dividend("a_early", "AAA", "2024-01-04"),
+                           _dividend("a_tmp", "TMP", "2024-01-12"),
+                           _dividend("a_late", "AAA", "2024-02-12"),
+                           _dividend("x_aold", "AOLD", "2024-01-04"),
+                           _dividend("x_ccc", "CCC", "2024-01-11"),
+                           _dividend("c_cold", "COLD", "2024-01-15")],
+        "forward_splits": [{"id": "c_split", "symbol": "CCC", "new_rate": 2, "old_rate": 1,
+                            "cusip": "X", "ex_date": "2024-02-01",
+                            "process_date": "2024-02-01"}]})
+    run(data_dir, api, clock)
+    actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+
+    def ids(symbol):
+        return sorted(actions.filter((pl.col("symbol") == symbol)
+                                     & (pl.col("action_type") != "name_change"))["id"])
+
+    assert ids("AAA") == ["a_early@AAA", "a_late", "a_tmp@AAA"]
+    assert ids("CCC") == ["c_cold@CCC", "c_split"]

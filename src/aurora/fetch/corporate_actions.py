@@ -236,4 +236,5 @@ def without_earlier_holders(actions: pl.DataFrame, into: set[str]) -> pl.DataFra
     held_from = pl.col("symbol").replace_strict(since, default=None, return_dtype=pl.Date)
     renamed_copy = pl.col("id").str.ends_with(pl.lit("@") + pl.col("symbol"))
     return actions.filter((pl.col("action_type") == "name_change") | held_from.is_null()
-                          | (pl.col("ex_date") >= held_from) | renamed_copy)
+                          | (pl.col("ex_date") >= held_from) | renamed_copy
+                          | pl.col("ex_date").is_null())  # refused, by name, when applied

@@ -76,10 +76,11 @@ import httpx
 import polars as pl
 
 from aurora.atomic import atomic_write_json
-from aurora.calendar import last_completed_session, next_session, sessions
+from aurora.calendar import last_completed_session, sessions
 from aurora.config import AuroraConfig, FetchConfig
 from aurora.deadline import Deadline, DeadlineExceeded
-from aurora.errors import ConfigError, CredentialsError, FetchError
+from aurora.errors import ConfigError, FetchError
+from aurora.fetch.actions_fetch import fetch_actions
 from aurora.fetch.assets import AssetStatuses, asset_statuses
 from aurora.fetch.batches import (
     BatchRequest,
@@ -92,16 +93,12 @@ from aurora.fetch.batches import (
 from aurora.fetch.batchrun import TIMEFRAME, BatchRun, copy_stats, run_batches
 from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import (
-    as_renamed,
     empty_actions,
-    fetch_corporate_actions,
     merge_actions,
-    renames_in,
     without_earlier_holders,
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, plan_fetch
 from aurora.fetch.merged import merge_fetched, validate_merged
-from aurora.fetch.outcomes import RequestRejected
 from aurora.fetch.publish import Stored, load_stored, publish_fetch, unchanged
 from aurora.fetch.quarantine import FetchQuarantine
 from aurora.fetch.ratelimit import RateLimiter
@@ -116,13 +113,6 @@ from aurora.universe import Universe, UniverseLike, as_universe, resolve_univers
 from aurora.validation.inactive import INACTIVE_META, last_bars, recorded_inactive
 
 log = logging.getLogger(__name__)
-
-ACTIONS_LOOKBACK_DAYS = 92
-# Alpaca matches the actions' dates on process_date, which for a cash dividend can be its
-# payable date, weeks after the ex-date: the query reaches this far past the fetch's end
-# and keeps the actions in effect by the session after it.
-ACTIONS_PROCESSED_AFTER_DAYS = 92
-
 
 def default_window(config: AuroraConfig, now: dt.datetime | None = None) -> tuple[dt.date, dt.date]:
     """(start, end): `history_years` back to the last completed session."""
@@ -264,7 +254,7 @@ def fetch_prices(
             try:
                 if deadline.expired():
                     raise DeadlineExceeded(deadline.message(), deadline)
-                new_actions, report.actions_error = _fetch_actions(
+                new_actions, report.actions_error = fetch_actions(
                     client, plan, stored, restated, symbols, history_start, fc, deadline)
             except DeadlineExceeded as exc:
                 if exc.deadline is not deadline:
@@ -299,9 +289,9 @@ def fetch_prices(
     replace = set(restated) | set(plan.symbols("full")) | set(plan.symbols("reconcile"))
     prices = merge_fetched(stored.prices, [*kept, *replaced], symbols, replace,
                            config.validation, report)
-    actions = (without_earlier_holders(merge_actions(stored.actions, new_actions),
-                                       set(symbols)) if new_actions is not None
-               else stored.actions if stored.actions is not None else empty_actions())
+    actions = without_earlier_holders(
+        merge_actions(stored.actions, new_actions) if new_actions is not None
+        else stored.actions if stored.actions is not None else empty_actions(), set(symbols))
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
     ends = last_bars(prices, statuses.inactive)
@@ -339,96 +329,6 @@ def fetch_prices(
     checkpoint.clear()
     write_cursor(store.state_dir, reconcile_slice, fc.reconcile_cycle_runs, end)
     return report
-
-
-def _fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
-                   restated: dict[str, str], symbols: list[str], history_start: dt.date,
-                   fc: FetchConfig, deadline: Deadline
-                   ) -> tuple[pl.DataFrame | None, str | None]:
-    """(actions, None), or (None, the error) when the endpoint failed.
-
-    Symbols fetched in full, restated or reconciled (every symbol when the stored actions
-    are missing or stale) get their actions over the whole history; the others from the
-    start of their window or a quarter back, whichever is earlier: actions can be
-    published late. The query reaches `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end
-    (matched on process_date, which can follow the ex-date by weeks) and keeps the actions
-    whose ex-date is at most the session after the plan's end (a split going ex today is
-    what the pre-close prediction applies). Each request group has the request-group
-    deadline and the whole fetch's `deadline`; the latter passing raises DeadlineExceeded
-    (the run is out of time), a group's own deadline passing is an endpoint failure like
-    any other.
-    """
-    deep = {*plan.symbols("full"), *plan.symbols("reconcile"), *restated}
-    if stored.actions is None or stored.actions_stale:
-        deep = set(symbols)
-    shallow = [s for s in symbols if s not in deep]
-    groups = [([s for s in symbols if s in deep], history_start)]
-    if shallow:
-        lookback = plan.end - dt.timedelta(days=ACTIONS_LOOKBACK_DAYS)
-        groups.append((shallow, min([lookback, *(plan.windows[s][0] for s in shallow
-                                                 if s in plan.windows)])))
-    frames = []
-    try:
-        for members, first in groups:
-            if members:
-                frames.append(_actions_processed_by(client, members, first, plan.end, fc,
-                                                    deadline))
-        frames += _before_renames(client, frames, set(symbols), history_start, fc,
-                                  deadline)
-    except CredentialsError:
-        raise
-    except FetchError as exc:
-        if isinstance(exc, DeadlineExceeded) and (exc.deadline is deadline
-                                                  or exc.deadline is client.deadline):
-            raise  # the whole fetch is out of time: not an outage of the endpoint
-        return None, str(exc)
-    merged = pl.concat(frames) if frames else empty_actions()
-    # in effect by the next session (the pre-close prediction applies those); later ones
-    # are left to a later fetch
-    merged = merged.filter(pl.col("ex_date") <= next_session(plan.end))
-    return merged.unique("id", keep="first", maintain_order=True), None
-
-
-def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],
-                    history_start: dt.date, fc: FetchConfig, deadline: Deadline
-                    ) -> list[pl.DataFrame]:
-    """The actions a universe symbol had under its earlier names (asked by those names, as
-    Alpaca files them), as its own: its bars carry that history (`asof`). An earlier name
-    covers its actions from its own rename into it (when known) to its rename away; chains
-    of renames are followed, each name asked once."""
-    known = pl.concat(frames) if frames else empty_actions()
-    spans = [(old, new, None, day) for old, new, day in renames_in(known, universe)]
-    out = [as_renamed(known, [s for s in spans if s[0] in universe])]
-    asked = set(universe)
-    while todo := [s for s in spans if s[0] not in asked]:
-        names = {old for old, *_ in todo}
-        asked |= names
-        old_actions = _actions_processed_by(client, sorted(names), history_start,
-                                            max(to for *_, to in todo), fc, deadline)
-        earlier = renames_in(old_actions, names)  # the renames into those names
-        todo = [(old, new, max([d for _, n, d in earlier if n == old and d < to],
-                               default=None), to) for old, new, _, to in todo]
-        out.append(as_renamed(old_actions, todo))
-        spans = [(older, new, None, day) for older, n, day in earlier
-                 for old, new, since, _ in todo if n == old and day == since]
-    return out
-
-
-def _actions_processed_by(client: AlpacaBarsClient, symbols: list[str], first: dt.date,
-                          end: dt.date, fc: FetchConfig, deadline: Deadline) -> pl.DataFrame:
-    """The actions of `symbols` processed from `first` to `ACTIONS_PROCESSED_AFTER_DAYS`
-    past `end`; a server that refuses that window (400/422: an `end` in the future, say) is
-    asked up to `end` instead, with a warning."""
-    later = end + dt.timedelta(days=ACTIONS_PROCESSED_AFTER_DAYS)
-    try:
-        return fetch_corporate_actions(client, symbols, first, later,
-                                       batch_size=fc.batch_size, deadline=deadline)
-    except RequestRejected as exc:
-        log.warning("corporate actions processed up to %s were refused (%s); asking up to "
-                    "%s: a dividend processed after its ex-date may come a fetch later",
-                    later, exc, end)
-        return fetch_corporate_actions(client, symbols, first, end,
-                                       batch_size=fc.batch_size, deadline=deadline)
 
 
 def _actions_unavailable(store: Store, report: FetchReport, adjustment: str) -> None:
