@@ -66,7 +66,7 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
                                                     deadline))
-        frames += _before_renames(client, frames, set(symbols), history_start, fc,
+        frames += _before_renames(client, frames, set(symbols), deep, history_start, fc,
                                   deadline)
     except CredentialsError:
         raise
@@ -78,13 +78,14 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     merged = pl.concat(frames) if frames else empty_actions()
     # in effect by the next session (the pre-close prediction applies those); later ones
     # are left to a later fetch
-    merged = merged.filter(pl.col("ex_date") <= next_session(plan.end))
+    merged = merged.filter((pl.col("ex_date") <= next_session(plan.end))
+                           | pl.col("ex_date").is_null())  # refused, by name, when applied
     return merged.unique("id", keep="first", maintain_order=True), None
 
 
 def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],
-                    history_start: dt.date, fc: FetchConfig, deadline: Deadline
-                    ) -> list[pl.DataFrame]:
+                    deep: set[str], history_start: dt.date, fc: FetchConfig,
+                    deadline: Deadline) -> list[pl.DataFrame]:
     """The actions a universe symbol had under its earlier names (asked by those names, as
     Alpaca files them), as its own: its bars carry that history (`asof`).
 
@@ -92,19 +93,20 @@ def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], univer
     filed under that name from the latest rename into the name before then (when known) to
     the rename away, and the chain goes on from that earlier rename's old name. Tickers are
     reused, so the other spans of a name belong to other companies. Each name is asked
-    once; one already asked (a universe symbol, or a name met earlier: a ticker that went
-    away and came back) is read from the answers held."""
+    once, over the whole history up to the latest rename any chain still needs; one
+    already asked so (a universe symbol asked over the whole history, `deep`, or a name met
+    earlier: a ticker that went away and came back) is read from the answers held."""
     held = pl.concat(frames) if frames else empty_actions()
     latest = {new: (old, day) for old, new, day in renames_in(held, universe)}  # sorted by day
     links = [(old, new, day) for new, (old, day) in latest.items()]  # (name, symbol, until)
-    asked = set(universe)
+    asked = universe & deep
     out = []
     while links:
         if names := sorted({name for name, *_ in links} - asked):
             asked |= set(names)
             held = pl.concat([held, _actions_processed_by(
                 client, names, history_start,
-                max(to for name, _, to in links if name in names), fc, deadline)])
+                max(to for *_, to in links), fc, deadline)])  # later links need less
         renames = renames_in(held, {name for name, *_ in links})
         spans: list[Span] = []
         earlier = []

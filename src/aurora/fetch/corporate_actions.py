@@ -204,9 +204,11 @@ Span = tuple[str, str, dt.date | None, dt.date]
 
 
 def renames_in(actions: pl.DataFrame, into: set[str]) -> list[tuple[str, str, dt.date]]:
-    """The name changes in `actions` to a symbol in `into`: (old, new, ex_date)."""
+    """The name changes in `actions` to a symbol in `into`: (old, new, ex_date). A record
+    without a date, or from a symbol to itself (a CUSIP change), renames nothing."""
     rows = actions.filter((pl.col("action_type") == "name_change")
-                          & pl.col("old_symbol").is_not_null()
+                          & pl.col("old_symbol").is_not_null() & pl.col("ex_date").is_not_null()
+                          & (pl.col("old_symbol") != pl.col("symbol"))
                           & pl.col("symbol").is_in(list(into)))
     return list(rows.select("old_symbol", "symbol", "ex_date").sort("ex_date").iter_rows())
 
