@@ -474,3 +474,31 @@ def test_a_chain_of_renames_follows_one_company_through_reused_tickers(data_dir,
     names = [name for name, _ in asked]
     assert names.count("TMP") == 1 and names.count("COLD") == 1 and "AOLD" not in names
     assert all(end >= "2024-02-01" for name, end in asked)  # up to the renames needed
+
+
+def test_a_ticker_taken_by_another_company_drops_the_copies_made_for_its_last_holder(
+        data_dir, clock):
+    """The first fetch stores AOLD's dividend as CCC's (AOLD became CCC). Then AOLD's
+    company leaves CCC (as XOUT) and COLD's company takes it: an incremental fetch sees the
+    new rename, asks CCC again over the whole history, and CCC keeps COLD's dividend only."""
+    bars = make_bars(SYMBOLS, D(2024, 1, 2), D(2024, 3, 28))
+    api = SymbolFilteredAlpaca(bars, actions={
+        "name_changes": [_rename("r3", "AOLD", "CCC", "2024-01-08")],
+        "cash_dividends": [_dividend("x_aold", "AOLD", "2024-01-04")]})
+    run(data_dir, api, clock, end=D(2024, 2, 29), reconcile_cycle_runs=0)
+
+    def ccc():
+        actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+        return sorted(actions.filter((pl.col("symbol") == "CCC")
+                                     & (pl.col("action_type") != "name_change"))["id"])
+
+    assert ccc() == ["x_aold@CCC"]
+    api.actions["name_changes"] += [_rename("r4", "CCC", "XOUT", "2024-03-04"),
+                                    _rename("r5", "COLD", "CCC", "2024-03-05")]
+    api.actions["cash_dividends"] += [_dividend("c_cold", "COLD", "2024-01-15")]
+    api.log.clear()
+    run(data_dir, api, clock, end=D(2024, 3, 7), reconcile_cycle_runs=0)
+    assert ccc() == ["c_cold@CCC"]
+    deep = [p for path, p in api.log if path == "/v1/corporate-actions"
+            and p["symbols"] == "CCC" and p["start"] < "2024-01-02"]
+    assert len(deep) == 1  # CCC asked again over the whole history, once

@@ -37,19 +37,22 @@ ACTIONS_PROCESSED_AFTER_DAYS = 92
 def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
                    restated: dict[str, str], symbols: list[str], history_start: dt.date,
                    fc: FetchConfig, deadline: Deadline
-                   ) -> tuple[pl.DataFrame | None, str | None]:
-    """(actions, None), or (None, the error) when the endpoint failed.
+                   ) -> tuple[pl.DataFrame | None, str | None, set[str]]:
+    """(actions, None, whole), or (None, the error, set()) when the endpoint failed; `whole`:
+    the symbols whose actions were asked over the whole history, renames followed (their
+    stored renamed copies are replaced by these, `merge_actions`).
 
     Symbols fetched in full, restated or reconciled (every symbol when the stored actions
     are missing or stale) get their actions over the whole history; the others from the
-    start of their window or a quarter back, whichever is earlier: actions can be
-    published late. The query reaches `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end
-    (matched on process_date, which can follow the ex-date by weeks) and keeps the actions
-    whose ex-date is at most the session after the plan's end (a split going ex today is
-    what the pre-close prediction applies). Each request group has the request-group
-    deadline and the whole fetch's `deadline`; the latter passing raises DeadlineExceeded
-    (the run is out of time), a group's own deadline passing is an endpoint failure like
-    any other.
+    start of their window or a quarter back, whichever is earlier: actions can be published
+    late; a symbol renamed into since the stored actions were fetched is asked again over
+    the whole history (its chain of earlier names changed). The query reaches
+    `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end (matched on process_date, which can
+    follow the ex-date by weeks) and keeps the actions whose ex-date is at most the session
+    after the plan's end (a split going ex today is what the pre-close prediction applies).
+    Each request group has the request-group deadline and the whole fetch's `deadline`; the
+    latter passing raises DeadlineExceeded (the run is out of time), a group's own deadline
+    passing is an endpoint failure like any other.
     """
     deep = {*plan.symbols("full"), *plan.symbols("reconcile"), *restated}
     if stored.actions is None or stored.actions_stale:
@@ -66,6 +69,10 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
                                                     deadline))
+        if rechained := _renamed_into_since(frames, stored.actions, set(shallow)):
+            frames.append(_actions_processed_by(client, sorted(rechained), history_start,
+                                                plan.end, fc, deadline))
+            deep |= rechained
         frames += _before_renames(client, frames, set(symbols), deep, history_start, fc,
                                   deadline)
     except CredentialsError:
@@ -74,13 +81,21 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
         if isinstance(exc, DeadlineExceeded) and (exc.deadline is deadline
                                                   or exc.deadline is client.deadline):
             raise  # the whole fetch is out of time: not an outage of the endpoint
-        return None, str(exc)
+        return None, str(exc), set()
     merged = pl.concat(frames) if frames else empty_actions()
     # in effect by the next session (the pre-close prediction applies those); later ones
     # are left to a later fetch
     merged = merged.filter((pl.col("ex_date") <= next_session(plan.end))
                            | pl.col("ex_date").is_null())  # refused, by name, when applied
-    return merged.unique("id", keep="first", maintain_order=True), None
+    return merged.unique("id", keep="first", maintain_order=True), None, deep & set(symbols)
+
+
+def _renamed_into_since(frames: list[pl.DataFrame], stored: pl.DataFrame | None,
+                        symbols: set[str]) -> set[str]:
+    """The `symbols` with a rename into them in `frames` that the stored actions lack."""
+    known = set(renames_in(stored, symbols)) if stored is not None else set()
+    return {new for *_, new, _ in (set(renames_in(pl.concat(frames), symbols)) - known)
+            } if frames else set()
 
 
 def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],

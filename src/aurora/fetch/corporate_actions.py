@@ -32,7 +32,7 @@ Contract:
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import polars as pl
@@ -188,12 +188,18 @@ def fetch_corporate_actions(
     )
 
 
-def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame) -> pl.DataFrame:
-    """Union by `id`; a fetched record replaces a stored one with the same id."""
+def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame,
+                  rederived: Collection[str] = ()) -> pl.DataFrame:
+    """Union by `id`; a fetched record replaces a stored one with the same id. The stored
+    renamed copies (`as_renamed`) of the `rederived` symbols are dropped: the fetch made
+    theirs again from their whole history, so a copy from a chain of names since changed
+    (another company took the ticker) goes."""
     fetched = conform_actions(fetched)
     if stored is None or stored.height == 0:
         return fetched
-    stored = conform_actions(stored)
+    stored = conform_actions(stored).filter(~(
+        pl.col("symbol").is_in(list(rederived)) & pl.col("id").str.ends_with(
+            pl.lit("@") + pl.col("symbol"))))
     both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
     return both.sort("symbol", "ex_date", "action_type")
 

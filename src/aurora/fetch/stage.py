@@ -250,11 +250,12 @@ def fetch_prices(
             _stop_if_refused(store, report, run, len(plan.batches) + len(refetch), limiter)
             _stop_if_late(store, report, run, len(plan.batches) + len(refetch), limiter)
         new_actions: pl.DataFrame | None = None
+        rederived: set[str] = set()
         if plan.batches:
             try:
                 if deadline.expired():
                     raise DeadlineExceeded(deadline.message(), deadline)
-                new_actions, report.actions_error = fetch_actions(
+                new_actions, report.actions_error, rederived = fetch_actions(
                     client, plan, stored, restated, symbols, history_start, fc, deadline)
             except DeadlineExceeded as exc:
                 if exc.deadline is not deadline:
@@ -290,7 +291,7 @@ def fetch_prices(
     prices = merge_fetched(stored.prices, [*kept, *replaced], symbols, replace,
                            config.validation, report)
     actions = without_earlier_holders(
-        merge_actions(stored.actions, new_actions) if new_actions is not None
+        merge_actions(stored.actions, new_actions, rederived) if new_actions is not None
         else stored.actions if stored.actions is not None else empty_actions(), set(symbols))
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
