@@ -45,8 +45,8 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
     Symbols fetched in full, restated or reconciled (every symbol when the stored actions
     are missing or stale) get their actions over the whole history; the others from the
     start of their window or a quarter back, whichever is earlier: actions can be published
-    late; a symbol renamed into since the stored actions were fetched is asked again over
-    the whole history (its chain of earlier names changed). The query reaches
+    late; a symbol renamed into since the stored actions were fetched has its chain of
+    earlier names followed again (in `whole`). The query reaches
     `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end (matched on process_date, which can
     follow the ex-date by weeks) and keeps the actions whose ex-date is at most the session
     after the plan's end (a split going ex today is what the pre-close prediction applies).
@@ -64,15 +64,15 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
         groups.append((shallow, min([lookback, *(plan.windows[s][0] for s in shallow
                                                  if s in plan.windows)])))
     frames = []
+    # in effect by the next session (the pre-close prediction applies those); later ones,
+    # renames too, are left to a later fetch
+    cut = (pl.col("ex_date") <= next_session(plan.end)) | pl.col("ex_date").is_null()
     try:
         for members, first in groups:
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
-                                                    deadline))
-        if rechained := _renamed_into_since(frames, stored.actions, set(shallow)):
-            frames.append(_actions_processed_by(client, sorted(rechained), history_start,
-                                                plan.end, fc, deadline))
-            deep |= rechained
+                                                    deadline).filter(cut))
+        deep |= _renamed_into_since(frames, stored.actions, set(shallow))
         frames += _before_renames(client, frames, set(symbols), deep, history_start, fc,
                                   deadline)
     except CredentialsError:
@@ -82,11 +82,7 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
                                                   or exc.deadline is client.deadline):
             raise  # the whole fetch is out of time: not an outage of the endpoint
         return None, str(exc), set()
-    merged = pl.concat(frames) if frames else empty_actions()
-    # in effect by the next session (the pre-close prediction applies those); later ones
-    # are left to a later fetch
-    merged = merged.filter((pl.col("ex_date") <= next_session(plan.end))
-                           | pl.col("ex_date").is_null())  # refused, by name, when applied
+    merged = pl.concat(frames) if frames else empty_actions()  # copies: before a rename
     return merged.unique("id", keep="first", maintain_order=True), None, deep & set(symbols)
 
 

@@ -189,17 +189,18 @@ def fetch_corporate_actions(
 
 
 def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame,
-                  rederived: Collection[str] = ()) -> pl.DataFrame:
+                  rederived: Collection[str] = (), through: dt.date = dt.date.max
+                  ) -> pl.DataFrame:
     """Union by `id`; a fetched record replaces a stored one with the same id. The stored
-    renamed copies (`as_renamed`) of the `rederived` symbols are dropped: the fetch made
-    theirs again from their whole history, so a copy from a chain of names since changed
-    (another company took the ticker) goes."""
+    renamed copies (`as_renamed`) of the `rederived` symbols with ex-dates up to `through`
+    are dropped: the fetch made theirs again from their whole history up to then, so a copy
+    from a chain of names since changed (another company took the ticker) goes."""
     fetched = conform_actions(fetched)
     if stored is None or stored.height == 0:
         return fetched
     stored = conform_actions(stored).filter(~(
-        pl.col("symbol").is_in(list(rederived)) & pl.col("id").str.ends_with(
-            pl.lit("@") + pl.col("symbol"))))
+        pl.col("symbol").is_in(list(rederived)) & (pl.col("ex_date") <= through)
+        & pl.col("id").str.ends_with(pl.lit("@") + pl.col("symbol"))))
     both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
     return both.sort("symbol", "ex_date", "action_type")
 

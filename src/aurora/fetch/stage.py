@@ -76,7 +76,7 @@ import httpx
 import polars as pl
 
 from aurora.atomic import atomic_write_json
-from aurora.calendar import last_completed_session, sessions
+from aurora.calendar import last_completed_session, next_session, sessions
 from aurora.config import AuroraConfig, FetchConfig
 from aurora.deadline import Deadline, DeadlineExceeded
 from aurora.errors import ConfigError, FetchError
@@ -291,7 +291,8 @@ def fetch_prices(
     prices = merge_fetched(stored.prices, [*kept, *replaced], symbols, replace,
                            config.validation, report)
     actions = without_earlier_holders(
-        merge_actions(stored.actions, new_actions, rederived) if new_actions is not None
+        merge_actions(stored.actions, new_actions, rederived, next_session(plan.end))
+        if new_actions is not None
         else stored.actions if stored.actions is not None else empty_actions(), set(symbols))
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
