@@ -428,7 +428,9 @@ def test_a_renamed_symbol_gets_the_actions_of_its_earlier_names(data_dir, clock)
                            _dividend("d_zzz", "ZZZ", "2024-01-05"),
                            _dividend("d_ccc", "CCC", "2024-02-20"),
                            _dividend("d_ccc_prev", "CCC", "2024-01-16")]})  # CCC's holder then
-    run(data_dir, api, clock)
+    report = run(data_dir, api, clock)
+    assert any("left out 1 filed under CCC" in w and "d_ccc_prev" in w
+               for w in report.warnings)
     actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
     mine = actions.filter(pl.col("symbol") == "CCC").sort("ex_date")
     assert mine.select("id", "action_type").rows() == [

@@ -290,10 +290,17 @@ def fetch_prices(
     replace = set(restated) | set(plan.symbols("full")) | set(plan.symbols("reconcile"))
     prices = merge_fetched(stored.prices, [*kept, *replaced], symbols, replace,
                            config.validation, report)
-    actions = without_earlier_holders(
+    merged_actions = (
         merge_actions(stored.actions, new_actions, rederived, next_session(plan.end))
         if new_actions is not None
-        else stored.actions if stored.actions is not None else empty_actions(), set(symbols))
+        else stored.actions if stored.actions is not None else empty_actions())
+    actions = without_earlier_holders(merged_actions, set(symbols))
+    left_out = merged_actions.join(actions.select("id"), on="id", how="anti")
+    if left_out.height:
+        report.warnings.append(
+            f"corporate actions: left out {left_out.height} filed under "
+            f"{', '.join(sorted(set(left_out['symbol'])))} before the latest rename into it "
+            f"(the ticker then named another company): {', '.join(left_out['id'].head(5))}")
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
     ends = last_bars(prices, statuses.inactive)
