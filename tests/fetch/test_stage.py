@@ -478,6 +478,27 @@ def test_a_chain_of_renames_follows_one_company_through_reused_tickers(data_dir,
     assert all(end >= "2024-02-01" for name, end in asked)  # up to the renames needed
 
 
+def test_a_ticker_that_comes_back_keeps_its_old_actions_when_an_update_sees_it(data_dir,
+                                                                              clock):
+    """AAA paid a dividend in 2023 and became TMP on 2024-03-04; an incremental fetch sees
+    TMP become AAA again on 2024-05-01: AAA was asked only a quarter back, so its chain asks
+    it again over the whole history, and the 2023 dividend stays AAA's (as its copy), with
+    no warning about another company."""
+    bars = make_bars(SYMBOLS, D(2023, 6, 1), D(2024, 6, 28))
+    api = SymbolFilteredAlpaca(bars, actions={
+        "name_changes": [_rename("r1", "AAA", "TMP", "2024-03-04")],
+        "cash_dividends": [_dividend("a_old", "AAA", "2023-07-03")]})
+    run(data_dir, api, clock, start=D(2023, 6, 1), end=D(2024, 3, 28), reconcile_cycle_runs=0)
+    api.actions["name_changes"] += [_rename("r2", "TMP", "AAA", "2024-05-01")]
+    report = run(data_dir, api, clock, start=D(2023, 6, 1), end=D(2024, 5, 31),
+                 reconcile_cycle_runs=0)
+    actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+    assert sorted(actions.filter((pl.col("symbol") == "AAA")
+                                 & (pl.col("action_type") != "name_change"))["id"]) == [
+        "a_old@AAA"]
+    assert not [w for w in report.warnings if "left out" in w]
+
+
 def test_a_ticker_taken_by_another_company_drops_the_copies_made_for_its_last_holder(
         data_dir, clock):
     """The first fetch stores AOLD's dividend as CCC's (AOLD became CCC). Then AOLD's

@@ -19,6 +19,7 @@ from aurora.fetch.corporate_actions import (
     as_renamed,
     empty_actions,
     fetch_corporate_actions,
+    renamed_into_since,
     renames_in,
 )
 from aurora.fetch.incremental import FetchPlan
@@ -38,15 +39,15 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
                    restated: dict[str, str], symbols: list[str], history_start: dt.date,
                    fc: FetchConfig, deadline: Deadline
                    ) -> tuple[pl.DataFrame | None, str | None, set[str]]:
-    """(actions, None, whole), or (None, the error, set()) when the endpoint failed; `whole`:
-    the symbols whose actions were asked over the whole history, renames followed (their
-    stored renamed copies are replaced by these, `merge_actions`).
+    """(actions, None, rederived), or (None, the error, set()) when the endpoint failed;
+    `rederived`: the symbols whose chains of earlier names were followed from the whole
+    history (their stored renamed copies are replaced by these, `merge_actions`).
 
     Symbols fetched in full, restated or reconciled (every symbol when the stored actions
     are missing or stale) get their actions over the whole history; the others from the
     start of their window or a quarter back, whichever is earlier: actions can be published
     late; a symbol renamed into since the stored actions were fetched has its chain of
-    earlier names followed again (in `whole`). The query reaches
+    earlier names followed again (in `rederived`). The query reaches
     `ACTIONS_PROCESSED_AFTER_DAYS` past the plan's end (matched on process_date, which can
     follow the ex-date by weeks) and keeps the actions whose ex-date is at most the session
     after the plan's end (a split going ex today is what the pre-close prediction applies).
@@ -72,9 +73,12 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
             if members:
                 frames.append(_actions_processed_by(client, members, first, plan.end, fc,
                                                     deadline).filter(cut))
-        deep |= _renamed_into_since(frames, stored.actions, set(shallow))
+        # asked a quarter back only: their chains ask them again as old names when needed
+        rechained = renamed_into_since(pl.concat(frames) if frames else empty_actions(),
+                                       stored.actions, set(shallow))
         frames += _before_renames(client, frames, set(symbols), deep, history_start, fc,
                                   deadline)
+        deep |= rechained
     except CredentialsError:
         raise
     except FetchError as exc:
@@ -84,14 +88,6 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
         return None, str(exc), set()
     merged = pl.concat(frames) if frames else empty_actions()  # copies: before a rename
     return merged.unique("id", keep="first", maintain_order=True), None, deep & set(symbols)
-
-
-def _renamed_into_since(frames: list[pl.DataFrame], stored: pl.DataFrame | None,
-                        symbols: set[str]) -> set[str]:
-    """The `symbols` with a rename into them in `frames` that the stored actions lack."""
-    known = set(renames_in(stored, symbols)) if stored is not None else set()
-    return {new for *_, new, _ in (set(renames_in(pl.concat(frames), symbols)) - known)
-            } if frames else set()
 
 
 def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],
@@ -105,8 +101,8 @@ def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], univer
     the rename away, and the chain goes on from that earlier rename's old name. Tickers are
     reused, so the other spans of a name belong to other companies. Each name is asked
     once, over the whole history up to the latest rename any chain still needs; one
-    already asked so (a universe symbol asked over the whole history, `deep`, or a name met
-    earlier: a ticker that went away and came back) is read from the answers held."""
+    already asked so (a universe symbol in `deep`, asked over the whole history, or a name
+    met earlier: a ticker that went away and came back) is read from the answers held."""
     held = pl.concat(frames) if frames else empty_actions()
     latest = {new: (old, day) for old, new, day in renames_in(held, universe)}  # sorted by day
     links = [(old, new, day) for new, (old, day) in latest.items()]  # (name, symbol, until)

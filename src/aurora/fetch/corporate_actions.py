@@ -199,7 +199,8 @@ def merge_actions(stored: pl.DataFrame | None, fetched: pl.DataFrame,
     if stored is None or stored.height == 0:
         return fetched
     stored = conform_actions(stored).filter(~(
-        pl.col("symbol").is_in(list(rederived)) & (pl.col("ex_date") <= through)
+        pl.col("symbol").is_in(list(rederived))
+        & (pl.col("ex_date").fill_null(dt.date.min) <= through)
         & pl.col("id").str.ends_with(pl.lit("@") + pl.col("symbol"))))
     both = pl.concat([stored.join(fetched.select("id"), on="id", how="anti"), fetched])
     return both.sort("symbol", "ex_date", "action_type")
@@ -218,6 +219,13 @@ def renames_in(actions: pl.DataFrame, into: set[str]) -> list[tuple[str, str, dt
                           & (pl.col("old_symbol") != pl.col("symbol"))
                           & pl.col("symbol").is_in(list(into)))
     return list(rows.select("old_symbol", "symbol", "ex_date").sort("ex_date").iter_rows())
+
+
+def renamed_into_since(actions: pl.DataFrame, stored: pl.DataFrame | None,
+                       symbols: set[str]) -> set[str]:
+    """The `symbols` with a rename into them in `actions` that the `stored` table lacks."""
+    known = set(renames_in(stored, symbols)) if stored is not None else set()
+    return {new for _, new, _ in set(renames_in(actions, symbols)) - known}
 
 
 def as_renamed(actions: pl.DataFrame, spans: list[Span]) -> pl.DataFrame:

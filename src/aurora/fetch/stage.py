@@ -95,6 +95,7 @@ from aurora.fetch.client import AlpacaBarsClient
 from aurora.fetch.corporate_actions import (
     empty_actions,
     merge_actions,
+    renamed_into_since,
     without_earlier_holders,
 )
 from aurora.fetch.incremental import FetchPlan, find_restatements, plan_fetch
@@ -295,12 +296,17 @@ def fetch_prices(
         if new_actions is not None
         else stored.actions if stored.actions is not None else empty_actions())
     actions = without_earlier_holders(merged_actions, set(symbols))
-    left_out = merged_actions.join(actions.select("id"), on="id", how="anti")
+    # said once, by the fetch that first sees the rename; the company's own rows left out
+    # (kept as its renamed copies) are not another's
+    left_out = merged_actions.join(actions.select("id"), on="id", how="anti").filter(
+        pl.col("symbol").is_in(list(renamed_into_since(actions, stored.actions, set(symbols))))
+        & ~(pl.col("id") + "@" + pl.col("symbol")).is_in(actions["id"].implode()))
     if left_out.height:
         report.warnings.append(
             f"corporate actions: left out {left_out.height} filed under "
-            f"{', '.join(sorted(set(left_out['symbol'])))} before the latest rename into it "
-            f"(the ticker then named another company): {', '.join(left_out['id'].head(5))}")
+            f"{', '.join(sorted(set(left_out['symbol']))[:10])} before the latest rename "
+            f"into each (the ticker then named another company): "
+            f"{', '.join(left_out['id'].head(5))}")
     prices = validate_merged(store, prices, actions, symbols, config.validation, report,
                              quarantine, stored.prices, statuses)
     ends = last_bars(prices, statuses.inactive)
