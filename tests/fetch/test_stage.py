@@ -499,6 +499,28 @@ def test_a_ticker_that_comes_back_keeps_its_old_actions_when_an_update_sees_it(d
     assert not [w for w in report.warnings if "left out" in w]
 
 
+def test_a_rename_published_late_with_an_earlier_date_starts_no_chain(data_dir, clock):
+    """The stored table says AOLD became CCC on 2023-07-03; a rename YYY to CCC dated
+    2023-06-15 but published in March 2024 (its process date, inside an update's window) is
+    older than that, so it changes nothing: CCC keeps AOLD's dividend and gets none of
+    YYY's."""
+    bars = make_bars(SYMBOLS, D(2023, 6, 1), D(2024, 3, 28))
+    api = SymbolFilteredAlpaca(bars, actions={
+        "name_changes": [_rename("r3", "AOLD", "CCC", "2023-07-03")],
+        "cash_dividends": [_dividend("x_aold", "AOLD", "2023-06-20"),
+                           _dividend("y_div", "YYY", "2023-06-05")]})
+    run(data_dir, api, clock, start=D(2023, 6, 1), end=D(2024, 1, 31), reconcile_cycle_runs=0)
+    api.actions["name_changes"] += [_rename("r0", "YYY", "CCC", "2024-03-05")
+                                    | {"ex_date": "2023-06-15"}]
+    report = run(data_dir, api, clock, start=D(2023, 6, 1), end=D(2024, 3, 7),
+                 reconcile_cycle_runs=0)
+    actions = pl.read_parquet(Store(data_dir).file_path("corporate_actions.parquet"))
+    assert sorted(actions.filter((pl.col("symbol") == "CCC")
+                                 & (pl.col("action_type") != "name_change"))["id"]) == [
+        "x_aold@CCC"]
+    assert not [w for w in report.warnings if "left out" in w]
+
+
 def test_a_ticker_taken_by_another_company_drops_the_copies_made_for_its_last_holder(
         data_dir, clock):
     """The first fetch stores AOLD's dividend as CCC's (AOLD became CCC). Then AOLD's

@@ -19,6 +19,7 @@ from aurora.fetch.corporate_actions import (
     as_renamed,
     empty_actions,
     fetch_corporate_actions,
+    latest_renames,
     renamed_into_since,
     renames_in,
 )
@@ -76,8 +77,9 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
         # asked a quarter back only: their chains ask them again as old names when needed
         rechained = renamed_into_since(pl.concat(frames) if frames else empty_actions(),
                                        stored.actions, set(shallow))
-        frames += _before_renames(client, frames, set(symbols), deep, history_start, fc,
-                                  deadline)
+        frames += _before_renames(client, frames, set(symbols), deep,
+                                  latest_renames(stored.actions, set(symbols)), history_start,
+                                  fc, deadline)
         deep |= rechained
     except CredentialsError:
         raise
@@ -91,12 +93,13 @@ def fetch_actions(client: AlpacaBarsClient, plan: FetchPlan, stored: Stored,
 
 
 def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], universe: set[str],
-                    deep: set[str], history_start: dt.date, fc: FetchConfig,
-                    deadline: Deadline) -> list[pl.DataFrame]:
+                    deep: set[str], stored_latest: dict[str, dt.date], history_start: dt.date,
+                    fc: FetchConfig, deadline: Deadline) -> list[pl.DataFrame]:
     """The actions a universe symbol had under its earlier names (asked by those names, as
     Alpaca files them), as its own: its bars carry that history (`asof`).
 
-    A symbol's chain starts at the latest rename into it: its old name covers the actions
+    A symbol's chain starts at the latest rename into it (none when the stored table holds
+    a later one, `stored_latest`: a rename published late): its old name covers the actions
     filed under that name from the latest rename into the name before then (when known) to
     the rename away, and the chain goes on from that earlier rename's old name. Tickers are
     reused, so the other spans of a name belong to other companies. Each name is asked
@@ -105,7 +108,8 @@ def _before_renames(client: AlpacaBarsClient, frames: list[pl.DataFrame], univer
     met earlier: a ticker that went away and came back) is read from the answers held."""
     held = pl.concat(frames) if frames else empty_actions()
     latest = {new: (old, day) for old, new, day in renames_in(held, universe)}  # sorted by day
-    links = [(old, new, day) for new, (old, day) in latest.items()]  # (name, symbol, until)
+    links = [(old, new, day) for new, (old, day) in latest.items()  # (name, symbol, until)
+             if day >= stored_latest.get(new, day)]  # not a stored chain's older rename
     asked = universe & deep
     out = []
     while links:

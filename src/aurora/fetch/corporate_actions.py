@@ -221,11 +221,18 @@ def renames_in(actions: pl.DataFrame, into: set[str]) -> list[tuple[str, str, dt
     return list(rows.select("old_symbol", "symbol", "ex_date").sort("ex_date").iter_rows())
 
 
+def latest_renames(actions: pl.DataFrame | None, into: set[str]) -> dict[str, dt.date]:
+    """symbol of `into` -> the date of the latest rename into it in `actions`."""
+    return {} if actions is None else {new: day for _, new, day in renames_in(actions, into)}
+
+
 def renamed_into_since(actions: pl.DataFrame, stored: pl.DataFrame | None,
                        symbols: set[str]) -> set[str]:
-    """The `symbols` with a rename into them in `actions` that the `stored` table lacks."""
-    known = set(renames_in(stored, symbols)) if stored is not None else set()
-    return {new for _, new, _ in set(renames_in(actions, symbols)) - known}
+    """The `symbols` with a rename into them in `actions` later than any in `stored` (a
+    rename published late with an earlier date starts no new chain)."""
+    known = latest_renames(stored, symbols)
+    return {new for new, day in latest_renames(actions, symbols).items()
+            if day > known.get(new, dt.date.min)}
 
 
 def as_renamed(actions: pl.DataFrame, spans: list[Span]) -> pl.DataFrame:
